@@ -1,0 +1,165 @@
+"""`oiradar analyze` (events) and `oiradar regimes` (bar timeline) over stored history."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+import typer
+
+from oiradar.cli import DbOption, _store, app, err
+from oiradar.errors import UserError
+from oiradar.render import Format, emit
+from oiradar.signals.params import EngineParams
+from oiradar.signals.regimes import Regime
+from oiradar.store import Store
+from oiradar.units import canonical_symbol, interval_ms, parse_time
+
+Symbol = Annotated[str, typer.Argument(help="Canonical symbol, e.g. BTCUSDT.", show_default=False)]
+Venue = Annotated[str, typer.Option(help="Venue the series comes from.")]
+From = Annotated[str | None, typer.Option("--from", help="Start, ISO 8601 UTC (e.g. 2024-08-08 or "
+                                          "2024-08-08T21:00Z). Default: all stored history.")]
+To = Annotated[str | None, typer.Option("--to", help="End (inclusive), ISO 8601 UTC.")]
+Window = Annotated[str | None, typer.Option(help="Window of the OI and price change, a multiple of "
+                                            "the bar size: 15m, 30m, 1h... Default: 15m, or one "
+                                            "bar when bars are longer.")]
+Interval = Annotated[str | None, typer.Option(help="Bar size to use when several are stored "
+                                              "(default: the finest with data in range).")]
+OiThr = Annotated[float, typer.Option("--oi-threshold", help="OI flat band, +/- % over the window.")]
+PxThr = Annotated[float, typer.Option("--price-threshold", help="Price flat band, +/- % over the "
+                                      "window.")]
+Adaptive = Annotated[bool, typer.Option(help="Thresholds = 3 robust sigmas of the symbol's own "
+                                        "trailing 7-day changes (floored at 0.2x the fixed ones).")]
+Reference = Annotated[bool, typer.Option(help="The blog-post classifier instead: last 10 5m candles, "
+                                         "OI +/-1.5 %, price +/-1 %, NEW_LONGS / SHORT_COVERING / "
+                                         "LONG_LIQUIDATION / NONE.")]
+FormatOpt = Annotated[Format, typer.Option("--format", help="table, json (one array) or csv.")]
+
+
+def _params(window: str | None, bar_ms: int, oi_thr: float, px_thr: float, adaptive: bool,
+            reference: bool) -> EngineParams:
+    for name, value in (("--oi-threshold", oi_thr), ("--price-threshold", px_thr)):
+        if not math.isfinite(value) or value <= 0:
+            raise UserError(f"{name} must be a positive number of percent, not {value}")
+    if reference and (adaptive or window):
+        raise UserError("--reference uses its own fixed window and thresholds; drop --window/--adaptive")
+    w = interval_ms(window) if window else max(15 * 60_000, bar_ms)
+    return EngineParams(window_ms=w, oi_threshold_pct=oi_thr, price_threshold_pct=px_thr,
+                        adaptive=adaptive, reference=reference)
+
+
+def _regimes(text: str) -> tuple[Regime, ...] | None:
+    if text.lower() == "all":
+        return tuple(Regime)
+    out = []
+    for part in text.split(","):
+        name = part.strip().upper()
+        if name == "SHORT_SQUEEZE":
+            name = "SHORT_COVERING"
+        try:
+            out.append(Regime[name])
+        except KeyError:
+            raise UserError(f"unknown regime {part!r}: use all or e.g. short_covering, new_longs,"
+                            " long_liquidation") from None
+    return tuple(out)
+
+
+def _query(symbol: str, venue: str, start: str | None, end: str | None, interval: str | None):  # type: ignore[no-untyped-def]
+    from oiradar.services.analyze import Query
+
+    if interval is not None:
+        interval_ms(interval)
+    return Query(symbol=canonical_symbol(symbol), venue=venue.lower(),
+                 start_ms=parse_time(start) if start else None,
+                 end_ms=parse_time(end) if end else None, interval=interval)
+
+
+EVENT_COLUMNS = [
+    ("start", "start UTC"), ("bars", "bars"), ("regime", "regime"), ("tier", "tier"),
+    ("oi_change_pct", "OI %"), ("price_change_pct", "price %"), ("funding_rate_8h", "fund 8h"),
+    ("more_to_come", "more"), ("short_liq_usd", "short liq$"), ("long_liq_usd", "long liq$"),
+    ("volume_ratio", "vol x"), ("confidence", "conf"),
+]
+
+
+@app.command("analyze")
+def analyze(
+    symbol: Symbol,
+    venue: Venue = "binance",
+    start: From = None,
+    end: To = None,
+    window: Window = None,
+    interval: Interval = None,
+    oi_threshold: OiThr = 1.5,
+    price_threshold: PxThr = 1.0,
+    adaptive: Adaptive = False,
+    reference: Reference = False,
+    regime: Annotated[str, typer.Option(help="short_covering (includes squeezes), all, or a "
+                                        "comma list of regimes.")] = "short_covering",
+    fmt: FormatOpt = Format.TABLE,
+    db: DbOption = None,
+) -> None:
+    """List regime events of one symbol from the store (short covering and squeezes first).
+
+    An event is a run of consecutive bars in one regime. Short-covering events carry a tier
+    (strong = OI down >= 5 % within 30 min while price rises), funding in force (per
+    interval and 8 h equivalent; more_to_come when clearly negative), liquidations by side
+    (squeeze = a burst of short liquidations; null when no liquidation data), volume vs
+    normal, session and a 0-100 confidence (docs/concepts.md).
+
+    Example: oiradar analyze BTCUSDT --from 2024-08-01 --to 2024-08-20 --format json
+    """
+    from oiradar.services.analyze import choose_interval, event_dict, run_events
+
+    q = _query(symbol, venue, start, end, interval)
+    store = _store(readonly=True, db=db)
+    assert isinstance(store, Store)
+    with store:
+        bar = interval_ms(choose_interval(store, q))
+        params = _params(window, bar, oi_threshold, price_threshold, adaptive, reference)
+        evs, q = run_events(store, q, params, _regimes(regime))
+    rows = [event_dict(e, q) for e in evs]
+    emit(rows, fmt, columns=EVENT_COLUMNS,
+         title=f"{q.symbol} on {q.venue}, {q.interval} bars: {len(rows)} event(s)")
+    if not rows and fmt is Format.TABLE:
+        err.print("no events in range with these thresholds (try --adaptive or --regime all)")
+
+
+@app.command("regimes")
+def regimes(
+    symbol: Symbol,
+    venue: Venue = "binance",
+    start: From = None,
+    end: To = None,
+    window: Window = None,
+    interval: Interval = None,
+    oi_threshold: OiThr = 1.5,
+    price_threshold: PxThr = 1.0,
+    adaptive: Adaptive = False,
+    reference: Reference = False,
+    fmt: FormatOpt = Format.TABLE,
+    db: DbOption = None,
+) -> None:
+    """Print the bar-by-bar regime timeline of one symbol (JSON/CSV carry every window).
+
+    Each bar's regime is decided at its close from the OI (base units) and price change
+    over the window; a bar whose window touches missing data says so (data_gap) and a
+    bar without data is NO_DATA, never a 0 % change.
+
+    Example: oiradar regimes DOGEUSDT --from 2024-09-18T17:00Z --to 2024-09-18T19:00Z
+    """
+    from oiradar.services.analyze import choose_interval, run_timeline, timeline_rows
+
+    q = _query(symbol, venue, start, end, interval)
+    store = _store(readonly=True, db=db)
+    assert isinstance(store, Store)
+    with store:
+        bar = interval_ms(choose_interval(store, q))
+        params = _params(window, bar, oi_threshold, price_threshold, adaptive, reference)
+        tl, q = run_timeline(store, q, params)
+    rows = timeline_rows(tl, q)
+    emit(rows, fmt, columns=[("ts", "bar open (UTC)"), ("close", "close"), ("oi_base", "OI (base)"),
+                             ("oi_change_pct", "OI %"), ("price_change_pct", "price %"),
+                             ("regime", "regime"), ("strong", "strong"), ("squeeze", "squeeze"),
+                             ("data_gap", "gap")],
+         title=f"{q.symbol} on {q.venue}, {q.interval} bars")

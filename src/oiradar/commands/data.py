@@ -1,0 +1,104 @@
+"""`oiradar import`, `oiradar export`, `oiradar info`: history in and out of the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn
+
+from oiradar.cli import DbOption, _store, app, err, fail
+from oiradar.errors import UserError
+from oiradar.render import Format, emit
+from oiradar.store import Store
+from oiradar.units import iso
+
+
+@app.command("import")
+def import_(
+    paths: Annotated[list[Path], typer.Argument(
+        help="Files or folders (searched recursively): Binance archive *-metrics-*, "
+             "*-<interval>-* klines and *-fundingRate-* (.csv or .zip), or interchange files "
+             "candles/open_interest/funding/liquidations/liquidation_orders (.csv/.parquet).",
+        show_default=False)],
+    db: DbOption = None,
+    fmt: Annotated[Format, typer.Option("--format", help="Report format.")] = Format.TABLE,
+) -> None:
+    """Import history into the store; re-importing the same files changes nothing.
+
+    Each file is read and validated whole, then stored in one transaction: a malformed
+    file is rejected with its name and line and nothing of it is stored; the other files
+    still go in (exit code 2 says some were rejected).
+
+    Example: oiradar import ../shared/data/real/derived ~/Downloads/BTCUSDT-metrics-2024-03-01.zip
+    """
+    from oiradar.services.importer import discover, import_paths
+
+    store = _store(db=db)
+    assert isinstance(store, Store)
+    with store:
+        files = discover(paths)
+        if not files:
+            raise UserError(f"no importable files under {', '.join(map(str, paths))}")
+        show = fmt is Format.TABLE and err.is_terminal
+        with Progress(TextColumn("importing"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      console=err, disable=not show, transient=True) as bar:
+            task = bar.add_task("import", total=len(files))
+            report = import_paths(store, paths, progress=lambda _p: bar.advance(task))
+    rows = [
+        {"kind": k, "venue": v, "symbol": s, "rows": n, "new_or_changed": report.changed.get((k, v, s), 0)}
+        for (k, v, s), n in sorted(report.read.items())
+    ]
+    emit(rows, fmt, columns=[("kind", "kind"), ("venue", "venue"), ("symbol", "symbol"),
+                             ("rows", "rows read"), ("new_or_changed", "new or changed")],
+         title=f"imported {report.files} file(s) into {store.path}")
+    for note in report.notes:
+        err.print(f"note: {note}", markup=False, highlight=False)
+    for reason in report.rejected:
+        fail(f"rejected {reason}")
+    if not report.ok:
+        raise typer.Exit(2)
+
+
+@app.command("export")
+def export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write into (created).")],
+    db: DbOption = None,
+    file_format: Annotated[str, typer.Option("--file-format", help="csv or parquet.")] = "csv",
+    venue: Annotated[str | None, typer.Option(help="Only this venue.")] = None,
+    symbol: Annotated[str | None, typer.Option(help="Only this symbol.")] = None,
+) -> None:
+    """Write the store as interchange files (one per record kind) that `import` reads back.
+
+    Example: oiradar export --out backup/ --file-format parquet
+    """
+    from oiradar.services.exporter import export_store
+    from oiradar.units import canonical_symbol
+
+    if file_format not in ("csv", "parquet"):
+        raise UserError(f"--file-format must be csv or parquet, not {file_format!r}")
+    store = _store(readonly=True, db=db)
+    assert isinstance(store, Store)
+    with store:
+        written = export_store(store, out, file_format, venue=venue,
+                               symbol=canonical_symbol(symbol) if symbol else None)
+    for path, n in written:
+        typer.echo(f"{path}\t{n} rows")
+
+
+@app.command("info")
+def info(
+    db: DbOption = None,
+    fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.TABLE,
+) -> None:
+    """Show where the store is and what it holds (rows and time range per series)."""
+    store = _store(readonly=True, db=db)
+    assert isinstance(store, Store)
+    with store:
+        rows = [
+            {"kind": k, "venue": v, "symbol": s, "rows": n, "first": iso(lo), "last": iso(hi)}
+            for k, v, s, n, lo, hi in store.summary()
+        ]
+        title = f"{store.path} (schema v{store.schema_version})"
+    emit(rows, fmt, title=title)

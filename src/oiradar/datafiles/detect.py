@@ -1,0 +1,62 @@
+"""Recognize a history file by its name (Binance archive) or stem (interchange layout)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from oiradar.kinds import Kind
+
+# BTCUSDT-5m-2024-03-01.zip, BTCUSDT-metrics-2024-03-01.csv, BTCUSDT-fundingRate-2024-03.zip
+_ARCHIVE_RE = re.compile(
+    r"^(?P<symbol>[A-Z0-9]+)-(?P<what>metrics|fundingRate|\d+[mhdw])-(?P<date>\d{4}-\d{2}(?:-\d{2})?)$"
+)
+# Other price series share the klines file name; only the folder tells them apart.
+_NON_TRADE_KLINES = ("markPriceKlines", "indexPriceKlines", "premiumIndexKlines")
+
+
+class FileKind(StrEnum):
+    ARCHIVE_KLINES = "binance-klines"
+    ARCHIVE_METRICS = "binance-metrics"
+    ARCHIVE_FUNDING = "binance-fundingRate"
+    INTERCHANGE = "interchange"
+
+
+@dataclass(frozen=True, slots=True)
+class Detected:
+    kind: FileKind
+    symbol: str | None = None
+    interval: str | None = None
+    date: str | None = None
+    record_kind: Kind | None = None
+    fmt: str = "csv"  # csv, zip or parquet
+
+
+def detect(path: Path) -> Detected | None:
+    """What the file at `path` holds, or None when it is not a file oiradar reads."""
+    name = path.name
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".zip", ".parquet"):
+        return None
+    stem = name[: -len(suffix)]
+    if suffix in (".csv", ".parquet"):
+        try:
+            return Detected(FileKind.INTERCHANGE, record_kind=Kind(stem), fmt=suffix[1:])
+        except ValueError:
+            pass
+    if suffix == ".parquet":
+        return None
+    m = _ARCHIVE_RE.match(stem)
+    if m is None:
+        return None
+    what, fmt = m.group("what"), suffix[1:]
+    common = {"symbol": m.group("symbol"), "date": m.group("date"), "fmt": fmt}
+    if what == "metrics":
+        return Detected(FileKind.ARCHIVE_METRICS, record_kind=Kind.OPEN_INTEREST, **common)
+    if what == "fundingRate":
+        return Detected(FileKind.ARCHIVE_FUNDING, record_kind=Kind.FUNDING, **common)
+    if any(part in _NON_TRADE_KLINES for part in path.parts):
+        return None
+    return Detected(FileKind.ARCHIVE_KLINES, interval=what, record_kind=Kind.CANDLES, **common)

@@ -1,0 +1,284 @@
+"""Parse one history file into validated frames; any defect raises DataError with file:line."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from oiradar.datafiles.detect import Detected, FileKind, detect
+from oiradar.errors import DataError
+from oiradar.kinds import DEFAULT_FUNDING_INTERVAL_H, LAYOUTS, Kind
+from oiradar.units import DAY_MS, MINUTE_MS, interval_ms, parse_time
+
+VENUE_BINANCE = "binance"
+_KLINE_COLUMNS = (
+    "open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
+    "count", "taker_buy_volume", "taker_buy_quote_volume", "ignore",
+)
+_METRICS_COLUMNS = (
+    "create_time", "symbol", "sum_open_interest", "sum_open_interest_value",
+    "count_toptrader_long_short_ratio", "sum_toptrader_long_short_ratio",
+    "count_long_short_ratio", "sum_taker_long_short_vol_ratio",
+)
+_FUNDING_COLUMNS = ("calc_time", "funding_interval_hours", "last_funding_rate")
+# Binance switched metrics labels from end-of-period to start-of-period on this date
+# (binance-public-data#491); we store the snapshot instant, so later files shift by 5 min.
+_METRICS_LABEL_SWITCH_MS = parse_time("2026-06-25")
+_TS_MIN = parse_time("2009-01-01")
+_TS_MAX = parse_time("2100-01-01")
+_POLARS_TYPES: dict[str, type[pl.DataType]] = {"int": pl.Int64, "float": pl.Float64, "str": pl.String}
+
+
+@dataclass(slots=True)
+class Parsed:
+    """A file's rows as one frame per record kind, plus what was dropped and why."""
+
+    path: Path
+    frames: dict[Kind, pl.DataFrame]
+    notes: list[str] = field(default_factory=list)
+
+
+def parse_file(path: Path, detected: Detected | None = None) -> Parsed:
+    """Read and validate a whole file; nothing is returned unless all of it is sound."""
+    det = detected or detect(path)
+    if det is None:
+        raise DataError(f"{path}: not a file oiradar can import (see docs/interchange.md)")
+    try:
+        if det.kind is FileKind.INTERCHANGE:
+            return _parse_interchange(path, det)
+        text = _read_text(path, det.fmt)
+        if det.kind is FileKind.ARCHIVE_KLINES:
+            return _parse_klines(path, det, text)
+        if det.kind is FileKind.ARCHIVE_METRICS:
+            return _parse_metrics(path, det, text)
+        return _parse_funding(path, det, text)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _read_text(path: Path, fmt: str) -> str:
+    raw = path.read_bytes()
+    if fmt == "zip":
+        try:
+            with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+                names = [n for n in zf.namelist() if n.lower().endswith(".csv")]
+                if len(names) != 1:
+                    raise DataError(f"{path}: expected one CSV inside the zip, found {len(names)}")
+                raw = zf.read(names[0])
+        except zipfile.BadZipFile:
+            raise DataError(f"{path}: not a valid zip file") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
+def _read_strings(path: Path, text: str, columns: tuple[str, ...], has_header: bool) -> pl.DataFrame:
+    """Read CSV text as strings with our column names; a ragged line is reported by number."""
+    lines = text.splitlines()
+    body_start = 1 if has_header else 0
+    for lineno, row in enumerate(csv.reader(lines[body_start:]), start=body_start + 1):
+        if row and len(row) != len(columns):
+            raise DataError(
+                f"{path}:{lineno}: expected {len(columns)} fields, found {len(row)}"
+            )
+    if len(lines) <= body_start:
+        return pl.DataFrame({c: [] for c in columns}, schema=dict.fromkeys(columns, pl.String))
+    return pl.read_csv(
+        io.StringIO(text), has_header=False, skip_rows=body_start, new_columns=list(columns),
+        schema=dict.fromkeys(columns, pl.String), infer_schema=False,
+    )
+
+
+def _cast(
+    path: Path, df: pl.DataFrame, specs: dict[str, str], first_line: int, optional: tuple[str, ...] = ()
+) -> pl.DataFrame:
+    """Cast string columns; the first bad cell raises with its line number."""
+    out = {}
+    for name, dtype in specs.items():
+        src = df[name]
+        casted = src.str.strip_chars().cast(_POLARS_TYPES[dtype], strict=False)
+        present = src.is_not_null() & (src.str.strip_chars() != "")
+        bad = casted.is_null() & present
+        if dtype == "float":
+            bad = bad | (casted.is_not_null() & ~casted.is_finite().fill_null(True))
+        if name not in optional:
+            bad = bad | ~present
+        if bad.any():
+            row = int(bad.arg_true()[0])
+            value = src[row]
+            what = "is empty" if value is None or not value.strip() else f"{value!r} is not a valid {dtype}"
+            raise DataError(f"{path}:{row + first_line}: column {name}: {what}")
+        out[name] = casted
+    return pl.DataFrame(out)
+
+
+def _check(path: Path, df: pl.DataFrame, mask: pl.Series, first_line: int, message: str) -> None:
+    if mask.any():
+        row = int(mask.arg_true()[0])
+        raise DataError(f"{path}:{row + first_line}: {message}")
+
+
+def _check_ts(path: Path, ts: pl.Series, first_line: int) -> None:
+    bad = (ts < _TS_MIN) | (ts >= _TS_MAX)
+    _check(path, pl.DataFrame(), bad, first_line,
+           "timestamp out of range (expected UTC milliseconds between 2009 and 2100)")
+
+
+def _dedupe(df: pl.DataFrame, key: list[str], notes: list[str], what: str) -> pl.DataFrame:
+    """Sort on the key and keep the first of duplicated keys (real archives repeat rows)."""
+    n = df.height
+    df = df.unique(subset=key, keep="first", maintain_order=True).sort(key)
+    if df.height < n:
+        notes.append(f"{n - df.height} duplicated {what} rows dropped")
+    return df
+
+
+def _parse_klines(path: Path, det: Detected, text: str) -> Parsed:
+    first = text.split(",", 1)[0].strip().lower()
+    has_header = first == "open_time"
+    raw = _read_strings(path, text, _KLINE_COLUMNS, has_header)
+    line0 = 2 if has_header else 1
+    num = _cast(path, raw, {
+        "open_time": "int", "open": "float", "high": "float", "low": "float", "close": "float",
+        "volume": "float", "quote_volume": "float", "count": "int", "taker_buy_volume": "float",
+    }, line0)
+    ts = num["open_time"]
+    ts = pl.when(ts > 10**14).then(ts // 1000).otherwise(ts)  # newer files may use µs
+    num = num.with_columns(open_time=pl.select(ts).to_series())
+    _check_ts(path, num["open_time"], line0)
+    _check(path, num, (num["high"] < num["low"]) | (num["low"] <= 0), line0,
+           "high below low or non-positive price")
+    interval = det.interval or ""
+    step = interval_ms(interval)
+    _check(path, num, num["open_time"] % step != 0, line0, f"open_time not aligned to {interval}")
+    symbol = det.symbol or ""
+    frame = pl.DataFrame({
+        "ts_ms": num["open_time"], "venue": VENUE_BINANCE, "symbol": symbol, "interval": interval,
+        "open": num["open"], "high": num["high"], "low": num["low"], "close": num["close"],
+        "volume_base": num["volume"], "volume_quote": num["quote_volume"],
+        "taker_buy_base": num["taker_buy_volume"], "trades": num["count"],
+    })
+    notes: list[str] = []
+    frame = _dedupe(frame, ["ts_ms"], notes, "kline")
+    return Parsed(path, {Kind.CANDLES: frame}, notes)
+
+
+def _parse_metrics(path: Path, det: Detected, text: str) -> Parsed:
+    first = text.split(",", 1)[0].strip().lower()
+    has_header = first == "create_time"
+    raw = _read_strings(path, text, _METRICS_COLUMNS, has_header)
+    line0 = 2 if has_header else 1
+    times = raw["create_time"].str.strip_chars().str.to_datetime(
+        "%Y-%m-%d %H:%M:%S", time_zone="UTC", strict=False
+    )
+    _check(path, raw, times.is_null(), line0,
+           "column create_time: expected 'YYYY-MM-DD HH:MM:SS' (UTC)")
+    num = _cast(path, raw, {"sum_open_interest": "float", "sum_open_interest_value": "float"}, line0)
+    symbol = det.symbol or ""
+    _check(path, raw, raw["symbol"].str.strip_chars() != symbol, line0,
+           f"column symbol does not match the file name's {symbol}")
+    _check(path, num, (num["sum_open_interest"] < 0) | (num["sum_open_interest_value"] < 0),
+           line0, "negative open interest")
+    ts = times.dt.epoch("ms")
+    file_day_ms = parse_time(det.date or "1970-01-01")
+    if file_day_ms >= _METRICS_LABEL_SWITCH_MS:
+        ts = ts + 5 * MINUTE_MS
+    frame = pl.DataFrame({
+        "ts_ms": ts, "venue": VENUE_BINANCE, "symbol": symbol,
+        "oi_base": num["sum_open_interest"], "oi_contracts": num["sum_open_interest"],
+        "oi_usd": num["sum_open_interest_value"],
+    })
+    notes: list[str] = []
+    zero = frame["oi_base"] == 0
+    if zero.any():
+        notes.append(f"{int(zero.sum())} rows with zero OI dropped (an archive gap, not a collapse)")
+        frame = frame.filter(~zero)
+    frame = _dedupe(frame, ["ts_ms"], notes, "metrics")
+    _check_ts(path, frame["ts_ms"], line0)
+    if file_day_ms + DAY_MS * 32 < (frame["ts_ms"].min() or file_day_ms):
+        notes.append("rows far from the file's date")
+    return Parsed(path, {Kind.OPEN_INTEREST: frame}, notes)
+
+
+def _parse_funding(path: Path, det: Detected, text: str) -> Parsed:
+    first = text.split(",", 1)[0].strip().lower()
+    has_header = first == "calc_time"
+    raw = _read_strings(path, text, _FUNDING_COLUMNS, has_header)
+    line0 = 2 if has_header else 1
+    num = _cast(path, raw, {"calc_time": "int", "funding_interval_hours": "float",
+                            "last_funding_rate": "float"}, line0)
+    _check_ts(path, num["calc_time"], line0)
+    _check(path, num, num["funding_interval_hours"] <= 0, line0, "funding interval must be > 0 h")
+    frame = pl.DataFrame({
+        "ts_ms": num["calc_time"], "venue": VENUE_BINANCE, "symbol": det.symbol or "",
+        "funding_rate": num["last_funding_rate"], "interval_h": num["funding_interval_hours"],
+    })
+    notes: list[str] = []
+    frame = _dedupe(frame, ["ts_ms"], notes, "funding")
+    return Parsed(path, {Kind.FUNDING: frame}, notes)
+
+
+def _parse_interchange(path: Path, det: Detected) -> Parsed:
+    kind = det.record_kind
+    assert kind is not None
+    layout = LAYOUTS[kind]
+    if det.fmt == "parquet":
+        try:
+            df = pl.read_parquet(path)
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+        df = df.select([pl.col(c).cast(pl.String) for c in df.columns])
+        line0 = 1
+        header = df.columns
+    else:
+        text = _read_text(path, "csv")
+        lines = text.splitlines()
+        if not lines:
+            raise DataError(f"{path}:1: empty file (expected a header row)")
+        header = [h.strip() for h in next(csv.reader([lines[0]]))]
+        df = _read_strings(path, text, tuple(header), has_header=True)
+        line0 = 2
+    missing = [c for c in layout.required if c not in header]
+    if missing:
+        raise DataError(f"{path}:1: missing column(s) {', '.join(missing)} for {kind.value}")
+    for col in layout.columns:
+        if col.name not in header:
+            df = df.with_columns(pl.lit(None, dtype=pl.String).alias(col.name))
+    optional = tuple(c.name for c in layout.columns if not c.required)
+    typed = _cast(path, df, {c.name: c.dtype for c in layout.columns}, line0, optional)
+    _check_ts(path, typed["ts_ms"], line0)
+    typed = typed.with_columns(pl.col("venue").str.to_lowercase(), pl.col("symbol").str.to_uppercase())
+    if "interval" in typed.columns:
+        for value in typed["interval"].unique().to_list():
+            try:
+                interval_ms(value)
+            except Exception:  # noqa: BLE001 - reported with the line below
+                row = int((typed["interval"] == value).arg_true()[0])
+                raise DataError(f"{path}:{row + line0}: column interval: {value!r} is not like 5m or 1h") from None
+    _validate_interchange(path, kind, typed, line0)
+    notes: list[str] = []
+    typed = _dedupe(typed.select(layout.names), list(layout.key), notes, kind.value)
+    return Parsed(path, {kind: typed}, notes)
+
+
+def _validate_interchange(path: Path, kind: Kind, df: pl.DataFrame, line0: int) -> None:
+    if kind is Kind.CANDLES:
+        _check(path, df, (df["high"] < df["low"]) | (df["low"] <= 0), line0,
+               "high below low or non-positive price")
+    elif kind is Kind.OPEN_INTEREST:
+        _check(path, df, df["oi_base"] < 0, line0, "negative open interest")
+    elif kind is Kind.LIQUIDATIONS:
+        _check(path, df, (df["long_liq_base"] < 0) | (df["short_liq_base"] < 0), line0,
+               "negative liquidation quantity")
+    elif kind is Kind.LIQUIDATION_ORDERS:
+        _check(path, df, ~df["position_side"].is_in(["LONG", "SHORT"]), line0,
+               "column position_side: expected LONG or SHORT")
+    elif kind is Kind.FUNDING:
+        _check(path, df, df["interval_h"].fill_null(DEFAULT_FUNDING_INTERVAL_H) <= 0, line0,
+               "funding interval must be > 0 h")

@@ -1,0 +1,142 @@
+"""Normalized, typed records: the only shapes that cross module borders.
+
+Venue payloads are parsed into these at the venue boundary and never travel further.
+Units are in the field names: `ts_ms` is ms since epoch UTC, `*_base` is the base coin,
+`*_usd` is USD (USDT treated as USD), `*_contracts` is the venue's contract count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+class Side(StrEnum):
+    """Side of the *position* that was liquidated (not the side of the forced order)."""
+
+    LONG = "LONG"
+    SHORT = "SHORT"
+
+
+class ContractKind(StrEnum):
+    LINEAR = "linear"
+    INVERSE = "inverse"
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """A perpetual contract; `contract_size` is base units per contract (OKX ctVal, else 1)."""
+
+    venue: str
+    symbol: str
+    venue_symbol: str
+    base: str
+    quote: str
+    contract_size: float
+    kind: ContractKind = ContractKind.LINEAR
+    funding_interval_h: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OISample:
+    """One open-interest snapshot; `oi_base` is what the engine classifies on."""
+
+    venue: str
+    symbol: str
+    ts_ms: int
+    oi_base: float
+    oi_contracts: float | None = None
+    oi_usd: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Candle:
+    """One bar; `ts_ms` is the bar's open time and `interval_ms` its length."""
+
+    venue: str
+    symbol: str
+    interval_ms: int
+    ts_ms: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume_base: float
+    volume_quote: float | None = None
+    taker_buy_base: float | None = None
+    trades: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FundingSample:
+    """A funding rate per interval (a fraction: 0.0001 = 0.01 %) and the interval in hours."""
+
+    venue: str
+    symbol: str
+    ts_ms: int
+    rate: float
+    interval_h: float = 8.0
+
+    @property
+    def rate_8h(self) -> float:
+        """The same rate scaled to an 8-hour interval, so symbols compare fairly."""
+        return self.rate * 8.0 / self.interval_h
+
+
+@dataclass(frozen=True, slots=True)
+class Liquidation:
+    """One forced order as a venue published it, by the side of the liquidated position."""
+
+    venue: str
+    symbol: str
+    ts_ms: int
+    position_side: Side
+    qty_base: float
+    price: float
+    usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class LiquidationBar:
+    """Liquidation totals of one bar by side of the liquidated position (history sources)."""
+
+    venue: str
+    symbol: str
+    interval_ms: int
+    ts_ms: int
+    long_base: float
+    short_base: float
+    long_usd: float | None = None
+    short_usd: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MarketSeries:
+    """Columnar history of one (venue, symbol): what the store hands to the signal core.
+
+    Arrays are numpy, sorted by time. Candle `candle_ts` is the bar open; OI `oi_ts` the
+    snapshot time; liquidation `liq_ts` the order time or the bar open of a per-bar total.
+    `liq_coverage` is False when no liquidation source covers the range (unknown, not zero).
+    """
+
+    venue: str
+    symbol: str
+    interval_ms: int
+    candle_ts: NDArray[np.int64]
+    open: NDArray[np.float64]
+    high: NDArray[np.float64]
+    low: NDArray[np.float64]
+    close: NDArray[np.float64]
+    volume: NDArray[np.float64]
+    oi_ts: NDArray[np.int64]
+    oi_base: NDArray[np.float64]
+    funding_ts: NDArray[np.int64]
+    funding_rate: NDArray[np.float64]
+    funding_interval_h: NDArray[np.float64]
+    liq_ts: NDArray[np.int64]
+    liq_long_usd: NDArray[np.float64]
+    liq_short_usd: NDArray[np.float64]
+    liq_coverage: bool

@@ -1,0 +1,94 @@
+"""Output edges: rich tables, JSON arrays and CSV from lists of flat dicts."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+class Format(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
+
+
+REGIME_STYLE = {
+    "SHORT_SQUEEZE": "bold magenta",
+    "SHORT_COVERING": "bold green",
+    "NEW_LONGS": "cyan",
+    "NEW_SHORTS": "yellow",
+    "LONG_LIQUIDATION": "red",
+    "LOW_CONVICTION_RALLY": "dim green",
+    "LOW_CONVICTION_SELLOFF": "dim red",
+    "NO_DATA": "dim",
+}
+
+
+def _compact(x: float) -> str:
+    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            return f"{x / div:.1f}{suffix}"
+    return f"{x:.0f}"
+
+
+def _cell(key: str, value: Any) -> str:
+    """Table cell text: units get their own compact form (JSON/CSV keep raw numbers)."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float | int) and key.endswith("_usd"):
+        return _compact(float(value))
+    if isinstance(value, float) and key.endswith("_pct"):
+        return f"{value:+.2f}"
+    if isinstance(value, float) and key.startswith("funding_rate"):
+        return f"{value * 100:+.4f}%"
+    if isinstance(value, str) and len(value) == 20 and value.endswith("Z") and "T" in value:
+        return value[:16].replace("T", " ")
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) >= 1000 else f"{value:.4g}"
+    return str(value)
+
+
+def emit(
+    rows: Sequence[dict[str, Any]],
+    fmt: Format,
+    *,
+    columns: Sequence[tuple[str, str]] | None = None,
+    title: str | None = None,
+    console: Console | None = None,
+) -> None:
+    """Print rows; `columns` = (key, header) pairs chosen for the table view."""
+    if fmt is Format.JSON:
+        sys.stdout.write(json.dumps(list(rows), indent=2) + "\n")
+        return
+    if fmt is Format.CSV:
+        keys = list(rows[0].keys()) if rows else [k for k, _ in columns or ()]
+        writer = csv.DictWriter(sys.stdout, fieldnames=keys, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        return
+    # Piped output (files, README captures) gets a wide fixed width instead of 80 columns.
+    con = console or Console(width=None if sys.stdout.isatty() else 160)
+    cols = columns or [(k, k) for k in (rows[0].keys() if rows else ())]
+    table = Table(title=title, header_style="bold")
+    for key, header in cols:
+        justify = "left" if key in ("regime", "start", "end", "ts", "symbol", "venue", "session",
+                                    "tier", "kind", "first", "last") else "right"
+        table.add_column(header, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        cells = []
+        for key, _ in cols:
+            text = _cell(key, row.get(key))
+            style = REGIME_STYLE.get(text) if key == "regime" else None
+            cells.append(f"[{style}]{text}[/]" if style else text)
+        table.add_row(*cells)
+    con.print(table)

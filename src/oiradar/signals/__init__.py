@@ -1,0 +1,1 @@
+"""The pure signal core: arrays in, arrays out. Imports nothing from venues, store or services."""

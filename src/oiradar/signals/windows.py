@@ -1,0 +1,130 @@
+"""Bar grid alignment and % changes over windows; gaps stay NaN and are flagged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from oiradar.records import MarketSeries
+
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+
+
+@dataclass(frozen=True, slots=True)
+class Grid:
+    """One (venue, symbol) on a regular bar grid. Missing bars hold NaN, never 0.
+
+    `oi` is OI in base units at the bar's close; `liq_*_usd` are per-bar sums (NaN when no
+    liquidation source covers the range); funding is the rate in force at the bar's close.
+    """
+
+    bar_ms: int
+    ts: NDArray[np.int64]
+    close: FloatArray
+    volume: FloatArray
+    oi: FloatArray
+    liq_long_usd: FloatArray
+    liq_short_usd: FloatArray
+    funding_rate: FloatArray
+    funding_interval_h: FloatArray
+
+    @property
+    def valid(self) -> BoolArray:
+        return ~(np.isnan(self.close) | np.isnan(self.oi))
+
+
+def _last_per_bucket(idx: NDArray[np.int64], values: FloatArray, n: int) -> FloatArray:
+    """out[i] = the last value whose bucket is i (inputs sorted by time), NaN if none."""
+    out = np.full(n, np.nan)
+    keep = (idx >= 0) & (idx < n)
+    idx, values = idx[keep], values[keep]
+    if len(idx):
+        last = np.r_[idx[1:] != idx[:-1], True]
+        out[idx[last]] = values[last]
+    return out
+
+
+def build_grid(series: MarketSeries, max_funding_age_h: float = 24.0) -> Grid:
+    """Align candles, OI, funding and liquidations of one series on its bar grid."""
+    bar = series.interval_ms
+    if len(series.candle_ts) == 0:
+        empty = np.empty(0)
+        return Grid(bar, np.empty(0, np.int64), empty, empty, empty, empty, empty, empty, empty)
+    t0 = int(series.candle_ts[0])
+    n = int((series.candle_ts[-1] - t0) // bar) + 1
+    ts = t0 + bar * np.arange(n, dtype=np.int64)
+    cidx = (series.candle_ts - t0) // bar
+    close = _last_per_bucket(cidx, series.close, n)
+    volume = _last_per_bucket(cidx, series.volume, n)
+    # A snapshot taken at (or just before) a bar's close belongs to that bar.
+    oi = _last_per_bucket((series.oi_ts - t0 - 1) // bar, series.oi_base, n)
+
+    bar_close = ts + bar
+    if series.liq_coverage:
+        lidx = (series.liq_ts - t0) // bar
+        ok = (lidx >= 0) & (lidx < n)
+        liq_long = np.bincount(lidx[ok], weights=np.nan_to_num(series.liq_long_usd[ok]), minlength=n)
+        liq_short = np.bincount(lidx[ok], weights=np.nan_to_num(series.liq_short_usd[ok]), minlength=n)
+    else:
+        liq_long = np.full(n, np.nan)
+        liq_short = np.full(n, np.nan)
+
+    fpos = np.searchsorted(series.funding_ts, bar_close, side="right") - 1
+    has = fpos >= 0
+    fpos_c = np.clip(fpos, 0, None)
+    rate = np.where(has, series.funding_rate[fpos_c] if len(series.funding_rate) else np.nan, np.nan)
+    ivl = np.where(has, series.funding_interval_h[fpos_c] if len(series.funding_rate) else np.nan, np.nan)
+    if len(series.funding_ts):
+        age_h = (bar_close - series.funding_ts[fpos_c]) / 3_600_000
+        stale = age_h > np.maximum(max_funding_age_h, 2 * np.nan_to_num(ivl, nan=8.0))
+        rate = np.where(stale, np.nan, rate)
+        ivl = np.where(stale, np.nan, ivl)
+    return Grid(bar, ts, close, volume, oi, liq_long, liq_short, rate.astype(np.float64),
+                ivl.astype(np.float64))
+
+
+def pct_change(x: FloatArray, bars: int) -> FloatArray:
+    """100 * (x[t] / x[t - bars] - 1); NaN where either end is missing or the base is <= 0."""
+    out = np.full(x.shape, np.nan)
+    if bars <= 0 or bars >= len(x):
+        return out
+    base = x[:-bars]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out[bars:] = np.where(base > 0, (x[bars:] / base - 1.0) * 100.0, np.nan)
+    return out
+
+
+def gap_in_window(valid: BoolArray, bars: int) -> BoolArray:
+    """True where any bar in [t - bars, t] is missing (the window touches a gap)."""
+    missing = np.cumsum(~valid, dtype=np.int64)
+    lagged = np.concatenate([np.zeros(bars + 1, np.int64), missing[: -bars - 1]])[: len(valid)]
+    out = (missing - lagged) > 0
+    out[: min(bars, len(out))] = True
+    return np.asarray(out, dtype=np.bool_)
+
+
+def rolling_sum(x: FloatArray, bars: int) -> FloatArray:
+    """Sum of x over [t - bars + 1, t]; NaN until a full window exists or if it holds NaN."""
+    out = np.full(x.shape, np.nan)
+    if bars <= 0 or bars > len(x):
+        return out
+    nan = np.isnan(x)
+    c = np.concatenate([[0.0], np.cumsum(np.where(nan, 0.0, x))])
+    cn = np.concatenate([[0], np.cumsum(nan, dtype=np.int64)])
+    sums = c[bars:] - c[:-bars]
+    holes = (cn[bars:] - cn[:-bars]) > 0
+    out[bars - 1 :] = np.where(holes, np.nan, sums)
+    return out
+
+
+def trailing_median(x: FloatArray, bars: int, min_periods: int) -> FloatArray:
+    """Median of x over the `bars` values BEFORE t (t itself excluded: no look-ahead)."""
+    if len(x) == 0:
+        return np.empty(0)
+    s = pl.Series(x, dtype=pl.Float64).fill_nan(None)
+    med = s.rolling_median(window_size=bars, min_samples=min_periods).shift(1)
+    return med.fill_null(np.nan).to_numpy().astype(np.float64)

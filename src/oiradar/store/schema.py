@@ -1,0 +1,34 @@
+"""Versioned schema: migration N brings a database from version N-1 to N (PRAGMA user_version)."""
+
+from __future__ import annotations
+
+from oiradar.kinds import LAYOUTS, Kind
+
+_SQL_TYPES = {"int": "INTEGER", "float": "REAL", "str": "TEXT"}
+
+
+def _create_table(kind: Kind) -> str:
+    layout = LAYOUTS[kind]
+    cols = ",\n  ".join(
+        f"{c.name} {_SQL_TYPES[c.dtype]}{' NOT NULL' if c.required else ''}" for c in layout.columns
+    )
+    return (
+        f"CREATE TABLE {kind.value} (\n  {cols},\n  PRIMARY KEY ({', '.join(layout.key)})\n)"
+        " WITHOUT ROWID"
+    )
+
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # v1: one table per record kind, clustered on its natural key; instruments by venue id.
+    (
+        *(_create_table(k) for k in Kind),
+        """CREATE TABLE instruments (
+  venue TEXT NOT NULL, symbol TEXT NOT NULL, venue_symbol TEXT NOT NULL,
+  base TEXT NOT NULL, quote TEXT NOT NULL, contract_size REAL NOT NULL,
+  kind TEXT NOT NULL, funding_interval_h REAL,
+  PRIMARY KEY (venue, symbol)
+) WITHOUT ROWID""",
+    ),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)

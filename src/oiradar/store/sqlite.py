@@ -1,0 +1,278 @@
+"""SQLite store in WAL mode: idempotent upserts, one transaction per batch, columnar reads.
+
+WAL lets `analyze` read while `import` (or later the daemon) writes. Every write call is
+one transaction, so a killed writer loses at most the batch in flight and never leaves a
+half-written one behind.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import platformdirs
+from numpy.typing import NDArray
+
+from oiradar.errors import NoDataError, StoreError
+from oiradar.kinds import LAYOUTS, Kind
+from oiradar.records import Instrument, MarketSeries
+from oiradar.store.schema import MIGRATIONS, SCHEMA_VERSION
+from oiradar.units import interval_ms
+
+ENV_DB = "OIRADAR_DB"
+BUSY_TIMEOUT_MS = 30_000
+_K = TypeVar("_K")
+
+
+def default_db_path() -> Path:
+    """`$OIRADAR_DB`, else `oiradar.sqlite` in the platform's user-data directory."""
+    env = os.environ.get(ENV_DB)
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_data_dir("oiradar", appauthor=False)) / "oiradar.sqlite"
+
+
+def _upsert_sql(kind: Kind) -> str:
+    layout = LAYOUTS[kind]
+    names = layout.names
+    values = [n for n in names if n not in layout.key]
+    cols = ", ".join(names)
+    marks = ", ".join("?" for _ in names)
+    sql = f"INSERT INTO {kind.value} ({cols}) VALUES ({marks}) ON CONFLICT ({', '.join(layout.key)})"
+    if not values:
+        return sql + " DO NOTHING"
+    sets = ", ".join(f"{n} = excluded.{n}" for n in values)
+    # Only rows whose values really differ count as changes: re-importing is a no-op.
+    differs = " OR ".join(f"{n} IS NOT excluded.{n}" for n in values)
+    return f"{sql} DO UPDATE SET {sets} WHERE {differs}"
+
+
+class Store:
+    """The embedded store. Open with `Store(path)`; use as a context manager to close."""
+
+    def __init__(self, path: Path | str | None = None, *, readonly: bool = False) -> None:
+        self.path = Path(path) if path is not None else default_db_path()
+        self.readonly = readonly
+        if readonly and not self.path.exists():
+            raise NoDataError(f"no store at {self.path}: import data first (oiradar import PATH)")
+        try:
+            if not readonly:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            uri = f"file:{self.path}{'?mode=ro' if readonly else ''}"
+            self._conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                                         isolation_level=None, check_same_thread=False)
+            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if not readonly:
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open store {self.path}: {exc}") from None
+        self._upserts = {k: _upsert_sql(k) for k in Kind}
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        current = self.schema_version
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"store {self.path} has schema v{current}, newer than this oiradar (v{SCHEMA_VERSION});"
+                " upgrade oiradar"
+            )
+        if current == SCHEMA_VERSION:
+            return
+        if self.readonly:
+            raise StoreError(f"store {self.path} needs a migration; run any writing command first")
+        with self._transaction():
+            for version in range(current, SCHEMA_VERSION):
+                for stmt in MIGRATIONS[version]:
+                    self._conn.execute(stmt)
+            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def write(self, batches: Iterable[tuple[Kind, Sequence[Sequence[Any]]]]) -> dict[Kind, int]:
+        """Upsert rows (tuples in the kind's layout order) in ONE transaction.
+
+        Returns rows inserted or changed per kind; unchanged duplicates count zero.
+        """
+        counts = self.write_grouped([(kind, kind, rows) for kind, rows in batches])
+        return {Kind(k): n for k, n in counts.items()}
+
+    def write_grouped(
+        self, batches: Sequence[tuple[_K, Kind, Sequence[Sequence[Any]]]]
+    ) -> dict[_K, int]:
+        """Like `write`, with changes counted per caller-chosen group key."""
+        changed: dict[_K, int] = {}
+        try:
+            with self._transaction():
+                for group, kind, rows in batches:
+                    before = self._conn.total_changes
+                    self._conn.executemany(self._upserts[kind], rows)
+                    changed[group] = changed.get(group, 0) + self._conn.total_changes - before
+        except sqlite3.Error as exc:
+            raise StoreError(f"write to {self.path} failed: {exc}") from None
+        return changed
+
+    def upsert_instruments(self, instruments: Iterable[Instrument]) -> int:
+        rows = [
+            (i.venue, i.symbol, i.venue_symbol, i.base, i.quote, i.contract_size, i.kind.value,
+             i.funding_interval_h)
+            for i in instruments
+        ]
+        with self._transaction():
+            before = self._conn.total_changes
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO instruments VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
+            )
+            return self._conn.total_changes - before
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def symbols(self) -> list[tuple[str, str]]:
+        """(venue, symbol) pairs that have candles or OI."""
+        rows = self._conn.execute(
+            "SELECT DISTINCT venue, symbol FROM candles UNION "
+            "SELECT DISTINCT venue, symbol FROM open_interest ORDER BY 1, 2"
+        ).fetchall()
+        return [(str(v), str(s)) for v, s in rows]
+
+    def summary(self) -> list[tuple[str, str, str, int, int, int]]:
+        """(kind, venue, symbol, rows, first ts, last ts) for every stored series."""
+        out: list[tuple[str, str, str, int, int, int]] = []
+        for kind in Kind:
+            for venue, symbol, n, lo, hi in self._conn.execute(
+                f"SELECT venue, symbol, COUNT(*), MIN(ts_ms), MAX(ts_ms) FROM {kind.value} "
+                "GROUP BY venue, symbol ORDER BY venue, symbol"
+            ):
+                out.append((kind.value, venue, symbol, n, lo, hi))
+        return out
+
+    def intervals(self, venue: str, symbol: str) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT DISTINCT interval FROM candles WHERE venue = ? AND symbol = ?", (venue, symbol)
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def venues_for(self, symbol: str) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT DISTINCT venue FROM candles WHERE symbol = ? ORDER BY venue", (symbol,)
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def rows(
+        self, kind: Kind, venue: str | None = None, symbol: str | None = None
+    ) -> Iterator[tuple[Any, ...]]:
+        """Every row of a kind in layout order (for export), sorted by key."""
+        layout = LAYOUTS[kind]
+        where, params = self._filter(venue, symbol)
+        yield from self._conn.execute(
+            f"SELECT {', '.join(layout.names)} FROM {kind.value}{where} "
+            f"ORDER BY {', '.join(layout.key)}",
+            params,
+        )
+
+    @staticmethod
+    def _filter(venue: str | None, symbol: str | None) -> tuple[str, list[str]]:
+        conds, params = [], []
+        if venue is not None:
+            conds.append("venue = ?")
+            params.append(venue)
+        if symbol is not None:
+            conds.append("symbol = ?")
+            params.append(symbol)
+        return (" WHERE " + " AND ".join(conds) if conds else ""), params
+
+    def _columns(self, sql: str, params: Sequence[Any], ncols: int) -> NDArray[np.float64]:
+        """Run a numeric query into an (n, ncols) float array without per-row Python objects."""
+        cur = self._conn.execute(sql, params)
+        flat = np.fromiter(
+            (np.nan if v is None else v for v in itertools.chain.from_iterable(cur)),
+            dtype=np.float64,
+        )
+        return flat.reshape(-1, ncols)
+
+    def read_series(
+        self,
+        venue: str,
+        symbol: str,
+        interval: str,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> MarketSeries:
+        """Columnar history for the engine. Reads from `start_ms` to `end_ms` (inclusive)."""
+        lo = start_ms if start_ms is not None else -(2**62)
+        hi = end_ms if end_ms is not None else 2**62
+        c = self._columns(
+            "SELECT ts_ms, open, high, low, close, volume_base FROM candles WHERE venue = ? AND "
+            "symbol = ? AND interval = ? AND ts_ms BETWEEN ? AND ? ORDER BY ts_ms",
+            (venue, symbol, interval, lo, hi), 6,
+        )
+        o = self._columns(
+            "SELECT ts_ms, oi_base FROM open_interest WHERE venue = ? AND symbol = ? AND "
+            "ts_ms BETWEEN ? AND ? ORDER BY ts_ms",
+            (venue, symbol, lo, hi), 2,
+        )
+        # Funding in force at the start needs the last rate before it.
+        f = self._columns(
+            "SELECT ts_ms, funding_rate, COALESCE(interval_h, 8.0) FROM funding WHERE venue = ? "
+            "AND symbol = ? AND ts_ms BETWEEN "
+            "COALESCE((SELECT MAX(ts_ms) FROM funding WHERE venue = ? AND symbol = ? AND ts_ms < ?),"
+            " ?) AND ? ORDER BY ts_ms",
+            (venue, symbol, venue, symbol, lo, lo, hi), 3,
+        )
+        bars = self._columns(
+            "SELECT l.ts_ms, COALESCE(l.long_liq_usd, l.long_liq_base * c.close), "
+            "COALESCE(l.short_liq_usd, l.short_liq_base * c.close) FROM liquidations l "
+            "LEFT JOIN candles c ON c.venue = l.venue AND c.symbol = l.symbol AND "
+            "c.interval = l.interval AND c.ts_ms = l.ts_ms "
+            "WHERE l.venue = ? AND l.symbol = ? AND l.ts_ms BETWEEN ? AND ?",
+            (venue, symbol, lo, hi), 3,
+        )
+        orders = self._columns(
+            "SELECT ts_ms, CASE position_side WHEN 'LONG' THEN usd ELSE 0 END, "
+            "CASE position_side WHEN 'SHORT' THEN usd ELSE 0 END FROM liquidation_orders "
+            "WHERE venue = ? AND symbol = ? AND ts_ms BETWEEN ? AND ?",
+            (venue, symbol, lo, hi), 3,
+        )
+        liq = np.concatenate([bars, orders])
+        liq = liq[np.argsort(liq[:, 0], kind="stable")]
+        return MarketSeries(
+            venue=venue,
+            symbol=symbol,
+            interval_ms=interval_ms(interval),
+            candle_ts=c[:, 0].astype(np.int64),
+            open=c[:, 1], high=c[:, 2], low=c[:, 3], close=c[:, 4], volume=c[:, 5],
+            oi_ts=o[:, 0].astype(np.int64), oi_base=o[:, 1],
+            funding_ts=f[:, 0].astype(np.int64), funding_rate=f[:, 1], funding_interval_h=f[:, 2],
+            liq_ts=liq[:, 0].astype(np.int64), liq_long_usd=liq[:, 1], liq_short_usd=liq[:, 2],
+            liq_coverage=len(liq) > 0,
+        )
+

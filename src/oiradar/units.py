@@ -1,0 +1,64 @@
+"""Time, interval and symbol helpers shared by every layer."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from oiradar.errors import UserError
+
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
+
+_INTERVAL_RE = re.compile(r"^(\d+)(m|h|d|w)$")
+_UNIT_MS = {"m": MINUTE_MS, "h": HOUR_MS, "d": DAY_MS, "w": 7 * DAY_MS}
+
+
+def interval_ms(text: str) -> int:
+    """'5m' -> 300000; accepts m, h, d, w suffixes (Binance-style interval names)."""
+    m = _INTERVAL_RE.match(text.strip())
+    if not m or int(m.group(1)) == 0:
+        raise UserError(f"invalid interval {text!r}: expected e.g. 5m, 15m, 1h, 4h, 1d")
+    return int(m.group(1)) * _UNIT_MS[m.group(2)]
+
+
+def interval_name(ms: int) -> str:
+    """300000 -> '5m'; the largest unit that divides evenly."""
+    for unit in ("w", "d", "h", "m"):
+        size = _UNIT_MS[unit]
+        if ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
+
+
+def parse_time(text: str) -> int:
+    """ISO 8601 date or datetime (naive = UTC) or epoch ms -> ms UTC."""
+    raw = text.strip()
+    if raw.isdigit():
+        return int(raw)
+    try:
+        dt = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise UserError(
+            f"invalid time {text!r}: expected ISO 8601 such as 2024-08-08 or 2024-08-08T21:00Z"
+        ) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1000)
+
+
+def iso(ts_ms: int) -> str:
+    """ms UTC -> '2024-08-08T21:00:00Z' (the only time format at output edges)."""
+    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def canonical_symbol(text: str) -> str:
+    """User input -> canonical symbol: 'btc-usdt' / 'BTC-USDT-SWAP' / 'btcusdt' -> 'BTCUSDT'."""
+    raw = text.strip().upper().replace("/", "-").replace("_", "-")
+    if raw.endswith("-SWAP"):
+        raw = raw[: -len("-SWAP")]
+    sym = raw.replace("-", "")
+    if not sym.isalnum() or not sym:
+        raise UserError(f"invalid symbol {text!r}: expected e.g. BTCUSDT")
+    return sym

@@ -1,3 +1,3 @@
-"""oiradar: open interest, price, funding and liquidations -> market regimes (short covering first)."""
+"""oiradar: OI, price, funding and liquidations -> market regimes (short covering first)."""
 
 __version__ = "0.1.0"

@@ -34,8 +34,12 @@ _state: dict[str, object] = {"db": None, "debug": False}
 
 DbOption = Annotated[
     Path | None,
-    typer.Option("--db", envvar="OIRADAR_DB", help="Store file (SQLite). Default: the platform's "
-                 "user-data dir, e.g. ~/.local/share/oiradar/oiradar.sqlite."),
+    typer.Option(
+        "--db",
+        envvar="OIRADAR_DB",
+        help="Store file (SQLite). Default: the platform's "
+        "user-data dir, e.g. ~/.local/share/oiradar/oiradar.sqlite.",
+    ),
 ]
 
 
@@ -54,8 +58,12 @@ def _version(value: bool) -> None:
 def _root(
     db: DbOption = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
-    version: Annotated[bool | None, typer.Option("--version", callback=_version, is_eager=True,
-                                                 help="Print the version and exit.")] = None,
+    version: Annotated[
+        bool | None,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = None,
 ) -> None:
     _state["db"] = db
     _state["debug"] = debug
@@ -77,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        app(args=args, prog_name="oiradar", standalone_mode=False)
+        # Without standalone mode the parser returns typer.Exit codes instead of raising.
+        rc = app(args=args, prog_name="oiradar", standalone_mode=False)
+        if isinstance(rc, int):
+            return rc
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.Abort:

@@ -34,7 +34,7 @@ REGIME_STYLE = {
 def _compact(x: float) -> str:
     for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
         if abs(x) >= div:
-            return f"{x / div:.1f}{suffix}"
+            return f"{x / div:.2f}{suffix}"
     return f"{x:.0f}"
 
 
@@ -44,7 +44,7 @@ def _cell(key: str, value: Any) -> str:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, float | int) and key.endswith("_usd"):
+    if isinstance(value, float | int) and (key.endswith("_usd") or abs(value) >= 1e7):
         return _compact(float(value))
     if isinstance(value, float) and key.endswith("_pct"):
         return f"{value:+.2f}"
@@ -81,8 +81,24 @@ def emit(
     cols = columns or [(k, k) for k in (rows[0].keys() if rows else ())]
     table = Table(title=title, header_style="bold")
     for key, header in cols:
-        justify = "left" if key in ("regime", "start", "end", "ts", "symbol", "venue", "session",
-                                    "tier", "kind", "first", "last") else "right"
+        justify = (
+            "left"
+            if key
+            in (
+                "regime",
+                "start",
+                "end",
+                "ts",
+                "symbol",
+                "venue",
+                "session",
+                "tier",
+                "kind",
+                "first",
+                "last",
+            )
+            else "right"
+        )
         table.add_column(header, justify=justify)  # type: ignore[arg-type]
     for row in rows:
         cells = []

@@ -17,35 +17,71 @@ from oiradar.units import canonical_symbol, interval_ms, parse_time
 
 Symbol = Annotated[str, typer.Argument(help="Canonical symbol, e.g. BTCUSDT.", show_default=False)]
 Venue = Annotated[str, typer.Option(help="Venue the series comes from.")]
-From = Annotated[str | None, typer.Option("--from", help="Start, ISO 8601 UTC (e.g. 2024-08-08 or "
-                                          "2024-08-08T21:00Z). Default: all stored history.")]
+From = Annotated[
+    str | None,
+    typer.Option(
+        "--from",
+        help="Start, ISO 8601 UTC (e.g. 2024-08-08 or "
+        "2024-08-08T21:00Z). Default: all stored history.",
+    ),
+]
 To = Annotated[str | None, typer.Option("--to", help="End (inclusive), ISO 8601 UTC.")]
-Window = Annotated[str | None, typer.Option(help="Window of the OI and price change, a multiple of "
-                                            "the bar size: 15m, 30m, 1h... Default: 15m, or one "
-                                            "bar when bars are longer.")]
-Interval = Annotated[str | None, typer.Option(help="Bar size to use when several are stored "
-                                              "(default: the finest with data in range).")]
-OiThr = Annotated[float, typer.Option("--oi-threshold", help="OI flat band, +/- % over the window.")]
-PxThr = Annotated[float, typer.Option("--price-threshold", help="Price flat band, +/- % over the "
-                                      "window.")]
-Adaptive = Annotated[bool, typer.Option(help="Thresholds = 3 robust sigmas of the symbol's own "
-                                        "trailing 7-day changes (floored at 0.2x the fixed ones).")]
-Reference = Annotated[bool, typer.Option(help="The blog-post classifier instead: last 10 5m candles, "
-                                         "OI +/-1.5 %, price +/-1 %, NEW_LONGS / SHORT_COVERING / "
-                                         "LONG_LIQUIDATION / NONE.")]
+Window = Annotated[
+    str | None,
+    typer.Option(
+        help="Window of the OI and price change, a multiple of "
+        "the bar size: 15m, 30m, 1h... Default: 15m, or one "
+        "bar when bars are longer."
+    ),
+]
+Interval = Annotated[
+    str | None,
+    typer.Option(
+        help="Bar size to use when several are stored (default: the finest with data in range)."
+    ),
+]
+OiThr = Annotated[
+    float, typer.Option("--oi-threshold", help="OI flat band, +/- % over the window.")
+]
+PxThr = Annotated[
+    float, typer.Option("--price-threshold", help="Price flat band, +/- % over the window.")
+]
+Adaptive = Annotated[
+    bool,
+    typer.Option(
+        help="Thresholds = 3 robust sigmas of the symbol's own "
+        "trailing 7-day changes (floored at 0.2x the fixed ones)."
+    ),
+]
+Reference = Annotated[
+    bool,
+    typer.Option(
+        help="The blog-post classifier instead: last 10 5m candles, "
+        "OI +/-1.5 %, price +/-1 %, NEW_LONGS / SHORT_COVERING / "
+        "LONG_LIQUIDATION / NONE."
+    ),
+]
 FormatOpt = Annotated[Format, typer.Option("--format", help="table, json (one array) or csv.")]
 
 
-def _params(window: str | None, bar_ms: int, oi_thr: float, px_thr: float, adaptive: bool,
-            reference: bool) -> EngineParams:
+def _params(
+    window: str | None, bar_ms: int, oi_thr: float, px_thr: float, adaptive: bool, reference: bool
+) -> EngineParams:
     for name, value in (("--oi-threshold", oi_thr), ("--price-threshold", px_thr)):
         if not math.isfinite(value) or value <= 0:
             raise UserError(f"{name} must be a positive number of percent, not {value}")
     if reference and (adaptive or window):
-        raise UserError("--reference uses its own fixed window and thresholds; drop --window/--adaptive")
+        raise UserError(
+            "--reference uses its own fixed window and thresholds; drop --window/--adaptive"
+        )
     w = interval_ms(window) if window else max(15 * 60_000, bar_ms)
-    return EngineParams(window_ms=w, oi_threshold_pct=oi_thr, price_threshold_pct=px_thr,
-                        adaptive=adaptive, reference=reference)
+    return EngineParams(
+        window_ms=w,
+        oi_threshold_pct=oi_thr,
+        price_threshold_pct=px_thr,
+        adaptive=adaptive,
+        reference=reference,
+    )
 
 
 def _regimes(text: str) -> tuple[Regime, ...] | None:
@@ -59,8 +95,10 @@ def _regimes(text: str) -> tuple[Regime, ...] | None:
         try:
             out.append(Regime[name])
         except KeyError:
-            raise UserError(f"unknown regime {part!r}: use all or e.g. short_covering, new_longs,"
-                            " long_liquidation") from None
+            raise UserError(
+                f"unknown regime {part!r}: use all or e.g. short_covering, new_longs,"
+                " long_liquidation"
+            ) from None
     return tuple(out)
 
 
@@ -69,16 +107,28 @@ def _query(symbol: str, venue: str, start: str | None, end: str | None, interval
 
     if interval is not None:
         interval_ms(interval)
-    return Query(symbol=canonical_symbol(symbol), venue=venue.lower(),
-                 start_ms=parse_time(start) if start else None,
-                 end_ms=parse_time(end) if end else None, interval=interval)
+    return Query(
+        symbol=canonical_symbol(symbol),
+        venue=venue.lower(),
+        start_ms=parse_time(start) if start else None,
+        end_ms=parse_time(end) if end else None,
+        interval=interval,
+    )
 
 
 EVENT_COLUMNS = [
-    ("start", "start UTC"), ("bars", "bars"), ("regime", "regime"), ("tier", "tier"),
-    ("oi_change_pct", "OI %"), ("price_change_pct", "price %"), ("funding_rate_8h", "fund 8h"),
-    ("more_to_come", "more"), ("short_liq_usd", "short liq$"), ("long_liq_usd", "long liq$"),
-    ("volume_ratio", "vol x"), ("confidence", "conf"),
+    ("start", "start UTC"),
+    ("bars", "bars"),
+    ("regime", "regime"),
+    ("tier", "tier"),
+    ("oi_change_pct", "OI %"),
+    ("price_change_pct", "price %"),
+    ("funding_rate_8h", "fund 8h"),
+    ("more_to_come", "more"),
+    ("short_liq_usd", "short liq$"),
+    ("long_liq_usd", "long liq$"),
+    ("volume_ratio", "vol x"),
+    ("confidence", "conf"),
 ]
 
 
@@ -94,8 +144,10 @@ def analyze(
     price_threshold: PxThr = 1.0,
     adaptive: Adaptive = False,
     reference: Reference = False,
-    regime: Annotated[str, typer.Option(help="short_covering (includes squeezes), all, or a "
-                                        "comma list of regimes.")] = "short_covering",
+    regime: Annotated[
+        str,
+        typer.Option(help="short_covering (includes squeezes), all, or a comma list of regimes."),
+    ] = "short_covering",
     fmt: FormatOpt = Format.TABLE,
     db: DbOption = None,
 ) -> None:
@@ -119,8 +171,12 @@ def analyze(
         params = _params(window, bar, oi_threshold, price_threshold, adaptive, reference)
         evs, q = run_events(store, q, params, _regimes(regime))
     rows = [event_dict(e, q) for e in evs]
-    emit(rows, fmt, columns=EVENT_COLUMNS,
-         title=f"{q.symbol} on {q.venue}, {q.interval} bars: {len(rows)} event(s)")
+    emit(
+        rows,
+        fmt,
+        columns=EVENT_COLUMNS,
+        title=f"{q.symbol} on {q.venue}, {q.interval} bars: {len(rows)} event(s)",
+    )
     if not rows and fmt is Format.TABLE:
         err.print("no events in range with these thresholds (try --adaptive or --regime all)")
 
@@ -158,8 +214,19 @@ def regimes(
         params = _params(window, bar, oi_threshold, price_threshold, adaptive, reference)
         tl, q = run_timeline(store, q, params)
     rows = timeline_rows(tl, q)
-    emit(rows, fmt, columns=[("ts", "bar open (UTC)"), ("close", "close"), ("oi_base", "OI (base)"),
-                             ("oi_change_pct", "OI %"), ("price_change_pct", "price %"),
-                             ("regime", "regime"), ("strong", "strong"), ("squeeze", "squeeze"),
-                             ("data_gap", "gap")],
-         title=f"{q.symbol} on {q.venue}, {q.interval} bars")
+    emit(
+        rows,
+        fmt,
+        columns=[
+            ("ts", "bar open (UTC)"),
+            ("close", "close"),
+            ("oi_base", "OI (base)"),
+            ("oi_change_pct", "OI %"),
+            ("price_change_pct", "price %"),
+            ("regime", "regime"),
+            ("strong", "strong"),
+            ("squeeze", "squeeze"),
+            ("data_gap", "gap"),
+        ],
+        title=f"{q.symbol} on {q.venue}, {q.interval} bars",
+    )

@@ -17,11 +17,15 @@ from oiradar.units import iso
 
 @app.command("import")
 def import_(
-    paths: Annotated[list[Path], typer.Argument(
-        help="Files or folders (searched recursively): Binance archive *-metrics-*, "
-             "*-<interval>-* klines and *-fundingRate-* (.csv or .zip), or interchange files "
-             "candles/open_interest/funding/liquidations/liquidation_orders (.csv/.parquet).",
-        show_default=False)],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Files or folders (searched recursively): Binance archive *-metrics-*, "
+            "*-<interval>-* klines and *-fundingRate-* (.csv or .zip), or interchange files "
+            "candles/open_interest/funding/liquidations/liquidation_orders (.csv/.parquet).",
+            show_default=False,
+        ),
+    ],
     db: DbOption = None,
     fmt: Annotated[Format, typer.Option("--format", help="Report format.")] = Format.TABLE,
 ) -> None:
@@ -42,17 +46,38 @@ def import_(
         if not files:
             raise UserError(f"no importable files under {', '.join(map(str, paths))}")
         show = fmt is Format.TABLE and err.is_terminal
-        with Progress(TextColumn("importing"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      console=err, disable=not show, transient=True) as bar:
+        with Progress(
+            TextColumn("importing"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            console=err,
+            disable=not show,
+            transient=True,
+        ) as bar:
             task = bar.add_task("import", total=len(files))
             report = import_paths(store, paths, progress=lambda _p: bar.advance(task))
     rows = [
-        {"kind": k, "venue": v, "symbol": s, "rows": n, "new_or_changed": report.changed.get((k, v, s), 0)}
+        {
+            "kind": k,
+            "venue": v,
+            "symbol": s,
+            "rows": n,
+            "new_or_changed": report.changed.get((k, v, s), 0),
+        }
         for (k, v, s), n in sorted(report.read.items())
     ]
-    emit(rows, fmt, columns=[("kind", "kind"), ("venue", "venue"), ("symbol", "symbol"),
-                             ("rows", "rows read"), ("new_or_changed", "new or changed")],
-         title=f"imported {report.files} file(s) into {store.path}")
+    emit(
+        rows,
+        fmt,
+        columns=[
+            ("kind", "kind"),
+            ("venue", "venue"),
+            ("symbol", "symbol"),
+            ("rows", "rows read"),
+            ("new_or_changed", "new or changed"),
+        ],
+        title=f"imported {report.files} file(s) into {store.path}",
+    )
     for note in report.notes:
         err.print(f"note: {note}", markup=False, highlight=False)
     for reason in report.rejected:
@@ -81,8 +106,13 @@ def export(
     store = _store(readonly=True, db=db)
     assert isinstance(store, Store)
     with store:
-        written = export_store(store, out, file_format, venue=venue,
-                               symbol=canonical_symbol(symbol) if symbol else None)
+        written = export_store(
+            store,
+            out,
+            file_format,
+            venue=venue,
+            symbol=canonical_symbol(symbol) if symbol else None,
+        )
     for path, n in written:
         typer.echo(f"{path}\t{n} rows")
 

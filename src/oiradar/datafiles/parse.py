@@ -13,17 +13,32 @@ import polars as pl
 from oiradar.datafiles.detect import Detected, FileKind, detect
 from oiradar.errors import DataError
 from oiradar.kinds import DEFAULT_FUNDING_INTERVAL_H, LAYOUTS, Kind
-from oiradar.units import DAY_MS, MINUTE_MS, interval_ms, parse_time
+from oiradar.units import MINUTE_MS, interval_ms, parse_time
 
 VENUE_BINANCE = "binance"
 _KLINE_COLUMNS = (
-    "open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
-    "count", "taker_buy_volume", "taker_buy_quote_volume", "ignore",
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_volume",
+    "count",
+    "taker_buy_volume",
+    "taker_buy_quote_volume",
+    "ignore",
 )
 _METRICS_COLUMNS = (
-    "create_time", "symbol", "sum_open_interest", "sum_open_interest_value",
-    "count_toptrader_long_short_ratio", "sum_toptrader_long_short_ratio",
-    "count_long_short_ratio", "sum_taker_long_short_vol_ratio",
+    "create_time",
+    "symbol",
+    "sum_open_interest",
+    "sum_open_interest_value",
+    "count_toptrader_long_short_ratio",
+    "sum_toptrader_long_short_ratio",
+    "count_long_short_ratio",
+    "sum_taker_long_short_vol_ratio",
 )
 _FUNDING_COLUMNS = ("calc_time", "funding_interval_hours", "last_funding_rate")
 # Binance switched metrics labels from end-of-period to start-of-period on this date
@@ -31,7 +46,11 @@ _FUNDING_COLUMNS = ("calc_time", "funding_interval_hours", "last_funding_rate")
 _METRICS_LABEL_SWITCH_MS = parse_time("2026-06-25")
 _TS_MIN = parse_time("2009-01-01")
 _TS_MAX = parse_time("2100-01-01")
-_POLARS_TYPES: dict[str, type[pl.DataType]] = {"int": pl.Int64, "float": pl.Float64, "str": pl.String}
+_POLARS_TYPES: dict[str, type[pl.DataType]] = {
+    "int": pl.Int64,
+    "float": pl.Float64,
+    "str": pl.String,
+}
 
 
 @dataclass(slots=True)
@@ -78,25 +97,33 @@ def _read_text(path: Path, fmt: str) -> str:
         raise DataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
 
 
-def _read_strings(path: Path, text: str, columns: tuple[str, ...], has_header: bool) -> pl.DataFrame:
+def _read_strings(
+    path: Path, text: str, columns: tuple[str, ...], has_header: bool
+) -> pl.DataFrame:
     """Read CSV text as strings with our column names; a ragged line is reported by number."""
     lines = text.splitlines()
     body_start = 1 if has_header else 0
     for lineno, row in enumerate(csv.reader(lines[body_start:]), start=body_start + 1):
         if row and len(row) != len(columns):
-            raise DataError(
-                f"{path}:{lineno}: expected {len(columns)} fields, found {len(row)}"
-            )
+            raise DataError(f"{path}:{lineno}: expected {len(columns)} fields, found {len(row)}")
     if len(lines) <= body_start:
         return pl.DataFrame({c: [] for c in columns}, schema=dict.fromkeys(columns, pl.String))
     return pl.read_csv(
-        io.StringIO(text), has_header=False, skip_rows=body_start, new_columns=list(columns),
-        schema=dict.fromkeys(columns, pl.String), infer_schema=False,
+        io.StringIO(text),
+        has_header=False,
+        skip_rows=body_start,
+        new_columns=list(columns),
+        schema=dict.fromkeys(columns, pl.String),
+        infer_schema=False,
     )
 
 
 def _cast(
-    path: Path, df: pl.DataFrame, specs: dict[str, str], first_line: int, optional: tuple[str, ...] = ()
+    path: Path,
+    df: pl.DataFrame,
+    specs: dict[str, str],
+    first_line: int,
+    optional: tuple[str, ...] = (),
 ) -> pl.DataFrame:
     """Cast string columns; the first bad cell raises with its line number."""
     out = {}
@@ -112,7 +139,11 @@ def _cast(
         if bad.any():
             row = int(bad.arg_true()[0])
             value = src[row]
-            what = "is empty" if value is None or not value.strip() else f"{value!r} is not a valid {dtype}"
+            what = (
+                "is empty"
+                if value is None or not value.strip()
+                else f"{value!r} is not a valid {dtype}"
+            )
             raise DataError(f"{path}:{row + first_line}: column {name}: {what}")
         out[name] = casted
     return pl.DataFrame(out)
@@ -126,8 +157,13 @@ def _check(path: Path, df: pl.DataFrame, mask: pl.Series, first_line: int, messa
 
 def _check_ts(path: Path, ts: pl.Series, first_line: int) -> None:
     bad = (ts < _TS_MIN) | (ts >= _TS_MAX)
-    _check(path, pl.DataFrame(), bad, first_line,
-           "timestamp out of range (expected UTC milliseconds between 2009 and 2100)")
+    _check(
+        path,
+        pl.DataFrame(),
+        bad,
+        first_line,
+        "timestamp out of range (expected UTC milliseconds between 2009 and 2100)",
+    )
 
 
 def _dedupe(df: pl.DataFrame, key: list[str], notes: list[str], what: str) -> pl.DataFrame:
@@ -144,26 +180,52 @@ def _parse_klines(path: Path, det: Detected, text: str) -> Parsed:
     has_header = first == "open_time"
     raw = _read_strings(path, text, _KLINE_COLUMNS, has_header)
     line0 = 2 if has_header else 1
-    num = _cast(path, raw, {
-        "open_time": "int", "open": "float", "high": "float", "low": "float", "close": "float",
-        "volume": "float", "quote_volume": "float", "count": "int", "taker_buy_volume": "float",
-    }, line0)
-    ts = num["open_time"]
-    ts = pl.when(ts > 10**14).then(ts // 1000).otherwise(ts)  # newer files may use µs
-    num = num.with_columns(open_time=pl.select(ts).to_series())
+    num = _cast(
+        path,
+        raw,
+        {
+            "open_time": "int",
+            "open": "float",
+            "high": "float",
+            "low": "float",
+            "close": "float",
+            "volume": "float",
+            "quote_volume": "float",
+            "count": "int",
+            "taker_buy_volume": "float",
+        },
+        line0,
+    )
+    t = pl.col("open_time")
+    num = num.with_columns(pl.when(t > 10**14).then(t // 1000).otherwise(t).alias("open_time"))
     _check_ts(path, num["open_time"], line0)
-    _check(path, num, (num["high"] < num["low"]) | (num["low"] <= 0), line0,
-           "high below low or non-positive price")
+    _check(
+        path,
+        num,
+        (num["high"] < num["low"]) | (num["low"] <= 0),
+        line0,
+        "high below low or non-positive price",
+    )
     interval = det.interval or ""
     step = interval_ms(interval)
     _check(path, num, num["open_time"] % step != 0, line0, f"open_time not aligned to {interval}")
     symbol = det.symbol or ""
-    frame = pl.DataFrame({
-        "ts_ms": num["open_time"], "venue": VENUE_BINANCE, "symbol": symbol, "interval": interval,
-        "open": num["open"], "high": num["high"], "low": num["low"], "close": num["close"],
-        "volume_base": num["volume"], "volume_quote": num["quote_volume"],
-        "taker_buy_base": num["taker_buy_volume"], "trades": num["count"],
-    })
+    frame = pl.DataFrame(
+        {
+            "ts_ms": num["open_time"],
+            "venue": VENUE_BINANCE,
+            "symbol": symbol,
+            "interval": interval,
+            "open": num["open"],
+            "high": num["high"],
+            "low": num["low"],
+            "close": num["close"],
+            "volume_base": num["volume"],
+            "volume_quote": num["quote_volume"],
+            "taker_buy_base": num["taker_buy_volume"],
+            "trades": num["count"],
+        }
+    )
     notes: list[str] = []
     frame = _dedupe(frame, ["ts_ms"], notes, "kline")
     return Parsed(path, {Kind.CANDLES: frame}, notes)
@@ -174,35 +236,59 @@ def _parse_metrics(path: Path, det: Detected, text: str) -> Parsed:
     has_header = first == "create_time"
     raw = _read_strings(path, text, _METRICS_COLUMNS, has_header)
     line0 = 2 if has_header else 1
-    times = raw["create_time"].str.strip_chars().str.to_datetime(
-        "%Y-%m-%d %H:%M:%S", time_zone="UTC", strict=False
+    times = (
+        raw["create_time"]
+        .str.strip_chars()
+        .str.to_datetime("%Y-%m-%d %H:%M:%S", time_zone="UTC", strict=False)
     )
-    _check(path, raw, times.is_null(), line0,
-           "column create_time: expected 'YYYY-MM-DD HH:MM:SS' (UTC)")
-    num = _cast(path, raw, {"sum_open_interest": "float", "sum_open_interest_value": "float"}, line0)
+    _check(
+        path,
+        raw,
+        times.is_null(),
+        line0,
+        "column create_time: expected 'YYYY-MM-DD HH:MM:SS' (UTC)",
+    )
+    num = _cast(
+        path, raw, {"sum_open_interest": "float", "sum_open_interest_value": "float"}, line0
+    )
     symbol = det.symbol or ""
-    _check(path, raw, raw["symbol"].str.strip_chars() != symbol, line0,
-           f"column symbol does not match the file name's {symbol}")
-    _check(path, num, (num["sum_open_interest"] < 0) | (num["sum_open_interest_value"] < 0),
-           line0, "negative open interest")
+    _check(
+        path,
+        raw,
+        raw["symbol"].str.strip_chars() != symbol,
+        line0,
+        f"column symbol does not match the file name's {symbol}",
+    )
+    _check(
+        path,
+        num,
+        (num["sum_open_interest"] < 0) | (num["sum_open_interest_value"] < 0),
+        line0,
+        "negative open interest",
+    )
     ts = times.dt.epoch("ms")
     file_day_ms = parse_time(det.date or "1970-01-01")
     if file_day_ms >= _METRICS_LABEL_SWITCH_MS:
         ts = ts + 5 * MINUTE_MS
-    frame = pl.DataFrame({
-        "ts_ms": ts, "venue": VENUE_BINANCE, "symbol": symbol,
-        "oi_base": num["sum_open_interest"], "oi_contracts": num["sum_open_interest"],
-        "oi_usd": num["sum_open_interest_value"],
-    })
+    frame = pl.DataFrame(
+        {
+            "ts_ms": ts,
+            "venue": VENUE_BINANCE,
+            "symbol": symbol,
+            "oi_base": num["sum_open_interest"],
+            "oi_contracts": num["sum_open_interest"],
+            "oi_usd": num["sum_open_interest_value"],
+        }
+    )
     notes: list[str] = []
     zero = frame["oi_base"] == 0
     if zero.any():
-        notes.append(f"{int(zero.sum())} rows with zero OI dropped (an archive gap, not a collapse)")
+        notes.append(
+            f"{int(zero.sum())} rows with zero OI dropped (an archive gap, not a collapse)"
+        )
         frame = frame.filter(~zero)
     frame = _dedupe(frame, ["ts_ms"], notes, "metrics")
     _check_ts(path, frame["ts_ms"], line0)
-    if file_day_ms + DAY_MS * 32 < (frame["ts_ms"].min() or file_day_ms):
-        notes.append("rows far from the file's date")
     return Parsed(path, {Kind.OPEN_INTEREST: frame}, notes)
 
 
@@ -211,14 +297,23 @@ def _parse_funding(path: Path, det: Detected, text: str) -> Parsed:
     has_header = first == "calc_time"
     raw = _read_strings(path, text, _FUNDING_COLUMNS, has_header)
     line0 = 2 if has_header else 1
-    num = _cast(path, raw, {"calc_time": "int", "funding_interval_hours": "float",
-                            "last_funding_rate": "float"}, line0)
+    num = _cast(
+        path,
+        raw,
+        {"calc_time": "int", "funding_interval_hours": "float", "last_funding_rate": "float"},
+        line0,
+    )
     _check_ts(path, num["calc_time"], line0)
     _check(path, num, num["funding_interval_hours"] <= 0, line0, "funding interval must be > 0 h")
-    frame = pl.DataFrame({
-        "ts_ms": num["calc_time"], "venue": VENUE_BINANCE, "symbol": det.symbol or "",
-        "funding_rate": num["last_funding_rate"], "interval_h": num["funding_interval_hours"],
-    })
+    frame = pl.DataFrame(
+        {
+            "ts_ms": num["calc_time"],
+            "venue": VENUE_BINANCE,
+            "symbol": det.symbol or "",
+            "funding_rate": num["last_funding_rate"],
+            "interval_h": num["funding_interval_hours"],
+        }
+    )
     notes: list[str] = []
     frame = _dedupe(frame, ["ts_ms"], notes, "funding")
     return Parsed(path, {Kind.FUNDING: frame}, notes)
@@ -253,14 +348,18 @@ def _parse_interchange(path: Path, det: Detected) -> Parsed:
     optional = tuple(c.name for c in layout.columns if not c.required)
     typed = _cast(path, df, {c.name: c.dtype for c in layout.columns}, line0, optional)
     _check_ts(path, typed["ts_ms"], line0)
-    typed = typed.with_columns(pl.col("venue").str.to_lowercase(), pl.col("symbol").str.to_uppercase())
+    typed = typed.with_columns(
+        pl.col("venue").str.to_lowercase(), pl.col("symbol").str.to_uppercase()
+    )
     if "interval" in typed.columns:
         for value in typed["interval"].unique().to_list():
             try:
                 interval_ms(value)
-            except Exception:  # noqa: BLE001 - reported with the line below
+            except Exception:
                 row = int((typed["interval"] == value).arg_true()[0])
-                raise DataError(f"{path}:{row + line0}: column interval: {value!r} is not like 5m or 1h") from None
+                raise DataError(
+                    f"{path}:{row + line0}: column interval: {value!r} is not like 5m or 1h"
+                ) from None
     _validate_interchange(path, kind, typed, line0)
     notes: list[str] = []
     typed = _dedupe(typed.select(layout.names), list(layout.key), notes, kind.value)
@@ -269,16 +368,36 @@ def _parse_interchange(path: Path, det: Detected) -> Parsed:
 
 def _validate_interchange(path: Path, kind: Kind, df: pl.DataFrame, line0: int) -> None:
     if kind is Kind.CANDLES:
-        _check(path, df, (df["high"] < df["low"]) | (df["low"] <= 0), line0,
-               "high below low or non-positive price")
+        _check(
+            path,
+            df,
+            (df["high"] < df["low"]) | (df["low"] <= 0),
+            line0,
+            "high below low or non-positive price",
+        )
     elif kind is Kind.OPEN_INTEREST:
         _check(path, df, df["oi_base"] < 0, line0, "negative open interest")
     elif kind is Kind.LIQUIDATIONS:
-        _check(path, df, (df["long_liq_base"] < 0) | (df["short_liq_base"] < 0), line0,
-               "negative liquidation quantity")
+        _check(
+            path,
+            df,
+            (df["long_liq_base"] < 0) | (df["short_liq_base"] < 0),
+            line0,
+            "negative liquidation quantity",
+        )
     elif kind is Kind.LIQUIDATION_ORDERS:
-        _check(path, df, ~df["position_side"].is_in(["LONG", "SHORT"]), line0,
-               "column position_side: expected LONG or SHORT")
+        _check(
+            path,
+            df,
+            ~df["position_side"].is_in(["LONG", "SHORT"]),
+            line0,
+            "column position_side: expected LONG or SHORT",
+        )
     elif kind is Kind.FUNDING:
-        _check(path, df, df["interval_h"].fill_null(DEFAULT_FUNDING_INTERVAL_H) <= 0, line0,
-               "funding interval must be > 0 h")
+        _check(
+            path,
+            df,
+            df["interval_h"].fill_null(DEFAULT_FUNDING_INTERVAL_H) <= 0,
+            line0,
+            "funding interval must be > 0 h",
+        )

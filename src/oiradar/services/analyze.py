@@ -41,7 +41,8 @@ def choose_interval(store: Store, q: Query) -> str:
             )
         return q.interval
     with_range = [
-        i for i in stored
+        i
+        for i in stored
         if len(store.read_series(q.venue, q.symbol, i, q.start_ms, q.end_ms).candle_ts)
     ]
     pool = with_range or stored
@@ -59,7 +60,11 @@ def load(store: Store, q: Query) -> tuple[MarketSeries, Query]:
     if q.start_ms is not None:
         in_range = in_range[in_range >= q.start_ms]
     if len(in_range) == 0:
-        raise NoDataError(f"no {interval} candles for {q.symbol} on {q.venue} in the requested range")
+        span = store.candle_span(q.venue, q.symbol, interval)
+        stored = f"; stored: {iso(span[0])} .. {iso(span[1])}" if span else ""
+        raise NoDataError(
+            f"no {interval} candles for {q.symbol} on {q.venue} in the requested range{stored}"
+        )
     if len(series.oi_ts) == 0:
         raise NoDataError(f"no open interest for {q.symbol} on {q.venue} in the requested range")
     return series, replace(q, interval=interval)

@@ -14,7 +14,12 @@ _PL = {"int": pl.Int64, "float": pl.Float64, "str": pl.String}
 
 
 def export_store(
-    store: Store, out: Path, file_format: str, *, venue: str | None = None, symbol: str | None = None
+    store: Store,
+    out: Path,
+    file_format: str,
+    *,
+    venue: str | None = None,
+    symbol: str | None = None,
 ) -> list[tuple[Path, int]]:
     """Write one file per non-empty kind; returns (path, rows) per file written."""
     try:

@@ -26,7 +26,9 @@ FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 ROBUST_SIGMA = 1.4826  # MAD -> sigma for normal data
 _EVENT_REGIMES = tuple(
-    r for r in Regime if r not in (Regime.NO_DATA, Regime.NEUTRAL, Regime.NONE, Regime.SHORT_SQUEEZE)
+    r
+    for r in Regime
+    if r not in (Regime.NO_DATA, Regime.NEUTRAL, Regime.NONE, Regime.SHORT_SQUEEZE)
 )
 
 
@@ -87,9 +89,7 @@ def window_bars(window_ms: int, bar_ms: int) -> int:
     return window_ms // bar_ms
 
 
-def _thresholds(
-    change: FloatArray, fixed: float, params: EngineParams, bar_ms: int
-) -> FloatArray:
+def _thresholds(change: FloatArray, fixed: float, params: EngineParams, bar_ms: int) -> FloatArray:
     if not params.adaptive:
         return np.full(change.shape, fixed)
     lookback = max(2, params.adaptive_lookback_ms // bar_ms)
@@ -107,7 +107,7 @@ def _strong(grid: Grid, regime: NDArray[np.int8], params: EngineParams) -> BoolA
         oi_v = pct_change(grid.oi, v)
         px_v = pct_change(grid.close, v)
         strong |= (oi_v <= -params.strong_oi_drop_pct) & (px_v > 0)
-    return strong & (regime == Regime.SHORT_COVERING)
+    return np.asarray(strong & (regime == Regime.SHORT_COVERING), dtype=np.bool_)
 
 
 def timeline(series: MarketSeries, params: EngineParams) -> Timeline:
@@ -115,7 +115,9 @@ def timeline(series: MarketSeries, params: EngineParams) -> Timeline:
     bar = grid.bar_ms
     if params.reference:
         if bar != 5 * MINUTE_MS:
-            raise UserError(f"reference mode needs 5m data; this series has {interval_name(bar)} bars")
+            raise UserError(
+                f"reference mode needs 5m data; this series has {interval_name(bar)} bars"
+            )
         w = REFERENCE_BARS - 1
     else:
         w = window_bars(params.window_ms, bar)
@@ -150,10 +152,25 @@ def timeline(series: MarketSeries, params: EngineParams) -> Timeline:
     changes = {}
     for wms in params.report_windows_ms:
         if wms % bar == 0:
-            changes[interval_name(wms)] = (pct_change(grid.oi, wms // bar),
-                                           pct_change(grid.close, wms // bar))
-    return Timeline(grid, w, oi_pct, price_pct, oi_thr, px_thr, regime.astype(np.int8), strong,
-                    squeeze, gap, short_w, long_w, changes)
+            changes[interval_name(wms)] = (
+                pct_change(grid.oi, wms // bar),
+                pct_change(grid.close, wms // bar),
+            )
+    return Timeline(
+        grid,
+        w,
+        oi_pct,
+        price_pct,
+        oi_thr,
+        px_thr,
+        regime.astype(np.int8),
+        strong,
+        squeeze,
+        gap,
+        short_w,
+        long_w,
+        changes,
+    )
 
 
 def _runs(mask: BoolArray) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
@@ -166,7 +183,9 @@ def _opt(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
 
 
-def events(tl: Timeline, params: EngineParams, regimes: tuple[Regime, ...] | None = None) -> list[Event]:
+def events(
+    tl: Timeline, params: EngineParams, regimes: tuple[Regime, ...] | None = None
+) -> list[Event]:
     """Merge consecutive bars of each regime into events (covering and squeeze bars together)."""
     wanted = regimes or (Regime.SHORT_COVERING,)
     grid, w = tl.grid, tl.window_bars
@@ -192,8 +211,14 @@ def _event(
     px_change = _pct(grid.close[b], grid.close[e])
     seg = slice(s, e + 1)
     covering = regime == Regime.SHORT_COVERING
-    largest_drop = float(np.nanmin(tl.oi_pct[seg])) if covering else float(np.nanmax(np.abs(tl.oi_pct[seg])))
-    peak_gain = float(np.nanmax(tl.price_pct[seg])) if covering else float(np.nanmax(np.abs(tl.price_pct[seg])))
+    largest_drop = (
+        float(np.nanmin(tl.oi_pct[seg])) if covering else float(np.nanmax(np.abs(tl.oi_pct[seg])))
+    )
+    peak_gain = (
+        float(np.nanmax(tl.price_pct[seg]))
+        if covering
+        else float(np.nanmax(np.abs(tl.price_pct[seg])))
+    )
     span = slice(max(0, s - w + 1), e + 1)
     short = float(np.sum(grid.liq_short_usd[span]))
     long_ = float(np.sum(grid.liq_long_usd[span]))
@@ -208,10 +233,16 @@ def _event(
     session, weekend = session_of(int(grid.ts[s]))
     data_gap = bool(np.any(tl.gap[seg]))
     conf = confidence(
-        oi_drop_pct=largest_drop, oi_threshold_pct=float(tl.oi_threshold[s]),
-        price_gain_pct=peak_gain, price_threshold_pct=float(tl.price_threshold[s]),
-        funding_8h=rate_8h, clearly_negative_8h=params.more_to_come_funding_8h,
-        volume_ratio=volume_ratio, session=session, weekend=weekend, data_gap=data_gap,
+        oi_drop_pct=largest_drop,
+        oi_threshold_pct=float(tl.oi_threshold[s]),
+        price_gain_pct=peak_gain,
+        price_threshold_pct=float(tl.price_threshold[s]),
+        funding_8h=rate_8h,
+        clearly_negative_8h=params.more_to_come_funding_8h,
+        volume_ratio=volume_ratio,
+        session=session,
+        weekend=weekend,
+        data_gap=data_gap,
         use_funding=covering,
     )
     return Event(
@@ -229,7 +260,9 @@ def _event(
         funding_rate=rate,
         funding_interval_h=ivl,
         funding_rate_8h=rate_8h,
-        more_to_come=(rate_8h <= params.more_to_come_funding_8h) if covering and rate_8h is not None else None,
+        more_to_come=(rate_8h <= params.more_to_come_funding_8h)
+        if covering and rate_8h is not None
+        else None,
         short_liq_usd=short if np.isfinite(short) else None,
         long_liq_usd=long_ if np.isfinite(long_) else None,
         squeeze=squeeze if covering else None,
@@ -241,4 +274,8 @@ def _event(
 
 
 def _pct(a: float, b: float) -> float:
-    return float((b / a - 1.0) * 100.0) if a > 0 and np.isfinite(a) and np.isfinite(b) else float("nan")
+    return (
+        float((b / a - 1.0) * 100.0)
+        if a > 0 and np.isfinite(a) and np.isfinite(b)
+        else float("nan")
+    )

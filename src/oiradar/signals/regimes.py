@@ -38,9 +38,15 @@ MIRROR = {
 # OI moving while price is flat has no reading in the matrix: NEUTRAL.
 _MATRIX = np.array(
     [
-        Regime.LONG_LIQUIDATION, Regime.NEUTRAL, Regime.SHORT_COVERING,        # OI down
-        Regime.LOW_CONVICTION_SELLOFF, Regime.NEUTRAL, Regime.LOW_CONVICTION_RALLY,  # OI flat
-        Regime.NEW_SHORTS, Regime.NEUTRAL, Regime.NEW_LONGS,                   # OI up
+        Regime.LONG_LIQUIDATION,
+        Regime.NEUTRAL,
+        Regime.SHORT_COVERING,  # OI down
+        Regime.LOW_CONVICTION_SELLOFF,
+        Regime.NEUTRAL,
+        Regime.LOW_CONVICTION_RALLY,  # OI flat
+        Regime.NEW_SHORTS,
+        Regime.NEUTRAL,
+        Regime.NEW_LONGS,  # OI up
     ],
     dtype=np.int8,
 )
@@ -64,7 +70,7 @@ def classify(
     A NaN change or threshold (a gap) gives NO_DATA, never a regime.
     """
     idx = (_direction(oi_pct, oi_threshold) + 1) * 3 + _direction(price_pct, price_threshold) + 1
-    out = _MATRIX[idx]
+    out: NDArray[np.int8] = np.asarray(_MATRIX[idx], dtype=np.int8)
     missing = np.isnan(oi_pct) | np.isnan(price_pct)
     if not np.isscalar(oi_threshold):
         missing |= np.isnan(oi_threshold)

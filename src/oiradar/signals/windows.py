@@ -67,8 +67,12 @@ def build_grid(series: MarketSeries, max_funding_age_h: float = 24.0) -> Grid:
     if series.liq_coverage:
         lidx = (series.liq_ts - t0) // bar
         ok = (lidx >= 0) & (lidx < n)
-        liq_long = np.bincount(lidx[ok], weights=np.nan_to_num(series.liq_long_usd[ok]), minlength=n)
-        liq_short = np.bincount(lidx[ok], weights=np.nan_to_num(series.liq_short_usd[ok]), minlength=n)
+        liq_long = np.bincount(
+            lidx[ok], weights=np.nan_to_num(series.liq_long_usd[ok]), minlength=n
+        ).astype(np.float64)
+        liq_short = np.bincount(
+            lidx[ok], weights=np.nan_to_num(series.liq_short_usd[ok]), minlength=n
+        ).astype(np.float64)
     else:
         liq_long = np.full(n, np.nan)
         liq_short = np.full(n, np.nan)
@@ -76,15 +80,28 @@ def build_grid(series: MarketSeries, max_funding_age_h: float = 24.0) -> Grid:
     fpos = np.searchsorted(series.funding_ts, bar_close, side="right") - 1
     has = fpos >= 0
     fpos_c = np.clip(fpos, 0, None)
-    rate = np.where(has, series.funding_rate[fpos_c] if len(series.funding_rate) else np.nan, np.nan)
-    ivl = np.where(has, series.funding_interval_h[fpos_c] if len(series.funding_rate) else np.nan, np.nan)
+    rate = np.where(
+        has, series.funding_rate[fpos_c] if len(series.funding_rate) else np.nan, np.nan
+    )
+    ivl = np.where(
+        has, series.funding_interval_h[fpos_c] if len(series.funding_rate) else np.nan, np.nan
+    )
     if len(series.funding_ts):
         age_h = (bar_close - series.funding_ts[fpos_c]) / 3_600_000
         stale = age_h > np.maximum(max_funding_age_h, 2 * np.nan_to_num(ivl, nan=8.0))
         rate = np.where(stale, np.nan, rate)
         ivl = np.where(stale, np.nan, ivl)
-    return Grid(bar, ts, close, volume, oi, liq_long, liq_short, rate.astype(np.float64),
-                ivl.astype(np.float64))
+    return Grid(
+        bar,
+        ts,
+        close,
+        volume,
+        oi,
+        liq_long,
+        liq_short,
+        rate.astype(np.float64),
+        ivl.astype(np.float64),
+    )
 
 
 def pct_change(x: FloatArray, bars: int) -> FloatArray:

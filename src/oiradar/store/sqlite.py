@@ -44,7 +44,9 @@ def _upsert_sql(kind: Kind) -> str:
     values = [n for n in names if n not in layout.key]
     cols = ", ".join(names)
     marks = ", ".join("?" for _ in names)
-    sql = f"INSERT INTO {kind.value} ({cols}) VALUES ({marks}) ON CONFLICT ({', '.join(layout.key)})"
+    sql = (
+        f"INSERT INTO {kind.value} ({cols}) VALUES ({marks}) ON CONFLICT ({', '.join(layout.key)})"
+    )
     if not values:
         return sql + " DO NOTHING"
     sets = ", ".join(f"{n} = excluded.{n}" for n in values)
@@ -65,8 +67,13 @@ class Store:
             if not readonly:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             uri = f"file:{self.path}{'?mode=ro' if readonly else ''}"
-            self._conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
-                                         isolation_level=None, check_same_thread=False)
+            self._conn = sqlite3.connect(
+                uri,
+                uri=True,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
             self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if not readonly:
                 self._conn.execute("PRAGMA journal_mode = WAL")
@@ -93,7 +100,8 @@ class Store:
         current = self.schema_version
         if current > SCHEMA_VERSION:
             raise StoreError(
-                f"store {self.path} has schema v{current}, newer than this oiradar (v{SCHEMA_VERSION});"
+                f"store {self.path} has schema v{current}, newer than this oiradar "
+                f"(v{SCHEMA_VERSION});"
                 " upgrade oiradar"
             )
         if current == SCHEMA_VERSION:
@@ -143,8 +151,16 @@ class Store:
 
     def upsert_instruments(self, instruments: Iterable[Instrument]) -> int:
         rows = [
-            (i.venue, i.symbol, i.venue_symbol, i.base, i.quote, i.contract_size, i.kind.value,
-             i.funding_interval_h)
+            (
+                i.venue,
+                i.symbol,
+                i.venue_symbol,
+                i.base,
+                i.quote,
+                i.contract_size,
+                i.kind.value,
+                i.funding_interval_h,
+            )
             for i in instruments
         ]
         with self._transaction():
@@ -180,6 +196,15 @@ class Store:
             "SELECT DISTINCT interval FROM candles WHERE venue = ? AND symbol = ?", (venue, symbol)
         ).fetchall()
         return [str(r[0]) for r in rows]
+
+    def candle_span(self, venue: str, symbol: str, interval: str) -> tuple[int, int] | None:
+        """(first, last) bar open of stored candles, or None."""
+        lo, hi = self._conn.execute(
+            "SELECT MIN(ts_ms), MAX(ts_ms) FROM candles WHERE venue = ? AND symbol = ? AND "
+            "interval = ?",
+            (venue, symbol, interval),
+        ).fetchone()
+        return None if lo is None else (int(lo), int(hi))
 
     def venues_for(self, symbol: str) -> list[str]:
         rows = self._conn.execute(
@@ -233,20 +258,24 @@ class Store:
         c = self._columns(
             "SELECT ts_ms, open, high, low, close, volume_base FROM candles WHERE venue = ? AND "
             "symbol = ? AND interval = ? AND ts_ms BETWEEN ? AND ? ORDER BY ts_ms",
-            (venue, symbol, interval, lo, hi), 6,
+            (venue, symbol, interval, lo, hi),
+            6,
         )
         o = self._columns(
             "SELECT ts_ms, oi_base FROM open_interest WHERE venue = ? AND symbol = ? AND "
             "ts_ms BETWEEN ? AND ? ORDER BY ts_ms",
-            (venue, symbol, lo, hi), 2,
+            (venue, symbol, lo, hi),
+            2,
         )
         # Funding in force at the start needs the last rate before it.
         f = self._columns(
             "SELECT ts_ms, funding_rate, COALESCE(interval_h, 8.0) FROM funding WHERE venue = ? "
             "AND symbol = ? AND ts_ms BETWEEN "
-            "COALESCE((SELECT MAX(ts_ms) FROM funding WHERE venue = ? AND symbol = ? AND ts_ms < ?),"
+            "COALESCE((SELECT MAX(ts_ms) FROM funding WHERE venue = ? AND symbol = ? "
+            "AND ts_ms < ?),"
             " ?) AND ? ORDER BY ts_ms",
-            (venue, symbol, venue, symbol, lo, lo, hi), 3,
+            (venue, symbol, venue, symbol, lo, lo, hi),
+            3,
         )
         bars = self._columns(
             "SELECT l.ts_ms, COALESCE(l.long_liq_usd, l.long_liq_base * c.close), "
@@ -254,13 +283,15 @@ class Store:
             "LEFT JOIN candles c ON c.venue = l.venue AND c.symbol = l.symbol AND "
             "c.interval = l.interval AND c.ts_ms = l.ts_ms "
             "WHERE l.venue = ? AND l.symbol = ? AND l.ts_ms BETWEEN ? AND ?",
-            (venue, symbol, lo, hi), 3,
+            (venue, symbol, lo, hi),
+            3,
         )
         orders = self._columns(
             "SELECT ts_ms, CASE position_side WHEN 'LONG' THEN usd ELSE 0 END, "
             "CASE position_side WHEN 'SHORT' THEN usd ELSE 0 END FROM liquidation_orders "
             "WHERE venue = ? AND symbol = ? AND ts_ms BETWEEN ? AND ?",
-            (venue, symbol, lo, hi), 3,
+            (venue, symbol, lo, hi),
+            3,
         )
         liq = np.concatenate([bars, orders])
         liq = liq[np.argsort(liq[:, 0], kind="stable")]
@@ -269,10 +300,18 @@ class Store:
             symbol=symbol,
             interval_ms=interval_ms(interval),
             candle_ts=c[:, 0].astype(np.int64),
-            open=c[:, 1], high=c[:, 2], low=c[:, 3], close=c[:, 4], volume=c[:, 5],
-            oi_ts=o[:, 0].astype(np.int64), oi_base=o[:, 1],
-            funding_ts=f[:, 0].astype(np.int64), funding_rate=f[:, 1], funding_interval_h=f[:, 2],
-            liq_ts=liq[:, 0].astype(np.int64), liq_long_usd=liq[:, 1], liq_short_usd=liq[:, 2],
+            open=c[:, 1],
+            high=c[:, 2],
+            low=c[:, 3],
+            close=c[:, 4],
+            volume=c[:, 5],
+            oi_ts=o[:, 0].astype(np.int64),
+            oi_base=o[:, 1],
+            funding_ts=f[:, 0].astype(np.int64),
+            funding_rate=f[:, 1],
+            funding_interval_h=f[:, 2],
+            liq_ts=liq[:, 0].astype(np.int64),
+            liq_long_usd=liq[:, 1],
+            liq_short_usd=liq[:, 2],
             liq_coverage=len(liq) > 0,
         )
-

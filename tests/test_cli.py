@@ -1,0 +1,263 @@
+"""The real CLI: outputs, JSON shape, and one-line errors with non-zero exits."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from oiradar.cli import app
+from tests.conftest import run_cli
+from tests.test_archive import kline_rows, write
+
+COMMANDS = sorted(c.name or "" for c in app.registered_commands)
+REQUIRED_EVENT_KEYS = {
+    "venue",
+    "symbol",
+    "regime",
+    "start",
+    "end",
+    "oi_change_pct",
+    "price_change_pct",
+    "tier",
+    "confidence",
+    "funding_rate",
+    "more_to_come",
+    "short_liq_usd",
+    "long_liq_usd",
+    "squeeze",
+}
+
+
+def test_every_command_explains_itself() -> None:
+    assert {"analyze", "regimes", "import", "export", "info"} <= set(COMMANDS)
+    top = run_cli("--help")
+    assert top.code == 0 and "short covering" in top.out
+    for name in COMMANDS:
+        res = run_cli(name, "--help")
+        assert res.code == 0, name
+        assert "Usage: oiradar" in res.out and len(res.out) > 300, name
+
+
+def test_analyze_json_shape(real_db: Path) -> None:
+    res = run_cli(
+        "--db",
+        str(real_db),
+        "analyze",
+        "btcusdt",
+        "--from",
+        "2024-08-01",
+        "--to",
+        "2024-08-20",
+        "--format",
+        "json",
+    )
+    assert res.code == 0, res.err
+    events = json.loads(res.out)
+    assert [e["start"] for e in events] == [
+        "2024-08-05T14:00:00Z",
+        "2024-08-08T01:00:00Z",
+        "2024-08-08T21:00:00Z",
+        "2024-08-16T02:00:00Z",
+    ]
+    for ev in events:
+        assert ev.keys() >= REQUIRED_EVENT_KEYS
+        assert ev["start"].endswith("Z") and ev["end"].endswith("Z")
+        assert ev["regime"] in ("SHORT_COVERING", "SHORT_SQUEEZE")
+        assert ev["squeeze"] is (ev["regime"] == "SHORT_SQUEEZE")
+
+
+def test_analyze_all_regimes_and_csv(real_db: Path) -> None:
+    res = run_cli(
+        "--db",
+        str(real_db),
+        "analyze",
+        "ETHUSDT",
+        "--regime",
+        "all",
+        "--format",
+        "csv",
+        "--from",
+        "2024-08-04",
+        "--to",
+        "2024-08-09",
+    )
+    assert res.code == 0, res.err
+    lines = res.out.strip().splitlines()
+    assert lines[0].startswith("venue,symbol,interval,regime,start,end")
+    regimes = {line.split(",")[3] for line in lines[1:]}
+    assert {"LONG_LIQUIDATION", "SHORT_SQUEEZE"} <= regimes
+
+
+def test_table_output_and_regimes_timeline(real_db: Path) -> None:
+    res = run_cli(
+        "--db", str(real_db), "analyze", "BTCUSDT", "--from", "2024-06-25", "--to", "2024-06-26"
+    )
+    assert res.code == 0 and "2024-06-25 18:00" in res.out and "SHORT_COVERING" in res.out
+    tl = run_cli(
+        "--db",
+        str(real_db),
+        "regimes",
+        "DOGEUSDT",
+        "--from",
+        "2024-09-18T18:00Z",
+        "--to",
+        "2024-09-18T18:40Z",
+        "--window",
+        "1h",
+        "--format",
+        "json",
+    )
+    bars = json.loads(tl.out)
+    assert len(bars) == 9 and bars[0]["regime"] == "SHORT_COVERING"
+    assert bars[-1]["regime"] == "NO_DATA" and bars[-1]["data_gap"] is True  # OI ends earlier
+    assert {"oi_15m_pct", "price_1h_pct"} <= bars[0].keys()
+
+
+def test_reference_mode_via_cli(real_db: Path) -> None:
+    res = run_cli(
+        "--db",
+        str(real_db),
+        "regimes",
+        "DOGEUSDT",
+        "--reference",
+        "--from",
+        "2024-09-18T18:30Z",
+        "--to",
+        "2024-09-18T18:40Z",
+        "--format",
+        "json",
+    )
+    assert res.code == 0, res.err
+    assert [b["regime"] for b in json.loads(res.out)] == ["NONE", "SHORT_COVERING", "NO_DATA"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["analyze", "NOPEUSDT"], "no candles for NOPEUSDT on binance"),
+        (["analyze", "BTCUSDT", "--from", "2024-13-45"], "invalid time '2024-13-45'"),
+        (
+            ["analyze", "BTCUSDT", "--from", "2030-01-01"],
+            "no 5m candles for BTCUSDT on binance in the requested range; "
+            "stored: 2024-09-13T21:00:00Z",
+        ),
+        (["analyze", "BTCUSDT", "--from", "2024-08-02", "--to", "2024-08-01"], "empty range"),
+        (["analyze", "BTCUSDT", "--oi-threshold", "-1"], "--oi-threshold must be a positive"),
+        (
+            ["analyze", "BTCUSDT", "--price-threshold", "nan"],
+            "--price-threshold must be a positive",
+        ),
+        (["analyze", "BTCUSDT", "--oi-threshold", "abc"], "Invalid value for '--oi-threshold'"),
+        (["analyze", "BTCUSDT", "--window", "7x"], "invalid interval '7x'"),
+        (
+            ["analyze", "BTCUSDT", "--interval", "1h", "--window", "15m"],
+            "not a multiple of the data's bar size 1h",
+        ),
+        (["analyze", "BTCUSDT", "--regime", "moon"], "unknown regime 'moon'"),
+        (["analyze", "ETHUSDT", "--reference"], "reference mode needs 5m data"),
+        (["analyze", "BTCUSDT", "--venue", "bybit"], "no candles for BTCUSDT on bybit"),
+        (["analyze"], "Missing argument 'symbol'"),
+        (["import", "/nonexistent/x.csv"], "no such file or directory"),
+        (["nosuchcommand"], "No such command"),
+    ],
+)
+def test_bad_input_is_one_clear_line(real_db: Path, args: list[str], message: str) -> None:
+    res = run_cli("--db", str(real_db), *args)
+    assert res.code != 0
+    lines = res.err.strip().splitlines()
+    assert len(lines) == 1, res.err
+    assert lines[0].startswith("oiradar: error:") and message in lines[0], lines[0]
+    assert "Traceback" not in res.err + res.out
+
+
+def test_missing_store_is_a_clear_error(tmp_path: Path) -> None:
+    res = run_cli("--db", str(tmp_path / "none.sqlite"), "analyze", "BTCUSDT")
+    assert res.code == 2 and "no store at" in res.err and "oiradar import" in res.err
+
+
+def test_import_reports_and_rejects(tmp_path: Path) -> None:
+    db = str(tmp_path / "s.sqlite")
+    good = write(tmp_path / "in" / "BTCUSDT-5m-2024-03-01.csv", kline_rows(20))
+    rows = kline_rows(20)
+    rows[3] = rows[3].replace(",", ";", 1)
+    write(tmp_path / "in" / "ETHUSDT-5m-2024-03-01.csv", rows)
+    res = run_cli("--db", db, "import", str(tmp_path / "in"), "--format", "json")
+    assert res.code == 2
+    assert json.loads(res.out) == [
+        {
+            "kind": "candles",
+            "venue": "binance",
+            "symbol": "BTCUSDT",
+            "rows": 20,
+            "new_or_changed": 20,
+        }
+    ]
+    assert "ETHUSDT-5m-2024-03-01.csv:4:" in res.err
+    again = run_cli("--db", db, "import", str(good), "--format", "json")
+    assert again.code == 0 and json.loads(again.out)[0]["new_or_changed"] == 0
+    info = run_cli("--db", db, "info", "--format", "json")
+    assert json.loads(info.out) == [
+        {
+            "kind": "candles",
+            "venue": "binance",
+            "symbol": "BTCUSDT",
+            "rows": 20,
+            "first": "2024-03-01T00:00:00Z",
+            "last": "2024-03-01T01:35:00Z",
+        }
+    ]
+
+
+def test_export_command(real_db: Path, tmp_path: Path) -> None:
+    res = run_cli(
+        "--db", str(real_db), "export", "--out", str(tmp_path / "x"), "--symbol", "sol-usdt"
+    )
+    assert res.code == 0, res.err
+    assert "candles.csv\t1463 rows" in res.out
+    bad = run_cli(
+        "--db", str(real_db), "export", "--out", str(tmp_path / "y"), "--file-format", "xls"
+    )
+    assert bad.code == 2 and "csv or parquet" in bad.err
+
+
+def test_installed_console_script_runs(real_db: Path) -> None:
+    exe = shutil.which("oiradar", path=str(Path(sys.executable).parent))
+    assert exe, "the oiradar console script is not installed next to this Python"
+    env = {**os.environ, "OIRADAR_DB": str(real_db)}
+    proc = subprocess.run(
+        [
+            exe,
+            "analyze",
+            "SOLUSDT",
+            "--from",
+            "2024-08-12",
+            "--to",
+            "2024-08-14",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert [e["start"] for e in json.loads(proc.stdout)] == [
+        "2024-08-12T11:00:00Z",
+        "2024-08-12T23:00:00Z",
+        "2024-08-13T16:00:00Z",
+    ]
+    bad = subprocess.run(
+        [exe, "analyze", "SOLUSDT", "--from", "soon"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr

@@ -52,4 +52,5 @@ def series(
         liq_long_usd=np.array([lo for _, lo, _ in lq], dtype=np.float64),
         liq_short_usd=np.array([sh for _, _, sh in lq], dtype=np.float64),
         liq_coverage=liq is not None,
+        liq_bar_ts=np.empty(0, dtype=np.int64),
     )

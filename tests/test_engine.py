@@ -58,10 +58,13 @@ def test_pct_change_and_window_sums() -> None:
     ]
 
 
-def covering_series(**kw: object) -> tuple[list[float], list[float]]:
-    """Flat for 40 bars, then 3 bars of OI down with price up, then flat: bars 41-43 cover."""
-    close = [100.0] * 40 + [100.5, 101.2, 101.6] + [101.6] * 10
-    oi = [1000.0] * 40 + [990.0, 980.0, 965.0] + [965.0] * 10
+def covering_series(prefix: int = 40) -> tuple[list[float], list[float]]:
+    """Flat for `prefix` bars, then 3 bars of OI down with price up, then flat.
+
+    With the default prefix, bars 41-43 cover.
+    """
+    close = [100.0] * prefix + [100.5, 101.2, 101.6] + [101.6] * 10
+    oi = [1000.0] * prefix + [990.0, 980.0, 965.0] + [965.0] * 10
     return close, oi
 
 
@@ -132,22 +135,30 @@ def test_strong_tier_needs_five_percent_within_thirty_minutes() -> None:
     assert evs and all(e.tier == "normal" for e in evs)
 
 
+PREFIX = 300  # more than a day of 5 m bars, so the liquidation baseline exists
+
+
 def _squeeze_case(short_usd: float, long_usd: float) -> list[tuple[int, float, float]]:
-    calm = [(i, 100.0, 100.0) for i in range(40)]  # steady background liquidations
-    return [*calm, (41, long_usd, short_usd), (42, long_usd, short_usd)]
+    calm = [(i, 100.0, 100.0) for i in range(PREFIX)]  # steady background liquidations
+    return [*calm, (PREFIX + 1, long_usd, short_usd), (PREFIX + 2, long_usd, short_usd)]
 
 
 def test_squeeze_upgrade_needs_a_short_liquidation_burst() -> None:
-    close, oi = covering_series()
+    close, oi = covering_series(PREFIX)
     # OI is 1000 base at price ~100: 100k USD; 0.02 % floor = 20 USD.
     burst = events(timeline(series(close, oi, liq=_squeeze_case(50_000.0, 500.0)), P), P)[0]
     assert burst.squeeze is True and burst.regime is Regime.SHORT_SQUEEZE
-    # The event's windows span bars 39..43: the burst plus bar 39's background 100 USD.
+    # The event's windows span bars P-1..P+3: the burst plus bar P-1's background 100 USD.
     assert burst.short_liq_usd == pytest.approx(100_000.0 + 100.0)
     orderly = events(timeline(series(close, oi, liq=_squeeze_case(100.0, 100.0)), P), P)[0]
     assert orderly.squeeze is False and orderly.regime is Regime.SHORT_COVERING
     longs = events(timeline(series(close, oi, liq=_squeeze_case(50_000.0, 40_000.0)), P), P)[0]
     assert longs.squeeze is False  # shorts do not dominate: not a short squeeze
+    # Without a day of liquidation history there is no baseline: unknown, not a guess.
+    short_close, short_oi = covering_series()
+    young_liq = [(i, 100.0, 100.0) for i in range(40)] + [(41, 500.0, 50_000.0)]
+    young = events(timeline(series(short_close, short_oi, liq=young_liq), P), P)[0]
+    assert young.squeeze is None and young.regime is Regime.SHORT_COVERING
 
 
 def test_funding_normalized_to_its_interval_and_more_to_come() -> None:

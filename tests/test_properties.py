@@ -41,7 +41,7 @@ def test_scaling_oi_or_price_leaves_regimes_unchanged(
 ) -> None:
     """Powers of two scale exactly in floating point, so every % change is identical."""
     close, oi = _walk(seed, 400, 0.006), _walk(seed + 1, 400, 0.008) * 50
-    p = EngineParams(adaptive=adaptive, adaptive_min_history_ms=3_600_000)
+    p = EngineParams(adaptive=adaptive, min_history_ms=3_600_000)
     base = timeline(series(close, oi), p)
     scaled = timeline(series(close * 2.0**k_px, oi * 2.0**k_oi), p)
     np.testing.assert_array_equal(base.regime, scaled.regime)
@@ -54,7 +54,7 @@ def test_nothing_at_bar_t_depends_on_data_after_t(seed: int, t: int, adaptive: b
     close, oi = _walk(seed, n, 0.006), _walk(seed + 7, n, 0.008)
     liq = [(i, 10.0 * (i % 3), 50.0 * (i % 5)) for i in range(n)]
     fund = [(i, 0.0001 * np.sin(i), 8.0) for i in range(0, n, 96)]
-    p = EngineParams(adaptive=adaptive, adaptive_min_history_ms=3_600_000)
+    p = EngineParams(adaptive=adaptive, min_history_ms=3_600_000)
     full = timeline(series(close, oi, liq=liq, funding=fund), p)
     # Rewrite the future after bar t (prices, OI, liquidations, funding) ...
     rng = np.random.default_rng(seed + 99)

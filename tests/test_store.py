@@ -181,3 +181,46 @@ def test_killed_writer_loses_at_most_the_batch_in_flight(db_path: Path) -> None:
         assert s._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         n = len(list(s.rows(Kind.OPEN_INTEREST)))
     assert n >= 3 * 5000 and n % 5000 == 0
+
+
+def test_write_records_of_every_kind(store: Store) -> None:
+    from oiradar.records import (
+        Candle,
+        FundingSample,
+        Liquidation,
+        LiquidationBar,
+        OISample,
+        Side,
+    )
+
+    t = 1_700_000_100_000
+    recs = [
+        OISample("okx", "BTCUSDT", t, 21254.19, 2125419.0, 2.36e9),
+        Candle("okx", "BTCUSDT", 300_000, t, 1.0, 2.0, 0.5, 1.5, 10.0, 15.0, 4.0, 7),
+        FundingSample("okx", "BTCUSDT", t, -0.0001, 4.0),
+        Liquidation("bybit", "BTCUSDT", t, Side.LONG, 0.5, 60000.0, 30000.0),
+        LiquidationBar("binance", "BTCUSDT", 3_600_000, t, 1.0, 2.0, None, None),
+    ]
+    assert store.write_records(recs) == dict.fromkeys(
+        [
+            Kind.OPEN_INTEREST,
+            Kind.CANDLES,
+            Kind.FUNDING,
+            Kind.LIQUIDATION_ORDERS,
+            Kind.LIQUIDATIONS,
+        ],
+        1,
+    )
+    assert FundingSample("okx", "BTCUSDT", t, -0.0001, 4.0).rate_8h == pytest.approx(-0.0002)
+    assert next(iter(store.rows(Kind.CANDLES)))[3] == "5m"
+    assert next(iter(store.rows(Kind.LIQUIDATION_ORDERS)))[3] == "LONG"
+    assert store.write_records(recs) == dict.fromkeys(
+        [
+            Kind.OPEN_INTEREST,
+            Kind.CANDLES,
+            Kind.FUNDING,
+            Kind.LIQUIDATION_ORDERS,
+            Kind.LIQUIDATIONS,
+        ],
+        0,
+    )

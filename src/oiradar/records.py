@@ -119,7 +119,9 @@ class MarketSeries:
 
     Arrays are numpy, sorted by time. Candle `candle_ts` is the bar open; OI `oi_ts` the
     snapshot time; liquidation `liq_ts` the order time or the bar open of a per-bar total.
-    `liq_coverage` is False when no liquidation source covers the range (unknown, not zero).
+    `liq_coverage` is False when no liquidation source covers the range (unknown, not zero);
+    `liq_bar_ts` holds the bar opens of per-bar liquidation totals: where such history is the
+    source, only those bars are covered (order streams are taken as continuous).
     """
 
     venue: str
@@ -140,3 +142,4 @@ class MarketSeries:
     liq_long_usd: NDArray[np.float64]
     liq_short_usd: NDArray[np.float64]
     liq_coverage: bool
+    liq_bar_ts: NDArray[np.int64]

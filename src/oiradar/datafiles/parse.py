@@ -8,6 +8,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from oiradar.datafiles.detect import Detected, FileKind, detect
@@ -97,19 +98,40 @@ def _read_text(path: Path, fmt: str) -> str:
         raise DataError(f"{path}: not UTF-8 text (byte {exc.start})") from None
 
 
+def _check_field_counts(path: Path, text: str, ncols: int, body_start: int) -> int:
+    """Vectorized per-line comma count (our formats never quote); returns the body line count.
+
+    A ragged line raises with its number; blank lines are ignored.
+    """
+    raw = np.frombuffer(text.encode(), dtype=np.uint8)
+    ends = np.flatnonzero(raw == ord("\n"))
+    if len(raw) and raw[-1] != ord("\n"):
+        ends = np.append(ends, len(raw))
+    commas = np.flatnonzero(raw == ord(","))
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    per_line = np.searchsorted(commas, ends) - np.searchsorted(commas, starts)
+    length = ends - starts - (raw[np.maximum(ends - 1, 0)] == ord("\r"))
+    blank = length <= 0
+    bad = (per_line != ncols - 1) & ~blank
+    bad[:body_start] = False
+    if bad.any():
+        line = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{path}:{line + 1}: expected {ncols} fields, found {int(per_line[line]) + 1}"
+        )
+    return int((~blank[body_start:]).sum())
+
+
 def _read_strings(
     path: Path, text: str, columns: tuple[str, ...], has_header: bool
 ) -> pl.DataFrame:
     """Read CSV text as strings with our column names; a ragged line is reported by number."""
-    lines = text.splitlines()
     body_start = 1 if has_header else 0
-    for lineno, row in enumerate(csv.reader(lines[body_start:]), start=body_start + 1):
-        if row and len(row) != len(columns):
-            raise DataError(f"{path}:{lineno}: expected {len(columns)} fields, found {len(row)}")
-    if len(lines) <= body_start:
+    rows = _check_field_counts(path, text, len(columns), body_start)
+    if rows == 0:
         return pl.DataFrame({c: [] for c in columns}, schema=dict.fromkeys(columns, pl.String))
     return pl.read_csv(
-        io.StringIO(text),
+        text.encode(),
         has_header=False,
         skip_rows=body_start,
         new_columns=list(columns),
@@ -333,10 +355,10 @@ def _parse_interchange(path: Path, det: Detected) -> Parsed:
         header = df.columns
     else:
         text = _read_text(path, "csv")
-        lines = text.splitlines()
-        if not lines:
+        first_line = text.split("\n", 1)[0].rstrip("\r")
+        if not first_line.strip():
             raise DataError(f"{path}:1: empty file (expected a header row)")
-        header = [h.strip() for h in next(csv.reader([lines[0]]))]
+        header = [h.strip() for h in next(csv.reader([first_line]))]
         df = _read_strings(path, text, tuple(header), has_header=True)
         line0 = 2
     missing = [c for c in layout.required if c not in header]

@@ -93,19 +93,33 @@ def _thresholds(change: FloatArray, fixed: float, params: EngineParams, bar_ms: 
     if not params.adaptive:
         return np.full(change.shape, fixed)
     lookback = max(2, params.adaptive_lookback_ms // bar_ms)
-    min_hist = max(2, params.adaptive_min_history_ms // bar_ms)
+    min_hist = max(2, params.min_history_ms // bar_ms)
     spread = ROBUST_SIGMA * trailing_median(np.abs(change), lookback, min_hist)
     thr = np.maximum(params.adaptive_k * spread, params.adaptive_floor_frac * fixed)
     return np.where(np.isnan(thr), fixed, thr)
 
 
-def _strong(grid: Grid, regime: NDArray[np.int8], params: EngineParams) -> BoolArray:
+class _Changes:
+    """% changes of OI and price by window length, computed once per timeline."""
+
+    def __init__(self, grid: Grid) -> None:
+        self.grid = grid
+        self._cache: dict[int, tuple[FloatArray, FloatArray]] = {}
+
+    def __call__(self, bars: int) -> tuple[FloatArray, FloatArray]:
+        if bars not in self._cache:
+            self._cache[bars] = (pct_change(self.grid.oi, bars), pct_change(self.grid.close, bars))
+        return self._cache[bars]
+
+
+def _strong(
+    grid: Grid, regime: NDArray[np.int8], params: EngineParams, changes: _Changes
+) -> BoolArray:
     """OI down >= strong % within <= 30 min (at least one bar) while price rises."""
     strong = np.zeros(len(regime), dtype=np.bool_)
     max_bars = max(1, params.strong_within_ms // grid.bar_ms)
     for v in range(1, max_bars + 1):
-        oi_v = pct_change(grid.oi, v)
-        px_v = pct_change(grid.close, v)
+        oi_v, px_v = changes(v)
         strong |= (oi_v <= -params.strong_oi_drop_pct) & (px_v > 0)
     return np.asarray(strong & (regime == Regime.SHORT_COVERING), dtype=np.bool_)
 
@@ -121,8 +135,8 @@ def timeline(series: MarketSeries, params: EngineParams) -> Timeline:
         w = REFERENCE_BARS - 1
     else:
         w = window_bars(params.window_ms, bar)
-    oi_pct = pct_change(grid.oi, w)
-    price_pct = pct_change(grid.close, w)
+    changes_of = _Changes(grid)
+    oi_pct, price_pct = changes_of(w)
     gap = gap_in_window(grid.valid, w)
     if params.reference:
         oi_thr = np.full(oi_pct.shape, 1.5)
@@ -132,30 +146,33 @@ def timeline(series: MarketSeries, params: EngineParams) -> Timeline:
         oi_thr = _thresholds(oi_pct, params.oi_threshold_pct, params, bar)
         px_thr = _thresholds(price_pct, params.price_threshold_pct, params, bar)
         regime = classify(oi_pct, price_pct, oi_thr, px_thr)
-    strong = _strong(grid, regime, params)
+    strong = _strong(grid, regime, params, changes_of)
 
     short_w = rolling_sum(grid.liq_short_usd, w)
     long_w = rolling_sum(grid.liq_long_usd, w)
     lookback = max(2, params.context_lookback_ms // bar)
-    base = trailing_median(short_w, lookback, max(2, lookback // 4))
+    base = trailing_median(short_w, lookback, max(2, params.min_history_ms // bar))
     oi_usd = grid.oi * grid.close
     spike = (
-        (short_w >= params.squeeze_k * np.nan_to_num(base, nan=0.0))
+        (short_w >= params.squeeze_k * base)
         & (short_w >= params.squeeze_min_oi_share_pct / 100 * oi_usd)
         & (short_w >= params.squeeze_short_long_ratio * long_w)
         & (short_w > 0)
     )
-    squeeze = np.where(np.isnan(short_w), np.nan, spike.astype(np.float64))
+    # Unknown (NaN) without liquidation data or before a baseline exists; never upgraded in
+    # reference mode, which reproduces the blog-post labels only.
+    unknown = np.isnan(short_w) | np.isnan(base) | params.reference
+    squeeze = np.where(unknown, np.nan, spike.astype(np.float64))
     covering = regime == Regime.SHORT_COVERING
     regime = np.where(covering & (squeeze == 1.0), np.int8(Regime.SHORT_SQUEEZE), regime)
 
     changes = {}
+    if bar == 5 * MINUTE_MS:
+        ref = REFERENCE_BARS - 1
+        changes["ref10"] = changes_of(ref)
     for wms in params.report_windows_ms:
         if wms % bar == 0:
-            changes[interval_name(wms)] = (
-                pct_change(grid.oi, wms // bar),
-                pct_change(grid.close, wms // bar),
-            )
+            changes[interval_name(wms)] = changes_of(wms // bar)
     return Timeline(
         grid,
         w,
@@ -190,7 +207,11 @@ def events(
     wanted = regimes or (Regime.SHORT_COVERING,)
     grid, w = tl.grid, tl.window_bars
     covering_like = (tl.regime == Regime.SHORT_COVERING) | (tl.regime == Regime.SHORT_SQUEEZE)
-    vol_base = trailing_median(grid.volume, max(2, params.context_lookback_ms // grid.bar_ms), 12)
+    vol_base = trailing_median(
+        grid.volume,
+        max(2, params.context_lookback_ms // grid.bar_ms),
+        max(2, params.min_history_ms // grid.bar_ms),
+    )
     out: list[Event] = []
     for regime in wanted:
         if regime not in _EVENT_REGIMES:

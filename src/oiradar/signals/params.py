@@ -16,7 +16,8 @@ class EngineParams:
     adaptive: bool = False
     adaptive_k: float = 3.0
     adaptive_lookback_ms: int = 7 * DAY_MS
-    adaptive_min_history_ms: int = DAY_MS
+    # Trailing baselines (adaptive thresholds, liquidations, volume) need this much history.
+    min_history_ms: int = DAY_MS
     adaptive_floor_frac: float = 0.2
     # Strong short covering: OI down >= 5 % within <= 30 min while price rises.
     strong_oi_drop_pct: float = 5.0

@@ -70,7 +70,7 @@ def classify(
     A NaN change or threshold (a gap) gives NO_DATA, never a regime.
     """
     idx = (_direction(oi_pct, oi_threshold) + 1) * 3 + _direction(price_pct, price_threshold) + 1
-    out: NDArray[np.int8] = np.asarray(_MATRIX[idx], dtype=np.int8)
+    out: NDArray[np.int8] = _MATRIX.take(idx)
     missing = np.isnan(oi_pct) | np.isnan(price_pct)
     if not np.isscalar(oi_threshold):
         missing |= np.isnan(oi_threshold)

@@ -73,6 +73,15 @@ def build_grid(series: MarketSeries, max_funding_age_h: float = 24.0) -> Grid:
         liq_short = np.bincount(
             lidx[ok], weights=np.nan_to_num(series.liq_short_usd[ok]), minlength=n
         ).astype(np.float64)
+        if len(series.liq_bar_ts):
+            covered = np.zeros(n, dtype=np.bool_)
+            bidx = (series.liq_bar_ts - t0) // bar
+            covered[bidx[(bidx >= 0) & (bidx < n)]] = True
+            has_order = np.zeros(n, dtype=np.bool_)
+            has_order[lidx[ok]] = True
+            unknown = ~covered & ~has_order
+            liq_long[unknown] = np.nan
+            liq_short[unknown] = np.nan
     else:
         liq_long = np.full(n, np.nan)
         liq_short = np.full(n, np.nan)
@@ -106,12 +115,18 @@ def build_grid(series: MarketSeries, max_funding_age_h: float = 24.0) -> Grid:
 
 def pct_change(x: FloatArray, bars: int) -> FloatArray:
     """100 * (x[t] / x[t - bars] - 1); NaN where either end is missing or the base is <= 0."""
-    out = np.full(x.shape, np.nan)
+    out = np.empty(x.shape)
     if bars <= 0 or bars >= len(x):
+        out.fill(np.nan)
         return out
+    out[:bars] = np.nan
     base = x[:-bars]
+    tail = out[bars:]
     with np.errstate(divide="ignore", invalid="ignore"):
-        out[bars:] = np.where(base > 0, (x[bars:] / base - 1.0) * 100.0, np.nan)
+        np.divide(x[bars:], base, out=tail)  # in place: this is the engine's hot loop
+    tail -= 1.0
+    tail *= 100.0
+    tail[base <= 0] = np.nan
     return out
 
 

@@ -21,9 +21,17 @@ from numpy.typing import NDArray
 
 from oiradar.errors import NoDataError, StoreError
 from oiradar.kinds import LAYOUTS, Kind
-from oiradar.records import Instrument, MarketSeries
+from oiradar.records import (
+    Candle,
+    FundingSample,
+    Instrument,
+    Liquidation,
+    LiquidationBar,
+    MarketSeries,
+    OISample,
+)
 from oiradar.store.schema import MIGRATIONS, SCHEMA_VERSION
-from oiradar.units import interval_ms
+from oiradar.units import interval_ms, interval_name
 
 ENV_DB = "OIRADAR_DB"
 BUSY_TIMEOUT_MS = 30_000
@@ -149,6 +157,16 @@ class Store:
             raise StoreError(f"write to {self.path} failed: {exc}") from None
         return changed
 
+    def write_records(
+        self, records: Iterable[OISample | Candle | FundingSample | Liquidation | LiquidationBar]
+    ) -> dict[Kind, int]:
+        """Upsert normalized records (any mix of kinds) in one transaction."""
+        rows: dict[Kind, list[tuple[Any, ...]]] = {}
+        for rec in records:
+            kind, row = _record_row(rec)
+            rows.setdefault(kind, []).append(row)
+        return self.write(rows.items())
+
     def upsert_instruments(self, instruments: Iterable[Instrument]) -> int:
         rows = [
             (
@@ -261,10 +279,12 @@ class Store:
             (venue, symbol, interval, lo, hi),
             6,
         )
+        bar_ms = interval_ms(interval)
+        # The last bar's OI snapshot is taken at its close, one bar after its open.
         o = self._columns(
             "SELECT ts_ms, oi_base FROM open_interest WHERE venue = ? AND symbol = ? AND "
             "ts_ms BETWEEN ? AND ? ORDER BY ts_ms",
-            (venue, symbol, lo, hi),
+            (venue, symbol, lo, hi + bar_ms if hi < 2**62 else hi),
             2,
         )
         # Funding in force at the start needs the last rate before it.
@@ -277,13 +297,20 @@ class Store:
             (venue, symbol, venue, symbol, lo, lo, hi),
             3,
         )
+        # Per-bar totals count only at the bar size or finer (they sum into grid bars);
+        # USD falls back to base x the close of the grid bar they fall in.
+        usable = [
+            i for i in self._liquidation_intervals(venue, symbol) if bar_ms % interval_ms(i) == 0
+        ]
+        marks = ", ".join("?" for _ in usable) or "NULL"
         bars = self._columns(
             "SELECT l.ts_ms, COALESCE(l.long_liq_usd, l.long_liq_base * c.close), "
             "COALESCE(l.short_liq_usd, l.short_liq_base * c.close) FROM liquidations l "
             "LEFT JOIN candles c ON c.venue = l.venue AND c.symbol = l.symbol AND "
-            "c.interval = l.interval AND c.ts_ms = l.ts_ms "
-            "WHERE l.venue = ? AND l.symbol = ? AND l.ts_ms BETWEEN ? AND ?",
-            (venue, symbol, lo, hi),
+            "c.interval = ? AND c.ts_ms = l.ts_ms - (l.ts_ms % ?) "
+            f"WHERE l.venue = ? AND l.symbol = ? AND l.interval IN ({marks}) "
+            "AND l.ts_ms BETWEEN ? AND ? ORDER BY l.ts_ms",
+            (interval, bar_ms, venue, symbol, *usable, lo, hi),
             3,
         )
         orders = self._columns(
@@ -293,12 +320,13 @@ class Store:
             (venue, symbol, lo, hi),
             3,
         )
+        liq_bar_ts = bars[:, 0].astype(np.int64)
         liq = np.concatenate([bars, orders])
         liq = liq[np.argsort(liq[:, 0], kind="stable")]
         return MarketSeries(
             venue=venue,
             symbol=symbol,
-            interval_ms=interval_ms(interval),
+            interval_ms=bar_ms,
             candle_ts=c[:, 0].astype(np.int64),
             open=c[:, 1],
             high=c[:, 2],
@@ -314,4 +342,64 @@ class Store:
             liq_long_usd=liq[:, 1],
             liq_short_usd=liq[:, 2],
             liq_coverage=len(liq) > 0,
+            liq_bar_ts=liq_bar_ts,
         )
+
+    def _liquidation_intervals(self, venue: str, symbol: str) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT DISTINCT interval FROM liquidations WHERE venue = ? AND symbol = ?",
+            (venue, symbol),
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+
+def _record_row(
+    rec: OISample | Candle | FundingSample | Liquidation | LiquidationBar,
+) -> tuple[Kind, tuple[Any, ...]]:
+    """A record as a row in its kind's layout order (kinds.LAYOUTS)."""
+    if isinstance(rec, OISample):
+        return Kind.OPEN_INTEREST, (
+            rec.ts_ms,
+            rec.venue,
+            rec.symbol,
+            rec.oi_base,
+            rec.oi_contracts,
+            rec.oi_usd,
+        )
+    if isinstance(rec, Candle):
+        return Kind.CANDLES, (
+            rec.ts_ms,
+            rec.venue,
+            rec.symbol,
+            interval_name(rec.interval_ms),
+            rec.open,
+            rec.high,
+            rec.low,
+            rec.close,
+            rec.volume_base,
+            rec.volume_quote,
+            rec.taker_buy_base,
+            rec.trades,
+        )
+    if isinstance(rec, FundingSample):
+        return Kind.FUNDING, (rec.ts_ms, rec.venue, rec.symbol, rec.rate, rec.interval_h)
+    if isinstance(rec, Liquidation):
+        return Kind.LIQUIDATION_ORDERS, (
+            rec.ts_ms,
+            rec.venue,
+            rec.symbol,
+            rec.position_side.value,
+            rec.qty_base,
+            rec.price,
+            rec.usd,
+        )
+    return Kind.LIQUIDATIONS, (
+        rec.ts_ms,
+        rec.venue,
+        rec.symbol,
+        interval_name(rec.interval_ms),
+        rec.long_base,
+        rec.short_base,
+        rec.long_usd,
+        rec.short_usd,
+    )

@@ -215,3 +215,17 @@ def test_mark_price_klines_are_not_mistaken_for_trade_klines(tmp_path: Path, sto
     )
     report = import_paths(store, [tmp_path])
     assert report.files == 0 and count(store, Kind.CANDLES) == 0
+
+
+def test_interchange_rows_must_sit_on_their_bar(tmp_path: Path, store: Store) -> None:
+    f = tmp_path / "candles.csv"
+    f.write_text(
+        "ts_ms,venue,symbol,interval,open,high,low,close,volume_base\n"
+        f"{DAY},binance,BTCUSDT,1h,1,2,0.5,1.5,10\n"
+        f"{DAY + 60_000},binance,BTCUSDT,1h,1,2,0.5,1.5,10\n"
+    )
+    report = import_paths(store, [f])
+    assert report.rejected == [
+        f"{f}:3: ts_ms is not a bar open (not aligned to the row's interval)"
+    ]
+    assert count(store, Kind.CANDLES) == 0

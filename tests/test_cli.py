@@ -181,6 +181,7 @@ def test_reference_mode_via_cli(real_db: Path) -> None:
         ),
         (["analyze", "BTCUSDT", "--regime", "moon"], "unknown regime 'moon'"),
         (["analyze", "ETHUSDT", "--reference"], "reference mode needs 5m data"),
+        (["analyze", "BTCUSDT", "--reference", "--oi-threshold", "2"], "drop --window"),
         (["analyze", "BTCUSDT", "--venue", "bybit"], "no candles for BTCUSDT on bybit"),
         (["analyze"], "Missing argument 'symbol'"),
         (["import", "/nonexistent/x.csv"], "no such file or directory"),
@@ -194,6 +195,18 @@ def test_bad_input_is_one_clear_line(real_db: Path, args: list[str], message: st
     assert len(lines) == 1, res.err
     assert lines[0].startswith("oiradar: error:") and message in lines[0], lines[0]
     assert "Traceback" not in res.err + res.out
+
+
+def test_db_option_precedence(
+    real_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Subcommand --db beats root --db, which beats OIRADAR_DB."""
+    monkeypatch.setenv("OIRADAR_DB", str(tmp_path / "env.sqlite"))
+    root = run_cli("--db", str(real_db), "info", "--format", "json")
+    sub = run_cli("info", "--db", str(real_db), "--format", "json")
+    env = run_cli("info")
+    assert root.code == sub.code == 0 and json.loads(root.out) == json.loads(sub.out)
+    assert env.code == 2 and "env.sqlite" in env.err
 
 
 def test_missing_store_is_a_clear_error(tmp_path: Path) -> None:

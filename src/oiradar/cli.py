@@ -32,15 +32,13 @@ app = typer.Typer(
 err = Console(stderr=True)
 _state: dict[str, object] = {"db": None, "debug": False}
 
-DbOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--db",
-        envvar="OIRADAR_DB",
-        help="Store file (SQLite). Default: the platform's "
-        "user-data dir, e.g. ~/.local/share/oiradar/oiradar.sqlite.",
-    ),
-]
+_DB_HELP = (
+    "Store file (SQLite). Default: $OIRADAR_DB, else the platform's user-data dir, "
+    "e.g. ~/.local/share/oiradar/oiradar.sqlite."
+)
+RootDbOption = Annotated[Path | None, typer.Option("--db", envvar="OIRADAR_DB", help=_DB_HELP)]
+# A subcommand's own --db wins over the root one and over the environment.
+DbOption = Annotated[Path | None, typer.Option("--db", help=_DB_HELP)]
 
 
 def fail(message: str) -> None:
@@ -56,7 +54,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    db: DbOption = None,
+    db: RootDbOption = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
     version: Annotated[
         bool | None,

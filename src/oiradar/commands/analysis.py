@@ -41,10 +41,14 @@ Interval = Annotated[
     ),
 ]
 OiThr = Annotated[
-    float, typer.Option("--oi-threshold", help="OI flat band, +/- % over the window.")
+    float | None,
+    typer.Option("--oi-threshold", help="OI flat band, +/- % over the window. [default: 1.5]"),
 ]
 PxThr = Annotated[
-    float, typer.Option("--price-threshold", help="Price flat band, +/- % over the window.")
+    float | None,
+    typer.Option(
+        "--price-threshold", help="Price flat band, +/- % over the window. [default: 1.0]"
+    ),
 ]
 Adaptive = Annotated[
     bool,
@@ -65,15 +69,24 @@ FormatOpt = Annotated[Format, typer.Option("--format", help="table, json (one ar
 
 
 def _params(
-    window: str | None, bar_ms: int, oi_thr: float, px_thr: float, adaptive: bool, reference: bool
+    window: str | None,
+    bar_ms: int,
+    oi_thr: float | None,
+    px_thr: float | None,
+    adaptive: bool,
+    reference: bool,
 ) -> EngineParams:
+    if reference and (adaptive or window or oi_thr is not None or px_thr is not None):
+        raise UserError(
+            "--reference uses its own fixed window and thresholds; drop --window, --adaptive "
+            "and the threshold options"
+        )
+    defaults = EngineParams()
+    oi_thr = defaults.oi_threshold_pct if oi_thr is None else oi_thr
+    px_thr = defaults.price_threshold_pct if px_thr is None else px_thr
     for name, value in (("--oi-threshold", oi_thr), ("--price-threshold", px_thr)):
         if not math.isfinite(value) or value <= 0:
             raise UserError(f"{name} must be a positive number of percent, not {value}")
-    if reference and (adaptive or window):
-        raise UserError(
-            "--reference uses its own fixed window and thresholds; drop --window/--adaptive"
-        )
     w = interval_ms(window) if window else max(15 * 60_000, bar_ms)
     return EngineParams(
         window_ms=w,
@@ -140,8 +153,8 @@ def analyze(
     end: To = None,
     window: Window = None,
     interval: Interval = None,
-    oi_threshold: OiThr = 1.5,
-    price_threshold: PxThr = 1.0,
+    oi_threshold: OiThr = None,
+    price_threshold: PxThr = None,
     adaptive: Adaptive = False,
     reference: Reference = False,
     regime: Annotated[
@@ -151,7 +164,7 @@ def analyze(
     fmt: FormatOpt = Format.TABLE,
     db: DbOption = None,
 ) -> None:
-    """List regime events of one symbol from the store (short covering and squeezes first).
+    """List regime events of one symbol from the store (short covering and squeezes by default).
 
     An event is a run of consecutive bars in one regime. Short-covering events carry a tier
     (strong = OI down >= 5 % within 30 min while price rises), funding in force (per
@@ -189,8 +202,8 @@ def regimes(
     end: To = None,
     window: Window = None,
     interval: Interval = None,
-    oi_threshold: OiThr = 1.5,
-    price_threshold: PxThr = 1.0,
+    oi_threshold: OiThr = None,
+    price_threshold: PxThr = None,
     adaptive: Adaptive = False,
     reference: Reference = False,
     fmt: FormatOpt = Format.TABLE,

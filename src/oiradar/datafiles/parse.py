@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from oiradar.datafiles.detect import Detected, FileKind, detect
-from oiradar.errors import DataError
+from oiradar.errors import DataError, UserError
 from oiradar.kinds import DEFAULT_FUNDING_INTERVAL_H, LAYOUTS, Kind
 from oiradar.units import MINUTE_MS, interval_ms, parse_time
 
@@ -302,6 +302,7 @@ def _parse_metrics(path: Path, det: Detected, text: str) -> Parsed:
             "oi_usd": num["sum_open_interest_value"],
         }
     )
+    _check_ts(path, frame["ts_ms"], line0)  # in file order, so the line number is right
     notes: list[str] = []
     zero = frame["oi_base"] == 0
     if zero.any():
@@ -310,7 +311,6 @@ def _parse_metrics(path: Path, det: Detected, text: str) -> Parsed:
         )
         frame = frame.filter(~zero)
     frame = _dedupe(frame, ["ts_ms"], notes, "metrics")
-    _check_ts(path, frame["ts_ms"], line0)
     return Parsed(path, {Kind.OPEN_INTEREST: frame}, notes)
 
 
@@ -374,14 +374,23 @@ def _parse_interchange(path: Path, det: Detected) -> Parsed:
         pl.col("venue").str.to_lowercase(), pl.col("symbol").str.to_uppercase()
     )
     if "interval" in typed.columns:
+        steps = {}
         for value in typed["interval"].unique().to_list():
             try:
-                interval_ms(value)
-            except Exception:
+                steps[value] = interval_ms(value)
+            except UserError:
                 row = int((typed["interval"] == value).arg_true()[0])
                 raise DataError(
                     f"{path}:{row + line0}: column interval: {value!r} is not like 5m or 1h"
                 ) from None
+        step = typed["interval"].replace_strict(steps, return_dtype=pl.Int64)
+        _check(
+            path,
+            typed,
+            typed["ts_ms"] % step != 0,
+            line0,
+            "ts_ms is not a bar open (not aligned to the row's interval)",
+        )
     _validate_interchange(path, kind, typed, line0)
     notes: list[str] = []
     typed = _dedupe(typed.select(layout.names), list(layout.key), notes, kind.value)

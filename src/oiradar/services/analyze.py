@@ -41,9 +41,7 @@ def choose_interval(store: Store, q: Query) -> str:
             )
         return q.interval
     with_range = [
-        i
-        for i in stored
-        if len(store.read_series(q.venue, q.symbol, i, q.start_ms, q.end_ms).candle_ts)
+        i for i in stored if store.candle_span(q.venue, q.symbol, i, q.start_ms, q.end_ms)
     ]
     pool = with_range or stored
     return min(pool, key=interval_ms)

@@ -215,12 +215,25 @@ class Store:
         ).fetchall()
         return [str(r[0]) for r in rows]
 
-    def candle_span(self, venue: str, symbol: str, interval: str) -> tuple[int, int] | None:
-        """(first, last) bar open of stored candles, or None."""
+    def candle_span(
+        self,
+        venue: str,
+        symbol: str,
+        interval: str,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> tuple[int, int] | None:
+        """(first, last) bar open of stored candles within the range, or None."""
         lo, hi = self._conn.execute(
             "SELECT MIN(ts_ms), MAX(ts_ms) FROM candles WHERE venue = ? AND symbol = ? AND "
-            "interval = ?",
-            (venue, symbol, interval),
+            "interval = ? AND ts_ms BETWEEN ? AND ?",
+            (
+                venue,
+                symbol,
+                interval,
+                -(2**62) if start_ms is None else start_ms,
+                2**62 if end_ms is None else end_ms,
+            ),
         ).fetchone()
         return None if lo is None else (int(lo), int(hi))
 

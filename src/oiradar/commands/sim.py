@@ -1,0 +1,145 @@
+"""`oiradar sim`: run the local exchange (all four venues on one port) until interrupted."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from oiradar.cli import app
+from oiradar.errors import UserError
+from oiradar.units import parse_time
+
+
+@app.command("sim")
+def sim(
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Serve recorded history instead of the synthetic market: a store file "
+            "(.sqlite) or files/folders that `oiradar import` reads."
+        ),
+    ] = None,
+    symbols: Annotated[int, typer.Option(help="Synthetic market size (symbols per venue).")] = 50,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            help="Simulated time at start, ISO 8601 UTC. Default: now (synthetic) or one day "
+            "into the history (--data)."
+        ),
+    ] = None,
+    speed: Annotated[
+        float,
+        typer.Option(
+            help="Simulated seconds per wall second (0 freezes "
+            "the clock; set it later via POST /_sim/clock)."
+        ),
+    ] = 1.0,
+    latency_ms: Annotated[float, typer.Option(help="Added to every REST response.")] = 0.0,
+    jitter_ms: Annotated[float, typer.Option(help="Uniform +/- jitter on the latency.")] = 0.0,
+    fault_rate: Annotated[
+        float,
+        typer.Option(
+            help="Share of REST responses replaced by a fault: 5xx, slow 504, connection reset, "
+            "truncated JSON, HTML maintenance page or an empty list."
+        ),
+    ] = 0.0,
+    ws_drop_s: Annotated[
+        float,
+        typer.Option(help="Drop every WebSocket connection after ~N wall seconds (0 = never)."),
+    ] = 0.0,
+    ws_duplicate: Annotated[
+        float, typer.Option(help="Probability a WS message is sent twice.")
+    ] = 0.0,
+    ws_reorder: Annotated[
+        float, typer.Option(help="Probability a WS message is swapped with the next.")
+    ] = 0.0,
+    limit_scale: Annotated[
+        float,
+        typer.Option(
+            help="Divide every rate-limit window and ban by this (1 = the venues' real limits)."
+        ),
+    ] = 1.0,
+    history_days: Annotated[float, typer.Option(help="Synthetic history before --start.")] = 8.0,
+    future_days: Annotated[float, typer.Option(help="Synthetic data after --start.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed of the market model, latency and faults.")] = 7,
+    venues: Annotated[str, typer.Option(help="Comma list of venues to serve.")] = (
+        "binance,bybit,okx,bitget"
+    ),
+    host: Annotated[
+        str, typer.Option(help="Interface to bind (loopback by default).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port; 0 picks a free one.")] = 0,
+) -> None:
+    """Run a local exchange serving Binance, Bybit, OKX and Bitget public market data.
+
+    Every venue's REST and WebSocket paths are served on one port (they do not collide), in
+    each venue's own units, symbol names, orderings, rate limits and error codes, on a
+    simulated clock that never serves data after "now". Point oiradar at it with
+    OIRADAR_ENDPOINT=http://127.0.0.1:PORT. Control: GET/POST /_sim/clock
+    ({"now_ms", "speed"}), GET /_sim/stats, POST /_sim/stats/reset, GET /_sim/info.
+    Prints one line `listening on http://HOST:PORT` when ready; stops on Ctrl-C / SIGTERM.
+
+    Example: oiradar sim --symbols 500 --speed 60 --fault-rate 0.05 --port 8765
+    """
+    from oiradar.sim.server import SimConfig, SimServer
+
+    for name, value in (("--symbols", symbols), ("--port", port)):
+        if value < 0:
+            raise UserError(f"{name} must be >= 0")
+    if symbols == 0 and data is None:
+        raise UserError("--symbols must be at least 1 for the synthetic market")
+    if not 0 <= fault_rate <= 1:
+        raise UserError("--fault-rate must be between 0 and 1")
+    if speed < 0 or limit_scale <= 0:
+        raise UserError("--speed must be >= 0 and --limit-scale > 0")
+    if data is not None and not data.exists():
+        raise UserError(f"{data}: no such file or directory")
+    chosen = tuple(v.strip().lower() for v in venues.split(",") if v.strip())
+    unknown = sorted(set(chosen) - {"binance", "bybit", "okx", "bitget"})
+    if unknown or not chosen:
+        raise UserError(
+            f"unknown venue(s) {', '.join(unknown) or '(none)'}: use binance, bybit, okx, bitget"
+        )
+    cfg = SimConfig(
+        venues=chosen,
+        symbols=symbols,
+        data=data,
+        start_ms=parse_time(start) if start else None,
+        speed=speed,
+        latency_ms=latency_ms,
+        jitter_ms=jitter_ms,
+        fault_rate=fault_rate,
+        seed=seed,
+        limit_scale=limit_scale,
+        history_days=history_days,
+        future_days=future_days,
+        ws_drop_s=ws_drop_s,
+        ws_duplicate=ws_duplicate,
+        ws_reorder=ws_reorder,
+    )
+
+    async def serve() -> None:
+        try:
+            server = SimServer(cfg, host=host, port=port)
+        except OSError as exc:
+            raise UserError(f"cannot start the simulator: {exc}") from None
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        try:
+            async with server as running:
+                sys.stdout.write(f"listening on {running.url}\n")
+                sys.stdout.flush()
+                await stop.wait()
+        except OSError as exc:
+            raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+    asyncio.run(serve())

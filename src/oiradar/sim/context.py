@@ -1,0 +1,93 @@
+"""What every simulated venue shares: market, clock, limits, faults and helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from oiradar.clock import SimClock
+from oiradar.sim.faults import Faults
+from oiradar.sim.limits import Limits
+from oiradar.sim.market import Market, SymbolData
+
+# Each venue carries a constant share of the one underlying market's OI and liquidations.
+VENUE_SHARE = {"binance": 0.40, "bybit": 0.30, "okx": 0.20, "bitget": 0.10}
+
+
+@dataclass(slots=True)
+class SimContext:
+    market: Market
+    clock: SimClock
+    limits: Limits
+    faults: Faults
+    seed: int = 7
+
+    def now_ms(self) -> int:
+        return self.clock.now_ms()
+
+    def share(self, venue: str) -> float:
+        return VENUE_SHARE[venue]
+
+    def venue_seed(self, venue: str) -> int:
+        return self.seed * 1000 + sorted(VENUE_SHARE).index(venue)
+
+
+SIM = web.AppKey("sim", SimContext)
+
+
+def ctx_of(request: web.Request) -> SimContext:
+    """The simulator context of a request (handlers use this, not app["..."])."""
+    return request.app[SIM]
+
+
+HEADERS = web.RequestKey("sim_headers", dict)
+EMPTY = web.RequestKey("sim_empty", bool)
+
+
+def add_headers(request: web.Request, headers: dict[str, str]) -> None:
+    """Headers the middleware adds to the handler's response (e.g. used-weight)."""
+    request[HEADERS] = {**request.get(HEADERS, {}), **headers}
+
+
+def is_empty_fault(request: web.Request) -> bool:
+    """Handlers of list endpoints answer an empty (but well-formed) list when this is set."""
+    return bool(request.get(EMPTY))
+
+
+def client_ip(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+def price_decimals(sd: SymbolData) -> int:
+    """Tick size as decimals, from the symbol's price level (BTC 60000 -> 1, DOGE 0.1 -> 5)."""
+    return int(min(8, max(1, 5 - math.floor(math.log10(max(float(sd.close[0]), 1e-9))))))
+
+
+def qty_decimals(sd: SymbolData) -> int:
+    """Quantity step as decimals: coarser for cheap coins (BTC 3, DOGE 0)."""
+    return int(min(4, max(0, math.floor(math.log10(max(float(sd.close[0]), 1e-9))) - 1)))
+
+
+def num(x: float, decimals: int) -> str:
+    """A venue-style decimal string."""
+    return f"{x:.{decimals}f}"
+
+
+def json_response(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """Compact JSON bytes, stable across runs (same seed, same bytes)."""
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    return web.Response(body=body, status=status, content_type="application/json", headers=headers)
+
+
+async def sleep_sim(ctx: SimContext, sim_ms: float, min_wall_s: float = 0.01) -> None:
+    """Sleep for `sim_ms` of simulated time (at least `min_wall_s` of wall time)."""
+    speed = ctx.clock.speed
+    wall = sim_ms / 1000 / speed if speed > 0 else 1.0
+    await asyncio.sleep(max(min_wall_s, wall))

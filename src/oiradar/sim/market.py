@@ -1,0 +1,233 @@
+"""The underlying market every simulated venue serves: per-symbol base bars, lazily built.
+
+A `SymbolData` holds contiguous base bars (1 m for the synthetic model, the data's own bar
+for recorded history): OHLC, volume, OI in base units at the bar close, the funding rate in
+force during the bar and liquidation totals by side of the liquidated position. The query
+helpers below answer "as of simulated time `now`" and never look past it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolData:
+    symbol: str
+    base: str
+    bar_ms: int
+    ts: I64
+    open: F64
+    high: F64
+    low: F64
+    close: F64
+    volume: F64
+    oi: F64
+    funding: F64
+    liq_long: F64
+    liq_short: F64
+    funding_interval_h: float = 8.0
+
+    @property
+    def first_ms(self) -> int:
+        return int(self.ts[0])
+
+    @property
+    def end_ms(self) -> int:
+        """Close of the last bar: nothing exists after it."""
+        return int(self.ts[-1]) + self.bar_ms
+
+
+@dataclass(slots=True)
+class Market:
+    """All symbols of the simulated market; `load` builds one symbol on first use."""
+
+    symbols: list[str]
+    load: Callable[[str], SymbolData]
+    seed: int = 0
+    _cache: dict[str, SymbolData] = field(default_factory=dict)
+    _names: frozenset[str] = field(default=frozenset())
+
+    def __post_init__(self) -> None:
+        self._names = frozenset(self.symbols)
+
+    def has(self, symbol: str) -> bool:
+        return symbol in self._names
+
+    def get(self, symbol: str) -> SymbolData:
+        data = self._cache.get(symbol)
+        if data is None:
+            data = self._cache[symbol] = self.load(symbol)
+        return data
+
+
+# -- queries as of simulated time `now` ---------------------------------------------------
+
+
+def completed(sd: SymbolData, now_ms: int) -> int:
+    """Number of base bars closed at `now` (index of the first not-yet-closed bar)."""
+    n = (now_ms - sd.first_ms) // sd.bar_ms
+    return int(min(max(n, 0), len(sd.ts)))
+
+
+def last_price(sd: SymbolData, now_ms: int) -> float:
+    """The latest trade price at `now`: the running bar's open, else the last close."""
+    i = completed(sd, now_ms)
+    if i < len(sd.ts) and now_ms >= sd.first_ms:
+        return float(sd.open[i])
+    return float(sd.close[max(i - 1, 0)])
+
+
+def oi_at(sd: SymbolData, ts_ms: int) -> float:
+    """OI (base) of the last snapshot at or before `ts_ms` (snapshots are at bar closes)."""
+    i = completed(sd, ts_ms)
+    return float(sd.oi[max(i - 1, 0)])
+
+
+def funding_now(sd: SymbolData, now_ms: int) -> tuple[float, int]:
+    """(rate in force for the running interval, next settlement time)."""
+    i = min(completed(sd, now_ms), len(sd.ts) - 1)
+    step = int(sd.funding_interval_h * 3_600_000)
+    return float(sd.funding[i]), (now_ms // step + 1) * step
+
+
+def funding_history(
+    sd: SymbolData, start_ms: int, end_ms: int, now_ms: int
+) -> list[tuple[int, float]]:
+    """Settled (time, rate) pairs in [start, end], none after now; ascending."""
+    step = int(sd.funding_interval_h * 3_600_000)
+    lo = max(start_ms, sd.first_ms + step)
+    hi = min(end_ms, now_ms, sd.end_ms)
+    if hi < lo:
+        return []
+    first = -(-lo // step) * step
+    times = np.arange(first, hi + 1, step, dtype=np.int64)
+    idx = np.clip((times - sd.first_ms) // sd.bar_ms - 1, 0, len(sd.ts) - 1)
+    return [(int(t), float(r)) for t, r in zip(times, sd.funding[idx], strict=True)]
+
+
+@dataclass(frozen=True, slots=True)
+class Bars:
+    """Aggregated bars (ascending); the last may still be forming (`closed` False)."""
+
+    ts: I64
+    open: F64
+    high: F64
+    low: F64
+    close: F64
+    volume: F64
+    quote_volume: F64
+    trades: I64
+    closed: NDArray[np.bool_]
+
+
+def bars(sd: SymbolData, interval_ms: int, start_ms: int, end_ms: int, now_ms: int) -> Bars:
+    """Bars of `interval_ms` (a multiple of the base bar) opening in [start, end], as of now.
+
+    Bars open on epoch multiples of the interval (as on every venue); a running bar only
+    aggregates the base bars already closed plus the running one's open.
+    """
+    if interval_ms % sd.bar_ms:
+        raise ValueError(f"interval {interval_ms} is not a multiple of the base bar {sd.bar_ms}")
+    k = interval_ms // sd.bar_ms
+    n_done = completed(sd, now_ms)
+    lo = max(start_ms, sd.first_ms)
+    hi = min(end_ms, now_ms, sd.end_ms - interval_ms)
+    first = -(-lo // interval_ms) * interval_ms  # bars open on multiples of the interval
+    if hi < first:
+        return _empty_bars()
+    opens = np.arange(first, hi + 1, interval_ms, dtype=np.int64)
+    i0 = (opens - sd.first_ms) // sd.bar_ms
+    out = {name: np.empty(len(opens)) for name in ("o", "h", "l", "c", "v", "q")}
+    trades = np.empty(len(opens), dtype=np.int64)
+    closed = np.empty(len(opens), dtype=np.bool_)
+    for j, start in enumerate(i0):  # one loop per served bar (<= 1500), not per base bar
+        stop = min(int(start) + k, n_done)
+        o = float(sd.open[start])
+        if stop > start:
+            seg = slice(int(start), stop)
+            h, lo_, c = (
+                float(sd.high[seg].max()),
+                float(sd.low[seg].min()),
+                float(sd.close[stop - 1]),
+            )
+            v = float(sd.volume[seg].sum())
+            q = float((sd.volume[seg] * sd.close[seg]).sum())
+        else:
+            h = lo_ = c = o
+            v = q = 0.0
+        out["o"][j], out["h"][j], out["l"][j], out["c"][j] = o, h, lo_, c
+        out["v"][j], out["q"][j] = v, q
+        trades[j] = int(v * 7) + (1 if v > 0 else 0)
+        closed[j] = int(start) + k <= n_done
+    return Bars(opens, out["o"], out["h"], out["l"], out["c"], out["v"], out["q"], trades, closed)
+
+
+def _empty_bars() -> Bars:
+    e = np.empty(0)
+    return Bars(
+        np.empty(0, np.int64), e, e, e, e, e, e, np.empty(0, np.int64), np.empty(0, np.bool_)
+    )
+
+
+def oi_snapshots(
+    sd: SymbolData, period_ms: int, start_ms: int, end_ms: int, now_ms: int
+) -> tuple[I64, F64, F64]:
+    """(snapshot time, OI base, OI USD) every `period_ms` in [start, end], none after now."""
+    lo = max(start_ms, sd.first_ms + period_ms)
+    hi = min(end_ms, now_ms, sd.end_ms)
+    if hi < lo:
+        return np.empty(0, np.int64), np.empty(0), np.empty(0)
+    first = -(-lo // period_ms) * period_ms
+    times = np.arange(first, hi + 1, period_ms, dtype=np.int64)
+    idx = np.clip((times - sd.first_ms) // sd.bar_ms - 1, 0, len(sd.ts) - 1)
+    oi = sd.oi[idx]
+    return times, oi, oi * sd.close[idx]
+
+
+@dataclass(frozen=True, slots=True)
+class LiqOrder:
+    ts_ms: int
+    long: bool  # True: a long position was liquidated (the forced order sells)
+    qty_base: float
+    price: float
+
+
+def liquidation_orders(sd: SymbolData, t0_ms: int, t1_ms: int, seed: int) -> list[LiqOrder]:
+    """The individual forced orders in (t0, t1], split deterministically from bar totals."""
+    if t1_ms <= t0_ms:
+        return []
+    b0 = max((t0_ms - sd.first_ms) // sd.bar_ms, 0)
+    b1 = min((t1_ms - sd.first_ms) // sd.bar_ms, len(sd.ts) - 1)
+    out: list[LiqOrder] = []
+    for b in range(int(b0), int(b1) + 1):
+        for side_long, total in ((True, sd.liq_long[b]), (False, sd.liq_short[b])):
+            if not total > 0:
+                continue
+            out.extend(
+                o for o in _split(sd, b, side_long, float(total), seed) if t0_ms < o.ts_ms <= t1_ms
+            )
+    out.sort(key=lambda o: o.ts_ms)
+    return out
+
+
+def _split(sd: SymbolData, b: int, side_long: bool, total: float, seed: int) -> list[LiqOrder]:
+    rng = np.random.default_rng([seed, b, int(side_long), len(sd.symbol), *sd.symbol.encode()])
+    typical = max(total / 8, 1e-12)
+    n = int(min(60, max(1, round(total / typical * rng.uniform(0.5, 1.5)))))
+    shares = rng.dirichlet(np.ones(n))
+    offsets = np.sort(rng.integers(0, sd.bar_ms, n))
+    lo, hi = float(sd.low[b]), float(sd.high[b])
+    prices = lo + (hi - lo) * rng.uniform(0, 1, n)
+    t0 = int(sd.ts[b])
+    return [
+        LiqOrder(t0 + int(off), side_long, float(total * s), float(p))
+        for off, s, p in zip(offsets, shares, prices, strict=True)
+    ]

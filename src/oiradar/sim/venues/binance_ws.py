@@ -1,0 +1,260 @@
+"""Binance USD-M market streams on `/market/*`: liquidations, mark price, klines.
+
+`!forceOrder@arr` pushes at most the latest forced order per symbol per 1000 ms; mark price
+every 3 s (or 1 s with `@1s`); klines every push with `x=true` on the closing update. A
+connection lives 24 h of simulated time; more than 10 incoming messages a second closes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from oiradar.sim.context import SimContext, ctx_of, num, price_decimals, qty_decimals
+from oiradar.sim.market import SymbolData, bars, funding_now, last_price, liquidation_orders
+from oiradar.sim.venues.binance import INTERVALS, VENUE
+from oiradar.sim.ws import Sender, drop_later, run_until_closed
+
+LIFETIME_MS = 24 * 3_600_000
+PUSH_WALL_S = 0.1
+MAX_INCOMING_PER_S = 10
+MAX_STREAMS = 1024
+
+
+@dataclass(slots=True)
+class Conn:
+    ctx: SimContext
+    sender: Sender
+    combined: bool
+    streams: list[str] = field(default_factory=list)
+    last_ms: int = 0
+    last_mark: dict[str, int] = field(default_factory=dict)
+    last_kline: dict[str, int] = field(default_factory=dict)
+
+
+def _valid(ctx: SimContext, stream: str) -> bool:
+    if stream in ("!forceOrder@arr", "!markPrice@arr", "!markPrice@arr@1s"):
+        return True
+    sym, _, kind = stream.partition("@")
+    if not ctx.market.has(sym.upper()) or sym != sym.lower():
+        return False
+    if kind in ("forceOrder", "markPrice", "markPrice@1s"):
+        return True
+    return kind.startswith("kline_") and kind[6:] in INTERVALS
+
+
+async def handle_ws(request: web.Request) -> web.WebSocketResponse:
+    ctx = ctx_of(request)
+    ws = web.WebSocketResponse(heartbeat=180.0)
+    await ws.prepare(request)
+    ctx.limits.stats[VENUE].ws_connections += 1
+    combined = request.path.startswith("/market/stream")
+    raw = request.match_info.get("streams") or request.query.get("streams", "")
+    conn = Conn(ctx, Sender(ctx, ws, VENUE), combined, last_ms=ctx.now_ms())
+    for stream in filter(None, raw.split("/")):
+        if not _valid(ctx, stream):
+            await ws.close(code=1008, message=b"Invalid stream name")
+            return ws
+        conn.streams.append(stream)
+    tasks = [
+        asyncio.create_task(_reader(conn, ws)),
+        asyncio.create_task(_pusher(conn, ws)),
+        asyncio.create_task(drop_later(ctx, ws, LIFETIME_MS)),
+    ]
+    await run_until_closed(ws, *tasks)
+    return ws
+
+
+async def _reader(conn: Conn, ws: web.WebSocketResponse) -> None:
+    window_start, count = time.monotonic(), 0
+    async for msg in ws:
+        if msg.type != WSMsgType.TEXT:
+            continue
+        now = time.monotonic()
+        if now - window_start >= 1.0:
+            window_start, count = now, 0
+        count += 1
+        if count > MAX_INCOMING_PER_S:
+            await ws.close(code=1008, message=b"Too many requests")
+            return
+        await _command(conn, msg.data)
+
+
+async def _command(conn: Conn, text: str) -> None:
+    try:
+        req = json.loads(text)
+        method, rid = req.get("method"), req.get("id")
+        params = req.get("params", [])
+    except (ValueError, AttributeError):
+        await conn.sender.send({"error": {"code": 3, "msg": "Invalid JSON"}})
+        return
+    if method == "LIST_SUBSCRIPTIONS":
+        await conn.sender.send({"result": list(conn.streams), "id": rid})
+        return
+    if method not in ("SUBSCRIBE", "UNSUBSCRIBE") or not isinstance(params, list):
+        await conn.sender.send(
+            {"error": {"code": 2, "msg": f"Invalid request: {method}"}, "id": rid}
+        )
+        return
+    bad = [p for p in params if not isinstance(p, str) or not _valid(conn.ctx, p)]
+    if bad:
+        await conn.sender.send(
+            {"error": {"code": 2, "msg": f"Invalid request: unknown stream {bad[0]!r}"}, "id": rid}
+        )
+        return
+    if method == "SUBSCRIBE":
+        conn.streams.extend(p for p in params if p not in conn.streams)
+        del conn.streams[MAX_STREAMS:]
+    else:
+        conn.streams[:] = [s for s in conn.streams if s not in params]
+    await conn.sender.send({"result": None, "id": rid})
+
+
+async def _pusher(conn: Conn, ws: web.WebSocketResponse) -> None:
+    while not ws.closed:
+        await asyncio.sleep(PUSH_WALL_S)
+        now = conn.ctx.now_ms()
+        if now <= conn.last_ms:
+            continue
+        for stream in list(conn.streams):
+            for payload in _events(conn, stream, conn.last_ms, now):
+                await conn.sender.send(
+                    {"stream": stream, "data": payload} if conn.combined else payload
+                )
+        conn.last_ms = now
+
+
+def _events(conn: Conn, stream: str, t0: int, t1: int) -> list[Any]:
+    ctx = conn.ctx
+    if stream == "!forceOrder@arr":
+        out: list[Any] = []
+        for s in ctx.market.symbols:
+            out.extend(_force_orders(ctx, ctx.market.get(s), t0, t1))
+        return sorted(out, key=lambda m: m["o"]["T"])
+    if stream.startswith("!markPrice@arr"):
+        step = 1000 if stream.endswith("@1s") else 3000
+        if not _due(conn.last_mark, stream, t1, step):
+            return []
+        return [[_mark(ctx, ctx.market.get(s), t1) for s in ctx.market.symbols]]
+    sym, _, kind = stream.partition("@")
+    sd = ctx.market.get(sym.upper())
+    if kind == "forceOrder":
+        return _force_orders(ctx, sd, t0, t1)
+    if kind.startswith("markPrice"):
+        step = 1000 if kind.endswith("@1s") else 3000
+        return [_mark(ctx, sd, t1)] if _due(conn.last_mark, stream, t1, step) else []
+    return _klines(conn, stream, sd, kind[6:], t0, t1)
+
+
+def _due(last: dict[str, int], key: str, now: int, step: int) -> bool:
+    slot = now // step
+    if last.get(key) == slot:
+        return False
+    last[key] = slot
+    return True
+
+
+def _force_orders(ctx: SimContext, sd: SymbolData, t0: int, t1: int) -> list[dict[str, Any]]:
+    """At most the latest order per symbol in each 1000 ms window (the doc's sampling)."""
+    share = ctx.share(VENUE)
+    latest: dict[int, Any] = {}
+    for order in liquidation_orders(sd, t0, t1, ctx.venue_seed(VENUE)):
+        latest[order.ts_ms // 1000] = order
+    pd, qd = price_decimals(sd), qty_decimals(sd)
+    out = []
+    for order in latest.values():
+        qty = num(order.qty_base * share, qd)
+        if float(qty) == 0:
+            continue
+        out.append(
+            {
+                "e": "forceOrder",
+                "E": order.ts_ms + 2,
+                "o": {
+                    "s": sd.symbol,
+                    "S": "SELL" if order.long else "BUY",
+                    "o": "LIMIT",
+                    "f": "IOC",
+                    "q": qty,
+                    "p": num(order.price, pd),
+                    "ap": num(order.price, pd),
+                    "X": "FILLED",
+                    "l": qty,
+                    "z": qty,
+                    "T": order.ts_ms,
+                },
+            }
+        )
+    return out
+
+
+def _mark(ctx: SimContext, sd: SymbolData, now: int) -> dict[str, Any]:
+    pd = price_decimals(sd) + 1
+    mark = last_price(sd, now)
+    rate, next_time = funding_now(sd, now)
+    return {
+        "e": "markPriceUpdate",
+        "E": now,
+        "s": sd.symbol,
+        "p": num(mark, pd),
+        "i": num(mark * 0.9999, pd),
+        "P": num(mark * 0.99995, pd),
+        "r": f"{rate:.8f}",
+        "T": next_time,
+    }
+
+
+def _klines(conn: Conn, stream: str, sd: SymbolData, interval: str, t0: int, now: int) -> list[Any]:
+    """The running bar on every push; first the closing update of a bar that just ended."""
+    step = INTERVALS[interval]
+    if step % sd.bar_ms:
+        return []
+    out = []
+    current = now - now % step
+    previous = conn.last_kline.get(stream, t0 - t0 % step)
+    if previous < current:
+        out.append(_kline_msg(sd, interval, step, previous, now, closed=True))
+    conn.last_kline[stream] = current
+    out.append(_kline_msg(sd, interval, step, current, now, closed=False))
+    return [m for m in out if m is not None]
+
+
+def _kline_msg(
+    sd: SymbolData, interval: str, step: int, open_ms: int, now: int, closed: bool
+) -> dict[str, Any] | None:
+    b = bars(sd, step, open_ms, open_ms, now)
+    if not len(b.ts):
+        return None
+    pd, qd = price_decimals(sd), qty_decimals(sd)
+    return {
+        "e": "kline",
+        "E": now,
+        "s": sd.symbol,
+        "k": {
+            "t": open_ms,
+            "T": open_ms + step - 1,
+            "s": sd.symbol,
+            "i": interval,
+            "f": 1,
+            "L": int(b.trades[0]) + 1,
+            "o": num(b.open[0], pd),
+            "c": num(b.close[0], pd),
+            "h": num(b.high[0], pd),
+            "l": num(b.low[0], pd),
+            "v": num(b.volume[0], qd),
+            "n": int(b.trades[0]),
+            "x": bool(closed and b.closed[0]),
+            "q": num(b.quote_volume[0], 4),
+            "V": num(b.volume[0] * 0.5, qd),
+            "Q": num(b.quote_volume[0] * 0.5, 4),
+            "B": "0",
+        },
+    }
+
+
+__all__ = ["handle_ws"]

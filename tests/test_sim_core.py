@@ -196,3 +196,20 @@ def test_cli_bad_input(args: list[str], message: str) -> None:
 
     res = run_cli("sim", *args)
     assert res.code == 2 and message in res.err and res.err.count("\n") == 1
+
+
+def test_bars_aggregate_base_bars_without_peeking() -> None:
+    start = NOW // 3_600_000 * 3_600_000 - 86_400_000  # on the hour
+    sd = synthetic_market(3, start, NOW, seed=7).get("ETHUSDT")
+    now = start + 3 * 3_600_000 + 7 * MINUTE + 30_000  # 2.5 minutes into a 5 m bar
+    b = bars(sd, FIVE, start, now, now)
+    assert b.ts[0] == start and b.ts[-1] == now - now % FIVE
+    i = 12  # the one-hour mark: base bars 60..64
+    seg = slice(60, 65)
+    assert (b.open[i], b.close[i]) == (sd.open[60], sd.close[64])
+    assert (b.high[i], b.low[i]) == (sd.high[seg].max(), sd.low[seg].min())
+    assert b.volume[i] == pytest.approx(sd.volume[seg].sum())
+    assert b.closed[:-1].all() and not b.closed[-1]
+    # The running bar only knows the 2 closed minutes of its 5 (no look-ahead).
+    done = (now - sd.first_ms) // MINUTE
+    assert b.close[-1] == sd.close[done - 1] and b.high[-1] == sd.high[done - 2 : done].max()

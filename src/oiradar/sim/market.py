@@ -145,29 +145,29 @@ def bars(sd: SymbolData, interval_ms: int, start_ms: int, end_ms: int, now_ms: i
         return _empty_bars()
     opens = np.arange(first, hi + 1, interval_ms, dtype=np.int64)
     i0 = (opens - sd.first_ms) // sd.bar_ms
-    out = {name: np.empty(len(opens)) for name in ("o", "h", "l", "c", "v", "q")}
-    trades = np.empty(len(opens), dtype=np.int64)
-    closed = np.empty(len(opens), dtype=np.bool_)
-    for j, start in enumerate(i0):  # one loop per served bar (<= 1500), not per base bar
-        stop = min(int(start) + k, n_done)
-        o = float(sd.open[start])
-        if stop > start:
-            seg = slice(int(start), stop)
-            h, lo_, c = (
-                float(sd.high[seg].max()),
-                float(sd.low[seg].min()),
-                float(sd.close[stop - 1]),
-            )
-            v = float(sd.volume[seg].sum())
-            q = float((sd.volume[seg] * sd.close[seg]).sum())
-        else:
-            h = lo_ = c = o
-            v = q = 0.0
-        out["o"][j], out["h"][j], out["l"][j], out["c"][j] = o, h, lo_, c
-        out["v"][j], out["q"][j] = v, q
-        trades[j] = int(v * 7) + (1 if v > 0 else 0)
-        closed[j] = int(start) + k <= n_done
-    return Bars(opens, out["o"], out["h"], out["l"], out["c"], out["v"], out["q"], trades, closed)
+    m = len(opens)
+    full = int(np.count_nonzero(i0 + k <= n_done))  # only the last bar can still be forming
+    o = sd.open[i0].copy()
+    h, lo_, c = o.copy(), o.copy(), o.copy()
+    v, q = np.zeros(m), np.zeros(m)
+    if full:
+        seg = slice(int(i0[0]), int(i0[0]) + full * k)
+        h[:full] = sd.high[seg].reshape(full, k).max(axis=1)
+        lo_[:full] = sd.low[seg].reshape(full, k).min(axis=1)
+        c[:full] = sd.close[seg].reshape(full, k)[:, -1]
+        v[:full] = sd.volume[seg].reshape(full, k).sum(axis=1)
+        q[:full] = (sd.volume[seg] * sd.close[seg]).reshape(full, k).sum(axis=1)
+    if full < m:
+        start = int(i0[full])
+        if n_done > start:
+            part = slice(start, n_done)
+            h[full], lo_[full] = sd.high[part].max(), sd.low[part].min()
+            c[full] = sd.close[n_done - 1]
+            v[full] = sd.volume[part].sum()
+            q[full] = (sd.volume[part] * sd.close[part]).sum()
+    trades = (v * 7).astype(np.int64) + (v > 0)
+    closed = np.arange(m) < full
+    return Bars(opens, o, h, lo_, c, v, q, trades, closed)
 
 
 def _empty_bars() -> Bars:

@@ -88,33 +88,18 @@ def _series(market_symbol: str, days: int = 9) -> MarketSeries:
     sd = m.get(market_symbol)
     b = bars(sd, FIVE, start, NOW, NOW)
     t, oi, _ = oi_snapshots(sd, FIVE, start, NOW, NOW)
-    n = len(b.ts)
+    n = int(b.closed.sum())  # closed bars only (the data ends inside the last one)
     k = FIVE // sd.bar_ms
     first = (int(b.ts[0]) - sd.first_ms) // sd.bar_ms
     seg = slice(first, first + n * k)
-    long_usd = sd.liq_long[seg].reshape(n, k).sum(1) * b.close
-    short_usd = sd.liq_short[seg].reshape(n, k).sum(1) * b.close
+    long_usd = sd.liq_long[seg].reshape(n, k).sum(1) * b.close[:n]
+    short_usd = sd.liq_short[seg].reshape(n, k).sum(1) * b.close[:n]
+    c = slice(0, n)
     return MarketSeries(
-        "sim",
-        market_symbol,
-        FIVE,
-        b.ts,
-        b.open,
-        b.high,
-        b.low,
-        b.close,
-        b.volume,
-        t,
-        oi,
-        np.empty(0, np.int64),
-        np.empty(0),
-        np.empty(0),
-        b.ts,
-        long_usd,
-        short_usd,
-        True,
-        b.ts,
-    )
+        "sim", market_symbol, FIVE, b.ts[c], b.open[c], b.high[c], b.low[c], b.close[c],
+        b.volume[c], t, oi, np.empty(0, np.int64), np.empty(0), np.empty(0), b.ts[c],
+        long_usd, short_usd, True, b.ts[c],
+    )  # fmt: skip
 
 
 def test_synthetic_market_produces_every_regime_and_squeezes() -> None:

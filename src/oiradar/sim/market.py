@@ -139,7 +139,7 @@ def bars(sd: SymbolData, interval_ms: int, start_ms: int, end_ms: int, now_ms: i
     k = interval_ms // sd.bar_ms
     n_done = completed(sd, now_ms)
     lo = max(start_ms, sd.first_ms)
-    hi = min(end_ms, now_ms, sd.end_ms - interval_ms)
+    hi = min(end_ms, now_ms, sd.end_ms - 1)  # a bar cut short by the data end stays running
     first = -(-lo // interval_ms) * interval_ms  # bars open on multiples of the interval
     if hi < first:
         return _empty_bars()

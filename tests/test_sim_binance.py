@@ -276,3 +276,11 @@ async def test_connection_is_cut_after_24_simulated_hours() -> None:
             async for _ in ws:
                 pass
         assert ws.closed and ws.close_code == 1001
+
+
+async def test_weekly_klines_open_on_monday() -> None:
+    async with running(venues=("binance",), history_days=30) as (sim, http):
+        _, rows = await get(http, sim, "/fapi/v1/klines?symbol=BTCUSDT&interval=1w&limit=3")
+        assert rows
+        for row in rows:
+            assert (row[0] // 86_400_000 + 3) % 7 == 0  # Monday 00:00 UTC

@@ -128,11 +128,12 @@ class Bars:
     closed: NDArray[np.bool_]
 
 
-def bars(sd: SymbolData, interval_ms: int, start_ms: int, end_ms: int, now_ms: int) -> Bars:
+def bars(
+    sd: SymbolData, interval_ms: int, start_ms: int, end_ms: int, now_ms: int, offset_ms: int = 0
+) -> Bars:
     """Bars of `interval_ms` (a multiple of the base bar) opening in [start, end], as of now.
 
-    Bars open on epoch multiples of the interval (as on every venue); a running bar only
-    aggregates the base bars already closed plus the running one's open.
+    A running bar only aggregates the base bars already closed plus the running one's open.
     """
     if interval_ms % sd.bar_ms:
         raise ValueError(f"interval {interval_ms} is not a multiple of the base bar {sd.bar_ms}")
@@ -140,7 +141,9 @@ def bars(sd: SymbolData, interval_ms: int, start_ms: int, end_ms: int, now_ms: i
     n_done = completed(sd, now_ms)
     lo = max(start_ms, sd.first_ms)
     hi = min(end_ms, now_ms, sd.end_ms - 1)  # a bar cut short by the data end stays running
-    first = -(-lo // interval_ms) * interval_ms  # bars open on multiples of the interval
+    # Bars open on multiples of the interval from the epoch, shifted by `offset_ms`
+    # (weekly bars open on Mondays: offset 4 days, since 1970-01-01 was a Thursday).
+    first = -(-(lo - offset_ms) // interval_ms) * interval_ms + offset_ms
     if hi < first:
         return _empty_bars()
     opens = np.arange(first, hi + 1, interval_ms, dtype=np.int64)

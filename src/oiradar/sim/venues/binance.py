@@ -62,6 +62,7 @@ INTERVALS = {
     "3d": 3 * DAY_MS,
     "1w": 7 * DAY_MS,
 }
+WEEK_OFFSET_MS = 4 * DAY_MS  # weekly klines open Monday 00:00 UTC
 OI_PERIODS = {k: INTERVALS[k] for k in ("5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")}
 
 
@@ -331,7 +332,7 @@ def klines(ctx: SimContext, request: web.Request) -> list[list[Any]]:
         lo = hi - (hi % step) - step * (limit - 1)
     if is_empty_fault(request):
         return []
-    b = bars(sd, step, lo, hi, now)
+    b = bars(sd, step, lo, hi, now, WEEK_OFFSET_MS if interval == "1w" else 0)
     keep = slice(0, limit) if forward else slice(max(0, len(b.ts) - limit), None)
     pd, qd = price_decimals(sd), qty_decimals(sd)
     rows = []

@@ -17,7 +17,7 @@ from aiohttp import WSMsgType, web
 
 from oiradar.sim.context import SimContext, ctx_of, num, price_decimals, qty_decimals
 from oiradar.sim.market import SymbolData, bars, funding_now, last_price, liquidation_orders
-from oiradar.sim.venues.binance import INTERVALS, VENUE
+from oiradar.sim.venues.binance import INTERVALS, VENUE, WEEK_OFFSET_MS
 from oiradar.sim.ws import Sender, drop_later, run_until_closed
 
 LIFETIME_MS = 24 * 3_600_000
@@ -215,8 +215,9 @@ def _klines(conn: Conn, stream: str, sd: SymbolData, interval: str, t0: int, now
     if step % sd.bar_ms:
         return []
     out = []
-    current = now - now % step
-    previous = conn.last_kline.get(stream, t0 - t0 % step)
+    off = WEEK_OFFSET_MS if interval == "1w" else 0
+    current = now - (now - off) % step
+    previous = conn.last_kline.get(stream, t0 - (t0 - off) % step)
     if previous < current:
         out.append(_kline_msg(sd, interval, step, previous, now, closed=True))
     conn.last_kline[stream] = current
@@ -227,7 +228,7 @@ def _klines(conn: Conn, stream: str, sd: SymbolData, interval: str, t0: int, now
 def _kline_msg(
     sd: SymbolData, interval: str, step: int, open_ms: int, now: int, closed: bool
 ) -> dict[str, Any] | None:
-    b = bars(sd, step, open_ms, open_ms, now)
+    b = bars(sd, step, open_ms, open_ms, now, WEEK_OFFSET_MS if interval == "1w" else 0)
     if not len(b.ts):
         return None
     pd, qd = price_decimals(sd), qty_decimals(sd)

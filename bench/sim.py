@@ -3,7 +3,7 @@
 Starts `oiradar sim --symbols 500` in its own process (latency injection off), warms every
 symbol up, then times sequential requests over one keep-alive connection per endpoint and
 prints p50/p95/p99 in ms. Target (issue 3): p50 under 5 ms. Rate-limit windows are scaled
-(--limit-scale 100) so thousands of back-to-back requests measure the server, not the
+(--limit-scale 10000) so thousands of back-to-back requests measure the server, not the
 venues' budgets.
 
     python bench/sim.py                 # 500 symbols, 300 requests per endpoint
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     exe = Path(sys.executable).parent / "oiradar"
     proc = subprocess.Popen(
-        [str(exe), "sim", "--symbols", str(args.symbols), "--limit-scale", "100"],
+        [str(exe), "sim", "--symbols", str(args.symbols), "--limit-scale", "10000"],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -76,3 +76,12 @@ def run_cli(*args: str) -> Result:
 @pytest.fixture
 def cli() -> type[Result] | object:
     return run_cli
+
+
+@pytest.fixture
+async def sim() -> object:
+    """An in-process simulator (all four venues, 5 symbols, frozen clock) on a random port."""
+    from oiradar.sim.server import SimConfig, SimServer
+
+    async with SimServer(SimConfig(symbols=5, speed=0.0), wall_now_ms=1_780_000_000_000) as s:
+        yield s

@@ -198,3 +198,36 @@ def test_bars_aggregate_base_bars_without_peeking() -> None:
     # The running bar only knows the 2 closed minutes of its 5 (no look-ahead).
     done = (now - sd.first_ms) // MINUTE
     assert b.close[-1] == sd.close[done - 1] and b.high[-1] == sd.high[done - 2 : done].max()
+
+
+async def test_fixture_serves_all_four_venues_on_one_port(sim: object) -> None:
+    from oiradar.sim.server import SimServer
+
+    assert isinstance(sim, SimServer) and sim.url.startswith("http://127.0.0.1:")
+    paths = {
+        "binance": "/fapi/v1/openInterest?symbol=BTCUSDT",
+        "bybit": "/v5/market/tickers?category=linear&symbol=BTCUSDT",
+        "okx": "/api/v5/public/open-interest?instType=SWAP&instId=BTC-USDT-SWAP",
+        "bitget": "/api/v2/mix/market/open-interest?symbol=BTCUSDT&productType=USDT-FUTURES",
+    }
+    async with aiohttp.ClientSession() as http:
+        for venue, path in paths.items():
+            status, _ = await get(http, sim, path)
+            assert status == 200, venue
+        _, stats = await get(http, sim, "/_sim/stats")
+    assert {v: s["requests"] for v, s in stats["venues"].items()} == dict.fromkeys(paths, 1)
+
+
+async def test_websocket_faults_duplicate_and_drop() -> None:
+    async with (
+        running(venues=("binance",), ws_duplicate=1.0, ws_drop_s=0.4) as (sim, http),
+        http.ws_connect(sim.url + "/market/ws") as ws,
+    ):
+        await ws.send_json({"method": "LIST_SUBSCRIPTIONS", "id": 3})
+        first = await ws.receive_json()
+        second = await ws.receive_json()
+        assert first == second == {"result": [], "id": 3}  # every message sent twice
+        async with asyncio.timeout(3):
+            async for _ in ws:
+                pass
+        assert ws.closed and ws.close_code == 1001  # dropped by the fault timer

@@ -35,3 +35,41 @@ class StoreError(OiradarError):
     """The store cannot be opened, migrated or written."""
 
     exit_code = 3
+
+
+class VenueError(OiradarError):
+    """Something went wrong talking to an exchange (`venue` names which)."""
+
+    exit_code = 4
+
+    def __init__(self, venue: str, message: str) -> None:
+        super().__init__(f"{venue}: {message}")
+        self.venue = venue
+
+
+class VenueUnavailable(VenueError):
+    """5xx, timeout, reset, maintenance page or a garbled body: retry with backoff."""
+
+
+class RateLimited(VenueError):
+    """The venue said slow down: wait `retry_after_s` before the next request."""
+
+    def __init__(self, venue: str, message: str, retry_after_s: float) -> None:
+        super().__init__(venue, message)
+        self.retry_after_s = retry_after_s
+
+
+class Banned(VenueError):
+    """The venue banned this IP: stop every request to it for `seconds`."""
+
+    def __init__(self, venue: str, message: str, seconds: float) -> None:
+        super().__init__(venue, message)
+        self.seconds = seconds
+
+
+class UnknownSymbol(VenueError):
+    """The venue does not list this symbol: warn and carry on with the others."""
+
+
+class VenueProtocolError(VenueError):
+    """The payload is not what the venue documents: never retried, logged loudly."""

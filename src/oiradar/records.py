@@ -143,3 +143,24 @@ class MarketSeries:
     liq_short_usd: NDArray[np.float64]
     liq_coverage: bool
     liq_bar_ts: NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class MarketSnapshot:
+    """One symbol right now, from a venue's bulk endpoints; None where the venue omits it.
+
+    `oi_base` is one-sided OI (Bybit's two-sided figure is halved at the boundary);
+    `funding_rate` is the rate for the running interval, `funding_interval_h` its length.
+    """
+
+    venue: str
+    symbol: str
+    ts_ms: int
+    last_price: float | None = None
+    mark_price: float | None = None
+    oi_base: float | None = None
+    oi_usd: float | None = None
+    funding_rate: float | None = None
+    funding_interval_h: float | None = None
+    next_funding_ms: int | None = None
+    quote_volume_24h: float | None = None

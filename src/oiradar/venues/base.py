@@ -1,0 +1,60 @@
+"""The one small async interface every venue connector implements.
+
+Connectors speak canonical symbols (`BTCUSDT`) and return normalized records only; the
+venue's own ids (`BTC-USDT-SWAP`), units (contracts, two-sided OI) and orderings stay
+inside its module. Histories are returned oldest first and complete for the range asked
+(the connector pages as the venue requires).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+from oiradar.records import Candle, FundingSample, Instrument, MarketSnapshot, OISample
+
+
+class VenueClient(ABC):
+    name: str
+
+    @abstractmethod
+    async def instruments(self) -> list[Instrument]:
+        """Live USDT-margined linear perpetuals (cached after the first call)."""
+
+    @abstractmethod
+    async def snapshot(self, symbols: Sequence[str] | None = None) -> list[MarketSnapshot]:
+        """Price, OI, funding now for `symbols` (None = all), in as few calls as the venue allows."""
+
+    @abstractmethod
+    async def oi_history(
+        self, symbol: str, period_ms: int, start_ms: int, end_ms: int
+    ) -> list[OISample]:
+        """OI snapshots in [start, end], oldest first; [] where the venue keeps none."""
+
+    @abstractmethod
+    async def klines(
+        self, symbol: str, interval_ms: int, start_ms: int, end_ms: int
+    ) -> list[Candle]:
+        """Bars opening in [start, end], oldest first (a still-forming last bar excluded)."""
+
+    @abstractmethod
+    async def funding_history(self, symbol: str, start_ms: int, end_ms: int) -> list[FundingSample]:
+        """Settled funding rates in [start, end], oldest first."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    async def __aenter__(self) -> VenueClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def decimal(value: object) -> float:
+    """A venue's decimal string (or number) as float; the one place strings become numbers."""
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str) and value.strip():
+        return float(value)
+    raise ValueError(f"not a number: {value!r}")

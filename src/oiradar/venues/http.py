@@ -1,0 +1,169 @@
+"""The one HTTP layer every venue client uses: pooled session, bounded concurrency, the
+venue's limiter before every request, retries with exponential backoff and jitter on
+transient failures, Retry-After, and no request at all while a venue has us banned.
+
+Venue modules plug in two small functions: `check_response` (status/headers/body -> an
+error, for venue-specific statuses such as Bybit's 403 ban) and `check_payload` (the decoded
+JSON -> an error, for envelope codes such as `retCode`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from oiradar.errors import (
+    Banned,
+    RateLimited,
+    VenueError,
+    VenueProtocolError,
+    VenueUnavailable,
+)
+from oiradar.venues.limiter import Limiter
+
+Charges = list[tuple[str, str, int]]
+ResponseCheck = Callable[[int, Mapping[str, str], bytes], VenueError | None]
+PayloadCheck = Callable[[Any], VenueError | None]
+HeaderHook = Callable[[Mapping[str, str]], None]
+
+
+@dataclass(slots=True)
+class HttpStats:
+    requests: int = 0
+    retries: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+
+
+def _retry_after(headers: Mapping[str, str], default: float) -> float:
+    try:
+        return max(0.0, float(headers.get("Retry-After", default)))
+    except ValueError:
+        return default
+
+
+def default_check(
+    status: int, headers: Mapping[str, str], body: bytes, venue: str
+) -> VenueError | None:
+    """Statuses that mean the same on every venue."""
+    if status == 429:
+        return RateLimited(venue, "HTTP 429 too many requests", _retry_after(headers, 1.0))
+    if status == 418:
+        return Banned(venue, "HTTP 418: IP banned", _retry_after(headers, 120.0))
+    if status >= 500 or status == 408:
+        return VenueUnavailable(venue, f"HTTP {status}")
+    if "html" in headers.get("Content-Type", ""):
+        return VenueUnavailable(venue, f"HTTP {status}: an HTML page (maintenance?)")
+    return None
+
+
+class HttpClient:
+    """GET JSON from one venue within its limits; raises the `errors.VenueError` family."""
+
+    def __init__(
+        self,
+        venue: str,
+        base_url: str,
+        limiter: Limiter,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        concurrency: int = 32,
+        timeout_s: float = 10.0,
+        max_attempts: int = 5,
+        backoff_s: float = 0.25,
+        check_response: ResponseCheck | None = None,
+        check_payload: PayloadCheck | None = None,
+        on_headers: HeaderHook | None = None,
+    ) -> None:
+        self.venue, self.base_url, self.limiter = venue, base_url.rstrip("/"), limiter
+        self._own_session = session is None
+        self._session = session
+        self._sem = asyncio.Semaphore(concurrency)
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.max_attempts, self.backoff_s = max_attempts, backoff_s
+        self._check_response = check_response
+        self._check_payload = check_payload
+        self._on_headers = on_headers
+        self.stats = HttpStats()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def get(self, path: str, params: Mapping[str, str | int] | None, charges: Charges) -> Any:
+        """The decoded JSON of GET `path`, retried on transient failures."""
+        last: VenueError | None = None
+        for attempt in range(self.max_attempts):
+            banned = self.limiter.banned_for()
+            if banned:
+                raise Banned(self.venue, f"banned for another {banned:.0f} s; not sending", banned)
+            await self.limiter.acquire(charges)
+            try:
+                return await self._once(path, params)
+            except RateLimited as exc:
+                self.limiter.pause(exc.retry_after_s)
+                last = exc
+            except Banned as exc:
+                self.limiter.ban(exc.seconds)
+                raise
+            except VenueUnavailable as exc:
+                last = exc
+                delay = self.backoff_s * 2**attempt * random.uniform(0.5, 1.5)
+                await asyncio.sleep(delay)
+            self.stats.retries += 1
+            self.stats.failures[type(last).__name__] = (
+                self.stats.failures.get(type(last).__name__, 0) + 1
+            )
+        assert last is not None
+        raise last
+
+    async def _once(self, path: str, params: Mapping[str, str | int] | None) -> Any:
+        url = self.base_url + path
+        query = {k: str(v) for k, v in (params or {}).items()}
+        self.stats.requests += 1
+        try:
+            async with self._sem, self.session.get(url, params=query, timeout=self._timeout) as r:
+                status, headers, body = r.status, r.headers, await r.read()
+        except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
+            raise VenueUnavailable(self.venue, f"{type(exc).__name__} on {path}") from None
+        if self._on_headers is not None:
+            self._on_headers(headers)
+        err = self._check_response(status, headers, body) if self._check_response else None
+        err = err or default_check(status, headers, body, self.venue)
+        if err is None and status >= 400:
+            try:
+                payload = json.loads(body)
+            except ValueError:
+                payload = None
+            err = (
+                self._check_payload(payload)
+                if self._check_payload and payload is not None
+                else None
+            )
+            if err is None:
+                err = VenueProtocolError(self.venue, f"HTTP {status} on {path}: {body[:200]!r}")
+        if err is not None:
+            raise err
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            raise VenueUnavailable(
+                self.venue, f"garbled JSON from {path} ({len(body)} bytes)"
+            ) from None
+        if self._check_payload is not None and (perr := self._check_payload(payload)) is not None:
+            raise perr
+        return payload

@@ -23,7 +23,7 @@ class VenueClient(ABC):
 
     @abstractmethod
     async def snapshot(self, symbols: Sequence[str] | None = None) -> list[MarketSnapshot]:
-        """Price, OI, funding now for `symbols` (None = all), in as few calls as the venue allows."""
+        """Price, OI and funding now for `symbols` (None = all), in as few calls as possible."""
 
     @abstractmethod
     async def oi_history(
@@ -41,6 +41,7 @@ class VenueClient(ABC):
     async def funding_history(self, symbol: str, start_ms: int, end_ms: int) -> list[FundingSample]:
         """Settled funding rates in [start, end], oldest first."""
 
+    @abstractmethod
     async def close(self) -> None:
         """Release connections."""
 

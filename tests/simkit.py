@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import aiohttp
@@ -24,3 +26,31 @@ async def running(**kw: Any) -> AsyncIterator[tuple[SimServer, aiohttp.ClientSes
 async def get(http: aiohttp.ClientSession, sim: SimServer, path: str) -> tuple[int, Any]:
     async with http.get(sim.url + path) as r:
         return r.status, await r.json(content_type=None)
+
+
+@contextmanager
+def threaded(**kw: Any) -> Iterator[SimServer]:
+    """The simulator on its own event loop in a thread, for sync tests that run the CLI."""
+    cfg = SimConfig(**{"symbols": 5, "seed": 7, "speed": 0.0, **kw})
+    loop = asyncio.new_event_loop()
+    server = SimServer(cfg, wall_now_ms=NOW)
+    ready = threading.Event()
+    stop: asyncio.Event | None = None
+
+    async def main() -> None:
+        nonlocal stop
+        stop = asyncio.Event()
+        async with server:
+            ready.set()
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    ready.wait(10)
+    try:
+        yield server
+    finally:
+        assert stop is not None
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+        loop.close()

@@ -237,6 +237,17 @@ class Store:
         ).fetchone()
         return None if lo is None else (int(lo), int(hi))
 
+    def last_ts(
+        self, kind: Kind, venue: str, symbol: str, start_ms: int, end_ms: int
+    ) -> int | None:
+        """The newest timestamp of a series within [start, end], or None."""
+        row = self._conn.execute(
+            f"SELECT MAX(ts_ms) FROM {kind.value} WHERE venue = ? AND symbol = ? AND "
+            "ts_ms BETWEEN ? AND ?",
+            (venue, symbol, start_ms, end_ms),
+        ).fetchone()
+        return None if row[0] is None else int(row[0])
+
     def venues_for(self, symbol: str) -> list[str]:
         rows = self._conn.execute(
             "SELECT DISTINCT venue FROM candles WHERE symbol = ? ORDER BY venue", (symbol,)

@@ -1,0 +1,210 @@
+"""`oiradar scan`: which perpetual markets are in short covering (and every other regime) now."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
+
+from oiradar.cli import DbOption, _store, app, err
+from oiradar.errors import UserError
+from oiradar.render import Format, emit
+from oiradar.signals.params import EngineParams
+from oiradar.store import Store
+from oiradar.units import canonical_symbol, interval_ms, interval_name
+
+PARTIAL_EXIT = 5
+
+COLUMNS = [
+    ("symbol", "symbol"),
+    ("venue", "venue"),
+    ("regime", "regime"),
+    ("strong", "strong"),
+    ("oi_change_pct", "OI %"),
+    ("price_change_pct", "price %"),
+    ("oi_usd", "OI $"),
+    ("oi_change_usd", "ΔOI $"),
+    ("funding_rate", "funding"),
+    ("funding_rate_8h", "fund 8h"),
+    ("confidence", "conf"),
+    ("driver", "driver"),
+]
+
+
+def _watchlist(path: Path) -> tuple[str, ...]:
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise UserError(f"cannot read watchlist {path}: {exc.strerror}") from None
+    symbols = [canonical_symbol(x.split("#", 1)[0]) for x in lines if x.split("#", 1)[0].strip()]
+    if not symbols:
+        raise UserError(f"watchlist {path} names no symbols")
+    return tuple(dict.fromkeys(symbols))
+
+
+def _min_regime(text: str | None) -> set[str] | None:
+    if text is None:
+        return None
+    from oiradar.services.scan import RANK
+
+    name = text.strip().upper()
+    names = [r.name for r in RANK]
+    if name not in names:
+        raise UserError(
+            f"unknown regime {text!r} for --min-regime: use one of "
+            f"{', '.join(n.lower() for n in names[:8])}"
+        )
+    return set(names[: names.index(name) + 1])
+
+
+@app.command("scan")
+def scan(
+    venues: Annotated[str, typer.Option(help="Comma list of venues.")] = "binance,bybit,okx,bitget",
+    symbols: Annotated[
+        str | None, typer.Option(help="Comma list of symbols, e.g. BTCUSDT,SOLUSDT.")
+    ] = None,
+    watchlist: Annotated[
+        Path | None, typer.Option(help="File with one symbol per line (# comments).")
+    ] = None,
+    top: Annotated[
+        int | None,
+        typer.Option(
+            help="The N symbols with the most 24 h volume per venue "
+            "[default: 30 when no other selection is given]."
+        ),
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every listed perpetual.")] = False,
+    window: Annotated[
+        str, typer.Option(help="Window of the OI and price change (multiple of 5m).")
+    ] = "15m",
+    adaptive: Annotated[
+        bool,
+        typer.Option(
+            help="Per-symbol thresholds from the stored history "
+            "(needs a day of it; else the fixed ones)."
+        ),
+    ] = False,
+    reference: Annotated[
+        bool,
+        typer.Option(
+            help="The blog-post classifier: last 10 5m candles, OI +/-1.5 %, price +/-1 %."
+        ),
+    ] = False,
+    min_regime: Annotated[
+        str | None,
+        typer.Option(
+            help="Show only rows at least this telling, in the order short_squeeze, "
+            "short_covering, long_liquidation, new_shorts, new_longs, low_conviction_rally, "
+            "low_conviction_selloff, neutral."
+        ),
+    ] = None,
+    oi_threshold: Annotated[
+        float, typer.Option("--oi-threshold", help="OI flat band, +/- %.")
+    ] = 1.5,
+    price_threshold: Annotated[
+        float, typer.Option("--price-threshold", help="Price flat band, +/- %.")
+    ] = 1.0,
+    endpoint: Annotated[
+        str | None,
+        typer.Option(
+            envvar="OIRADAR_ENDPOINT",
+            help="Send every venue's requests here (e.g. an `oiradar sim`).",
+        ),
+    ] = None,
+    fmt: Annotated[
+        Format, typer.Option("--format", help="table, json (one array) or csv.")
+    ] = Format.TABLE,
+    db: DbOption = None,
+) -> None:
+    """Scan the market now: regime, OI % and price % over the window, OI in USD, funding and
+    confidence per venue and symbol, plus one row per coin across venues (total OI change in
+    USD and the venue driving it).
+
+    Uses the cheapest endpoints: one bulk snapshot per venue where it exists, and only the
+    recent klines and OI history the store does not already hold, within each venue's rate
+    limits. Everything fetched is stored, so the next scan is cheaper and `oiradar analyze`
+    sees the same data. A symbol a venue does not list is a warning; an unreachable venue is
+    named and the others still report (exit code 5 = partial).
+
+    Example: oiradar scan --venues binance,bybit --top 50 --min-regime short_covering
+    """
+    from oiradar.services.scan import ScanRequest
+    from oiradar.services.scan import scan as run_scan
+    from oiradar.venues.registry import client, parse_venues
+
+    chosen = parse_venues(venues)
+    selections = sum(
+        x is not None and x is not False for x in (symbols, watchlist, top, all_ or None)
+    )
+    if selections > 1:
+        raise UserError("use one of --symbols, --watchlist, --top and --all")
+    if top is not None and top <= 0:
+        raise UserError("--top must be a positive number")
+    picked = (
+        tuple(dict.fromkeys(canonical_symbol(s) for s in symbols.split(",") if s.strip()))
+        if symbols
+        else (_watchlist(watchlist) if watchlist else None)
+    )
+    w = interval_ms(window)
+    if w % 300_000:
+        raise UserError(f"--window {window} is not a multiple of the 5m bars scan uses")
+    if reference and adaptive:
+        raise UserError("--reference uses its own thresholds; drop --adaptive")
+    keep = _min_regime(min_regime)
+    params = EngineParams(
+        window_ms=w,
+        oi_threshold_pct=oi_threshold,
+        price_threshold_pct=price_threshold,
+        adaptive=adaptive,
+        reference=reference,
+    )
+    req = ScanRequest(chosen, picked, None if (picked or all_) else (top or 30), params)
+    store = _store(db=db)
+    assert isinstance(store, Store)
+    show = fmt is Format.TABLE and err.is_terminal
+
+    async def run() -> Any:
+        clients = [client(v, endpoint) for v in chosen]
+        try:
+            with Progress(
+                TextColumn("{task.description:8}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                console=err,
+                disable=not show,
+                transient=True,
+            ) as bar:
+                tasks: dict[str, TaskID] = {v: bar.add_task(v, total=None) for v in chosen}
+
+                def progress(venue: str, n: int) -> None:
+                    if n > 0:
+                        bar.update(tasks[venue], total=n)
+                    else:
+                        bar.advance(tasks[venue])
+
+                return await run_scan(clients, store, req, progress)
+        finally:
+            for c in clients:
+                await c.close()
+
+    with store:
+        result = asyncio.run(run())
+    rows = (
+        [*result.aggregates, *result.rows]
+        if fmt is Format.TABLE
+        else [*result.rows, *result.aggregates]
+    )
+    if keep is not None:
+        rows = [r for r in rows if r["regime"] in keep]
+    title = (
+        f"scan of {', '.join(chosen)}: {len(result.rows)} market(s), "
+        f"{interval_name(w)} window{' (reference)' if reference else ''}"
+    )
+    emit(rows, fmt, columns=COLUMNS, title=title)
+    for warning in result.warnings:
+        err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+    if result.partial:
+        raise typer.Exit(PARTIAL_EXIT)

@@ -1,0 +1,281 @@
+"""`oiradar scan`: the whole market now, across venues, from the cheapest endpoints.
+
+Per venue, concurrently: the instrument list and ONE bulk snapshot call where the venue has
+one (price, OI, funding for every symbol), then only the recent history the store does not
+already hold (klines and OI history for the window), all within the venue's limits. What
+was fetched is stored, and each (venue, symbol) is classified by the Core engine on the
+store's series — the same path as `oiradar analyze`, so both agree on the same data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from oiradar.errors import Banned, UnknownSymbol, VenueError
+from oiradar.kinds import Kind
+from oiradar.records import Candle, MarketSnapshot, OISample
+from oiradar.signals.context import confidence, session_of
+from oiradar.signals.engine import Timeline, timeline
+from oiradar.signals.params import EngineParams
+from oiradar.signals.regimes import Regime, classify
+from oiradar.store import Store
+from oiradar.units import DAY_MS, MINUTE_MS, interval_name, iso
+from oiradar.venues.base import VenueClient
+
+BAR_MS = 5 * MINUTE_MS
+# Most telling first: how rows rank, and what --min-regime cuts at.
+RANK = (
+    Regime.SHORT_SQUEEZE,
+    Regime.SHORT_COVERING,
+    Regime.LONG_LIQUIDATION,
+    Regime.NEW_SHORTS,
+    Regime.NEW_LONGS,
+    Regime.LOW_CONVICTION_RALLY,
+    Regime.LOW_CONVICTION_SELLOFF,
+    Regime.NEUTRAL,
+    Regime.NONE,
+    Regime.NO_DATA,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRequest:
+    venues: tuple[str, ...]
+    symbols: tuple[str, ...] | None = None  # None: --top or --all
+    top: int | None = 30
+    params: EngineParams = field(default_factory=EngineParams)
+
+
+@dataclass(slots=True)
+class ScanResult:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    aggregates: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    requests: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.failed)
+
+
+@dataclass(slots=True)
+class _VenueData:
+    venue: str
+    now_ms: int
+    snaps: dict[str, MarketSnapshot]
+    candles: list[Candle] = field(default_factory=list)
+    oi: list[OISample] = field(default_factory=list)
+
+
+def lookback_ms(params: EngineParams) -> int:
+    """History a cold scan must fetch: the window (or the reference 45 min) plus two bars."""
+    return max(params.window_ms, 45 * MINUTE_MS) + 2 * BAR_MS
+
+
+async def _collect(
+    client: VenueClient,
+    store: Store,
+    req: ScanRequest,
+    result: ScanResult,
+    progress: Callable[[str, int], None],
+) -> _VenueData:
+    venue = client.name
+    listed = {i.symbol for i in await client.instruments()}
+    wanted: list[str] | None = None
+    if req.symbols is not None:
+        wanted = [s for s in req.symbols if s in listed]
+        result.warnings.extend(
+            f"{s} is not listed on {venue}; skipped" for s in req.symbols if s not in listed
+        )
+    snaps = {s.symbol: s for s in await client.snapshot(wanted)}
+    if not snaps:
+        return _VenueData(venue, 0, {})
+    now = max(s.ts_ms for s in snaps.values())
+    if wanted is None and req.top is not None:
+        ranked = sorted(snaps.values(), key=lambda s: -(s.quote_volume_24h or 0.0))
+        snaps = {s.symbol: s for s in ranked[: req.top]}
+    data = _VenueData(venue, now, snaps)
+    start = now - now % BAR_MS - lookback_ms(req.params)
+    progress(venue, len(snaps))
+
+    async def one(symbol: str) -> None:
+        c_span = store.candle_span(venue, symbol, interval_name(BAR_MS), start, now)
+        k_from = start if c_span is None else c_span[1]  # re-read the last stored bar
+        try:
+            data.candles.extend(await client.klines(symbol, BAR_MS, k_from, now))
+            last_oi = store.last_ts(Kind.OPEN_INTEREST, venue, symbol, start, now)
+            o_from = start if last_oi is None else last_oi + 1
+            if o_from < now - BAR_MS:
+                data.oi.extend(await client.oi_history(symbol, BAR_MS, o_from, now))
+        except UnknownSymbol:
+            result.warnings.append(f"{symbol} is not listed on {venue}; skipped")
+            data.snaps.pop(symbol, None)
+        progress(venue, -1)
+
+    await asyncio.gather(*(one(s) for s in list(snaps)))
+    return data
+
+
+def _store(store: Store, data: _VenueData) -> None:
+    snap_oi = [
+        OISample(data.venue, s.symbol, s.ts_ms, s.oi_base, None, s.oi_usd)
+        for s in data.snaps.values()
+        if s.oi_base is not None
+    ]
+    store.write_records([*data.candles, *data.oi, *snap_oi])
+
+
+def _row(tl: Timeline, snap: MarketSnapshot, params: EngineParams) -> dict[str, Any]:
+    i = len(tl.grid.ts) - 1
+    regime = Regime(int(tl.regime[i]))
+    oi_pct, px_pct = float(tl.oi_pct[i]), float(tl.price_pct[i])
+    rate, ivl = snap.funding_rate, snap.funding_interval_h or 8.0
+    rate_8h = rate * 8.0 / ivl if rate is not None else None
+    session, weekend = session_of(snap.ts_ms)
+    covering = regime in (Regime.SHORT_COVERING, Regime.SHORT_SQUEEZE)
+    conf = (
+        confidence(
+            oi_drop_pct=oi_pct,
+            oi_threshold_pct=float(tl.oi_threshold[i]),
+            price_gain_pct=px_pct,
+            price_threshold_pct=float(tl.price_threshold[i]),
+            funding_8h=rate_8h,
+            clearly_negative_8h=params.more_to_come_funding_8h,
+            volume_ratio=None,
+            session=session,
+            weekend=weekend,
+            data_gap=bool(tl.gap[i]),
+            use_funding=covering,
+        )
+        if regime not in (Regime.NO_DATA, Regime.NEUTRAL, Regime.NONE)
+        else 0
+    )
+    w = tl.window_bars
+    oi_then = float(tl.grid.oi[i - w]) if i >= w else float("nan")
+    px_then = float(tl.grid.close[i - w]) if i >= w else float("nan")
+    oi_now, px_now = float(tl.grid.oi[i]), float(tl.grid.close[i])
+    return {
+        "venue": snap.venue,
+        "symbol": snap.symbol,
+        "regime": regime.name,
+        "oi_change_pct": _num(oi_pct, 3),
+        "price_change_pct": _num(px_pct, 3),
+        "oi_usd": _num(snap.oi_usd if snap.oi_usd is not None else oi_now * px_now, 0),
+        "oi_change_usd": _num(oi_now * px_now - oi_then * px_then, 0),
+        "funding_rate": _num(rate, 8),
+        "funding_interval_h": _num(ivl, 2),
+        "funding_rate_8h": _num(rate_8h, 8),
+        "more_to_come": (rate_8h <= params.more_to_come_funding_8h)
+        if covering and rate_8h is not None
+        else None,
+        "confidence": conf,
+        "strong": bool(tl.strong[i]),
+        "data_gap": bool(tl.gap[i]),
+        "ts": iso(snap.ts_ms),
+        "_oi_base": (oi_then, oi_now),
+        "_price": (px_then, px_now),
+    }
+
+
+def _num(x: float | None, digits: int) -> float | None:
+    return None if x is None or not np.isfinite(x) else round(float(x), digits)
+
+
+def _evaluate(store: Store, data: _VenueData, params: EngineParams) -> list[dict[str, Any]]:
+    rows = []
+    warm = 8 * DAY_MS if params.adaptive else lookback_ms(params) + BAR_MS
+    for symbol, snap in data.snaps.items():
+        series = store.read_series(
+            data.venue, symbol, interval_name(BAR_MS), data.now_ms - warm, data.now_ms
+        )
+        if len(series.candle_ts) == 0:
+            continue
+        rows.append(_row(timeline(series, params), snap, params))
+    return rows
+
+
+def aggregate(rows: Sequence[dict[str, Any]], params: EngineParams) -> list[dict[str, Any]]:
+    """One row per coin across venues: OI summed in base units; the venue with the largest
+    USD OI change drives it."""
+    by_symbol: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_symbol.setdefault(r["symbol"], []).append(r)
+    out = []
+    for symbol, group in by_symbol.items():
+        ok = [r for r in group if np.isfinite(r["_oi_base"][0]) and np.isfinite(r["_oi_base"][1])]
+        if not ok:
+            continue
+        then = sum(r["_oi_base"][0] for r in ok)
+        now = sum(r["_oi_base"][1] for r in ok)
+        driver = max(ok, key=lambda r: abs(r["oi_change_usd"] or 0.0))
+        oi_pct = (now / then - 1) * 100 if then > 0 else float("nan")
+        px_pct = driver["price_change_pct"]
+        code = classify(
+            np.array([oi_pct]),
+            np.array([np.nan if px_pct is None else px_pct]),
+            params.oi_threshold_pct,
+            params.price_threshold_pct,
+        )[0]
+        out.append(
+            {
+                "venue": "all",
+                "symbol": symbol,
+                "regime": Regime(int(code)).name,
+                "oi_change_pct": _num(oi_pct, 3),
+                "price_change_pct": px_pct,
+                "oi_usd": _num(sum(r["oi_usd"] or 0.0 for r in ok), 0),
+                "oi_change_usd": _num(sum(r["oi_change_usd"] or 0.0 for r in ok), 0),
+                "driver": driver["venue"],
+                "venues": len(ok),
+                "ts": max(r["ts"] for r in ok),
+            }
+        )
+    return out
+
+
+def rank(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    order = {r.name: i for i, r in enumerate(RANK)}
+    return sorted(rows, key=lambda r: (order.get(r["regime"], 99), -abs(r["oi_change_pct"] or 0)))
+
+
+async def scan(
+    clients: Sequence[VenueClient],
+    store: Store,
+    req: ScanRequest,
+    progress: Callable[[str, int], None] = lambda venue, n: None,
+) -> ScanResult:
+    """Scan every venue concurrently; a venue that fails is reported, the others still are."""
+    result = ScanResult()
+
+    async def guarded(client: VenueClient) -> _VenueData | None:
+        try:
+            return await _collect(client, store, req, result, progress)
+        except Banned as exc:
+            result.failed.append(client.name)
+            result.warnings.append(
+                f"{client.name} has banned this IP for {exc.seconds:.0f} s; skipped"
+            )
+        except VenueError as exc:
+            result.failed.append(client.name)
+            result.warnings.append(f"{client.name} unreachable: {exc}; skipped")
+        return None
+
+    gathered = await asyncio.gather(*(guarded(c) for c in clients))
+    for data in gathered:
+        if data is None or not data.snaps:
+            continue
+        _store(store, data)
+        result.rows.extend(_evaluate(store, data, req.params))
+    result.aggregates = aggregate(result.rows, req.params)
+    for r in result.rows:
+        r.pop("_oi_base", None)
+        r.pop("_price", None)
+    result.rows = rank(result.rows)
+    result.aggregates = rank(result.aggregates)
+    return result

@@ -1,0 +1,38 @@
+"""Venue name -> connector class, imported lazily so one venue's import cost is paid on use."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+from oiradar.errors import UserError
+from oiradar.venues.base import VenueClient
+
+CLASSES = {
+    "binance": ("oiradar.venues.binance", "BinanceClient"),
+    "bybit": ("oiradar.venues.bybit", "BybitClient"),
+    "okx": ("oiradar.venues.okx", "OkxClient"),
+    "bitget": ("oiradar.venues.bitget", "BitgetClient"),
+}
+ALL_VENUES = tuple(CLASSES)
+
+
+def parse_venues(text: str) -> tuple[str, ...]:
+    """'binance,okx' -> ('binance', 'okx'); unknown names are a user error."""
+    names = tuple(dict.fromkeys(v.strip().lower() for v in text.split(",") if v.strip()))
+    unknown = [v for v in names if v not in CLASSES]
+    if unknown or not names:
+        raise UserError(
+            f"unknown venue(s) {', '.join(unknown) or '(none)'}: use {', '.join(ALL_VENUES)}"
+        )
+    return names
+
+
+def client(
+    venue: str, endpoint: str | None = None, env: Mapping[str, str] | None = None, **kw: Any
+) -> VenueClient:
+    module, cls = CLASSES[venue]
+    factory = getattr(importlib.import_module(module), cls)
+    made: VenueClient = factory(endpoint, env=env, **kw)
+    return made

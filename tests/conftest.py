@@ -85,3 +85,12 @@ async def sim() -> object:
 
     async with SimServer(SimConfig(symbols=5, speed=0.0), wall_now_ms=1_780_000_000_000) as s:
         yield s
+
+
+@pytest.fixture(autouse=True)
+def _never_the_real_exchanges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that forgets its endpoint hits a closed loopback port, never a venue's host."""
+    monkeypatch.setenv("OIRADAR_ENDPOINT", "http://127.0.0.1:9")
+    for venue in ("BINANCE", "BYBIT", "OKX", "BITGET"):
+        monkeypatch.delenv(f"OIRADAR_{venue}_REST", raising=False)
+        monkeypatch.delenv(f"OIRADAR_{venue}_WS", raising=False)

@@ -110,8 +110,8 @@ def scan(
     endpoint: Annotated[
         str | None,
         typer.Option(
-            envvar="OIRADAR_ENDPOINT",
-            help="Send every venue's requests here (e.g. an `oiradar sim`).",
+            help="Send every venue's requests here (e.g. an `oiradar sim`). Default: "
+            "$OIRADAR_ENDPOINT, then each venue's OIRADAR_<VENUE>_REST, then the venue."
         ),
     ] = None,
     fmt: Annotated[

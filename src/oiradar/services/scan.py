@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -104,11 +104,19 @@ async def _collect(
     start = now - now % BAR_MS - lookback_ms(req.params)
     progress(venue, len(snaps))
 
+    running = now - now % BAR_MS
+
     async def one(symbol: str) -> None:
         c_span = store.candle_span(venue, symbol, interval_name(BAR_MS), start, now)
-        k_from = start if c_span is None else c_span[1]  # re-read the last stored bar
+        snap = snaps[symbol]
+        price = snap.last_price if snap.last_price is not None else snap.mark_price
         try:
-            data.candles.extend(await client.klines(symbol, BAR_MS, k_from, now))
+            if c_span is not None and c_span[1] >= running - BAR_MS and price is not None:
+                # Every closed bar is stored: the running bar comes from the snapshot's price.
+                data.candles.append(_running_bar(store, venue, symbol, running, price))
+            else:
+                k_from = start if c_span is None else c_span[1]  # re-read the last stored bar
+                data.candles.extend(await client.klines(symbol, BAR_MS, k_from, now))
             last_oi = store.last_ts(Kind.OPEN_INTEREST, venue, symbol, start, now)
             o_from = start if last_oi is None else last_oi + 1
             if o_from < now - BAR_MS:
@@ -120,6 +128,20 @@ async def _collect(
 
     await asyncio.gather(*(one(s) for s in list(snaps)))
     return data
+
+
+def _running_bar(store: Store, venue: str, symbol: str, open_ms: int, price: float) -> Candle:
+    """The running bar extended to `price` (or opened at the last close if not stored yet)."""
+    stored = store.candle_at(venue, symbol, interval_name(BAR_MS), open_ms)
+    if stored is not None:
+        return replace(
+            stored, high=max(stored.high, price), low=min(stored.low, price), close=price
+        )
+    prev = store.candle_at(venue, symbol, interval_name(BAR_MS), open_ms - BAR_MS)
+    first = prev.close if prev is not None else price
+    return Candle(
+        venue, symbol, BAR_MS, open_ms, first, max(first, price), min(first, price), price, 0.0
+    )
 
 
 def _store(store: Store, data: _VenueData) -> None:
@@ -201,8 +223,9 @@ def _evaluate(store: Store, data: _VenueData, params: EngineParams) -> list[dict
 
 
 def aggregate(rows: Sequence[dict[str, Any]], params: EngineParams) -> list[dict[str, Any]]:
-    """One row per coin across venues: OI summed in base units; the venue with the largest
-    USD OI change drives it."""
+    """One row per coin across venues: OI now summed in USD over every venue; its change summed
+    in base units over the venues where it is known (that decides the regime, never USD, which
+    moves with price); the venue with the largest USD OI change drives it."""
     by_symbol: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_symbol.setdefault(r["symbol"], []).append(r)
@@ -222,14 +245,20 @@ def aggregate(rows: Sequence[dict[str, Any]], params: EngineParams) -> list[dict
             params.oi_threshold_pct,
             params.price_threshold_pct,
         )[0]
+        usd = [(r["oi_usd"] or 0.0, r["funding_rate_8h"]) for r in ok]
+        weight = sum(u for u, f in usd if f is not None)
+        funding_8h = sum(u * f for u, f in usd if f is not None) / weight if weight else None
         out.append(
             {
                 "venue": "all",
                 "symbol": symbol,
                 "regime": Regime(int(code)).name,
+                "funding_rate": None,  # intervals differ per venue: see funding_rate_8h
+                "funding_rate_8h": _num(funding_8h, 8),  # OI-weighted across venues
+                "confidence": driver["confidence"],
                 "oi_change_pct": _num(oi_pct, 3),
                 "price_change_pct": px_pct,
-                "oi_usd": _num(sum(r["oi_usd"] or 0.0 for r in ok), 0),
+                "oi_usd": _num(sum(r["oi_usd"] or 0.0 for r in group), 0),
                 "oi_change_usd": _num(sum(r["oi_change_usd"] or 0.0 for r in ok), 0),
                 "driver": driver["venue"],
                 "venues": len(ok),

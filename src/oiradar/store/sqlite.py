@@ -237,6 +237,17 @@ class Store:
         ).fetchone()
         return None if lo is None else (int(lo), int(hi))
 
+    def candle_at(self, venue: str, symbol: str, interval: str, ts_ms: int) -> Candle | None:
+        """The stored bar opening at `ts_ms`, or None."""
+        row = self._conn.execute(
+            "SELECT open, high, low, close, volume_base, volume_quote, taker_buy_base, trades "
+            "FROM candles WHERE venue = ? AND symbol = ? AND interval = ? AND ts_ms = ?",
+            (venue, symbol, interval, ts_ms),
+        ).fetchone()
+        if row is None:
+            return None
+        return Candle(venue, symbol, interval_ms(interval), ts_ms, *row)
+
     def last_ts(
         self, kind: Kind, venue: str, symbol: str, start_ms: int, end_ms: int
     ) -> int | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import Self
 
 from oiradar.records import Candle, FundingSample, Instrument, MarketSnapshot, OISample
 
@@ -35,7 +36,8 @@ class VenueClient(ABC):
     async def klines(
         self, symbol: str, interval_ms: int, start_ms: int, end_ms: int
     ) -> list[Candle]:
-        """Bars opening in [start, end], oldest first (a still-forming last bar excluded)."""
+        """Bars opening in [start, end], oldest first; the last may still be forming (its close
+        is the latest price), as the venues serve it."""
 
     @abstractmethod
     async def funding_history(self, symbol: str, start_ms: int, end_ms: int) -> list[FundingSample]:
@@ -45,7 +47,7 @@ class VenueClient(ABC):
     async def close(self) -> None:
         """Release connections."""
 
-    async def __aenter__(self) -> VenueClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -1,0 +1,480 @@
+"""Binance USD-M Futures connector (exchange-apis.md §1): REST polling, USDT perpetuals only.
+
+On USD-M one contract is one base coin, so OI arrives in base units and USD = base x mark.
+There is no bulk OI endpoint: a snapshot is one `premiumIndex` (mark + funding of every
+symbol, weight 10) plus one `openInterest` per symbol (weight 1). No public liquidation REST
+exists (`allForceOrders` is gone), so this module has no liquidation side to map.
+
+Empty lists: a list that must hold data (exchangeInfo symbols, fundingInfo, premiumIndex, or
+a history window covering a full step after the symbol's `onboardDate` and a step before the
+venue's time, see `expects_rows`) is asked again up to `EMPTY_RETRIES` more times before it
+is believed; a believed empty window is a gap, and paging goes on past it. The venue's time
+is the last server time seen plus the monotonic time since; a history call that reaches the
+present or the 30-day OI edge refreshes it with one `openInterest` call (weight 1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import aiohttp
+
+from oiradar.errors import (
+    UnknownSymbol,
+    UserError,
+    VenueError,
+    VenueProtocolError,
+    VenueUnavailable,
+)
+from oiradar.records import (
+    Candle,
+    ContractKind,
+    FundingSample,
+    Instrument,
+    MarketSnapshot,
+    OISample,
+)
+from oiradar.units import DAY_MS, HOUR_MS, MINUTE_MS, interval_name
+from oiradar.venues.base import VenueClient, decimal
+from oiradar.venues.endpoints import endpoints
+from oiradar.venues.http import Charges, HttpClient
+from oiradar.venues.limiter import Budget, Limiter
+
+VENUE = "binance"
+log = logging.getLogger(__name__)
+
+WEIGHT, DATA, FUNDING = "REQUEST_WEIGHT", "futures_data", "funding"
+BUDGETS = {
+    WEIGHT: Budget(2400, 60.0),  # weight per minute per IP (§1.2)
+    DATA: Budget(1000, 300.0),  # /futures/data/*: requests per 5 min, weight 0
+    FUNDING: Budget(500, 300.0),  # fundingRate + fundingInfo: requests per 5 min
+}
+# Weight of an endpoint (with `symbol`, without); klines weigh by `limit` instead.
+WEIGHTS = {
+    "/fapi/v1/premiumIndex": (1, 10),
+    "/fapi/v1/ticker/24hr": (1, 40),
+    "/fapi/v2/ticker/price": (1, 2),
+    "/fapi/v1/exchangeInfo": (1, 1),
+    "/fapi/v1/openInterest": (1, 1),
+}
+FUNDING_PATHS = frozenset({"/fapi/v1/fundingRate", "/fapi/v1/fundingInfo"})
+USED_WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
+LIVE_PERPETUAL = {"contractType": "PERPETUAL", "status": "TRADING", "quoteAsset": "USDT"}
+LINEAR = ContractKind.LINEAR
+
+KLINE_INTERVALS = frozenset(
+    ["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w"]
+)  # 1M is left out: months have no fixed length in ms
+OI_PERIODS = frozenset(["5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d"])
+KLINE_LIMIT, OI_LIMIT, FUNDING_LIMIT = 499, 500, 1000  # 499: most bars per weight (§1.3)
+KLINES, OI_HIST, FUNDING_RATE = (
+    "/fapi/v1/klines",
+    "/futures/data/openInterestHist",
+    "/fapi/v1/fundingRate",
+)
+OI_RETENTION_MS = 30 * DAY_MS  # openInterestHist keeps the latest 30 days only
+RETENTION_MARGIN_MS = MINUTE_MS  # stay clear of the venue's own 30-day check
+DEFAULT_FUNDING_H = 8.0  # symbols absent from fundingInfo settle every 8 h
+EMPTY_RETRIES = 2
+CODE_ERRORS: dict[int, type[VenueError]] = {
+    -1121: UnknownSymbol,  # invalid symbol
+    -1122: UnknownSymbol,  # invalid symbol status (e.g. delisted)
+    -1001: VenueUnavailable,  # disconnected
+    -1007: VenueUnavailable,  # timeout waiting for the backend
+    -1008: VenueUnavailable,  # throttled by system-level protection
+}
+
+R = TypeVar("R", OISample, Candle, FundingSample)
+T = TypeVar("T")
+
+
+def kline_weight(limit: int) -> int:
+    """Weight of a klines call by `limit`: [1,100) 1, [100,500) 2, [500,1000] 5, >1000 10."""
+    return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
+
+
+def charges(path: str, params: Mapping[str, str | int] | None) -> Charges:
+    """The limiter charges of one request: (bucket, key, cost)."""
+    params = params or {}
+    if path.startswith("/futures/data/"):
+        return [(DATA, "", 1)]
+    if path in FUNDING_PATHS:
+        return [(FUNDING, "", 1)]
+    if path == "/fapi/v1/klines":
+        return [(WEIGHT, "", kline_weight(int(params.get("limit", 500))))]
+    with_symbol, without = WEIGHTS.get(path, (1, 1))
+    return [(WEIGHT, "", with_symbol if "symbol" in params else without)]
+
+
+def check_response(status: int, headers: Mapping[str, str], body: bytes) -> VenueError | None:
+    """451 (restricted location) and 403 (WAF) are final: retrying cannot help."""
+    if status == 451:
+        return VenueError(VENUE, "HTTP 451: Binance refuses this location; use another route")
+    if status == 403:
+        return VenueError(VENUE, "HTTP 403: request rejected by Binance's WAF")
+    return None
+
+
+def check_payload(payload: Any) -> VenueError | None:
+    """Binance error bodies are `{"code": <0, "msg": ...}`; success bodies have no such code."""
+    code = payload.get("code") if isinstance(payload, dict) else None
+    if not isinstance(code, int) or code >= 0:
+        return None
+    error = CODE_ERRORS.get(code, VenueProtocolError)
+    return error(VENUE, f"{payload.get('msg', '')} (code {code})")
+
+
+def _ms(value: object) -> int:
+    """A timestamp as int ms; openInterestHist sends it as a string on the doc page."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    raise ValueError(f"not a timestamp: {value!r}")
+
+
+def _maybe(value: object) -> float | None:
+    """Delivery contracts send "" for funding fields: absent, not zero."""
+    return None if value in (None, "") else decimal(value)
+
+
+def parse_funding_info(payload: Any) -> dict[str, float]:
+    """{symbol: funding interval in hours}; lists only symbols whose settings were adjusted."""
+    return {
+        row["symbol"]: decimal(row["fundingIntervalHours"])
+        for row in payload
+        if row.get("fundingIntervalHours")
+    }
+
+
+def parse_exchange_info(payload: Any, intervals_h: Mapping[str, float]) -> list[Instrument]:
+    """Trading USDT-quoted perpetuals; one contract is one base coin on USD-M."""
+    out = []
+    for row in payload["symbols"]:
+        if all(row.get(k) == v for k, v in LIVE_PERPETUAL.items()):
+            sym, hours = row["symbol"], intervals_h.get(row["symbol"], DEFAULT_FUNDING_H)
+            out.append(Instrument(VENUE, sym, sym, row["baseAsset"], "USDT", 1.0, LINEAR, hours))
+    return out
+
+
+def parse_listing_times(payload: Any) -> dict[str, int]:
+    """{symbol: onboardDate ms}: before it, an empty history page is expected."""
+    return {
+        row["symbol"]: _ms(row["onboardDate"]) for row in payload["symbols"] if "onboardDate" in row
+    }
+
+
+def parse_open_interest(payload: Any) -> OISample:
+    """OI now, in base coins, stamped with the venue's time."""
+    return OISample(
+        VENUE, payload["symbol"], _ms(payload["time"]), decimal(payload["openInterest"])
+    )
+
+
+def parse_oi_history(payload: Any) -> list[OISample]:
+    """`sumOpenInterest` is base coins, `sumOpenInterestValue` USDT; `timestamp` str or int."""
+    out = []
+    for row in payload:
+        base, usd = decimal(row["sumOpenInterest"]), decimal(row["sumOpenInterestValue"])
+        out.append(OISample(VENUE, row["symbol"], _ms(row["timestamp"]), base, oi_usd=usd))
+    return out
+
+
+def parse_klines(payload: Any, symbol: str, interval_ms: int) -> list[Candle]:
+    """Rows [open time, o, h, l, c, volume (coin), close time, quote volume (USDT), trades,
+    taker buy base, taker buy quote, ignore]; the newest may still be forming."""
+    out = []
+    for row in payload:
+        o, h, lo, c, vol, quote, taker = (decimal(row[i]) for i in (1, 2, 3, 4, 5, 7, 9))
+        ts = _ms(row[0])
+        out.append(
+            Candle(VENUE, symbol, interval_ms, ts, o, h, lo, c, vol, quote, taker, int(row[8]))
+        )
+    return out
+
+
+def parse_premium_index(payload: Any, intervals_h: Mapping[str, float]) -> list[MarketSnapshot]:
+    """Mark price and `lastFundingRate` (the running interval's predicted rate, a fraction)."""
+    rows = payload if isinstance(payload, list) else [payload]
+    return [
+        MarketSnapshot(
+            VENUE,
+            row["symbol"],
+            _ms(row["time"]),
+            mark_price=_maybe(row.get("markPrice")),
+            funding_rate=_maybe(row.get("lastFundingRate")),
+            funding_interval_h=intervals_h.get(row["symbol"], DEFAULT_FUNDING_H),
+            next_funding_ms=_ms(row["nextFundingTime"]) or None,
+        )
+        for row in rows
+    ]
+
+
+def parse_ticker_24hr(payload: Any) -> dict[str, tuple[float, float]]:
+    """symbol -> (last price, 24 h quote volume in USDT), for ranking by activity."""
+    rows = payload if isinstance(payload, list) else [payload]
+    return {r["symbol"]: (decimal(r["lastPrice"]), decimal(r["quoteVolume"])) for r in rows}
+
+
+def parse_funding_rate(payload: Any, intervals_h: Mapping[str, float]) -> list[FundingSample]:
+    """Settled rates per interval (fractions); the interval is the symbol's current one."""
+    out = []
+    for row in payload:
+        sym, rate = row["symbol"], decimal(row["fundingRate"])
+        hours = intervals_h.get(sym, DEFAULT_FUNDING_H)
+        out.append(FundingSample(VENUE, sym, _ms(row["fundingTime"]), rate, hours))
+    return out
+
+
+def expects_rows(lo: int, hi: int, step: int, listed_ms: int, now_ms: int) -> bool:
+    """True when [lo, hi] covers a full `step` after listing and a step before now."""
+    return min(hi, now_ms - step) - max(lo, listed_ms + step) + 1 >= step
+
+
+def _step_name(ms: int, allowed: frozenset[str], what: str) -> str:
+    name = interval_name(ms)
+    if name not in allowed:
+        raise UserError(f"binance has no {what} {name!r}: use one of {', '.join(sorted(allowed))}")
+    return name
+
+
+def _parsed(path: str, parse: Callable[..., T], *args: Any) -> T:
+    """A parser's result; a payload that does not parse is a protocol change, never retried."""
+    try:
+        return parse(*args)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise VenueProtocolError(VENUE, f"unexpected payload from {path}: {exc!r}") from exc
+
+
+async def _all(coros: Sequence[Awaitable[Any]]) -> list[Any]:
+    """gather() that cancels the rest when one fails, so a ban stops the whole sweep."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+class BinanceClient(VenueClient):
+    """USD-M market data within Binance's IP limits; canonical symbols equal Binance's."""
+
+    name = VENUE
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        concurrency: int = 32,
+        safety: float = 0.9,
+        env: Mapping[str, str] | None = None,
+        limit_scale: float = 1.0,
+        backoff_s: float = 0.25,
+        max_attempts: int = 5,
+    ) -> None:
+        """`limit_scale` divides every budget period (only to match a scaled simulator)."""
+        budgets = {k: Budget(b.limit, b.period_s / limit_scale) for k, b in BUDGETS.items()}
+        self.limiter = Limiter(VENUE, budgets, safety)
+        self.http = HttpClient(
+            VENUE,
+            endpoints(VENUE, endpoint, env).rest,
+            self.limiter,
+            session=session,
+            concurrency=concurrency,
+            backoff_s=backoff_s,
+            max_attempts=max_attempts,
+            check_response=check_response,
+            check_payload=check_payload,
+            on_headers=self._on_headers,
+        )
+        self.unknown: list[str] = []  # symbols of the last snapshot() Binance does not list
+        self.empty_retries = 0
+        self._instruments: list[Instrument] | None = None
+        self._intervals_h: dict[str, float] = {}
+        self._listed_ms: dict[str, int] = {}
+        self._lock = asyncio.Lock()
+        self._server_ms, self._server_mono = 0, 0.0
+
+    def _on_headers(self, headers: Mapping[str, str]) -> None:
+        used = headers.get(USED_WEIGHT_HEADER, "")
+        if used.isdigit():
+            self.limiter.observe_used(WEIGHT, int(used))
+
+    def _saw_time(self, server_ms: int) -> None:
+        self._server_ms, self._server_mono = server_ms, time.monotonic()
+
+    def _venue_now(self) -> int:
+        """The venue's time: the last server time seen plus the time elapsed since."""
+        return self._server_ms + int((time.monotonic() - self._server_mono) * 1000)
+
+    async def _get(self, path: str, params: Mapping[str, str | int] | None = None) -> Any:
+        return await self.http.get(path, params, charges(path, params))
+
+    async def _get_rows(
+        self, path: str, params: Mapping[str, str | int] | None, expect: bool, key: str = ""
+    ) -> Any:
+        """GET a list (or a dict's `key` list), asking again when an expected list is empty."""
+        for attempt in range(1 + EMPTY_RETRIES):
+            payload = await self._get(path, params)
+            rows = payload.get(key) if key and isinstance(payload, dict) else payload
+            if not isinstance(rows, list):
+                raise VenueProtocolError(VENUE, f"{path}: expected a list, got {type(rows)}")
+            if rows or not expect:
+                return payload
+            if attempt < EMPTY_RETRIES:
+                self.empty_retries += 1
+                log.info("venue=binance event=empty_retry path=%s params=%s", path, params)
+        log.warning("venue=binance event=empty_believed path=%s params=%s", path, params)
+        return payload
+
+    async def instruments(self) -> list[Instrument]:
+        """exchangeInfo + fundingInfo, once; an empty answer is not cached."""
+        async with self._lock:
+            if self._instruments:
+                return list(self._instruments)
+            info, funding = await _all(
+                [
+                    self._get_rows("/fapi/v1/exchangeInfo", None, True, key="symbols"),
+                    self._get_rows("/fapi/v1/fundingInfo", None, True),
+                ]
+            )
+            self._intervals_h = _parsed("fundingInfo", parse_funding_info, funding)
+            found = _parsed("exchangeInfo", parse_exchange_info, info, self._intervals_h)
+            self._listed_ms = _parsed("exchangeInfo", parse_listing_times, info)
+            self._saw_time(_parsed("exchangeInfo", _ms, info.get("serverTime")))
+            self._instruments = found
+            return list(found)
+
+    async def _open_interest(self, symbol: str) -> OISample | None:
+        """OI now; None (and the symbol noted in `unknown`) when Binance rejects the symbol."""
+        path = "/fapi/v1/openInterest"
+        try:
+            payload = await self._get(path, {"symbol": symbol})
+        except UnknownSymbol:
+            self.unknown.append(symbol)
+            return None
+        sample = _parsed(path, parse_open_interest, payload)
+        self._saw_time(sample.ts_ms)
+        return sample
+
+    async def snapshot(self, symbols: Sequence[str] | None = None) -> list[MarketSnapshot]:
+        """One premiumIndex for all marks and funding, plus one openInterest per symbol."""
+        listed = {i.symbol: i for i in await self.instruments()}
+        wanted = list(listed) if symbols is None else list(dict.fromkeys(symbols))
+        self.unknown = [s for s in wanted if s not in listed]
+        wanted = [s for s in wanted if s in listed]
+        if not wanted:
+            return []
+        path = "/fapi/v1/premiumIndex"
+        # The whole universe also gets the 24 h tickers (weight 40): last price and the
+        # quote volume that `scan --top` ranks by.
+        tickers = [self._get_rows("/fapi/v1/ticker/24hr", None, True)] if symbols is None else []
+        premium, *rest = await _all(
+            [self._get_rows(path, None, True), *tickers, *(self._open_interest(s) for s in wanted)]
+        )
+        activity = parse_ticker_24hr(rest.pop(0)) if tickers else {}
+        ois = rest
+        rows = _parsed(path, parse_premium_index, premium, self._intervals_h)
+        marks = {r.symbol: r for r in rows}
+        out = []
+        for oi in ois:
+            if oi is None:
+                continue
+            base = marks.get(oi.symbol) or MarketSnapshot(VENUE, oi.symbol, oi.ts_ms)
+            mark = base.mark_price
+            out.append(
+                dataclasses.replace(
+                    base,
+                    ts_ms=oi.ts_ms,
+                    oi_base=oi.oi_base,
+                    oi_usd=oi.oi_base * mark if mark is not None else None,
+                    funding_interval_h=listed[oi.symbol].funding_interval_h,
+                    last_price=activity.get(oi.symbol, (None, None))[0],
+                    quote_volume_24h=activity.get(oi.symbol, (None, None))[1],
+                )
+            )
+        return out
+
+    async def _now(self, symbol: str, end_ms: int, oldest_ms: int | None = None) -> int:
+        """The venue's time, asked afresh (openInterest, weight 1) when the range reaches the
+        present or the 30-day edge; that call also rejects an unknown symbol before paging."""
+        await self.instruments()
+        now = self._venue_now()
+        near_edge = oldest_ms is not None and oldest_ms <= now - OI_RETENTION_MS + DAY_MS
+        if end_ms >= now - DAY_MS or near_edge:
+            path = "/fapi/v1/openInterest"
+            payload = await self._get(path, {"symbol": symbol})
+            self._saw_time(_parsed(path, parse_open_interest, payload).ts_ms)
+            now = self._venue_now()
+        return now
+
+    async def _paged(
+        self,
+        path: str,
+        params: dict[str, str | int],
+        parse: Callable[[Any], list[R]],
+        span: tuple[int, int],
+        step: int,
+        max_rows: int,
+        now_ms: int,
+    ) -> list[R]:
+        """Forward windows of at most `max_rows` steps over span=[start, end] (up to now);
+        a full page continues after its last row, anything else after its window."""
+        start, end = span
+        listed = self._listed_ms.get(str(params["symbol"]), 0)
+        found: dict[int, R] = {}
+        lo = start
+        while lo <= min(end, now_ms):
+            n = max(1, min(max_rows, -(-(end - lo + 1) // step)))
+            hi = min(end, lo + n * step - 1)
+            query = {**params, "startTime": lo, "endTime": hi, "limit": n}
+            payload = await self._get_rows(path, query, expects_rows(lo, hi, step, listed, now_ms))
+            rows = sorted(_parsed(path, parse, payload), key=lambda r: r.ts_ms)
+            found.update((r.ts_ms, r) for r in rows if start <= r.ts_ms <= end)
+            last = rows[-1].ts_ms if rows else lo
+            lo = max(lo, last) + 1 if len(rows) >= n else max(hi, last) + 1
+        return [found[t] for t in sorted(found)]
+
+    async def oi_history(
+        self, symbol: str, period_ms: int, start_ms: int, end_ms: int
+    ) -> list[OISample]:
+        """5m..1d snapshots; the start is clamped to the venue's 30-day window (no error)."""
+        params: dict[str, str | int] = {"symbol": symbol}
+        params["period"] = _step_name(period_ms, OI_PERIODS, "OI history period")
+        now = await self._now(symbol, end_ms, start_ms)
+        span = (max(start_ms, now - OI_RETENTION_MS + RETENTION_MARGIN_MS), end_ms)
+        return await self._paged(OI_HIST, params, parse_oi_history, span, period_ms, OI_LIMIT, now)
+
+    async def klines(
+        self, symbol: str, interval_ms: int, start_ms: int, end_ms: int
+    ) -> list[Candle]:
+        """Bars opening in [start, end], the still-forming newest one included; `limit` 499
+        (weight 2) for long ranges, fewer than 100 (weight 1) for short ones."""
+        params: dict[str, str | int] = {"symbol": symbol}
+        params["interval"] = _step_name(interval_ms, KLINE_INTERVALS, "kline interval")
+        now = await self._now(symbol, end_ms)
+        parse = functools.partial(parse_klines, symbol=symbol, interval_ms=interval_ms)
+        span = (start_ms, end_ms)
+        return await self._paged(KLINES, params, parse, span, interval_ms, KLINE_LIMIT, now)
+
+    async def funding_history(self, symbol: str, start_ms: int, end_ms: int) -> list[FundingSample]:
+        """Settled rates; windows of 1000 current intervals (a full page pages on)."""
+        now = await self._now(symbol, end_ms)
+        step = int(self._intervals_h.get(symbol, DEFAULT_FUNDING_H) * HOUR_MS)
+        parse = functools.partial(parse_funding_rate, intervals_h=self._intervals_h)
+        span = (start_ms, end_ms)
+        return await self._paged(
+            FUNDING_RATE, {"symbol": symbol}, parse, span, step, FUNDING_LIMIT, now
+        )
+
+    async def close(self) -> None:
+        await self.http.close()

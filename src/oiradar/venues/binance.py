@@ -44,9 +44,10 @@ from oiradar.units import DAY_MS, HOUR_MS, MINUTE_MS, interval_name
 from oiradar.venues.base import VenueClient, decimal
 from oiradar.venues.endpoints import endpoints
 from oiradar.venues.http import Charges, HttpClient
-from oiradar.venues.limiter import Budget, Limiter
+from oiradar.venues.limiter import SAFETY, Budget, Limiter
 
 VENUE = "binance"
+TIME_FRESH_S = 30.0  # a server time younger than this needs no extra request
 log = logging.getLogger(__name__)
 
 WEIGHT, DATA, FUNDING = "REQUEST_WEIGHT", "futures_data", "funding"
@@ -274,8 +275,8 @@ class BinanceClient(VenueClient):
         endpoint: str | None = None,
         *,
         session: aiohttp.ClientSession | None = None,
-        concurrency: int = 32,
-        safety: float = 0.9,
+        concurrency: int = 64,
+        safety: float = SAFETY,
         env: Mapping[str, str] | None = None,
         limit_scale: float = 1.0,
         backoff_s: float = 0.25,
@@ -410,7 +411,9 @@ class BinanceClient(VenueClient):
         await self.instruments()
         now = self._venue_now()
         near_edge = oldest_ms is not None and oldest_ms <= now - OI_RETENTION_MS + DAY_MS
-        if end_ms >= now - DAY_MS or near_edge:
+        stale = time.monotonic() - self._server_mono > TIME_FRESH_S
+        # A server time seen in the last few seconds (the snapshot's) is good enough.
+        if stale and (end_ms >= now - DAY_MS or near_edge):
             path = "/fapi/v1/openInterest"
             payload = await self._get(path, {"symbol": symbol})
             self._saw_time(_parsed(path, parse_open_interest, payload).ts_ms)
@@ -441,6 +444,8 @@ class BinanceClient(VenueClient):
             rows = sorted(_parsed(path, parse, payload), key=lambda r: r.ts_ms)
             found.update((r.ts_ms, r) for r in rows if start <= r.ts_ms <= end)
             last = rows[-1].ts_ms if rows else lo
+            if len(rows) >= n and last + step > min(end, now_ms):
+                break  # a full page that reached the end of the range (or now): done
             lo = max(lo, last) + 1 if len(rows) >= n else max(hi, last) + 1
         return [found[t] for t in sorted(found)]
 

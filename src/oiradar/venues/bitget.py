@@ -37,7 +37,7 @@ from oiradar.units import DAY_MS, HOUR_MS, MINUTE_MS, interval_name
 from oiradar.venues.base import VenueClient, decimal
 from oiradar.venues.endpoints import endpoints
 from oiradar.venues.http import Charges, HttpClient
-from oiradar.venues.limiter import Budget, Limiter
+from oiradar.venues.limiter import SAFETY, Budget, Limiter
 
 T = TypeVar("T")
 VENUE = "bitget"
@@ -173,8 +173,8 @@ class BitgetClient(VenueClient):
         endpoint: str | None = None,
         *,
         session: aiohttp.ClientSession | None = None,
-        concurrency: int = 32,
-        safety: float = 0.9,
+        concurrency: int = 64,
+        safety: float = SAFETY,
         env: Mapping[str, str] | None = None,
     ) -> None:
         self.limiter = Limiter(VENUE, dict(BUDGETS), safety)

@@ -35,7 +35,7 @@ from oiradar.units import DAY_MS, HOUR_MS, MINUTE_MS
 from oiradar.venues.base import VenueClient, decimal
 from oiradar.venues.endpoints import endpoints
 from oiradar.venues.http import HttpClient
-from oiradar.venues.limiter import Budget, Limiter
+from oiradar.venues.limiter import SAFETY, Budget, Limiter
 
 VENUE = "bybit"
 IP_BUDGET = Budget(600, 5.0)  # requests per 5 s per IP, all REST traffic
@@ -238,8 +238,8 @@ class BybitClient(VenueClient):
         endpoint: str | None = None,
         *,
         session: aiohttp.ClientSession | None = None,
-        concurrency: int = 32,
-        safety: float = 0.9,
+        concurrency: int = 64,
+        safety: float = SAFETY,
         env: Mapping[str, str] | None = None,
     ) -> None:
         self.limiter = Limiter(VENUE, {"ip": IP_BUDGET}, safety)

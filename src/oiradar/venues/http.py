@@ -72,7 +72,7 @@ class HttpClient:
         limiter: Limiter,
         *,
         session: aiohttp.ClientSession | None = None,
-        concurrency: int = 32,
+        concurrency: int = 64,
         timeout_s: float = 10.0,
         max_attempts: int = 5,
         backoff_s: float = 0.25,

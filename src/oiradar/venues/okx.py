@@ -37,7 +37,7 @@ from oiradar.units import DAY_MS, HOUR_MS, MINUTE_MS, interval_name
 from oiradar.venues.base import VenueClient, decimal
 from oiradar.venues.endpoints import endpoints
 from oiradar.venues.http import HttpClient
-from oiradar.venues.limiter import Budget, Limiter
+from oiradar.venues.limiter import SAFETY, Budget, Limiter
 
 VENUE = "okx"
 log = logging.getLogger(__name__)
@@ -284,8 +284,8 @@ class OkxClient(VenueClient):
         endpoint: str | None = None,
         *,
         session: aiohttp.ClientSession | None = None,
-        concurrency: int = 32,
-        safety: float = 0.9,
+        concurrency: int = 64,
+        safety: float = SAFETY,
         env: Mapping[str, str] | None = None,
     ) -> None:
         rest = endpoints(VENUE, endpoint, env).rest

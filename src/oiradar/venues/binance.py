@@ -23,8 +23,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-import aiohttp
-
 from oiradar.errors import (
     UnknownSymbol,
     UserError,
@@ -41,10 +39,9 @@ from oiradar.records import (
     OISample,
 )
 from oiradar.units import DAY_MS, HOUR_MS, MINUTE_MS, interval_name
-from oiradar.venues.base import VenueClient, decimal
-from oiradar.venues.endpoints import endpoints
-from oiradar.venues.http import Charges, HttpClient
-from oiradar.venues.limiter import SAFETY, Budget, Limiter
+from oiradar.venues.base import decimal
+from oiradar.venues.http import Charges, RestClient
+from oiradar.venues.limiter import Budget
 
 VENUE = "binance"
 TIME_FRESH_S = 30.0  # a server time younger than this needs no extra request
@@ -265,39 +262,16 @@ async def _all(coros: Sequence[Awaitable[Any]]) -> list[Any]:
         raise
 
 
-class BinanceClient(VenueClient):
+class BinanceClient(RestClient):
     """USD-M market data within Binance's IP limits; canonical symbols equal Binance's."""
 
     name = VENUE
 
-    def __init__(
-        self,
-        endpoint: str | None = None,
-        *,
-        session: aiohttp.ClientSession | None = None,
-        concurrency: int = 64,
-        safety: float = SAFETY,
-        env: Mapping[str, str] | None = None,
-        limit_scale: float = 1.0,
-        backoff_s: float = 0.25,
-        max_attempts: int = 5,
-    ) -> None:
-        """`limit_scale` divides every budget period (only to match a scaled simulator)."""
-        budgets = {k: Budget(b.limit, b.period_s / limit_scale) for k, b in BUDGETS.items()}
-        self.limiter = Limiter(VENUE, budgets, safety)
-        self.http = HttpClient(
-            VENUE,
-            endpoints(VENUE, endpoint, env).rest,
-            self.limiter,
-            session=session,
-            concurrency=concurrency,
-            backoff_s=backoff_s,
-            max_attempts=max_attempts,
-            check_response=check_response,
-            check_payload=check_payload,
-            on_headers=self._on_headers,
-        )
-        self.unknown: list[str] = []  # symbols of the last snapshot() Binance does not list
+    budgets = BUDGETS
+    check_response = staticmethod(check_response)
+    check_payload = staticmethod(check_payload)
+
+    def init_state(self) -> None:
         self.empty_retries = 0
         self._instruments: list[Instrument] | None = None
         self._intervals_h: dict[str, float] = {}
@@ -305,7 +279,7 @@ class BinanceClient(VenueClient):
         self._lock = asyncio.Lock()
         self._server_ms, self._server_mono = 0, 0.0
 
-    def _on_headers(self, headers: Mapping[str, str]) -> None:
+    def on_headers(self, headers: Mapping[str, str]) -> None:
         used = headers.get(USED_WEIGHT_HEADER, "")
         if used.isdigit():
             self.limiter.observe_used(WEIGHT, int(used))
@@ -480,6 +454,3 @@ class BinanceClient(VenueClient):
         return await self._paged(
             FUNDING_RATE, {"symbol": symbol}, parse, span, step, FUNDING_LIMIT, now
         )
-
-    async def close(self) -> None:
-        await self.http.close()

@@ -22,8 +22,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
-import aiohttp
-
 from oiradar.errors import (
     RateLimited,
     UnknownSymbol,
@@ -34,10 +32,9 @@ from oiradar.errors import (
 )
 from oiradar.records import Candle, FundingSample, Instrument, MarketSnapshot, OISample
 from oiradar.units import DAY_MS, HOUR_MS, MINUTE_MS, interval_name
-from oiradar.venues.base import VenueClient, decimal
-from oiradar.venues.endpoints import endpoints
-from oiradar.venues.http import Charges, HttpClient
-from oiradar.venues.limiter import SAFETY, Budget, Limiter
+from oiradar.venues.base import decimal
+from oiradar.venues.http import Charges, RestClient
+from oiradar.venues.limiter import Budget
 
 T = TypeVar("T")
 VENUE = "bitget"
@@ -163,30 +160,15 @@ def parse_funding(rows: Any, symbol: str, interval_h: float) -> list[FundingSamp
     return _each("history-fund-rate", rows, one)
 
 
-class BitgetClient(VenueClient):
+class BitgetClient(RestClient):
     """Bitget USDT-FUTURES over REST; canonical symbols are Bitget's own (`BTCUSDT`)."""
 
     name = VENUE
 
-    def __init__(
-        self,
-        endpoint: str | None = None,
-        *,
-        session: aiohttp.ClientSession | None = None,
-        concurrency: int = 64,
-        safety: float = SAFETY,
-        env: Mapping[str, str] | None = None,
-    ) -> None:
-        self.limiter = Limiter(VENUE, dict(BUDGETS), safety)
-        self.http = HttpClient(
-            VENUE,
-            endpoints(VENUE, endpoint, env).rest,
-            self.limiter,
-            session=session,
-            concurrency=concurrency,
-            check_payload=check_payload,
-        )
-        self.unknown: list[str] = []  # symbols asked of `snapshot` that Bitget does not list
+    budgets = BUDGETS
+    check_payload = staticmethod(check_payload)
+
+    def init_state(self) -> None:
         self.empty_retries = 0  # empty answers asked again (see the module docstring)
         self._instruments: list[Instrument] = []
         self._venue_clock: tuple[int, float] | None = None  # (requestTime, monotonic then)
@@ -313,6 +295,3 @@ class BitgetClient(VenueClient):
         spacing = (settled[-1].ts_ms - settled[-2].ts_ms) / HOUR_MS if len(settled) > 1 else 8.0
         hours = live.get(symbol) or spacing
         return [replace(s, interval_h=hours) for s in settled if start_ms <= s.ts_ms <= end_ms]
-
-    async def close(self) -> None:
-        await self.http.close()

@@ -19,8 +19,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
-import aiohttp
-
 from oiradar.errors import (
     Banned,
     RateLimited,
@@ -32,13 +30,13 @@ from oiradar.errors import (
 )
 from oiradar.records import Candle, FundingSample, Instrument, MarketSnapshot, OISample
 from oiradar.units import DAY_MS, HOUR_MS, MINUTE_MS
-from oiradar.venues.base import VenueClient, decimal
-from oiradar.venues.endpoints import endpoints
-from oiradar.venues.http import HttpClient
-from oiradar.venues.limiter import SAFETY, Budget, Limiter
+from oiradar.venues.base import decimal
+from oiradar.venues.http import RestClient
+from oiradar.venues.limiter import Budget
 
 VENUE = "bybit"
 IP_BUDGET = Budget(600, 5.0)  # requests per 5 s per IP, all REST traffic
+BUDGETS = {"ip": IP_BUDGET}
 CHARGE = [("ip", "", 1)]
 BAN_S = 600.0  # HTTP 403: "wait for at least 10 minutes"
 RATE_LIMIT_CODES = {10006: 1.0, 10018: 5.0, 10429: 1.0}  # retCode -> seconds to wait
@@ -227,32 +225,17 @@ def _is_usdt_perp(symbol: str) -> bool:
     return symbol.endswith("USDT") and "-" not in symbol
 
 
-class BybitClient(VenueClient):
+class BybitClient(RestClient):
     """Bybit v5 linear market data within 600 requests / 5 s per IP."""
 
     name = VENUE
     instruments_page = 1000  # rows per instruments-info page (the venue allows 1..1000)
 
-    def __init__(
-        self,
-        endpoint: str | None = None,
-        *,
-        session: aiohttp.ClientSession | None = None,
-        concurrency: int = 64,
-        safety: float = SAFETY,
-        env: Mapping[str, str] | None = None,
-    ) -> None:
-        self.limiter = Limiter(VENUE, {"ip": IP_BUDGET}, safety)
-        self.http = HttpClient(
-            VENUE,
-            endpoints(VENUE, endpoint, env).rest,
-            self.limiter,
-            session=session,
-            concurrency=concurrency,
-            check_response=check_response,
-            check_payload=check_payload,
-        )
-        self.unknown: list[str] = []
+    budgets = BUDGETS
+    check_response = staticmethod(check_response)
+    check_payload = staticmethod(check_payload)
+
+    def init_state(self) -> None:
         self.empty_retries = 0
         self._instruments: dict[str, Instrument] | None = None
         self._launch_ms: dict[str, int] = {}
@@ -398,6 +381,3 @@ class BybitClient(VenueClient):
                 break
             hi = page[0].ts_ms - 1
         return [found[t] for t in sorted(found)]
-
-    async def close(self) -> None:
-        await self.http.close()

@@ -14,7 +14,7 @@ import json
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 
@@ -25,7 +25,9 @@ from oiradar.errors import (
     VenueProtocolError,
     VenueUnavailable,
 )
-from oiradar.venues.limiter import Limiter
+from oiradar.venues.base import VenueClient
+from oiradar.venues.endpoints import endpoints
+from oiradar.venues.limiter import SAFETY, Budget, Limiter
 
 Charges = list[tuple[str, str, int]]
 ResponseCheck = Callable[[int, Mapping[str, str], bytes], VenueError | None]
@@ -167,3 +169,59 @@ class HttpClient:
         if self._check_payload is not None and (perr := self._check_payload(payload)) is not None:
             raise perr
         return payload
+
+
+class RestClient(VenueClient):
+    """What every REST connector shares: its limiter and HTTP client, built from the same
+    knobs. Subclasses set `name` and `budgets` and may override the three hooks."""
+
+    budgets: ClassVar[Mapping[str, Budget]]
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        concurrency: int = 64,
+        safety: float = SAFETY,
+        env: Mapping[str, str] | None = None,
+        limit_scale: float = 1.0,
+        backoff_s: float = 0.25,
+        max_attempts: int = 5,
+    ) -> None:
+        """`limit_scale` divides every budget period (only to match a scaled simulator)."""
+        budgets = {k: Budget(b.limit, b.period_s / limit_scale) for k, b in self.budgets.items()}
+        self.limiter = Limiter(self.name, budgets, safety)
+        self.http = HttpClient(
+            self.name,
+            endpoints(self.name, endpoint, env).rest,
+            self.limiter,
+            session=session,
+            concurrency=concurrency,
+            backoff_s=backoff_s,
+            max_attempts=max_attempts,
+            check_response=self.check_response,
+            check_payload=self.check_payload,
+            on_headers=self.on_headers,
+        )
+        self.unknown: list[str] = []  # symbols the last snapshot() asked for but not listed
+        self.init_state()
+
+    def init_state(self) -> None:
+        """Per-connector caches and counters."""
+
+    def check_response(
+        self, status: int, headers: Mapping[str, str], body: bytes
+    ) -> VenueError | None:
+        """Venue-specific meaning of an HTTP status (before the shared one)."""
+        return None
+
+    def check_payload(self, payload: Any) -> VenueError | None:
+        """Venue envelope error codes."""
+        return None
+
+    def on_headers(self, headers: Mapping[str, str]) -> None:
+        """Usage headers the limiter should learn from."""
+
+    async def close(self) -> None:
+        await self.http.close()

@@ -22,8 +22,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, ParamSpec, TypeVar
 
-import aiohttp
-
 from oiradar.errors import (
     RateLimited,
     UnknownSymbol,
@@ -34,10 +32,9 @@ from oiradar.errors import (
 )
 from oiradar.records import Candle, FundingSample, Instrument, MarketSnapshot, OISample
 from oiradar.units import DAY_MS, HOUR_MS, MINUTE_MS, interval_name
-from oiradar.venues.base import VenueClient, decimal
-from oiradar.venues.endpoints import endpoints
-from oiradar.venues.http import HttpClient
-from oiradar.venues.limiter import SAFETY, Budget, Limiter
+from oiradar.venues.base import decimal
+from oiradar.venues.http import RestClient
+from oiradar.venues.limiter import Budget
 
 VENUE = "okx"
 log = logging.getLogger(__name__)
@@ -274,28 +271,16 @@ def _name(table: Mapping[int, str], ms: int, what: str) -> str:
     return name
 
 
-class OkxClient(VenueClient):
+class OkxClient(RestClient):
     """OKX v5 SWAP connector; canonical `BTCUSDT` outside, `BTC-USDT-SWAP` on the wire."""
 
     name = VENUE
 
-    def __init__(
-        self,
-        endpoint: str | None = None,
-        *,
-        session: aiohttp.ClientSession | None = None,
-        concurrency: int = 64,
-        safety: float = SAFETY,
-        env: Mapping[str, str] | None = None,
-    ) -> None:
-        rest = endpoints(VENUE, endpoint, env).rest
-        self.limiter = Limiter(VENUE, dict(BUDGETS), safety)
-        self.http = HttpClient(
-            VENUE, rest, self.limiter, session=session, concurrency=concurrency,
-            check_payload=check_envelope,
-        )  # fmt: skip
+    budgets = BUDGETS
+    check_payload = staticmethod(check_envelope)
+
+    def init_state(self) -> None:
         self.price_source = TICKERS  # or MARK_PRICE: the third call of `snapshot`
-        self.unknown: list[str] = []  # symbols the last `snapshot` was asked for but OKX lacks
         self.empty_refetches = 0
         self._listings: dict[str, Listing] | None = None  # canonical symbol -> listing
         self._lock = asyncio.Lock()
@@ -417,6 +402,3 @@ class OkxClient(VenueClient):
                 break
             cursor = _older(cursor, (t for t, _ in rows))
         return funding_samples(symbol, settled, start_ms, end_ms)
-
-    async def close(self) -> None:
-        await self.http.close()

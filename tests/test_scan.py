@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import requests
 
 from oiradar.records import MarketSeries
 from oiradar.services.analyze import Query, run_timeline
@@ -41,8 +41,15 @@ def _scan(url: str, db: Path, *args: str) -> tuple[int, list[dict[str, Any]], st
 
 
 def _requests(url: str) -> dict[str, int]:
-    venues = requests.get(url + "/_sim/stats", timeout=10).json()["venues"]
+    with urllib.request.urlopen(url + "/_sim/stats", timeout=10) as r:
+        venues = json.loads(r.read())["venues"]
     return {v: s["requests"] for v, s in venues.items()}
+
+
+def _reset(url: str) -> None:
+    req = urllib.request.Request(url + "/_sim/stats/reset", data=b"", method="POST")
+    with urllib.request.urlopen(req, timeout=10):
+        pass
 
 
 def test_scan_all_venues_rows_and_aggregates(tmp_path: Path) -> None:
@@ -182,7 +189,7 @@ def test_second_scan_reuses_the_store(tmp_path: Path) -> None:
     with threaded() as sim:
         _scan(sim.url, db, "--all")
         first = _requests(sim.url)
-        requests.post(sim.url + "/_sim/stats/reset", timeout=10)
+        _reset(sim.url)
         sim.ctx.clock.set(sim.ctx.now_ms() + MINUTE)
         code, rows, _ = _scan(sim.url, db, "--all")
         second = _requests(sim.url)

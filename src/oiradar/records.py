@@ -13,6 +13,8 @@ from enum import StrEnum
 import numpy as np
 from numpy.typing import NDArray
 
+from oiradar.units import funding_8h
+
 
 class Side(StrEnum):
     """Side of the *position* that was liquidated (not the side of the forced order)."""
@@ -83,7 +85,8 @@ class FundingSample:
     @property
     def rate_8h(self) -> float:
         """The same rate scaled to an 8-hour interval, so symbols compare fairly."""
-        return self.rate * 8.0 / self.interval_h
+        value = funding_8h(self.rate, self.interval_h)
+        return self.rate if value is None else value
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 
@@ -55,6 +56,18 @@ def _cell(key: str, value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.2f}" if abs(value) >= 1000 else f"{value:.4g}"
     return str(value)
+
+
+def progress_bar(console: Console, label: str, show: bool) -> Progress:
+    """A transient progress bar on stderr; silent when `show` is False (JSON, pipes)."""
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        console=console,
+        disable=not show,
+        transient=True,
+    )
 
 
 def emit(

@@ -53,6 +53,14 @@ def iso(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def funding_8h(rate: float | None, interval_h: float | None) -> float | None:
+    """A funding rate per `interval_h` hours as the 8-hour equivalent, so symbols charged every
+    1 h, 4 h or 8 h compare fairly; None when either is unknown."""
+    if rate is None or not interval_h:
+        return None
+    return rate * 8.0 / interval_h
+
+
 def canonical_symbol(text: str) -> str:
     """User input -> canonical symbol: 'btc-usdt' / 'BTC-USDT-SWAP' / 'btcusdt' -> 'BTCUSDT'."""
     raw = text.strip().upper().replace("/", "-").replace("_", "-")

@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn
 
 from oiradar.cli import DbOption, _store, app, err, fail
 from oiradar.errors import UserError
-from oiradar.render import Format, emit
+from oiradar.render import Format, emit, progress_bar
 from oiradar.store import Store
 from oiradar.units import iso
 
@@ -46,14 +45,7 @@ def import_(
         if not files:
             raise UserError(f"no importable files under {', '.join(map(str, paths))}")
         show = fmt is Format.TABLE and err.is_terminal
-        with Progress(
-            TextColumn("importing"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            console=err,
-            disable=not show,
-            transient=True,
-        ) as bar:
+        with progress_bar(err, "importing", show) as bar:
             task = bar.add_task("import", total=len(files))
             report = import_paths(store, paths, progress=lambda _p: bar.advance(task))
     rows = [

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, TaskID, TextColumn
+from rich.progress import TaskID
 
 from oiradar.cli import DbOption, _store, app, err
 from oiradar.errors import UserError
-from oiradar.render import Format, emit
+from oiradar.render import Format, emit, progress_bar
 from oiradar.signals.params import EngineParams
 from oiradar.store import Store
 from oiradar.units import canonical_symbol, interval_ms, interval_name
@@ -169,14 +169,7 @@ def scan(
     async def run() -> Any:
         clients = [client(v, endpoint) for v in chosen]
         try:
-            with Progress(
-                TextColumn("{task.description:8}"),
-                BarColumn(),
-                TextColumn("{task.completed}/{task.total}"),
-                console=err,
-                disable=not show,
-                transient=True,
-            ) as bar:
+            with progress_bar(err, "{task.description:8}", show) as bar:
                 tasks: dict[str, TaskID] = {v: bar.add_task(v, total=None) for v in chosen}
 
                 def progress(venue: str, n: int) -> None:

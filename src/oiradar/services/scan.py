@@ -24,7 +24,7 @@ from oiradar.signals.engine import Timeline, timeline
 from oiradar.signals.params import EngineParams
 from oiradar.signals.regimes import Regime, classify
 from oiradar.store import Store
-from oiradar.units import DAY_MS, MINUTE_MS, interval_name, iso
+from oiradar.units import DAY_MS, MINUTE_MS, funding_8h, interval_name, iso
 from oiradar.venues.base import VenueClient
 
 BAR_MS = 5 * MINUTE_MS
@@ -158,7 +158,7 @@ def _row(tl: Timeline, snap: MarketSnapshot, params: EngineParams) -> dict[str, 
     regime = Regime(int(tl.regime[i]))
     oi_pct, px_pct = float(tl.oi_pct[i]), float(tl.price_pct[i])
     rate, ivl = snap.funding_rate, snap.funding_interval_h or 8.0
-    rate_8h = rate * 8.0 / ivl if rate is not None else None
+    rate_8h = funding_8h(rate, ivl)
     session, weekend = session_of(snap.ts_ms)
     covering = regime in (Regime.SHORT_COVERING, Regime.SHORT_SQUEEZE)
     conf = (

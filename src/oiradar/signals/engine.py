@@ -20,7 +20,7 @@ from oiradar.signals.windows import (
     rolling_sum,
     trailing_median,
 )
-from oiradar.units import MINUTE_MS, interval_name
+from oiradar.units import MINUTE_MS, funding_8h, interval_name
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -247,7 +247,7 @@ def _event(
     squeeze = None if np.all(np.isnan(sq_vals)) else bool(np.nanmax(sq_vals) == 1.0)
     rate = _opt(grid.funding_rate[s])
     ivl = _opt(grid.funding_interval_h[s])
-    rate_8h = rate * 8.0 / ivl if rate is not None and ivl else None
+    rate_8h = funding_8h(rate, ivl)
     vol = float(np.nansum(grid.volume[span]))
     normal = vol_base[s] * (span.stop - span.start)
     volume_ratio = vol / normal if np.isfinite(normal) and normal > 0 else None

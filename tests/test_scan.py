@@ -184,6 +184,12 @@ def test_unreachable_venue_is_named_and_the_others_report(
     assert venues == {"binance", "bybit", "bitget", "all"}
 
 
+def test_no_venue_answering_is_its_own_exit_code(tmp_path: Path) -> None:
+    res = run_cli("--db", str(tmp_path / "s.sqlite"), "scan", "--venues", "bitget")
+    assert res.code == 4
+    assert "bitget unreachable" in res.err and "no venue answered (bitget)" in res.err
+
+
 def test_second_scan_reuses_the_store(tmp_path: Path) -> None:
     db = tmp_path / "s.sqlite"
     with threaded() as sim:

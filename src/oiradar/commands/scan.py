@@ -9,14 +9,15 @@ from typing import Annotated, Any
 import typer
 from rich.progress import TaskID
 
-from oiradar.cli import DbOption, _store, app, err
+from oiradar.cli import DbOption, _store, app, err, fail
 from oiradar.errors import UserError
 from oiradar.render import Format, emit, progress_bar
 from oiradar.signals.params import EngineParams
 from oiradar.store import Store
 from oiradar.units import canonical_symbol, interval_ms, interval_name
 
-PARTIAL_EXIT = 5
+PARTIAL_EXIT = 5  # some venues answered
+NOTHING_EXIT = 4  # none did (the VenueError exit code)
 
 COLUMNS = [
     ("symbol", "symbol"),
@@ -127,7 +128,7 @@ def scan(
     recent klines and OI history the store does not already hold, within each venue's rate
     limits. Everything fetched is stored, so the next scan is cheaper and `oiradar analyze`
     sees the same data. A symbol a venue does not list is a warning; an unreachable venue is
-    named and the others still report (exit code 5 = partial).
+    named and the others still report (exit code 5 = partial, 4 = no venue answered).
 
     Example: oiradar scan --venues binance,bybit --top 50 --min-regime short_covering
     """
@@ -199,5 +200,8 @@ def scan(
     emit(rows, fmt, columns=COLUMNS, title=title)
     for warning in result.warnings:
         err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+    if len(result.failed) == len(chosen):
+        fail(f"no venue answered ({', '.join(chosen)}); check the network or --endpoint")
+        raise typer.Exit(NOTHING_EXIT)
     if result.partial:
         raise typer.Exit(PARTIAL_EXIT)

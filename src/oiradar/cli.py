@@ -18,9 +18,13 @@ app = typer.Typer(
     help=(
         "Detect short covering and short squeezes (and every other OI/price regime) on "
         "crypto perpetual futures from open interest, price, funding and liquidations.\n\n"
-        "Typical offline session:\n\n"
+        "The market now, on Binance, Bybit, OKX and Bitget:\n\n"
+        "  oiradar scan --top 50 --min-regime short_covering\n\n"
+        "History, offline:\n\n"
         "  oiradar import ../shared/data/real/derived\n\n"
         "  oiradar analyze BTCUSDT --from 2024-08-01 --to 2024-08-20\n\n"
+        "No network? Run a local exchange and point oiradar at it:\n\n"
+        "  oiradar sim --port 8765 &  OIRADAR_ENDPOINT=http://127.0.0.1:8765 oiradar scan\n\n"
         "Every command takes --db PATH (or OIRADAR_DB) to choose the store."
     ),
     no_args_is_help=True,

@@ -1,0 +1,153 @@
+"""OKX v5 public WebSocket (exchange-apis.md §3.5): liquidations, open interest, funding.
+
+One connection to `/ws/v5/public` subscribes `liquidation-orders` (instType SWAP: every swap
+in one subscription, *sampled* to one order per contract per second) and `open-interest` and
+`funding-rate` per instId, in batches well under the 64 KB subscribe limit. `side` is the
+*order* side (buy closes a short => SHORT liquidated); `posSide` counts only when it is
+`long`/`short` (hedge mode), never `net`. `sz` is contracts: base = sz x ctVal, with ctVal
+read once from the REST instruments list. The text `ping` goes out whenever nothing arrived
+for `ping_s` (< 30 s, after which OKX closes); a missing answer means reconnect.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import aiohttp
+
+from oiradar.records import Liquidation, Side
+from oiradar.venues.base import decimal
+from oiradar.venues.binance_ws import WsStream
+from oiradar.venues.okx import (
+    OkxClient,
+    canonical,
+    parse_funding_rate,
+    parse_mark_price,
+    parse_open_interest,
+)
+from oiradar.venues.stream import LiquidationFeed, StreamRecord
+
+VENUE = "okx"
+BATCH = 200  # args per subscribe message: ~11 KB, far below the 64 KB cap
+log = logging.getLogger(__name__)
+
+_POSITION = {"long": Side.LONG, "short": Side.SHORT}
+_BY_ORDER = {"buy": Side.SHORT, "sell": Side.LONG}  # the order closes the opposite position
+
+
+def parse_liquidations(data: Sequence[Any], ct_val: Mapping[str, float]) -> list[Liquidation]:
+    """`liquidation-orders` data -> liquidations; instruments without a known ctVal skipped."""
+    out = []
+    for row in data:
+        inst_id = str(row["instId"])
+        ct = ct_val.get(inst_id)
+        if ct is None:
+            continue  # not a listed USDT swap (coin-margined, new since start): units unknown
+        for d in row.get("details") or []:
+            side = _POSITION.get(str(d.get("posSide", "")).lower())
+            side = side or _BY_ORDER.get(str(d["side"]).lower())
+            if side is None:
+                continue
+            qty, price = decimal(d["sz"]) * ct, decimal(d["bkPx"])
+            out.append(
+                Liquidation(VENUE, canonical(inst_id), int(d["ts"]), side, qty, price, qty * price)
+            )
+    return out
+
+
+def parse_message(msg: Any, ct_val: Mapping[str, float]) -> list[StreamRecord]:
+    """A push `{"arg": {"channel": ...}, "data": [...]}` -> records; acks, errors -> []."""
+    if not isinstance(msg, dict) or "data" not in msg or not isinstance(msg.get("arg"), dict):
+        return []
+    channel, data = msg["arg"].get("channel"), msg["data"]
+    out: list[StreamRecord] = []
+    if channel == "liquidation-orders":
+        out.extend(parse_liquidations(data, ct_val))
+    elif channel == "open-interest":
+        out.extend(parse_open_interest(data, ct_val).values())
+    elif channel == "funding-rate":
+        out.extend(parse_funding_rate(data).values())
+    elif channel == "mark-price":
+        out.extend(parse_mark_price(data).values())
+    return out
+
+
+def message_ms(msg: Any) -> int | None:
+    """The newest venue time in a push (`ts` of rows or of liquidation details)."""
+    if not isinstance(msg, dict) or not isinstance(msg.get("data"), list):
+        return None
+    stamps = []
+    for row in msg["data"]:
+        if not isinstance(row, dict):
+            continue
+        if row.get("ts"):
+            stamps.append(int(row["ts"]))
+        stamps.extend(int(d["ts"]) for d in row.get("details") or [] if d.get("ts"))
+    return max(stamps) if stamps else None
+
+
+def subscribe_messages(inst_ids: Sequence[str], batch: int = BATCH) -> list[str]:
+    """`liquidation-orders` first, then open-interest and funding-rate per instId, batched."""
+    args: list[dict[str, str]] = [{"channel": "liquidation-orders", "instType": "SWAP"}]
+    for inst_id in inst_ids:
+        args.append({"channel": "open-interest", "instId": inst_id})
+        args.append({"channel": "funding-rate", "instId": inst_id})
+    return [
+        json.dumps({"op": "subscribe", "args": args[i : i + batch]}, separators=(",", ":"))
+        for i in range(0, len(args), batch)
+    ]
+
+
+class OkxStream(WsStream):
+    """Every live USDT swap (or `symbols`) on one `/ws/v5/public` connection."""
+
+    name = VENUE
+    liquidations = LiquidationFeed.SAMPLED
+    ping_text = "ping"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ct_val: dict[str, float] = {}  # instId -> ctVal
+        self.inst_ids: dict[str, str] = {}  # canonical symbol -> instId
+
+    async def prepare(self, session: aiohttp.ClientSession) -> None:
+        client = OkxClient(self.endpoint, env=self.env, session=session)
+        try:
+            listed = await client.instruments()
+        finally:
+            await client.close()
+        self.ct_val = {i.venue_symbol: i.contract_size for i in listed}
+        self.inst_ids = {i.symbol: i.venue_symbol for i in listed}
+
+    def url(self, symbols: Sequence[str] | None) -> str:
+        return f"{self.base_url}/ws/v5/public"
+
+    async def on_open(
+        self, ws: aiohttp.ClientWebSocketResponse, symbols: Sequence[str] | None
+    ) -> None:
+        wanted = list(self.inst_ids) if symbols is None else list(dict.fromkeys(symbols))
+        unknown = [s for s in wanted if s not in self.inst_ids]
+        if unknown:
+            log.warning("okx stream: not live USDT swaps, skipped: %s", ", ".join(unknown))
+        for text in subscribe_messages([self.inst_ids[s] for s in wanted if s in self.inst_ids]):
+            await ws.send_str(text)
+
+    def on_text(self, text: str) -> bool:
+        return text == "pong"
+
+    def records(self, msg: Any, symbols: frozenset[str] | None) -> list[StreamRecord]:
+        if isinstance(msg, dict) and msg.get("event") == "error":
+            self.stats.last_error = f"okx {msg.get('code')}: {msg.get('msg')}"
+            log.warning("okx stream error event: %s", self.stats.last_error)
+            return []
+        out = parse_message(msg, self.ct_val)
+        return out if symbols is None else [r for r in out if r.symbol in symbols]
+
+    def message_ms(self, msg: Any) -> int | None:
+        return message_ms(msg)
+
+
+__all__ = ["OkxStream", "message_ms", "parse_liquidations", "parse_message", "subscribe_messages"]

@@ -16,11 +16,8 @@ coin, one side), mark/last price and funding, as `MarketSnapshot` (exchange-apis
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,17 +25,7 @@ import aiohttp
 
 from oiradar.records import MarketSnapshot
 from oiradar.venues.base import decimal
-from oiradar.venues.endpoints import endpoints
-from oiradar.venues.stream import (
-    Dedupe,
-    Handler,
-    LiquidationFeed,
-    State,
-    StreamStats,
-    VenueStream,
-    backoff_delay,
-    deliver,
-)
+from oiradar.venues.stream import Connection, LiquidationFeed, StreamRecord, WsStream
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +35,6 @@ PRODUCT = "USDT-FUTURES"
 CHANNELS_PER_CONN = 45  # the venue recommends < 50 per connection
 ARGS_PER_REQUEST = 45
 SUBSCRIBE_GAP_S = 0.25  # <= 4 subscribe messages/s, well under 10 messages/s with pings
-CLOSE_TIMEOUT_S = 10.0
 SILENCE_MIN_S = 60.0  # no message at all for this long (and 3 pings): the link is dead
 
 
@@ -104,180 +90,64 @@ def parse_ticker(
 # -- the stream ------------------------------------------------------------------------------
 
 
-def _wall_ms() -> int:
-    return int(time.time() * 1000)
+class BitgetStream(WsStream):
+    """Bitget USDT-FUTURES tickers over connections of < 50 channels each.
 
-
-class BitgetStream(VenueStream):
-    """Bitget USDT-FUTURES tickers over connections of < 50 channels each."""
+    Dedupe per connection: the snapshot after a resubscribe may repeat the last one exactly."""
 
     name = VENUE
     liquidations = LiquidationFeed.NONE
+    ping_text = "ping"
+    ping_periodic = True
+    subscribe_gap_s = SUBSCRIBE_GAP_S  # the 10 messages/s budget is shared with pings
 
-    def __init__(
-        self,
-        endpoint: str | None = None,
-        *,
-        env: Mapping[str, str] | None = None,
-        session: aiohttp.ClientSession | None = None,
-        reconnect_base_s: float = 0.5,
-        reconnect_max_s: float = 30.0,
-        ping_s: float = 30.0,
-    ) -> None:
-        self.endpoint, self.env = endpoint, env
-        self.url = endpoints(VENUE, endpoint, env).ws + PATH
-        self._session = session
-        self.reconnect_base_s, self.reconnect_max_s, self.ping_s = (
-            reconnect_base_s,
-            reconnect_max_s,
-            ping_s,
-        )
-        self._stats = StreamStats()
-        self._dedupe = Dedupe()
+    def __init__(self, *args: Any, ping_s: float = 30.0, **kwargs: Any) -> None:
+        super().__init__(*args, ping_s=ping_s, **kwargs)
         self._intervals: dict[str, float | None] = {}
-        self._conn_state: dict[int, State] = {}
 
-    @property
-    def stats(self) -> StreamStats:
-        return self._stats
+    async def plan(
+        self, session: aiohttp.ClientSession, symbols: Sequence[str] | None
+    ) -> list[Sequence[str] | None]:
+        if symbols is None:
+            from oiradar.venues.bitget import BitgetClient
 
-    async def _universe(self, session: aiohttp.ClientSession) -> list[str]:
-        from oiradar.venues.bitget import BitgetClient
-
-        client = BitgetClient(self.endpoint, env=self.env, session=session)
-        try:
-            instruments = await client.instruments()
-        finally:
-            await client.close()
-        self._intervals = {i.symbol: i.funding_interval_h for i in instruments}
-        return [i.symbol for i in instruments]
-
-    async def run(self, symbols: Sequence[str] | None, on_record: Handler) -> None:
-        own = self._session is None
-        session = self._session or aiohttp.ClientSession()
-        try:
-            names = list(symbols) if symbols is not None else await self._universe(session)
-            self._set_state(None, State.CONNECTING)
-            async with asyncio.TaskGroup() as tg:
-                for k, group in enumerate(split_symbols(names, CHANNELS_PER_CONN)):
-                    tg.create_task(self._connection(k, session, group, on_record))
-        finally:
-            self._stats.state = State.STOPPED
-            if own:
-                await session.close()
-
-    def _set_state(self, conn: int | None, state: State) -> None:
-        """Per-connection state; the stream is LIVE only when every connection is."""
-        if conn is not None:
-            self._conn_state[conn] = state
-        states = set(self._conn_state.values()) or {state}
-        if states == {State.LIVE}:
-            self._stats.state = State.LIVE
-        elif State.BACKOFF in states:
-            self._stats.state = State.BACKOFF
-        else:
-            self._stats.state = State.CONNECTING
-
-    async def _connection(
-        self, k: int, session: aiohttp.ClientSession, group: list[str], on_record: Handler
-    ) -> None:
-        """One connection for `group`, reconnected with backoff forever (until cancelled)."""
-        attempt, down_since = 0, None
-        while True:
-            self._set_state(k, State.CONNECTING)
+            client = BitgetClient(self.endpoint, env=self.env, session=session)
             try:
-                silence = max(3 * self.ping_s, SILENCE_MIN_S)
-                timeout = aiohttp.ClientWSTimeout(ws_receive=silence, ws_close=CLOSE_TIMEOUT_S)
-                async with session.ws_connect(self.url, timeout=timeout) as ws:
-                    self._stats.connects += 1
-                    link = self._stats.connects  # this connection's id, for deduplication
-                    self._set_state(k, State.LIVE)
-                    if down_since is not None:
-                        self._stats.gaps.append((down_since, _wall_ms()))
-                        down_since = None
-                    attempt = 0
-                    await self._read(ws, link, group, on_record)
-                self._stats.last_error = f"connection {k} closed"
-            except asyncio.CancelledError:
-                raise
-            except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
-                self._stats.last_error = f"connection {k}: {exc!r}"
-            if down_since is None:
-                down_since = _wall_ms()
-                self._stats.disconnects += 1
-            log.info("bitget ws %s; reconnecting (attempt %d)", self._stats.last_error, attempt)
-            self._set_state(k, State.BACKOFF)
-            await asyncio.sleep(backoff_delay(attempt, self.reconnect_base_s, self.reconnect_max_s))
-            attempt += 1
+                instruments = await client.instruments()
+            finally:
+                await client.close()
+            self._intervals = {i.symbol: i.funding_interval_h for i in instruments}
+            symbols = [i.symbol for i in instruments]
+        return list(split_symbols(symbols, CHANNELS_PER_CONN))
 
-    async def _read(
-        self,
-        ws: aiohttp.ClientWebSocketResponse,
-        link: int,
-        group: list[str],
-        on_record: Handler,
-    ) -> None:
-        helpers = [
-            asyncio.create_task(self._subscribe(ws, group)),
-            asyncio.create_task(self._ping(ws)),
-        ]
-        try:
-            async for msg in ws:
-                if msg.type is aiohttp.WSMsgType.TEXT:
-                    await self._handle(str(msg.data), link, on_record)
-                elif msg.type is aiohttp.WSMsgType.ERROR:
-                    break
-        finally:
-            for task in helpers:
-                task.cancel()
-            for task in helpers:
-                with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-                    await task
+    def url(self) -> str:
+        return self.base_url + PATH
 
-    async def _subscribe(self, ws: aiohttp.ClientWebSocketResponse, group: list[str]) -> None:
-        """Paced subscribe messages (the 10 messages/s budget is shared with pings)."""
-        for n, text in enumerate(subscribe_messages(group)):
-            if n:
-                await asyncio.sleep(SUBSCRIBE_GAP_S)
-            await ws.send_str(text)
+    def subscribe_messages(self, conn: Connection) -> list[str]:
+        return subscribe_messages(conn.items or ())
 
-    async def _ping(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        while not ws.closed:
-            await asyncio.sleep(self.ping_s)
-            with contextlib.suppress(ConnectionError, aiohttp.ClientError):
-                await ws.send_str("ping")
+    def silence(self) -> tuple[float, int]:
+        return max(3 * self.ping_s, SILENCE_MIN_S), 1
 
-    async def _handle(self, text: str, link: int, on_record: Handler) -> None:
-        self._stats.messages += 1
-        if text == "pong":
-            return
-        try:
-            msg = json.loads(text)
-        except ValueError:
-            self._stats.last_error = f"not JSON: {text[:100]}"
-            return
+    def decode(self, text: str) -> Any:
+        return None if text == "pong" else super().decode(text)
+
+    def dedupe_key(self, text: str, msg: Any, conn: Connection) -> str | None:
         if not isinstance(msg, dict):
-            return
+            return None
         if "event" in msg:  # subscribe acks and errors
             if msg["event"] == "error":
-                self._stats.last_error = f"{msg.get('code')}: {msg.get('msg')}"
+                self.stats.last_error = f"{msg.get('code')}: {msg.get('msg')}"
                 log.warning("bitget ws error %s: %s", msg.get("code"), msg.get("msg"))
-            return
+            return None
         arg = msg.get("arg")
         if not isinstance(arg, dict) or arg.get("channel") != "ticker":
-            return
-        # per connection: the snapshot after a resubscribe may repeat the last one exactly
-        if not self._dedupe.fresh(f"{link}:{text}"):
-            self._stats.duplicates += 1
-            return
-        if isinstance(msg.get("ts"), int):
-            self._stats.last_message_ms = msg["ts"]
-        try:
-            records = parse_ticker(msg, self._intervals)
-        except (KeyError, TypeError, ValueError) as exc:
-            self._stats.last_error = f"bad ticker message: {exc!r}"
-            log.warning("bitget ws bad ticker message: %r", exc)
-            return
-        for record in records:
-            self._stats.records += 1
-            await deliver(on_record, record)
+            return None
+        return f"{conn.link}:{text}"
+
+    def message_ms(self, msg: Any) -> int | None:
+        ts = msg.get("ts")
+        return ts if isinstance(ts, int) else None
+
+    def records(self, msg: Any, symbols: frozenset[str] | None) -> list[StreamRecord]:
+        return list(parse_ticker(msg, self._intervals))

@@ -16,12 +16,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
 import json
 import logging
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -29,17 +26,7 @@ import aiohttp
 
 from oiradar.records import Liquidation, MarketSnapshot, Side
 from oiradar.venues.base import decimal
-from oiradar.venues.endpoints import endpoints
-from oiradar.venues.stream import (
-    Dedupe,
-    Handler,
-    LiquidationFeed,
-    State,
-    StreamStats,
-    VenueStream,
-    backoff_delay,
-    deliver,
-)
+from oiradar.venues.stream import Connection, LiquidationFeed, StreamRecord, WsStream
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +35,6 @@ PATH = "/v5/public/linear"
 ARGS_CAP = 21_000  # characters of subscribed args per public connection (§2.5)
 ARGS_BUDGET = 20_000  # what we pack per connection, leaving a margin under the cap
 ARGS_PER_REQUEST = 200  # topics per subscribe message (linear has no cap; keeps frames small)
-CLOSE_TIMEOUT_S = 10.0
 SILENCE_MIN_S = 30.0  # no message at all for this long (and 3 pings): the link is dead
 
 Json = dict[str, Any]
@@ -141,180 +127,68 @@ def parse_liquidations(msg: Mapping[str, Any]) -> list[Liquidation]:
 # -- the stream ------------------------------------------------------------------------------
 
 
-def _wall_ms() -> int:
-    return int(time.time() * 1000)
+class BybitStream(WsStream):
+    """Bybit linear tickers + allLiquidation over as many connections as the args cap needs.
 
-
-class BybitStream(VenueStream):
-    """Bybit linear tickers + allLiquidation over as many connections as the args cap needs."""
+    Dedupe: a ticker message is state of its connection (the snapshot after a resubscribe may
+    repeat the last one byte for byte and must not be dropped), so it is keyed per connection;
+    liquidations are events: a repeat is a duplicate whichever connection brought it."""
 
     name = VENUE
     liquidations = LiquidationFeed.COMPLETE
+    ping_text = '{"op":"ping"}'
+    ping_periodic = True
 
-    def __init__(
-        self,
-        endpoint: str | None = None,
-        *,
-        env: Mapping[str, str] | None = None,
-        session: aiohttp.ClientSession | None = None,
-        reconnect_base_s: float = 0.5,
-        reconnect_max_s: float = 30.0,
-        ping_s: float = 20.0,
-    ) -> None:
-        self.endpoint, self.env = endpoint, env
-        self.url = endpoints(VENUE, endpoint, env).ws + PATH
-        self._session = session
-        self.reconnect_base_s, self.reconnect_max_s, self.ping_s = (
-            reconnect_base_s,
-            reconnect_max_s,
-            ping_s,
-        )
-        self._stats = StreamStats()
-        self._dedupe = Dedupe()
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._tickers: dict[str, dict[str, Any]] = {}  # merged fields per symbol
-        self._conn_state: dict[int, State] = {}
         self._req_ids = itertools.count(1)
 
-    @property
-    def stats(self) -> StreamStats:
-        return self._stats
+    async def plan(
+        self, session: aiohttp.ClientSession, symbols: Sequence[str] | None
+    ) -> list[Sequence[str] | None]:
+        if symbols is None:
+            from oiradar.venues.bybit import BybitClient
 
-    async def _universe(self) -> list[str]:
-        from oiradar.venues.bybit import BybitClient
-
-        client = BybitClient(self.endpoint, env=self.env, session=self._session)
-        try:
-            return [i.symbol for i in await client.instruments()]
-        finally:
-            await client.close()
-
-    async def run(self, symbols: Sequence[str] | None, on_record: Handler) -> None:
-        own = self._session is None
-        session = self._session or aiohttp.ClientSession()
-        try:
-            names = list(symbols) if symbols is not None else None
-            if names is None:
-                self._session = session
-                names = await self._universe()
-            groups = split_symbols(names, ARGS_BUDGET)
-            self._set_state(None, State.CONNECTING)
-            async with asyncio.TaskGroup() as tg:
-                for k, group in enumerate(groups):
-                    tg.create_task(self._connection(k, session, group, on_record))
-        finally:
-            self._stats.state = State.STOPPED
-            if own:
-                self._session = None
-                await session.close()
-
-    def _set_state(self, conn: int | None, state: State) -> None:
-        """Per-connection state; the stream is LIVE only when every connection is."""
-        if conn is not None:
-            self._conn_state[conn] = state
-        states = set(self._conn_state.values()) or {state}
-        if states == {State.LIVE}:
-            self._stats.state = State.LIVE
-        elif State.BACKOFF in states:
-            self._stats.state = State.BACKOFF
-        else:
-            self._stats.state = State.CONNECTING
-
-    async def _connection(
-        self, k: int, session: aiohttp.ClientSession, group: list[str], on_record: Handler
-    ) -> None:
-        """One connection for `group`, reconnected with backoff forever (until cancelled)."""
-        attempt, down_since = 0, None
-        while True:
-            self._set_state(k, State.CONNECTING)
+            client = BybitClient(self.endpoint, env=self.env, session=session)
             try:
-                silence = max(3 * self.ping_s, SILENCE_MIN_S)  # pongs arrive every ping_s
-                timeout = aiohttp.ClientWSTimeout(ws_receive=silence, ws_close=CLOSE_TIMEOUT_S)
-                async with session.ws_connect(self.url, timeout=timeout) as ws:
-                    self._stats.connects += 1
-                    link = self._stats.connects  # this connection's id, for deduplication
-                    for sym in group:  # a fresh snapshot follows the resubscribe
-                        self._tickers.pop(sym, None)
-                    for text in subscribe_messages(group, self._req_ids):
-                        await ws.send_str(text)
-                    self._set_state(k, State.LIVE)
-                    if down_since is not None:
-                        self._stats.gaps.append((down_since, _wall_ms()))
-                        down_since = None
-                    attempt = 0
-                    await self._read(ws, link, on_record)
-                self._stats.last_error = f"connection {k} closed"
-            except asyncio.CancelledError:
-                raise
-            except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
-                self._stats.last_error = f"connection {k}: {exc!r}"
-            if down_since is None:
-                down_since = _wall_ms()
-                self._stats.disconnects += 1
-            log.info("bybit ws %s; reconnecting (attempt %d)", self._stats.last_error, attempt)
-            self._set_state(k, State.BACKOFF)
-            await asyncio.sleep(backoff_delay(attempt, self.reconnect_base_s, self.reconnect_max_s))
-            attempt += 1
+                symbols = [i.symbol for i in await client.instruments()]
+            finally:
+                await client.close()
+        return list(split_symbols(symbols, ARGS_BUDGET))
 
-    async def _read(
-        self, ws: aiohttp.ClientWebSocketResponse, link: int, on_record: Handler
-    ) -> None:
-        pinger = asyncio.create_task(self._ping(ws))
-        try:
-            async for msg in ws:
-                if msg.type is aiohttp.WSMsgType.TEXT:
-                    await self._handle(str(msg.data), link, on_record)
-                elif msg.type is aiohttp.WSMsgType.ERROR:
-                    break
-        finally:
-            pinger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pinger
+    def url(self) -> str:
+        return self.base_url + PATH
 
-    async def _ping(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        while not ws.closed:
-            await asyncio.sleep(self.ping_s)
-            with contextlib.suppress(ConnectionError, aiohttp.ClientError):
-                await ws.send_str('{"op":"ping"}')
+    def on_connect(self, conn: Connection) -> None:
+        for sym in conn.items or ():  # a fresh snapshot follows the resubscribe
+            self._tickers.pop(sym, None)
 
-    async def _handle(self, text: str, link: int, on_record: Handler) -> None:
-        self._stats.messages += 1
-        try:
-            msg = json.loads(text)
-        except ValueError:
-            self._stats.last_error = f"not JSON: {text[:100]}"
-            return
+    def subscribe_messages(self, conn: Connection) -> list[str]:
+        return subscribe_messages(conn.items or (), self._req_ids)
+
+    def silence(self) -> tuple[float, int]:
+        return max(3 * self.ping_s, SILENCE_MIN_S), 1  # pongs arrive every ping_s
+
+    def dedupe_key(self, text: str, msg: Any, conn: Connection) -> str | None:
         if not isinstance(msg, dict):
-            return
+            return None
         topic = msg.get("topic")
         if not isinstance(topic, str):  # op replies: pong, subscribe acks
             if msg.get("success") is False:
-                self._stats.last_error = f"{msg.get('op')}: {msg.get('ret_msg')}"
+                self.stats.last_error = f"{msg.get('op')}: {msg.get('ret_msg')}"
                 log.warning("bybit ws refused %s: %s", msg.get("op"), msg.get("ret_msg"))
-            return
-        # A ticker message is state of this connection: the snapshot after a resubscribe may
-        # repeat the last one byte for byte and must not be dropped. Liquidations are events:
-        # a repeat is a duplicate whichever connection brought it.
-        kind = topic.partition(".")[0]
-        if not self._dedupe.fresh(f"{link}:{text}" if kind == "tickers" else text):
-            self._stats.duplicates += 1
-            return
-        ts = msg.get("ts")
-        if isinstance(ts, int):
-            self._stats.last_message_ms = ts
-        try:
-            records = self._records(topic, msg)
-        except (KeyError, TypeError, ValueError) as exc:
-            self._stats.last_error = f"bad {topic} message: {exc!r}"
-            log.warning("bybit ws bad %s message: %r", topic, exc)
-            return
-        for record in records:
-            self._stats.records += 1
-            await deliver(on_record, record)
+            return None
+        return f"{conn.link}:{text}" if topic.startswith("tickers.") else text
 
-    def _records(self, topic: str, msg: Json) -> list[Liquidation] | list[MarketSnapshot]:
-        kind, _, symbol = topic.partition(".")
+    def message_ms(self, msg: Any) -> int | None:
+        ts = msg.get("ts")
+        return ts if isinstance(ts, int) else None
+
+    def records(self, msg: Any, symbols: frozenset[str] | None) -> list[StreamRecord]:
+        kind, _, symbol = str(msg["topic"]).partition(".")
         if kind == "allLiquidation":
-            return parse_liquidations(msg)
+            return list(parse_liquidations(msg))
         if kind == "tickers":
             data = msg["data"]
             merged = merge_ticker(self._tickers.get(symbol), str(msg.get("type")), data)

@@ -20,7 +20,6 @@ import aiohttp
 
 from oiradar.records import Liquidation, Side
 from oiradar.venues.base import decimal
-from oiradar.venues.binance_ws import WsStream
 from oiradar.venues.okx import (
     OkxClient,
     canonical,
@@ -28,7 +27,7 @@ from oiradar.venues.okx import (
     parse_mark_price,
     parse_open_interest,
 )
-from oiradar.venues.stream import LiquidationFeed, StreamRecord
+from oiradar.venues.stream import Connection, LiquidationFeed, StreamRecord, WsStream
 
 VENUE = "okx"
 BATCH = 200  # args per subscribe message: ~11 KB, far below the 64 KB cap
@@ -122,21 +121,19 @@ class OkxStream(WsStream):
         self.ct_val = {i.venue_symbol: i.contract_size for i in listed}
         self.inst_ids = {i.symbol: i.venue_symbol for i in listed}
 
-    def url(self, symbols: Sequence[str] | None) -> str:
+    def url(self) -> str:
         return f"{self.base_url}/ws/v5/public"
 
-    async def on_open(
-        self, ws: aiohttp.ClientWebSocketResponse, symbols: Sequence[str] | None
-    ) -> None:
+    def subscribe_messages(self, conn: Connection) -> list[str]:
+        symbols = conn.items
         wanted = list(self.inst_ids) if symbols is None else list(dict.fromkeys(symbols))
         unknown = [s for s in wanted if s not in self.inst_ids]
         if unknown:
             log.warning("okx stream: not live USDT swaps, skipped: %s", ", ".join(unknown))
-        for text in subscribe_messages([self.inst_ids[s] for s in wanted if s in self.inst_ids]):
-            await ws.send_str(text)
+        return subscribe_messages([self.inst_ids[s] for s in wanted if s in self.inst_ids])
 
-    def on_text(self, text: str) -> bool:
-        return text == "pong"
+    def decode(self, text: str) -> Any:
+        return None if text == "pong" else super().decode(text)
 
     def records(self, msg: Any, symbols: frozenset[str] | None) -> list[StreamRecord]:
         if isinstance(msg, dict) and msg.get("event") == "error":

@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 
 from oiradar.records import Liquidation, MarketSnapshot, Side
+from oiradar.venues import bybit as rest
 from oiradar.venues.base import decimal
 from oiradar.venues.stream import Connection, LiquidationFeed, StreamRecord, WsStream
 
@@ -72,20 +73,6 @@ def subscribe_messages(symbols: Sequence[str], req_ids: Iterable[int]) -> list[s
     ]
 
 
-def _opt(row: Mapping[str, Any], key: str) -> float | None:
-    value = row.get(key)
-    return None if value in (None, "") else decimal(value)
-
-
-def _one_sided(row: Mapping[str, Any], both_key: str) -> float | None:
-    """One side of a two-sided Bybit OI figure: `single...` when sent, else half."""
-    single = _opt(row, "single" + both_key[0].upper() + both_key[1:])
-    if single is not None:
-        return single
-    both = _opt(row, both_key)
-    return None if both is None else both / 2
-
-
 def merge_ticker(
     state: Mapping[str, Any] | None, kind: str, data: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -97,21 +84,9 @@ def merge_ticker(
 
 
 def parse_ticker(fields: Mapping[str, Any], ts_ms: int) -> MarketSnapshot:
-    """Merged ticker fields as a snapshot at the message's `ts`; OI one-sided."""
-    nxt = fields.get("nextFundingTime")
-    return MarketSnapshot(
-        venue=VENUE,
-        symbol=str(fields["symbol"]),
-        ts_ms=ts_ms,
-        last_price=_opt(fields, "lastPrice"),
-        mark_price=_opt(fields, "markPrice"),
-        oi_base=_one_sided(fields, "openInterest"),
-        oi_usd=_one_sided(fields, "openInterestValue"),
-        funding_rate=_opt(fields, "fundingRate"),
-        funding_interval_h=_opt(fields, "fundingIntervalHour"),
-        next_funding_ms=int(nxt) if nxt not in (None, "", "0") else None,
-        quote_volume_24h=_opt(fields, "turnover24h"),
-    )
+    """Merged ticker fields as a snapshot at the message's `ts`: the same fields as a REST
+    tickers row, so the REST parser (one-sided OI, its field checks) serves both."""
+    return rest.parse_ticker(dict(fields), ts_ms)
 
 
 def parse_liquidations(msg: Mapping[str, Any]) -> list[Liquidation]:

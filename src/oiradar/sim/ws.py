@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from typing import Any
 
 from aiohttp import WSCloseCode, web
@@ -68,3 +69,20 @@ async def run_until_closed(ws: web.WebSocketResponse, *tasks: asyncio.Task[Any])
                 await t
         if not ws.closed:
             await ws.close()
+
+
+class IncomingRate:
+    """At most `limit` client messages per wall second (Binance and Bitget close a connection
+    that sends more)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._window_start, self._count = time.monotonic(), 0
+
+    def exceeded(self) -> bool:
+        """Count one incoming message; True once this second's budget is spent."""
+        now = time.monotonic()
+        if now - self._window_start >= 1.0:
+            self._window_start, self._count = now, 0
+        self._count += 1
+        return self._count > self.limit

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +17,7 @@ from aiohttp import WSMsgType, web
 from oiradar.sim.context import SimContext, ctx_of, num, price_decimals, qty_decimals
 from oiradar.sim.market import SymbolData, bars, funding_now, last_price, liquidation_orders
 from oiradar.sim.venues.binance import INTERVALS, VENUE, WEEK_OFFSET_MS
-from oiradar.sim.ws import Sender, drop_later, run_until_closed
+from oiradar.sim.ws import IncomingRate, Sender, drop_later, run_until_closed
 
 LIFETIME_MS = 24 * 3_600_000
 PUSH_WALL_S = 0.1
@@ -71,15 +70,11 @@ async def handle_ws(request: web.Request) -> web.WebSocketResponse:
 
 
 async def _reader(conn: Conn, ws: web.WebSocketResponse) -> None:
-    window_start, count = time.monotonic(), 0
+    rate = IncomingRate(MAX_INCOMING_PER_S)
     async for msg in ws:
         if msg.type != WSMsgType.TEXT:
             continue
-        now = time.monotonic()
-        if now - window_start >= 1.0:
-            window_start, count = now, 0
-        count += 1
-        if count > MAX_INCOMING_PER_S:
+        if rate.exceeded():
             await ws.close(code=1008, message=b"Too many requests")
             return
         await _command(conn, msg.data)

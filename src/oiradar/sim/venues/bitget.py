@@ -64,7 +64,7 @@ from oiradar.sim.market import (
     last_price,
     oi_at,
 )
-from oiradar.sim.ws import Sender, drop_later, run_until_closed
+from oiradar.sim.ws import IncomingRate, Sender, drop_later, run_until_closed
 
 VENUE = "bitget"
 PREFIXES = ("/api/v2/mix/",)
@@ -433,19 +433,15 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
 
 
 async def _reader(conn: _Conn, ws: web.WebSocketResponse) -> None:
-    window, count = time.monotonic(), 0
+    rate = IncomingRate(MAX_INCOMING_PER_S)
     async for msg in ws:
         if msg.type != WSMsgType.TEXT:
             continue
-        now = time.monotonic()
-        if now - window >= 1.0:
-            window, count = now, 0
-        count += 1
-        if count > MAX_INCOMING_PER_S:
+        if rate.exceeded():
             await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"Too many messages")
             return
         if msg.data == "ping":
-            conn.last_ping = now
+            conn.last_ping = time.monotonic()
             await conn.sender.send("pong")
         else:
             await _command(conn, msg.data)

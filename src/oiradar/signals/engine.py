@@ -125,7 +125,11 @@ def _strong(
 
 
 def timeline(series: MarketSeries, params: EngineParams) -> Timeline:
-    grid = build_grid(series)
+    return grid_timeline(build_grid(series), params)
+
+
+def grid_timeline(grid: Grid, params: EngineParams) -> Timeline:
+    """The timeline of an aligned grid (what `live.step` reproduces one bar at a time)."""
     bar = grid.bar_ms
     if params.reference:
         if bar != 5 * MINUTE_MS:

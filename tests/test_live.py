@@ -1,0 +1,149 @@
+"""The incremental engine (`signals.live`) equals the batch timeline, bar for bar."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from oiradar.signals.engine import Timeline, grid_timeline
+from oiradar.signals.live import BarResult, grid_bars, new_state, seed, step
+from oiradar.signals.params import EngineParams
+from oiradar.signals.regimes import Regime
+from oiradar.signals.windows import Grid
+from oiradar.units import HOUR_MS, MINUTE_MS
+
+BAR = 5 * MINUTE_MS
+T0 = 1_717_200_000_000
+
+
+def random_grid(rng: np.random.Generator, n: int, holes: float, liq_unknown: float) -> Grid:
+    """A 5-minute grid with trends and shocks strong enough to cross every threshold."""
+    shocks = rng.choice([0.0, 0.0, 0.0, 1.0], n) * rng.normal(0, 0.02, n)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.004, n) + shocks))
+    oi = 5_000 * np.exp(np.cumsum(rng.normal(0, 0.005, n) - shocks * rng.uniform(0, 2, n)))
+    volume = rng.lognormal(3, 1, n)
+    short = np.where(rng.uniform(size=n) < 0.3, rng.lognormal(8, 2, n), 0.0)
+    long_ = np.where(rng.uniform(size=n) < 0.3, rng.lognormal(8, 2, n), 0.0)
+    for arr in (close, oi, volume):
+        arr[rng.uniform(size=n) < holes] = np.nan
+    unknown = rng.uniform(size=n) < liq_unknown
+    short[unknown] = np.nan
+    long_[unknown] = np.nan
+    funding = rng.normal(0, 1e-4, n)
+    return Grid(
+        BAR,
+        T0 + BAR * np.arange(n, dtype=np.int64),
+        close,
+        volume,
+        oi,
+        long_,
+        short,
+        funding,
+        np.full(n, 8.0),
+    )
+
+
+def head(grid: Grid, k: int) -> Grid:
+    return Grid(
+        grid.bar_ms, *(getattr(grid, f)[:k] for f in Grid.__dataclass_fields__ if f != "bar_ms")
+    )
+
+
+def same(a: float, b: float) -> bool:
+    return (np.isnan(a) and np.isnan(b)) or bool(np.isclose(a, b, rtol=1e-9, atol=1e-12))
+
+
+def assert_equal(tl: Timeline, i: int, got: BarResult) -> None:
+    where = f"bar {i}"
+    assert got.ts_ms == int(tl.grid.ts[i]), where
+    assert got.regime == Regime(int(tl.regime[i])), where
+    assert same(got.oi_pct, float(tl.oi_pct[i])), where
+    assert same(got.price_pct, float(tl.price_pct[i])), where
+    assert same(got.oi_threshold, float(tl.oi_threshold[i])), where
+    assert same(got.price_threshold, float(tl.price_threshold[i])), where
+    assert got.strong == bool(tl.strong[i]), where
+    assert same(got.squeeze, float(tl.squeeze[i])), where
+    assert got.gap == bool(tl.gap[i]), where
+    assert same(got.short_liq_usd, float(tl.short_liq_usd[i])), where
+    assert same(got.long_liq_usd, float(tl.long_liq_usd[i])), where
+
+
+PARAMS = {
+    "fixed": EngineParams(min_history_ms=2 * HOUR_MS, context_lookback_ms=6 * HOUR_MS),
+    "adaptive": EngineParams(
+        adaptive=True,
+        min_history_ms=2 * HOUR_MS,
+        adaptive_lookback_ms=5 * HOUR_MS,
+        context_lookback_ms=4 * HOUR_MS,
+    ),
+    "long window": EngineParams(window_ms=HOUR_MS, min_history_ms=HOUR_MS),
+    "reference": EngineParams(reference=True),
+}
+
+
+@pytest.mark.parametrize("name", list(PARAMS))
+@settings(max_examples=25, deadline=None)
+@given(
+    seed_=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 260),
+    split=st.floats(0, 1),
+    holes=st.sampled_from([0.0, 0.02, 0.2]),
+    liq_unknown=st.sampled_from([0.0, 0.05, 1.0]),
+)
+def test_step_equals_the_batch_timeline(
+    name: str, seed_: int, n: int, split: float, holes: float, liq_unknown: float
+) -> None:
+    params = PARAMS[name]
+    grid = random_grid(np.random.default_rng(seed_), n, holes, liq_unknown)
+    tl = grid_timeline(grid, params)
+    k = int(split * n)
+    state = seed(head(grid, k), params)
+    for i, bar in enumerate(grid_bars(grid)[k:], start=k):
+        assert_equal(tl, i, step(state, bar))
+
+
+def test_skipped_bars_step_as_missing() -> None:
+    params = PARAMS["fixed"]
+    grid = random_grid(np.random.default_rng(3), 120, 0.0, 0.0)
+    bars = grid_bars(grid)
+    # The batch grid of the same data with bars 50..52 lost: NaN rows, as build_grid holds them.
+    lost = Grid(
+        grid.bar_ms,
+        grid.ts,
+        *(getattr(grid, f).copy() for f in list(Grid.__dataclass_fields__)[2:]),
+    )
+    for f in ("close", "volume", "oi", "liq_long_usd", "liq_short_usd"):
+        getattr(lost, f)[50:53] = np.nan
+    tl = grid_timeline(lost, params)
+    state = new_state(params, BAR)
+    for i, bar in enumerate(bars):
+        if 50 <= i < 53:
+            continue
+        assert_equal(tl, i, step(state, bar))
+
+
+def test_bars_must_come_in_order() -> None:
+    grid = random_grid(np.random.default_rng(1), 10, 0.0, 0.0)
+    state = seed(grid, PARAMS["fixed"])
+    with pytest.raises(ValueError, match="not after"):
+        step(state, grid_bars(grid)[-1])
+
+
+def test_a_squeeze_shows_up_live() -> None:
+    """A cascade of short liquidations on a covering bar upgrades it, live as in batch."""
+    params = EngineParams(min_history_ms=HOUR_MS, context_lookback_ms=6 * HOUR_MS)
+    n = 60
+    close = np.full(n, 100.0)
+    oi = np.full(n, 1_000.0)
+    close[-3:] = [101.0, 102.0, 103.0]
+    oi[-3:] = [990.0, 975.0, 960.0]
+    short = np.full(n, 100.0)
+    short[-1] = 50_000.0
+    grid = Grid(BAR, T0 + BAR * np.arange(n, dtype=np.int64), close, np.ones(n), oi,
+                np.zeros(n), short, np.full(n, -2e-4), np.full(n, 8.0))  # fmt: skip
+    state = seed(head(grid, n - 1), params)
+    got = step(state, grid_bars(grid)[-1])
+    assert got.regime is Regime.SHORT_SQUEEZE
+    assert Regime(int(grid_timeline(grid, params).regime[-1])) is Regime.SHORT_SQUEEZE

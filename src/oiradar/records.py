@@ -7,7 +7,7 @@ Units are in the field names: `ts_ms` is ms since epoch UTC, `*_base` is the bas
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 import numpy as np
@@ -124,7 +124,10 @@ class MarketSeries:
     snapshot time; liquidation `liq_ts` the order time or the bar open of a per-bar total.
     `liq_coverage` is False when no liquidation source covers the range (unknown, not zero);
     `liq_bar_ts` holds the bar opens of per-bar liquidation totals: where such history is the
-    source, only those bars are covered (order streams are taken as continuous).
+    source, only those bars are covered. `liq_spans` holds (start_ms, end_ms) rows, sorted by
+    start, of the spans a live order feed was connected: when there are any, bars outside
+    them (and without a per-bar total) are unknown; without spans, order streams are taken
+    as continuous.
     """
 
     venue: str
@@ -146,6 +149,7 @@ class MarketSeries:
     liq_short_usd: NDArray[np.float64]
     liq_coverage: bool
     liq_bar_ts: NDArray[np.int64]
+    liq_spans: NDArray[np.int64] = field(default_factory=lambda: np.empty((0, 2), np.int64))
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,8 @@ BoolArray = NDArray[np.bool_]
 class Grid:
     """One (venue, symbol) on a regular bar grid. Missing bars hold NaN, never 0.
 
-    `oi` is OI in base units at the bar's close; `liq_*_usd` are per-bar sums (NaN when no
-    liquidation source covers the range); funding is the rate in force at the bar's close.
+    `oi` is OI in base units at the bar's close; `liq_*_usd` are per-bar sums (NaN where no
+    liquidation source covers the bar); funding is the rate in force at the bar's close.
     """
 
     bar_ms: int
@@ -48,6 +48,14 @@ def _last_per_bucket(idx: NDArray[np.int64], values: FloatArray, n: int) -> Floa
     return out
 
 
+def _span_covered(spans: NDArray[np.int64], ts: NDArray[np.int64], bar: int) -> BoolArray:
+    """True where one feed span holds the whole bar: orders missing there were not lost."""
+    spans = spans[np.argsort(spans[:, 0], kind="stable")]
+    reach = np.maximum.accumulate(spans[:, 1])  # the latest end of any span started so far
+    last = np.searchsorted(spans[:, 0], ts, side="right") - 1
+    return (last >= 0) & (reach[np.clip(last, 0, None)] >= ts + bar)
+
+
 def build_grid(series: MarketSeries, max_funding_age_h: float = 24.0) -> Grid:
     """Align candles, OI, funding and liquidations of one series on its bar grid."""
     bar = series.interval_ms
@@ -73,15 +81,16 @@ def build_grid(series: MarketSeries, max_funding_age_h: float = 24.0) -> Grid:
         liq_short = np.bincount(
             lidx[ok], weights=np.nan_to_num(series.liq_short_usd[ok]), minlength=n
         ).astype(np.float64)
-        if len(series.liq_bar_ts):
-            covered = np.zeros(n, dtype=np.bool_)
+        if len(series.liq_spans) or len(series.liq_bar_ts):
+            known = np.zeros(n, dtype=np.bool_)
             bidx = (series.liq_bar_ts - t0) // bar
-            covered[bidx[(bidx >= 0) & (bidx < n)]] = True
-            has_order = np.zeros(n, dtype=np.bool_)
-            has_order[lidx[ok]] = True
-            unknown = ~covered & ~has_order
-            liq_long[unknown] = np.nan
-            liq_short[unknown] = np.nan
+            known[bidx[(bidx >= 0) & (bidx < n)]] = True
+            if len(series.liq_spans):
+                known |= _span_covered(series.liq_spans, ts, bar)
+            else:  # per-bar history only: a bar with an order is covered too
+                known[lidx[ok]] = True
+            liq_long[~known] = np.nan
+            liq_short[~known] = np.nan
     else:
         liq_long = np.full(n, np.nan)
         liq_short = np.full(n, np.nan)

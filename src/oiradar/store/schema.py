@@ -29,6 +29,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
   PRIMARY KEY (venue, symbol)
 ) WITHOUT ROWID""",
     ),
+    # v2: spans during which a live liquidation feed of (venue, symbol) was connected.
+    (
+        """CREATE TABLE liquidation_coverage (
+  venue TEXT NOT NULL, symbol TEXT NOT NULL,
+  start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL,
+  PRIMARY KEY (venue, symbol, start_ms)
+) WITHOUT ROWID""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -36,6 +36,13 @@ from oiradar.units import interval_ms, interval_name
 ENV_DB = "OIRADAR_DB"
 BUSY_TIMEOUT_MS = 30_000
 _K = TypeVar("_K")
+Span = tuple[str, str, int, int]
+"""(venue, symbol, start_ms, end_ms) of a span during which a live liquidation feed was up."""
+# The daemon re-sends its open span with a later end every flush: keep the longest end.
+_COVERAGE_UPSERT = (
+    "INSERT INTO liquidation_coverage (venue, symbol, start_ms, end_ms) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (venue, symbol, start_ms) DO UPDATE SET end_ms = MAX(end_ms, excluded.end_ms)"
+)
 
 
 def default_db_path() -> Path:
@@ -143,9 +150,15 @@ class Store:
         return {Kind(k): n for k, n in counts.items()}
 
     def write_grouped(
-        self, batches: Sequence[tuple[_K, Kind, Sequence[Sequence[Any]]]]
+        self,
+        batches: Sequence[tuple[_K, Kind, Sequence[Sequence[Any]]]],
+        *,
+        coverage: Iterable[Span] = (),
     ) -> dict[_K, int]:
-        """Like `write`, with changes counted per caller-chosen group key."""
+        """Like `write`, with changes counted per caller-chosen group key.
+
+        `coverage` spans are upserted in the same transaction and not counted.
+        """
         changed: dict[_K, int] = {}
         try:
             with self._transaction():
@@ -153,19 +166,27 @@ class Store:
                     before = self._conn.total_changes
                     self._conn.executemany(self._upserts[kind], rows)
                     changed[group] = changed.get(group, 0) + self._conn.total_changes - before
+                self._conn.executemany(_COVERAGE_UPSERT, coverage)
         except sqlite3.Error as exc:
             raise StoreError(f"write to {self.path} failed: {exc}") from None
         return changed
 
     def write_records(
-        self, records: Iterable[OISample | Candle | FundingSample | Liquidation | LiquidationBar]
+        self,
+        records: Iterable[OISample | Candle | FundingSample | Liquidation | LiquidationBar],
+        *,
+        coverage: Iterable[Span] = (),
     ) -> dict[Kind, int]:
-        """Upsert normalized records (any mix of kinds) in one transaction."""
+        """Upsert normalized records (any mix of kinds) and feed `coverage` in one transaction.
+
+        `coverage` holds (venue, symbol, start_ms, end_ms) spans a live liquidation feed was
+        up; a span already stored with the same start keeps the later end. Counts exclude it.
+        """
         rows: dict[Kind, list[tuple[Any, ...]]] = {}
         for rec in records:
             kind, row = _record_row(rec)
             rows.setdefault(kind, []).append(row)
-        return self.write(rows.items())
+        return self.write_grouped([(k, k, r) for k, r in rows.items()], coverage=coverage)
 
     def upsert_instruments(self, instruments: Iterable[Instrument]) -> int:
         rows = [
@@ -355,6 +376,14 @@ class Store:
             (venue, symbol, lo, hi),
             3,
         )
+        spans = np.array(
+            self._conn.execute(
+                "SELECT start_ms, end_ms FROM liquidation_coverage WHERE venue = ? AND "
+                "symbol = ? AND start_ms <= ? AND end_ms >= ? ORDER BY start_ms",
+                (venue, symbol, hi, lo),
+            ).fetchall(),
+            dtype=np.int64,
+        ).reshape(-1, 2)
         liq_bar_ts = bars[:, 0].astype(np.int64)
         liq = np.concatenate([bars, orders])
         liq = liq[np.argsort(liq[:, 0], kind="stable")]
@@ -376,8 +405,9 @@ class Store:
             liq_ts=liq[:, 0].astype(np.int64),
             liq_long_usd=liq[:, 1],
             liq_short_usd=liq[:, 2],
-            liq_coverage=len(liq) > 0,
+            liq_coverage=len(liq) > 0 or len(spans) > 0,
             liq_bar_ts=liq_bar_ts,
+            liq_spans=spans,
         )
 
     def _liquidation_intervals(self, venue: str, symbol: str) -> list[str]:

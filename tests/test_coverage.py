@@ -191,3 +191,23 @@ def test_without_spans_the_old_rules_hold() -> None:
 def test_default_spans_are_an_empty_int_array() -> None:
     s = series([1.0], [1.0])
     assert s.liq_spans.shape == (0, 2) and s.liq_spans.dtype == np.int64
+
+
+def test_a_range_read_of_a_tracked_series_keeps_span_rules(store: Store) -> None:
+    """Reading only bars no span reaches must not fall back to 'orders are continuous': the
+    live daemon reads one bar at a time and must see what a whole-history read sees."""
+    candles = [
+        Candle("okx", "ADAUSDT", BAR, T0 + i * BAR, 1.0, 1.0, 1.0, 1.0, 1.0) for i in range(6)
+    ]
+    order = Liquidation("okx", "ADAUSDT", T0 + BAR + 5, Side.SHORT, 1.0, 1.0, 1.0)
+    store.write_records(
+        [*candles, order], coverage=[("okx", "ADAUSDT", T0 + 3 * BAR, T0 + 6 * BAR)]
+    )
+    head = store.read_series("okx", "ADAUSDT", "5m", T0, T0 + 2 * BAR)
+    assert head.liq_tracked
+    np.testing.assert_array_equal(build_grid(head).liq_short_usd, [NAN, NAN, NAN])
+    whole = build_grid(store.read_series("okx", "ADAUSDT", "5m"))
+    np.testing.assert_array_equal(whole.liq_short_usd, [NAN, NAN, NAN, 0.0, 0.0, 0.0])
+    # The last bar read owns the orders up to its close (not only those at its open).
+    last = store.read_series("okx", "ADAUSDT", "5m", T0 + BAR, T0 + BAR)
+    assert list(last.liq_ts) == [T0 + BAR + 5]

@@ -45,12 +45,6 @@ def random_grid(rng: np.random.Generator, n: int, holes: float, liq_unknown: flo
     )
 
 
-def head(grid: Grid, k: int) -> Grid:
-    return Grid(
-        grid.bar_ms, *(getattr(grid, f)[:k] for f in Grid.__dataclass_fields__ if f != "bar_ms")
-    )
-
-
 def same(a: float, b: float) -> bool:
     return (np.isnan(a) and np.isnan(b)) or bool(np.isclose(a, b, rtol=1e-9, atol=1e-12))
 
@@ -99,7 +93,7 @@ def test_step_equals_the_batch_timeline(
     grid = random_grid(np.random.default_rng(seed_), n, holes, liq_unknown)
     tl = grid_timeline(grid, params)
     k = int(split * n)
-    state = seed(head(grid, k), params)
+    state = seed(grid.head(k), params)
     for i, bar in enumerate(grid_bars(grid)[k:], start=k):
         assert_equal(tl, i, step(state, bar))
 
@@ -143,7 +137,7 @@ def test_a_squeeze_shows_up_live() -> None:
     short[-1] = 50_000.0
     grid = Grid(BAR, T0 + BAR * np.arange(n, dtype=np.int64), close, np.ones(n), oi,
                 np.zeros(n), short, np.full(n, -2e-4), np.full(n, 8.0))  # fmt: skip
-    state = seed(head(grid, n - 1), params)
+    state = seed(grid.head(n - 1), params)
     got = step(state, grid_bars(grid)[-1])
     assert got.regime is Regime.SHORT_SQUEEZE
     assert Regime(int(grid_timeline(grid, params).regime[-1])) is Regime.SHORT_SQUEEZE

@@ -125,9 +125,10 @@ class MarketSeries:
     `liq_coverage` is False when no liquidation source covers the range (unknown, not zero);
     `liq_bar_ts` holds the bar opens of per-bar liquidation totals: where such history is the
     source, only those bars are covered. `liq_spans` holds (start_ms, end_ms) rows, sorted by
-    start, of the spans a live order feed was connected: when there are any, bars outside
-    them (and without a per-bar total) are unknown; without spans, order streams are taken
-    as continuous.
+    start, of the spans a live order feed was connected. `liq_tracked` says the store
+    records such spans for this series (even if none falls in the range read): then bars
+    outside every span (and without a per-bar total) are unknown; untracked order streams
+    (imported files) are taken as continuous.
     """
 
     venue: str
@@ -150,6 +151,7 @@ class MarketSeries:
     liq_coverage: bool
     liq_bar_ts: NDArray[np.int64]
     liq_spans: NDArray[np.int64] = field(default_factory=lambda: np.empty((0, 2), np.int64))
+    liq_tracked: bool = False
 
 
 @dataclass(frozen=True, slots=True)

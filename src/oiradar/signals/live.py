@@ -281,18 +281,45 @@ def _step(state: LiveState, bar: Bar) -> BarResult:
     return result
 
 
+def bar_at(grid: Grid, i: int) -> Bar:
+    """Row `i` of a grid as a bar."""
+    return Bar(
+        int(grid.ts[i]),
+        float(grid.close[i]),
+        float(grid.volume[i]),
+        float(grid.oi[i]),
+        float(grid.liq_long_usd[i]),
+        float(grid.liq_short_usd[i]),
+        float(grid.funding_rate[i]),
+        float(grid.funding_interval_h[i]),
+    )
+
+
 def grid_bars(grid: Grid) -> list[Bar]:
     """The grid's rows as bars (to step a stored range)."""
-    return [
-        Bar(
-            int(grid.ts[i]),
-            float(grid.close[i]),
-            float(grid.volume[i]),
-            float(grid.oi[i]),
-            float(grid.liq_long_usd[i]),
-            float(grid.liq_short_usd[i]),
-            float(grid.funding_rate[i]),
-            float(grid.funding_interval_h[i]),
-        )
-        for i in range(len(grid.ts))
-    ]
+    return [bar_at(grid, i) for i in range(len(grid.ts))]
+
+
+def provisional_squeeze(state: LiveState, pending: list[list[float]]) -> tuple[float, float] | None:
+    """The squeeze rule on a window that ends in bars not stepped yet, as their liquidations
+    stream in: `pending` holds [long USD, short USD] so far for each bar after the last
+    stepped one, the running bar last. Returns the window's (short, long) totals when the
+    rule holds, else None (also when anything it needs is unknown)."""
+    p, w = state.params, state.window
+    if p.reference or not pending or state.t < w:
+        return None
+    recent = pending[-w:]
+    closed = w - len(recent)
+    short_w = sum(b[1] for b in recent) + sum(state.liq_short.ago(k) for k in range(closed))
+    long_w = sum(b[0] for b in recent) + sum(state.liq_long.ago(k) for k in range(closed))
+    base = state.short_w_hist.median(_sizes(p, state.bar_ms)[4])
+    oi_usd = state.oi.ago(0) * state.close.ago(0)
+    if math.isnan(short_w) or math.isnan(long_w) or math.isnan(base) or math.isnan(oi_usd):
+        return None
+    spike = (
+        short_w >= p.squeeze_k * base
+        and short_w >= p.squeeze_min_oi_share_pct / 100 * oi_usd
+        and short_w >= p.squeeze_short_long_ratio * long_w
+        and short_w > 0
+    )
+    return (short_w, long_w) if spike else None

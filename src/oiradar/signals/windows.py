@@ -36,6 +36,20 @@ class Grid:
     def valid(self) -> BoolArray:
         return ~(np.isnan(self.close) | np.isnan(self.oi))
 
+    def head(self, k: int) -> Grid:
+        """The first `k` bars."""
+        return Grid(
+            self.bar_ms,
+            self.ts[:k],
+            self.close[:k],
+            self.volume[:k],
+            self.oi[:k],
+            self.liq_long_usd[:k],
+            self.liq_short_usd[:k],
+            self.funding_rate[:k],
+            self.funding_interval_h[:k],
+        )
+
 
 def _last_per_bucket(idx: NDArray[np.int64], values: FloatArray, n: int) -> FloatArray:
     """out[i] = the last value whose bucket is i (inputs sorted by time), NaN if none."""
@@ -81,12 +95,14 @@ def build_grid(series: MarketSeries, max_funding_age_h: float = 24.0) -> Grid:
         liq_short = np.bincount(
             lidx[ok], weights=np.nan_to_num(series.liq_short_usd[ok]), minlength=n
         ).astype(np.float64)
-        if len(series.liq_spans) or len(series.liq_bar_ts):
+        tracked = series.liq_tracked or len(series.liq_spans) > 0
+        if tracked or len(series.liq_bar_ts):
             known = np.zeros(n, dtype=np.bool_)
             bidx = (series.liq_bar_ts - t0) // bar
             known[bidx[(bidx >= 0) & (bidx < n)]] = True
-            if len(series.liq_spans):
-                known |= _span_covered(series.liq_spans, ts, bar)
+            if tracked:
+                if len(series.liq_spans):
+                    known |= _span_covered(series.liq_spans, ts, bar)
             else:  # per-bar history only: a bar with an order is covered too
                 known[lidx[ok]] = True
             liq_long[~known] = np.nan

@@ -270,15 +270,28 @@ class Store:
         return Candle(venue, symbol, interval_ms(interval), ts_ms, *row)
 
     def last_ts(
-        self, kind: Kind, venue: str, symbol: str, start_ms: int, end_ms: int
+        self, kind: Kind, venue: str, symbol: str, start_ms: int | None, end_ms: int | None
     ) -> int | None:
-        """The newest timestamp of a series within [start, end], or None."""
+        """The newest timestamp of a series within [start, end] (None: unbounded), or None."""
+        lo = -(2**62) if start_ms is None else start_ms
+        hi = 2**62 if end_ms is None else end_ms
         row = self._conn.execute(
             f"SELECT MAX(ts_ms) FROM {kind.value} WHERE venue = ? AND symbol = ? AND "
             "ts_ms BETWEEN ? AND ?",
-            (venue, symbol, start_ms, end_ms),
+            (venue, symbol, lo, hi),
         ).fetchone()
         return None if row[0] is None else int(row[0])
+
+    def timestamps(
+        self, kind: Kind, venue: str, symbol: str, start_ms: int, end_ms: int
+    ) -> NDArray[np.int64]:
+        """Every timestamp of a series within [start, end], sorted (to find holes)."""
+        rows = self._conn.execute(
+            f"SELECT DISTINCT ts_ms FROM {kind.value} WHERE venue = ? AND symbol = ? AND "
+            "ts_ms BETWEEN ? AND ? ORDER BY ts_ms",
+            (venue, symbol, start_ms, end_ms),
+        ).fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
 
     def venues_for(self, symbol: str) -> list[str]:
         rows = self._conn.execute(
@@ -326,7 +339,8 @@ class Store:
         start_ms: int | None = None,
         end_ms: int | None = None,
     ) -> MarketSeries:
-        """Columnar history for the engine. Reads from `start_ms` to `end_ms` (inclusive)."""
+        """Columnar history for the engine: the bars opening in [start_ms, end_ms], with the OI
+        snapshots and liquidation orders up to the last bar's close."""
         lo = start_ms if start_ms is not None else -(2**62)
         hi = end_ms if end_ms is not None else 2**62
         c = self._columns(
@@ -372,18 +386,27 @@ class Store:
         orders = self._columns(
             "SELECT ts_ms, CASE position_side WHEN 'LONG' THEN usd ELSE 0 END, "
             "CASE position_side WHEN 'SHORT' THEN usd ELSE 0 END FROM liquidation_orders "
-            "WHERE venue = ? AND symbol = ? AND ts_ms BETWEEN ? AND ?",
-            (venue, symbol, lo, hi),
+            "WHERE venue = ? AND symbol = ? AND ts_ms >= ? AND ts_ms < ?",
+            # Orders during the last bar belong to it: up to (not including) its close.
+            (venue, symbol, lo, hi + bar_ms if hi < 2**62 else hi),
             3,
         )
         spans = np.array(
             self._conn.execute(
                 "SELECT start_ms, end_ms FROM liquidation_coverage WHERE venue = ? AND "
                 "symbol = ? AND start_ms <= ? AND end_ms >= ? ORDER BY start_ms",
-                (venue, symbol, hi, lo),
+                (venue, symbol, hi + bar_ms if hi < 2**62 else hi, lo),
             ).fetchall(),
             dtype=np.int64,
         ).reshape(-1, 2)
+        # A live feed's series stays span-ruled even where no span reaches the range read.
+        tracked = len(spans) > 0 or (
+            self._conn.execute(
+                "SELECT 1 FROM liquidation_coverage WHERE venue = ? AND symbol = ? LIMIT 1",
+                (venue, symbol),
+            ).fetchone()
+            is not None
+        )
         liq_bar_ts = bars[:, 0].astype(np.int64)
         liq = np.concatenate([bars, orders])
         liq = liq[np.argsort(liq[:, 0], kind="stable")]
@@ -405,9 +428,10 @@ class Store:
             liq_ts=liq[:, 0].astype(np.int64),
             liq_long_usd=liq[:, 1],
             liq_short_usd=liq[:, 2],
-            liq_coverage=len(liq) > 0 or len(spans) > 0,
+            liq_coverage=len(liq) > 0 or tracked,
             liq_bar_ts=liq_bar_ts,
             liq_spans=spans,
+            liq_tracked=tracked,
         )
 
     def _liquidation_intervals(self, venue: str, symbol: str) -> list[str]:

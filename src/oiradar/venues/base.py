@@ -43,6 +43,11 @@ class VenueClient(ABC):
     async def funding_history(self, symbol: str, start_ms: int, end_ms: int) -> list[FundingSample]:
         """Settled funding rates in [start, end], oldest first."""
 
+    def snapshot_cost(self, symbols: int) -> dict[str, float] | None:
+        """Limiter units per bucket that `snapshot()` of `symbols` symbols spends, so a poller
+        can compute the fastest cadence the venue allows; None where polling is not needed."""
+        return None
+
     @abstractmethod
     async def close(self) -> None:
         """Release connections."""

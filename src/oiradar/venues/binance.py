@@ -379,6 +379,11 @@ class BinanceClient(RestClient):
             )
         return out
 
+    def snapshot_cost(self, symbols: int) -> dict[str, float] | None:
+        """premiumIndex (all symbols, weight 10) plus one openInterest (weight 1) per symbol."""
+        per_symbol = WEIGHTS["/fapi/v1/openInterest"][0]
+        return {WEIGHT: WEIGHTS["/fapi/v1/premiumIndex"][1] + per_symbol * symbols}
+
     async def _now(self, symbol: str, end_ms: int, oldest_ms: int | None = None) -> int:
         """The venue's time, asked afresh (openInterest, weight 1) when the range reaches the
         present or the 30-day edge; that call also rejects an unknown symbol before paging."""

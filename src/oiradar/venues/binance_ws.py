@@ -86,6 +86,7 @@ class BinanceStream(WsStream):
 
     name = VENUE
     liquidations = LiquidationFeed.SAMPLED
+    streams_oi = False  # no public OI stream: `oiradar watch` polls openInterest
 
     def url(self) -> str:
         return f"{self.base_url}/market/stream?streams={'/'.join(STREAMS)}"

@@ -92,6 +92,15 @@ class Limiter:
                 w.used += cost
             self.requests += 1
 
+    def usage(self) -> dict[str, tuple[int, int]]:
+        """(units used now, limit) per bucket, the busiest key of each, for `oiradar status`."""
+        now = time.monotonic()
+        out = {bucket: (0, b.limit) for bucket, b in self.budgets.items()}
+        for (bucket, _), w in self._windows.items():
+            w.expire(now)
+            out[bucket] = (max(out[bucket][0], w.used), w.budget.limit)
+        return out
+
     def observe_used(self, bucket: str, used: int, key: str = "") -> None:
         """The venue reported `used` units in the current window (e.g. X-MBX-USED-WEIGHT-1M)."""
         w = self._window(bucket, key)

@@ -8,12 +8,19 @@ from typing import Any
 
 from oiradar.errors import UserError
 from oiradar.venues.base import VenueClient
+from oiradar.venues.stream import VenueStream
 
 CLASSES = {
     "binance": ("oiradar.venues.binance", "BinanceClient"),
     "bybit": ("oiradar.venues.bybit", "BybitClient"),
     "okx": ("oiradar.venues.okx", "OkxClient"),
     "bitget": ("oiradar.venues.bitget", "BitgetClient"),
+}
+STREAMS = {
+    "binance": ("oiradar.venues.binance_ws", "BinanceStream"),
+    "bybit": ("oiradar.venues.bybit_ws", "BybitStream"),
+    "okx": ("oiradar.venues.okx_ws", "OkxStream"),
+    "bitget": ("oiradar.venues.bitget_ws", "BitgetStream"),
 }
 ALL_VENUES = tuple(CLASSES)
 
@@ -35,4 +42,14 @@ def client(
     module, cls = CLASSES[venue]
     factory = getattr(importlib.import_module(module), cls)
     made: VenueClient = factory(endpoint, env=env, **kw)
+    return made
+
+
+def stream(
+    venue: str, endpoint: str | None = None, env: Mapping[str, str] | None = None, **kw: Any
+) -> VenueStream:
+    """The venue's WebSocket feed (liquidations, funding, OI where streamed)."""
+    module, cls = STREAMS[venue]
+    factory = getattr(importlib.import_module(module), cls)
+    made: VenueStream = factory(endpoint, env=env, **kw)
     return made

@@ -84,6 +84,7 @@ def backoff_delay(attempt: int, base_s: float, max_s: float) -> float:
 class VenueStream(ABC):
     name: str
     liquidations: LiquidationFeed
+    streams_oi = True  # False: OI must be polled over REST (Binance)
 
     @abstractmethod
     async def run(self, symbols: Sequence[str] | None, on_record: Handler) -> None:

@@ -1,0 +1,232 @@
+"""`oiradar watch` (the real-time daemon) and `oiradar status` (what a running one is doing)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from oiradar.cli import DbOption, _store, app
+from oiradar.commands.alerts import ConfigOption
+from oiradar.commands.scan import _watchlist
+from oiradar.errors import UserError
+from oiradar.render import Format, emit
+from oiradar.signals.params import EngineParams
+from oiradar.store import Store
+from oiradar.units import canonical_symbol, interval_ms
+
+STATUS_COLUMNS = [
+    ("venue", "venue"),
+    ("stream", "stream"),
+    ("messages", "messages"),
+    ("msg_per_s", "msg/s"),
+    ("disconnects", "drops"),
+    ("last_bar", "last bar"),
+    ("oi", "OI"),
+    ("liquidations", "liquidations"),
+    ("limiter", "limiter"),
+    ("rest_errors", "REST errors"),
+]
+
+
+def _params(
+    window: str, adaptive: bool, oi_threshold: float, price_threshold: float, min_history: str
+) -> EngineParams:
+    w = interval_ms(window)
+    if w % 300_000:
+        raise UserError(f"--window {window} is not a multiple of the 5m bars watch uses")
+    return EngineParams(
+        window_ms=w,
+        oi_threshold_pct=oi_threshold,
+        price_threshold_pct=price_threshold,
+        adaptive=adaptive,
+        min_history_ms=interval_ms(min_history),
+    )
+
+
+def _logging(level: str) -> None:
+    name = level.upper()
+    if name not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise UserError(f"unknown --log-level {level!r}: use debug, info, warning or error")
+    logging.basicConfig(
+        level=name,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        force=True,
+    )
+    logging.getLogger("aiohttp").setLevel(logging.WARNING)
+
+
+@app.command("watch")
+def watch(
+    venues: Annotated[str, typer.Option(help="Comma list of venues.")] = "binance,bybit,okx,bitget",
+    symbols: Annotated[
+        str | None, typer.Option(help="Comma list of symbols, e.g. BTCUSDT,SOLUSDT.")
+    ] = None,
+    watchlist: Annotated[
+        Path | None, typer.Option(help="File with one symbol per line (# comments).")
+    ] = None,
+    top: Annotated[
+        int | None,
+        typer.Option(
+            help="The N symbols with the most 24 h volume per venue "
+            "[default: 30 when no other selection is given]."
+        ),
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every listed perpetual.")] = False,
+    config: ConfigOption = None,
+    window: Annotated[
+        str, typer.Option(help="Window of the OI and price change (multiple of 5m).")
+    ] = "15m",
+    adaptive: Annotated[
+        bool, typer.Option(help="Per-symbol thresholds from the stored history.")
+    ] = False,
+    oi_threshold: Annotated[
+        float, typer.Option("--oi-threshold", help="OI flat band, +/- %.")
+    ] = 1.5,
+    price_threshold: Annotated[
+        float, typer.Option("--price-threshold", help="Price flat band, +/- %.")
+    ] = 1.0,
+    min_history: Annotated[
+        str,
+        typer.Option(
+            help="History the trailing baselines need (squeeze, volume, adaptive) before they "
+            "count. Liquidations have no REST history: squeezes are called only after this "
+            "much streaming."
+        ),
+    ] = "1d",
+    endpoint: Annotated[
+        str | None,
+        typer.Option(
+            help="Send every venue's requests here (e.g. an `oiradar sim`). Default: "
+            "$OIRADAR_ENDPOINT, then OIRADAR_<VENUE>_REST/_WS, then the venue."
+        ),
+    ] = None,
+    log_level: Annotated[
+        str, typer.Option(help="debug, info, warning or error (logs go to stderr).")
+    ] = "info",
+    db: DbOption = None,
+) -> None:
+    """Watch the market in real time and alert on short covering and short squeezes.
+
+    Streams liquidations, funding and OI (where the venue streams it) from every venue's
+    public WebSocket, polls OI where it does not (Binance) as fast as the rate limits allow
+    for the watched symbols, and after any disconnect or restart backfills the gap from REST.
+    Everything goes to the store in batches (`oiradar analyze` can read it meanwhile). At
+    each 5m close the Core engine steps one bar per symbol; liquidation bursts are checked
+    against the squeeze rule as they arrive. Alerts (new episode, escalation to a squeeze,
+    exhaustion) go to the sinks in the config file (console when none are configured).
+
+    Stop with Ctrl-C or SIGTERM: everything in memory is written first. `oiradar status`
+    shows what a running daemon is doing.
+
+    Example: oiradar watch --top 50 --config ~/.config/oiradar/config.toml
+    """
+    from oiradar.config import SinkConfig, SinkType, load
+    from oiradar.services.alerts import Gate, build_sink
+    from oiradar.services.watch import Watch, WatchRequest
+    from oiradar.venues.registry import client, parse_venues, stream
+
+    _logging(log_level)
+    chosen = parse_venues(venues)
+    selections = sum(
+        x is not None and x is not False for x in (symbols, watchlist, top, all_ or None)
+    )
+    if selections > 1:
+        raise UserError("use one of --symbols, --watchlist, --top and --all")
+    if top is not None and top <= 0:
+        raise UserError("--top must be a positive number")
+    picked = (
+        tuple(dict.fromkeys(canonical_symbol(s) for s in symbols.split(",") if s.strip()))
+        if symbols
+        else (_watchlist(watchlist) if watchlist else None)
+    )
+    params = _params(window, adaptive, oi_threshold, price_threshold, min_history)
+    cfg = load(config)
+    sink_cfgs = cfg.sinks or (SinkConfig(SinkType.CONSOLE, "console"),)
+    req = WatchRequest(chosen, picked, None if (picked or all_) else (top or 30), params)
+    store = _store(db=db)
+    assert isinstance(store, Store)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        clients = [client(v, endpoint) for v in chosen]
+        streams = [stream(v, endpoint) for v in chosen]
+        daemon = Watch(
+            req,
+            store,
+            clients,
+            streams,
+            [build_sink(s) for s in sink_cfgs],
+            Gate(cfg.alerts.cooldown_s, cfg.alerts.min_confidence, cfg.alerts.regimes),
+            dispatcher_kw={
+                "max_attempts": cfg.alerts.max_attempts,
+                "backoff_s": cfg.alerts.backoff_s,
+            },
+        )
+        try:
+            await daemon.run(stop)
+        finally:
+            for c in clients:
+                await c.close()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    with store:
+        asyncio.run(run())
+
+
+@app.command("status")
+def status(
+    fmt: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.TABLE,
+    db: DbOption = None,
+) -> None:
+    """What the `oiradar watch` writing this store is doing: per venue its stream state,
+    messages, message rate, last bar stepped, how OI is fetched, limiter usage and errors;
+    then rows written and alerts sent. Reads the status file the daemon refreshes every 2 s.
+
+    Example: oiradar status --format json
+    """
+    from oiradar.services.watch import read_status
+    from oiradar.store.sqlite import default_db_path
+
+    path = db or _root_db() or default_db_path()
+    data = read_status(path)
+    if fmt is Format.JSON:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    if fmt is not Format.TABLE:
+        raise UserError("oiradar status prints a table or json")
+    rows = [_status_row(v, data) for v in data.get("venues", [])]
+    store, alerts = data.get("store", {}), data.get("alerts", {})
+    title = (
+        f"watch {data.get('state')} (pid {data.get('pid')}, since {data.get('started')}, "
+        f"updated {data.get('updated')})"
+    )
+    emit(rows, Format.TABLE, columns=STATUS_COLUMNS, title=title)
+    typer.echo(
+        f"store: {store.get('rows_written', 0)} rows written in {store.get('flushes', 0)} "
+        f"batches, {store.get('pending', 0)} pending; alerts: {alerts.get('sent', 0)} sent, "
+        f"delivered {alerts.get('delivered') or {}}, failed {alerts.get('failed') or {}}"
+    )
+
+
+def _root_db() -> Path | None:
+    from oiradar.cli import _state
+
+    db = _state.get("db")
+    return db if isinstance(db, Path) else None
+
+
+def _status_row(v: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    limiter = ", ".join(f"{k} {u}" for k, u in (v.get("limiter") or {}).items())
+    return {**v, "limiter": limiter, "msg_per_s": v.get("msg_per_s")}

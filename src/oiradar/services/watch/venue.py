@@ -1,0 +1,409 @@
+"""One venue inside `oiradar watch`: its stream, its OI poller, its bar clock and engines.
+
+Time is the venue's own (the newest timestamp any message or response carried), so the
+daemon runs the same against the live venue and a simulator at 100x. When a bar has closed
+(venue time past the close plus `settle_ms`), every watched symbol gets, from REST, exactly
+what the store lacks for the bars since the last one it stepped: klines, OI history where no
+snapshot fell inside a bar (a stream drop, a restart), settled funding when one was due.
+Then each symbol's engine steps those bars from the store, the same rows `oiradar analyze`
+reads. Liquidations update a running window per symbol and are checked against the squeeze
+rule as they arrive, so an escalation does not wait for the bar to close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from oiradar.errors import Banned, UnknownSymbol, VenueError
+from oiradar.kinds import Kind
+from oiradar.records import Liquidation, MarketSnapshot, OISample, Side
+from oiradar.services.alerts.model import LiqFeed
+from oiradar.services.watch.decide import Burst, Decider, Phase
+from oiradar.services.watch.ingest import Ingest
+from oiradar.signals.live import LiveState, bar_at, grid_bars, provisional_squeeze, seed, step
+from oiradar.signals.params import EngineParams
+from oiradar.signals.windows import build_grid
+from oiradar.store import Store
+from oiradar.units import interval_name, iso
+from oiradar.venues.base import VenueClient
+from oiradar.venues.limiter import SAFETY
+from oiradar.venues.stream import StreamRecord, VenueStream
+
+log = logging.getLogger(__name__)
+MIN_POLL_S = 1.0  # venues refresh OI about once a second: polling faster buys nothing
+POLL_SHARE = 0.5  # of the budget left after the bar-close work; the rest absorbs backfills
+CLOCK_IDLE_S = 5.0  # no venue time for this long (stream down): ask REST for it
+
+
+@dataclass(slots=True)
+class Running:
+    """Liquidations per bar open that are not stepped yet (deduplicated)."""
+
+    bars: dict[int, list[float]] = field(default_factory=dict)  # open -> [long, short]
+    seen: set[tuple[int, str, float, float]] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class VenueStatus:
+    bars_stepped: int = 0
+    last_bar_ms: int | None = None
+    backfilled: dict[str, int] = field(default_factory=dict)  # kind -> rows fetched by REST
+    errors: int = 0
+    last_error: str | None = None
+    poll_s: float | None = None
+    polls: int = 0
+
+
+def poll_interval_s(
+    cost: dict[str, float], budgets: dict[str, tuple[float, float]], reserved: dict[str, float]
+) -> float:
+    """The fastest cadence at which one poll costing `cost` units per bucket fits in
+    POLL_SHARE of what the budgets (limit, period s) leave after `reserved` units/s."""
+    interval = MIN_POLL_S
+    for bucket, units in cost.items():
+        limit, period = budgets[bucket]
+        spare = limit * SAFETY / period - reserved.get(bucket, 0.0)
+        if spare <= 0:
+            return math.inf
+        interval = max(interval, units / (POLL_SHARE * spare))
+    return interval
+
+
+class VenueWatch:
+    def __init__(
+        self,
+        client: VenueClient,
+        stream: VenueStream,
+        symbols: Sequence[str],
+        store: Store,
+        ingest: Ingest,
+        decider: Decider,
+        params: EngineParams,
+        *,
+        bar_ms: int,
+        settle_ms: int,
+        on_alert_latency: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self.venue = client.name
+        self.client, self.stream, self.store, self.ingest = client, stream, store, ingest
+        self.symbols = list(symbols)
+        self.decider, self.params = decider, params
+        self.bar_ms, self.settle_ms = bar_ms, settle_ms
+        self.interval = interval_name(bar_ms)
+        self.states: dict[str, LiveState] = {}
+        self.running: dict[str, Running] = {}
+        self.funding: dict[str, tuple[float | None, float | None]] = {}
+        self.status = VenueStatus()
+        self._rest_ms = 0
+        self._clock_mono = -CLOCK_IDLE_S  # when the stream's time last moved (monotonic s)
+        self._clock_seen = 0
+        self._span_start: int | None = None
+        self._gaps_seen = 0
+        self._rate_mark = (time.monotonic(), 0)
+
+    @property
+    def feed(self) -> LiqFeed:
+        return LiqFeed(self.stream.liquidations.value)
+
+    def now_ms(self) -> int:
+        """The venue's time. The stream's own while it flows: a bar closes on the stream
+        only once the stream passed it, so every liquidation before the close is in (a REST
+        reply can run ahead of a stream push). REST time only while the stream is silent."""
+        streamed = self.stream.stats.last_message_ms or 0
+        if self._stream_fresh:
+            return streamed
+        return max(streamed, self._rest_ms)
+
+    @property
+    def _stream_fresh(self) -> bool:
+        return (
+            self.stream.stats.last_message_ms is not None
+            and time.monotonic() - self._clock_mono < CLOCK_IDLE_S
+        )
+
+    # -- start-up --------------------------------------------------------------------------
+
+    async def start(self, warm_ms: int, seed_ms: int) -> None:
+        """Fetch what the store lacks of the last `warm_ms`, then seed each engine from the
+        store's last `seed_ms` of bars (the ones closed by now)."""
+        snaps = await self._snapshot(self.symbols)
+        now = self.now_ms()
+        listed = {s.symbol for s in snaps}
+        for sym in self.symbols:
+            if sym not in listed:
+                log.warning("venue=%s event=not_listed symbol=%s", self.venue, sym)
+        self.symbols = [s for s in self.symbols if s in listed]
+        last_closed = now - now % self.bar_ms - self.bar_ms
+        await self._each(lambda s: self._backfill(s, now - warm_ms, last_closed))
+        self.ingest.flush()
+        for sym in self.symbols:
+            self.running[sym] = Running()
+            series = self.store.read_series(
+                self.venue, sym, self.interval, last_closed - seed_ms, last_closed
+            )
+            grid = build_grid(series)
+            n = len(grid.ts)
+            self.states[sym] = state = seed(grid.head(max(0, n - 1)), self.params)
+            if n:  # the newest bar is stepped live: an episode already running is news
+                result = step(state, bar_at(grid, n - 1))
+                self.decider.on_bar(self.venue, sym, result, self.funding.get(sym, (None, None)))
+            if state.last_ts is None:
+                state.last_ts = last_closed  # nothing stored: start stepping from now
+        log.info(
+            "venue=%s event=started symbols=%d last_bar=%s",
+            self.venue,
+            len(self.symbols),
+            iso(last_closed),
+        )
+
+    async def _snapshot(self, symbols: Sequence[str]) -> list[MarketSnapshot]:
+        snaps = await self.client.snapshot(list(symbols))
+        if snaps:
+            self._rest_ms = max(self._rest_ms, *(s.ts_ms for s in snaps))
+        for s in snaps:
+            self._take_snapshot(s, store_oi=True)
+        return snaps
+
+    # -- the running loops -----------------------------------------------------------------
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.stream.run(self.symbols, self.on_record))
+            tg.create_task(self._bar_loop())
+            tg.create_task(self._clock_keeper())
+            if not self.stream.streams_oi:
+                tg.create_task(self._poll_loop())
+
+    def on_record(self, rec: StreamRecord) -> None:
+        if isinstance(rec, Liquidation):
+            self.ingest.add(rec)
+            self._on_liquidation(rec)
+        else:
+            self._take_snapshot(rec, store_oi=True)
+
+    def _take_snapshot(self, snap: MarketSnapshot, store_oi: bool) -> None:
+        if snap.funding_rate is not None:
+            self.funding[snap.symbol] = (snap.funding_rate, snap.funding_interval_h)
+        if store_oi and snap.oi_base is not None and snap.symbol in self.running:
+            self.ingest.add(
+                OISample(self.venue, snap.symbol, snap.ts_ms, snap.oi_base, None, snap.oi_usd)
+            )
+
+    def _on_liquidation(self, liq: Liquidation) -> None:
+        run, state = self.running.get(liq.symbol), self.states.get(liq.symbol)
+        if run is None or state is None or state.last_ts is None:
+            return
+        key = (liq.ts_ms, liq.position_side.value, liq.price, liq.qty_base)
+        if key in run.seen:
+            return
+        run.seen.add(key)
+        bar_open = liq.ts_ms - liq.ts_ms % self.bar_ms
+        if bar_open <= state.last_ts:
+            return  # a late order for a stepped bar: stored, not counted twice
+        sums = run.bars.setdefault(bar_open, [0.0, 0.0])
+        sums[0 if liq.position_side is Side.LONG else 1] += liq.usd
+        if liq.position_side is Side.SHORT and self.decider.phase(liq.symbol) is Phase.COVERING:
+            pending = [run.bars.get(b, [0.0, 0.0]) for b in self._open_bars(state, bar_open)]
+            hit = provisional_squeeze(state, pending)
+            if hit is not None:
+                short, long_ = hit
+                self.decider.on_burst(liq.symbol, Burst(self.venue, liq.ts_ms, short, long_))
+
+    def _open_bars(self, state: LiveState, upto: int) -> list[int]:
+        assert state.last_ts is not None
+        return list(range(state.last_ts + self.bar_ms, upto + 1, self.bar_ms))
+
+    async def _clock_keeper(self) -> None:
+        """While the stream is silent, venue time comes from a cheap REST snapshot."""
+        while True:
+            await asyncio.sleep(1.0)
+            streamed = self.stream.stats.last_message_ms or 0
+            if streamed != self._clock_seen:
+                self._clock_seen, self._clock_mono = streamed, time.monotonic()
+            elif not self._stream_fresh and self.symbols:
+                with contextlib.suppress(VenueError):
+                    await self._snapshot(self.symbols[:1])
+
+    async def _poll_loop(self) -> None:
+        """OI snapshots for every symbol, as often as the venue's limits allow."""
+        cost = self.client.snapshot_cost(len(self.symbols))
+        limiter = getattr(self.client, "limiter", None)
+        if cost is None or limiter is None:
+            return
+        budgets = {k: (float(b.limit), b.period_s) for k, b in limiter.budgets.items()}
+        per_bar = self.client.snapshot_cost(0) or {}
+        # Reserved: one klines call (weight ~1) per symbol per bar, and the clock keeper.
+        reserved = {k: len(self.symbols) / (self.bar_ms / 1000) for k in per_bar}
+        interval = poll_interval_s(cost, budgets, reserved)
+        self.status.poll_s = interval
+        log.info(
+            "venue=%s event=oi_poll symbols=%d cadence_s=%.2f cost=%s",
+            self.venue,
+            len(self.symbols),
+            interval,
+            cost,
+        )
+        while True:
+            started = time.monotonic()
+            try:
+                await self._snapshot(self.symbols)
+                self.status.polls += 1
+            except VenueError as exc:
+                self._error(exc)
+            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+    async def _bar_loop(self) -> None:
+        while True:
+            last = min((s.last_ts for s in self.states.values() if s.last_ts is not None),
+                       default=None)  # fmt: skip
+            if last is None:
+                return
+            close = last + 2 * self.bar_ms  # the close of the next unstepped bar
+            while self.now_ms() < close + self.settle_ms:
+                await asyncio.sleep(0.02)
+            now = self.now_ms()
+            upto = now - now % self.bar_ms - self.bar_ms  # the newest closed bar's open
+            try:
+                await self.close_bars(upto)
+            except Banned as exc:
+                self._error(exc)
+                await asyncio.sleep(min(exc.seconds, 60.0))
+
+    # -- a bar closed ----------------------------------------------------------------------
+
+    async def close_bars(self, upto: int) -> None:
+        """Backfill, store and step every symbol up to the bar opening at `upto`."""
+        self._record_coverage()
+        self.ingest.flush()
+        await self._each(lambda s: self._backfill(s, None, upto))
+        self.ingest.flush()
+        for sym in self.symbols:
+            self._step_symbol(sym, upto)
+        self.status.last_bar_ms = upto
+
+    async def _each(self, fn: Callable[[str], Any]) -> None:
+        async def guarded(sym: str) -> None:
+            try:
+                await fn(sym)
+            except UnknownSymbol:
+                log.warning("venue=%s event=delisted symbol=%s", self.venue, sym)
+            except Banned:
+                raise
+            except VenueError as exc:
+                self._error(exc)
+
+        await asyncio.gather(*(guarded(s) for s in list(self.symbols)))
+
+    def _error(self, exc: Exception) -> None:
+        self.status.errors += 1
+        self.status.last_error = str(exc)
+        log.warning("venue=%s event=rest_error error=%s", self.venue, exc)
+
+    async def _backfill(self, sym: str, start_ms: int | None, upto: int) -> None:
+        """What the venue has and the store lacks, for bars opening up to `upto`."""
+        state = self.states.get(sym)
+        stepped = state.last_ts if state is not None and state.last_ts is not None else upto
+        first = start_ms if start_ms is not None else stepped + self.bar_ms
+        if first > upto:
+            return
+        close = upto + self.bar_ms
+        span = self.store.candle_span(self.venue, sym, self.interval, first, upto)
+        if span is None or span[1] < upto or (start_ms is not None and span[0] > first):
+            k_from = first if span is None or start_ms is not None else span[1]
+            candles = await self.client.klines(sym, self.bar_ms, k_from, upto)
+            self._got("candles", [c for c in candles if c.ts_ms <= upto])
+        # Without an OI stream the polls land anywhere in a bar: take the venue's own
+        # bar-close values; with one, only bars no snapshot reached (a drop, a restart).
+        if not self.stream.streams_oi or self._oi_missing(sym, first, close):
+            found = await self.client.oi_history(sym, self.bar_ms, first + self.bar_ms, close)
+            self._got("oi", found)
+        last_f = self.store.last_ts(Kind.FUNDING, self.venue, sym, None, None)
+        interval_h = (self.funding.get(sym) or (None, None))[1] or 8.0
+        if last_f is None or close >= last_f + interval_h * 3_600_000:
+            f_from = (last_f + 1) if last_f is not None else first - int(interval_h * 3_600_000)
+            self._got("funding", await self.client.funding_history(sym, f_from, close))
+
+    def _got(self, kind: str, rows: Sequence[Any]) -> None:
+        if rows:
+            self.ingest.extend(list(rows))
+            self.status.backfilled[kind] = self.status.backfilled.get(kind, 0) + len(rows)
+
+    def _oi_missing(self, sym: str, first_open: int, close: int) -> bool:
+        """True if some bar in [first_open, close) has no OI snapshot at or before its close."""
+        stamps = self.store.timestamps(Kind.OPEN_INTEREST, self.venue, sym, first_open + 1, close)
+        bars = {int(t - 1) // self.bar_ms for t in stamps}
+        need = range(first_open // self.bar_ms, close // self.bar_ms)
+        return any(b not in bars for b in need)
+
+    def _step_symbol(self, sym: str, upto: int) -> None:
+        state = self.states[sym]
+        if state.last_ts is None or upto <= state.last_ts:
+            return
+        lo = state.last_ts + self.bar_ms
+        grid = build_grid(self.store.read_series(self.venue, sym, self.interval, lo, upto))
+        run = self.running[sym]
+        for bar in grid_bars(grid):
+            if bar.ts_ms < lo:
+                continue
+            result = step(state, bar)
+            self.status.bars_stepped += 1
+            self.decider.on_bar(self.venue, sym, result, self.funding.get(sym, (None, None)))
+        for b in [b for b in run.bars if b <= (state.last_ts or upto)]:
+            del run.bars[b]
+        run.seen = {k for k in run.seen if k[0] > (state.last_ts or upto)}
+
+    def _record_coverage(self) -> None:
+        """The liquidation feed's connected spans, per symbol, for the store."""
+        if self.feed is LiqFeed.NONE:
+            return
+        stats = self.stream.stats
+        spans: list[tuple[int, int]] = []
+        for down, back in stats.gaps[self._gaps_seen :]:
+            if self._span_start is not None and down > self._span_start:
+                spans.append((self._span_start, down))
+            self._span_start = back
+        self._gaps_seen = len(stats.gaps)
+        last = stats.last_message_ms
+        if self._span_start is None and last is not None and stats.state == "live":
+            self._span_start = last
+        if self._span_start is not None and last is not None and stats.state == "live":
+            spans.append((self._span_start, last))
+        self.ingest.cover([(self.venue, s, a, b) for a, b in spans for s in self.symbols])
+
+    def describe(self) -> dict[str, Any]:
+        """The venue's line in `oiradar status`."""
+        st = self.stream.stats
+        limiter = getattr(self.client, "limiter", None)
+        usage = limiter.usage() if limiter is not None else {}
+        mono, seen = self._rate_mark
+        now = time.monotonic()
+        rate = (st.messages - seen) / (now - mono) if now > mono else 0.0
+        self._rate_mark = (now, st.messages)
+        return {
+            "venue": self.venue,
+            "stream": st.state.value,
+            "connects": st.connects,
+            "disconnects": st.disconnects,
+            "messages": st.messages,
+            "msg_per_s": round(rate, 1),
+            "duplicates": st.duplicates,
+            "last_message": iso(st.last_message_ms) if st.last_message_ms else None,
+            "last_bar": iso(self.status.last_bar_ms) if self.status.last_bar_ms else None,
+            "bars_stepped": self.status.bars_stepped,
+            "symbols": len(self.symbols),
+            "liquidations": self.feed.value,
+            "oi": "stream"
+            if self.stream.streams_oi
+            else f"poll every {self.status.poll_s or 0:.1f} s",
+            "limiter": {k: f"{u}/{lim}" for k, (u, lim) in usage.items()},
+            "backfilled": dict(self.status.backfilled),
+            "rest_errors": self.status.errors,
+            "last_error": self.status.last_error or st.last_error,
+        }

@@ -229,6 +229,9 @@ def test_expected_rows_window_rule() -> None:
     assert expects_rows(2_000 * MINUTE, 3_000 * MINUTE, step, listed, now)
     assert not expects_rows(0, 900 * MINUTE, step, listed, now)  # before listing
     assert not expects_rows(now - 2 * MINUTE, now + DAY, step, listed, now)  # at the present
+    # One bar-close sample just after that close (what `oiradar watch` asks every bar).
+    assert expects_rows(now - step, now - step, step, listed, now - step + 2_000)
+    assert not expects_rows(now - step + 1, now - 1, step, listed, now)  # no aligned time
 
 
 # -- against the simulator ----------------------------------------------------------------

@@ -17,9 +17,10 @@ from oiradar.signals.engine import timeline
 from oiradar.signals.live import BarResult
 from oiradar.signals.params import EngineParams
 from oiradar.signals.regimes import Regime
+from oiradar.signals.windows import build_grid
 from oiradar.store import Store
 from oiradar.units import MINUTE_MS, iso, parse_time
-from tests.watchkit import Run, watch_until
+from tests.watchkit import Run, run_daemon, simulated, watch_until
 
 BAR = 5 * MINUTE_MS
 PARAMS = EngineParams(min_history_ms=30 * MINUTE_MS)
@@ -148,3 +149,120 @@ def test_no_alert_is_sent_twice(squeeze_run: tuple[Run, Readings]) -> None:
     assert len(keys) == len(set(keys))
     kinds = [a["kind"] for a in squeeze_run.alerts()]
     assert kinds.count("escalation") <= 1
+
+
+# -- faults, restart, truth ------------------------------------------------------------------
+
+FAULT_START = parse_time("2026-05-28T16:00Z")
+FAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+
+
+async def _truth_candles(sim_url: str, venue: str, symbol: str, lo: int, hi: int) -> list[Any]:
+    from oiradar.venues.registry import client
+
+    async with client(venue, sim_url) as c:
+        return [k for k in await c.klines(symbol, BAR, lo, hi) if k.ts_ms <= hi]
+
+
+async def _truth_oi(sim_url: str, venue: str, symbol: str, lo: int, hi: int) -> list[Any]:
+    from oiradar.venues.registry import client
+
+    async with client(venue, sim_url) as c:
+        return await c.oi_history(symbol, BAR, lo, hi)
+
+
+@pytest.fixture(scope="module")
+def fault_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Run, dict[str, Any]]:
+    """Two daemon runs on one store with a 20-minute outage between them, against a
+    simulator that drops every WebSocket every ~2 s (wall), fails 5 % of REST calls and
+    duplicates and reorders stream messages; then the venues' own history as truth."""
+    req = WatchRequest(("binance", "bybit", "okx"), FAULT_SYMBOLS, None, PARAMS, settle_ms=SETTLE)
+    db = tmp_path_factory.mktemp("faults") / "watch.sqlite"
+    faults = {"fault_rate": 0.05, "ws_drop_s": 2.0, "ws_duplicate": 0.05, "ws_reorder": 0.05}
+
+    async def scenario() -> tuple[Run, dict[str, Any]]:
+        async with simulated(db, speed=SPEED, start_ms=FAULT_START, **faults) as run:
+            await run_daemon(run, req, FAULT_START + 45 * MINUTE_MS)
+            first = run.status
+            while run.sim.ctx.now_ms() < FAULT_START + 65 * MINUTE_MS:  # the daemon is down
+                await asyncio.sleep(0.05)
+            await run_daemon(run, req, FAULT_START + 100 * MINUTE_MS)
+            # Up to the last bar every venue had closed when the daemon stopped.
+            last = min(int(parse_time(str(v["last_bar"]))) for v in run.status["venues"])
+            lo = FAULT_START - 30 * MINUTE_MS
+            run.sim.ctx.faults.rate = 0.0  # the truth is read without faults
+            truth: dict[str, Any] = {"first": first, "last": last, "lo": lo}
+            for v in req.venues:
+                for sym in FAULT_SYMBOLS:
+                    truth[(v, sym, "candles")] = await _truth_candles(run.sim.url, v, sym, lo, last)
+                    truth[(v, sym, "oi")] = await _truth_oi(run.sim.url, v, sym, lo, last + BAR)
+            return run, truth
+
+    return asyncio.run(scenario())
+
+
+def test_faults_really_happened(fault_run: tuple[Run, dict[str, Any]]) -> None:
+    run, truth = fault_run
+    drops = {v["venue"]: v["disconnects"] for v in truth["first"]["venues"]}
+    for v in run.status["venues"]:
+        drops[v["venue"]] += v["disconnects"]
+    assert all(n >= 1 for n in drops.values()) and sum(drops.values()) >= 4, drops
+    assert sum(v["rest_errors"] for v in run.status["venues"]) == 0  # retried, never surfaced
+
+
+def test_stored_candles_equal_the_venue_history_without_holes(
+    fault_run: tuple[Run, dict[str, Any]],
+) -> None:
+    run, truth = fault_run
+    with Store(run.db, readonly=True) as s:
+        for v in ("binance", "bybit", "okx"):
+            for sym in FAULT_SYMBOLS:
+                want = truth[(v, sym, "candles")]
+                assert len(want) == (truth["last"] - truth["lo"]) // BAR + 1
+                for k in want:
+                    got = s.candle_at(v, sym, "5m", k.ts_ms)
+                    assert got is not None, f"{v} {sym} lost the bar {iso(k.ts_ms)}"
+                    assert (got.open, got.high, got.low, got.close) == (
+                        k.open,
+                        k.high,
+                        k.low,
+                        k.close,
+                    ), f"{v} {sym} {iso(k.ts_ms)}"
+                    assert math.isclose(got.volume_base, k.volume_base, rel_tol=1e-9)
+
+
+def test_every_bar_has_its_oi_and_polled_venues_store_the_bar_close(
+    fault_run: tuple[Run, dict[str, Any]],
+) -> None:
+    run, truth = fault_run
+    with Store(run.db, readonly=True) as s:
+        for v in ("binance", "bybit", "okx"):
+            for sym in FAULT_SYMBOLS:
+                grid = build_grid(s.read_series(v, sym, "5m", truth["lo"], truth["last"]))
+                holes = [iso(int(t)) for t, x in zip(grid.ts, grid.oi, strict=True) if math.isnan(x)]
+                assert not holes, f"{v} {sym} has no OI for {holes}"
+                if v == "binance":  # no OI stream: the venue's own bar-close values
+                    want = {o.ts_ms: o.oi_base for o in truth[(v, sym, "oi")]}
+                    for t, x in zip(grid.ts, grid.oi, strict=True):
+                        assert math.isclose(x, want[int(t) + BAR], rel_tol=1e-12), iso(int(t))
+
+
+def test_no_alert_is_sent_twice_under_faults_and_restart(
+    fault_run: tuple[Run, dict[str, Any]],
+) -> None:
+    run, _ = fault_run
+    alerts = run.alerts()
+    keys = [(a["symbol"], a["kind"], a["ts"]) for a in alerts]
+    assert len(keys) == len(set(keys)), keys
+    for sym in FAULT_SYMBOLS:
+        kinds = [a["kind"] for a in alerts if a["symbol"] == sym]
+        # Per episode: new, at most one escalation, then exhaustion before the next new.
+        phase = "idle"
+        for kind in kinds:
+            assert (phase, kind) in {
+                ("idle", "new"),
+                ("open", "escalation"),
+                ("open", "exhaustion"),
+                ("up", "exhaustion"),
+            }, (sym, kinds)
+            phase = {"new": "open", "escalation": "up", "exhaustion": "idle"}[kind]

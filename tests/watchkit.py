@@ -32,6 +32,7 @@ class Received:
 class Run:
     sim: SimServer
     db: Path
+    hook: str
     received: list[Received] = field(default_factory=list)
     status: dict[str, Any] = field(default_factory=dict)
 
@@ -40,25 +41,60 @@ class Run:
 
 
 @asynccontextmanager
-async def receiver(run_sim: list[SimServer | None]) -> AsyncIterator[tuple[str, list[Received]]]:
+async def simulated(db: Path, **sim_kw: Any) -> AsyncIterator[Run]:
+    """A simulator and an alert receiver on loopback, for one or more daemon runs."""
+    cfg = SimConfig(**{"symbols": 7, "seed": 7, **sim_kw})
     got: list[Received] = []
+    holder: list[SimServer] = []
 
     async def handle(request: web.Request) -> web.Response:
-        body = await request.json()
-        sim = run_sim[0]
-        got.append(Received(body, sim.ctx.now_ms() if sim else 0))
+        got.append(Received(await request.json(), holder[0].ctx.now_ms()))
         return web.Response(text="ok")
 
     app = web.Application()
     app.router.add_post("/hook", handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
     try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/hook", got
+        async with SimServer(cfg, wall_now_ms=NOW) as sim:
+            holder.append(sim)
+            yield Run(sim, db, f"http://127.0.0.1:{runner.addresses[0][1]}/hook", got)
     finally:
         await runner.cleanup()
+
+
+async def run_daemon(
+    run: Run,
+    req: WatchRequest,
+    until_ms: int,
+    *,
+    wall_limit_s: float = 120.0,
+    probe: Callable[[Watch], None] | None = None,
+) -> None:
+    """One daemon on `run`'s simulator and store until the sim clock passes `until_ms`, then
+    stopped the way SIGTERM stops it."""
+    sim = run.sim
+    hook = SinkConfig(SinkType.WEBHOOK, "hook", url=Secret(run.hook))
+    clients = [client(v, sim.url) for v in req.venues]
+    streams = [stream(v, sim.url) for v in req.venues]
+    with Store(run.db) as store:
+        daemon = Watch(req, store, clients, streams, [build_sink(hook)], Gate(cooldown_s=900))
+        if probe is not None:
+            probe(daemon)
+        stop = asyncio.Event()
+        task = asyncio.create_task(daemon.run(stop))
+        started = time.monotonic()
+        try:
+            while sim.ctx.now_ms() < until_ms and not task.done():
+                assert time.monotonic() - started < wall_limit_s, "watch run took too long"
+                await asyncio.sleep(0.05)
+        finally:
+            stop.set()
+            await task
+            for c in clients:
+                await c.close()
+        run.status = daemon.status()
 
 
 async def watch_until(
@@ -66,36 +102,9 @@ async def watch_until(
     req: WatchRequest,
     until_ms: int,
     *,
-    wall_limit_s: float = 120.0,
-    db: Path | None = None,
     probe: Callable[[Watch], None] | None = None,
     **sim_kw: Any,
 ) -> Run:
-    """Start the simulator and the daemon, run until the sim clock passes `until_ms`, stop
-    the daemon the way SIGTERM does, and return what arrived."""
-    cfg = SimConfig(**{"symbols": 7, "seed": 7, **sim_kw})
-    holder: list[SimServer | None] = [None]
-    db = db or tmp / "watch.sqlite"
-    async with SimServer(cfg, wall_now_ms=NOW) as sim, receiver(holder) as (url, got):
-        holder[0] = sim
-        hook = SinkConfig(SinkType.WEBHOOK, "hook", url=Secret(url))
-        clients = [client(v, sim.url, limit_scale=1.0) for v in req.venues]
-        streams = [stream(v, sim.url) for v in req.venues]
-        with Store(db) as store:
-            daemon = Watch(req, store, clients, streams, [build_sink(hook)], Gate(cooldown_s=900))
-            if probe is not None:
-                probe(daemon)
-            stop = asyncio.Event()
-            task = asyncio.create_task(daemon.run(stop))
-            started = time.monotonic()
-            try:
-                while sim.ctx.now_ms() < until_ms and not task.done():
-                    assert time.monotonic() - started < wall_limit_s, "watch run took too long"
-                    await asyncio.sleep(0.05)
-            finally:
-                stop.set()
-                await task
-                for c in clients:
-                    await c.close()
-            run = Run(sim, db, got, daemon.status())
+    async with simulated(tmp / "watch.sqlite", **sim_kw) as run:
+        await run_daemon(run, req, until_ms, probe=probe)
     return run

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import signal
 import sys
 from pathlib import Path
@@ -48,6 +49,14 @@ def _params(
         adaptive=adaptive,
         min_history_ms=interval_ms(min_history),
     )
+
+
+def _duration_ms(text: str, option: str) -> int:
+    """'2s', '500ms', '1m' -> ms."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*", text)
+    if not m:
+        raise UserError(f"invalid {option} {text!r}: expected e.g. 500ms, 2s, 1m")
+    return int(float(m.group(1)) * {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}[m.group(2)])
 
 
 def _logging(level: str) -> None:
@@ -101,6 +110,13 @@ def watch(
             "much streaming."
         ),
     ] = "1d",
+    settle: Annotated[
+        str,
+        typer.Option(
+            help="Venue time to wait after a bar closes for late stream messages before it is "
+            "evaluated. Raise it when watching a simulator running many times real speed."
+        ),
+    ] = "2s",
     endpoint: Annotated[
         str | None,
         typer.Option(
@@ -150,7 +166,13 @@ def watch(
     params = _params(window, adaptive, oi_threshold, price_threshold, min_history)
     cfg = load(config)
     sink_cfgs = cfg.sinks or (SinkConfig(SinkType.CONSOLE, "console"),)
-    req = WatchRequest(chosen, picked, None if (picked or all_) else (top or 30), params)
+    req = WatchRequest(
+        chosen,
+        picked,
+        None if (picked or all_) else (top or 30),
+        params,
+        settle_ms=_duration_ms(settle, "--settle"),
+    )
     store = _store(db=db)
     assert isinstance(store, Store)
 

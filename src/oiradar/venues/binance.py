@@ -231,8 +231,10 @@ def parse_funding_rate(payload: Any, intervals_h: Mapping[str, float]) -> list[F
 
 
 def expects_rows(lo: int, hi: int, step: int, listed_ms: int, now_ms: int) -> bool:
-    """True when [lo, hi] covers a full `step` after listing and a step before now."""
-    return min(hi, now_ms - step) - max(lo, listed_ms + step) + 1 >= step
+    """True when [lo, hi] holds a step-aligned time after listing and before now (an empty
+    answer there is asked again; a one-bar request for the bar that just closed counts)."""
+    first = -(-max(lo, listed_ms + step) // step) * step
+    return first <= hi and first < now_ms
 
 
 def _step_name(ms: int, allowed: frozenset[str], what: str) -> str:
@@ -391,8 +393,9 @@ class BinanceClient(RestClient):
         now = self._venue_now()
         near_edge = oldest_ms is not None and oldest_ms <= now - OI_RETENTION_MS + DAY_MS
         stale = time.monotonic() - self._server_mono > TIME_FRESH_S
-        # A server time seen in the last few seconds (the snapshot's) is good enough.
-        if stale and (end_ms >= now - DAY_MS or near_edge):
+        # A server time seen in the last few seconds (the snapshot's) is good enough, unless
+        # the range ends past it (a bar that just closed; a venue clock running fast).
+        if (stale and (end_ms >= now - DAY_MS or near_edge)) or end_ms > now:
             path = "/fapi/v1/openInterest"
             payload = await self._get(path, {"symbol": symbol})
             self._saw_time(_parsed(path, parse_open_interest, payload).ts_ms)

@@ -59,6 +59,10 @@ class Gate:
         self.regimes = frozenset(regimes)
         self._last: dict[str, _Last] = {}
 
+    def remember(self, symbol: str, regime: str, ts_ms: int) -> None:
+        """An alert sent before a restart, so the same episode is not announced again."""
+        self._last[symbol] = _Last(regime, ts_ms)
+
     def admit(self, alert: Alert) -> bool:
         """True when `alert` should be sent; remembers it if so."""
         last = self._last.get(alert.symbol)

@@ -21,7 +21,7 @@ from typing import Any
 
 from oiradar.errors import UserError, VenueError
 from oiradar.services.alerts import Alert, Delivery, Dispatcher, Gate, LiqFeed, Sink
-from oiradar.services.watch.decide import Decider
+from oiradar.services.watch.decide import Decider, Phase
 from oiradar.services.watch.ingest import Ingest
 from oiradar.services.watch.venue import VenueWatch
 from oiradar.signals.params import EngineParams
@@ -99,6 +99,24 @@ class Watch:
         self.venues: list[VenueWatch] = []
         self.started_wall = time.time()
         self.state = "starting"
+        self._resume()
+
+    def _resume(self) -> None:
+        """Episodes a previous run announced stay announced (no NEW again after a restart),
+        unless older than the cooldown."""
+        try:
+            previous = json.loads(status_path(self.store.path).read_text())
+            episodes = previous["alerts"]["episodes"]
+            items = [(str(k), Phase(v["phase"]), int(v["started_ms"])) for k, v in episodes.items()]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return
+        regime = {Phase.COVERING: "SHORT_COVERING", Phase.SQUEEZE: "SHORT_SQUEEZE"}
+        for symbol, phase, started in items:
+            if phase in regime:
+                self.decider.resume(symbol, phase, started)
+                self.gate.remember(symbol, regime[phase], started)
+        if items:
+            log.info("event=resumed episodes=%d", len(items))
 
     # -- alerts ----------------------------------------------------------------------------
 
@@ -169,7 +187,9 @@ class Watch:
             )
             self.venues = [v for v in started if v is not None]
             if not self.venues and not stop.is_set():
-                raise VenueError("all", "no venue could be started; see the log")
+                raise VenueError(
+                    ",".join(self.req.venues), "no venue could be started (see the log above)"
+                )
             self.state = "running"
             tasks = [asyncio.create_task(self._guard(v)) for v in self.venues]
             await stop.wait()
@@ -223,6 +243,7 @@ class Watch:
                 "delivered": self.log.delivered,
                 "failed": self.log.failed,
                 "recent": self.log.last[-5:],
+                "episodes": self.decider.open_episodes(),
             },
         }
 

@@ -45,6 +45,13 @@ class Episode:
     phase: Phase = Phase.IDLE
     started_ms: int = 0
     readings: dict[str, Reading] = field(default_factory=dict)
+    covering_ms: int = 0  # the last bar close any venue read covering
+    latest_ms: int = 0  # the newest bar any venue has read
+
+
+# An episode no venue has read covering for this long ends without an exhaustion alert
+# (it faded out some other way); the next covering is news again.
+STALE_MS = 6 * 3_600_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +78,17 @@ class Decider:
         self.params, self.bar_ms, self.feeds, self.emit = params, bar_ms, dict(feeds), emit
         self.episodes: dict[str, Episode] = {}
 
+    def open_episodes(self) -> dict[str, dict[str, object]]:
+        """Episodes still running, to carry across a restart (the status file keeps them)."""
+        return {
+            sym: {"phase": ep.phase.value, "started_ms": ep.started_ms}
+            for sym, ep in self.episodes.items()
+            if ep.phase is not Phase.IDLE
+        }
+
+    def resume(self, symbol: str, phase: Phase, started_ms: int) -> None:
+        self.episodes[symbol] = Episode(phase, started_ms, covering_ms=started_ms)
+
     def phase(self, symbol: str) -> Phase:
         ep = self.episodes.get(symbol)
         return ep.phase if ep else Phase.IDLE
@@ -85,10 +103,20 @@ class Decider:
         """A venue closed a bar for `symbol`; returns (and emits) the alert it causes."""
         ep = self.episodes.setdefault(symbol, Episode())
         ep.readings[venue] = Reading(result, *funding)
-        fresh = self._fresh(ep, result.ts_ms)
+        # Venues close a bar at slightly different moments: one still on an older bar may
+        # escalate, but never reopen or end the episode the newer bars decided.
+        behind = result.ts_ms < ep.latest_ms
+        ep.latest_ms = max(ep.latest_ms, result.ts_ms)
+        fresh = self._fresh(ep, ep.latest_ms)
         covering = [v for v, r in fresh.items() if r.result.regime in COVERING]
         squeeze = any(fresh[v].result.regime is Regime.SHORT_SQUEEZE for v in covering)
         ts = result.ts_ms + self.bar_ms  # knowable at the bar's close
+        if covering:
+            ep.covering_ms = max(ep.covering_ms, ts)
+        elif ep.phase is not Phase.IDLE and ts - ep.covering_ms > STALE_MS:
+            ep.phase = Phase.IDLE
+        if behind and not (ep.phase is Phase.COVERING and squeeze):
+            return None
         if ep.phase is Phase.IDLE and covering:
             ep.phase, ep.started_ms = (Phase.SQUEEZE if squeeze else Phase.COVERING), ts
             return self._send(symbol, AlertKind.NEW, ep, fresh, covering, ts)

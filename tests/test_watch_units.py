@@ -1,0 +1,169 @@
+"""The daemon's pure parts: episode decisions, the OI poll cadence, batched writes."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from oiradar.records import Candle
+from oiradar.services.alerts import Alert, LiqFeed
+from oiradar.services.watch.decide import STALE_MS, Burst, Decider, Phase
+from oiradar.services.watch.ingest import Ingest
+from oiradar.services.watch.venue import MIN_POLL_S, poll_interval_s
+from oiradar.signals.live import BarResult
+from oiradar.signals.params import EngineParams
+from oiradar.signals.regimes import Regime
+from oiradar.store import Store
+from oiradar.units import MINUTE_MS
+
+BAR = 5 * MINUTE_MS
+T0 = 1_780_000_200_000 // BAR * BAR
+FEEDS = {"binance": LiqFeed.SAMPLED, "bybit": LiqFeed.COMPLETE, "bitget": LiqFeed.NONE}
+
+
+def reading(regime: Regime, i: int, *, oi_pct: float = -2.0, funding: float = -2e-4) -> BarResult:
+    return BarResult(
+        ts_ms=T0 + i * BAR,
+        regime=regime,
+        oi_pct=oi_pct,
+        price_pct=1.5,
+        oi_threshold=1.5,
+        price_threshold=1.0,
+        strong=False,
+        squeeze=math.nan,
+        gap=False,
+        short_liq_usd=1000.0,
+        long_liq_usd=100.0,
+        oi_then=1000.0,
+        oi_now=1000.0 * (1 + oi_pct / 100),
+        price_then=10.0,
+        price_now=10.15,
+        volume_window=300.0,
+        volume_base=50.0,
+        funding_rate=funding,
+        funding_interval_h=8.0,
+    )
+
+
+@pytest.fixture
+def sent() -> list[Alert]:
+    return []
+
+
+@pytest.fixture
+def decider(sent: list[Alert]) -> Decider:
+    return Decider(EngineParams(), BAR, FEEDS, sent.append)
+
+
+def test_an_episode_is_announced_once_escalated_once_and_ends_once(
+    decider: Decider, sent: list[Alert]
+) -> None:
+    decider.on_bar("binance", "SOLUSDT", reading(Regime.NEUTRAL, 0))
+    decider.on_bar("binance", "SOLUSDT", reading(Regime.SHORT_COVERING, 1))
+    decider.on_bar("bybit", "SOLUSDT", reading(Regime.SHORT_COVERING, 1))  # same episode
+    decider.on_bar("binance", "SOLUSDT", reading(Regime.SHORT_COVERING, 2))
+    decider.on_bar("bybit", "SOLUSDT", reading(Regime.SHORT_SQUEEZE, 2))
+    decider.on_bar("bybit", "SOLUSDT", reading(Regime.SHORT_SQUEEZE, 3))  # still squeezed
+    # Covering stops, but OI still falls: not exhausted yet.
+    decider.on_bar("binance", "SOLUSDT", reading(Regime.LONG_LIQUIDATION, 4))
+    decider.on_bar("bybit", "SOLUSDT", reading(Regime.NEUTRAL, 4, oi_pct=-2.0))
+    decider.on_bar("binance", "SOLUSDT", reading(Regime.NEUTRAL, 5, oi_pct=0.1, funding=1e-4))
+    decider.on_bar("bybit", "SOLUSDT", reading(Regime.NEUTRAL, 5, oi_pct=0.2, funding=1e-4))
+    kinds = [(a.kind.value, a.regime) for a in sent]
+    assert kinds == [
+        ("new", "SHORT_COVERING"),
+        ("escalation", "SHORT_SQUEEZE"),
+        ("exhaustion", "SHORT_SQUEEZE"),
+    ]
+    new, up, done = sent
+    assert new.ts_ms == T0 + 2 * BAR  # the first covering bar's close
+    assert new.drivers == ("binance",)
+    assert set(up.drivers) == {"binance", "bybit"}
+    assert new.more_to_come and not done.more_to_come
+    assert dict(new.liq_feeds) == FEEDS
+    assert decider.phase("SOLUSDT") is Phase.IDLE
+    decider.on_bar("binance", "SOLUSDT", reading(Regime.SHORT_COVERING, 6))
+    assert sent[-1].kind.value == "new"  # a new episode is news again
+
+
+def test_negative_funding_keeps_the_episode_open(decider: Decider, sent: list[Alert]) -> None:
+    decider.on_bar("binance", "ETHUSDT", reading(Regime.SHORT_COVERING, 0))
+    decider.on_bar("binance", "ETHUSDT", reading(Regime.NEUTRAL, 1, oi_pct=0.0, funding=-5e-4))
+    assert [a.kind.value for a in sent] == ["new"]
+    assert decider.phase("ETHUSDT") is Phase.COVERING
+
+
+def test_a_squeeze_from_the_first_bar_is_a_new_squeeze(decider: Decider, sent: list[Alert]) -> None:
+    decider.on_bar("bybit", "BTCUSDT", reading(Regime.SHORT_SQUEEZE, 0))
+    assert [(a.kind.value, a.regime) for a in sent] == [("new", "SHORT_SQUEEZE")]
+    assert decider.on_burst("BTCUSDT", Burst("bybit", T0 + BAR + 5, 9e5, 1e3)) is None
+
+
+def test_a_burst_escalates_only_a_covering_episode(decider: Decider, sent: list[Alert]) -> None:
+    assert decider.on_burst("XRPUSDT", Burst("binance", T0, 1e6, 0.0)) is None
+    decider.on_bar("binance", "XRPUSDT", reading(Regime.SHORT_COVERING, 0))
+    up = decider.on_burst("XRPUSDT", Burst("binance", T0 + BAR + 42_000, 5e5, 2e3))
+    assert up is not None and up.kind.value == "escalation" and up.ts_ms == T0 + BAR + 42_000
+    assert up.short_liq_usd == 5e5  # the running window replaces the venue's closed one
+    assert decider.on_burst("XRPUSDT", Burst("binance", T0 + BAR + 43_000, 6e5, 0.0)) is None
+    decider.on_bar("binance", "XRPUSDT", reading(Regime.SHORT_SQUEEZE, 1))
+    assert [a.kind.value for a in sent] == ["new", "escalation"]
+
+
+def test_a_stale_venue_does_not_count(decider: Decider, sent: list[Alert]) -> None:
+    decider.on_bar("bybit", "ADAUSDT", reading(Regime.SHORT_COVERING, 0))
+    decider.on_bar("binance", "ADAUSDT", reading(Regime.NEUTRAL, 5, oi_pct=0.0, funding=0.0))
+    # bybit's covering bar is five bars old: binance alone says it is over.
+    assert [a.kind.value for a in sent] == ["new", "exhaustion"]
+    assert sent[-1].drivers == ("binance",)
+
+
+def test_an_episode_that_fades_without_exhausting_ends_quietly(
+    decider: Decider, sent: list[Alert]
+) -> None:
+    decider.on_bar("binance", "DOGEUSDT", reading(Regime.SHORT_COVERING, 0))
+    late = STALE_MS // BAR + 2
+    decider.on_bar("binance", "DOGEUSDT", reading(Regime.NEW_SHORTS, late, oi_pct=3.0))
+    assert decider.phase("DOGEUSDT") is Phase.IDLE
+    decider.on_bar("binance", "DOGEUSDT", reading(Regime.SHORT_COVERING, late + 1))
+    assert [a.kind.value for a in sent] == ["new", "new"]
+
+
+def test_poll_cadence_is_computed_from_the_budget() -> None:
+    # Binance: 2400 weight/min; 500 symbols cost 10 + 500 per poll; klines reserve 500/bar.
+    budgets = {"w": (2400.0, 60.0)}
+    reserved = {"w": 500 / 300}
+    spare = 2400 * 0.95 / 60 - 500 / 300
+    assert poll_interval_s({"w": 510}, budgets, reserved) == pytest.approx(510 / (0.5 * spare))
+    assert poll_interval_s({"w": 15}, budgets, reserved) == MIN_POLL_S  # never faster than 1 s
+    assert poll_interval_s({"w": 15}, budgets, {"w": 1e9}) == math.inf
+
+
+def test_ingest_batches_and_keeps_a_failed_batch(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    ingest = Ingest(store)
+    bars = [Candle("bybit", "BTCUSDT", BAR, T0 + i * BAR, 1, 2, 0.5, 1.5, 10) for i in range(3)]
+    ingest.extend(bars)
+    ingest.add(bars[0])  # a duplicate: stored once
+    store.close()  # the next write fails
+    assert ingest.flush() == 0 and ingest.pending == 4 and ingest.stats.failures == 1
+    ingest.store = Store(tmp_path / "s.sqlite")
+    assert ingest.flush() == 4 and ingest.pending == 0
+    assert ingest.store.candle_span("bybit", "BTCUSDT", "5m", T0, T0 + 3 * BAR) == (
+        T0,
+        T0 + 2 * BAR,
+    )
+    assert replace(bars[0]) == ingest.store.candle_at("bybit", "BTCUSDT", "5m", T0)
+
+
+def test_a_venue_still_on_an_older_bar_cannot_reopen_the_episode(
+    decider: Decider, sent: list[Alert]
+) -> None:
+    decider.on_bar("bybit", "BTCUSDT", reading(Regime.SHORT_COVERING, 0))
+    decider.on_bar("bybit", "BTCUSDT", reading(Regime.NEUTRAL, 2, oi_pct=0.0, funding=0.0))
+    assert [a.kind.value for a in sent] == ["new", "exhaustion"]
+    decider.on_bar("binance", "BTCUSDT", reading(Regime.SHORT_COVERING, 1))  # late, older bar
+    assert [a.kind.value for a in sent] == ["new", "exhaustion"]

@@ -239,7 +239,8 @@ def test_every_bar_has_its_oi_and_polled_venues_store_the_bar_close(
         for v in ("binance", "bybit", "okx"):
             for sym in FAULT_SYMBOLS:
                 grid = build_grid(s.read_series(v, sym, "5m", truth["lo"], truth["last"]))
-                holes = [iso(int(t)) for t, x in zip(grid.ts, grid.oi, strict=True) if math.isnan(x)]
+                pairs = zip(grid.ts, grid.oi, strict=True)
+                holes = [iso(int(t)) for t, x in pairs if math.isnan(x)]
                 assert not holes, f"{v} {sym} has no OI for {holes}"
                 if v == "binance":  # no OI stream: the venue's own bar-close values
                     want = {o.ts_ms: o.oi_base for o in truth[(v, sym, "oi")]}
@@ -266,3 +267,49 @@ def test_no_alert_is_sent_twice_under_faults_and_restart(
                 ("up", "exhaustion"),
             }, (sym, kinds)
             phase = {"new": "open", "escalation": "up", "exhaustion": "idle"}[kind]
+
+
+# -- a real archive day ----------------------------------------------------------------------
+
+FOMC = EngineParams(
+    window_ms=30 * MINUTE_MS,
+    oi_threshold_pct=1.0,
+    price_threshold_pct=0.5,
+    min_history_ms=30 * MINUTE_MS,
+)
+
+
+def test_replay_of_a_real_day_alerts_within_a_bar_of_analyze(
+    derived: Path, real_db: Path, tmp_path: Path
+) -> None:
+    """Binance DOGEUSDT on the 2024-09-18 FOMC evening (real 5m data, a 30m window with a
+    1 % / 0.5 % band): the simulator replays it; the alert must arrive no later than one bar
+    after the event `oiradar analyze` dates on the same data became knowable."""
+    req = WatchRequest(("binance",), ("DOGEUSDT",), None, FOMC, settle_ms=SETTLE)
+    start, end = parse_time("2024-09-18T17:20Z"), parse_time("2024-09-18T18:25Z")
+    run = asyncio.run(
+        watch_until(
+            tmp_path,
+            req,
+            end,
+            speed=SPEED,
+            start_ms=start,
+            data=derived / "coinalyze-binance-perp-5m",
+            venues=("binance",),
+        )
+    )
+    real = [
+        e
+        for e in events(real_db, "binance", "DOGEUSDT", FOMC)
+        if start <= parse_time(str(e["start"])) <= end
+    ]
+    stored = [e for e in events(run.db, "binance", "DOGEUSDT", FOMC) if e["start"] in
+              {r["start"] for r in real}]  # fmt: skip
+    assert [e["start"] for e in real] == ["2024-09-18T18:00:00Z"]
+    assert [e["start"] for e in stored] == ["2024-09-18T18:00:00Z"]  # the replay is faithful
+    signal = parse_time(str(real[0]["signal_at"]))
+    first = run.received[0]
+    assert (first.body["kind"], first.body["regime"]) == ("new", "SHORT_COVERING")
+    assert parse_time(first.body["ts"]) == signal
+    assert first.sim_ms <= signal + BAR
+    assert first.body["liq_feeds"] == {"binance": "sampled"}

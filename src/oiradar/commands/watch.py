@@ -31,7 +31,7 @@ STATUS_COLUMNS = [
     ("last_bar", "last bar"),
     ("oi", "OI"),
     ("liquidations", "liquidations"),
-    ("limiter", "limiter"),
+    ("limiter", "busiest limit"),
     ("rest_errors", "REST errors"),
 ]
 
@@ -228,7 +228,7 @@ def status(
         return
     if fmt is not Format.TABLE:
         raise UserError("oiradar status prints a table or json")
-    rows = [_status_row(v, data) for v in data.get("venues", [])]
+    rows = [_status_row(v) for v in data.get("venues", [])]
     store, alerts = data.get("store", {}), data.get("alerts", {})
     title = (
         f"watch {data.get('state')} (pid {data.get('pid')}, since {data.get('started')}, "
@@ -249,6 +249,13 @@ def _root_db() -> Path | None:
     return db if isinstance(db, Path) else None
 
 
-def _status_row(v: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-    limiter = ", ".join(f"{k} {u}" for k, u in (v.get("limiter") or {}).items())
-    return {**v, "limiter": limiter, "msg_per_s": v.get("msg_per_s")}
+def _status_row(v: dict[str, Any]) -> dict[str, Any]:
+    """The table shows each venue's busiest rate-limit bucket (JSON has them all)."""
+    usage = []
+    for bucket, text in (v.get("limiter") or {}).items():
+        used, _, limit = str(text).partition("/")
+        if used.isdigit() and limit.isdigit() and int(limit):
+            usage.append((int(used) / int(limit), bucket, text))
+    busiest = max(usage, default=None)
+    limiter = f"{busiest[1]} {busiest[2]} ({busiest[0]:.0%})" if busiest else ""
+    return {**v, "limiter": limiter}

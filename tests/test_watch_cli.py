@@ -1,0 +1,109 @@
+"""`oiradar watch` as a user runs it: a real process, SIGTERM, `oiradar status`, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from oiradar.kinds import Kind
+from oiradar.store import Store
+from tests.conftest import run_cli
+from tests.simkit import threaded
+
+EXE = Path(sys.executable).parent / "oiradar"
+
+
+def _status(db: Path) -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = json.loads((db.parent / (db.name + ".watch.json")).read_text())
+    except (OSError, ValueError):
+        return None
+    return data
+
+
+def test_watch_runs_reports_status_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    db, cfg = tmp_path / "w.sqlite", tmp_path / "config.toml"
+    out = tmp_path / "alerts.jsonl"
+    cfg.write_text(f'[[sinks]]\ntype = "jsonl"\nname = "file"\npath = "{out}"\n')
+    with threaded(symbols=3, speed=120.0) as sim:
+        proc = subprocess.Popen(
+            [str(EXE), "--db", str(db), "watch", "--venues", "bybit,okx,binance",
+             "--symbols", "BTCUSDT,ETHUSDT", "--endpoint", sim.url, "--config", str(cfg),
+             "--min-history", "30m", "--settle", "30s"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "OIRADAR_ENDPOINT": ""},
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                st = _status(db)
+                if st and st["venues"] and all(v["bars_stepped"] >= 4 for v in st["venues"]):
+                    break
+                assert proc.poll() is None, proc.communicate()
+                time.sleep(0.2)
+            else:
+                pytest.fail(f"no bars stepped in time: {_status(db)}")
+            table = run_cli("--db", str(db), "status")
+            assert table.code == 0, table.err
+            for venue in ("binance", "bybit", "okx"):
+                assert venue in table.out
+            assert "poll every" in table.out and "stream" in table.out
+            as_json = json.loads(run_cli("--db", str(db), "status", "--format", "json").out)
+            assert as_json["state"] == "running"
+            assert {v["venue"] for v in as_json["venues"]} == {"binance", "bybit", "okx"}
+            assert all(v["stream"] == "live" for v in as_json["venues"])
+            # A second process reads the store while the daemon writes it.
+            reader = run_cli("--db", str(db), "regimes", "ETHUSDT", "--venue", "okx")
+            assert reader.code == 0, reader.err
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert "event=stopped" in stderr
+    final = _status(db)
+    assert final is not None and final["state"] == "stopped" and final["store"]["pending"] == 0
+    with Store(db, readonly=True) as s:
+        assert s.last_ts(Kind.CANDLES, "okx", "ETHUSDT", None, None) is not None
+        assert s.last_ts(Kind.OPEN_INTEREST, "binance", "BTCUSDT", None, None) is not None
+    stopped = run_cli("--db", str(db), "status")
+    assert "watch stopped" in stopped.out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--venues", "kraken"], "unknown venue(s) kraken"),
+        (["--top", "0"], "--top must be a positive number"),
+        (["--top", "5", "--all"], "use one of --symbols"),
+        (["--window", "7m"], "not a multiple of the 5m bars"),
+        (["--settle", "soon"], "invalid --settle"),
+        (["--log-level", "loud"], "unknown --log-level"),
+        (["--min-history", "x"], "invalid interval"),
+    ],
+)
+def test_bad_watch_input_is_one_line(args: list[str], message: str, tmp_path: Path) -> None:
+    res = run_cli("--db", str(tmp_path / "w.sqlite"), "watch", *args)
+    assert res.code == 2
+    assert message in res.err and res.err.count("\n") == 1 and "Traceback" not in res.err
+
+
+def test_watch_with_no_reachable_venue_says_so(tmp_path: Path) -> None:
+    res = run_cli("--db", str(tmp_path / "w.sqlite"), "watch", "--venues", "bybit")
+    assert res.code == 4
+    assert "no venue could be started" in res.err.splitlines()[-1]
+
+
+def test_status_without_a_daemon_is_a_clear_error(tmp_path: Path) -> None:
+    res = run_cli("--db", str(tmp_path / "none.sqlite"), "status")
+    assert res.code == 2 and "is `oiradar watch` running on this store?" in res.err

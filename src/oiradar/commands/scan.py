@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.progress import TaskID
 
 from oiradar.cli import DbOption, _store, app, err, fail
+from oiradar.commands.selection import (
+    ALL_VENUES,
+    AllOption,
+    SymbolsOption,
+    TopOption,
+    VenuesOption,
+    WatchlistOption,
+    select,
+)
 from oiradar.errors import UserError
 from oiradar.render import Format, emit, progress_bar
 from oiradar.signals.params import EngineParams
 from oiradar.store import Store
-from oiradar.units import canonical_symbol, interval_ms, interval_name
+from oiradar.units import interval_ms, interval_name
 
 PARTIAL_EXIT = 5  # some venues answered
 NOTHING_EXIT = 4  # none did (the VenueError exit code)
@@ -35,17 +43,6 @@ COLUMNS = [
 ]
 
 
-def _watchlist(path: Path) -> tuple[str, ...]:
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise UserError(f"cannot read watchlist {path}: {exc.strerror}") from None
-    symbols = [canonical_symbol(x.split("#", 1)[0]) for x in lines if x.split("#", 1)[0].strip()]
-    if not symbols:
-        raise UserError(f"watchlist {path} names no symbols")
-    return tuple(dict.fromkeys(symbols))
-
-
 def _min_regime(text: str | None) -> set[str] | None:
     if text is None:
         return None
@@ -63,21 +60,11 @@ def _min_regime(text: str | None) -> set[str] | None:
 
 @app.command("scan")
 def scan(
-    venues: Annotated[str, typer.Option(help="Comma list of venues.")] = "binance,bybit,okx,bitget",
-    symbols: Annotated[
-        str | None, typer.Option(help="Comma list of symbols, e.g. BTCUSDT,SOLUSDT.")
-    ] = None,
-    watchlist: Annotated[
-        Path | None, typer.Option(help="File with one symbol per line (# comments).")
-    ] = None,
-    top: Annotated[
-        int | None,
-        typer.Option(
-            help="The N symbols with the most 24 h volume per venue "
-            "[default: 30 when no other selection is given]."
-        ),
-    ] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Every listed perpetual.")] = False,
+    venues: VenuesOption = ALL_VENUES,
+    symbols: SymbolsOption = None,
+    watchlist: WatchlistOption = None,
+    top: TopOption = None,
+    all_: AllOption = False,
     window: Annotated[
         str, typer.Option(help="Window of the OI and price change (multiple of 5m).")
     ] = "15m",
@@ -137,18 +124,7 @@ def scan(
     from oiradar.venues.registry import client, parse_venues
 
     chosen = parse_venues(venues)
-    selections = sum(
-        x is not None and x is not False for x in (symbols, watchlist, top, all_ or None)
-    )
-    if selections > 1:
-        raise UserError("use one of --symbols, --watchlist, --top and --all")
-    if top is not None and top <= 0:
-        raise UserError("--top must be a positive number")
-    picked = (
-        tuple(dict.fromkeys(canonical_symbol(s) for s in symbols.split(",") if s.strip()))
-        if symbols
-        else (_watchlist(watchlist) if watchlist else None)
-    )
+    picked, top_n = select(symbols, watchlist, top, all_)
     w = interval_ms(window)
     if w % 300_000:
         raise UserError(f"--window {window} is not a multiple of the 5m bars scan uses")
@@ -162,7 +138,7 @@ def scan(
         adaptive=adaptive,
         reference=reference,
     )
-    req = ScanRequest(chosen, picked, None if (picked or all_) else (top or 30), params)
+    req = ScanRequest(chosen, picked, top_n, params)
     store = _store(db=db)
     assert isinstance(store, Store)
     show = fmt is Format.TABLE and err.is_terminal

@@ -15,12 +15,20 @@ import typer
 
 from oiradar.cli import DbOption, _store, app
 from oiradar.commands.alerts import ConfigOption
-from oiradar.commands.scan import _watchlist
+from oiradar.commands.selection import (
+    ALL_VENUES,
+    AllOption,
+    SymbolsOption,
+    TopOption,
+    VenuesOption,
+    WatchlistOption,
+    select,
+)
 from oiradar.errors import UserError
 from oiradar.render import Format, emit
 from oiradar.signals.params import EngineParams
 from oiradar.store import Store
-from oiradar.units import canonical_symbol, interval_ms
+from oiradar.units import interval_ms
 
 STATUS_COLUMNS = [
     ("venue", "venue"),
@@ -74,21 +82,11 @@ def _logging(level: str) -> None:
 
 @app.command("watch")
 def watch(
-    venues: Annotated[str, typer.Option(help="Comma list of venues.")] = "binance,bybit,okx,bitget",
-    symbols: Annotated[
-        str | None, typer.Option(help="Comma list of symbols, e.g. BTCUSDT,SOLUSDT.")
-    ] = None,
-    watchlist: Annotated[
-        Path | None, typer.Option(help="File with one symbol per line (# comments).")
-    ] = None,
-    top: Annotated[
-        int | None,
-        typer.Option(
-            help="The N symbols with the most 24 h volume per venue "
-            "[default: 30 when no other selection is given]."
-        ),
-    ] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Every listed perpetual.")] = False,
+    venues: VenuesOption = ALL_VENUES,
+    symbols: SymbolsOption = None,
+    watchlist: WatchlistOption = None,
+    top: TopOption = None,
+    all_: AllOption = False,
     config: ConfigOption = None,
     window: Annotated[
         str, typer.Option(help="Window of the OI and price change (multiple of 5m).")
@@ -151,25 +149,14 @@ def watch(
 
     _logging(log_level)
     chosen = parse_venues(venues)
-    selections = sum(
-        x is not None and x is not False for x in (symbols, watchlist, top, all_ or None)
-    )
-    if selections > 1:
-        raise UserError("use one of --symbols, --watchlist, --top and --all")
-    if top is not None and top <= 0:
-        raise UserError("--top must be a positive number")
-    picked = (
-        tuple(dict.fromkeys(canonical_symbol(s) for s in symbols.split(",") if s.strip()))
-        if symbols
-        else (_watchlist(watchlist) if watchlist else None)
-    )
+    picked, top_n = select(symbols, watchlist, top, all_)
     params = _params(window, adaptive, oi_threshold, price_threshold, min_history)
     cfg = load(config)
     sink_cfgs = cfg.sinks or (SinkConfig(SinkType.CONSOLE, "console"),)
     req = WatchRequest(
         chosen,
         picked,
-        None if (picked or all_) else (top or 30),
+        top_n,
         params,
         settle_ms=_duration_ms(settle, "--settle"),
     )

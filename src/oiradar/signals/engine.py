@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -124,6 +125,22 @@ def _strong(
     return np.asarray(strong & (regime == Regime.SHORT_COVERING), dtype=np.bool_)
 
 
+Num = TypeVar("Num", FloatArray, float)
+
+
+def squeeze_spike(
+    short_w: Num, long_w: Num, base: Num, oi_usd: Num, params: EngineParams
+) -> BoolArray | bool:
+    """The squeeze rule on window totals (arrays or scalars): short liquidations at least
+    `squeeze_k` x their trailing median, a floor share of OI, and dominant over longs."""
+    return (
+        (short_w >= params.squeeze_k * base)
+        & (short_w >= params.squeeze_min_oi_share_pct / 100 * oi_usd)
+        & (short_w >= params.squeeze_short_long_ratio * long_w)
+        & (short_w > 0)
+    )
+
+
 def timeline(series: MarketSeries, params: EngineParams) -> Timeline:
     return grid_timeline(build_grid(series), params)
 
@@ -157,12 +174,7 @@ def grid_timeline(grid: Grid, params: EngineParams) -> Timeline:
     lookback = max(2, params.context_lookback_ms // bar)
     base = trailing_median(short_w, lookback, max(2, params.min_history_ms // bar))
     oi_usd = grid.oi * grid.close
-    spike = (
-        (short_w >= params.squeeze_k * base)
-        & (short_w >= params.squeeze_min_oi_share_pct / 100 * oi_usd)
-        & (short_w >= params.squeeze_short_long_ratio * long_w)
-        & (short_w > 0)
-    )
+    spike = np.asarray(squeeze_spike(short_w, long_w, base, oi_usd, params), dtype=np.bool_)
     # Unknown (NaN) without liquidation data or before a baseline exists; never upgraded in
     # reference mode, which reproduces the blog-post labels only.
     unknown = np.isnan(short_w) | np.isnan(base) | params.reference

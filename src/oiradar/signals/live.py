@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from oiradar.errors import UserError
-from oiradar.signals.engine import ROBUST_SIGMA, window_bars
+from oiradar.signals.engine import ROBUST_SIGMA, squeeze_spike, window_bars
 from oiradar.signals.params import EngineParams
 from oiradar.signals.regimes import (
     REFERENCE_BARS,
@@ -241,12 +241,7 @@ def _step(state: LiveState, bar: Bar) -> BarResult:
     base = state.short_w_hist.median(min_hist)
     state.short_w_hist.push(short_w)
     oi_usd = bar.oi * bar.close
-    spike = (
-        short_w >= p.squeeze_k * base
-        and short_w >= p.squeeze_min_oi_share_pct / 100 * oi_usd
-        and short_w >= p.squeeze_short_long_ratio * long_w
-        and short_w > 0
-    )
+    spike = bool(squeeze_spike(short_w, long_w, base, oi_usd, p))
     unknown = math.isnan(short_w) or math.isnan(base) or p.reference
     squeeze = NAN if unknown else float(spike)
     if regime is Regime.SHORT_COVERING and squeeze == 1.0:
@@ -316,10 +311,4 @@ def provisional_squeeze(state: LiveState, pending: list[list[float]]) -> tuple[f
     oi_usd = state.oi.ago(0) * state.close.ago(0)
     if math.isnan(short_w) or math.isnan(long_w) or math.isnan(base) or math.isnan(oi_usd):
         return None
-    spike = (
-        short_w >= p.squeeze_k * base
-        and short_w >= p.squeeze_min_oi_share_pct / 100 * oi_usd
-        and short_w >= p.squeeze_short_long_ratio * long_w
-        and short_w > 0
-    )
-    return (short_w, long_w) if spike else None
+    return (short_w, long_w) if squeeze_spike(short_w, long_w, base, oi_usd, p) else None

@@ -1,5 +1,5 @@
 """CLI commands, one module per group; importing this package registers them on `cli.app`."""
 
-from oiradar.commands import alerts, analysis, data, scan, sim, watch
+from oiradar.commands import alerts, analysis, backtest, data, scan, sim, watch
 
-__all__ = ["alerts", "analysis", "data", "scan", "sim", "watch"]
+__all__ = ["alerts", "analysis", "backtest", "data", "scan", "sim", "watch"]

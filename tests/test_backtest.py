@@ -1,0 +1,222 @@
+"""The event study: numbers checked by hand, controls, robustness table, sweep, no look-ahead."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from oiradar.records import MarketSeries
+from oiradar.services import backtest as bt
+from oiradar.signals.params import EngineParams
+from oiradar.signals.study import control_entries, excursions, forward_returns
+from oiradar.signals.windows import build_grid
+from oiradar.store import Store
+from oiradar.units import DAY_MS
+from tests.conftest import run_cli
+from tests.synth import FIVE_MIN, T0, series
+
+N = 900
+
+
+def two_events() -> MarketSeries:
+    """Flat market with two orderly short-covering events (15m window, 1.5 % / 1 % bands):
+    the first enters at bar 99 (close 101.2) and wins, the second at bar 599 (close 102.3)
+    and loses. Every later move stays inside the bands, so nothing else is an event."""
+    close = np.full(N, 100.0)
+    oi = np.full(N, 1000.0)
+    close[98:101] = [100.5, 101.2, 102.0]
+    oi[98:101] = [990.0, 975.0, 960.0]
+    close[101:111] = 102.0
+    close[111:200] = 102.5
+    close[200:598] = 101.0
+    oi[101:] = 960.0
+    close[598:601] = [101.5, 102.3, 103.0]
+    oi[598:601] = [950.0, 936.0, 921.6]
+    close[601:611] = 103.0
+    close[611:] = 102.0
+    oi[601:] = 921.6
+    return series(close, oi)
+
+
+def sample(s: MarketSeries, symbol: str = "TESTUSDT") -> bt.Sample:
+    return bt.Sample(symbol, "5m", build_grid(s), s.high.copy(), s.low.copy(), None)
+
+
+def test_event_study_numbers_match_the_hand_computation() -> None:
+    req = bt.BacktestRequest(cost_bps=10.0, control_per_event=20)
+    res = bt.run([sample(two_events())], req)
+    assert [(e["start"], e["regime"], e["tier"]) for e in res.events] == [
+        ("2024-06-01T08:15:00Z", "SHORT_COVERING", "normal"),
+        ("2024-06-03T01:55:00Z", "SHORT_COVERING", "normal"),
+    ]
+    first, second = res.events
+    assert first["entry_price"] == 101.2 and second["entry_price"] == 102.3
+    # (exit / entry - 1) x 100 - 0.10 % cost, exits at +3, +12, +48 and +288 bars.
+    expect_first = {"15m": 0.6905138, "1h": 1.1845850, "4h": 1.1845850, "1d": -0.2976285}
+    expect_second = {"15m": 0.5842620, "1h": -0.3932551, "4h": -0.3932551, "1d": -0.3932551}
+    for row, expect in ((first, expect_first), (second, expect_second)):
+        for h, value in expect.items():
+            assert row[f"ret_{h}_pct"] == pytest.approx(value, abs=1e-4), h
+    assert first["mfe_pct"] == pytest.approx(1.2845850, abs=1e-4)  # 102.5 / 101.2
+    assert first["mae_pct"] == pytest.approx(-0.1976285, abs=1e-4)  # 101 / 101.2
+    assert second["mfe_pct"] == pytest.approx(0.6842620, abs=1e-4)
+    assert second["mae_pct"] == pytest.approx(-0.2932551, abs=1e-4)
+    pooled = res.groups[0]
+    assert (pooled["group"], pooled["events"]) == ("all", 2)
+    assert pooled["hit_pct"] == 50.0
+    assert pooled["mean_1h"] == pytest.approx((1.1845850 - 0.3932551) / 2, abs=1e-4)
+    assert pooled["median"] == pytest.approx((1.1845850 - 0.3932551) / 2, abs=1e-4)
+    lo, hi = pooled["mean_ci"]
+    assert -0.3933 <= lo <= pooled["mean_1h"] <= hi <= 1.1846
+    # Control: random bars of the same days; the market is flat most of the day, so the
+    # control's mean is close to minus the cost.
+    assert pooled["control_mean"] == pytest.approx(-0.1, abs=0.15)
+    assert pooled["edge"] == pytest.approx(pooled["mean_1h"] - pooled["control_mean"], abs=1e-3)
+
+
+def test_costs_shift_every_return() -> None:
+    free = bt.run([sample(two_events())], bt.BacktestRequest(cost_bps=0.0)).events
+    costly = bt.run([sample(two_events())], bt.BacktestRequest(cost_bps=25.0)).events
+    for a, b in zip(free, costly, strict=True):
+        assert a["ret_1h_pct"] - b["ret_1h_pct"] == pytest.approx(0.25, abs=1e-9)
+
+
+def test_forward_returns_are_nan_past_the_data_and_signed_by_direction() -> None:
+    close = np.array([100.0, 110.0, 121.0])
+    got = forward_returns(close, np.array([0, 1, 2]), 1, np.array([1.0, -1.0, 1.0]), 0.0)
+    assert got[0] == pytest.approx(10.0) and got[1] == pytest.approx(-10.0)
+    assert math.isnan(got[2])
+    mfe, mae = excursions(close, close, close, np.array([0]), 2, np.array([-1.0]))
+    # Short from 100: the best it saw was 110 (-10 %), the worst 121 (-21 %).
+    assert mfe[0] == pytest.approx(-10.0) and mae[0] == pytest.approx(-21.0)
+
+
+def test_controls_are_on_the_same_day_and_on_valid_bars() -> None:
+    rng = np.random.default_rng(1)
+    ts = T0 + FIVE_MIN * np.arange(3 * 288, dtype=np.int64)
+    valid = np.ones(len(ts), dtype=np.bool_)
+    valid[300:350] = False
+    entries = np.array([10, 320, 700], dtype=np.int64)
+    idx, owner = control_entries(ts, valid, entries, 50, rng)
+    assert len(idx) == 150 and np.all(valid[idx])
+    assert np.all(ts[idx] // DAY_MS == ts[entries[owner]] // DAY_MS)
+
+
+def test_the_robustness_table_drops_the_top_contributors() -> None:
+    s = two_events()
+    samples = [sample(s, "AAAUSDT"), sample(s, "BBBUSDT"), sample(s, "CCCUSDT")]
+    res = bt.run(samples, bt.BacktestRequest(drop_top=2))
+    assert len(res.dropped) == 2
+    assert res.without_top[0]["events"] == 2  # one symbol's two events remain
+    keys = {(r["group"], r["key"]) for r in res.groups}
+    assert {("symbol", "AAAUSDT"), ("regime", "SHORT_COVERING")} <= keys
+
+
+def test_sweep_ranks_every_pair_and_warns_about_multiple_testing() -> None:
+    rows, warnings = bt.sweep(
+        [sample(two_events())], bt.BacktestRequest(), [1.0, 1.5, 5.0], [0.5, 1.0]
+    )
+    assert len(rows) == 6
+    means = [r["mean_1h"] for r in rows if r.get("mean_1h") is not None]
+    assert means == sorted(means, reverse=True)
+    assert "6 threshold pairs" in warnings[0] and "Bonferroni" in warnings[0]
+    at_default = next(r for r in rows if (r["oi_threshold"], r["price_threshold"]) == (1.5, 1.0))
+    assert at_default["events"] == 2
+    # Both events drop OI by 4 %: a 5 % band finds none, and those rows rank last.
+    assert [r["events"] for r in rows[-2:]] == [0, 0]
+
+
+def _trades_until(s: MarketSeries, t_ms: int, params: EngineParams) -> list[tuple[object, ...]]:
+    res, _ = bt.study([sample(s)], bt.BacktestRequest(control_per_event=0), params)
+    return [
+        (r["start"], r["regime"], r["tier"], r["entry_price"], r["oi_change_pct"])
+        for r in res.rows
+        if r["signal_at"] <= _iso(t_ms)
+    ]
+
+
+def _iso(ms: int) -> str:
+    from oiradar.units import iso
+
+    return iso(ms)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31), cut=st.integers(30, 380), adaptive=st.booleans())
+def test_no_look_ahead_changing_data_after_t_never_changes_a_signal_at_t(
+    seed: int, cut: int, adaptive: bool
+) -> None:
+    rng = np.random.default_rng(seed)
+    n = 400
+    shocks = rng.choice([0.0, 0.0, 1.0], n) * rng.normal(0, 0.015, n)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.003, n) + shocks))
+    oi = 1000 * np.exp(np.cumsum(rng.normal(0, 0.004, n) - shocks))
+    liq = [(i, float(rng.uniform(0, 1e3)), float(rng.uniform(0, 1e3))) for i in range(n)]
+    params = EngineParams(adaptive=adaptive, min_history_ms=3_600_000)
+    before = series(close, oi, liq=liq)
+    close2, oi2 = close.copy(), oi.copy()
+    # After t: prices and OI shaken, and short liquidations in bursts big enough to turn a
+    # running covering into a squeeze (and OI dropping hard enough to make it strong).
+    close2[cut + 1 :] *= rng.uniform(0.9, 1.2, n - cut - 1)
+    oi2[cut + 1 :] *= rng.uniform(0.7, 1.05, n - cut - 1)
+    liq2 = [(i, a, b * (1 if i <= cut else float(rng.uniform(0, 1e4)))) for i, a, b in liq]
+    after = series(close2, oi2, liq=liq2)
+    t_ms = T0 + (cut + 1) * FIVE_MIN  # the close of bar `cut`
+    assert _trades_until(before, t_ms, params) == _trades_until(after, t_ms, params)
+
+
+def test_backtest_cli_on_a_store(tmp_path: Path) -> None:
+    from oiradar.records import Candle, OISample
+
+    s = two_events()
+    db = tmp_path / "bt.sqlite"
+    with Store(db) as store:
+        recs: list[Candle | OISample] = [
+            Candle("binance", sym, FIVE_MIN, int(t), c, c, c, c, 100.0)
+            for sym in ("AAAUSDT", "BBBUSDT")
+            for t, c in zip(s.candle_ts, s.close, strict=True)
+        ]
+        recs += [
+            OISample("binance", sym, int(t), float(o))
+            for sym in ("AAAUSDT", "BBBUSDT")
+            for t, o in zip(s.oi_ts, s.oi_base, strict=True)
+        ]
+        store.write_records(recs)
+    table = run_cli("--db", str(db), "backtest")
+    assert table.code == 0, table.err
+    assert "event study: 4 events on binance, 2 symbol(s)" in table.out
+    doc = json.loads(run_cli("--db", str(db), "backtest", "--format", "json").out)
+    assert doc["groups"][0]["events"] == 4 and len(doc["events"]) == 4
+    csv = run_cli("--db", str(db), "backtest", "--format", "csv").out.splitlines()
+    assert csv[0].startswith("symbol,regime,tier,start,signal_at") and len(csv) == 5
+    swept = run_cli("--db", str(db), "backtest", "--sweep", "oi=1,2", "price=0.5,1")
+    assert swept.code == 0 and "threshold sweep" in swept.out
+    assert "4 threshold pairs" in swept.err
+    for args, message in [
+        (["--sweep", "oi=1,x", "price=1"], "takes numbers"),
+        (["--sweep", "oi=1"], "needs both lists"),
+        (["price=1"], "unexpected argument"),
+        (["--symbols", "NOPEUSDT"], "no candles for NOPEUSDT"),
+        (["--cost-bps", "-1"], "--cost-bps must be"),
+        (["--from", "2030-01-01"], "no "),
+    ]:
+        bad = run_cli("--db", str(db), "backtest", *args)
+        assert bad.code != 0 and message in bad.err, (args, bad.err)
+        assert bad.err.count("\n") == 1
+
+
+def test_backtest_on_the_real_data(real_db: Path) -> None:
+    res = run_cli("--db", str(real_db), "backtest", "--interval", "1h", "--window", "1h",
+                  "--format", "json")  # fmt: skip
+    assert res.code == 0, res.err
+    doc = json.loads(res.out)
+    assert doc["groups"][0]["events"] >= 9  # at least the nine listed in SOURCES.md
+    starts = {(e["symbol"], e["start"]) for e in doc["events"]}
+    assert ("BTCUSDT", "2024-06-25T18:00:00Z") in starts
+    assert ("SOLUSDT", "2024-08-13T16:00:00Z") in starts

@@ -220,3 +220,38 @@ def test_backtest_on_the_real_data(real_db: Path) -> None:
     starts = {(e["symbol"], e["start"]) for e in doc["events"]}
     assert ("BTCUSDT", "2024-06-25T18:00:00Z") in starts
     assert ("SOLUSDT", "2024-08-13T16:00:00Z") in starts
+
+
+def test_track_record_summarizes_the_symbols_recent_events(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from oiradar.records import Candle, OISample
+    from oiradar.services.alerts import sample_alert
+    from oiradar.services.history import track_record
+
+    s = two_events()
+    db = tmp_path / "h.sqlite"
+    with Store(db) as store:
+        store.write_records(
+            [Candle("bybit", "ADAUSDT", FIVE_MIN, int(t), c, c, c, c, 1.0)
+             for t, c in zip(s.candle_ts, s.close, strict=True)]
+            + [OISample("bybit", "ADAUSDT", int(t), float(o))
+               for t, o in zip(s.oi_ts, s.oi_base, strict=True)]
+        )  # fmt: skip
+        now = T0 + 4 * DAY_MS
+        track = track_record(store, "bybit", "ADAUSDT", "SHORT_COVERING", now, EngineParams())
+        assert track is not None
+        assert (track.days, track.events, track.hit_pct) == (30, 2, 50.0)
+        assert track.median_1h_pct == pytest.approx((1.1845850 - 0.3932551) / 2, abs=1e-4)
+        text = track.text("ADAUSDT")
+        assert text == (
+            "on ADAUSDT in the last 30 days: 2 similar events; hit rate 50 %, median +1h +0.40 %"
+        )
+        # Only what was knowable by `now`: a day after the first event, one event.
+        early = track_record(
+            store, "bybit", "ADAUSDT", "SHORT_COVERING", T0 + DAY_MS, EngineParams()
+        )
+        assert early is not None and early.events == 1
+        assert track_record(store, "okx", "ADAUSDT", "SHORT_COVERING", now, EngineParams()) is None
+    alert = replace(sample_alert(now), history=text)
+    assert alert.to_dict()["history"] == text and alert.sentence().endswith(text)

@@ -19,6 +19,7 @@ import numpy as np
 from oiradar.errors import Banned, UnknownSymbol, VenueError
 from oiradar.kinds import Kind
 from oiradar.records import Candle, MarketSnapshot, OISample
+from oiradar.services.history import track_record
 from oiradar.signals.context import confidence, session_of
 from oiradar.signals.engine import Timeline, timeline
 from oiradar.signals.params import EngineParams
@@ -218,7 +219,17 @@ def _evaluate(store: Store, data: _VenueData, params: EngineParams) -> list[dict
         )
         if len(series.candle_ts) == 0:
             continue
-        rows.append(_row(timeline(series, params), snap, params))
+        row = _row(timeline(series, params), snap, params)
+        if row["regime"] in ("SHORT_COVERING", "SHORT_SQUEEZE"):
+            track = track_record(store, data.venue, symbol, row["regime"], data.now_ms, params)
+            if track is not None:
+                row.update(
+                    history=track.short(),
+                    history_events=track.events,
+                    history_hit_pct=_num(track.hit_pct, 1),
+                    history_median_1h_pct=track.median_1h_pct,
+                )
+        rows.append(row)
     return rows
 
 

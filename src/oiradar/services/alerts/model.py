@@ -55,6 +55,8 @@ class Alert:
     session: str
     weekend: bool
     confidence: int
+    # "On SOLUSDT in the last 30 days: 12 similar events; hit rate 58 %, median +1h +0.21 %"
+    history: str | None = None
 
     @property
     def more_to_come(self) -> bool:
@@ -82,6 +84,7 @@ class Alert:
             "session": self.session,
             "weekend": self.weekend,
             "confidence": self.confidence,
+            "history": self.history,
             "sentence": self.sentence(),
         }
 
@@ -107,6 +110,8 @@ class Alert:
             parts.append(f"{money(liq)} of {side} liquidated ({', '.join(seen)})")
         if self.more_to_come:
             parts.append("funding still negative: more to come")
+        if self.history:
+            parts.append(self.history)
         return "; ".join(parts)
 
 

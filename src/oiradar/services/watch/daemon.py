@@ -15,12 +15,13 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from oiradar.errors import UserError, VenueError
+from oiradar.errors import OiradarError, UserError, VenueError
 from oiradar.services.alerts import Alert, Delivery, Dispatcher, Gate, LiqFeed, Sink
+from oiradar.services.history import track_record
 from oiradar.services.watch.decide import Decider, Phase
 from oiradar.services.watch.ingest import Ingest
 from oiradar.services.watch.venue import VenueWatch
@@ -125,6 +126,7 @@ class Watch:
         if not self.gate.admit(alert):
             return
         self.log.admitted += 1
+        alert = self._with_history(alert)
         self.log.last = [*self.log.last[-19:], alert.to_dict()]
         log.info(
             "event=alert kind=%s symbol=%s regime=%s drivers=%s",
@@ -136,6 +138,18 @@ class Watch:
         if self.on_alert is not None:
             self.on_alert(alert)
         self.dispatcher.submit(alert)
+
+    def _with_history(self, alert: Alert) -> Alert:
+        """The symbol's own record for this regime (the driving venue's stored history)."""
+        venue = alert.drivers[0] if alert.drivers else (self.req.venues or ("binance",))[0]
+        try:
+            track = track_record(
+                self.store, venue, alert.symbol, alert.regime, alert.ts_ms, self.req.params
+            )
+        except OiradarError as exc:
+            log.warning("event=history_failed symbol=%s error=%s", alert.symbol, exc)
+            return alert
+        return replace(alert, history=track.text(alert.symbol)) if track else alert
 
     def _delivered(self, d: Delivery) -> None:
         book = self.log.delivered if d.ok else self.log.failed

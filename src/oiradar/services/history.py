@@ -1,0 +1,71 @@
+"""History as context: "on this symbol in the last N days, K similar events; hit rate H,
+median +1h return R" — the event study of `oiradar backtest`, run on one symbol's recent
+stored history, for scan rows and watch alerts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from oiradar.errors import NoDataError
+from oiradar.services import backtest as bt
+from oiradar.signals.params import EngineParams
+from oiradar.store import Store
+from oiradar.units import DAY_MS
+
+
+@dataclass(frozen=True, slots=True)
+class Track:
+    """K events of the same regime whose +1h outcome is known, over the last `days`."""
+
+    days: int
+    events: int
+    hit_pct: float | None
+    median_1h_pct: float | None
+
+    def text(self, symbol: str) -> str:
+        head = f"on {symbol} in the last {self.days} days: {self.events} similar event"
+        head += "" if self.events == 1 else "s"
+        if not self.events or self.hit_pct is None or self.median_1h_pct is None:
+            return head
+        return f"{head}; hit rate {self.hit_pct:.0f} %, median +1h {self.median_1h_pct:+.2f} %"
+
+    def short(self) -> str:
+        if not self.events or self.hit_pct is None or self.median_1h_pct is None:
+            return f"{self.events} ev/{self.days}d"
+        return f"{self.events} ev/{self.days}d, hit {self.hit_pct:.0f}%, {self.median_1h_pct:+.2f}%"
+
+
+def track_record(
+    store: Store,
+    venue: str,
+    symbol: str,
+    regime: str,
+    now_ms: int,
+    params: EngineParams,
+    days: int = 30,
+    interval: str = "5m",
+) -> Track | None:
+    """The symbol's recent record for events labelled `regime` at entry (None: no history)."""
+    req = bt.BacktestRequest(
+        venue=venue,
+        symbols=(symbol,),
+        start_ms=now_ms - days * DAY_MS,
+        end_ms=now_ms,
+        interval=interval,
+        params=replace(params, reference=False),
+        control_per_event=0,
+    )
+    try:
+        samples = bt.load_samples(store, req)
+    except NoDataError:
+        return None
+    trades, _ = bt.study(samples, req, req.params)
+    r = trades.array(bt.PRIMARY_MS)[np.asarray(trades.regime, dtype=object) == regime]
+    known = r[~np.isnan(r)]
+    if len(known) == 0:
+        return Track(days, 0, None, None)
+    return Track(
+        days, len(known), float(np.mean(known > 0) * 100), round(float(np.median(known)), 4)
+    )

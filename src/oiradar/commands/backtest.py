@@ -19,18 +19,18 @@ from oiradar.units import canonical_symbol, interval_ms, parse_time
 GROUP_COLUMNS = [
     ("group", "group"),
     ("key", "key"),
-    ("events", "events"),
-    ("hit", "hit % 1h [95 % CI]"),
-    ("mean", "mean % 1h [95 % CI]"),
-    ("median", "median % 1h"),
-    ("control_mean", "control %"),
-    ("edge", "edge %"),
+    ("events", "n"),
+    ("hit", "hit% [CI]"),
+    ("mean", "mean% [95% CI]"),
+    ("median", "med%"),
+    ("control_mean", "ctrl%"),
+    ("edge", "edge%"),
     ("p_value", "p"),
-    ("mean_15m", "15m %"),
-    ("mean_4h", "4h %"),
-    ("mean_1d", "24h %"),
-    ("mfe_median", "MFE %"),
-    ("mae_median", "MAE %"),
+    ("mean_15m", "15m%"),
+    ("mean_4h", "4h%"),
+    ("mean_1d", "24h%"),
+    ("mfe_median", "MFE%"),
+    ("mae_median", "MAE%"),
 ]
 SWEEP_COLUMNS = [
     ("oi_threshold", "OI band %"),
@@ -107,11 +107,16 @@ def _print(result: Any, venue: str, symbols: int, fmt: Format, show_events: bool
     if fmt is Format.CSV:
         emit(result.events, Format.CSV)
         return
-    title = f"event study: {len(result.events)} events on {venue}, {symbols} symbol(s)"
-    emit([_show(r) for r in result.groups], fmt, columns=GROUP_COLUMNS, title=title)
+    title = (
+        f"event study: {len(result.events)} events on {venue}, {symbols} symbol(s); "
+        "returns at +1h unless a column says otherwise"
+    )
+    shown = [_show(r) for r in result.groups]
+    columns = [c for c in GROUP_COLUMNS if any(r.get(c[0]) not in (None, "-") for r in shown)]
+    emit(shown, fmt, columns=columns, title=title)
     if result.without_top:
         title = f"without the top contributors: {', '.join(result.dropped)}"
-        emit([_show(r) for r in result.without_top], fmt, columns=GROUP_COLUMNS, title=title)
+        emit([_show(r) for r in result.without_top], fmt, columns=columns, title=title)
     if show_events:
         emit(result.events, fmt, columns=EVENT_COLUMNS, title="events")
     for note in result.notes:

@@ -10,7 +10,7 @@ store's series — the same path as `oiradar analyze`, so both agree on the same
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -154,7 +154,9 @@ def _store(store: Store, data: _VenueData) -> None:
     store.write_records([*data.candles, *data.oi, *snap_oi])
 
 
-def _row(tl: Timeline, snap: MarketSnapshot, params: EngineParams) -> dict[str, Any]:
+def market_row(tl: Timeline, snap: MarketSnapshot, params: EngineParams) -> dict[str, Any]:
+    """The newest bar of a timeline as a table row (scan, the dashboard); `_oi_base` and
+    `_price` (then, now) feed `aggregate` and are dropped before output."""
     i = len(tl.grid.ts) - 1
     regime = Regime(int(tl.regime[i]))
     oi_pct, px_pct = float(tl.oi_pct[i]), float(tl.price_pct[i])
@@ -197,6 +199,8 @@ def _row(tl: Timeline, snap: MarketSnapshot, params: EngineParams) -> dict[str, 
         "more_to_come": (rate_8h <= params.more_to_come_funding_8h)
         if covering and rate_8h is not None
         else None,
+        "short_liq_usd": _num(float(tl.short_liq_usd[i]), 0),
+        "long_liq_usd": _num(float(tl.long_liq_usd[i]), 0),
         "confidence": conf,
         "strong": bool(tl.strong[i]),
         "data_gap": bool(tl.gap[i]),
@@ -219,7 +223,7 @@ def _evaluate(store: Store, data: _VenueData, params: EngineParams) -> list[dict
         )
         if len(series.candle_ts) == 0:
             continue
-        row = _row(timeline(series, params), snap, params)
+        row = market_row(timeline(series, params), snap, params)
         if row["regime"] in ("SHORT_COVERING", "SHORT_SQUEEZE"):
             track = track_record(store, data.venue, symbol, row["regime"], data.now_ms, params)
             if track is not None:
@@ -256,6 +260,9 @@ def aggregate(rows: Sequence[dict[str, Any]], params: EngineParams) -> list[dict
             params.oi_threshold_pct,
             params.price_threshold_pct,
         )[0]
+        regime = Regime(int(code))
+        if regime is Regime.SHORT_COVERING and any(r["regime"] == "SHORT_SQUEEZE" for r in ok):
+            regime = Regime.SHORT_SQUEEZE  # a venue's liquidations already show the squeeze
         usd = [(r["oi_usd"] or 0.0, r["funding_rate_8h"]) for r in ok]
         weight = sum(u for u, f in usd if f is not None)
         funding_8h = sum(u * f for u, f in usd if f is not None) / weight if weight else None
@@ -263,7 +270,7 @@ def aggregate(rows: Sequence[dict[str, Any]], params: EngineParams) -> list[dict
             {
                 "venue": "all",
                 "symbol": symbol,
-                "regime": Regime(int(code)).name,
+                "regime": regime.name,
                 "funding_rate": None,  # intervals differ per venue: see funding_rate_8h
                 "funding_rate_8h": _num(funding_8h, 8),  # OI-weighted across venues
                 "confidence": driver["confidence"],
@@ -271,12 +278,27 @@ def aggregate(rows: Sequence[dict[str, Any]], params: EngineParams) -> list[dict
                 "price_change_pct": px_pct,
                 "oi_usd": _num(sum(r["oi_usd"] or 0.0 for r in group), 0),
                 "oi_change_usd": _num(sum(r["oi_change_usd"] or 0.0 for r in ok), 0),
+                "short_liq_usd": _total(r.get("short_liq_usd") for r in group),
+                "long_liq_usd": _total(r.get("long_liq_usd") for r in group),
                 "driver": driver["venue"],
                 "venues": len(ok),
                 "ts": max(r["ts"] for r in ok),
             }
         )
     return out
+
+
+def _total(values: Iterable[float | None]) -> float | None:
+    """Sum of the known values; None when no venue knows (not zero)."""
+    known = [v for v in values if v is not None]
+    return float(sum(known)) if known else None
+
+
+def strip(rows: list[dict[str, Any]]) -> None:
+    """Drop the internal (then, now) pairs `aggregate` needed."""
+    for r in rows:
+        r.pop("_oi_base", None)
+        r.pop("_price", None)
 
 
 def rank(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -313,9 +335,7 @@ async def scan(
         _store(store, data)
         result.rows.extend(_evaluate(store, data, req.params))
     result.aggregates = aggregate(result.rows, req.params)
-    for r in result.rows:
-        r.pop("_oi_base", None)
-        r.pop("_price", None)
+    strip(result.rows)
     result.rows = rank(result.rows)
     result.aggregates = rank(result.aggregates)
     return result

@@ -282,6 +282,30 @@ class Store:
         ).fetchone()
         return None if row[0] is None else int(row[0])
 
+    def latest_candles(self, interval: str) -> list[tuple[str, str, int]]:
+        """(venue, symbol, newest bar open) of every series stored at `interval`."""
+        # A skip-scan over the primary key: one index seek per series, never a table scan
+        # (the dashboard asks every few seconds of a store with millions of bars).
+        rows = self._conn.execute(
+            """WITH RECURSIVE series(venue, symbol) AS (
+                 SELECT * FROM (SELECT venue, symbol FROM candles ORDER BY venue, symbol LIMIT 1)
+                 UNION ALL
+                 SELECT (SELECT c.venue FROM candles c WHERE (c.venue, c.symbol) >
+                           (series.venue, series.symbol) ORDER BY c.venue, c.symbol LIMIT 1),
+                        (SELECT c.symbol FROM candles c WHERE (c.venue, c.symbol) >
+                           (series.venue, series.symbol) ORDER BY c.venue, c.symbol LIMIT 1)
+                 FROM series WHERE series.venue IS NOT NULL)
+               SELECT venue, symbol, (SELECT MAX(ts_ms) FROM candles c WHERE c.venue =
+                 series.venue AND c.symbol = series.symbol AND c.interval = ?)
+               FROM series WHERE venue IS NOT NULL""",
+            (interval,),
+        ).fetchall()
+        return [(str(v), str(s), int(t)) for v, s, t in rows if t is not None]
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (cheap: no read)."""
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
     def timestamps(
         self, kind: Kind, venue: str, symbol: str, start_ms: int, end_ms: int
     ) -> NDArray[np.int64]:

@@ -51,6 +51,11 @@ def status_path(store_path: Path) -> Path:
     return store_path.with_name(store_path.name + ".watch.json")
 
 
+def alerts_path(store_path: Path) -> Path:
+    """Every alert sent, one JSON object per line (the dashboard's alert feed reads it)."""
+    return store_path.with_name(store_path.name + ".alerts.jsonl")
+
+
 def read_status(store_path: Path) -> dict[str, Any]:
     path = status_path(store_path)
     try:
@@ -138,6 +143,11 @@ class Watch:
         if self.on_alert is not None:
             self.on_alert(alert)
         self.dispatcher.submit(alert)
+        try:
+            with alerts_path(self.store.path).open("a", encoding="utf-8") as f:
+                f.write(json.dumps(alert.to_dict(), separators=(",", ":")) + "\n")
+        except OSError as exc:
+            log.warning("event=alert_log_failed error=%s", exc)
 
     def _with_history(self, alert: Alert) -> Alert:
         """The symbol's own record for this regime (the driving venue's stored history)."""
@@ -238,9 +248,18 @@ class Watch:
     # -- status ----------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
+        p = self.req.params
         return {
             "state": self.state,
             "pid": os.getpid(),
+            # The dashboard reads the store with the same engine settings.
+            "engine": {
+                "window_ms": p.window_ms,
+                "oi_threshold_pct": p.oi_threshold_pct,
+                "price_threshold_pct": p.price_threshold_pct,
+                "adaptive": p.adaptive,
+                "min_history_ms": p.min_history_ms,
+            },
             "started": iso(int(self.started_wall * 1000)),
             "updated": iso(int(time.time() * 1000)),
             "venues": [v.describe() for v in self.venues],

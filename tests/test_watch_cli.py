@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +35,14 @@ def test_watch_runs_reports_status_and_stops_cleanly_on_sigterm(tmp_path: Path) 
     db, cfg = tmp_path / "w.sqlite", tmp_path / "config.toml"
     out = tmp_path / "alerts.jsonl"
     cfg.write_text(f'[[sinks]]\ntype = "jsonl"\nname = "file"\npath = "{out}"\n')
+    with socket.socket() as free:  # a free port for the dashboard the daemon serves
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
     with threaded(symbols=3, speed=120.0) as sim:
         proc = subprocess.Popen(
             [str(EXE), "--db", str(db), "watch", "--venues", "bybit,okx,binance",
              "--symbols", "BTCUSDT,ETHUSDT", "--endpoint", sim.url, "--config", str(cfg),
-             "--min-history", "30m", "--settle", "30s"],
+             "--min-history", "30m", "--settle", "30s", "--serve", "--port", str(port)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -62,6 +67,10 @@ def test_watch_runs_reports_status_and_stops_cleanly_on_sigterm(tmp_path: Path) 
             assert as_json["state"] == "running"
             assert {v["venue"] for v in as_json["venues"]} == {"binance", "bybit", "okx"}
             assert all(v["stream"] == "live" for v in as_json["venues"])
+            # `--serve`: the dashboard runs inside the daemon, on loopback.
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/markets") as r:
+                board = json.load(r)
+            assert {row["venue"] for row in board["rows"]} == {"binance", "bybit", "okx"}
             # A second process reads the store while the daemon writes it.
             reader = run_cli("--db", str(db), "regimes", "ETHUSDT", "--venue", "okx")
             assert reader.code == 0, reader.err

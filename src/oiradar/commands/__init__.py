@@ -1,5 +1,8 @@
 """CLI commands, one module per group; importing this package registers them on `cli.app`."""
 
-from oiradar.commands import alerts, analysis, backtest, data, scan, sim, watch
+from oiradar.commands import alerts, analysis, backtest, data, scan, serve, sim, watch
+from oiradar.commands import backfill as backfill  # `oiradar backfill` (REST + Binance archive)
+from oiradar.commands import chart as chart  # `oiradar chart` (matplotlib/plotly load lazily)
+from oiradar.commands import report as report  # `oiradar report` (a backtest as HTML)
 
-__all__ = ["alerts", "analysis", "backtest", "data", "scan", "sim", "watch"]
+__all__ = ["alerts", "analysis", "backtest", "data", "scan", "serve", "sim", "watch"]

@@ -24,6 +24,7 @@ from oiradar.commands.selection import (
     WatchlistOption,
     select,
 )
+from oiradar.commands.serve import HostOption, PortOption, TokenOption
 from oiradar.errors import UserError
 from oiradar.render import Format, emit
 from oiradar.signals.params import EngineParams
@@ -125,6 +126,13 @@ def watch(
     log_level: Annotated[
         str, typer.Option(help="debug, info, warning or error (logs go to stderr).")
     ] = "info",
+    serve: Annotated[
+        bool,
+        typer.Option(help="Also serve the web dashboard (as `oiradar serve`) from this process."),
+    ] = False,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8000,
+    token: TokenOption = None,
     db: DbOption = None,
 ) -> None:
     """Watch the market in real time and alert on short covering and short squeezes.
@@ -146,8 +154,12 @@ def watch(
     from oiradar.services.alerts import Gate, build_sink
     from oiradar.services.watch import Watch, WatchRequest
     from oiradar.venues.registry import client, parse_venues, stream
+    from oiradar.web.app import ServeConfig
+    from oiradar.web.server import check_binding, serving
 
     _logging(log_level)
+    if serve:
+        check_binding(host, token)
     chosen = parse_venues(venues)
     picked, top_n = select(symbols, watchlist, top, all_)
     params = _params(window, adaptive, oi_threshold, price_threshold, min_history)
@@ -183,7 +195,15 @@ def watch(
             },
         )
         try:
-            await daemon.run(stop)
+            if serve:
+                dashboard = ServeConfig(
+                    store.path, host, port, token, params.window_ms, params=params
+                )
+                async with serving(dashboard) as url:
+                    logging.getLogger(__name__).info("event=serving url=%s", url)
+                    await daemon.run(stop)
+            else:
+                await daemon.run(stop)
         finally:
             for c in clients:
                 await c.close()

@@ -1,0 +1,572 @@
+"""`oiradar backfill`: history from the venues' REST APIs and, for Binance, the public archive.
+
+Resumable because the store is the progress record. Per (venue, symbol) the range is walked
+in UTC-day chunks; a chunk is compared with the store first (every bar, every OI slot, every
+funding settlement there: skipped) and what it lacks is fetched and written in ONE
+transaction, so a killed run loses at most the chunks in flight and a rerun fetches only
+those. Symbols run a few at a time per venue; the connectors' limiters keep every request
+inside the venue's budget, so nothing here waits on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from oiradar.clock import Clock, WallClock
+from oiradar.datafiles import parse_file
+from oiradar.datafiles.archive import (
+    DAILY_KLINE_INTERVALS,
+    ArchiveError,
+    ArchiveFile,
+    ArchiveSource,
+    ArchiveUnavailable,
+    funding_file,
+    klines_file,
+    metrics_file,
+)
+from oiradar.errors import DataError, UnknownSymbol, UserError, VenueError
+from oiradar.kinds import DEFAULT_FUNDING_INTERVAL_H, LAYOUTS, Kind
+from oiradar.records import Candle, FundingSample, MarketSeries, OISample
+from oiradar.store import Store
+from oiradar.units import DAY_MS, HOUR_MS, MINUTE_MS, interval_ms, interval_name, iso
+from oiradar.venues.base import VenueClient
+from oiradar.venues.binance import OI_RETENTION_MS, RETENTION_MARGIN_MS
+from oiradar.venues.http import RestClient
+
+BINANCE = "binance"
+CONCURRENCY = 8  # symbols in flight per venue: keeps per-instrument budgets (OKX) busy
+Rec = Candle | OISample | FundingSample
+I64 = NDArray[np.int64]
+Progress = Callable[[str, int], None]  # (venue, n): n > 0 sets the total, -1 advances one chunk
+log = logging.getLogger(__name__)
+
+# Interval tables of each connector (attribute of oiradar.venues.<venue>): ms keys or names.
+KLINE_TABLES = {
+    "binance": "KLINE_INTERVALS",
+    "bybit": "KLINE_INTERVALS",
+    "okx": "BARS",
+    "bitget": "GRANULARITY",
+}
+OI_TABLES = {"binance": "OI_PERIODS", "bybit": "OI_PERIODS", "okx": "OI_PERIODS"}
+# What each venue's REST API keeps of OI history (exchange-apis.md): Binance the latest 30
+# days (its connector stays a minute clear of the edge), OKX the latest 1,440 rows per
+# period, Bybit everything since listing, Bitget nothing.
+BINANCE_OI_KEEP_MS = OI_RETENTION_MS - RETENTION_MARGIN_MS
+OKX_OI_ROWS = 1_440
+NO_DATA_HINTS = {
+    ("okx", "funding"): "OKX keeps about three months of funding",
+    ("okx", "OI"): "OKX keeps the latest 1,440 rows per period",
+    ("bitget", "candles"): "Bitget keeps one month of 1m-5m bars",
+}
+
+
+def _lengths(venue: str, tables: dict[str, str]) -> frozenset[int]:
+    """A connector's supported bar or period lengths in ms (empty: none)."""
+    if venue not in tables:
+        return frozenset()
+    values = getattr(importlib.import_module(f"oiradar.venues.{venue}"), tables[venue])
+    return frozenset(v if isinstance(v, int) else interval_ms(v) for v in values)
+
+
+def check_interval(venues: Sequence[str], bar_ms: int) -> None:
+    """Bad input before any request: the interval must fit a day and exist on every venue."""
+    name = interval_name(bar_ms)
+    if bar_ms > DAY_MS or DAY_MS % bar_ms:
+        raise UserError(f"--interval {name}: backfill walks whole days; use 1m .. 1d")
+    for venue in venues:
+        allowed = _lengths(venue, KLINE_TABLES)
+        if bar_ms not in allowed:
+            names = ", ".join(interval_name(x) for x in sorted(allowed) if x <= DAY_MS)
+            raise UserError(f"{venue} has no {name} klines: use one of {names}, or leave it out")
+
+
+def oi_period(venue: str, bar_ms: int) -> int | None:
+    """The bar itself where the venue has that OI period, else the largest 5m..1h period that
+    divides it (the smallest for bars under 5m); None where the venue keeps no OI history."""
+    periods = _lengths(venue, OI_TABLES)
+    if not periods or bar_ms in periods:
+        return bar_ms if periods else None
+    fits = [p for p in periods if p <= min(bar_ms, HOUR_MS) and bar_ms % p == 0]
+    return max(fits) if fits else min(periods)
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillRequest:
+    """Bars opening in [start_ms, end_ms) on `venues`; symbols by name, top N or all."""
+
+    venues: tuple[str, ...]
+    start_ms: int
+    end_ms: int
+    symbols: tuple[str, ...] | None = None
+    top: int | None = None
+    interval_ms: int = 5 * MINUTE_MS
+    archive_only: bool = False
+    concurrency: int = CONCURRENCY
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Bars opening in [start_ms, end_ms); their OI slots close in (start_ms, end_ms]."""
+
+    start_ms: int
+    end_ms: int
+
+    @property
+    def day(self) -> str:
+        return iso(self.start_ms)[:10]
+
+
+def chunks(start_ms: int, end_ms: int, bar_ms: int) -> list[Chunk]:
+    """[start, end) cut at UTC midnights: one chunk per day, so an archive day is one file."""
+    lo = -(-start_ms // bar_ms) * bar_ms
+    out = []
+    while lo < end_ms:
+        hi = min(end_ms, (lo // DAY_MS + 1) * DAY_MS)
+        out.append(Chunk(lo, hi))
+        lo = hi
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class VenuePlan:
+    venue: str
+    bar_ms: int
+    now_ms: int
+    oi_period_ms: int | None  # None: the venue publishes no OI history
+    oi_rest_from_ms: int | None  # the oldest OI slot REST still serves; None: no REST
+    oi_archive: bool  # slots REST cannot serve come from the Binance archive
+    oi_keep: str  # what the venue keeps, for the report
+
+
+def plan_for(venue: str, req: BackfillRequest, now_ms: int, archive: bool) -> VenuePlan:
+    period = oi_period(venue, req.interval_ms)
+    keep, rest_from = "everything since listing", -(2**62)
+    if venue == BINANCE:
+        keep, rest_from = "30 days", now_ms - BINANCE_OI_KEEP_MS
+    elif venue == "okx" and period is not None:
+        rows_days = OKX_OI_ROWS * period / DAY_MS
+        keep = f"the latest 1,440 rows: {rows_days:g} days at {interval_name(period)}"
+        rest_from = now_ms - OKX_OI_ROWS * period
+    rest = None if req.archive_only or period is None else rest_from
+    oi_archive = archive and venue == BINANCE
+    return VenuePlan(venue, req.interval_ms, now_ms, period, rest, oi_archive, keep)
+
+
+@dataclass(frozen=True, slots=True)
+class Lack:
+    """What one chunk misses in the store, by source; `notes` say what no source can give."""
+
+    bars: I64
+    oi_rest: I64  # OI slot closes to ask the venue for
+    oi_archive: I64  # OI slot closes to read from the archive
+    funding: bool
+    notes: tuple[str, ...] = ()
+
+    @property
+    def nothing(self) -> bool:
+        return not (self.bars.size or self.oi_rest.size or self.oi_archive.size or self.funding)
+
+
+def uncovered(slots: I64, ts: I64, period: int | None) -> I64:
+    """The slot closes t among `slots` with no snapshot (sorted `ts`) in (t - period, t]."""
+    if not slots.size or not ts.size or not period:
+        return slots
+    i = np.searchsorted(ts, slots - period, side="right")
+    covered = (i < ts.size) & (ts[np.minimum(i, ts.size - 1)] <= slots)
+    return slots[~covered]
+
+
+def lacks(plan: VenuePlan, cks: Sequence[Chunk], have: MarketSeries, funding_ms: int) -> list[Lack]:
+    """Compare each chunk with what the store holds (one read per symbol, done beforehand)."""
+    out = []
+    for c in cks:
+        bars = np.arange(c.start_ms, c.end_ms, plan.bar_ms, dtype=np.int64)
+        bars = bars[~np.isin(bars, have.candle_ts)]
+        notes: list[str] = []
+        empty = np.empty(0, np.int64)
+        rest, archive = empty, empty
+        if plan.oi_period_ms is None:
+            notes.append(f"{plan.venue} publishes no OI history; record it live with oiradar watch")
+        else:
+            p = plan.oi_period_ms
+            slots = np.arange((c.start_ms // p + 1) * p, c.end_ms + 1, p, dtype=np.int64)
+            missing = uncovered(slots, have.oi_ts, p)
+            oldest = plan.oi_rest_from_ms
+            by_rest = missing >= (oldest if oldest is not None else 2**62)
+            rest = missing[by_rest]
+            archive = missing[~by_rest] if plan.oi_archive else empty
+            if oldest is not None and not plan.oi_archive and not by_rest.all():
+                edge = iso(oldest)
+                tip = "; the Binance archive has it (drop --no-archive)" * (plan.venue == BINANCE)
+                notes.append(
+                    f"OI before {edge} is beyond what {plan.venue} keeps ({plan.oi_keep}){tip}"
+                )
+        due = np.arange(-(-c.start_ms // funding_ms) * funding_ms, c.end_ms, funding_ms).size
+        held = int(((have.funding_ts >= c.start_ms) & (have.funding_ts < c.end_ms)).sum())
+        out.append(Lack(bars, rest, archive, held < due, tuple(notes)))
+    return out
+
+
+@dataclass(slots=True)
+class Missing:
+    """Where one reason left data out: which days and symbols."""
+
+    days: set[str] = field(default_factory=set)
+    symbols: set[str] = field(default_factory=set)
+
+    def text(self, reason: str) -> str:
+        days, names = sorted(self.days), sorted(self.symbols)
+        span = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
+        who = ", ".join(names) if len(names) <= 3 else f"{len(names)} symbols"
+        return f"{reason} [{who}; {len(days)} day(s), {span}]"
+
+
+@dataclass(slots=True)
+class VenueReport:
+    venue: str
+    symbols: int = 0
+    chunks: int = 0
+    fetched: int = 0
+    skipped: int = 0
+    rows: Counter[str] = field(default_factory=Counter)
+    archive_files: int = 0
+    requests: int = 0
+    missing: dict[str, Missing] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    failed: str | None = None
+
+    def note(self, reason: str, symbol: str, chunk: Chunk) -> None:
+        where = self.missing.setdefault(reason, Missing())
+        where.days.add(chunk.day)
+        where.symbols.add(symbol)
+
+    def row(self) -> dict[str, object]:
+        return {
+            "venue": self.venue,
+            "symbols": self.symbols,
+            "chunks": self.chunks,
+            "fetched": self.fetched,
+            "skipped": self.skipped,
+            "candles": self.rows[Kind.CANDLES.value],
+            "open_interest": self.rows[Kind.OPEN_INTEREST.value],
+            "funding": self.rows[Kind.FUNDING.value],
+            "archive_files": self.archive_files,
+            "requests": self.requests,
+            "missing": [m.text(reason) for reason, m in self.missing.items()],
+            "failed": self.failed,
+        }
+
+
+@dataclass(slots=True)
+class BackfillResult:
+    venues: list[VenueReport] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # archive files rejected, one line each
+    archive_down: str | None = None  # the archive did not answer; the run went on without it
+
+    @property
+    def failed(self) -> list[str]:
+        return [v.venue for v in self.venues if v.failed]
+
+
+def _records(frames: dict[Kind, pl.DataFrame]) -> list[Rec]:
+    """The importer's validated frames as records, so archive rows join a chunk's transaction."""
+    out: list[Rec] = []
+    for kind, frame in frames.items():
+        rows = frame.select(LAYOUTS[kind].names).rows()
+        if kind is Kind.OPEN_INTEREST:
+            out.extend(OISample(v, s, t, base, n, usd) for t, v, s, base, n, usd in rows)
+        elif kind is Kind.CANDLES:
+            out.extend(Candle(r[1], r[2], interval_ms(r[3]), r[0], *r[4:]) for r in rows)
+        elif kind is Kind.FUNDING:
+            out.extend(
+                FundingSample(v, s, t, rate, h or DEFAULT_FUNDING_INTERVAL_H)
+                for t, v, s, rate, h in rows
+            )
+    return out
+
+
+def _runs(indices: list[int]) -> list[list[int]]:
+    """[1, 2, 3, 7, 8] -> [[1, 2, 3], [7, 8]]."""
+    runs: list[list[int]] = []
+    for i in indices:
+        if runs and runs[-1][-1] == i - 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs
+
+
+class _VenueRun:
+    """One venue's backfill. The first venue failure stops its REST calls for the run (each
+    further call would only wait through the retries); the Binance archive may still serve."""
+
+    def __init__(
+        self,
+        client: VenueClient,
+        store: Store,
+        req: BackfillRequest,
+        archive: ArchiveSource | None,
+        result: BackfillResult,
+        progress: Progress,
+        clock: Clock,
+    ) -> None:
+        self.client, self.store, self.req, self.result = client, store, req, result
+        self.venue = client.name
+        self.archive = archive if self.venue == BINANCE else None
+        self.progress, self.clock = progress, clock
+        self.report = VenueReport(self.venue)
+        self.rest_down: str | None = None
+        self.archive_down: str | None = None
+        self.funding_h: dict[str, float] = {}
+
+    async def run(self) -> VenueReport:
+        try:
+            now, symbols = await self._universe()
+        except VenueError as exc:
+            self.report.failed = f"{self.venue} unreachable: {exc}"
+            return self.report
+        plan = plan_for(self.venue, self.req, now, self.archive is not None)
+        end = min(self.req.end_ms, now // plan.bar_ms * plan.bar_ms)  # closed bars only
+        cks = chunks(self.req.start_ms, end, plan.bar_ms)
+        if not cks:
+            self.report.warnings.append(
+                f"nothing to fetch on {self.venue}: its clock is at {iso(now)}, "
+                f"not after --from {iso(self.req.start_ms)}"
+            )
+        self.report.symbols, self.report.chunks = len(symbols), len(symbols) * len(cks)
+        self.progress(self.venue, max(1, self.report.chunks))
+        sem = asyncio.Semaphore(self.req.concurrency)
+
+        async def one(symbol: str) -> None:
+            async with sem:
+                await self._symbol(plan, symbol, cks)
+
+        if cks:
+            await asyncio.gather(*(one(s) for s in symbols))
+        if isinstance(self.client, RestClient):
+            self.report.requests = self.client.limiter.requests
+        return self.report
+
+    async def _universe(self) -> tuple[int, list[str]]:
+        """The venue's time (from one snapshot) and the symbols it lists among those asked."""
+        if self.req.archive_only:
+            return self.clock.now_ms(), list(self.req.symbols or ())
+        listed = {i.symbol: i for i in await self.client.instruments()}
+        self.funding_h = {s: i.funding_interval_h or 8.0 for s, i in listed.items()}
+        if self.req.symbols is not None:
+            wanted = [s for s in self.req.symbols if s in listed]
+            self.report.warnings.extend(
+                f"{s} is not listed on {self.venue}; skipped"
+                for s in self.req.symbols
+                if s not in listed
+            )
+            snaps = await self.client.snapshot(wanted[:1]) if wanted else []
+        elif self.req.top is not None:
+            snaps = await self.client.snapshot(None)
+            ranked = sorted(snaps, key=lambda s: -(s.quote_volume_24h or 0.0))
+            wanted = [s.symbol for s in ranked if s.symbol in listed][: self.req.top]
+        else:
+            wanted = sorted(listed)
+            snaps = await self.client.snapshot(wanted[:1])
+        return max((s.ts_ms for s in snaps), default=self.clock.now_ms()), wanted
+
+    async def _symbol(self, plan: VenuePlan, symbol: str, cks: list[Chunk]) -> None:
+        have = self.store.read_series(
+            self.venue, symbol, interval_name(plan.bar_ms), cks[0].start_ms, cks[-1].end_ms - 1
+        )
+        funding_ms = int(self.funding_h.get(symbol, DEFAULT_FUNDING_INTERVAL_H) * HOUR_MS)
+        todo = lacks(plan, cks, have, funding_ms)
+        done = 0
+        try:
+            funding = await self._funding(plan, symbol, cks, todo)
+            for i, (chunk, lack) in enumerate(zip(cks, todo, strict=True)):
+                for reason in lack.notes:
+                    self.report.note(reason, symbol, chunk)
+                if lack.nothing:
+                    self.report.skipped += 1
+                else:
+                    records = await self._chunk(plan, symbol, chunk, lack, funding.get(i, []))
+                    self.report.fetched += 1
+                    if records:  # the chunk's one transaction
+                        for kind, n in self.store.write_records(records).items():
+                            self.report.rows[kind.value] += n
+                done += 1
+                self.progress(self.venue, -1)
+        except UnknownSymbol:
+            self.report.warnings.append(f"{symbol} is not listed on {self.venue}; skipped")
+            for _ in range(len(cks) - done):
+                self.progress(self.venue, -1)
+
+    async def _rest(self, call: Callable[[], Awaitable[Sequence[Rec]]]) -> list[Rec] | None:
+        """A connector call; None when not asked (archive only, or the venue failed)."""
+        if self.rest_down is not None or self.req.archive_only:
+            return None
+        try:
+            return list(await call())
+        except UnknownSymbol:
+            raise
+        except VenueError as exc:
+            if self.rest_down is None:
+                self.rest_down = str(exc)
+                self.report.failed = f"{self.venue} unreachable: {exc}"
+                log.warning("venue=%s event=backfill_rest_down error=%s", self.venue, exc)
+            return None
+
+    async def _from_archive(
+        self, file: ArchiveFile | None, symbol: str, chunk: Chunk, now_ms: int
+    ) -> list[Rec] | None:
+        """A verified archive file's records; None, with the reason noted, when there is none.
+        A corrupt or unverifiable file is a run error: nothing of it is used."""
+        if file is None or self.archive is None:
+            return None
+        if not file.published(now_ms):
+            self.report.note("the archive publishes a day's files the next day", symbol, chunk)
+            return None
+        if self.archive_down is not None:
+            self.report.note(self.archive_down, symbol, chunk)
+            return None
+        try:
+            path = await self.archive.fetch(file)
+            parsed = None if path is None else await asyncio.to_thread(parse_file, path)
+        except ArchiveUnavailable as exc:
+            self.archive_down = self.result.archive_down = str(exc)
+            self.report.note(self.archive_down, symbol, chunk)
+            return None
+        except (ArchiveError, DataError) as exc:
+            if str(exc) not in self.result.errors:
+                self.result.errors.append(str(exc))
+            return None
+        if parsed is None:
+            self.report.note(f"the archive has no {file.dataset.value} file", symbol, chunk)
+            return None
+        self.report.archive_files += 1
+        return _records(parsed.frames)
+
+    async def _chunk(
+        self, plan: VenuePlan, symbol: str, chunk: Chunk, lack: Lack, funding: list[Rec]
+    ) -> list[Rec]:
+        """What the chunk lacks; candles and OI concurrently (they use different budgets)."""
+        async with asyncio.TaskGroup() as tg:
+            bars = tg.create_task(self._candles(plan, symbol, chunk, lack))
+            oi = tg.create_task(self._oi(plan, symbol, chunk, lack))
+        return [*bars.result(), *oi.result(), *funding]
+
+    async def _candles(self, plan: VenuePlan, symbol: str, chunk: Chunk, lack: Lack) -> list[Rec]:
+        if not lack.bars.size:
+            return []
+        lo, hi = int(lack.bars[0]), int(lack.bars[-1])
+        got = await self._rest(lambda: self.client.klines(symbol, plan.bar_ms, lo, hi))
+        asked = got is not None
+        if got is None and self.archive is not None:
+            name = interval_name(plan.bar_ms)
+            file = klines_file(symbol, name, chunk.start_ms)
+            got = await self._from_archive(
+                file if name in DAILY_KLINE_INTERVALS else None, symbol, chunk, plan.now_ms
+            )
+        kept = [r for r in got or () if chunk.start_ms <= r.ts_ms < chunk.end_ms]
+        if np.isin(lack.bars, [r.ts_ms for r in kept], invert=True).any():
+            self._shortfall("candles", asked, got is not None, symbol, chunk)
+        return kept
+
+    async def _oi(self, plan: VenuePlan, symbol: str, chunk: Chunk, lack: Lack) -> list[Rec]:
+        """The archive where REST cannot reach (Binance beyond 30 days), REST for the rest
+        (or the archive again if the venue failed); a slot (t - period, t] is filled by any
+        snapshot in it."""
+        got: list[Rec] = []
+        p = plan.oi_period_ms
+        file = metrics_file(symbol, chunk.start_ms)
+        read = False
+        if lack.oi_archive.size:
+            from_file = await self._from_archive(file, symbol, chunk, plan.now_ms)
+            read = from_file is not None
+            got += from_file or []
+        rest = uncovered(lack.oi_rest, _ts(got), p)
+        asked = False
+        if rest.size and p is not None:
+            lo, hi = max(chunk.start_ms + 1, int(rest[0]) - p + 1), int(rest[-1])
+            fetched = await self._rest(lambda: self.client.oi_history(symbol, p, lo, hi))
+            asked = fetched is not None
+            if fetched is None and self.archive is not None and not lack.oi_archive.size:
+                fetched = await self._from_archive(file, symbol, chunk, plan.now_ms)
+                read = fetched is not None
+            got += fetched or []
+        kept = [r for r in got if chunk.start_ms < r.ts_ms <= chunk.end_ms]
+        if uncovered(lack.oi_archive, _ts(kept), p).size:
+            self._shortfall("OI", False, read, symbol, chunk)
+        if uncovered(lack.oi_rest, _ts(kept), p).size:
+            self._shortfall("OI", asked, read, symbol, chunk)
+        return kept
+
+    async def _funding(
+        self, plan: VenuePlan, symbol: str, cks: list[Chunk], todo: list[Lack]
+    ) -> dict[int, list[Rec]]:
+        """Funding settles 1-24 times a day, so it is fetched once per run of chunks that lack
+        it (one call instead of one per day) and handed to each chunk's transaction."""
+        out: dict[int, list[Rec]] = {}
+        starts = np.array([c.start_ms for c in cks], dtype=np.int64)
+        for run in _runs([i for i, lack in enumerate(todo) if lack.funding]):
+            lo, hi = cks[run[0]].start_ms, cks[run[-1]].end_ms - 1
+            got = await self._rest(functools.partial(self.client.funding_history, symbol, lo, hi))
+            asked = got is not None
+            read = False
+            if got is None and self.archive is not None:
+                got = []
+                for month in dict.fromkeys(cks[i].day[:7] for i in run):
+                    first = next(cks[i] for i in run if cks[i].day.startswith(month))
+                    file = funding_file(symbol, first.start_ms)
+                    rows = await self._from_archive(file, symbol, first, plan.now_ms)
+                    read = read or rows is not None
+                    got += rows or []
+            for r in got or ():
+                i = int(np.searchsorted(starts, r.ts_ms, side="right")) - 1
+                if i in run and r.ts_ms < cks[i].end_ms:
+                    out.setdefault(i, []).append(r)
+            for i in run:
+                if i not in out:
+                    self._shortfall("funding", asked, read, symbol, cks[i])
+        return out
+
+    def _shortfall(self, kind: str, asked: bool, read: bool, symbol: str, chunk: Chunk) -> None:
+        """Why part of a chunk stays missing; silent when the archive already said why."""
+        if asked:
+            hint = NO_DATA_HINTS.get((self.venue, kind), "before the listing, or a venue gap")
+            reason = f"{self.venue} has no {kind} for all or part of these days ({hint})"
+        elif self.rest_down is not None and not read:
+            reason = f"{kind} not fetched: {self.venue} failed ({self.rest_down})"
+        elif read:
+            reason = f"the archive's files lack {kind} for all or part of these days"
+        else:
+            return
+        self.report.note(reason, symbol, chunk)
+
+
+def _ts(records: Sequence[Rec]) -> I64:
+    return np.sort(np.array([r.ts_ms for r in records], dtype=np.int64))
+
+
+async def backfill(
+    clients: Sequence[VenueClient],
+    store: Store,
+    req: BackfillRequest,
+    *,
+    archive: ArchiveSource | None = None,
+    progress: Progress = lambda venue, n: None,
+    clock: Clock | None = None,
+) -> BackfillResult:
+    """Backfill every venue concurrently; a venue that fails is reported, the others go on.
+    `archive` serves Binance only (None: REST only)."""
+    result = BackfillResult()
+    wall = clock or WallClock()
+    runs = [_VenueRun(c, store, req, archive, result, progress, wall) for c in clients]
+    result.venues = list(await asyncio.gather(*(r.run() for r in runs)))
+    return result

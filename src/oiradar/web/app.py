@@ -1,0 +1,445 @@
+"""The dashboard's aiohttp app: a JSON API, a server-sent event stream, one page.
+
+The store is opened read-only, on one worker thread that owns the connection (SQLite
+connections stay on their thread), so a slow refresh never stalls a request. Every few
+seconds the worker checks `PRAGMA data_version` (free) and recomputes only the markets
+whose newest bar moved; clients on `/api/stream` get the new table and every new alert as
+they happen. Errors are JSON `{"error": ...}` with a 4xx status; nothing ever returns a
+traceback. With a token configured, every request needs it (header, cookie or `?token=`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import importlib.util
+import json
+import logging
+import re
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from oiradar.errors import NoDataError, OiradarError
+from oiradar.signals.params import EngineParams
+from oiradar.store import Store
+from oiradar.units import MINUTE_MS, interval_ms, parse_time
+from oiradar.web.markets import Board
+from oiradar.web.openapi import SPEC
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,30}$")
+VENUE_RE = re.compile(r"^(binance|bybit|okx|bitget|all)$")
+REFRESH_S = 2.0
+HEARTBEAT_S = 15.0
+MAX_WINDOWS = 4  # boards kept for different ?window= values
+T = TypeVar("T")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class BadRequest(Exception):
+    """A parameter the API refuses: becomes a 400 with this message."""
+
+
+@dataclass(slots=True)
+class ServeConfig:
+    db: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token: str | None = None
+    window_ms: int = 15 * MINUTE_MS
+    refresh_s: float = REFRESH_S
+    params: EngineParams | None = None  # None: the running watch's, else the defaults
+
+    def engine(self) -> EngineParams:
+        """The watch's engine settings (its status file), so the page reads as it alerts."""
+        if self.params is not None:
+            return self.params
+        try:
+            e = json.loads(status_file(self.db).read_text())["engine"]
+            return EngineParams(
+                oi_threshold_pct=float(e["oi_threshold_pct"]),
+                price_threshold_pct=float(e["price_threshold_pct"]),
+                adaptive=bool(e["adaptive"]),
+                min_history_ms=int(e["min_history_ms"]),
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return EngineParams()
+
+
+def status_file(db: Path) -> Path:
+    from oiradar.services.watch import status_path
+
+    return status_path(db)
+
+
+def alerts_file(db: Path) -> Path:
+    from oiradar.services.watch import alerts_path
+
+    return alerts_path(db)
+
+
+class Reader:
+    """The one thread that reads the store (read-only)."""
+
+    def __init__(self, db: Path) -> None:
+        self.db = db
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="oiradar-store")
+        self._local = threading.local()
+
+    def _store(self) -> Store:
+        store: Store | None = getattr(self._local, "store", None)
+        if store is None:
+            store = self._local.store = Store(self.db, readonly=True)
+        return store
+
+    async def run(self, fn: Callable[[Store], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(self._store()))
+
+    def close(self) -> None:
+        def shut() -> None:
+            store = getattr(self._local, "store", None)
+            if store is not None:
+                store.close()
+
+        self._pool.submit(shut)
+        self._pool.shutdown(wait=True)
+
+
+@dataclass(slots=True)
+class Hub:
+    """Live state shared by the handlers: boards per window, alert offsets, listeners."""
+
+    config: ServeConfig
+    reader: Reader
+    boards: dict[int, Board] = field(default_factory=dict)
+    listeners: set[asyncio.Queue[tuple[str, Any]]] = field(default_factory=set)
+    data_version: int | None = None
+    alerts_offset: int = 0
+
+    async def table(self, window_ms: int) -> dict[str, Any]:
+        b = self.boards.get(window_ms)
+        if b is None:
+            if len(self.boards) >= MAX_WINDOWS:
+                self.boards.pop(next(iter(self.boards)))
+            b = self.boards[window_ms] = Board(replace(self.config.engine(), window_ms=window_ms))
+            await self.reader.run(b.refresh)
+        return b.table()
+
+    async def refresh(self) -> None:
+        """Recompute what moved; tell every listener about new tables and new alerts."""
+        version = await self.reader.run(lambda s: s.data_version())
+        if version != self.data_version:
+            self.data_version = version
+            for window_ms, b in list(self.boards.items()):
+                if await self.reader.run(b.refresh):
+                    self.publish("table", window_ms)
+        for alert in self.new_alerts():
+            self.publish("alert", alert)
+
+    def new_alerts(self) -> list[dict[str, Any]]:
+        path = alerts_file(self.config.db)
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return []
+        if size < self.alerts_offset:  # the log was replaced: start over
+            self.alerts_offset = 0
+        if size == self.alerts_offset:
+            return []
+        with path.open("rb") as f:
+            f.seek(self.alerts_offset)
+            chunk = f.read(size - self.alerts_offset)
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        self.alerts_offset += len(complete)
+        return _parse_lines(complete.decode("utf-8", "replace").splitlines())
+
+    def publish(self, kind: str, payload: Any) -> None:
+        for q in list(self.listeners):
+            with contextlib.suppress(asyncio.QueueFull):
+                q.put_nowait((kind, payload))
+
+    async def loop(self) -> None:
+        self.alerts_offset = _size(alerts_file(self.config.db))
+        while True:
+            try:
+                await self.refresh()
+            except OiradarError as exc:
+                log.warning("event=refresh_failed error=%s", exc)
+            await asyncio.sleep(self.config.refresh_s)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _parse_lines(lines: list[str]) -> list[dict[str, Any]]:
+    out = []
+    for line in lines:
+        with contextlib.suppress(ValueError):
+            item = json.loads(line)
+            if isinstance(item, dict):
+                out.append(item)
+    return out
+
+
+HUB = web.AppKey("hub", Hub)
+
+
+# -- parameters --------------------------------------------------------------------------
+
+
+def _window(request: web.Request, default_ms: int) -> int:
+    text = request.query.get("window")
+    if text is None:
+        return default_ms
+    try:
+        ms = interval_ms(text)
+    except OiradarError:
+        raise BadRequest(f"window {text!r} is not a duration like 15m or 1h") from None
+    if ms % (5 * MINUTE_MS) or ms > 24 * 60 * MINUTE_MS:
+        raise BadRequest(f"window {text!r} must be a multiple of 5m, at most 1d")
+    return ms
+
+
+def _symbol(request: web.Request) -> str:
+    symbol = request.match_info["symbol"].upper()
+    if not SYMBOL_RE.match(symbol):
+        raise BadRequest(f"{request.match_info['symbol']!r} is not a symbol like BTCUSDT")
+    return symbol
+
+
+def _venue(request: web.Request, default: str) -> str:
+    venue = request.query.get("venue", default).lower()
+    if not VENUE_RE.match(venue):
+        raise BadRequest(f"unknown venue {venue!r}: binance, bybit, okx, bitget or all")
+    return venue
+
+
+def _time(request: web.Request, key: str) -> int | None:
+    text = request.query.get(key)
+    if text is None:
+        return None
+    try:
+        return parse_time(text)
+    except OiradarError:
+        raise BadRequest(f"{key} {text!r} is not an ISO 8601 UTC time") from None
+
+
+def _int(request: web.Request, key: str, default: int, lo: int, hi: int) -> int:
+    text = request.query.get(key)
+    if text is None:
+        return default
+    if not text.isdigit() or not lo <= int(text) <= hi:
+        raise BadRequest(f"{key} must be a whole number from {lo} to {hi}")
+    return int(text)
+
+
+# -- handlers ----------------------------------------------------------------------------
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(STATIC / "index.html")
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(SPEC)
+
+
+async def markets(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    return web.json_response(await hub.table(_window(request, hub.config.window_ms)))
+
+
+async def alerts(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    limit = _int(request, "limit", 50, 1, 1000)
+    path = alerts_file(hub.config.db)
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()[-limit:]
+    except OSError:
+        lines = []
+    return web.json_response({"alerts": list(reversed(_parse_lines(lines)))})
+
+
+async def status(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    try:
+        data = json.loads(status_file(hub.config.db).read_text())
+    except (OSError, ValueError):
+        data = {"state": "not running"}
+    # Only what the page shows: no paths, pids or error texts from the daemon.
+    keep = ("state", "started", "updated")
+    venues = [
+        {k: v.get(k) for k in ("venue", "stream", "msg_per_s", "last_bar", "liquidations")}
+        for v in data.get("venues", [])
+    ]
+    return web.json_response({**{k: data.get(k) for k in keep}, "venues": venues})
+
+
+async def symbol_chart(request: web.Request) -> web.Response:
+    from oiradar.web.symbol import chart_payload
+
+    hub = request.app[HUB]
+    symbol = _symbol(request)
+    venue = _venue(request, "all")
+    start, end = _time(request, "from"), _time(request, "to")
+    if start is not None and end is not None and start >= end:
+        raise BadRequest("from must be before to")
+    window = _window(request, hub.config.window_ms)
+    payload = await hub.reader.run(lambda s: chart_payload(s, symbol, venue, start, end, window))
+    return web.json_response(payload)
+
+
+async def symbol_events(request: web.Request) -> web.Response:
+    from oiradar.web.symbol import events_payload
+
+    hub = request.app[HUB]
+    symbol = _symbol(request)
+    venue = _venue(request, "binance")
+    if venue == "all":
+        raise BadRequest("events come from one venue: binance, bybit, okx or bitget")
+    days = _int(request, "days", 30, 1, 3650)
+    window = _window(request, hub.config.window_ms)
+    payload = await hub.reader.run(lambda s: events_payload(s, symbol, venue, days, window))
+    return web.json_response(payload)
+
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: `table` (the whole table, on connect and on change) and `alert`."""
+    hub = request.app[HUB]
+    window = _window(request, hub.config.window_ms)
+    resp = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    )
+    await resp.prepare(request)
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(256)
+    hub.listeners.add(queue)
+    try:
+        await _send(resp, "table", await hub.table(window))
+        while True:
+            try:
+                kind, payload = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
+            except TimeoutError:
+                await resp.write(b": keepalive\n\n")
+                continue
+            if kind == "table":
+                if payload == window:
+                    await _send(resp, "table", await hub.table(window))
+            else:
+                await _send(resp, kind, payload)
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        hub.listeners.discard(queue)
+    return resp
+
+
+async def _send(resp: web.StreamResponse, event: str, data: Any) -> None:
+    body = json.dumps(data, separators=(",", ":"))
+    await resp.write(f"event: {event}\ndata: {body}\n\n".encode())
+
+
+# -- middleware --------------------------------------------------------------------------
+
+
+TOKEN_COOKIE = "oiradar_token"
+
+
+def _authorized(request: web.Request, token: str) -> bool:
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    given = given or request.cookies.get(TOKEN_COOKIE, "") or request.query.get("token", "")
+    return hmac.compare_digest(given.encode(), token.encode())
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Token check, JSON errors, and headers that keep the page to itself."""
+    token = request.app[HUB].config.token
+    if token is not None and not _authorized(request, token):
+        return web.json_response(
+            {"error": "a token is required: ?token=... or Authorization: Bearer ..."},
+            status=401,
+        )
+    if token is not None and "token" in request.query and request.path == "/":
+        # Keep the token in a cookie and out of the address bar and the history.
+        redirect = web.Response(status=302, headers={"Location": "/"})
+        redirect.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict")
+        return redirect
+    try:
+        resp = await handler(request)
+    except BadRequest as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    except NoDataError as exc:
+        return web.json_response({"error": str(exc)}, status=404)
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            return web.json_response({"error": exc.reason}, status=exc.status)
+        raise
+    except OiradarError as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    except Exception:
+        log.exception("event=request_failed path=%s", request.path)
+        return web.json_response({"error": "internal error (see the server log)"}, status=500)
+    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+    resp.headers.setdefault("Referrer-Policy", "no-referrer")
+    resp.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline';"
+        " img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
+    )
+    return resp
+
+
+def plotly_js() -> Path | None:
+    """The plotly.js bundle that ships inside the plotly package (served locally, no CDN)."""
+    spec = importlib.util.find_spec("plotly")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "package_data" / "plotly.min.js"
+    return path if path.is_file() else None
+
+
+async def vendor_plotly(request: web.Request) -> web.StreamResponse:
+    path = plotly_js()
+    if path is None:
+        raise web.HTTPNotFound(reason="plotly is not installed")
+    return web.FileResponse(path, headers={"Cache-Control": "max-age=86400"})
+
+
+def build_app(config: ServeConfig) -> web.Application:
+    app = web.Application(middlewares=[guard])
+    hub = Hub(config, Reader(config.db))
+    app[HUB] = hub
+    app.router.add_get("/", index)
+    app.router.add_get("/api/openapi.json", openapi)
+    app.router.add_get("/api/markets", markets)
+    app.router.add_get("/api/alerts", alerts)
+    app.router.add_get("/api/status", status)
+    app.router.add_get("/api/symbols/{symbol}/chart", symbol_chart)
+    app.router.add_get("/api/symbols/{symbol}/events", symbol_events)
+    app.router.add_get("/api/stream", stream)
+    app.router.add_get("/static/vendor/plotly.min.js", vendor_plotly)
+    app.router.add_static("/static/", STATIC)
+
+    async def lifecycle(app: web.Application) -> Any:
+        task = asyncio.create_task(hub.loop())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        hub.reader.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

@@ -15,6 +15,7 @@ from oiradar.cli import DbOption, _store, app, err, fail
 from oiradar.commands.selection import (
     ALL_VENUES,
     AllOption,
+    EndpointOption,
     SymbolsOption,
     TopOption,
     WatchlistOption,
@@ -112,13 +113,7 @@ def backfill(
             help="Binance from the archive alone (klines, metrics, fundingRate); no REST calls.",
         ),
     ] = False,
-    endpoint: Annotated[
-        str | None,
-        typer.Option(
-            help="Send every venue's requests here (e.g. an `oiradar sim`). Default: "
-            "$OIRADAR_ENDPOINT, then each venue's OIRADAR_<VENUE>_REST, then the venue."
-        ),
-    ] = None,
+    endpoint: EndpointOption = None,
     fmt: Annotated[
         SummaryFormat, typer.Option("--format", help="Summary as a table or JSON (one array).")
     ] = SummaryFormat.TABLE,

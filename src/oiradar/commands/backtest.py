@@ -10,6 +10,7 @@ import typer
 
 from oiradar.cli import DbOption, _store, app, err
 from oiradar.commands.analysis import From, Interval, To, Window, _regimes
+from oiradar.commands.selection import OiBandOption, PriceBandOption
 from oiradar.errors import UserError
 from oiradar.render import Format, emit, progress_bar
 from oiradar.signals.params import EngineParams
@@ -37,19 +38,67 @@ SWEEP_COLUMNS = [
     ("price_threshold", "price band %"),
     *GROUP_COLUMNS[2:9],
 ]
-EVENT_COLUMNS = [
-    ("symbol", "symbol"),
-    ("regime", "regime"),
-    ("tier", "tier"),
-    ("signal_at", "entry (UTC)"),
-    ("entry_price", "entry"),
-    ("ret_15m_pct", "15m %"),
-    ("ret_1h_pct", "1h %"),
-    ("ret_4h_pct", "4h %"),
-    ("ret_1d_pct", "24h %"),
-    ("mfe_pct", "MFE %"),
-    ("mae_pct", "MAE %"),
+
+
+StudyVenue = Annotated[str, typer.Option("--venue", help="Venue the series come from.")]
+StudySymbols = Annotated[
+    str | None,
+    typer.Option(
+        "--symbols", help="Comma list of symbols. Default: every symbol stored for the venue."
+    ),
 ]
+StudyRegime = Annotated[
+    str,
+    typer.Option(
+        "--regime",
+        help="Regimes to study (comma list or all); short_covering includes squeezes, "
+        "reported apart.",
+    ),
+]
+CostOption = Annotated[
+    float, typer.Option("--cost-bps", help="Round-trip fees plus slippage, in basis points.")
+]
+
+
+def study_request(
+    venue: str,
+    symbols: str | None,
+    start: str | None,
+    end: str | None,
+    interval: str | None,
+    regime: str,
+    window: str | None,
+    oi_threshold: float,
+    price_threshold: float,
+    *,
+    adaptive: bool = False,
+    cost_bps: float = 10.0,
+    **extra: Any,
+) -> Any:
+    """The `BacktestRequest` of the options `backtest` and `report` share."""
+    from oiradar.services.backtest import BacktestRequest
+
+    if not math.isfinite(cost_bps) or cost_bps < 0:
+        raise UserError("--cost-bps must be a number >= 0")
+    bar_hint = interval_ms(interval) if interval else 5 * 60_000
+    return BacktestRequest(
+        venue=venue.lower(),
+        symbols=tuple(canonical_symbol(s) for s in symbols.split(",") if s.strip())
+        if symbols
+        else None,
+        start_ms=parse_time(start) if start else None,
+        end_ms=parse_time(end) if end else None,
+        interval=interval,
+        regimes=_regimes(regime) or (),
+        params=EngineParams(
+            window_ms=interval_ms(window) if window else max(15 * 60_000, bar_hint),
+            oi_threshold_pct=oi_threshold,
+            price_threshold_pct=price_threshold,
+            adaptive=adaptive,
+        ),
+        cost_bps=cost_bps,
+        **extra,
+    )
 
 
 def _values(text: str, what: str) -> list[float]:
@@ -118,6 +167,8 @@ def _print(result: Any, venue: str, symbols: int, fmt: Format, show_events: bool
         title = f"without the top contributors: {', '.join(result.dropped)}"
         emit([_show(r) for r in result.without_top], fmt, columns=columns, title=title)
     if show_events:
+        from oiradar.services.backtest import EVENT_COLUMNS
+
         emit(result.events, fmt, columns=EVENT_COLUMNS, title="events")
     for note in result.notes:
         err.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
@@ -138,35 +189,19 @@ def backtest(
     sweep_tokens: Annotated[
         list[str] | None, typer.Argument(hidden=True, show_default=False)
     ] = None,
-    venue: Annotated[str, typer.Option(help="Venue the series come from.")] = "binance",
-    symbols: Annotated[
-        str | None,
-        typer.Option(help="Comma list of symbols. Default: every symbol stored for the venue."),
-    ] = None,
+    venue: StudyVenue = "binance",
+    symbols: StudySymbols = None,
     start: From = None,
     end: To = None,
     interval: Interval = None,
-    regime: Annotated[
-        str,
-        typer.Option(
-            help="Regimes to study (comma list or all); short_covering includes squeezes, "
-            "reported apart."
-        ),
-    ] = "short_covering",
+    regime: StudyRegime = "short_covering",
     window: Window = None,
-    oi_threshold: Annotated[
-        float, typer.Option("--oi-threshold", help="OI flat band, +/- %.")
-    ] = 1.5,
-    price_threshold: Annotated[
-        float, typer.Option("--price-threshold", help="Price flat band, +/- %.")
-    ] = 1.0,
+    oi_threshold: OiBandOption = 1.5,
+    price_threshold: PriceBandOption = 1.0,
     adaptive: Annotated[
         bool, typer.Option(help="Per-symbol thresholds from each symbol's trailing noise.")
     ] = False,
-    cost_bps: Annotated[
-        float,
-        typer.Option("--cost-bps", help="Round-trip fees plus slippage, in basis points."),
-    ] = 10.0,
+    cost_bps: CostOption = 10.0,
     control: Annotated[
         int,
         typer.Option(help="Random entries per event, on the same symbol and UTC day."),
@@ -216,29 +251,11 @@ def backtest(
     grid = parse_sweep([sweep, *(sweep_tokens or [])]) if sweep else None
     if control < 0 or drop_top < 0:
         raise UserError("--control and --drop-top take a number >= 0")
-    if not math.isfinite(cost_bps) or cost_bps < 0:
-        raise UserError("--cost-bps must be a number >= 0")
-    bar_hint = interval_ms(interval) if interval else 5 * 60_000
-    req = bt.BacktestRequest(
-        venue=venue.lower(),
-        symbols=tuple(canonical_symbol(s) for s in symbols.split(",") if s.strip())
-        if symbols
-        else None,
-        start_ms=parse_time(start) if start else None,
-        end_ms=parse_time(end) if end else None,
-        interval=interval,
-        regimes=_regimes(regime) or (),
-        params=EngineParams(
-            window_ms=interval_ms(window) if window else max(15 * 60_000, bar_hint),
-            oi_threshold_pct=oi_threshold,
-            price_threshold_pct=price_threshold,
-            adaptive=adaptive,
-        ),
-        cost_bps=cost_bps,
-        control_per_event=control,
-        drop_top=drop_top,
+    req = study_request(
+        venue, symbols, start, end, interval, regime, window, oi_threshold, price_threshold,
+        adaptive=adaptive, cost_bps=cost_bps, control_per_event=control, drop_top=drop_top,
         seed=seed,
-    )
+    )  # fmt: skip
     store = _store(readonly=True, db=db)
     assert isinstance(store, Store)
     show = fmt is Format.TABLE and err.is_terminal

@@ -8,36 +8,33 @@ from typing import Annotated
 import typer
 
 from oiradar.cli import DbOption, _store, app, err
-from oiradar.commands.analysis import From, Interval, To, Window, _regimes
+from oiradar.commands.analysis import From, Interval, To, Window
+from oiradar.commands.backtest import (
+    CostOption,
+    StudyRegime,
+    StudySymbols,
+    StudyVenue,
+    study_request,
+)
+from oiradar.commands.selection import OiBandOption, PriceBandOption
 from oiradar.errors import UserError
 from oiradar.render import progress_bar
-from oiradar.signals.params import EngineParams
 from oiradar.store import Store
-from oiradar.units import canonical_symbol, interval_ms, parse_time
 
 
 @app.command("report")
 def report(
     out: Annotated[Path, typer.Option("--out", help="Folder to write index.html and images to.")],
-    venue: Annotated[str, typer.Option(help="Venue the series come from.")] = "binance",
-    symbols: Annotated[
-        str | None,
-        typer.Option(help="Comma list of symbols. Default: every symbol stored for the venue."),
-    ] = None,
+    venue: StudyVenue = "binance",
+    symbols: StudySymbols = None,
     start: From = None,
     end: To = None,
     interval: Interval = None,
-    regime: Annotated[str, typer.Option(help="Regimes to study (as backtest).")] = "short_covering",
+    regime: StudyRegime = "short_covering",
     window: Window = None,
-    oi_threshold: Annotated[
-        float, typer.Option("--oi-threshold", help="OI flat band, +/- %.")
-    ] = 1.5,
-    price_threshold: Annotated[
-        float, typer.Option("--price-threshold", help="Price flat band, +/- %.")
-    ] = 1.0,
-    cost_bps: Annotated[
-        float, typer.Option("--cost-bps", help="Round-trip fees plus slippage, bps.")
-    ] = 10.0,
+    oi_threshold: OiBandOption = 1.5,
+    price_threshold: PriceBandOption = 1.0,
+    cost_bps: CostOption = 10.0,
     charts: Annotated[
         int, typer.Option(help="Chart the N symbols with most events (around their largest move).")
     ] = 4,
@@ -51,28 +48,22 @@ def report(
 
     Example: oiradar report --interval 1h --window 1h --out report/ && open report/index.html
     """
-    from oiradar.services import backtest as bt
     from oiradar.services.report import write_report
 
     if charts < 0:
         raise UserError("--charts takes a number >= 0")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a folder")
-    bar_hint = interval_ms(interval) if interval else 5 * 60_000
-    req = bt.BacktestRequest(
-        venue=venue.lower(),
-        symbols=tuple(canonical_symbol(s) for s in symbols.split(",") if s.strip())
-        if symbols
-        else None,
-        start_ms=parse_time(start) if start else None,
-        end_ms=parse_time(end) if end else None,
-        interval=interval,
-        regimes=_regimes(regime) or (),
-        params=EngineParams(
-            window_ms=interval_ms(window) if window else max(15 * 60_000, bar_hint),
-            oi_threshold_pct=oi_threshold,
-            price_threshold_pct=price_threshold,
-        ),
+    req = study_request(
+        venue,
+        symbols,
+        start,
+        end,
+        interval,
+        regime,
+        window,
+        oi_threshold,
+        price_threshold,
         cost_bps=cost_bps,
     )
     store = _store(readonly=True, db=db)

@@ -12,6 +12,9 @@ from oiradar.cli import DbOption, _store, app, err, fail
 from oiradar.commands.selection import (
     ALL_VENUES,
     AllOption,
+    EndpointOption,
+    OiBandOption,
+    PriceBandOption,
     SymbolsOption,
     TopOption,
     VenuesOption,
@@ -90,19 +93,9 @@ def scan(
             "low_conviction_selloff, neutral."
         ),
     ] = None,
-    oi_threshold: Annotated[
-        float, typer.Option("--oi-threshold", help="OI flat band, +/- %.")
-    ] = 1.5,
-    price_threshold: Annotated[
-        float, typer.Option("--price-threshold", help="Price flat band, +/- %.")
-    ] = 1.0,
-    endpoint: Annotated[
-        str | None,
-        typer.Option(
-            help="Send every venue's requests here (e.g. an `oiradar sim`). Default: "
-            "$OIRADAR_ENDPOINT, then each venue's OIRADAR_<VENUE>_REST, then the venue."
-        ),
-    ] = None,
+    oi_threshold: OiBandOption = 1.5,
+    price_threshold: PriceBandOption = 1.0,
+    endpoint: EndpointOption = None,
     fmt: Annotated[
         Format, typer.Option("--format", help="table, json (one array) or csv.")
     ] = Format.TABLE,

@@ -56,3 +56,19 @@ def select(
         else (watchlist_symbols(watchlist) if watchlist else None)
     )
     return picked, None if (picked or all_) else (top or 30)
+
+
+# -- engine bands and the endpoint, shared by scan, watch, backtest, report, backfill ------
+
+OiBandOption = Annotated[float, typer.Option("--oi-threshold", help="OI flat band, +/- %.")]
+PriceBandOption = Annotated[
+    float, typer.Option("--price-threshold", help="Price flat band, +/- %.")
+]
+EndpointOption = Annotated[
+    str | None,
+    typer.Option(
+        "--endpoint",
+        help="Send every venue's requests (REST and WebSocket) here, e.g. an `oiradar sim`. "
+        "Default: $OIRADAR_ENDPOINT, then each venue's OIRADAR_<VENUE>_REST/_WS, then the venue.",
+    ),
+]

@@ -18,6 +18,9 @@ from oiradar.commands.alerts import ConfigOption
 from oiradar.commands.selection import (
     ALL_VENUES,
     AllOption,
+    EndpointOption,
+    OiBandOption,
+    PriceBandOption,
     SymbolsOption,
     TopOption,
     VenuesOption,
@@ -95,12 +98,8 @@ def watch(
     adaptive: Annotated[
         bool, typer.Option(help="Per-symbol thresholds from the stored history.")
     ] = False,
-    oi_threshold: Annotated[
-        float, typer.Option("--oi-threshold", help="OI flat band, +/- %.")
-    ] = 1.5,
-    price_threshold: Annotated[
-        float, typer.Option("--price-threshold", help="Price flat band, +/- %.")
-    ] = 1.0,
+    oi_threshold: OiBandOption = 1.5,
+    price_threshold: PriceBandOption = 1.0,
     min_history: Annotated[
         str,
         typer.Option(
@@ -116,13 +115,7 @@ def watch(
             "evaluated. Raise it when watching a simulator running many times real speed."
         ),
     ] = "2s",
-    endpoint: Annotated[
-        str | None,
-        typer.Option(
-            help="Send every venue's requests here (e.g. an `oiradar sim`). Default: "
-            "$OIRADAR_ENDPOINT, then OIRADAR_<VENUE>_REST/_WS, then the venue."
-        ),
-    ] = None,
+    endpoint: EndpointOption = None,
     log_level: Annotated[
         str, typer.Option(help="debug, info, warning or error (logs go to stderr).")
     ] = "info",

@@ -38,6 +38,20 @@ from oiradar.units import HOUR_MS, MINUTE_MS, interval_name, iso
 
 HORIZONS_MS = (15 * MINUTE_MS, HOUR_MS, 4 * HOUR_MS, 24 * HOUR_MS)
 PRIMARY_MS = HOUR_MS  # the horizon tables rank and test by
+# An event's fields and their headers, for the CLI table and the HTML report.
+EVENT_COLUMNS = [
+    ("symbol", "symbol"),
+    ("regime", "regime"),
+    ("tier", "tier"),
+    ("signal_at", "entry (UTC)"),
+    ("entry_price", "entry"),
+    ("ret_15m_pct", "+15m %"),
+    ("ret_1h_pct", "+1h %"),
+    ("ret_4h_pct", "+4h %"),
+    ("ret_1d_pct", "+24h %"),
+    ("mfe_pct", "MFE %"),
+    ("mae_pct", "MAE %"),
+]
 DIRECTION = {
     Regime.SHORT_COVERING: 1.0,
     Regime.SHORT_SQUEEZE: 1.0,

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from oiradar.services import backtest as bt
+from oiradar.services.backtest import EVENT_COLUMNS
 from oiradar.signals.params import EngineParams
 from oiradar.store import Store
 from oiradar.units import DAY_MS, interval_name, iso, parse_time
@@ -42,19 +43,6 @@ GROUP_COLUMNS = [
     ("mean_1d", "mean % (+24h)"),
     ("mfe_median", "MFE %"),
     ("mae_median", "MAE %"),
-]
-EVENT_COLUMNS = [
-    ("symbol", "symbol"),
-    ("regime", "regime"),
-    ("tier", "tier"),
-    ("signal_at", "entry (UTC)"),
-    ("entry_price", "entry"),
-    ("ret_15m_pct", "+15m %"),
-    ("ret_1h_pct", "+1h %"),
-    ("ret_4h_pct", "+4h %"),
-    ("ret_1d_pct", "+24h %"),
-    ("mfe_pct", "MFE %"),
-    ("mae_pct", "MAE %"),
 ]
 
 

@@ -119,6 +119,15 @@ def watch(
     log_level: Annotated[
         str, typer.Option(help="debug, info, warning or error (logs go to stderr).")
     ] = "info",
+    limit_scale: Annotated[
+        float,
+        typer.Option(
+            "--limit-scale",
+            hidden=True,
+            help="Divide every rate-limit window by this: only to match `oiradar sim "
+            "--limit-scale` when it runs many times real speed (benches).",
+        ),
+    ] = 1.0,
     serve: Annotated[
         bool,
         typer.Option(help="Also serve the web dashboard (as `oiradar serve`) from this process."),
@@ -155,6 +164,8 @@ def watch(
         check_binding(host, token)
     chosen = parse_venues(venues)
     picked, top_n = select(symbols, watchlist, top, all_)
+    if not limit_scale > 0:
+        raise UserError("--limit-scale must be a positive number")
     params = _params(window, adaptive, oi_threshold, price_threshold, min_history)
     cfg = load(config)
     sink_cfgs = cfg.sinks or (SinkConfig(SinkType.CONSOLE, "console"),)
@@ -173,7 +184,7 @@ def watch(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        clients = [client(v, endpoint) for v in chosen]
+        clients = [client(v, endpoint, limit_scale=limit_scale) for v in chosen]
         streams = [stream(v, endpoint) for v in chosen]
         daemon = Watch(
             req,

@@ -168,8 +168,15 @@ def seed(grid: Grid, params: EngineParams) -> LiveState:
         liq_short=Ring(w, grid.liq_short_usd),
         short_w_hist=Ring(ctx, short_w),
         volume_hist=Ring(ctx, grid.volume),
-        abs_oi_hist=Ring(adaptive, np.abs(pct_change(grid.oi, w)) if params.adaptive else None),
-        abs_px_hist=Ring(adaptive, np.abs(pct_change(grid.close, w)) if params.adaptive else None),
+        # Fixed thresholds never read these: one slot instead of a week of bars (memory).
+        abs_oi_hist=Ring(
+            adaptive if params.adaptive else 1,
+            np.abs(pct_change(grid.oi, w)) if params.adaptive else None,
+        ),
+        abs_px_hist=Ring(
+            adaptive if params.adaptive else 1,
+            np.abs(pct_change(grid.close, w)) if params.adaptive else None,
+        ),
     )
 
 

@@ -67,6 +67,7 @@ class Alert:
         """JSON-ready: plain types, ISO-8601 `Z` time, the sentence included."""
         return {
             "ts": iso(self.ts_ms),
+            "ts_ms": self.ts_ms,  # exact: a burst's is the triggering order's time
             "symbol": self.symbol,
             "kind": self.kind.value,
             "regime": self.regime,

@@ -191,9 +191,7 @@ class Watch:
                 bar_ms=self.req.bar_ms,
                 settle_ms=self.req.settle_ms,
             )
-            warm = p.min_history_ms + p.window_ms + 2 * self.req.bar_ms
-            lookback = max(p.context_lookback_ms, p.adaptive_lookback_ms if p.adaptive else 0)
-            await vw.start(warm, lookback + p.window_ms)
+            await vw.listing()
         except VenueError as exc:
             log.error("venue=%s event=start_failed error=%s", client.name, exc)  # noqa: TRY400
             return None
@@ -236,9 +234,12 @@ class Watch:
 
     async def _guard(self, vw: VenueWatch) -> None:
         """A venue that fails is logged and restarted; the others keep running."""
+        p = self.req.params
+        warm = p.min_history_ms + p.window_ms + 2 * self.req.bar_ms
+        lookback = max(p.context_lookback_ms, p.adaptive_lookback_ms if p.adaptive else 0)
         while True:
             try:
-                await vw.run()
+                await vw.run(warm, lookback + p.window_ms)
             except asyncio.CancelledError:
                 raise
             except Exception:  # one venue's bug must not stop the daemon

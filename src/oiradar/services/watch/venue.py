@@ -31,7 +31,7 @@ from oiradar.signals.live import LiveState, bar_at, grid_bars, provisional_squee
 from oiradar.signals.params import EngineParams
 from oiradar.signals.windows import build_grid
 from oiradar.store import Store
-from oiradar.units import interval_name, iso
+from oiradar.units import DAY_MS, interval_name, iso
 from oiradar.venues.base import VenueClient
 from oiradar.venues.limiter import SAFETY
 from oiradar.venues.stream import StreamRecord, VenueStream
@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 MIN_POLL_S = 1.0  # venues refresh OI about once a second: polling faster buys nothing
 POLL_SHARE = 0.5  # of the budget left after the bar-close work; the rest absorbs backfills
 CLOCK_IDLE_S = 5.0  # no venue time for this long (stream down): ask REST for it
+FUNDING_PASS_S = 30.0  # how often settled funding is checked for
+FUNDING_RETRY_S = 300.0  # after a fetch, the symbol's next try
 
 
 @dataclass(slots=True)
@@ -130,21 +132,25 @@ class VenueWatch:
 
     # -- start-up --------------------------------------------------------------------------
 
-    async def start(self, warm_ms: int, seed_ms: int) -> None:
-        """Fetch what the store lacks of the last `warm_ms`, then seed each engine from the
-        store's last `seed_ms` of bars (the ones closed by now)."""
+    async def listing(self) -> None:
+        """Which of the wanted symbols the venue lists (one snapshot; OI is stored)."""
         snaps = await self._snapshot(self.symbols)
-        now = self.now_ms()
         listed = {s.symbol for s in snaps}
         for sym in self.symbols:
             if sym not in listed:
                 log.warning("venue=%s event=not_listed symbol=%s", self.venue, sym)
         self.symbols = [s for s in self.symbols if s in listed]
+        self.running = {s: Running() for s in self.symbols}
+
+    async def warm_up(self, warm_ms: int, seed_ms: int) -> None:
+        """Fetch the candles and OI the store lacks of the last `warm_ms`, then seed each
+        engine from the store's last `seed_ms` of bars (the ones closed by now). Streams are
+        already running meanwhile; funding comes in the background (`_funding_loop`)."""
+        now = self.now_ms()
         last_closed = now - now % self.bar_ms - self.bar_ms
         await self._each(lambda s: self._backfill(s, now - warm_ms, last_closed))
         self.ingest.flush()
         for sym in self.symbols:
-            self.running[sym] = Running()
             series = self.store.read_series(
                 self.venue, sym, self.interval, last_closed - seed_ms, last_closed
             )
@@ -173,13 +179,44 @@ class VenueWatch:
 
     # -- the running loops -----------------------------------------------------------------
 
-    async def run(self) -> None:
+    async def run(self, warm_ms: int, seed_ms: int) -> None:
+        """Stream at once; warm up and seed the engines meanwhile, then step every bar."""
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.stream.run(self.symbols, self.on_record))
-            tg.create_task(self._bar_loop())
             tg.create_task(self._clock_keeper())
+            tg.create_task(self._funding_loop(warm_ms))
             if not self.stream.streams_oi:
                 tg.create_task(self._poll_loop())
+            await self.warm_up(warm_ms, seed_ms)
+            tg.create_task(self._bar_loop())
+
+    async def _funding_loop(self, warm_ms: int) -> None:
+        """Settled funding, fetched when a settlement is due, never holding up bars or
+        streams (Binance allows 500 funding calls per 5 minutes: a cold start of 500 symbols
+        takes that long, in the background)."""
+        retry: dict[str, float] = {}  # symbol -> monotonic time before which not to ask
+
+        async def fetch(sym: str) -> None:
+            now = self.now_ms()
+            last = self.store.last_ts(Kind.FUNDING, self.venue, sym, None, None)
+            since = last + 1 if last is not None else now - max(warm_ms, DAY_MS)
+            self._got("funding", await self.client.funding_history(sym, since, now))
+            # Published late, or nothing new: ask again in a few minutes, not every pass.
+            retry[sym] = time.monotonic() + FUNDING_RETRY_S
+
+        while True:
+            now = self.now_ms()
+            due = [
+                s for s in self.symbols
+                if retry.get(s, 0.0) <= time.monotonic() and self._funding_due(s, now)
+            ]  # fmt: skip
+            await self._each(fetch, due)
+            await asyncio.sleep(FUNDING_PASS_S)
+
+    def _funding_due(self, sym: str, now_ms: int) -> bool:
+        last = self.store.last_ts(Kind.FUNDING, self.venue, sym, None, None)
+        interval_h = (self.funding.get(sym) or (None, None))[1] or 8.0
+        return last is None or now_ms >= last + interval_h * 3_600_000
 
     def on_record(self, rec: StreamRecord) -> None:
         if isinstance(rec, Liquidation):
@@ -288,7 +325,7 @@ class VenueWatch:
             self._step_symbol(sym, upto)
         self.status.last_bar_ms = upto
 
-    async def _each(self, fn: Callable[[str], Any]) -> None:
+    async def _each(self, fn: Callable[[str], Any], symbols: Sequence[str] | None = None) -> None:
         async def guarded(sym: str) -> None:
             try:
                 await fn(sym)
@@ -299,7 +336,9 @@ class VenueWatch:
             except VenueError as exc:
                 self._error(exc)
 
-        await asyncio.gather(*(guarded(s) for s in list(self.symbols)))
+        await asyncio.gather(
+            *(guarded(s) for s in list(self.symbols if symbols is None else symbols))
+        )
 
     def _error(self, exc: Exception) -> None:
         self.status.errors += 1
@@ -324,11 +363,6 @@ class VenueWatch:
         if not self.stream.streams_oi or self._oi_missing(sym, first, close):
             found = await self.client.oi_history(sym, self.bar_ms, first + self.bar_ms, close)
             self._got("oi", found)
-        last_f = self.store.last_ts(Kind.FUNDING, self.venue, sym, None, None)
-        interval_h = (self.funding.get(sym) or (None, None))[1] or 8.0
-        if last_f is None or close >= last_f + interval_h * 3_600_000:
-            f_from = (last_f + 1) if last_f is not None else first - int(interval_h * 3_600_000)
-            self._got("funding", await self.client.funding_history(sym, f_from, close))
 
     def _got(self, kind: str, rows: Sequence[Any]) -> None:
         if rows:

@@ -46,10 +46,11 @@ FUNDING_RETRY_S = 300.0  # after a fetch, the symbol's next try
 
 @dataclass(slots=True)
 class Running:
-    """Liquidations per bar open that are not stepped yet (deduplicated)."""
+    """Liquidation sums per bar open not stepped yet. Duplicated messages were already
+    dropped by the stream; keeping every order's key here cost ~10 MB per venue at 500
+    symbols, for no better burst check (the stored rows are deduplicated by the store)."""
 
     bars: dict[int, list[float]] = field(default_factory=dict)  # open -> [long, short]
-    seen: set[tuple[int, str, float, float]] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -237,10 +238,6 @@ class VenueWatch:
         run, state = self.running.get(liq.symbol), self.states.get(liq.symbol)
         if run is None or state is None or state.last_ts is None:
             return
-        key = (liq.ts_ms, liq.position_side.value, liq.price, liq.qty_base)
-        if key in run.seen:
-            return
-        run.seen.add(key)
         bar_open = liq.ts_ms - liq.ts_ms % self.bar_ms
         if bar_open <= state.last_ts:
             return  # a late order for a stepped bar: stored, not counted twice
@@ -391,7 +388,6 @@ class VenueWatch:
             self.decider.on_bar(self.venue, sym, result, self.funding.get(sym, (None, None)))
         for b in [b for b in run.bars if b <= (state.last_ts or upto)]:
             del run.bars[b]
-        run.seen = {k for k in run.seen if k[0] > (state.last_ts or upto)}
 
     def _record_coverage(self) -> None:
         """The liquidation feed's connected spans, per symbol, for the store."""

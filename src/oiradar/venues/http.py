@@ -189,8 +189,11 @@ class RestClient(VenueClient):
         backoff_s: float = 0.25,
         max_attempts: int = 5,
     ) -> None:
-        """`limit_scale` divides every budget period (only to match a scaled simulator)."""
+        """`limit_scale` divides every budget period (only to match a scaled simulator); the
+        safety margin grows with it, so it still absorbs the same jitter in wall seconds."""
         budgets = {k: Budget(b.limit, b.period_s / limit_scale) for k, b in self.budgets.items()}
+        if limit_scale > 1:
+            safety = max(0.5, 1 - (1 - safety) * limit_scale)
         self.limiter = Limiter(self.name, budgets, safety)
         self.http = HttpClient(
             self.name,

@@ -41,6 +41,7 @@ MIN_POLL_S = 1.0  # venues refresh OI about once a second: polling faster buys n
 POLL_SHARE = 0.5  # of the budget left after the bar-close work; the rest absorbs backfills
 CLOCK_IDLE_S = 5.0  # no venue time for this long (stream down): ask REST for it
 FUNDING_PASS_S = 30.0  # how often settled funding is checked for
+YIELD_EVERY = 10  # symbols stepped between two turns of the event loop (a few ms)
 FUNDING_RETRY_S = 300.0  # after a fetch, the symbol's next try
 
 
@@ -151,7 +152,9 @@ class VenueWatch:
         last_closed = now - now % self.bar_ms - self.bar_ms
         await self._each(lambda s: self._backfill(s, now - warm_ms, last_closed))
         self.ingest.flush()
-        for sym in self.symbols:
+        for k, sym in enumerate(self.symbols):
+            if k % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)
             series = self.store.read_series(
                 self.venue, sym, self.interval, last_closed - seed_ms, last_closed
             )
@@ -318,8 +321,10 @@ class VenueWatch:
         self.ingest.flush()
         await self._each(lambda s: self._backfill(s, None, upto))
         self.ingest.flush()
-        for sym in self.symbols:
+        for k, sym in enumerate(self.symbols):
             self._step_symbol(sym, upto)
+            if k % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)  # let liquidations in: a burst must not wait for 500
         self.status.last_bar_ms = upto
 
     async def _each(self, fn: Callable[[str], Any], symbols: Sequence[str] | None = None) -> None:

@@ -377,18 +377,7 @@ def _funding(fig: Any, d: ChartData) -> None:
     # A thin no-data panel has no room for a title: its message names it.
     fig.update_yaxes(title_text="funding<br>(% per 8 h)" if d.has_funding else "", row=3, col=1)
     if not d.has_funding:
-        fig.add_annotation(
-            text=f"no funding data stored for {', '.join(d.venues)} in this range",
-            xref="x domain",
-            yref="y domain",
-            row=3,
-            col=1,
-            x=0.5,
-            y=0.5,
-            showarrow=False,
-            font={"color": "#757575"},
-        )
-        fig.update_yaxes(showticklabels=False, showgrid=False, row=3, col=1)
+        _empty_panel(fig, 3, f"no funding data stored for {', '.join(d.venues)} in this range")
         return
     for k, line in enumerate(d.oi):
         if not np.isfinite(line.funding_8h_pct).any():
@@ -410,6 +399,22 @@ def _funding(fig: Any, d: ChartData) -> None:
     fig.update_yaxes(ticksuffix=" %", zeroline=True, zerolinecolor="#757575", row=3, col=1)
 
 
+def _empty_panel(fig: Any, row: int, text: str) -> None:
+    """A panel with no data says so in its middle instead of drawing zeros."""
+    fig.add_annotation(
+        text=text,
+        xref="x domain",
+        yref="y domain",
+        row=row,
+        col=1,
+        x=0.5,
+        y=0.5,
+        showarrow=False,
+        font={"color": "#757575"},
+    )
+    fig.update_yaxes(showticklabels=False, showgrid=False, row=row, col=1)
+
+
 def _liquidations(fig: Any, d: ChartData) -> str:
     """Draw the liquidation panel; returns its legend title (source, clipping)."""
     import plotly.graph_objects as go
@@ -420,18 +425,7 @@ def _liquidations(fig: Any, d: ChartData) -> str:
         col=1,
     )
     if not d.has_liquidations:
-        fig.add_annotation(
-            text=f"no liquidation data stored for {', '.join(d.venues)} in this range",
-            xref="x domain",
-            yref="y domain",
-            row=4,
-            col=1,
-            x=0.5,
-            y=0.5,
-            showarrow=False,
-            font={"color": "#757575"},
-        )
-        fig.update_yaxes(showticklabels=False, showgrid=False, row=4, col=1)
+        _empty_panel(fig, 4, f"no liquidation data stored for {', '.join(d.venues)} in this range")
         return ""
     limit, clipped = d.liq_scale()
     src = ", ".join(d.liq_venues)

@@ -18,6 +18,7 @@ from oiradar.signals.params import EngineParams
 from oiradar.signals.regimes import Regime
 from oiradar.store import Store
 from oiradar.units import MINUTE_MS
+from oiradar.venues.limiter import SAFETY
 
 BAR = 5 * MINUTE_MS
 T0 = 1_780_000_200_000 // BAR * BAR
@@ -136,7 +137,7 @@ def test_poll_cadence_is_computed_from_the_budget() -> None:
     # Binance: 2400 weight/min; 500 symbols cost 10 + 500 per poll; klines reserve 500/bar.
     budgets = {"w": (2400.0, 60.0)}
     reserved = {"w": 500 / 300}
-    spare = 2400 * 0.95 / 60 - 500 / 300
+    spare = 2400 * SAFETY / 60 - 500 / 300
     assert poll_interval_s({"w": 510}, budgets, reserved) == pytest.approx(510 / (0.5 * spare))
     assert poll_interval_s({"w": 15}, budgets, reserved) == MIN_POLL_S  # never faster than 1 s
     assert poll_interval_s({"w": 15}, budgets, {"w": 1e9}) == math.inf

@@ -85,6 +85,7 @@ class HttpClient:
         self.venue, self.base_url, self.limiter = venue, base_url.rstrip("/"), limiter
         self._own_session = session is None
         self._session = session
+        self._closed = False
         self._sem = asyncio.Semaphore(concurrency)
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.max_attempts, self.backoff_s = max_attempts, backoff_s
@@ -95,6 +96,9 @@ class HttpClient:
 
     @property
     def session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            # A task that outlived `close()` must not open a session nobody will close.
+            raise VenueUnavailable(self.venue, "client closed")
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
@@ -102,6 +106,7 @@ class HttpClient:
         return self._session
 
     async def close(self) -> None:
+        self._closed = True
         if self._own_session and self._session is not None:
             await self._session.close()
             self._session = None
@@ -110,12 +115,13 @@ class HttpClient:
         """The decoded JSON of GET `path`, retried on transient failures."""
         last: VenueError | None = None
         for attempt in range(self.max_attempts):
+            if self._closed:
+                raise VenueUnavailable(self.venue, "client closed")
             banned = self.limiter.banned_for()
             if banned:
                 raise Banned(self.venue, f"banned for another {banned:.0f} s; not sending", banned)
-            await self.limiter.acquire(charges)
             try:
-                return await self._once(path, params)
+                return await self._once(path, params, charges)
             except RateLimited as exc:
                 self.limiter.pause(exc.retry_after_s)
                 last = exc
@@ -133,13 +139,22 @@ class HttpClient:
         assert last is not None
         raise last
 
-    async def _once(self, path: str, params: Mapping[str, str | int] | None) -> Any:
+    async def _once(
+        self, path: str, params: Mapping[str, str | int] | None, charges: Charges
+    ) -> Any:
         url = self.base_url + path
         query = {k: str(v) for k, v in (params or {}).items()}
-        self.stats.requests += 1
         try:
-            async with self._sem, self.session.get(url, params=query, timeout=self._timeout) as r:
-                status, headers, body = r.status, r.headers, await r.read()
+            async with self._sem:
+                # Charged once a connection slot is ours: charged before, a burst queued
+                # behind the slots would hold budget it is not yet using.
+                ticket = await self.limiter.acquire(charges)
+                self.stats.requests += 1
+                try:
+                    async with self.session.get(url, params=query, timeout=self._timeout) as r:
+                        status, headers, body = r.status, r.headers, await r.read()
+                finally:
+                    self.limiter.done(ticket)
         except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
             raise VenueUnavailable(self.venue, f"{type(exc).__name__} on {path}") from None
         if self._on_headers is not None:
@@ -189,11 +204,8 @@ class RestClient(VenueClient):
         backoff_s: float = 0.25,
         max_attempts: int = 5,
     ) -> None:
-        """`limit_scale` divides every budget period (only to match a scaled simulator); the
-        safety margin grows with it, so it still absorbs the same jitter in wall seconds."""
+        """`limit_scale` divides every budget period (only to match a scaled simulator)."""
         budgets = {k: Budget(b.limit, b.period_s / limit_scale) for k, b in self.budgets.items()}
-        if limit_scale > 1:
-            safety = max(0.5, 1 - (1 - safety) * limit_scale)
         self.limiter = Limiter(self.name, budgets, safety)
         self.http = HttpClient(
             self.name,

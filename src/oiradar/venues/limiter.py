@@ -3,21 +3,25 @@
 Each budget is a sliding window ("at most `limit` units in any `period_s` seconds"),
 optionally per key (OKX counts per instrument). A sliding window that never exceeds a
 fraction of the limit also never exceeds it in the venue's own fixed windows, so the
-limiter prevents 429s instead of reacting to them; the safety margin absorbs network
-jitter between sending and the venue counting. The venue's usage headers can only make
-it more careful, never less.
+limiter prevents 429s instead of reacting to them. The venue counts a request at some
+moment between our sending it and its reply arriving, so a request holds its units from
+the send until `period_s` after the reply: then no scheduling delay or network jitter can
+make the venue see more in one window than we allowed (a request still in flight blocks
+its units). The venue's usage headers can only make it more careful.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
 
-# Stay 5 % under every budget: enough for loopback and WAN jitter in our tests and benches,
-# close enough to the limit that a rate-bound scan runs near the venue's floor.
-SAFETY = 0.95
+# The share of each budget we use. In-flight time is charged, so the whole budget is safe
+# against the venue's count of our own requests (a margin would not protect against another
+# process on the same IP either: only the venue's usage headers can). Lower it to leave room.
+SAFETY = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,27 +31,39 @@ class Budget:
 
 
 @dataclass(slots=True)
+class _Charge:
+    cost: int
+    done: float = math.inf  # when the reply arrived; until then the units stay charged
+
+
+@dataclass(slots=True)
 class _Window:
     budget: Budget
-    events: deque[tuple[float, int]] = field(default_factory=deque)
+    charges: deque[_Charge] = field(default_factory=deque)
     used: int = 0
 
     def expire(self, now: float) -> None:
-        horizon = now - self.budget.period_s
-        while self.events and self.events[0][0] <= horizon:
-            self.used -= self.events.popleft()[1]
+        """Drop charges whose reply is a full period old (oldest first: a slow request at the
+        head holds the ones behind it a little longer, which only errs on the careful side)."""
+        period = self.budget.period_s
+        while self.charges and self.charges[0].done + period <= now:
+            self.used -= self.charges.popleft().cost
 
     def wait_for(self, cost: int, cap: float, now: float) -> float:
-        """Seconds until `cost` more units fit under `cap`."""
+        """Seconds until `cost` more units fit under `cap` (inf: a reply must come first)."""
         self.expire(now)
         if self.used + cost <= cap:
             return 0.0
-        excess, freed = self.used + cost - cap, 0
-        for t, c in self.events:
-            freed += c
+        excess, freed, free_at = self.used + cost - cap, 0, now
+        for c in self.charges:
+            freed += c.cost
+            free_at = max(free_at, c.done + self.budget.period_s)
             if freed >= excess:
-                return t + self.budget.period_s - now
-        return self.budget.period_s
+                return free_at - now
+        return self.budget.period_s  # over the cap on its own: let the period pass and try
+
+
+Ticket = list[_Charge]
 
 
 class Limiter:
@@ -59,6 +75,7 @@ class Limiter:
         self.safety = safety
         self._windows: dict[tuple[str, str], _Window] = {}
         self._lock = asyncio.Lock()
+        self._replied = asyncio.Event()
         self._paused_until = 0.0
         self.banned_until = 0.0
         self.requests = 0
@@ -73,8 +90,10 @@ class Limiter:
     def banned_for(self) -> float:
         return max(0.0, self.banned_until - time.monotonic())
 
-    async def acquire(self, charges: list[tuple[str, str, int]]) -> None:
-        """Wait until every charge fits, then record them (callers queue fairly on a lock)."""
+    async def acquire(self, charges: list[tuple[str, str, int]]) -> Ticket:
+        """Wait until every charge fits, then record them (callers queue fairly on a lock).
+
+        Hand the ticket to `done` when the reply has arrived (or the request failed)."""
         async with self._lock:
             while True:
                 now = time.monotonic()
@@ -84,13 +103,30 @@ class Limiter:
                     wait = max(wait, self._window(bucket, key).wait_for(cost, cap, now))
                 if wait <= 0:
                     break
-                self.waited_s += wait
-                await asyncio.sleep(wait)
+                self._replied.clear()
+                started = time.monotonic()
+                try:
+                    if math.isinf(wait):
+                        await self._replied.wait()
+                    else:
+                        await asyncio.sleep(wait)
+                finally:  # counted even when the caller gives up waiting
+                    self.waited_s += time.monotonic() - started
+            ticket: Ticket = []
             for bucket, key, cost in charges:
                 w = self._window(bucket, key)
-                w.events.append((now, cost))
+                ticket.append(charge := _Charge(cost))
+                w.charges.append(charge)
                 w.used += cost
             self.requests += 1
+            return ticket
+
+    def done(self, ticket: Ticket) -> None:
+        """The reply to a request has arrived: its units free one period from now."""
+        now = time.monotonic()
+        for charge in ticket:
+            charge.done = now
+        self._replied.set()
 
     def usage(self) -> dict[str, tuple[int, int]]:
         """(units used now, limit) per bucket, the busiest key of each, for `oiradar status`."""
@@ -106,7 +142,7 @@ class Limiter:
         w = self._window(bucket, key)
         w.expire(time.monotonic())
         if used > w.used:
-            w.events.append((time.monotonic(), used - w.used))
+            w.charges.append(_Charge(used - w.used, time.monotonic()))
             w.used = used
 
     def pause(self, seconds: float) -> None:

@@ -1,0 +1,77 @@
+"""The limiter's promise: whatever the latency and scheduling, the venue never counts more
+than the budget in any window, provided it counts each request between send and reply."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+from collections.abc import Callable
+
+from oiradar.venues.limiter import Budget, Limiter
+
+PERIOD = 0.2
+LIMIT = 20
+
+
+async def _burst(limiter: Limiter, n: int, flight: Callable[[int], float]) -> list[float]:
+    """n requests at once; the k-th to go out is in flight `flight(k)` seconds and counted by
+    the 'venue' at a random moment of it."""
+    counted: list[float] = []
+    rng = random.Random(7)
+    sent = itertools.count()
+
+    async def one() -> None:
+        ticket = await limiter.acquire([("ip", "", 1)])
+        try:
+            seconds = flight(next(sent))
+            at = rng.uniform(0.0, seconds)
+            await asyncio.sleep(at)
+            counted.append(time.monotonic())
+            await asyncio.sleep(seconds - at)
+        finally:
+            limiter.done(ticket)
+
+    await asyncio.gather(*(one() for _ in range(n)))
+    return sorted(counted)
+
+
+def _busiest(times: list[float], period: float) -> int:
+    """Most requests the venue counted in any window of `period` (sliding, so also fixed)."""
+    best, lo = 0, 0
+    for hi, t in enumerate(times):
+        while times[lo] <= t - period:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+async def test_slow_replies_never_let_the_venue_see_more_than_the_budget() -> None:
+    # Random flights of up to three quarters of the window.
+    limiter = Limiter("x", {"ip": Budget(LIMIT, PERIOD)}, safety=1.0)
+    rng = random.Random(3)
+    counted = await _burst(limiter, 120, lambda _: rng.uniform(0.0, 0.15))
+    assert len(counted) == 120
+    assert _busiest(counted, PERIOD) <= LIMIT
+    assert limiter.waited_s > 0
+
+
+async def test_a_stalled_venue_does_not_bunch_two_windows_into_one() -> None:
+    # The first window's requests hang until it ends, the next ones fly: charged at send
+    # time only, both windows' requests would be counted within a few milliseconds.
+    limiter = Limiter("x", {"ip": Budget(LIMIT, PERIOD)}, safety=1.0)
+    counted = await _burst(limiter, 3 * LIMIT, lambda k: 0.95 * PERIOD if k < LIMIT else 0.001)
+    assert _busiest(counted, PERIOD) <= LIMIT
+
+
+async def test_a_request_in_flight_holds_its_units_until_the_reply() -> None:
+    limiter = Limiter("x", {"ip": Budget(2, 0.05)}, safety=1.0)
+    first = await limiter.acquire([("ip", "", 2)])
+    waiter = asyncio.create_task(limiter.acquire([("ip", "", 1)]))
+    await asyncio.sleep(0.2)  # four periods: a send-time charge would have expired
+    assert not waiter.done()
+    limiter.done(first)
+    await asyncio.sleep(0.02)
+    assert not waiter.done()  # the reply came, but the venue may have counted it just now
+    limiter.done(await asyncio.wait_for(waiter, 1.0))

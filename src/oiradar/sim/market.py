@@ -8,6 +8,7 @@ helpers below answer "as of simulated time `now`" and never look past it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -221,16 +222,43 @@ def liquidation_orders(sd: SymbolData, t0_ms: int, t1_ms: int, seed: int) -> lis
     return out
 
 
-def _split(sd: SymbolData, b: int, side_long: bool, total: float, seed: int) -> list[LiqOrder]:
-    rng = np.random.default_rng([seed, b, int(side_long), len(sd.symbol), *sd.symbol.encode()])
+def _split(
+    sd: SymbolData, b: int, side_long: bool, total: float, seed: int
+) -> tuple[LiqOrder, ...]:
+    return _split_bar(
+        sd.symbol,
+        int(sd.ts[b]),
+        sd.bar_ms,
+        float(sd.low[b]),
+        float(sd.high[b]),
+        side_long,
+        total,
+        seed,
+        b,
+    )
+
+
+# Every WebSocket push tick asks again for the orders of each symbol's running bar; drawing
+# them is costly (a fresh seeded generator), and they are the same every time.
+@functools.lru_cache(maxsize=65_536)
+def _split_bar(
+    symbol: str,
+    t0: int,
+    bar_ms: int,
+    lo: float,
+    hi: float,
+    side_long: bool,
+    total: float,
+    seed: int,
+    b: int,
+) -> tuple[LiqOrder, ...]:
+    rng = np.random.default_rng([seed, b, int(side_long), len(symbol), *symbol.encode()])
     typical = max(total / 8, 1e-12)
     n = int(min(60, max(1, round(total / typical * rng.uniform(0.5, 1.5)))))
     shares = rng.dirichlet(np.ones(n))
-    offsets = np.sort(rng.integers(0, sd.bar_ms, n))
-    lo, hi = float(sd.low[b]), float(sd.high[b])
+    offsets = np.sort(rng.integers(0, bar_ms, n))
     prices = lo + (hi - lo) * rng.uniform(0, 1, n)
-    t0 = int(sd.ts[b])
-    return [
+    return tuple(
         LiqOrder(t0 + int(off), side_long, float(total * s), float(p))
         for off, s, p in zip(offsets, shares, prices, strict=True)
-    ]
+    )

@@ -19,7 +19,7 @@ from oiradar.signals.params import EngineParams
 from oiradar.signals.regimes import Regime
 from oiradar.sim.faults import Fault
 from oiradar.sim.market import bars, oi_snapshots
-from oiradar.sim.synth import synthetic_market
+from oiradar.sim.synth import WEIGHTS, parse_weights, synthetic_market
 from tests.simkit import MINUTE, NOW, get, running
 
 FIVE = 5 * MINUTE
@@ -82,9 +82,14 @@ async def test_latency_is_injected() -> None:
         assert loop.time() - t >= 0.06
 
 
-def _series(market_symbol: str, days: int = 9) -> MarketSeries:
+def _series(
+    market_symbol: str,
+    days: int = 9,
+    weights: dict[str, float] | None = None,
+    cascade_delay: float = 0.0,
+) -> MarketSeries:
     start = NOW - days * 86_400_000
-    m = synthetic_market(12, start, NOW, seed=7)
+    m = synthetic_market(12, start, NOW, seed=7, weights=weights, cascade_delay=cascade_delay)
     sd = m.get(market_symbol)
     b = bars(sd, FIVE, start, NOW, NOW)
     t, oi, _ = oi_snapshots(sd, FIVE, start, NOW, NOW)
@@ -115,6 +120,40 @@ def test_synthetic_market_produces_every_regime_and_squeezes() -> None:
             assert bar_regimes[regime.name] > 0, regime
     assert kinds[("SHORT_SQUEEZE", "strong")] > 5
     assert kinds[("SHORT_COVERING", "normal")] > 5  # orderly covering stays covering
+
+
+def test_regime_weights_reshape_the_synthetic_mix() -> None:
+    """A squeeze-heavy mix (what bench/watch.py uses to time many escalations) gives the Core
+    engine several times the squeezes; the default mix is the documented one."""
+
+    def squeezes(weights: dict[str, float] | None) -> int:
+        found = 0
+        for sym in ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT"):
+            tl = timeline(_series(sym, days=3, weights=weights), EngineParams())
+            found += sum(e.regime is Regime.SHORT_SQUEEZE for e in events(tl, EngineParams()))
+        return found
+
+    assert parse_weights("") == WEIGHTS
+    heavy = parse_weights("short_squeeze=0.5, SHORT_COVERING=0.3")
+    assert heavy["SHORT_SQUEEZE"] == 0.5 and heavy["NEUTRAL"] == WEIGHTS["NEUTRAL"]
+    assert squeezes(heavy) > 3 * squeezes(None) > 0
+
+
+def test_a_cascade_delay_makes_squeezes_read_as_covering_first() -> None:
+    """The Core engine sees a covering bar right before the squeeze bar (what the watch
+    daemon turns into an escalation) far more often when the cascade waits."""
+    heavy = parse_weights("NEW_SHORTS=1,SHORT_SQUEEZE=1,NEUTRAL=0.2")
+
+    def upgrades(delay: float) -> int:
+        found = 0
+        for sym in ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT"):
+            r = timeline(_series(sym, 3, heavy, delay), EngineParams()).regime
+            found += int(
+                np.sum((r[:-1] == Regime.SHORT_COVERING) & (r[1:] == Regime.SHORT_SQUEEZE))
+            )
+        return found
+
+    assert upgrades(0.5) > 5 * max(upgrades(0.0), 1)
 
 
 def test_synthetic_funding_is_negative_before_squeezes() -> None:
@@ -174,6 +213,12 @@ def test_cli_prints_listening_line_and_stops_on_sigterm() -> None:
         (["--fault-rate", "2"], "--fault-rate must be between 0 and 1"),
         (["--data", "/nonexistent"], "no such file or directory"),
         (["--start", "yesterday"], "invalid time 'yesterday'"),
+        (["--regime-weights", "SQUEEZE=1"], "expected NAME=WEIGHT with NAME one of NEUTRAL"),
+        (["--regime-weights", "SHORT_SQUEEZE=lots"], "the weight must be a number"),
+        (["--regime-weights", "SHORT_SQUEEZE=-1"], "must be a finite number >= 0"),
+        (["--regime-weights", ",".join(f"{k}=0" for k in WEIGHTS)], "needs a positive weight"),
+        (["--cascade-delay", "1.5"], "--cascade-delay must be between 0 and 1"),
+        (["--data", ".", "--cascade-delay", "0.5"], "shape the synthetic market; --data replays"),
     ],
 )
 def test_cli_bad_input(args: list[str], message: str) -> None:

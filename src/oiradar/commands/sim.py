@@ -68,6 +68,25 @@ def sim(
     history_days: Annotated[float, typer.Option(help="Synthetic history before --start.")] = 8.0,
     future_days: Annotated[float, typer.Option(help="Synthetic data after --start.")] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed of the market model, latency and faults.")] = 7,
+    regime_weights: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME=W,...",
+            help="The synthetic market's mix: how often each regime's segment is drawn, over "
+            "the default NEUTRAL=0.40, NEW_LONGS=0.09, NEW_SHORTS=0.09, SHORT_COVERING=0.10, "
+            "LONG_LIQUIDATION=0.08, LOW_CONVICTION_RALLY=0.08, LOW_CONVICTION_SELLOFF=0.08, "
+            "SHORT_SQUEEZE=0.08 (e.g. SHORT_SQUEEZE=0.5 for a squeeze-heavy market).",
+        ),
+    ] = None,
+    cascade_delay: Annotated[
+        float,
+        typer.Option(
+            metavar="SHARE",
+            help="Share (0-1) of each synthetic squeeze before its liquidation cascade starts: "
+            "shorts first cover by choice, so the event reads as covering and is upgraded as "
+            "the cascade streams in (0: the cascade starts with the squeeze).",
+        ),
+    ] = 0.0,
     venues: Annotated[str, typer.Option(help="Comma list of venues to serve.")] = (
         "binance,bybit,okx,bitget"
     ),
@@ -88,6 +107,7 @@ def sim(
     Example: oiradar sim --symbols 500 --speed 60 --fault-rate 0.05 --port 8765
     """
     from oiradar.sim.server import SimConfig, SimServer
+    from oiradar.sim.synth import parse_weights
 
     for name, value in (("--symbols", symbols), ("--port", port)):
         if value < 0:
@@ -100,6 +120,19 @@ def sim(
         raise UserError("--speed must be >= 0 and --limit-scale > 0")
     if data is not None and not data.exists():
         raise UserError(f"{data}: no such file or directory")
+    if not 0 <= cascade_delay <= 1:
+        raise UserError("--cascade-delay must be between 0 and 1")
+    if data is not None and (regime_weights is not None or cascade_delay):
+        raise UserError(
+            "--regime-weights and --cascade-delay shape the synthetic market; --data replays "
+            "history"
+        )
+    weights = None
+    if regime_weights is not None:
+        try:
+            weights = parse_weights(regime_weights)
+        except ValueError as exc:
+            raise UserError(f"--regime-weights {exc}") from None
     chosen = tuple(v.strip().lower() for v in venues.split(",") if v.strip())
     unknown = sorted(set(chosen) - {"binance", "bybit", "okx", "bitget"})
     if unknown or not chosen:
@@ -122,6 +155,8 @@ def sim(
         ws_drop_s=ws_drop_s,
         ws_duplicate=ws_duplicate,
         ws_reorder=ws_reorder,
+        regime_weights=weights,
+        cascade_delay=cascade_delay,
     )
 
     async def serve() -> None:

@@ -25,6 +25,7 @@ from oiradar.sim.context import (
 from oiradar.sim.faults import MAINTENANCE_HTML, Fault, Faults
 from oiradar.sim.limits import Limits
 from oiradar.sim.market import Market
+from oiradar.sim.synth import WEIGHTS
 from oiradar.units import DAY_MS, MINUTE_MS
 
 __all__ = ["SimConfig", "SimServer", "build_app", "is_empty_fault"]
@@ -50,6 +51,8 @@ class SimConfig:
     ws_reorder: float = 0.0
     fault_kinds: tuple[Fault, ...] = tuple(Fault)
     venues: tuple[str, ...] = ("binance", "bybit", "okx", "bitget")
+    regime_weights: dict[str, float] | None = None  # synthetic mix (None: the default)
+    cascade_delay: float = 0.0  # share of a synthetic squeeze before its cascade
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -76,7 +79,8 @@ def build_market(cfg: SimConfig, wall_now_ms: int) -> tuple[Market, int]:
     start = cfg.start_ms if cfg.start_ms is not None else wall_now_ms // MINUTE_MS * MINUTE_MS
     lo = (start - int(cfg.history_days * DAY_MS)) // DAY_MS * DAY_MS
     hi = start + int(cfg.future_days * DAY_MS)
-    return synthetic_market(cfg.symbols, lo, hi, cfg.seed), start
+    market = synthetic_market(cfg.symbols, lo, hi, cfg.seed, cfg.regime_weights, cfg.cascade_delay)
+    return market, start
 
 
 def build_app(cfg: SimConfig, wall_now_ms: int) -> web.Application:
@@ -207,6 +211,8 @@ async def _get_info(request: web.Request) -> web.Response:
             "seed": cfg.seed,
             "now_ms": ctx.now_ms(),
             "source": str(cfg.data) if cfg.data else "synthetic",
+            "regime_weights": None if cfg.data else (cfg.regime_weights or dict(WEIGHTS)),
+            "cascade_delay": None if cfg.data else cfg.cascade_delay,
         }
     )
 

@@ -9,6 +9,7 @@ and are followed by funding normalizing. Deterministic per (seed, symbol).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,22 +92,61 @@ WEIGHTS = {
 }
 
 
+def parse_weights(text: str) -> dict[str, float]:
+    """`NAME=W,...` over the default mix (`SHORT_SQUEEZE=0.4` for a squeeze-heavy market);
+    ValueError with a readable message on a bad entry."""
+    weights = dict(WEIGHTS)
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        name = name.strip().upper()
+        if not sep or name not in WEIGHTS:
+            raise ValueError(
+                f"{item!r}: expected NAME=WEIGHT with NAME one of {', '.join(WEIGHTS)}"
+            )
+        try:
+            weight = float(value)
+        except ValueError:
+            raise ValueError(f"{item!r}: the weight must be a number") from None
+        if not weight >= 0 or weight == float("inf"):
+            raise ValueError(f"{item!r}: the weight must be a finite number >= 0")
+        weights[name] = weight
+    if sum(weights.values()) <= 0:
+        raise ValueError("at least one regime needs a positive weight")
+    return weights
+
+
 def symbol_names(count: int) -> list[str]:
     return [f"{b}USDT" for b in BASES[:count]] + [f"X{i:03d}USDT" for i in range(len(BASES), count)]
 
 
-def synthetic_market(count: int, start_ms: int, end_ms: int, seed: int = 7) -> Market:
+def synthetic_market(
+    count: int,
+    start_ms: int,
+    end_ms: int,
+    seed: int = 7,
+    weights: Mapping[str, float] | None = None,
+    cascade_delay: float = 0.0,
+) -> Market:
+    """`weights`: how often each regime's segment is drawn (default `WEIGHTS`);
+    `cascade_delay`: the share of each squeeze before its liquidation cascade starts."""
     names = symbol_names(count)
     index = {s: i for i, s in enumerate(names)}
     first = start_ms // MINUTE * MINUTE
     last = -(-end_ms // MINUTE) * MINUTE
-    return Market(names, lambda s: synthetic_symbol(s, index[s], first, last, seed), seed)
+    mix = dict(weights or WEIGHTS)
+    return Market(
+        names,
+        lambda s: synthetic_symbol(s, index[s], first, last, seed, mix, cascade_delay),
+        seed,
+    )
 
 
-def _segments(rng: np.random.Generator, n: int) -> tuple[list[str], list[int]]:
+def _segments(
+    rng: np.random.Generator, n: int, weights: Mapping[str, float]
+) -> tuple[list[str], list[int]]:
     names, lengths, total = [], [], 0
     keys = list(WEIGHTS)
-    probs = np.array([WEIGHTS[k] for k in keys])
+    probs = np.array([weights.get(k, 0.0) for k in keys])
     while total < n:
         name = str(rng.choice(keys, p=probs / probs.sum()))
         if name == "SHORT_SQUEEZE":
@@ -121,10 +161,18 @@ def _segments(rng: np.random.Generator, n: int) -> tuple[list[str], list[int]]:
     return names, lengths
 
 
-def synthetic_symbol(symbol: str, idx: int, start_ms: int, end_ms: int, seed: int) -> SymbolData:
+def synthetic_symbol(
+    symbol: str,
+    idx: int,
+    start_ms: int,
+    end_ms: int,
+    seed: int,
+    weights: Mapping[str, float] = WEIGHTS,
+    cascade_delay: float = 0.0,
+) -> SymbolData:
     rng = np.random.default_rng([seed, idx])
     n = (end_ms - start_ms) // MINUTE
-    names, lengths = _segments(rng, n)
+    names, lengths = _segments(rng, n, weights)
     seg_of = np.repeat(np.arange(len(names)), lengths)[:n]
     styles = [STYLES[k] for k in names]
     drift_p = np.array([s.price for s in styles])[seg_of]
@@ -153,7 +201,11 @@ def synthetic_symbol(symbol: str, idx: int, start_ms: int, end_ms: int, seed: in
     oi_drop = np.maximum(-np.diff(oi, prepend=oi[0]), 0.0)
     bg = oi * 1e-5 * rng.lognormal(0, 1.0, (2, n))  # steady background liquidations
     liq_long = bg[0] + oi_drop * np.array([s.long_liq for s in styles])[seg_of]
-    liq_short = bg[1] + oi_drop * np.array([s.short_liq for s in styles])[seg_of]
+    # With a cascade delay, a squeeze's shorts first cover by choice (price and OI already
+    # move like a squeeze, liquidations stay at background) and are forced out later: the
+    # event reads as covering first and is upgraded as the cascade streams in.
+    forced = ~(squeeze & (pos < cascade_delay * np.array(lengths)[seg_of]))
+    liq_short = bg[1] + oi_drop * np.array([s.short_liq for s in styles])[seg_of] * forced
 
     funding = _funding(rng, n, seg_of, names, lengths, styles)
     interval_h = 4.0 if idx % 3 == 1 else 8.0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -158,6 +160,40 @@ def test_ingest_batches_and_keeps_a_failed_batch(tmp_path: Path) -> None:
         T0 + 2 * BAR,
     )
     assert replace(bars[0]) == ingest.store.candle_at("bybit", "BTCUSDT", "5m", T0)
+
+
+async def test_ingest_writes_off_the_event_loop_in_order_and_keeps_a_failed_batch(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    ingest = Ingest(store)
+    loop_thread = threading.get_ident()
+    writers: list[int] = []
+    write = Store.write_records
+
+    def spy(self: Store, *args: object, **kwargs: object) -> None:
+        writers.append(threading.get_ident())
+        write(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    bar = Candle("bybit", "BTCUSDT", BAR, T0, 1, 2, 0.5, 1.5, 10)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Store, "write_records", spy)
+        ingest.add(bar)
+        first = asyncio.create_task(ingest.flush_async())
+        await asyncio.sleep(0)  # the first batch is taken and on its way
+        ingest.add(replace(bar, close=1.7))  # a newer value of the same bar
+        assert list(await asyncio.gather(first, ingest.flush_async())) == [1, 1]
+    assert writers and loop_thread not in writers
+    assert store.candle_at("bybit", "BTCUSDT", "5m", T0) == replace(bar, close=1.7)  # in order
+    assert ingest._writer is not None
+    ingest._writer.close()  # the writer's next write fails
+    ingest.add(replace(bar, close=1.8))
+    assert await ingest.flush_async() == 0
+    assert ingest.pending == 1 and ingest.stats.failures == 1
+    ingest._writer = None
+    assert await ingest.flush_async() == 1 and ingest.pending == 0
+    await ingest.close()
+    assert store.candle_at("bybit", "BTCUSDT", "5m", T0) == replace(bar, close=1.8)
 
 
 def test_a_venue_still_on_an_older_bar_cannot_reopen_the_episode(

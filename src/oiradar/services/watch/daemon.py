@@ -222,6 +222,7 @@ class Watch:
             await asyncio.gather(*tasks, ingest_task, return_exceptions=True)
             for v in self.venues:
                 v._record_coverage()
+            await self.ingest.close()
             rows = self.ingest.pending
             self.ingest.flush()
             log.info("event=stopped flushed_rows=%d", rows)

@@ -2,8 +2,10 @@
 transaction every `flush_s` (or sooner when `max_rows` are waiting, or when a bar closes).
 
 One transaction per flush keeps SQLite's write cost per row tiny and lets a second process
-read the store meanwhile (WAL). A failed write keeps the batch for the next attempt, so a
-locked or full disk delays data but does not drop it while memory lasts.
+read the store meanwhile (WAL). The daemon's flushes run on a writer thread with its own
+connection: a batch of thousands of rows takes tens of milliseconds, and the event loop is
+where liquidation bursts wait to be checked. A failed write keeps the batch for the next
+attempt, so a locked or full disk delays data but does not drop it while memory lasts.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from oiradar.errors import StoreError
@@ -40,6 +43,10 @@ class Ingest:
         self._records: list[Record] = []
         self._spans: list[Span] = []
         self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._inflight: asyncio.Future[None] | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._writer: Store | None = None  # the writer thread's connection
         self.stats = IngestStats()
 
     def add(self, record: Record) -> None:
@@ -57,27 +64,92 @@ class Ingest:
         self._spans.extend(spans)
 
     def flush(self) -> int:
-        """Write everything waiting in one transaction; returns the rows written."""
-        records, spans = self._records, self._spans
+        """Write everything waiting in one transaction, here and now (start-up, shutdown,
+        tests); returns the rows written."""
+        records, spans = self._take()
         if not records and not spans:
             return 0
-        self._records, self._spans = [], []
         started = time.perf_counter()
         try:
             self.store.write_records(records, coverage=spans)
         except StoreError as exc:
-            # Keep the batch (ahead of anything newer) and try again on the next flush.
-            self._records = records + self._records
-            self._spans = spans + self._spans
-            self.stats.failures += 1
-            log.error(  # noqa: TRY400 (the store error says it all)
-                "event=store_write_failed rows=%d error=%s", len(records), exc
-            )
+            self._failed(records, spans, exc)
             return 0
-        self.stats.rows += len(records)
+        self._written(len(records), started)
+        return len(records)
+
+    async def flush_async(self) -> int:
+        """`flush` on the writer thread; the loop runs on meanwhile. Flushes keep their order
+        (one at a time), and a write a cancelled caller left running still completes and is
+        accounted for (see `close`)."""
+        async with self._lock:
+            if self._inflight is not None:
+                await asyncio.wait([self._inflight])
+            records, spans = self._take()
+            if not records and not spans:
+                return 0
+            started = time.perf_counter()
+            loop = asyncio.get_running_loop()
+            fut = loop.run_in_executor(self._thread(), self._write_here, records, spans)
+            self._inflight = fut
+
+            def settle(f: asyncio.Future[None]) -> None:
+                exc = f.exception() if not f.cancelled() else StoreError("write cancelled")
+                if isinstance(exc, StoreError):
+                    self._failed(records, spans, exc)
+                elif exc is None:
+                    self._written(len(records), started)
+                else:
+                    log.error("event=store_write_failed rows=%d error=%r", len(records), exc)
+
+            fut.add_done_callback(settle)
+            try:
+                await asyncio.shield(fut)
+            except StoreError:
+                return 0  # kept for the next flush (settle)
+            return len(records)
+
+    async def close(self) -> None:
+        """Wait for a write in flight and stop the writer thread (its batch, if it failed, is
+        back in the queue for a last `flush`)."""
+        if self._inflight is not None:
+            await asyncio.wait([self._inflight])
+            await asyncio.sleep(0)  # its done-callback runs
+            self._inflight = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def _take(self) -> tuple[list[Record], list[Span]]:
+        records, spans = self._records, self._spans
+        self._records, self._spans = [], []
+        return records, spans
+
+    def _thread(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="oiradar-writer")
+        return self._pool
+
+    def _write_here(self, records: list[Record], spans: list[Span]) -> None:
+        """On the writer thread, through its own connection (opened there, on first use)."""
+        if self._writer is None:
+            self._writer = Store(self.store.path)
+        self._writer.write_records(records, coverage=spans)
+
+    def _failed(self, records: list[Record], spans: list[Span], exc: Exception) -> None:
+        # Keep the batch (ahead of anything newer) and try again on the next flush.
+        self._records = records + self._records
+        self._spans = spans + self._spans
+        self.stats.failures += 1
+        log.error("event=store_write_failed rows=%d error=%s", len(records), exc)
+
+    def _written(self, rows: int, started: float) -> None:
+        self.stats.rows += rows
         self.stats.flushes += 1
         self.stats.last_flush_s = time.perf_counter() - started
-        return len(records)
 
     @property
     def pending(self) -> int:
@@ -89,4 +161,4 @@ class Ingest:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.flush_s)
             self._wake.clear()
-            self.flush()
+            await self.flush_async()

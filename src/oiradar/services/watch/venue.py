@@ -151,7 +151,7 @@ class VenueWatch:
         now = self.now_ms()
         last_closed = now - now % self.bar_ms - self.bar_ms
         await self._each(lambda s: self._backfill(s, now - warm_ms, last_closed))
-        self.ingest.flush()
+        await self.ingest.flush_async()
         for k, sym in enumerate(self.symbols):
             if k % YIELD_EVERY == YIELD_EVERY - 1:
                 await asyncio.sleep(0)
@@ -318,9 +318,9 @@ class VenueWatch:
     async def close_bars(self, upto: int) -> None:
         """Backfill, store and step every symbol up to the bar opening at `upto`."""
         self._record_coverage()
-        self.ingest.flush()
+        await self.ingest.flush_async()
         await self._each(lambda s: self._backfill(s, None, upto))
-        self.ingest.flush()
+        await self.ingest.flush_async()
         for k, sym in enumerate(self.symbols):
             self._step_symbol(sym, upto)
             if k % YIELD_EVERY == YIELD_EVERY - 1:

@@ -10,13 +10,14 @@ reports:
   of one core, once running and over the whole run.
 - latency from a liquidation message leaving the simulator to the alert reaching the sink,
   for the escalations a liquidation burst triggers (their `ts` is the venue time of the
-  order that tipped the squeeze rule). Target p99 < 250 ms. The simulator's clock is linear
-  (GET /_sim/clock), so an order's venue time maps to the wall time it happened; the sim
-  sends it at its next WebSocket push tick (every 0.1 s of wall time), so the figure is an
-  upper bound by up to 100 ms. Alerts carry `ts` to the second only: the order's exact time
-  is looked up afterwards in the store the daemon wrote (the short liquidations of that
-  symbol within that second). A bare WebSocket client in this process (the Binance
+  order that tipped the squeeze rule, `ts_ms`). Target p99 < 250 ms. The simulator's clock is
+  linear (GET /_sim/clock), so an order's venue time maps to the wall time it happened; the
+  sim sends it at its next WebSocket push tick (every 0.1 s of wall time), so the figure is
+  an upper bound by up to 100 ms. A bare WebSocket client in this process (the Binance
   forceOrder streams of a few symbols) measures the simulator's own part the same way.
+  The simulator serves a squeeze-heavy market whose squeezes start as covering
+  (--regime-weights, --cascade-delay) so that a 10-minute run has enough escalations for a
+  p99.
 - bar close -> sink latency of the alerts a 5m bar close raises, separately (it includes
   the --settle wait and the REST fetches of every symbol at each close).
 - bars stepped, messages per venue, rows written and alerts sent (the status file), 429/418
@@ -42,7 +43,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -61,8 +61,13 @@ BAR_MS = 300_000
 PUSH_WALL_S = 0.1  # the simulator's WebSocket push cadence (wall time)
 TARGET_RSS_MB = 300.0
 TARGET_P99_MS = 250.0
-MIN_BURSTS = 20
-PROBE_SYMBOLS = 20
+MIN_BURSTS = 100  # fewer and a p99 is mostly the maximum
+# Squeezes drawn 12x as often as by default, shorts building up 11x (so OI and price stay
+# balanced over the history), calm spells half as often; each squeeze's cascade starts half
+# way in, so it reads as covering first and is upgraded as the cascade streams in. About 4
+# squeezes per symbol-day instead of 0.3, most of them escalations (tests/test_sim_core.py).
+SQUEEZE_HEAVY = "NEW_SHORTS=1,SHORT_SQUEEZE=1,NEUTRAL=0.2"
+CASCADE_DELAY = 0.5
 SIM_SATURATED = 0.9  # CPU share of one core
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -127,10 +132,14 @@ def scaled(speed: float) -> list[str]:
     return ["--speed", str(speed), "--limit-scale", str(speed)]
 
 
-def start_sim(symbols: int, speed: float, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_sim(
+    symbols: int, speed: float, weights: str, cascade_delay: float, log: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    mix = ["--regime-weights", weights] if weights else []
+    mix += ["--cascade-delay", str(cascade_delay)]
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [str(EXE), "sim", "--symbols", str(symbols), "--port", "0", *scaled(speed)],
+            [str(EXE), "sim", "--symbols", str(symbols), "--port", "0", *scaled(speed), *mix],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -262,22 +271,6 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def order_times(db: Path, alerts: list[tuple[float, dict[str, Any]]]) -> list[list[int]]:
-    """Per burst alert, the times of the short liquidations of its symbol stored within the
-    second of its `ts` (the tipping order is one of them)."""
-    out: list[list[int]] = []
-    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-        for _, a in alerts:
-            second = ts_ms(a["ts"])
-            rows = conn.execute(
-                "SELECT ts_ms FROM liquidation_orders WHERE symbol = ? AND position_side = "
-                "'SHORT' AND ts_ms >= ? AND ts_ms < ? ORDER BY ts_ms",
-                (a["symbol"], second, second + 1000),
-            ).fetchall()
-            out.append([int(r[0]) for r in rows])
-    return out
-
-
 def log_summary(path: Path) -> list[str]:
     lines = path.read_text(errors="replace").splitlines() if path.exists() else []
     levels: Counter[str] = Counter()
@@ -305,25 +298,125 @@ def log_summary(path: Path) -> list[str]:
 
 
 class Probe:
-    """A bare WebSocket client of the simulator (the Binance `<symbol>@forceOrder` streams of
-    a few symbols): how late an order reaches a client that does nothing else, i.e. the
-    simulator's own part of the end-to-end figure (push batching, its loop running late)."""
+    """A bare WebSocket client of every liquidation feed the daemon reads (Binance
+    `!forceOrder@arr`, Bybit `allLiquidation.*`, OKX `liquidation-orders`), doing nothing else.
 
-    def __init__(self, clock: SimTime, symbols: list[str]) -> None:
-        self.clock, self.symbols = clock, symbols
-        self.delays_ms: list[float] = []
+    It runs in a process of its own (`--probe`), so that neither its parsing nor this
+    process's webhook receiver delays the other's clock readings. Where it saw an order
+    first is, to within loopback, when that order's message left the simulator: the daemon's
+    own latency for an escalation is the sink's arrival minus the probe's arrival of the
+    tipping order. Order time -> probe arrival is the simulator's own part (its push
+    batching and its loop running late)."""
+
+    def __init__(self, symbols: list[str]) -> None:
+        self.symbols = symbols
+        self.seen: dict[tuple[str, int], float] = {}  # (symbol, order ms) -> first arrival
+        self.errors: list[str] = []
+
+    def _saw(self, symbol: str, ts_ms: int, arrived: float) -> None:
+        self.seen.setdefault((symbol, ts_ms), arrived)
 
     async def run(self, http: aiohttp.ClientSession, base: str) -> None:
-        streams = "/".join(f"{s.lower()}@forceOrder" for s in self.symbols)
-        async with http.ws_connect(f"{base}/market/ws/{streams}") as ws:
+        feeds = (self._binance(http, base), self._bybit(http, base), self._okx(http, base))
+        outcomes = await asyncio.gather(*feeds, return_exceptions=True)
+        for name, outcome in zip(("binance", "bybit", "okx"), outcomes, strict=True):
+            if isinstance(outcome, Exception):  # reported: an escalation it missed has no figure
+                self.errors.append(f"{name}: {type(outcome).__name__}: {outcome}")
+
+    async def _binance(self, http: aiohttp.ClientSession, base: str) -> None:
+        async with http.ws_connect(f"{base}/market/ws/!forceOrder@arr") as ws:
             async for msg in ws:
                 arrived = time.time()
-                if msg.type is not aiohttp.WSMsgType.TEXT:
-                    continue
-                data = json.loads(msg.data)
-                order = data.get("o") if isinstance(data, dict) else None
-                if isinstance(order, dict) and isinstance(order.get("T"), int):
-                    self.delays_ms.append((arrived - self.clock.wall_at(order["T"])) * 1000)
+                if msg.type is aiohttp.WSMsgType.TEXT:
+                    o = json.loads(msg.data).get("o") or {}
+                    if o.get("S") == "BUY":  # a short position's forced buy
+                        self._saw(o["s"], int(o["T"]), arrived)
+
+    async def _bybit(self, http: aiohttp.ClientSession, base: str) -> None:
+        async with http.ws_connect(f"{base}/v5/public/linear", heartbeat=None) as ws:
+            topics = [f"allLiquidation.{s}" for s in self.symbols]
+            for i in range(0, len(topics), 10):
+                await ws.send_json({"op": "subscribe", "args": topics[i : i + 10]})
+            pinger = asyncio.create_task(self._ping(ws, json.dumps({"op": "ping"})))
+            try:
+                async for msg in ws:
+                    arrived = time.time()
+                    if msg.type is aiohttp.WSMsgType.TEXT:
+                        for o in json.loads(msg.data).get("data") or []:
+                            if isinstance(o, dict) and o.get("S") == "Sell":  # a short's
+                                self._saw(o["s"], int(o["T"]), arrived)
+            finally:
+                pinger.cancel()
+
+    async def _okx(self, http: aiohttp.ClientSession, base: str) -> None:
+        async with http.ws_connect(f"{base}/ws/v5/public") as ws:
+            arg = {"channel": "liquidation-orders", "instType": "SWAP"}
+            await ws.send_json({"op": "subscribe", "args": [arg]})
+            pinger = asyncio.create_task(self._ping(ws, "ping"))
+            try:
+                async for msg in ws:
+                    arrived = time.time()
+                    if msg.type is not aiohttp.WSMsgType.TEXT or msg.data == "pong":
+                        continue
+                    for row in json.loads(msg.data).get("data") or []:
+                        symbol = "".join(str(row.get("instId", "")).split("-")[:2])
+                        for d in row.get("details") or []:
+                            if d.get("side") == "buy":  # a short's forced buy
+                                self._saw(symbol, int(d["ts"]), arrived)
+            finally:
+                pinger.cancel()
+
+    @staticmethod
+    async def _ping(ws: aiohttp.ClientWebSocketResponse, text: str) -> None:
+        while not ws.closed:
+            await asyncio.sleep(5)
+            await ws.send_str(text)
+
+
+def probe_main(base: str, out: Path) -> int:
+    """`bench/watch.py --probe BASE OUT`: the probe until SIGTERM, then what it saw to OUT."""
+
+    async def go() -> Probe:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        async with aiohttp.ClientSession() as http:
+            probe = Probe((await sim_json(http, base + "/_sim/info"))["symbols"])
+            task = asyncio.create_task(probe.run(http, base))
+            await stop.wait()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        return probe
+
+    probe = asyncio.run(go())
+    rows = [[sym, ts, arrived] for (sym, ts), arrived in probe.seen.items()]
+    out.write_text(json.dumps({"seen": rows, "errors": probe.errors}))
+    return 0
+
+
+@dataclass
+class ProbeResult:
+    seen: dict[tuple[str, int], float]
+    errors: list[str]
+    cpu_s: float | None
+
+
+def start_probe(base: str, out: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, __file__, "--probe", base, str(out)])
+
+
+def stop_probe(proc: subprocess.Popen[bytes], out: Path) -> ProbeResult:
+    cpu = cpu_s(proc.pid)
+    proc.terminate()
+    try:
+        proc.wait(timeout=60)
+        data = json.loads(out.read_text())
+    except (subprocess.TimeoutExpired, OSError, ValueError) as exc:
+        proc.kill()
+        proc.wait()
+        return ProbeResult({}, [f"probe process: {exc}"], cpu)
+    seen = {(sym, int(ts)): float(arrived) for sym, ts, arrived in data["seen"]}
+    return ProbeResult(seen, list(data["errors"]), cpu)
 
 
 @dataclass
@@ -345,7 +438,7 @@ class Run:
     status: dict[str, Any] = field(default_factory=dict)
     received: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     malformed: int = 0
-    probe_ms: list[float] = field(default_factory=list)
+    probe: ProbeResult | None = None
 
     @property
     def steady(self) -> float:
@@ -358,7 +451,9 @@ class Run:
 async def measure(args: argparse.Namespace, tmp: Path, db: Path, watch_log: Path) -> Run | None:
     speed: float = args.speed
     settle = f"{max(2.0, 0.3 * speed):g}s"
-    sim, base = start_sim(args.symbols, speed, tmp / "sim.log")
+    sim, base = start_sim(
+        args.symbols, speed, args.regime_weights, args.cascade_delay, tmp / "sim.log"
+    )
     receiver = Receiver()
     watch: subprocess.Popen[bytes] | None = None
     try:
@@ -374,7 +469,9 @@ async def measure(args: argparse.Namespace, tmp: Path, db: Path, watch_log: Path
             print(
                 f"simulator {base}: {len(info['symbols'])} symbols x {len(info['venues'])} "
                 f"venues, speed {speed:g} (simulated s per wall s), "
-                f"rate limits scaled by {speed:g}",
+                f"rate limits scaled by {speed:g}; regime mix "
+                + ", ".join(f"{k} {v:g}" for k, v in info["regime_weights"].items())
+                + f"; cascade delay {info['cascade_delay']:g}",
                 flush=True,
             )
             cmd = [
@@ -388,19 +485,17 @@ async def measure(args: argparse.Namespace, tmp: Path, db: Path, watch_log: Path
             with watch_log.open("wb") as err:
                 watch = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
             run = Run(clock, Usage(watch.pid), Usage(sim.pid), settle, t_start, reads)
-            probe = Probe(clock, info["symbols"][:PROBE_SYMBOLS])
             status_file = db.with_name(db.name + ".watch.json")
-            probe_task = await follow(args, run, watch, status_file, receiver, probe, http, base)
-            if probe_task is None:
+            probe_out = tmp / "probe.json"
+            probe = await follow(args, run, watch, status_file, receiver, http, base, probe_out)
+            if probe is None:
                 print(f"watch exited early with code {watch.returncode}")
                 for line in log_summary(watch_log):
                     print(line)
                 return None
             await stop_watch(watch, run)
-            if isinstance(probe_task, asyncio.Task):
-                probe_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, aiohttp.ClientError, ValueError):
-                    await probe_task
+            if isinstance(probe, subprocess.Popen):
+                run.probe = stop_probe(probe, probe_out)
             await asyncio.sleep(0.5)  # deliveries the daemon made while stopping are in
             run.sim_stats = await sim_json(http, base + "/_sim/stats")
             reads.append(await read_clock(http, base))
@@ -412,7 +507,7 @@ async def measure(args: argparse.Namespace, tmp: Path, db: Path, watch_log: Path
         await receiver.stop()
     with contextlib.suppress(OSError, ValueError):
         run.status = json.loads(status_file.read_text())
-    run.received, run.malformed, run.probe_ms = receiver.received, receiver.bad, probe.delays_ms
+    run.received, run.malformed = receiver.received, receiver.bad
     return run
 
 
@@ -422,13 +517,13 @@ async def follow(
     watch: subprocess.Popen[bytes],
     status_file: Path,
     receiver: Receiver,
-    probe: Probe,
     http: aiohttp.ClientSession,
     base: str,
-) -> asyncio.Task[None] | bool | None:
+    probe_out: Path,
+) -> subprocess.Popen[bytes] | bool | None:
     """Samples once a second until --minutes after the daemon is running; returns the probe's
-    task (False: never running; None: the daemon exited)."""
-    task: asyncio.Task[None] | bool = False
+    process (False: never running; None: the daemon exited)."""
+    task: subprocess.Popen[bytes] | bool = False
     next_report = run.t_start + 60
     while True:
         now = time.time()
@@ -440,6 +535,9 @@ async def follow(
         run.watch.sample()
         run.sim.sample()
         if watch.poll() is not None:
+            if isinstance(task, subprocess.Popen):
+                task.kill()
+                task.wait()
             return None
         if run.t_running is None:
             with contextlib.suppress(OSError, ValueError):
@@ -450,7 +548,7 @@ async def follow(
                         f"measuring for {args.minutes:g} minutes",
                         flush=True,
                     )
-                    task = asyncio.create_task(probe.run(http, base))
+                    task = start_probe(base, probe_out)
         if now >= next_report:
             next_report += 60
             run.reads.append(await read_clock(http, base))
@@ -589,43 +687,48 @@ def report_status(run: Run) -> int:
     return sum(int(v.get("rejected_429", 0)) + int(v.get("bans", 0)) for v in venues.values())
 
 
-def report_latency(args: argparse.Namespace, run: Run, db: Path) -> list[float]:
-    """Prints the latency distributions; returns liquidation -> sink (upper bound), ms."""
-    clock = run.clock
+def report_latency(args: argparse.Namespace, run: Run) -> tuple[list[float], int]:
+    """Prints the latency distributions; returns (message left the simulator -> sink, ms, for
+    the escalations the probe saw the tipping order of; the number of escalations)."""
+    clock, probe = run.clock, run.probe
+    # A burst escalation's ts_ms is the tipping order's venue time (to the ms); a bar close's
+    # is the bar boundary.
     bursts = [
-        (t, a) for t, a in run.received if a.get("kind") == "escalation" and ts_ms(a["ts"]) % BAR_MS
+        (t, a) for t, a in run.received if a.get("kind") == "escalation" and a["ts_ms"] % BAR_MS
     ]
-    candidates = order_times(db, bursts) if bursts and db.exists() else []
-    upper, lower, whole_s = [], [], []
-    ambiguous = 0
-    for (t, a), cands in zip(bursts, candidates, strict=True):
-        whole_s.append((t - clock.wall_at(ts_ms(a["ts"]))) * 1000)
-        if cands:
-            ambiguous += len(cands) > 1
-            upper.append((t - clock.wall_at(cands[0])) * 1000)
-            lower.append((t - clock.wall_at(cands[-1])) * 1000)
+    from_order = [(t - clock.wall_at(a["ts_ms"])) * 1000 for t, a in bursts]
+    seen = probe.seen if probe else {}
+    sim_part = [(arrived - clock.wall_at(ts)) * 1000 for (_, ts), arrived in seen.items()]
+    left = [
+        (t - seen[(a["symbol"], a["ts_ms"])]) * 1000
+        for t, a in bursts
+        if (a["symbol"], a["ts_ms"]) in seen
+    ]
+    print(f"liquidation -> sink, burst escalations: {len(bursts)}")
     print(
-        f"liquidation -> sink, burst escalations: {len(bursts)} (the alert's ts is whole "
-        f"seconds: the order is looked up in the store; found for {len(upper)}, {ambiguous} "
-        "with several short liquidations of the symbol in that second)"
+        "  "
+        + dist(
+            f"from the tipping message leaving the simulator (its arrival at a bare client "
+            f"here; found for {len(left)} of {len(bursts)})",
+            left,
+        )
     )
-    print("  " + dist("from the earliest candidate order (upper bound)", upper))
-    if ambiguous:
-        print("  " + dist("from the latest candidate order (lower bound)", lower))
-    print("  " + dist("from the alert's whole-second ts (coarser)", whole_s))
     print(
-        f"  includes the simulator's push batching: an order at sim time T leaves the sim at "
-        f"its next {PUSH_WALL_S * 1000:.0f} ms push tick, so the figure is an upper bound by up "
-        f"to {PUSH_WALL_S * 1000:.0f} ms (more when the simulator runs late)"
+        "  " + dist("from the tipping order's venue time (adds the simulator's part)", from_order)
     )
     print(
         "  "
         + dist(
-            f"bare-client probe, order -> {PROBE_SYMBOLS} Binance forceOrder streams here "
-            "(the simulator's own part)",
-            run.probe_ms,
+            "the simulator's part, order time -> bare client, every short liquidation of "
+            f"Binance, Bybit and OKX (push batching every {PUSH_WALL_S * 1000:.0f} ms wall, "
+            "its loop running late)",
+            sim_part,
         )
     )
+    if probe and probe.cpu_s is not None:
+        print(f"  (the probe process used {probe.cpu_s:.0f} CPU s)")
+    for err in probe.errors if probe else []:
+        print(f"  probe feed failed: {err}")
     if len(bursts) < MIN_BURSTS:
         print(
             f"  only {len(bursts)} burst escalations (< {MIN_BURSTS}): the p99 means little; "
@@ -633,11 +736,11 @@ def report_latency(args: argparse.Namespace, run: Run, db: Path) -> list[float]:
             f"--min-history {args.min_history} of streaming "
             f"({interval_s(args.min_history) / clock.speed:.0f} s wall at this speed)"
         )
-    bar_alerts = [(t, a) for t, a in run.received if ts_ms(a["ts"]) % BAR_MS == 0]
+    bar_alerts = [(t, a) for t, a in run.received if a["ts_ms"] % BAR_MS == 0]
     bar_ms = [
-        (t - clock.wall_at(ts_ms(a["ts"]))) * 1000
+        (t - clock.wall_at(a["ts_ms"])) * 1000
         for t, a in bar_alerts
-        if clock.wall_at(ts_ms(a["ts"])) >= run.steady
+        if clock.wall_at(a["ts_ms"]) >= run.steady
     ]
     settle_wall = interval_s(run.settle) / clock.speed * 1000
     print(
@@ -648,17 +751,17 @@ def report_latency(args: argparse.Namespace, run: Run, db: Path) -> list[float]:
             bar_ms,
         )
     )
-    return upper
+    return left, len(bursts)
 
 
-def report(args: argparse.Namespace, run: Run, db: Path, watch_log: Path) -> int:
+def report(args: argparse.Namespace, run: Run, watch_log: Path) -> int:
     print()
     print("=" * 94)
     peak = report_resources(args, run)
     print()
     limited = report_status(run)
     print()
-    upper = report_latency(args, run, db)
+    left, escalations = report_latency(args, run)
     print()
     for line in log_summary(watch_log):
         print(line)
@@ -668,11 +771,13 @@ def report(args: argparse.Namespace, run: Run, db: Path, watch_log: Path) -> int
         f"peak RSS: {peak:.1f} MB "
         f"(target < {TARGET_RSS_MB:.0f} MB: {verdict(peak < TARGET_RSS_MB)})"
     )
-    if upper:
-        p99 = pct(upper, 0.99)
+    if left:
+        p99 = pct(left, 0.99)
+        enough = "" if len(left) >= MIN_BURSTS else f"; fewer than {MIN_BURSTS}: indicative"
         print(
-            f"liquidation -> sink p99: {p99:.0f} ms over {len(upper)} burst escalations "
-            f"(target < {TARGET_P99_MS:.0f} ms: {verdict(p99 < TARGET_P99_MS)})"
+            f"liquidation message -> sink p99: {p99:.0f} ms over {len(left)} burst escalations "
+            f"of {escalations}{enough} (target < {TARGET_P99_MS:.0f} ms: "
+            f"{verdict(p99 < TARGET_P99_MS)})"
         )
     else:
         print("liquidation -> sink p99: no burst escalation measured (target: NOT MEASURED)")
@@ -703,11 +808,26 @@ def main(argv: list[str] | None = None) -> int:
         help="give up if the daemon is not running after this long (default 20)",
     )
     ap.add_argument("--min-history", default="30m", help="passed to oiradar watch (default 30m)")
+    ap.add_argument(
+        "--regime-weights",
+        default=SQUEEZE_HEAVY,
+        help=f"the simulator's --regime-weights (default {SQUEEZE_HEAVY!r}: squeeze-heavy, so "
+        "a 10-minute run has enough burst escalations for a p99; '' = the default market)",
+    )
+    ap.add_argument(
+        "--cascade-delay",
+        type=float,
+        default=CASCADE_DELAY,
+        help=f"the simulator's --cascade-delay (default {CASCADE_DELAY:g}; 0 = the default market)",
+    )
     ap.add_argument("--log-level", default="warning", help="oiradar watch --log-level")
     ap.add_argument(
         "--log", type=Path, help="keep the daemon's stderr here (default: printed summary only)"
     )
+    ap.add_argument("--probe", nargs=2, metavar=("BASE", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.probe:
+        return probe_main(args.probe[0], Path(args.probe[1]))
     if args.speed <= 0 or args.symbols <= 0 or args.minutes <= 0:
         ap.error("--speed, --symbols and --minutes must be positive")
     tmp = Path(tempfile.mkdtemp(prefix="oiradar-bench-watch-"))
@@ -715,7 +835,7 @@ def main(argv: list[str] | None = None) -> int:
     db = tmp / "watch.sqlite"
     try:
         run = asyncio.run(measure(args, tmp, db, watch_log))
-        return 1 if run is None else report(args, run, db, watch_log)
+        return 1 if run is None else report(args, run, watch_log)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -137,6 +137,11 @@ def test_the_squeeze_upgrade_fires_on_the_cascade(squeeze_run: tuple[Run, Readin
     assert up["short_liq_usd"] > 2 * up["long_liq_usd"]
     assert up["liq_feeds"] == {"binance": "sampled", "bybit": "complete", "okx": "sampled"}
     assert "squeezed" in up["sentence"]
+    # Each alert carries the symbol's own record (read off the event loop, in order).
+    assert all(
+        str(a["history"]).startswith("on ADAUSDT in the last 30 days: ")
+        for a in squeeze_run.alerts("ADAUSDT")
+    ), [a["history"] for a in squeeze_run.alerts("ADAUSDT")]
     squeezes = [
         e for e in events(squeeze_run.db, "bybit", "ADAUSDT", PARAMS) if e["squeeze"] is True
     ]

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from oiradar.errors import OiradarError, UserError, VenueError
+from oiradar.errors import UserError, VenueError
 from oiradar.services.alerts import Alert, Delivery, Dispatcher, Gate, LiqFeed, Sink
 from oiradar.services.history import track_record
 from oiradar.services.watch.decide import Decider, Phase
@@ -102,6 +105,10 @@ class Watch:
         self.ingest = Ingest(store, req.flush_s)
         feeds = {s.name: LiqFeed(s.liquidations.value) for s in self.streams}
         self.decider = Decider(req.params, req.bar_ms, feeds, self._emit)
+        self._publishing: dict[str, asyncio.Task[None]] = {}  # the newest alert per symbol
+        self._history_pool: ThreadPoolExecutor | None = None
+        self._history_local = threading.local()
+        self._history_stores: list[Store] = []
         self.venues: list[VenueWatch] = []
         self.started_wall = time.time()
         self.state = "starting"
@@ -127,11 +134,31 @@ class Watch:
     # -- alerts ----------------------------------------------------------------------------
 
     def _emit(self, alert: Alert) -> None:
+        """The decider's callback (on the loop). The alert goes out from a task once its
+        symbol's 30-day record is read on a worker thread — tens of milliseconds over a month
+        of bars, which on the loop would hold every liquidation waiting behind it, dozens of
+        times over when many symbols alert at one bar close. Per symbol, alerts keep their
+        order."""
         self.log.produced += 1
         if not self.gate.admit(alert):
             return
         self.log.admitted += 1
-        alert = self._with_history(alert)
+        before = self._publishing.get(alert.symbol)
+        task = asyncio.get_running_loop().create_task(self._publish(alert, before))
+        self._publishing[alert.symbol] = task
+        task.add_done_callback(functools.partial(self._published, alert.symbol))
+
+    def _published(self, symbol: str, task: asyncio.Task[None]) -> None:
+        if self._publishing.get(symbol) is task:
+            del self._publishing[symbol]
+
+    async def _publish(self, alert: Alert, before: asyncio.Task[None] | None) -> None:
+        loop = asyncio.get_running_loop()
+        if self._history_pool is None:
+            self._history_pool = ThreadPoolExecutor(2, thread_name_prefix="oiradar-history")
+        alert = await loop.run_in_executor(self._history_pool, self._with_history, alert)
+        if before is not None:
+            await asyncio.wait([before])
         self.log.last = [*self.log.last[-19:], alert.to_dict()]
         log.info(
             "event=alert kind=%s symbol=%s regime=%s drivers=%s",
@@ -150,16 +177,33 @@ class Watch:
             log.warning("event=alert_log_failed error=%s", exc)
 
     def _with_history(self, alert: Alert) -> Alert:
-        """The symbol's own record for this regime (the driving venue's stored history)."""
+        """The symbol's own record for this regime (the driving venue's stored history); on a
+        worker thread, through that thread's read-only connection."""
         venue = alert.drivers[0] if alert.drivers else (self.req.venues or ("binance",))[0]
         try:
+            store = getattr(self._history_local, "store", None)
+            if store is None:
+                store = self._history_local.store = Store(self.store.path, readonly=True)
+                self._history_stores.append(store)
             track = track_record(
-                self.store, venue, alert.symbol, alert.regime, alert.ts_ms, self.req.params
+                store, venue, alert.symbol, alert.regime, alert.ts_ms, self.req.params
             )
-        except OiradarError as exc:
+        except Exception as exc:  # the record is a garnish: the alert goes out regardless
             log.warning("event=history_failed symbol=%s error=%s", alert.symbol, exc)
             return alert
         return replace(alert, history=track.text(alert.symbol)) if track else alert
+
+    async def _drain_alerts(self) -> None:
+        """Alerts still being published go out before the sinks close."""
+        while self._publishing:
+            await asyncio.gather(*self._publishing.values(), return_exceptions=True)
+        if self._history_pool is not None:
+            self._history_pool.shutdown(wait=True)
+            self._history_pool = None
+        self._history_local = threading.local()
+        for store in self._history_stores:
+            store.close()
+        self._history_stores.clear()
 
     def _delivered(self, d: Delivery) -> None:
         book = self.log.delivered if d.ok else self.log.failed
@@ -226,6 +270,7 @@ class Watch:
             rows = self.ingest.pending
             self.ingest.flush()
             log.info("event=stopped flushed_rows=%d", rows)
+            await self._drain_alerts()
             await self.dispatcher.close(timeout_s=5.0)
             status_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -807,7 +807,11 @@ def main(argv: list[str] | None = None) -> int:
         default=20.0,
         help="give up if the daemon is not running after this long (default 20)",
     )
-    ap.add_argument("--min-history", default="30m", help="passed to oiradar watch (default 30m)")
+    ap.add_argument(
+        "--min-history",
+        default="10m",
+        help="passed to oiradar watch (default 10m: squeezes are called after a wall minute)",
+    )
     ap.add_argument(
         "--regime-weights",
         default=SQUEEZE_HEAVY,

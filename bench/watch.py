@@ -49,12 +49,13 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+from oiradar.units import interval_ms, parse_time
 
 EXE = Path(sys.executable).parent / "oiradar"
 BAR_MS = 300_000
@@ -243,16 +244,6 @@ async def sim_json(http: aiohttp.ClientSession, url: str) -> dict[str, Any]:
 # -- figures --------------------------------------------------------------------------------
 
 
-def ts_ms(text: str) -> int:
-    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
-
-
-def interval_s(text: str) -> float:
-    """'30m' -> 1800.0 (the forms --min-history takes)."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    return float(text[:-1]) * units[text[-1]] if text and text[-1] in units else float("nan")
-
-
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -426,7 +417,7 @@ class Run:
     clock: SimTime
     watch: Usage
     sim: Usage
-    settle: str
+    settle_s: float  # simulated seconds after a close before the daemon evaluates it
     t_start: float
     reads: list[ClockRead]
     t_running: float | None = None
@@ -450,7 +441,7 @@ class Run:
 
 async def measure(args: argparse.Namespace, tmp: Path, db: Path, watch_log: Path) -> Run | None:
     speed: float = args.speed
-    settle = f"{max(2.0, 0.3 * speed):g}s"
+    settle_s = max(2.0, 0.3 * speed)
     sim, base = start_sim(
         args.symbols, speed, args.regime_weights, args.cascade_delay, tmp / "sim.log"
     )
@@ -477,14 +468,14 @@ async def measure(args: argparse.Namespace, tmp: Path, db: Path, watch_log: Path
             cmd = [
                 str(EXE), "watch", "--all", "--endpoint", base, "--db", str(db),
                 "--config", str(cfg), "--min-history", args.min_history,
-                "--log-level", args.log_level, "--settle", settle,
+                "--log-level", args.log_level, "--settle", f"{settle_s:g}s",
                 "--limit-scale", str(args.speed),
             ]  # fmt: skip
             print(f"$ oiradar {' '.join(cmd[1:])}", flush=True)
             t_start = time.time()
             with watch_log.open("wb") as err:
                 watch = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
-            run = Run(clock, Usage(watch.pid), Usage(sim.pid), settle, t_start, reads)
+            run = Run(clock, Usage(watch.pid), Usage(sim.pid), settle_s, t_start, reads)
             status_file = db.with_name(db.name + ".watch.json")
             probe_out = tmp / "probe.json"
             probe = await follow(args, run, watch, status_file, receiver, http, base, probe_out)
@@ -600,7 +591,7 @@ def report_resources(args: argparse.Namespace, run: Run) -> float:
     clock, wall = run.clock, run.t_stop - run.t_start
     streamed = run.t_stop - run.steady
     print(
-        f"{args.symbols} symbols x 4 venues, sim speed {clock.speed:g}, settle {run.settle}; "
+        f"{args.symbols} symbols x 4 venues, sim speed {clock.speed:g}, settle {run.settle_s:g}s; "
         f"daemon running for {streamed:.0f} s wall (~{streamed * clock.speed / 60:.0f} simulated "
         f"minutes, {streamed * clock.speed * 1000 / BAR_MS:.1f} bars) after a start-up of "
         + (f"{run.t_running - run.t_start:.1f} s" if run.t_running else "(never running)")
@@ -646,7 +637,7 @@ def report_resources(args: argparse.Namespace, run: Run) -> float:
 def report_status(run: Run) -> int:
     """Prints the status file's figures and the simulator's counters; returns 429s + bans."""
     streamed = max(1.0, run.t_stop - run.steady)
-    settle_ms = interval_s(run.settle) * 1000
+    settle_ms = run.settle_s * 1000
     newest = int(run.sim_ms_at_stop() - settle_ms) // BAR_MS * BAR_MS - BAR_MS  # its open
     print(
         f"{'venue':8} {'messages':>9} {'msg/s':>7} {'drops':>6} {'bars':>5} {'behind':>6} "
@@ -655,7 +646,7 @@ def report_status(run: Run) -> int:
     for v in run.status.get("venues", []):
         n = max(1, int(v.get("symbols") or 0))
         last = v.get("last_bar")
-        behind = str((newest - ts_ms(last)) // BAR_MS) if last else "-"
+        behind = str((newest - parse_time(last)) // BAR_MS) if last else "-"
         limiter = ", ".join(f"{k} {u}" for k, u in (v.get("limiter") or {}).items() if u[0] != "0")
         print(
             f"{v['venue']:8} {v.get('messages', 0):9d} {v.get('messages', 0) / streamed:7.0f} "
@@ -734,7 +725,7 @@ def report_latency(args: argparse.Namespace, run: Run) -> tuple[list[float], int
             f"  only {len(bursts)} burst escalations (< {MIN_BURSTS}): the p99 means little; "
             "run longer (--minutes) or faster (--speed). Squeezes are called only after "
             f"--min-history {args.min_history} of streaming "
-            f"({interval_s(args.min_history) / clock.speed:.0f} s wall at this speed)"
+            f"({interval_ms(args.min_history) / 1000 / clock.speed:.0f} s wall at this speed)"
         )
     bar_alerts = [(t, a) for t, a in run.received if a["ts_ms"] % BAR_MS == 0]
     bar_ms = [
@@ -742,11 +733,11 @@ def report_latency(args: argparse.Namespace, run: Run) -> tuple[list[float], int
         for t, a in bar_alerts
         if clock.wall_at(a["ts_ms"]) >= run.steady
     ]
-    settle_wall = interval_s(run.settle) / clock.speed * 1000
+    settle_wall = run.settle_s / clock.speed * 1000
     print(
         dist(
             f"bar close -> sink ({len(bar_alerts) - len(bar_ms)} alerts of bars closed before "
-            f"the daemon was running left out; includes the {run.settle} settle = "
+            f"the daemon was running left out; includes the {run.settle_s:g}s settle = "
             f"{settle_wall:.0f} ms wall and the REST fetches of every symbol)",
             bar_ms,
         )

@@ -9,6 +9,7 @@ and are followed by funding normalizing. Deterministic per (seed, symbol).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -107,7 +108,7 @@ def parse_weights(text: str) -> dict[str, float]:
             weight = float(value)
         except ValueError:
             raise ValueError(f"{item!r}: the weight must be a number") from None
-        if not weight >= 0 or weight == float("inf"):
+        if not (math.isfinite(weight) and weight >= 0):
             raise ValueError(f"{item!r}: the weight must be a finite number >= 0")
         weights[name] = weight
     if sum(weights.values()) <= 0:

@@ -117,6 +117,49 @@ class LiquidationBar:
 
 
 @dataclass(frozen=True, slots=True)
+class Positioning:
+    """Positioning at one instant (Binance archive `metrics`, ratio endpoints); None = absent.
+
+    Long/short ratios are longs ÷ shorts (by top-trader accounts, top-trader positions, all
+    accounts); `taker_buy_sell_ratio` is taker buy ÷ taker sell volume over the period that
+    ends at `ts_ms`.
+    """
+
+    venue: str
+    symbol: str
+    ts_ms: int
+    top_account_ratio: float | None = None
+    top_position_ratio: float | None = None
+    account_ratio: float | None = None
+    taker_buy_sell_ratio: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PremiumBar:
+    """One premium-index bar: (mark or impact price − index) ÷ index as a fraction.
+
+    `ts_ms` is the bar's open; the premium leads funding, which averages it over the interval.
+    """
+
+    venue: str
+    symbol: str
+    interval_ms: int
+    ts_ms: int
+    open: float
+    high: float
+    low: float
+    close: float
+
+
+def _empty_f() -> NDArray[np.float64]:
+    return np.empty(0, np.float64)
+
+
+def _empty_i() -> NDArray[np.int64]:
+    return np.empty(0, np.int64)
+
+
+@dataclass(frozen=True, slots=True)
 class MarketSeries:
     """Columnar history of one (venue, symbol): what the store hands to the signal core.
 
@@ -128,7 +171,9 @@ class MarketSeries:
     start, of the spans a live order feed was connected. `liq_tracked` says the store
     records such spans for this series (even if none falls in the range read): then bars
     outside every span (and without a per-bar total) are unknown; untracked order streams
-    (imported files) are taken as continuous.
+    (imported files) are taken as continuous. `taker_buy` is each candle's taker-buy volume
+    in base units (NaN where the venue gives none). `pos_*` are `Positioning` samples and
+    `premium_*` premium-index bars (open times, at the bar size or finer); empty = none.
     """
 
     venue: str
@@ -152,6 +197,14 @@ class MarketSeries:
     liq_bar_ts: NDArray[np.int64]
     liq_spans: NDArray[np.int64] = field(default_factory=lambda: np.empty((0, 2), np.int64))
     liq_tracked: bool = False
+    taker_buy: NDArray[np.float64] = field(default_factory=_empty_f)
+    pos_ts: NDArray[np.int64] = field(default_factory=_empty_i)
+    pos_top_account: NDArray[np.float64] = field(default_factory=_empty_f)
+    pos_top_position: NDArray[np.float64] = field(default_factory=_empty_f)
+    pos_account: NDArray[np.float64] = field(default_factory=_empty_f)
+    pos_taker_ratio: NDArray[np.float64] = field(default_factory=_empty_f)
+    premium_ts: NDArray[np.int64] = field(default_factory=_empty_i)
+    premium_close: NDArray[np.float64] = field(default_factory=_empty_f)
 
 
 @dataclass(frozen=True, slots=True)

@@ -368,10 +368,11 @@ class Store:
         lo = start_ms if start_ms is not None else -(2**62)
         hi = end_ms if end_ms is not None else 2**62
         c = self._columns(
-            "SELECT ts_ms, open, high, low, close, volume_base FROM candles WHERE venue = ? AND "
-            "symbol = ? AND interval = ? AND ts_ms BETWEEN ? AND ? ORDER BY ts_ms",
+            "SELECT ts_ms, open, high, low, close, volume_base, taker_buy_base FROM candles "
+            "WHERE venue = ? AND symbol = ? AND interval = ? AND ts_ms BETWEEN ? AND ? "
+            "ORDER BY ts_ms",
             (venue, symbol, interval, lo, hi),
-            6,
+            7,
         )
         bar_ms = interval_ms(interval)
         # The last bar's OI snapshot is taken at its close, one bar after its open.
@@ -456,6 +457,7 @@ class Store:
             liq_bar_ts=liq_bar_ts,
             liq_spans=spans,
             liq_tracked=tracked,
+            taker_buy=c[:, 6],
         )
 
     def _liquidation_intervals(self, venue: str, symbol: str) -> list[str]:

@@ -136,7 +136,7 @@ class Positioning:
 
 @dataclass(frozen=True, slots=True)
 class PremiumBar:
-    """One premium-index bar: (mark or impact price − index) ÷ index as a fraction.
+    """One premium-index bar: (mark or impact price - index) ÷ index as a fraction.
 
     `ts_ms` is the bar's open; the premium leads funding, which averages it over the interval.
     """

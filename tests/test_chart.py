@@ -20,7 +20,7 @@ from tests.conftest import run_cli
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 T0 = 1_717_200_000_000  # 2024-06-01T00:00Z
-ONE_HOUR = EngineParams(window_ms=HOUR_MS)
+ONE_HOUR = EngineParams(windows_ms=(HOUR_MS,))
 
 
 def _gather(db: Path, symbol: str, start: str, end: str, venue: str | None = None) -> ChartData:

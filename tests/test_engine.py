@@ -8,12 +8,13 @@ import pytest
 from oiradar.errors import UserError
 from oiradar.signals.engine import events, timeline
 from oiradar.signals.params import EngineParams
-from oiradar.signals.regimes import Regime, classify, classify_reference
+from oiradar.signals.regimes import MIRROR, Regime, classify, classify_reference
+from oiradar.signals.rules import band_at, combine
 from oiradar.signals.windows import gap_in_window, pct_change, rolling_sum
 from oiradar.units import HOUR_MS, MINUTE_MS
 from tests.synth import FIVE_MIN, T0, series
 
-P = EngineParams()
+P = EngineParams(windows_ms=(15 * MINUTE_MS,))  # the single-window form: hand-computable
 
 
 def test_matrix_cells() -> None:
@@ -72,7 +73,7 @@ def test_covering_event_hand_computed() -> None:
     close, oi = covering_series()
     tl = timeline(series(close, oi), P)
     # 15 m window = 3 bars; bar 42 compares with bar 39: OI -3.5 %, price +1.6 %.
-    assert tl.window_bars == 3
+    assert tl.reading_bars(42) == 3
     assert tl.oi_pct[42] == pytest.approx(-3.5)
     assert tl.price_pct[42] == pytest.approx(1.6)
     assert Regime(int(tl.regime[42])) is Regime.SHORT_COVERING
@@ -113,12 +114,12 @@ def test_hourly_bars_and_window_multiples() -> None:
     close = [100.0] * 10 + [102.0] + [102.0] * 3
     oi = [1000.0] * 10 + [970.0] + [970.0] * 3
     s = series(close, oi, bar_ms=HOUR_MS)
-    tl = timeline(s, EngineParams(window_ms=HOUR_MS))
+    tl = timeline(s, EngineParams(windows_ms=(HOUR_MS,)))
     assert Regime(int(tl.regime[10])) is Regime.SHORT_COVERING
-    tl2 = timeline(s, EngineParams(window_ms=2 * HOUR_MS))
-    assert tl2.window_bars == 2 and Regime(int(tl2.regime[11])) is Regime.SHORT_COVERING
+    tl2 = timeline(s, EngineParams(windows_ms=(2 * HOUR_MS,)))
+    assert tl2.reading_bars(11) == 2 and Regime(int(tl2.regime[11])) is Regime.SHORT_COVERING
     with pytest.raises(UserError, match="not a multiple of the data's bar size 1h"):
-        timeline(s, EngineParams(window_ms=15 * MINUTE_MS))
+        timeline(s, EngineParams(windows_ms=(15 * MINUTE_MS,)))
     with pytest.raises(UserError, match="reference mode needs 5m data"):
         timeline(s, EngineParams(reference=True))
 
@@ -188,3 +189,81 @@ def test_adaptive_thresholds_scale_with_the_symbols_own_noise() -> None:
     assert adaptive.oi_threshold[-1] < 1.5
     # Before a day of history the fixed thresholds apply.
     assert adaptive.oi_threshold[100] == 1.5
+
+
+# -- several horizons at once -----------------------------------------------------------------
+
+DEFAULT = EngineParams()
+
+
+def slow_covering(prefix: int = 300) -> tuple[list[float], list[float]]:
+    """The shape of the BTC 40k evening in the issue: over 50 min OI -3.4 % while price
+    +1.2 %, no 15-minute window crossing both 15m bands (steepest 20 min: OI -2.8 %,
+    price +0.8 %). Flat before and after."""
+    oi_steps = [-0.2, -0.3, -0.7, -0.7, -0.7, -0.7, -0.2, -0.1, -0.1, -0.1]  # % per bar
+    px_steps = [0.1, 0.1, 0.2, 0.2, 0.2, 0.2, 0.05, 0.05, 0.05, 0.05]
+    close, oi = [40_000.0] * prefix, [80_000.0] * prefix
+    for d_oi, d_px in zip(oi_steps, px_steps, strict=True):
+        oi.append(oi[-1] * (1 + d_oi / 100))
+        close.append(close[-1] * (1 + d_px / 100))
+    return close + [close[-1]] * 24, oi + [oi[-1]] * 24
+
+
+def test_a_slow_covering_no_15m_window_sees_is_one_event_over_longer_horizons() -> None:
+    close, oi = slow_covering()
+    s = series(close, oi)
+    tl15 = timeline(s, P)
+    assert np.nanmin(tl15.oi_pct) > -3.0 and np.nanmax(tl15.price_pct) < 1.0
+    assert events(tl15, P) == []  # the single 15m window misses it (the issue's complaint)
+    tl = timeline(s, DEFAULT)
+    evs = events(tl, DEFAULT)
+    assert len(evs) == 1  # one episode, one event, however many horizons fire
+    ev = evs[0]
+    assert ev.horizon_ms == HOUR_MS  # 1h fires first (its lower bands), then 30m too
+    assert ev.horizons_ms == (30 * MINUTE_MS, HOUR_MS)
+    assert ev.oi_change_pct < -3.0 and ev.price_change_pct > 1.0
+    assert ev.start_ms <= T0 + 306 * FIVE_MIN  # flagged while the move is still running
+
+
+def test_bands_taper_with_the_horizon() -> None:
+    assert band_at(5 * MINUTE_MS, 1.5, 2 / 3) == 1.5
+    assert band_at(15 * MINUTE_MS, 1.5, 2 / 3) == 1.5
+    assert band_at(30 * MINUTE_MS, 1.5, 2 / 3) == pytest.approx(1.5 * (2 / 3) ** 0.5)
+    assert band_at(HOUR_MS, 1.5, 2 / 3) == pytest.approx(1.0)
+    assert band_at(4 * HOUR_MS, 1.5, 2 / 3) == pytest.approx(1.0)
+    assert band_at(HOUR_MS, 1.0, 0.8) == pytest.approx(0.8)
+
+
+def test_a_dump_now_is_never_read_as_an_hour_of_covering() -> None:
+    """OI fell over the hour while price rose; in the last 15 min price dumps with OI: the
+    bar reads LONG_LIQUIDATION (the shortest horizon's reading), never covering."""
+    sc, ll, neu = Regime.SHORT_COVERING, Regime.LONG_LIQUIDATION, Regime.NEUTRAL
+    rows = np.array([[ll, neu], [neu, neu], [sc, sc], [sc, sc]], dtype=np.int8).T
+    fast_px = np.array([-2.0, -1.5, 0.5, -1.2])
+    regime, pick, mask = combine(rows, fast_px, np.full(4, 1.0))
+    assert [Regime(int(r)) for r in regime] == [ll, neu, sc, neu]
+    assert pick.tolist()[:3] == [0, 0, 0] and mask.tolist() == [1, 0, 3, 0]
+    # The covering at 1h while price dumps beyond the 15m band now (col 3) is blocked.
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_combining_horizons_is_mirror_symmetric(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    codes = np.array([r.value for r in Regime if r not in (Regime.NONE, Regime.SHORT_SQUEEZE)])
+    rows = rng.choice(codes, (3, 50)).astype(np.int8)
+    fast = rng.normal(0, 2, 50)
+    mirrored = np.vectorize(lambda c: MIRROR.get(Regime(c), Regime(c)).value)(rows).astype(np.int8)
+    a, pa, ma = combine(rows, fast, np.full(50, 1.0))
+    b, pb, mb = combine(mirrored, -fast, np.full(50, 1.0))
+    assert [MIRROR.get(Regime(int(x)), Regime(int(x))) for x in a] == [Regime(int(y)) for y in b]
+    assert pa.tolist() == pb.tolist() and ma.tolist() == mb.tolist()
+
+
+def test_runs_closer_than_the_longest_horizon_are_one_event() -> None:
+    close, oi = covering_series(prefix=300)
+    # a second, separate push 30 min later: one episode with the defaults' 1h horizon ...
+    close += [close[-1] * (1 + 0.006 * k) for k in range(1, 4)] + [close[-1] * 1.018] * 20
+    oi += [oi[-1] * (1 - 0.012 * k) for k in range(1, 4)] + [oi[-1] * 0.964] * 20
+    assert len(events(timeline(series(close, oi), DEFAULT), DEFAULT)) == 1
+    # ... two with a single 15m window, whose episodes end with the run.
+    assert len(events(timeline(series(close, oi), P), P)) == 2

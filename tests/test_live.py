@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oiradar.signals.engine import Timeline, grid_timeline
+from oiradar.signals.engine import EVIDENCE_ORDER, Timeline, grid_timeline
 from oiradar.signals.live import BarResult, grid_bars, new_state, seed, step
-from oiradar.signals.params import EngineParams
+from oiradar.signals.params import EngineParams, Evidence
 from oiradar.signals.regimes import Regime
 from oiradar.signals.windows import Grid
 from oiradar.units import HOUR_MS, MINUTE_MS
@@ -32,6 +32,11 @@ def random_grid(rng: np.random.Generator, n: int, holes: float, liq_unknown: flo
     short[unknown] = np.nan
     long_[unknown] = np.nan
     funding = rng.normal(0, 1e-4, n)
+    taker = volume * rng.uniform(0.2, 0.9, n)
+    taker[rng.uniform(size=n) < holes] = np.nan
+    premium = rng.normal(0, 3e-4, n)
+    ratio = rng.uniform(0.5, 1.5, n)
+    ratio[rng.uniform(size=n) < liq_unknown] = np.nan
     return Grid(
         BAR,
         T0 + BAR * np.arange(n, dtype=np.int64),
@@ -42,6 +47,10 @@ def random_grid(rng: np.random.Generator, n: int, holes: float, liq_unknown: flo
         short,
         funding,
         np.full(n, 8.0),
+        taker,
+        premium,
+        ratio,
+        None,
     )
 
 
@@ -62,17 +71,37 @@ def assert_equal(tl: Timeline, i: int, got: BarResult) -> None:
     assert got.gap == bool(tl.gap[i]), where
     assert same(got.short_liq_usd, float(tl.short_liq_usd[i])), where
     assert same(got.long_liq_usd, float(tl.long_liq_usd[i])), where
+    assert got.horizon_ms == tl.reading_bars(i) * tl.grid.bar_ms, where
+    assert got.fired_ms == tuple(
+        m for k, m in enumerate(tl.horizons.ms) if int(tl.fired[i]) >> k & 1
+    ), where
+    assert same(got.oi_then, float(tl.oi_then[i])), where
+    for k, (oi_k, px_k) in enumerate(got.changes):  # every horizon, not only the one read
+        assert same(oi_k, float(tl.oi_h[k, i])), f"{where} horizon {k}"
+        assert same(px_k, float(tl.price_h[k, i])), f"{where} horizon {k}"
+    bits = int(tl.evidence[i])
+    assert got.evidence == tuple(e.value for k, e in enumerate(EVIDENCE_ORDER) if bits >> k & 1)
 
 
 PARAMS = {
     "fixed": EngineParams(min_history_ms=2 * HOUR_MS, context_lookback_ms=6 * HOUR_MS),
+    "single 15m": EngineParams(
+        windows_ms=(15 * MINUTE_MS,), min_history_ms=2 * HOUR_MS, context_lookback_ms=6 * HOUR_MS
+    ),
+    "every evidence, 5m..2h": EngineParams(
+        windows_ms=(5 * MINUTE_MS, 20 * MINUTE_MS, 50 * MINUTE_MS, 2 * HOUR_MS),
+        evidence=tuple(Evidence),
+        min_history_ms=HOUR_MS,
+        context_lookback_ms=3 * HOUR_MS,
+    ),
     "adaptive": EngineParams(
         adaptive=True,
+        evidence=tuple(Evidence),
         min_history_ms=2 * HOUR_MS,
         adaptive_lookback_ms=5 * HOUR_MS,
         context_lookback_ms=4 * HOUR_MS,
     ),
-    "long window": EngineParams(window_ms=HOUR_MS, min_history_ms=HOUR_MS),
+    "long window": EngineParams(windows_ms=(HOUR_MS,), min_history_ms=HOUR_MS),
     "reference": EngineParams(reference=True),
 }
 
@@ -106,9 +135,10 @@ def test_skipped_bars_step_as_missing() -> None:
     lost = Grid(
         grid.bar_ms,
         grid.ts,
-        *(getattr(grid, f).copy() for f in list(Grid.__dataclass_fields__)[2:]),
+        *(grid.row(f).copy() for f in list(Grid.__dataclass_fields__)[2:]),
     )
-    for f in ("close", "volume", "oi", "liq_long_usd", "liq_short_usd"):
+    for f in ("close", "volume", "oi", "liq_long_usd", "liq_short_usd", "taker_buy", "premium",
+              "ls_account"):
         getattr(lost, f)[50:53] = np.nan
     tl = grid_timeline(lost, params)
     state = new_state(params, BAR)

@@ -109,7 +109,7 @@ EPISODES_1H = [
 
 def _events_1h(db: Path, symbol: str) -> list[dict[str, object]]:
     with Store(db, readonly=True) as s:
-        evs, q = run_events(s, Query(symbol, interval="1h"), EngineParams(window_ms=HOUR_MS), None)
+        evs, q = run_events(s, Query(symbol, interval="1h"), EngineParams(windows_ms=(HOUR_MS,)), None)
     return [event_dict(e, q) for e in evs]
 
 
@@ -139,7 +139,7 @@ def test_btc_june_25_event_values(real_db: Path) -> None:
 def test_5m_set_has_no_liquidations_so_squeeze_is_unknown(real_db: Path) -> None:
     with Store(real_db, readonly=True) as s:
         evs, q = run_events(
-            s, Query("DOGEUSDT", interval="5m"), EngineParams(window_ms=HOUR_MS), None
+            s, Query("DOGEUSDT", interval="5m"), EngineParams(windows_ms=(HOUR_MS,)), None
         )
     fomc = [event_dict(e, q) for e in evs]
     assert [e["start"] for e in fomc] == ["2024-09-18T18:00:00Z", "2024-09-18T18:35:00Z"]
@@ -165,7 +165,7 @@ def test_reference_mode_agrees_with_the_matrix_on_real_5m_data(real_db: Path) ->
         for symbol in ("BTCUSDT", "DOGEUSDT", "XRPUSDT"):
             q = Query(symbol, start_ms=parse_time("2024-09-13T21:00Z"), interval="5m")
             ref, _ = run_timeline(s, q, EngineParams(reference=True))
-            mat, _ = run_timeline(s, q, EngineParams(window_ms=45 * MINUTE_MS))
+            mat, _ = run_timeline(s, q, EngineParams(windows_ms=(45 * MINUTE_MS,)))
             for r, m in zip(ref.regime, mat.regime, strict=True):
                 assert Regime(int(m)) in agree[Regime(int(r))]
                 seen.add(Regime(int(r)))

@@ -2,9 +2,10 @@
 
 `seed(grid, params)` turns a history grid into a `LiveState` (vectorized, with the batch
 functions); `step(state, bar)` adds one closed bar and returns what `engine.timeline()`
-computes for that bar over the whole history, in O(lookback) instead of O(history). A
-property test holds the two equal bar for bar. Bars must come in order; a skipped bar is
-stepped as missing (NaN), exactly as the batch grid holds it.
+computes for that bar over the whole history, in O(lookback) instead of O(history), with
+the same rules (`signals.rules`). A property test holds the two equal bar for bar and
+horizon for horizon. Bars must come in order; a skipped bar is stepped as missing (NaN),
+exactly as the batch grid holds it.
 """
 
 from __future__ import annotations
@@ -15,19 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from oiradar.errors import UserError
-from oiradar.signals.engine import ROBUST_SIGMA, squeeze_spike, window_bars
-from oiradar.signals.params import EngineParams
-from oiradar.signals.regimes import (
-    REFERENCE_BARS,
-    REFERENCE_OI_PCT,
-    REFERENCE_PRICE_PCT,
-    Regime,
-    classify,
-    classify_reference,
-)
+from oiradar.signals import rules
+from oiradar.signals.engine import EVIDENCE_ORDER, liq_window_bars
+from oiradar.signals.params import EngineParams, Evidence
+from oiradar.signals.regimes import Regime, classify, classify_reference
+from oiradar.signals.rules import Horizons, horizons
 from oiradar.signals.windows import Grid, pct_change, rolling_sum
-from oiradar.units import MINUTE_MS, interval_name
 
 FloatArray = NDArray[np.float64]
 NAN = float("nan")
@@ -45,11 +39,17 @@ class Bar:
     liq_short_usd: float
     funding_rate: float = NAN
     funding_interval_h: float = NAN
+    taker_buy: float = NAN
+    premium: float = NAN
+    ls_account: float = NAN
 
 
 @dataclass(frozen=True, slots=True)
 class BarResult:
-    """The engine's reading of one bar (percentages in %; `squeeze` NaN = unknown)."""
+    """The engine's reading of one bar (percentages in %; `squeeze` NaN = unknown).
+
+    `horizon_ms` is the horizon the regime was read over and the OI/price figures are its;
+    `changes` holds (OI %, price %) for every horizon, shortest first."""
 
     ts_ms: int
     regime: Regime
@@ -60,16 +60,21 @@ class BarResult:
     strong: bool
     squeeze: float
     gap: bool
-    short_liq_usd: float  # over the window ending at this bar
+    short_liq_usd: float  # over the burst window ending at this bar
     long_liq_usd: float
-    oi_then: float  # OI (base) and close one window ago, and now
+    oi_then: float  # OI (base) and close one reading window ago, and now
     oi_now: float
     price_then: float
     price_now: float
-    volume_window: float  # volume over the window and the trailing per-bar median
+    volume_window: float  # volume over the reading window and the trailing per-bar median
     volume_base: float
     funding_rate: float
     funding_interval_h: float
+    horizon_ms: int = 0
+    fired_ms: tuple[int, ...] = ()
+    evidence: tuple[str, ...] = ()
+    changes: tuple[tuple[float, float], ...] = ()
+    oi_falling: bool = False  # OI below its band on some horizon (covering not over)
 
 
 class Ring:
@@ -95,9 +100,17 @@ class Ring:
             return NAN
         return float(self.buf[(self.pos - 1 - k) % self.size])
 
-    def window_sum(self) -> float:
-        """Sum of the whole ring; NaN if any value is missing (as `rolling_sum`)."""
-        return float(np.sum(self.buf))
+    def last(self, k: int) -> FloatArray:
+        """The newest `k` values (any order); NaN where the ring holds fewer."""
+        if k >= self.size:
+            return self.buf
+        idx = (self.pos - 1 - np.arange(k)) % self.size
+        return self.buf[idx]
+
+    def window_sum(self, k: int | None = None) -> float:
+        """Sum of the newest `k` values (all by default); NaN if any is missing, as
+        `rolling_sum`."""
+        return float(np.sum(self.buf if k is None else self.last(k)))
 
     def median(self, min_periods: int) -> float:
         """Median of the known values if there are at least `min_periods` (as
@@ -112,29 +125,32 @@ class LiveState:
 
     params: EngineParams
     bar_ms: int
-    window: int
+    horizons: Horizons
+    liq_window: int
     t: int  # bars stepped so far (the next bar's index in the batch grid)
     last_ts: int | None
     close: Ring
     oi: Ring
     volume: Ring
+    net_taker: Ring  # 2 x taker buy - volume per bar (base)
     valid: Ring
     liq_long: Ring
     liq_short: Ring
-    short_w_hist: Ring  # short liquidations per window, for the squeeze baseline
+    short_w_hist: Ring  # short liquidations per burst window, for the squeeze baseline
     volume_hist: Ring
-    abs_oi_hist: Ring  # |OI %| and |price %| per bar, for adaptive thresholds
-    abs_px_hist: Ring
+    abs_oi_hist: list[Ring]  # |OI %| and |price %| per horizon, for adaptive thresholds
+    abs_px_hist: list[Ring]
     last: BarResult | None = None
 
+    @property
+    def window(self) -> int:
+        """The longest horizon in bars (the span a reading can look back)."""
+        return self.horizons.longest
 
-def _sizes(params: EngineParams, bar_ms: int) -> tuple[int, int, int, int, int]:
-    """(window, history ring, context lookback, adaptive lookback, min history) in bars."""
-    w = REFERENCE_BARS - 1 if params.reference else window_bars(params.window_ms, bar_ms)
-    strong = max(1, params.strong_within_ms // bar_ms)
+
+def _lookbacks(params: EngineParams, bar_ms: int) -> tuple[int, int, int]:
+    """(context lookback, adaptive lookback, min history) in bars."""
     return (
-        w,
-        max(w, strong) + 1,
         max(2, params.context_lookback_ms // bar_ms),
         max(2, params.adaptive_lookback_ms // bar_ms),
         max(2, params.min_history_ms // bar_ms),
@@ -149,49 +165,40 @@ def new_state(params: EngineParams, bar_ms: int) -> LiveState:
 def seed(grid: Grid, params: EngineParams) -> LiveState:
     """The state after every bar of `grid`, built with the batch functions."""
     bar = grid.bar_ms
-    if params.reference and bar != 5 * MINUTE_MS:
-        raise UserError(f"reference mode needs 5m data; this series has {interval_name(bar)} bars")
-    w, hist, ctx, adaptive, _ = _sizes(params, bar)
-    short_w = rolling_sum(grid.liq_short_usd, w)
+    hz = horizons(params, bar)
+    wl = liq_window_bars(params, bar)
+    ctx, adaptive, _ = _lookbacks(params, bar)
+    strong = max(1, params.strong_within_ms // bar)
+    hist = max(hz.longest, strong) + 1
+    short_w = rolling_sum(grid.liq_short_usd, wl)
     valid = grid.valid.astype(np.float64)
+
+    def abs_hist(i: int) -> list[Ring]:
+        # Fixed thresholds never read these: one slot instead of a week of bars (memory).
+        if not params.adaptive:
+            return [Ring(1) for _ in hz.bars]
+        x = grid.oi if i == 0 else grid.close
+        return [Ring(adaptive, np.abs(pct_change(x, w))) for w in hz.bars]
+
     return LiveState(
         params=params,
         bar_ms=bar,
-        window=w,
+        horizons=hz,
+        liq_window=wl,
         t=len(grid.ts),
         last_ts=int(grid.ts[-1]) if len(grid.ts) else None,
         close=Ring(hist, grid.close),
         oi=Ring(hist, grid.oi),
-        volume=Ring(w, grid.volume),
-        valid=Ring(w + 1, valid),
-        liq_long=Ring(w, grid.liq_long_usd),
-        liq_short=Ring(w, grid.liq_short_usd),
+        volume=Ring(hz.longest, grid.volume),
+        net_taker=Ring(hz.longest, 2.0 * grid.row("taker_buy") - grid.volume),
+        valid=Ring(hz.longest + 1, valid),
+        liq_long=Ring(wl, grid.liq_long_usd),
+        liq_short=Ring(wl, grid.liq_short_usd),
         short_w_hist=Ring(ctx, short_w),
         volume_hist=Ring(ctx, grid.volume),
-        # Fixed thresholds never read these: one slot instead of a week of bars (memory).
-        abs_oi_hist=Ring(
-            adaptive if params.adaptive else 1,
-            np.abs(pct_change(grid.oi, w)) if params.adaptive else None,
-        ),
-        abs_px_hist=Ring(
-            adaptive if params.adaptive else 1,
-            np.abs(pct_change(grid.close, w)) if params.adaptive else None,
-        ),
+        abs_oi_hist=abs_hist(0),
+        abs_px_hist=abs_hist(1),
     )
-
-
-def _pct(now: float, then: float) -> float:
-    if not (then > 0) or math.isnan(now):
-        return NAN
-    return (now / then - 1.0) * 100.0
-
-
-def _threshold(hist: Ring, fixed: float, params: EngineParams, min_hist: int) -> float:
-    if not params.adaptive:
-        return fixed
-    spread = ROBUST_SIGMA * hist.median(min_hist)
-    thr = max(params.adaptive_k * spread, params.adaptive_floor_frac * fixed)
-    return fixed if math.isnan(spread) else thr
 
 
 def missing(ts_ms: int) -> Bar:
@@ -209,48 +216,74 @@ def step(state: LiveState, bar: Bar) -> BarResult:
     return _step(state, bar)
 
 
+def _threshold(hist: Ring, fixed: float, params: EngineParams, min_hist: int) -> float:
+    if not params.adaptive:
+        return fixed
+    return float(rules.adaptive_threshold(hist.median(min_hist), fixed, params))
+
+
+def _readings(
+    state: LiveState, bar: Bar
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, NDArray[np.int8], list[bool]]:
+    """Per horizon: OI %, price %, their bands, the regime and the gap flag."""
+    p, hz, t = state.params, state.horizons, state.t
+    _, _, min_hist = _lookbacks(p, state.bar_ms)
+    n_h = len(hz.bars)
+    oi_h, px_h = np.empty(n_h), np.empty(n_h)
+    oi_band, px_band = np.empty(n_h), np.empty(n_h)
+    gaps = []
+    valid_recent = state.valid.buf
+    for k, w in enumerate(hz.bars):
+        oi_h[k] = rules.pct(bar.oi, state.oi.ago(w))
+        px_h[k] = rules.pct(bar.close, state.close.ago(w))
+        fixed_oi, fixed_px = rules.bands(p, w * state.bar_ms)
+        oi_band[k] = _threshold(state.abs_oi_hist[k], fixed_oi, p, min_hist)
+        px_band[k] = _threshold(state.abs_px_hist[k], fixed_px, p, min_hist)
+        seen = valid_recent if w + 1 >= state.valid.size else state.valid.last(w + 1)
+        gaps.append(t < w or bool(np.any(seen == 0.0)))
+    if p.reference:
+        regime_h = classify_reference(oi_h, px_h)
+    else:
+        regime_h = classify(oi_h, px_h, oi_band, px_band)
+    if p.adaptive:
+        for k in range(n_h):
+            state.abs_oi_hist[k].push(abs(oi_h[k]))
+            state.abs_px_hist[k].push(abs(px_h[k]))
+    return oi_h, px_h, oi_band, px_band, regime_h, gaps
+
+
 def _step(state: LiveState, bar: Bar) -> BarResult:
-    p, w, t = state.params, state.window, state.t
-    _, _, _, _, min_hist = _sizes(p, state.bar_ms)
+    p, hz, t = state.params, state.horizons, state.t
+    _, _, min_hist = _lookbacks(p, state.bar_ms)
     state.close.push(bar.close)
     state.oi.push(bar.oi)
     state.volume.push(bar.volume)
+    state.net_taker.push(2.0 * bar.taker_buy - bar.volume)
     state.liq_long.push(bar.liq_long_usd)
     state.liq_short.push(bar.liq_short_usd)
     valid = not (math.isnan(bar.close) or math.isnan(bar.oi))
     state.valid.push(1.0 if valid else 0.0)
 
-    oi_then, px_then = state.oi.ago(w), state.close.ago(w)
-    oi_pct, px_pct = _pct(bar.oi, oi_then), _pct(bar.close, px_then)
-    gap = t < w or bool(np.any(state.valid.buf == 0.0))
-    if p.reference:
-        oi_thr, px_thr = REFERENCE_OI_PCT, REFERENCE_PRICE_PCT
-        regime = Regime(int(classify_reference(np.array([oi_pct]), np.array([px_pct]))[0]))
-    else:
-        oi_thr = _threshold(state.abs_oi_hist, p.oi_threshold_pct, p, min_hist)
-        px_thr = _threshold(state.abs_px_hist, p.price_threshold_pct, p, min_hist)
-        code = classify(np.array([oi_pct]), np.array([px_pct]), oi_thr, px_thr)[0]
-        regime = Regime(int(code))
-    if p.adaptive:
-        state.abs_oi_hist.push(abs(oi_pct))
-        state.abs_px_hist.push(abs(px_pct))
+    oi_h, px_h, oi_band, px_band, regime_h, gaps = _readings(state, bar)
+    codes, picks, masks = rules.combine(regime_h[:, None], px_h[:1], px_band[:1])
+    regime, k, fired = Regime(int(codes[0])), int(picks[0]), int(masks[0])
+    w = hz.bars[k]
 
     strong = False
     if regime is Regime.SHORT_COVERING:
         for v in range(1, max(1, p.strong_within_ms // state.bar_ms) + 1):
-            o_v = _pct(bar.oi, state.oi.ago(v))
-            x_v = _pct(bar.close, state.close.ago(v))
-            strong |= o_v <= -p.strong_oi_drop_pct and x_v > 0
+            o_v = rules.pct(bar.oi, state.oi.ago(v))
+            x_v = rules.pct(bar.close, state.close.ago(v))
+            strong |= bool(rules.strong_covering(o_v, x_v, p))
 
-    full = t >= w - 1
+    wl = state.liq_window
+    full = t >= wl - 1
     short_w = state.liq_short.window_sum() if full else NAN
     long_w = state.liq_long.window_sum() if full else NAN
     base = state.short_w_hist.median(min_hist)
     state.short_w_hist.push(short_w)
-    oi_usd = bar.oi * bar.close
-    spike = bool(squeeze_spike(short_w, long_w, base, oi_usd, p))
-    unknown = math.isnan(short_w) or math.isnan(base) or p.reference
-    squeeze = NAN if unknown else float(spike)
+    oi_then = state.oi.ago(w)
+    squeeze, evidence = _squeeze(state, bar, short_w, long_w, base, oi_then, w)
     if regime is Regime.SHORT_COVERING and squeeze == 1.0:
         regime = Regime.SHORT_SQUEEZE
 
@@ -261,26 +294,70 @@ def _step(state: LiveState, bar: Bar) -> BarResult:
     result = BarResult(
         ts_ms=bar.ts_ms,
         regime=regime,
-        oi_pct=oi_pct,
-        price_pct=px_pct,
-        oi_threshold=oi_thr,
-        price_threshold=px_thr,
+        oi_pct=float(oi_h[k]),
+        price_pct=float(px_h[k]),
+        oi_threshold=float(oi_band[k]),
+        price_threshold=float(px_band[k]),
         strong=strong,
         squeeze=squeeze,
-        gap=gap,
+        gap=gaps[k],
         short_liq_usd=short_w,
         long_liq_usd=long_w,
         oi_then=oi_then,
         oi_now=bar.oi,
-        price_then=px_then,
+        price_then=state.close.ago(w),
         price_now=bar.close,
-        volume_window=float(np.nansum(state.volume.buf)),
+        volume_window=float(np.nansum(state.volume.last(w))),
         volume_base=vol_base,
         funding_rate=bar.funding_rate,
         funding_interval_h=bar.funding_interval_h,
+        horizon_ms=w * state.bar_ms,
+        fired_ms=tuple(m for j, m in enumerate(hz.ms) if fired >> j & 1),
+        evidence=evidence,
+        changes=tuple((float(o), float(x)) for o, x in zip(oi_h, px_h, strict=True)),
+        oi_falling=bool(np.any(oi_h < -oi_band)),
     )
     state.last = result
     return result
+
+
+def _squeeze(
+    state: LiveState,
+    bar: Bar,
+    short_w: float,
+    long_w: float,
+    base: float,
+    oi_then: float,
+    w: int,
+) -> tuple[float, tuple[str, ...]]:
+    """The squeeze flag (1/0/NaN) and the evidence that fired, as `engine._squeeze`."""
+    p = state.params
+    if p.reference:
+        return NAN, ()
+    terms: list[tuple[float, float]] = []
+    fired: list[str] = []
+    for ev in p.evidence:
+        if ev is Evidence.LIQUIDATIONS:
+            value = bool(rules.squeeze_spike(short_w, long_w, base, bar.oi * bar.close, p))
+            known = not (math.isnan(short_w) or math.isnan(base))
+        elif ev is Evidence.TAKER:
+            net = state.net_taker.window_sum(w) if state.t >= w - 1 else NAN
+            drop = oi_then - bar.oi
+            value = bool(rules.taker_outruns(net, drop, p))
+            known = not (math.isnan(net) or math.isnan(drop))
+        elif ev is Evidence.PREMIUM:
+            value = bool(rules.premium_flip(bar.premium, bar.funding_rate, p))
+            known = not (math.isnan(bar.premium) or math.isnan(bar.funding_rate))
+        else:
+            value = bool(rules.crowded_shorts(bar.ls_account, p))
+            known = not math.isnan(bar.ls_account)
+        if value and known:
+            fired.append(ev.value)
+        terms.append((float(value), float(known)))
+    if not terms:
+        return NAN, ()
+    order = [e.value for e in EVIDENCE_ORDER]
+    return float(rules.any_known(terms)), tuple(sorted(fired, key=order.index))
 
 
 def bar_at(grid: Grid, i: int) -> Bar:
@@ -294,28 +371,48 @@ def bar_at(grid: Grid, i: int) -> Bar:
         float(grid.liq_short_usd[i]),
         float(grid.funding_rate[i]),
         float(grid.funding_interval_h[i]),
+        float(grid.row("taker_buy")[i]),
+        float(grid.row("premium")[i]),
+        float(grid.row("ls_account")[i]),
     )
 
 
 def grid_bars(grid: Grid) -> list[Bar]:
     """The grid's rows as bars (to step a stored range)."""
-    return [bar_at(grid, i) for i in range(len(grid.ts))]
+    taker, premium, ratio = grid.row("taker_buy"), grid.row("premium"), grid.row("ls_account")
+    return [
+        Bar(
+            int(grid.ts[i]),
+            float(grid.close[i]),
+            float(grid.volume[i]),
+            float(grid.oi[i]),
+            float(grid.liq_long_usd[i]),
+            float(grid.liq_short_usd[i]),
+            float(grid.funding_rate[i]),
+            float(grid.funding_interval_h[i]),
+            float(taker[i]),
+            float(premium[i]),
+            float(ratio[i]),
+        )
+        for i in range(len(grid.ts))
+    ]
 
 
 def provisional_squeeze(state: LiveState, pending: list[list[float]]) -> tuple[float, float] | None:
-    """The squeeze rule on a window that ends in bars not stepped yet, as their liquidations
-    stream in: `pending` holds [long USD, short USD] so far for each bar after the last
-    stepped one, the running bar last. Returns the window's (short, long) totals when the
-    rule holds, else None (also when anything it needs is unknown)."""
-    p, w = state.params, state.window
-    if p.reference or not pending or state.t < w:
+    """The liquidation rule on a burst window that ends in bars not stepped yet, as their
+    liquidations stream in: `pending` holds [long USD, short USD] so far for each bar after
+    the last stepped one, the running bar last. Returns the window's (short, long) totals
+    when the rule holds, else None (also when anything it needs is unknown or liquidations
+    are not squeeze evidence under these settings)."""
+    p, wl = state.params, state.liq_window
+    if p.reference or Evidence.LIQUIDATIONS not in p.evidence or not pending or state.t < wl:
         return None
-    recent = pending[-w:]
-    closed = w - len(recent)
+    recent = pending[-wl:]
+    closed = wl - len(recent)
     short_w = sum(b[1] for b in recent) + sum(state.liq_short.ago(k) for k in range(closed))
     long_w = sum(b[0] for b in recent) + sum(state.liq_long.ago(k) for k in range(closed))
-    base = state.short_w_hist.median(_sizes(p, state.bar_ms)[4])
+    base = state.short_w_hist.median(_lookbacks(p, state.bar_ms)[2])
     oi_usd = state.oi.ago(0) * state.close.ago(0)
     if math.isnan(short_w) or math.isnan(long_w) or math.isnan(base) or math.isnan(oi_usd):
         return None
-    return (short_w, long_w) if squeeze_spike(short_w, long_w, base, oi_usd, p) else None
+    return (short_w, long_w) if rules.squeeze_spike(short_w, long_w, base, oi_usd, p) else None

@@ -3,15 +3,36 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from oiradar.units import DAY_MS, HOUR_MS, MINUTE_MS
 
 
+class Evidence(StrEnum):
+    """Terms that can upgrade short covering to a squeeze (docs/concepts.md#squeeze)."""
+
+    LIQUIDATIONS = "liquidations"  # a burst of short liquidations, dominant over longs
+    TAKER = "taker"  # net taker buying that outruns the OI drop
+    PREMIUM = "premium"  # the premium turned positive while funding is still negative
+    POSITIONING = "positioning"  # covering while shorts are crowded (long/short accounts low)
+
+
+# Measured on the labelled real data (docs/concepts.md#evidence): liquidations and taker
+# flow each add squeezes the other misses; the premium cannot be measured there yet.
+DEFAULT_EVIDENCE = (Evidence.LIQUIDATIONS, Evidence.TAKER)
+DEFAULT_WINDOWS_MS = (15 * MINUTE_MS, 30 * MINUTE_MS, HOUR_MS)
+
+
 @dataclass(frozen=True, slots=True)
 class EngineParams:
-    window_ms: int = 15 * MINUTE_MS
+    # Horizons evaluated at once; one episode is one event whichever of them fire.
+    windows_ms: tuple[int, ...] = DEFAULT_WINDOWS_MS
+    # Bands at 15 min (and shorter horizons); longer ones taper geometrically to band x taper
+    # at 1 h and beyond: covering traders call covering does not grow with the horizon.
     oi_threshold_pct: float = 1.5
     price_threshold_pct: float = 1.0
+    oi_taper: float = 2 / 3
+    price_taper: float = 0.8
     # Adaptive: threshold = k x robust sigma (1.4826 x median |change|) of the trailing window.
     adaptive: bool = False
     adaptive_k: float = 3.0
@@ -22,12 +43,27 @@ class EngineParams:
     # Strong short covering: OI down >= 5 % within <= 30 min while price rises.
     strong_oi_drop_pct: float = 5.0
     strong_within_ms: int = 30 * MINUTE_MS
-    # Squeeze: short liquidations in the window spike against their own trailing median.
+    # Squeeze evidence, any of which upgrades a covering bar.
+    evidence: tuple[Evidence, ...] = DEFAULT_EVIDENCE
+    # Liquidations: short liquidations over the burst window spike against their own trailing
+    # median, reach a share of OI and dominate long liquidations.
+    liq_window_ms: int = 15 * MINUTE_MS
     squeeze_k: float = 3.0
-    squeeze_min_oi_share_pct: float = 0.02
-    squeeze_short_long_ratio: float = 2.0
+    squeeze_min_oi_share_pct: float = 0.01
+    squeeze_short_long_ratio: float = 3.0
+    # Taker flow: net taker buying (base) over the reading's window >= this x the OI drop.
+    taker_outrun: float = 2.0
+    # Premium: the premium index at or above this (a fraction) while funding is <= 0.
+    premium_min: float = 0.0002
+    # Positioning: all accounts' long/short ratio at or below this (shorts crowded).
+    crowded_ratio: float = 0.8
     # Funding (8 h equivalent, fraction) at or below this says more covering is likely to come.
     more_to_come_funding_8h: float = -0.0001
     context_lookback_ms: int = 7 * DAY_MS
     report_windows_ms: tuple[int, ...] = (15 * MINUTE_MS, 30 * MINUTE_MS, HOUR_MS)
     reference: bool = False
+
+    @property
+    def window_ms(self) -> int:
+        """The shortest horizon: the one a single-window reader (and `--window`) means."""
+        return min(self.windows_ms)

@@ -20,6 +20,10 @@ class Grid:
 
     `oi` is OI in base units at the bar's close; `liq_*_usd` are per-bar sums (NaN where no
     liquidation source covers the bar); funding is the rate in force at the bar's close.
+    The optional rows (None = unknown for every bar): `taker_buy` is the bar's taker-buy
+    volume (base); `premium` the premium index at the bar's close (a fraction);
+    `ls_account` / `ls_top_position` the long/short ratios of all accounts and of top
+    traders' positions at the bar's close.
     """
 
     bar_ms: int
@@ -31,24 +35,30 @@ class Grid:
     liq_short_usd: FloatArray
     funding_rate: FloatArray
     funding_interval_h: FloatArray
+    taker_buy: FloatArray | None = None
+    premium: FloatArray | None = None
+    ls_account: FloatArray | None = None
+    ls_top_position: FloatArray | None = None
 
     @property
     def valid(self) -> BoolArray:
         return ~(np.isnan(self.close) | np.isnan(self.oi))
+
+    def row(self, name: str) -> FloatArray:
+        """An optional row, NaN for every bar when the series has none."""
+        values: FloatArray | None = getattr(self, name)
+        return np.full(len(self.ts), np.nan) if values is None else values
 
     def head(self, k: int) -> Grid:
         """The first `k` bars."""
         return Grid(
             self.bar_ms,
             self.ts[:k],
-            self.close[:k],
-            self.volume[:k],
-            self.oi[:k],
-            self.liq_long_usd[:k],
-            self.liq_short_usd[:k],
-            self.funding_rate[:k],
-            self.funding_interval_h[:k],
+            *(None if (v := getattr(self, f)) is None else v[:k] for f in _ROWS),
         )
+
+
+_ROWS = tuple(Grid.__dataclass_fields__)[2:]
 
 
 def _last_per_bucket(idx: NDArray[np.int64], values: FloatArray, n: int) -> FloatArray:
@@ -125,6 +135,11 @@ def build_grid(series: MarketSeries, max_funding_age_h: float = 24.0) -> Grid:
         stale = age_h > np.maximum(max_funding_age_h, 2 * np.nan_to_num(ivl, nan=8.0))
         rate = np.where(stale, np.nan, rate)
         ivl = np.where(stale, np.nan, ivl)
+    taker = (
+        _last_per_bucket(cidx, series.taker_buy, n)
+        if len(series.taker_buy) == len(series.candle_ts) and not np.all(np.isnan(series.taker_buy))
+        else None
+    )
     return Grid(
         bar,
         ts,
@@ -135,7 +150,31 @@ def build_grid(series: MarketSeries, max_funding_age_h: float = 24.0) -> Grid:
         liq_short,
         rate.astype(np.float64),
         ivl.astype(np.float64),
+        taker,
+        _at_close(series.premium_ts + _premium_bar(series), series.premium_close, bar_close, bar),
+        _at_close(series.pos_ts, series.pos_account, bar_close, bar),
+        _at_close(series.pos_ts, series.pos_top_position, bar_close, bar),
     )
+
+
+def _premium_bar(series: MarketSeries) -> int:
+    """Premium bars are stored by open time at the bar size or finer: their close counts."""
+    if len(series.premium_ts) < 2:
+        return series.interval_ms
+    return int(min(series.interval_ms, np.min(np.diff(series.premium_ts))))
+
+
+def _at_close(
+    ts: NDArray[np.int64], values: FloatArray, bar_close: NDArray[np.int64], bar: int
+) -> FloatArray | None:
+    """The last sample at or before each bar's close if it is at most one bar old (a stale
+    snapshot is unknown, not carried forward); None when the series has no samples."""
+    if len(ts) == 0 or np.all(np.isnan(values)):
+        return None
+    pos = np.searchsorted(ts, bar_close, side="right") - 1
+    pos_c = np.clip(pos, 0, None)
+    fresh = (pos >= 0) & (bar_close - ts[pos_c] <= bar)
+    return np.where(fresh, values[pos_c], np.nan)
 
 
 def pct_change(x: FloatArray, bars: int) -> FloatArray:

@@ -10,8 +10,10 @@ and OI with injected short-covering episodes and a few NaN gaps):
 
 * engine core: `windows.pct_change` of OI and close over the 15m window (3 bars) and
   `regimes.classify` with the fixed 1.5 % / 1.0 % thresholds, over every symbol;
-* the full `engine.timeline()` (grid alignment, strong tier, squeeze, report windows) on a
-  subset, and the adaptive-threshold mode on a smaller subset, labelled separately;
+* the full `engine.timeline()` (grid alignment, strong tier, squeeze evidence, report
+  windows) on a subset with one 15m window (checked against the core) and with the default
+  horizons 15m+30m+1h (their cost against one window: target <= 2x), and the adaptive mode
+  on a smaller subset, labelled separately;
 * two plain pandas per-symbol baselines of the same rules: the typical row-wise
   `DataFrame.apply` script (on a subset: it is slow) and a vectorized `np.select` one;
   both are checked to agree with the engine bar for bar;
@@ -57,6 +59,8 @@ START_MS = parse_time("2024-01-01")
 VENUE = "binance"
 
 TARGET_SPEEDUP = 20.0
+TARGET_HORIZON_COST = 2.0  # default horizons vs one window, full timeline()
+SINGLE = EngineParams(windows_ms=(15 * MINUTE_MS,))  # what the core and the baselines compute
 TARGET_CORE_ROWS_S = 10e6
 TARGET_IMPORT_ROWS_S = 200e3
 FULL_ROWS = 50_000_000
@@ -375,9 +379,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"  regime mix: {mix}")
 
-    print(f"full timeline(), fixed thresholds, {sub['timeline_symbols']} symbols ...")
-    full = run_timeline(data, sub["timeline_symbols"], EngineParams(), regimes)
+    print(f"full timeline(), one 15m window, {sub['timeline_symbols']} symbols ...")
+    full = run_timeline(data, sub["timeline_symbols"], SINGLE, regimes)
     print(f"  regimes equal the core's on all {sub['timeline_symbols']} symbols")
+    print(f"full timeline(), default horizons 15m+30m+1h, {sub['timeline_symbols']} symbols ...")
+    multi = run_timeline(data, sub["timeline_symbols"], EngineParams(), None)
     print(f"full timeline(), adaptive thresholds, {sub['adaptive_symbols']} symbols ...")
     adaptive = run_timeline(data, sub["adaptive_symbols"], EngineParams(adaptive=True), None)
 
@@ -401,7 +407,12 @@ def main(argv: list[str] | None = None) -> int:
         _line("engine core (pct_change+classify):", core, _m(core.rate))
         + f"  [target >= 10 M rows/s: {_verdict(core.rate >= TARGET_CORE_ROWS_S)}]"
     )
-    print(_line(f"full timeline() ({sub['timeline_symbols']} sym):", full, _m(full.rate)))
+    print(_line(f"full timeline() 15m ({sub['timeline_symbols']} sym):", full, _m(full.rate)))
+    cost = full.rate / multi.rate
+    print(
+        _line(f"full timeline() 15m+30m+1h ({sub['timeline_symbols']} sym):", multi, _m(multi.rate))
+        + f"  [{cost:.2f}x the single window; target <= 2x: {_verdict(cost <= TARGET_HORIZON_COST)}]"
+    )
     print(
         _line(
             f"full timeline() adaptive ({sub['adaptive_symbols']} sym):",

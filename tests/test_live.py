@@ -137,8 +137,16 @@ def test_skipped_bars_step_as_missing() -> None:
         grid.ts,
         *(grid.row(f).copy() for f in list(Grid.__dataclass_fields__)[2:]),
     )
-    for f in ("close", "volume", "oi", "liq_long_usd", "liq_short_usd", "taker_buy", "premium",
-              "ls_account"):
+    for f in (
+        "close",
+        "volume",
+        "oi",
+        "liq_long_usd",
+        "liq_short_usd",
+        "taker_buy",
+        "premium",
+        "ls_account",
+    ):
         getattr(lost, f)[50:53] = np.nan
     tl = grid_timeline(lost, params)
     state = new_state(params, BAR)

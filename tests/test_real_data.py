@@ -109,7 +109,9 @@ EPISODES_1H = [
 
 def _events_1h(db: Path, symbol: str) -> list[dict[str, object]]:
     with Store(db, readonly=True) as s:
-        evs, q = run_events(s, Query(symbol, interval="1h"), EngineParams(windows_ms=(HOUR_MS,)), None)
+        evs, q = run_events(
+            s, Query(symbol, interval="1h"), EngineParams(windows_ms=(HOUR_MS,)), None
+        )
     return [event_dict(e, q) for e in evs]
 
 

@@ -277,7 +277,7 @@ def test_no_alert_is_sent_twice_under_faults_and_restart(
 # -- a real archive day ----------------------------------------------------------------------
 
 FOMC = EngineParams(
-    window_ms=30 * MINUTE_MS,
+    windows_ms=(30 * MINUTE_MS,),
     oi_threshold_pct=1.0,
     price_threshold_pct=0.5,
     min_history_ms=30 * MINUTE_MS,

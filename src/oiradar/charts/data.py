@@ -20,6 +20,7 @@ from oiradar.services.analyze import Query, load
 from oiradar.signals.engine import Event, events, timeline
 from oiradar.signals.params import EngineParams
 from oiradar.signals.regimes import Regime
+from oiradar.signals.rules import describe
 from oiradar.signals.windows import Grid, build_grid
 from oiradar.store import Store
 from oiradar.units import DAY_MS, interval_ms, interval_name, iso
@@ -109,8 +110,7 @@ class ChartData:
     """Liquidated longs / shorts per bar in USD; NaN where any of `liq_venues` is unknown."""
     regime: NDArray[np.int8]
     events: tuple[EventMark, ...]
-    oi_threshold_pct: float
-    price_threshold_pct: float
+    bands: str
 
     @property
     def start_ms(self) -> int:
@@ -246,7 +246,8 @@ def _label(ev: Event) -> str:
     """Two short lines: what and when (signal time, UTC), then the OI and price moves."""
     name = "SQUEEZE" if ev.regime == Regime.SHORT_SQUEEZE else "COVERING"
     when = datetime.fromtimestamp(ev.signal_ms / 1000, tz=UTC).strftime("%d %b %H:%M")
-    return f"{name} {when}\nOI {ev.oi_change_pct:+.1f}%  px {ev.price_change_pct:+.1f}%"
+    over = interval_name(ev.horizon_ms)
+    return f"{name} {when}\nOI {ev.oi_change_pct:+.1f}%  px {ev.price_change_pct:+.1f}% /{over}"
 
 
 def gather(store: Store, sel: Selection, params: EngineParams) -> ChartData:
@@ -313,12 +314,13 @@ def gather(store: Store, sel: Selection, params: EngineParams) -> ChartData:
             )
         )
     n = len(axis)
+    window, bands = describe(params, bar_ms)
     return ChartData(
         symbol=sel.symbol,
         base=base_asset(sel.symbol),
         interval=sel.interval,
         bar_ms=bar_ms,
-        window=interval_name(params.window_ms),
+        window=window,
         price_venue=price_venue,
         venues=venues,
         ts=axis.astype(np.int64),
@@ -333,6 +335,5 @@ def gather(store: Store, sel: Selection, params: EngineParams) -> ChartData:
         liq_short_usd=_sum_where_all(shorts, n),
         regime=tl.regime[keep].astype(np.int8),
         events=tuple(marks),
-        oi_threshold_pct=params.oi_threshold_pct,
-        price_threshold_pct=params.price_threshold_pct,
+        bands=bands,
     )

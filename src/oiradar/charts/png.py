@@ -87,7 +87,7 @@ def _xs(ms: int) -> float:
 def title(d: ChartData) -> str:
     venues = d.venues[0] if len(d.venues) == 1 else f"{', '.join(d.venues)}"
     return (
-        f"{d.symbol} perpetual · {venues} · {d.interval} bars · {d.window} window · "
+        f"{d.symbol} perpetual · {venues} · {d.interval} bars · read over {d.window} · "
         f"{_utc(d.start_ms)} → {_utc(d.end_ms)} UTC"
     )
 
@@ -96,8 +96,7 @@ def subtitle(d: ChartData) -> str:
     n_sq = sum(e.regime == "SHORT_SQUEEZE" for e in d.events)
     n_cov = len(d.events) - n_sq
     return (
-        f"candles and regimes: {d.price_venue} · regime bands OI ±{d.oi_threshold_pct:g} %, "
-        f"price ±{d.price_threshold_pct:g} % over {d.window} · "
+        f"candles and regimes: {d.price_venue} · bands {d.bands} · "
         f"{n_sq} squeeze and {n_cov} covering event(s)"
     )
 

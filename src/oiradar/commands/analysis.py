@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-import math
 from typing import Annotated
 
 import typer
 
 from oiradar.cli import DbOption, _store, app, err
+from oiradar.commands.engine_options import (
+    AdaptiveOption,
+    EngineChoice,
+    EvidenceOption,
+    OiBandOption,
+    PriceBandOption,
+    ReferenceOption,
+    TaperOption,
+    WindowOption,
+    WindowsOption,
+)
 from oiradar.errors import UserError
 from oiradar.render import Format, emit
-from oiradar.signals.params import EngineParams
 from oiradar.signals.regimes import Regime
 from oiradar.store import Store
 from oiradar.units import canonical_symbol, interval_ms, parse_time
@@ -26,75 +35,13 @@ From = Annotated[
     ),
 ]
 To = Annotated[str | None, typer.Option("--to", help="End (inclusive), ISO 8601 UTC.")]
-Window = Annotated[
-    str | None,
-    typer.Option(
-        help="Window of the OI and price change, a multiple of "
-        "the bar size: 15m, 30m, 1h... Default: 15m, or one "
-        "bar when bars are longer."
-    ),
-]
 Interval = Annotated[
     str | None,
     typer.Option(
         help="Bar size to use when several are stored (default: the finest with data in range)."
     ),
 ]
-OiThr = Annotated[
-    float | None,
-    typer.Option("--oi-threshold", help="OI flat band, +/- % over the window. [default: 1.5]"),
-]
-PxThr = Annotated[
-    float | None,
-    typer.Option(
-        "--price-threshold", help="Price flat band, +/- % over the window. [default: 1.0]"
-    ),
-]
-Adaptive = Annotated[
-    bool,
-    typer.Option(
-        help="Thresholds = 3 robust sigmas of the symbol's own "
-        "trailing 7-day changes (floored at 0.2x the fixed ones)."
-    ),
-]
-Reference = Annotated[
-    bool,
-    typer.Option(
-        help="The blog-post classifier instead: last 10 5m candles, "
-        "OI +/-1.5 %, price +/-1 %, NEW_LONGS / SHORT_COVERING / "
-        "LONG_LIQUIDATION / NONE."
-    ),
-]
 FormatOpt = Annotated[Format, typer.Option("--format", help="table, json (one array) or csv.")]
-
-
-def _params(
-    window: str | None,
-    bar_ms: int,
-    oi_thr: float | None,
-    px_thr: float | None,
-    adaptive: bool,
-    reference: bool,
-) -> EngineParams:
-    if reference and (adaptive or window or oi_thr is not None or px_thr is not None):
-        raise UserError(
-            "--reference uses its own fixed window and thresholds; drop --window, --adaptive "
-            "and the threshold options"
-        )
-    defaults = EngineParams()
-    oi_thr = defaults.oi_threshold_pct if oi_thr is None else oi_thr
-    px_thr = defaults.price_threshold_pct if px_thr is None else px_thr
-    for name, value in (("--oi-threshold", oi_thr), ("--price-threshold", px_thr)):
-        if not math.isfinite(value) or value <= 0:
-            raise UserError(f"{name} must be a positive number of percent, not {value}")
-    w = interval_ms(window) if window else max(15 * 60_000, bar_ms)
-    return EngineParams(
-        window_ms=w,
-        oi_threshold_pct=oi_thr,
-        price_threshold_pct=px_thr,
-        adaptive=adaptive,
-        reference=reference,
-    )
 
 
 def _regimes(text: str) -> tuple[Regime, ...] | None:
@@ -132,6 +79,7 @@ def _query(symbol: str, venue: str, start: str | None, end: str | None, interval
 EVENT_COLUMNS = [
     ("start", "start UTC"),
     ("bars", "bars"),
+    ("horizon", "horizon"),
     ("regime", "regime"),
     ("tier", "tier"),
     ("oi_change_pct", "OI %"),
@@ -151,12 +99,15 @@ def analyze(
     venue: Venue = "binance",
     start: From = None,
     end: To = None,
-    window: Window = None,
+    windows: WindowsOption = None,
+    window: WindowOption = None,
     interval: Interval = None,
-    oi_threshold: OiThr = None,
-    price_threshold: PxThr = None,
-    adaptive: Adaptive = False,
-    reference: Reference = False,
+    oi_threshold: OiBandOption = None,
+    price_threshold: PriceBandOption = None,
+    taper: TaperOption = None,
+    adaptive: AdaptiveOption = False,
+    reference: ReferenceOption = False,
+    evidence: EvidenceOption = None,
     regime: Annotated[
         str,
         typer.Option(help="short_covering (includes squeezes), all, or a comma list of regimes."),
@@ -181,9 +132,15 @@ def analyze(
     assert isinstance(store, Store)
     with store:
         bar = interval_ms(choose_interval(store, q))
-        params = _params(window, bar, oi_threshold, price_threshold, adaptive, reference)
+        choice = EngineChoice(
+            windows, window, oi_threshold, price_threshold, taper, adaptive, reference, evidence
+        )
+        params = choice.params()
+        note = choice.note(params, bar)
         evs, q = run_events(store, q, params, _regimes(regime))
     rows = [event_dict(e, q) for e in evs]
+    if note:
+        err.print(note, markup=False, highlight=False)
     emit(
         rows,
         fmt,
@@ -200,12 +157,15 @@ def regimes(
     venue: Venue = "binance",
     start: From = None,
     end: To = None,
-    window: Window = None,
+    windows: WindowsOption = None,
+    window: WindowOption = None,
     interval: Interval = None,
-    oi_threshold: OiThr = None,
-    price_threshold: PxThr = None,
-    adaptive: Adaptive = False,
-    reference: Reference = False,
+    oi_threshold: OiBandOption = None,
+    price_threshold: PriceBandOption = None,
+    taper: TaperOption = None,
+    adaptive: AdaptiveOption = False,
+    reference: ReferenceOption = False,
+    evidence: EvidenceOption = None,
     fmt: FormatOpt = Format.TABLE,
     db: DbOption = None,
 ) -> None:
@@ -224,9 +184,15 @@ def regimes(
     assert isinstance(store, Store)
     with store:
         bar = interval_ms(choose_interval(store, q))
-        params = _params(window, bar, oi_threshold, price_threshold, adaptive, reference)
+        choice = EngineChoice(
+            windows, window, oi_threshold, price_threshold, taper, adaptive, reference, evidence
+        )
+        params = choice.params()
+        note = choice.note(params, bar)
         tl, q = run_timeline(store, q, params)
     rows = timeline_rows(tl, q)
+    if note:
+        err.print(note, markup=False, highlight=False)
     emit(
         rows,
         fmt,
@@ -236,6 +202,7 @@ def regimes(
             ("oi_base", "OI (base)"),
             ("oi_change_pct", "OI %"),
             ("price_change_pct", "price %"),
+            ("horizon", "over"),
             ("regime", "regime"),
             ("strong", "strong"),
             ("squeeze", "squeeze"),

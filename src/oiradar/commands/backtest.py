@@ -9,11 +9,19 @@ from typing import Annotated, Any
 import typer
 
 from oiradar.cli import DbOption, _store, app, err
-from oiradar.commands.analysis import From, Interval, To, Window, _regimes
-from oiradar.commands.selection import OiBandOption, PriceBandOption
+from oiradar.commands.analysis import From, Interval, To, _regimes
+from oiradar.commands.engine_options import (
+    AdaptiveOption,
+    EngineChoice,
+    EvidenceOption,
+    OiBandOption,
+    PriceBandOption,
+    TaperOption,
+    WindowOption,
+    WindowsOption,
+)
 from oiradar.errors import UserError
 from oiradar.render import Format, emit, progress_bar
-from oiradar.signals.params import EngineParams
 from oiradar.store import Store
 from oiradar.units import canonical_symbol, interval_ms, parse_time
 
@@ -67,11 +75,8 @@ def study_request(
     end: str | None,
     interval: str | None,
     regime: str,
-    window: str | None,
-    oi_threshold: float,
-    price_threshold: float,
+    engine: EngineChoice,
     *,
-    adaptive: bool = False,
     cost_bps: float = 10.0,
     **extra: Any,
 ) -> Any:
@@ -80,7 +85,8 @@ def study_request(
 
     if not math.isfinite(cost_bps) or cost_bps < 0:
         raise UserError("--cost-bps must be a number >= 0")
-    bar_hint = interval_ms(interval) if interval else 5 * 60_000
+    if interval is not None:
+        interval_ms(interval)
     return BacktestRequest(
         venue=venue.lower(),
         symbols=tuple(canonical_symbol(s) for s in symbols.split(",") if s.strip())
@@ -90,12 +96,7 @@ def study_request(
         end_ms=parse_time(end) if end else None,
         interval=interval,
         regimes=_regimes(regime) or (),
-        params=EngineParams(
-            window_ms=interval_ms(window) if window else max(15 * 60_000, bar_hint),
-            oi_threshold_pct=oi_threshold,
-            price_threshold_pct=price_threshold,
-            adaptive=adaptive,
-        ),
+        params=engine.params(),
         cost_bps=cost_bps,
         **extra,
     )
@@ -195,12 +196,13 @@ def backtest(
     end: To = None,
     interval: Interval = None,
     regime: StudyRegime = "short_covering",
-    window: Window = None,
-    oi_threshold: OiBandOption = 1.5,
-    price_threshold: PriceBandOption = 1.0,
-    adaptive: Annotated[
-        bool, typer.Option(help="Per-symbol thresholds from each symbol's trailing noise.")
-    ] = False,
+    windows: WindowsOption = None,
+    window: WindowOption = None,
+    oi_threshold: OiBandOption = None,
+    price_threshold: PriceBandOption = None,
+    taper: TaperOption = None,
+    adaptive: AdaptiveOption = False,
+    evidence: EvidenceOption = None,
     cost_bps: CostOption = 10.0,
     control: Annotated[
         int,
@@ -240,7 +242,7 @@ def backtest(
     and days (the control), the edge over it and a one-sided p-value; then the table again
     without the symbols contributing most. Returns are net of --cost-bps.
 
-    Example: oiradar backtest --symbols BTCUSDT,SOLUSDT --interval 1h --window 1h
+    Example: oiradar backtest --symbols BTCUSDT,SOLUSDT --interval 1h
 
     Example: oiradar backtest --sweep oi=1,1.5,2,3 price=0.5,1,2
     """
@@ -251,10 +253,12 @@ def backtest(
     grid = parse_sweep([sweep, *(sweep_tokens or [])]) if sweep else None
     if control < 0 or drop_top < 0:
         raise UserError("--control and --drop-top take a number >= 0")
+    engine = EngineChoice(
+        windows, window, oi_threshold, price_threshold, taper, adaptive, evidence=evidence
+    )
     req = study_request(
-        venue, symbols, start, end, interval, regime, window, oi_threshold, price_threshold,
-        adaptive=adaptive, cost_bps=cost_bps, control_per_event=control, drop_top=drop_top,
-        seed=seed,
+        venue, symbols, start, end, interval, regime, engine,
+        cost_bps=cost_bps, control_per_event=control, drop_top=drop_top, seed=seed,
     )  # fmt: skip
     store = _store(readonly=True, db=db)
     assert isinstance(store, Store)

@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from oiradar.cli import DbOption, _store, app
-from oiradar.commands.analysis import Interval, OiThr, PxThr, Symbol, To, Window, _params
+from oiradar.commands.analysis import Interval, Symbol, To
+from oiradar.commands.engine_options import (
+    EngineChoice,
+    EvidenceOption,
+    OiBandOption,
+    PriceBandOption,
+    TaperOption,
+    WindowOption,
+    WindowsOption,
+)
 from oiradar.errors import UserError
 from oiradar.store import Store
 from oiradar.units import canonical_symbol, interval_ms, parse_time
@@ -73,9 +82,12 @@ def chart(
     start: ChartFrom = None,
     end: To = None,
     interval: Interval = None,
-    window: Window = None,
-    oi_threshold: OiThr = None,
-    price_threshold: PxThr = None,
+    windows: WindowsOption = None,
+    window: WindowOption = None,
+    oi_threshold: OiBandOption = None,
+    price_threshold: PriceBandOption = None,
+    taper: TaperOption = None,
+    evidence: EvidenceOption = None,
     output: Output = None,
     db: DbOption = None,
 ) -> None:
@@ -91,8 +103,8 @@ def chart(
     Example (the 2024-08-08 short squeeze, on the real data of docs/charts.md):
 
     \b
-      oiradar chart BTCUSDT --from 2024-08-07 --to 2024-08-10 --interval 1h --window 1h -o btc-squeeze.png
-    """  # noqa: E501
+      oiradar chart BTCUSDT --from 2024-08-07 --to 2024-08-10 --interval 1h -o btc-squeeze.png
+    """
     from oiradar.charts.data import gather, select
 
     fmt = output_format(output) if output is not None else "png"
@@ -112,9 +124,9 @@ def chart(
             parse_time(end) if end else None,
             interval,
         )
-        params = _params(
-            window, interval_ms(sel.interval), oi_threshold, price_threshold, False, False
-        )
+        params = EngineChoice(
+            windows, window, oi_threshold, price_threshold, taper, evidence=evidence
+        ).params()
         data = gather(store, sel, params)
     path = output or default_output(sym, sel.start_ms, sel.end_ms)
     _write(data, path, fmt)

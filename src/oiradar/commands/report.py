@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from oiradar.cli import DbOption, _store, app, err
-from oiradar.commands.analysis import From, Interval, To, Window
+from oiradar.commands.analysis import From, Interval, To
 from oiradar.commands.backtest import (
     CostOption,
     StudyRegime,
@@ -16,7 +16,15 @@ from oiradar.commands.backtest import (
     StudyVenue,
     study_request,
 )
-from oiradar.commands.selection import OiBandOption, PriceBandOption
+from oiradar.commands.engine_options import (
+    EngineChoice,
+    EvidenceOption,
+    OiBandOption,
+    PriceBandOption,
+    TaperOption,
+    WindowOption,
+    WindowsOption,
+)
 from oiradar.errors import UserError
 from oiradar.render import progress_bar
 from oiradar.store import Store
@@ -31,9 +39,12 @@ def report(
     end: To = None,
     interval: Interval = None,
     regime: StudyRegime = "short_covering",
-    window: Window = None,
-    oi_threshold: OiBandOption = 1.5,
-    price_threshold: PriceBandOption = 1.0,
+    windows: WindowsOption = None,
+    window: WindowOption = None,
+    oi_threshold: OiBandOption = None,
+    price_threshold: PriceBandOption = None,
+    taper: TaperOption = None,
+    evidence: EvidenceOption = None,
     cost_bps: CostOption = 10.0,
     charts: Annotated[
         int, typer.Option(help="Chart the N symbols with most events (around their largest move).")
@@ -46,7 +57,7 @@ def report(
     each busiest symbol's largest move, and every event. Images are embedded in the page and
     written beside it; nothing is loaded from the network.
 
-    Example: oiradar report --interval 1h --window 1h --out report/ && open report/index.html
+    Example: oiradar report --interval 1h --out report/ && open report/index.html
     """
     from oiradar.services.report import write_report
 
@@ -61,9 +72,7 @@ def report(
         end,
         interval,
         regime,
-        window,
-        oi_threshold,
-        price_threshold,
+        EngineChoice(windows, window, oi_threshold, price_threshold, taper, evidence=evidence),
         cost_bps=cost_bps,
     )
     store = _store(readonly=True, db=db)

@@ -9,12 +9,21 @@ import typer
 from rich.progress import TaskID
 
 from oiradar.cli import DbOption, _store, app, err, fail
+from oiradar.commands.engine_options import (
+    AdaptiveOption,
+    EngineChoice,
+    EvidenceOption,
+    OiBandOption,
+    PriceBandOption,
+    ReferenceOption,
+    TaperOption,
+    WindowOption,
+    WindowsOption,
+)
 from oiradar.commands.selection import (
     ALL_VENUES,
     AllOption,
     EndpointOption,
-    OiBandOption,
-    PriceBandOption,
     SymbolsOption,
     TopOption,
     VenuesOption,
@@ -23,9 +32,8 @@ from oiradar.commands.selection import (
 )
 from oiradar.errors import UserError
 from oiradar.render import Format, emit, progress_bar
-from oiradar.signals.params import EngineParams
 from oiradar.store import Store
-from oiradar.units import interval_ms, interval_name
+from oiradar.units import MINUTE_MS, interval_name
 
 PARTIAL_EXIT = 5  # some venues answered
 NOTHING_EXIT = 4  # none did (the VenueError exit code)
@@ -37,6 +45,7 @@ COLUMNS = [
     ("strong", "strong"),
     ("oi_change_pct", "OI %"),
     ("price_change_pct", "price %"),
+    ("horizon", "over"),
     ("oi_usd", "OI $"),
     ("oi_change_usd", "ΔOI $"),
     ("funding_rate", "funding"),
@@ -69,22 +78,10 @@ def scan(
     watchlist: WatchlistOption = None,
     top: TopOption = None,
     all_: AllOption = False,
-    window: Annotated[
-        str, typer.Option(help="Window of the OI and price change (multiple of 5m).")
-    ] = "15m",
-    adaptive: Annotated[
-        bool,
-        typer.Option(
-            help="Per-symbol thresholds from the stored history "
-            "(needs a day of it; else the fixed ones)."
-        ),
-    ] = False,
-    reference: Annotated[
-        bool,
-        typer.Option(
-            help="The blog-post classifier: last 10 5m candles, OI +/-1.5 %, price +/-1 %."
-        ),
-    ] = False,
+    windows: WindowsOption = None,
+    window: WindowOption = None,
+    adaptive: AdaptiveOption = False,
+    reference: ReferenceOption = False,
     min_regime: Annotated[
         str | None,
         typer.Option(
@@ -93,8 +90,10 @@ def scan(
             "low_conviction_selloff, neutral."
         ),
     ] = None,
-    oi_threshold: OiBandOption = 1.5,
-    price_threshold: PriceBandOption = 1.0,
+    oi_threshold: OiBandOption = None,
+    price_threshold: PriceBandOption = None,
+    taper: TaperOption = None,
+    evidence: EvidenceOption = None,
     endpoint: EndpointOption = None,
     fmt: Annotated[
         Format, typer.Option("--format", help="table, json (one array) or csv.")
@@ -119,19 +118,10 @@ def scan(
 
     chosen = parse_venues(venues)
     picked, top_n = select(symbols, watchlist, top, all_)
-    w = interval_ms(window)
-    if w % 300_000:
-        raise UserError(f"--window {window} is not a multiple of the 5m bars scan uses")
-    if reference and adaptive:
-        raise UserError("--reference uses its own thresholds; drop --adaptive")
+    params = EngineChoice(
+        windows, window, oi_threshold, price_threshold, taper, adaptive, reference, evidence
+    ).params(grid_ms=5 * MINUTE_MS)
     keep = _min_regime(min_regime)
-    params = EngineParams(
-        window_ms=w,
-        oi_threshold_pct=oi_threshold,
-        price_threshold_pct=price_threshold,
-        adaptive=adaptive,
-        reference=reference,
-    )
     req = ScanRequest(chosen, picked, top_n, params)
     store = _store(db=db)
     assert isinstance(store, Store)
@@ -163,10 +153,12 @@ def scan(
     )
     if keep is not None:
         rows = [r for r in rows if r["regime"] in keep]
-    title = (
-        f"scan of {', '.join(chosen)}: {len(result.rows)} market(s), "
-        f"{interval_name(w)} window{' (reference)' if reference else ''}"
+    read = (
+        "the reference 45m window"
+        if reference
+        else ", ".join(interval_name(w) for w in params.windows_ms) + " horizons"
     )
+    title = f"scan of {', '.join(chosen)}: {len(result.rows)} market(s), {read}"
     emit(rows, fmt, columns=COLUMNS, title=title)
     for warning in result.warnings:
         err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)

@@ -58,12 +58,8 @@ def select(
     return picked, None if (picked or all_) else (top or 30)
 
 
-# -- engine bands and the endpoint, shared by scan, watch, backtest, report, backfill ------
+# -- the endpoint, shared by scan, watch and backfill ---------------------------------------
 
-OiBandOption = Annotated[float, typer.Option("--oi-threshold", help="OI flat band, +/- %.")]
-PriceBandOption = Annotated[
-    float, typer.Option("--price-threshold", help="Price flat band, +/- %.")
-]
 EndpointOption = Annotated[
     str | None,
     typer.Option(

@@ -15,12 +15,20 @@ import typer
 
 from oiradar.cli import DbOption, _store, app
 from oiradar.commands.alerts import ConfigOption
+from oiradar.commands.engine_options import (
+    AdaptiveOption,
+    EngineChoice,
+    EvidenceOption,
+    OiBandOption,
+    PriceBandOption,
+    TaperOption,
+    WindowOption,
+    WindowsOption,
+)
 from oiradar.commands.selection import (
     ALL_VENUES,
     AllOption,
     EndpointOption,
-    OiBandOption,
-    PriceBandOption,
     SymbolsOption,
     TopOption,
     VenuesOption,
@@ -30,9 +38,8 @@ from oiradar.commands.selection import (
 from oiradar.commands.serve import HostOption, PortOption, TokenOption
 from oiradar.errors import UserError
 from oiradar.render import Format, emit
-from oiradar.signals.params import EngineParams
 from oiradar.store import Store
-from oiradar.units import interval_ms
+from oiradar.units import MINUTE_MS, interval_ms
 
 STATUS_COLUMNS = [
     ("venue", "venue"),
@@ -46,21 +53,6 @@ STATUS_COLUMNS = [
     ("limiter", "busiest limit"),
     ("rest_errors", "REST errors"),
 ]
-
-
-def _params(
-    window: str, adaptive: bool, oi_threshold: float, price_threshold: float, min_history: str
-) -> EngineParams:
-    w = interval_ms(window)
-    if w % 300_000:
-        raise UserError(f"--window {window} is not a multiple of the 5m bars watch uses")
-    return EngineParams(
-        window_ms=w,
-        oi_threshold_pct=oi_threshold,
-        price_threshold_pct=price_threshold,
-        adaptive=adaptive,
-        min_history_ms=interval_ms(min_history),
-    )
 
 
 def _duration_ms(text: str, option: str) -> int:
@@ -92,14 +84,13 @@ def watch(
     top: TopOption = None,
     all_: AllOption = False,
     config: ConfigOption = None,
-    window: Annotated[
-        str, typer.Option(help="Window of the OI and price change (multiple of 5m).")
-    ] = "15m",
-    adaptive: Annotated[
-        bool, typer.Option(help="Per-symbol thresholds from the stored history.")
-    ] = False,
-    oi_threshold: OiBandOption = 1.5,
-    price_threshold: PriceBandOption = 1.0,
+    windows: WindowsOption = None,
+    window: WindowOption = None,
+    adaptive: AdaptiveOption = False,
+    oi_threshold: OiBandOption = None,
+    price_threshold: PriceBandOption = None,
+    taper: TaperOption = None,
+    evidence: EvidenceOption = None,
     min_history: Annotated[
         str,
         typer.Option(
@@ -166,7 +157,9 @@ def watch(
     picked, top_n = select(symbols, watchlist, top, all_)
     if not limit_scale > 0:
         raise UserError("--limit-scale must be a positive number")
-    params = _params(window, adaptive, oi_threshold, price_threshold, min_history)
+    params = EngineChoice(
+        windows, window, oi_threshold, price_threshold, taper, adaptive, evidence=evidence
+    ).params(grid_ms=5 * MINUTE_MS, min_history_ms=interval_ms(min_history))
     cfg = load(config)
     sink_cfgs = cfg.sinks or (SinkConfig(SinkType.CONSOLE, "console"),)
     req = WatchRequest(
@@ -200,9 +193,7 @@ def watch(
         )
         try:
             if serve:
-                dashboard = ServeConfig(
-                    store.path, host, port, token, params.window_ms, params=params
-                )
+                dashboard = ServeConfig(store.path, host, port, token, params=params)
                 async with serving(dashboard) as url:
                     logging.getLogger(__name__).info("event=serving url=%s", url)
                     await daemon.run(stop)

@@ -9,11 +9,11 @@ import numpy as np
 
 from oiradar.errors import NoDataError, UserError
 from oiradar.records import MarketSeries
-from oiradar.signals.engine import Event, Timeline, events, timeline
+from oiradar.signals.engine import EVIDENCE_ORDER, Event, Timeline, events, timeline
 from oiradar.signals.params import EngineParams
 from oiradar.signals.regimes import Regime
 from oiradar.store import Store
-from oiradar.units import interval_ms, iso
+from oiradar.units import interval_ms, interval_name, iso
 
 WARMUP_DAYS_MS = 8 * 86_400_000  # context lookbacks (7 d) plus the window
 
@@ -100,6 +100,8 @@ def event_dict(ev: Event, q: Query) -> dict[str, Any]:
         "end": iso(ev.end_ms),
         "signal_at": iso(ev.signal_ms),
         "bars": ev.bars,
+        "horizon": interval_name(ev.horizon_ms),
+        "horizons": [interval_name(h) for h in ev.horizons_ms],
         "oi_change_pct": _num(ev.oi_change_pct, 3),
         "price_change_pct": _num(ev.price_change_pct, 3),
         "largest_oi_drop_pct": _num(ev.largest_oi_drop_pct, 3),
@@ -113,6 +115,7 @@ def event_dict(ev: Event, q: Query) -> dict[str, Any]:
         "short_liq_usd": _num(ev.short_liq_usd, 0),
         "long_liq_usd": _num(ev.long_liq_usd, 0),
         "squeeze": ev.squeeze,
+        "evidence": list(ev.evidence),
         "volume_ratio": _num(ev.volume_ratio, 2),
         "session": ev.session,
         "weekend": ev.weekend,
@@ -124,6 +127,7 @@ def timeline_rows(tl: Timeline, q: Query) -> list[dict[str, Any]]:
     """Bar-by-bar rows for `oiradar regimes` (in range only)."""
     g = tl.grid
     lo = 0 if q.start_ms is None else int(np.searchsorted(g.ts, q.start_ms))
+    names = tl.horizons.names()
     rows = []
     for i in range(lo, len(g.ts)):
         row: dict[str, Any] = {
@@ -132,6 +136,8 @@ def timeline_rows(tl: Timeline, q: Query) -> list[dict[str, Any]]:
             "oi_base": _num(g.oi[i], 4),
             "oi_change_pct": _num(tl.oi_pct[i], 3),
             "price_change_pct": _num(tl.price_pct[i], 3),
+            "horizon": names[int(tl.reading[i])],
+            "horizons_fired": list(tl.horizon_names(int(tl.fired[i]))),
             "regime": Regime(int(tl.regime[i])).name,
             "strong": bool(tl.strong[i]),
             "squeeze": None if np.isnan(tl.squeeze[i]) else bool(tl.squeeze[i]),
@@ -139,9 +145,15 @@ def timeline_rows(tl: Timeline, q: Query) -> list[dict[str, Any]]:
             "oi_threshold_pct": _num(tl.oi_threshold[i], 3),
             "price_threshold_pct": _num(tl.price_threshold[i], 3),
             "short_liq_usd": _num(tl.short_liq_usd[i], 0),
+            "evidence": [
+                e.value for k, e in enumerate(EVIDENCE_ORDER) if int(tl.evidence[i]) >> k & 1
+            ],
         }
         for name, (oi_c, px_c) in tl.changes.items():
             row[f"oi_{name}_pct"] = _num(oi_c[i], 3)
             row[f"price_{name}_pct"] = _num(px_c[i], 3)
+        for k, name in enumerate(names):  # the horizons read, whatever the report windows
+            row[f"oi_{name}_pct"] = _num(tl.oi_h[k, i], 3)
+            row[f"price_{name}_pct"] = _num(tl.price_h[k, i], 3)
         rows.append(row)
     return rows

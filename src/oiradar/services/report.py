@@ -186,9 +186,11 @@ def _page(
         f"{' to ' + iso(req.end_ms)[:10] if req.end_ms else ''}"
     )
     settings = (
-        f"{req.venue}, {symbols} symbol(s), {span}; window {interval_name(p.window_ms)}, "
-        f"OI band {p.oi_threshold_pct:g} %, price band {p.price_threshold_pct:g} %"
-        f"{', adaptive' if p.adaptive else ''}; costs {req.cost_bps:g} bps round trip"
+        f"{req.venue}, {symbols} symbol(s), {span}; horizons "
+        f"{', '.join(interval_name(w) for w in p.windows_ms)}, 15m bands OI "
+        f"{p.oi_threshold_pct:g} %, price {p.price_threshold_pct:g} % (x{p.oi_taper:.2g}, "
+        f"x{p.price_taper:.2g} at 1h){', adaptive' if p.adaptive else ''}; costs "
+        f"{req.cost_bps:g} bps round trip"
     )
     imgs = "".join(
         f'<figure><img alt="{html.escape(f.caption)}" src="data:image/png;base64,'

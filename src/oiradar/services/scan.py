@@ -20,10 +20,11 @@ from oiradar.errors import Banned, UnknownSymbol, VenueError
 from oiradar.kinds import Kind
 from oiradar.records import Candle, MarketSnapshot, OISample
 from oiradar.services.history import track_record
+from oiradar.signals import rules
 from oiradar.signals.context import confidence, session_of
-from oiradar.signals.engine import Timeline, timeline
+from oiradar.signals.engine import Timeline, more_to_come, timeline
 from oiradar.signals.params import EngineParams
-from oiradar.signals.regimes import Regime, classify
+from oiradar.signals.regimes import Regime
 from oiradar.store import Store
 from oiradar.units import DAY_MS, MINUTE_MS, funding_8h, interval_name, iso
 from oiradar.venues.base import VenueClient
@@ -75,8 +76,9 @@ class _VenueData:
 
 
 def lookback_ms(params: EngineParams) -> int:
-    """History a cold scan must fetch: the window (or the reference 45 min) plus two bars."""
-    return max(params.window_ms, 45 * MINUTE_MS) + 2 * BAR_MS
+    """History a cold scan must fetch: the longest horizon (or the reference 45 min) plus two
+    bars."""
+    return max(*params.windows_ms, 45 * MINUTE_MS) + 2 * BAR_MS
 
 
 async def _collect(
@@ -155,8 +157,9 @@ def _store(store: Store, data: _VenueData) -> None:
 
 
 def market_row(tl: Timeline, snap: MarketSnapshot, params: EngineParams) -> dict[str, Any]:
-    """The newest bar of a timeline as a table row (scan, the dashboard); `_oi_base` and
-    `_price` (then, now) feed `aggregate` and are dropped before output."""
+    """The newest bar of a timeline as a table row (scan, the dashboard); `_oi_h` (then, now
+    per horizon) and `_px_h` (price % per horizon) feed `aggregate` and are dropped before
+    output."""
     i = len(tl.grid.ts) - 1
     regime = Regime(int(tl.regime[i]))
     oi_pct, px_pct = float(tl.oi_pct[i]), float(tl.price_pct[i])
@@ -181,14 +184,16 @@ def market_row(tl: Timeline, snap: MarketSnapshot, params: EngineParams) -> dict
         if regime not in (Regime.NO_DATA, Regime.NEUTRAL, Regime.NONE)
         else 0
     )
-    w = tl.window_bars
-    oi_then = float(tl.grid.oi[i - w]) if i >= w else float("nan")
-    px_then = float(tl.grid.close[i - w]) if i >= w else float("nan")
+    oi_then, px_then = float(tl.oi_then[i]), float(tl.price_then[i])
     oi_now, px_now = float(tl.grid.oi[i]), float(tl.grid.close[i])
+    oi_h = [
+        (float(tl.grid.oi[i - w]) if i >= w else float("nan"), oi_now) for w in tl.horizons.bars
+    ]
     return {
         "venue": snap.venue,
         "symbol": snap.symbol,
         "regime": regime.name,
+        "horizon": interval_name(tl.reading_bars(i) * tl.grid.bar_ms),
         "oi_change_pct": _num(oi_pct, 3),
         "price_change_pct": _num(px_pct, 3),
         "oi_usd": _num(snap.oi_usd if snap.oi_usd is not None else oi_now * px_now, 0),
@@ -196,17 +201,20 @@ def market_row(tl: Timeline, snap: MarketSnapshot, params: EngineParams) -> dict
         "funding_rate": _num(rate, 8),
         "funding_interval_h": _num(ivl, 2),
         "funding_rate_8h": _num(rate_8h, 8),
-        "more_to_come": (rate_8h <= params.more_to_come_funding_8h)
-        if covering and rate_8h is not None
-        else None,
+        "more_to_come": more_to_come(rate_8h, params) if covering else None,
         "short_liq_usd": _num(float(tl.short_liq_usd[i]), 0),
         "long_liq_usd": _num(float(tl.long_liq_usd[i]), 0),
         "confidence": conf,
         "strong": bool(tl.strong[i]),
         "data_gap": bool(tl.gap[i]),
         "ts": iso(snap.ts_ms),
-        "_oi_base": (oi_then, oi_now),
-        "_price": (px_then, px_now),
+        "_oi_h": oi_h,
+        "_px_h": [float(x) for x in tl.price_h[:, i]],
+        "_bands": [
+            (float(o), float(p))
+            for o, p in zip(tl.oi_band_h[:, i], tl.price_band_h[:, i], strict=True)
+        ],
+        "_horizons": tl.horizons.names(),
     }
 
 
@@ -238,31 +246,19 @@ def _evaluate(store: Store, data: _VenueData, params: EngineParams) -> list[dict
 
 
 def aggregate(rows: Sequence[dict[str, Any]], params: EngineParams) -> list[dict[str, Any]]:
-    """One row per coin across venues: OI now summed in USD over every venue; its change summed
-    in base units over the venues where it is known (that decides the regime, never USD, which
-    moves with price); the venue with the largest USD OI change drives it."""
+    """One row per coin across venues: OI now summed in USD over every venue; its change at
+    each horizon summed in base units over the venues where it is known (that decides the
+    regime, never USD, which moves with price), read with the same rules as one venue; the
+    venue with the largest USD OI change drives it (and gives the price move)."""
     by_symbol: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_symbol.setdefault(r["symbol"], []).append(r)
     out = []
     for symbol, group in by_symbol.items():
-        ok = [r for r in group if np.isfinite(r["_oi_base"][0]) and np.isfinite(r["_oi_base"][1])]
-        if not ok:
+        reading = _across_venues(group, params)
+        if reading is None:
             continue
-        then = sum(r["_oi_base"][0] for r in ok)
-        now = sum(r["_oi_base"][1] for r in ok)
-        driver = max(ok, key=lambda r: abs(r["oi_change_usd"] or 0.0))
-        oi_pct = (now / then - 1) * 100 if then > 0 else float("nan")
-        px_pct = driver["price_change_pct"]
-        code = classify(
-            np.array([oi_pct]),
-            np.array([np.nan if px_pct is None else px_pct]),
-            params.oi_threshold_pct,
-            params.price_threshold_pct,
-        )[0]
-        regime = Regime(int(code))
-        if regime is Regime.SHORT_COVERING and any(r["regime"] == "SHORT_SQUEEZE" for r in ok):
-            regime = Regime.SHORT_SQUEEZE  # a venue's liquidations already show the squeeze
+        regime, k, oi_pct, px_pct, driver, ok = reading
         usd = [(r["oi_usd"] or 0.0, r["funding_rate_8h"]) for r in ok]
         weight = sum(u for u, f in usd if f is not None)
         funding_8h = sum(u * f for u, f in usd if f is not None) / weight if weight else None
@@ -271,11 +267,12 @@ def aggregate(rows: Sequence[dict[str, Any]], params: EngineParams) -> list[dict
                 "venue": "all",
                 "symbol": symbol,
                 "regime": regime.name,
+                "horizon": driver["_horizons"][k],
                 "funding_rate": None,  # intervals differ per venue: see funding_rate_8h
                 "funding_rate_8h": _num(funding_8h, 8),  # OI-weighted across venues
                 "confidence": driver["confidence"],
                 "oi_change_pct": _num(oi_pct, 3),
-                "price_change_pct": px_pct,
+                "price_change_pct": _num(px_pct, 3),
                 "oi_usd": _num(sum(r["oi_usd"] or 0.0 for r in group), 0),
                 "oi_change_usd": _num(sum(r["oi_change_usd"] or 0.0 for r in ok), 0),
                 "short_liq_usd": _total(r.get("short_liq_usd") for r in group),
@@ -288,6 +285,29 @@ def aggregate(rows: Sequence[dict[str, Any]], params: EngineParams) -> list[dict
     return out
 
 
+def _across_venues(
+    group: Sequence[dict[str, Any]], params: EngineParams
+) -> tuple[Regime, int, float, float, dict[str, Any], list[dict[str, Any]]] | None:
+    """(regime, horizon index, OI %, price %, driver row, venues counted) of one coin."""
+    ok = [r for r in group if any(np.isfinite(t) and np.isfinite(n) for t, n in r["_oi_h"])]
+    if not ok:
+        return None
+    driver = max(ok, key=lambda r: abs(r["oi_change_usd"] or 0.0))
+    n_h = len(driver["_oi_h"])
+    oi_h, px_h = np.full((n_h, 1), np.nan), np.full((n_h, 1), np.nan)
+    for k in range(n_h):
+        pairs = [r["_oi_h"][k] for r in ok if np.isfinite(r["_oi_h"][k][0] + r["_oi_h"][k][1])]
+        then, now = sum(t for t, _ in pairs), sum(n for _, n in pairs)
+        oi_h[k, 0] = (now / then - 1) * 100 if then > 0 else np.nan
+        px_h[k, 0] = driver["_px_h"][k]
+    bands = np.array(driver["_bands"], dtype=np.float64)
+    _, codes, picks, _ = rules.read(oi_h, px_h, bands[:, :1], bands[:, 1:], params.reference)
+    regime, k = Regime(int(codes[0])), int(picks[0])
+    if regime is Regime.SHORT_COVERING and any(r["regime"] == "SHORT_SQUEEZE" for r in ok):
+        regime = Regime.SHORT_SQUEEZE  # a venue's liquidations already show the squeeze
+    return regime, k, float(oi_h[k, 0]), float(px_h[k, 0]), driver, ok
+
+
 def _total(values: Iterable[float | None]) -> float | None:
     """Sum of the known values; None when no venue knows (not zero)."""
     known = [v for v in values if v is not None]
@@ -295,10 +315,10 @@ def _total(values: Iterable[float | None]) -> float | None:
 
 
 def strip(rows: list[dict[str, Any]]) -> None:
-    """Drop the internal (then, now) pairs `aggregate` needed."""
+    """Drop the internal per-horizon values `aggregate` needed."""
     for r in rows:
-        r.pop("_oi_base", None)
-        r.pop("_price", None)
+        for key in ("_oi_h", "_px_h", "_bands", "_horizons"):
+            r.pop(key, None)
 
 
 def rank(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from oiradar.records import MarketSeries
 from oiradar.signals import rules
 from oiradar.signals.context import confidence, session_of
 from oiradar.signals.params import EngineParams, Evidence
-from oiradar.signals.regimes import REFERENCE_BARS, Regime, classify, classify_reference
+from oiradar.signals.regimes import REFERENCE_BARS, Regime
 from oiradar.signals.rules import Horizons, horizons, window_bars
 from oiradar.signals.windows import (
     Grid,
@@ -130,7 +130,7 @@ class _Changes:
 
 
 def _thresholds(change: FloatArray, fixed: float, params: EngineParams, bar_ms: int) -> FloatArray:
-    if not params.adaptive:
+    if not params.adaptive or params.reference:
         return np.full(change.shape, fixed)
     lookback = max(2, params.adaptive_lookback_ms // bar_ms)
     min_hist = max(2, params.min_history_ms // bar_ms)
@@ -163,21 +163,15 @@ def grid_timeline(grid: Grid, params: EngineParams) -> Timeline:
     changes_of = _Changes(grid)
     oi_h, px_h = np.empty((n_h, n)), np.empty((n_h, n))
     oi_band, px_band = np.empty((n_h, n)), np.empty((n_h, n))
-    regime_h = np.empty((n_h, n), dtype=np.int8)
     gap_h = np.empty((n_h, n), dtype=np.bool_)
     valid = grid.valid
     for k, w in enumerate(hz.bars):
         oi_h[k], px_h[k] = changes_of(w)
         gap_h[k] = gap_in_window(valid, w)
         fixed_oi, fixed_px = rules.bands(params, w * bar)
-        if params.reference:
-            oi_band[k], px_band[k] = fixed_oi, fixed_px
-            regime_h[k] = classify_reference(oi_h[k], px_h[k])
-        else:
-            oi_band[k] = _thresholds(oi_h[k], fixed_oi, params, bar)
-            px_band[k] = _thresholds(px_h[k], fixed_px, params, bar)
-            regime_h[k] = classify(oi_h[k], px_h[k], oi_band[k], px_band[k])
-    regime, reading, fired = rules.combine(regime_h, px_h[0], px_band[0])
+        oi_band[k] = _thresholds(oi_h[k], fixed_oi, params, bar)
+        px_band[k] = _thresholds(px_h[k], fixed_px, params, bar)
+    regime_h, regime, reading, fired = rules.read(oi_h, px_h, oi_band, px_band, params.reference)
     cols = np.arange(n)
 
     def pick(rows: NDArray[np.generic]) -> NDArray[np.generic]:
@@ -246,33 +240,59 @@ def _squeeze(
     terms: list[tuple[FloatArray, FloatArray]] = []
     bits = np.zeros(n, np.int64)
     for ev in params.evidence:
-        if ev is Evidence.LIQUIDATIONS:
-            lookback = max(2, params.context_lookback_ms // bar)
-            base = trailing_median(short_w, lookback, max(2, params.min_history_ms // bar))
-            value = rules.squeeze_spike(short_w, long_w, base, grid.oi * grid.close, params)
-            known = ~(np.isnan(short_w) | np.isnan(base))
-        elif ev is Evidence.TAKER:
-            net_bar = 2.0 * grid.row("taker_buy") - grid.volume
-            net = np.empty(n)
-            for k, w in enumerate(hz.bars):
-                sel = reading == k
-                net[sel] = rolling_sum(net_bar, w)[sel]
-            drop = oi_then - grid.oi
-            value = rules.taker_outruns(net, drop, params)
-            known = ~(np.isnan(net) | np.isnan(drop))
-        elif ev is Evidence.PREMIUM:
-            premium = grid.row("premium")
-            value = rules.premium_flip(premium, grid.funding_rate, params)
-            known = ~(np.isnan(premium) | np.isnan(grid.funding_rate))
-        else:
-            ratio = grid.row("ls_account")
-            value = rules.crowded_shorts(ratio, params)
-            known = ~np.isnan(ratio)
+        term = _term(ev, grid, params, hz, reading, oi_then, short_w, long_w)
+        if term is None:  # no data for this term anywhere: unknown on every bar
+            terms.append((np.zeros(n), np.zeros(n)))
+            continue
+        value, known = term
         hit = np.asarray(value, dtype=np.bool_) & known
         bits |= hit.astype(np.int64) << EVIDENCE_ORDER.index(ev)
         terms.append((np.asarray(value, dtype=np.float64), known.astype(np.float64)))
     squeeze = rules.any_known(terms) if terms else np.full(n, np.nan)
     return short_w, long_w, np.asarray(squeeze, dtype=np.float64), bits
+
+
+def _term(
+    ev: Evidence,
+    grid: Grid,
+    params: EngineParams,
+    hz: Horizons,
+    reading: NDArray[np.intp],
+    oi_then: FloatArray,
+    short_w: FloatArray,
+    long_w: FloatArray,
+) -> tuple[BoolArray, BoolArray] | None:
+    """(holds, known) per bar for one evidence term; None when the series has no data for it."""
+    bar, n = grid.bar_ms, len(grid.ts)
+    if ev is Evidence.LIQUIDATIONS:
+        if np.all(np.isnan(short_w)):
+            return None
+        lookback = max(2, params.context_lookback_ms // bar)
+        base = trailing_median(short_w, lookback, max(2, params.min_history_ms // bar))
+        value = rules.squeeze_spike(short_w, long_w, base, grid.oi * grid.close, params)
+        return np.asarray(value, dtype=np.bool_), ~(np.isnan(short_w) | np.isnan(base))
+    if ev is Evidence.TAKER:
+        if grid.taker_buy is None:
+            return None
+        net_bar = 2.0 * grid.taker_buy - grid.volume
+        net = np.empty(n)
+        for k, w in enumerate(hz.bars):
+            sel = reading == k
+            net[sel] = rolling_sum(net_bar, w)[sel]
+        drop = oi_then - grid.oi
+        value = rules.taker_outruns(net, drop, params)
+        return np.asarray(value, dtype=np.bool_), ~(np.isnan(net) | np.isnan(drop))
+    if ev is Evidence.PREMIUM:
+        if grid.premium is None:
+            return None
+        value = rules.premium_flip(grid.premium, grid.funding_rate, params)
+        return np.asarray(value, dtype=np.bool_), ~(
+            np.isnan(grid.premium) | np.isnan(grid.funding_rate)
+        )
+    if grid.ls_account is None:
+        return None
+    value = rules.crowded_shorts(grid.ls_account, params)
+    return np.asarray(value, dtype=np.bool_), ~np.isnan(grid.ls_account)
 
 
 def _runs(mask: BoolArray, merge_gap: int) -> list[tuple[int, int]]:

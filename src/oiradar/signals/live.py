@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from oiradar.signals import rules
 from oiradar.signals.engine import EVIDENCE_ORDER, liq_window_bars
 from oiradar.signals.params import EngineParams, Evidence
-from oiradar.signals.regimes import Regime, classify, classify_reference
+from oiradar.signals.regimes import Regime
 from oiradar.signals.rules import Horizons, horizons
 from oiradar.signals.windows import Grid, pct_change, rolling_sum
 
@@ -71,9 +71,11 @@ class BarResult:
     funding_rate: float
     funding_interval_h: float
     horizon_ms: int = 0
+    reading: int = 0  # the index of `horizon_ms` among the horizons (shortest first)
     fired_ms: tuple[int, ...] = ()
     evidence: tuple[str, ...] = ()
     changes: tuple[tuple[float, float], ...] = ()
+    oi_then_h: tuple[float, ...] = ()  # OI (base) one window ago, per horizon
     oi_falling: bool = False  # OI below its band on some horizon (covering not over)
 
 
@@ -217,15 +219,15 @@ def step(state: LiveState, bar: Bar) -> BarResult:
 
 
 def _threshold(hist: Ring, fixed: float, params: EngineParams, min_hist: int) -> float:
-    if not params.adaptive:
+    if not params.adaptive or params.reference:
         return fixed
     return float(rules.adaptive_threshold(hist.median(min_hist), fixed, params))
 
 
 def _readings(
     state: LiveState, bar: Bar
-) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, NDArray[np.int8], list[bool]]:
-    """Per horizon: OI %, price %, their bands, the regime and the gap flag."""
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, list[bool]]:
+    """Per horizon: OI %, price %, their bands and the gap flag."""
     p, hz, t = state.params, state.horizons, state.t
     _, _, min_hist = _lookbacks(p, state.bar_ms)
     n_h = len(hz.bars)
@@ -241,15 +243,11 @@ def _readings(
         px_band[k] = _threshold(state.abs_px_hist[k], fixed_px, p, min_hist)
         seen = valid_recent if w + 1 >= state.valid.size else state.valid.last(w + 1)
         gaps.append(t < w or bool(np.any(seen == 0.0)))
-    if p.reference:
-        regime_h = classify_reference(oi_h, px_h)
-    else:
-        regime_h = classify(oi_h, px_h, oi_band, px_band)
     if p.adaptive:
         for k in range(n_h):
             state.abs_oi_hist[k].push(abs(oi_h[k]))
             state.abs_px_hist[k].push(abs(px_h[k]))
-    return oi_h, px_h, oi_band, px_band, regime_h, gaps
+    return oi_h, px_h, oi_band, px_band, gaps
 
 
 def _step(state: LiveState, bar: Bar) -> BarResult:
@@ -264,8 +262,10 @@ def _step(state: LiveState, bar: Bar) -> BarResult:
     valid = not (math.isnan(bar.close) or math.isnan(bar.oi))
     state.valid.push(1.0 if valid else 0.0)
 
-    oi_h, px_h, oi_band, px_band, regime_h, gaps = _readings(state, bar)
-    codes, picks, masks = rules.combine(regime_h[:, None], px_h[:1], px_band[:1])
+    oi_h, px_h, oi_band, px_band, gaps = _readings(state, bar)
+    _, codes, picks, masks = rules.read(
+        oi_h[:, None], px_h[:, None], oi_band[:, None], px_band[:, None], p.reference
+    )
     regime, k, fired = Regime(int(codes[0])), int(picks[0]), int(masks[0])
     w = hz.bars[k]
 
@@ -312,9 +312,11 @@ def _step(state: LiveState, bar: Bar) -> BarResult:
         funding_rate=bar.funding_rate,
         funding_interval_h=bar.funding_interval_h,
         horizon_ms=w * state.bar_ms,
+        reading=k,
         fired_ms=tuple(m for j, m in enumerate(hz.ms) if fired >> j & 1),
         evidence=evidence,
         changes=tuple((float(o), float(x)) for o, x in zip(oi_h, px_h, strict=True)),
+        oi_then_h=tuple(state.oi.ago(b) for b in hz.bars),
         oi_falling=bool(np.any(oi_h < -oi_band)),
     )
     state.last = result

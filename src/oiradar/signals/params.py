@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from oiradar.errors import UserError
 from oiradar.units import DAY_MS, HOUR_MS, MINUTE_MS
 
 
@@ -67,3 +68,19 @@ class EngineParams:
     def window_ms(self) -> int:
         """The shortest horizon: the one a single-window reader (and `--window`) means."""
         return min(self.windows_ms)
+
+
+def parse_evidence(text: str | None) -> tuple[Evidence, ...]:
+    """'liquidations,taker' -> the terms; None -> the defaults; 'none' -> no evidence."""
+    if text is None:
+        return DEFAULT_EVIDENCE
+    if text.strip().lower() == "none":
+        return ()
+    out = []
+    for part in text.split(","):
+        try:
+            out.append(Evidence(part.strip().lower()))
+        except ValueError:
+            known = ", ".join(e.value for e in Evidence)
+            raise UserError(f"unknown evidence {part.strip()!r}: use {known} or none") from None
+    return tuple(dict.fromkeys(out))

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeVar, overload
 
 import numpy as np
 from numpy.typing import NDArray
 
 from oiradar.errors import UserError
 from oiradar.signals.params import EngineParams
-from oiradar.signals.regimes import REFERENCE_BARS, Regime
+from oiradar.signals.regimes import REFERENCE_BARS, Regime, classify, classify_reference
 from oiradar.units import HOUR_MS, MINUTE_MS, interval_name
 
 FloatArray = NDArray[np.float64]
@@ -77,7 +77,7 @@ def band_at(window_ms: int, base_pct: float, taper: float) -> float:
     if window_ms <= _TAPER_FROM_MS:
         return base_pct
     frac = min(1.0, math.log(window_ms / _TAPER_FROM_MS) / math.log(_TAPER_TO_MS / _TAPER_FROM_MS))
-    return base_pct * taper**frac
+    return base_pct * math.pow(taper, frac)
 
 
 def bands(params: EngineParams, window_ms: int) -> tuple[float, float]:
@@ -90,18 +90,45 @@ def bands(params: EngineParams, window_ms: int) -> tuple[float, float]:
     )
 
 
-def adaptive_threshold(spread: Num, fixed: float, params: EngineParams) -> Num:
+def describe(params: EngineParams, bar_ms: int) -> tuple[str, str]:
+    """('15m+30m+1h', 'OI +/-1.5 %, price +/-1 % at 15m ... +/-1 %, +/-0.8 % at 1h') for
+    titles: what a series of this bar size is read over, and with which fixed bands."""
+    hz = horizons(params, bar_ms)
+    names = hz.names()
+    if params.reference:
+        return "45m (reference)", "OI ±1.5 %, price ±1 % (strict)"
+    first = bands(params, hz.ms[0])
+    text = f"OI ±{first[0]:.3g} %, price ±{first[1]:.3g} % at {names[0]}"
+    if len(names) > 1:
+        last = bands(params, hz.ms[-1])
+        text += f" … ±{last[0]:.3g} %, ±{last[1]:.3g} % at {names[-1]}"
+    if params.adaptive:
+        text += " (adaptive)"
+    return "+".join(names), text
+
+
+@overload
+def adaptive_threshold(spread: float, fixed: float, params: EngineParams) -> float: ...
+@overload
+def adaptive_threshold(spread: FloatArray, fixed: float, params: EngineParams) -> FloatArray: ...
+def adaptive_threshold(
+    spread: FloatArray | float, fixed: float, params: EngineParams
+) -> FloatArray | float:
     """k robust sigmas of the symbol's own changes, floored; the fixed band without history."""
     thr = np.maximum(params.adaptive_k * ROBUST_SIGMA * spread, params.adaptive_floor_frac * fixed)
     out = np.where(np.isnan(thr), fixed, thr)
-    return out if isinstance(spread, np.ndarray) else float(out)  # type: ignore[return-value]
+    return out if isinstance(spread, np.ndarray) else float(out)
 
 
-def pct(now: Num, then: Num) -> Num:
+@overload
+def pct(now: float, then: float) -> float: ...
+@overload
+def pct(now: FloatArray, then: FloatArray) -> FloatArray: ...
+def pct(now: FloatArray | float, then: FloatArray | float) -> FloatArray | float:
     """100 x (now / then - 1); NaN where either is missing or `then` is not positive."""
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(np.asarray(then) > 0, (np.asarray(now) / then - 1.0) * 100.0, np.nan)
-    return out if isinstance(now, np.ndarray) else float(out)  # type: ignore[return-value]
+    return out if isinstance(now, np.ndarray) else float(out)
 
 
 _OI_DOWN = (Regime.SHORT_COVERING, Regime.LONG_LIQUIDATION)
@@ -122,6 +149,10 @@ def combine(
     Returns (regime, index of the horizon read, bitmask of the horizons reading it).
     """
     n_h, n = regimes.shape
+    if n_h == 1:  # one horizon: its reading, and no shorter one to contradict it
+        only = regimes[0]
+        said = (only != Regime.NEUTRAL) & (only != Regime.NO_DATA)
+        return only.copy(), np.zeros(n, np.intp), said.astype(np.int64)
     blocked = np.zeros((n_h, n), dtype=np.bool_)
     blocked |= (regimes == Regime.SHORT_COVERING) & (fast_px < -fast_band)
     blocked |= (regimes == Regime.LONG_LIQUIDATION) & (fast_px > fast_band)
@@ -140,6 +171,22 @@ def combine(
     agree = (regimes == regime[None, :]) & ~blocked & (best < 2)[None, :]
     mask = (agree.astype(np.int64) << np.arange(n_h, dtype=np.int64)[:, None]).sum(axis=0)
     return regime, pick, mask
+
+
+def read(
+    oi_h: FloatArray,
+    price_h: FloatArray,
+    oi_band_h: FloatArray,
+    price_band_h: FloatArray,
+    reference: bool = False,
+) -> tuple[NDArray[np.int8], NDArray[np.int8], NDArray[np.intp], NDArray[np.int64]]:
+    """Classify every horizon (rows, shortest first; columns are bars) and combine them:
+    (regime per horizon, regime, horizon read, horizons reading it as a bitmask)."""
+    if reference:
+        regime_h = classify_reference(oi_h, price_h)
+    else:
+        regime_h = classify(oi_h, price_h, oi_band_h, price_band_h)
+    return regime_h, *combine(regime_h, price_h[0], price_band_h[0])
 
 
 def strong_covering(oi_drop_pct: Num, price_pct: Num, params: EngineParams) -> BoolArray | bool:

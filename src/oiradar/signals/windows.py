@@ -51,11 +51,10 @@ class Grid:
 
     def head(self, k: int) -> Grid:
         """The first `k` bars."""
-        return Grid(
-            self.bar_ms,
-            self.ts[:k],
-            *(None if (v := getattr(self, f)) is None else v[:k] for f in _ROWS),
-        )
+        rows: list[FloatArray | None] = [
+            None if (v := getattr(self, f)) is None else v[:k] for f in _ROWS
+        ]
+        return Grid(self.bar_ms, self.ts[:k], *rows)  # type: ignore[arg-type]
 
 
 _ROWS = tuple(Grid.__dataclass_fields__)[2:]

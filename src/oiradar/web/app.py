@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from oiradar.errors import NoDataError, OiradarError
-from oiradar.signals.params import EngineParams
+from oiradar.signals.params import EngineParams, Evidence
 from oiradar.store import Store
 from oiradar.units import MINUTE_MS, interval_ms, parse_time
 from oiradar.web.markets import Board
@@ -54,7 +54,7 @@ class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     token: str | None = None
-    window_ms: int = 15 * MINUTE_MS
+    window_ms: int | None = None  # None: the engine's horizons at once
     refresh_s: float = REFRESH_S
     params: EngineParams | None = None  # None: the running watch's, else the defaults
 
@@ -64,11 +64,16 @@ class ServeConfig:
             return self.params
         try:
             e = json.loads(status_file(self.db).read_text())["engine"]
+            defaults = EngineParams()
             return EngineParams(
+                windows_ms=tuple(int(w) for w in e.get("windows_ms", defaults.windows_ms)),
                 oi_threshold_pct=float(e["oi_threshold_pct"]),
                 price_threshold_pct=float(e["price_threshold_pct"]),
+                oi_taper=float(e.get("oi_taper", defaults.oi_taper)),
+                price_taper=float(e.get("price_taper", defaults.price_taper)),
                 adaptive=bool(e["adaptive"]),
                 min_history_ms=int(e["min_history_ms"]),
+                evidence=tuple(Evidence(x) for x in e.get("evidence", defaults.evidence)),
             )
         except (OSError, ValueError, KeyError, TypeError):
             return EngineParams()
@@ -120,17 +125,20 @@ class Hub:
 
     config: ServeConfig
     reader: Reader
-    boards: dict[int, Board] = field(default_factory=dict)
+    boards: dict[int | None, Board] = field(default_factory=dict)
     listeners: set[asyncio.Queue[tuple[str, Any]]] = field(default_factory=set)
     data_version: int | None = None
     alerts_offset: int = 0
 
-    async def table(self, window_ms: int) -> dict[str, Any]:
+    async def table(self, window_ms: int | None) -> dict[str, Any]:
         b = self.boards.get(window_ms)
         if b is None:
             if len(self.boards) >= MAX_WINDOWS:
                 self.boards.pop(next(iter(self.boards)))
-            b = self.boards[window_ms] = Board(replace(self.config.engine(), window_ms=window_ms))
+            params = self.config.engine()
+            if window_ms is not None:
+                params = replace(params, windows_ms=(window_ms,))
+            b = self.boards[window_ms] = Board(params)
             await self.reader.run(b.refresh)
         return b.table()
 
@@ -200,9 +208,9 @@ HUB = web.AppKey("hub", Hub)
 # -- parameters --------------------------------------------------------------------------
 
 
-def _window(request: web.Request, default_ms: int) -> int:
+def _window(request: web.Request, default_ms: int | None) -> int | None:
     text = request.query.get("window")
-    if text is None:
+    if not text:
         return default_ms
     try:
         ms = interval_ms(text)

@@ -107,4 +107,4 @@ def _compute(
 def _window_name(params: EngineParams) -> str:
     from oiradar.units import interval_name
 
-    return interval_name(params.window_ms)
+    return ",".join(interval_name(w) for w in params.windows_ms)

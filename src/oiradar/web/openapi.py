@@ -15,7 +15,8 @@ _ERROR = {
 _WINDOW = {
     "name": "window",
     "in": "query",
-    "description": "Window of the OI and price change, a multiple of 5m (default 15m)",
+    "description": "One horizon for the OI and price change, a multiple of 5m; empty or absent: "
+    "the engine's horizons read at once (default 15m, 30m, 1h)",
     "schema": {"type": "string", "example": "15m"},
 }
 _SYMBOL = {
@@ -54,7 +55,7 @@ SPEC: dict[str, Any] = {
                 "responses": _ok(
                     "rows (per venue) and aggregates (per coin, OI summed across venues, "
                     "the driving venue), most telling regime first",
-                    {"version": 3, "window": "15m", "rows": [], "aggregates": []},
+                    {"version": 3, "window": "15m,30m,1h", "rows": [], "aggregates": []},
                 ),
             }
         },

@@ -45,11 +45,10 @@ def chart_payload(
     venue: str,
     start_ms: int | None,
     end_ms: int | None,
-    window_ms: int,
+    window_ms: int | None,
 ) -> dict[str, Any]:
     sel = select(store, symbol, None if venue == "all" else venue, start_ms, end_ms, None)
-    bar = interval_ms(sel.interval)
-    params = EngineParams(window_ms=max(window_ms, bar) // bar * bar)
+    params = _params(window_ms, interval_ms(sel.interval))
     data = gather(store, sel, params)
     return {
         "symbol": data.symbol,
@@ -93,8 +92,15 @@ def chart_payload(
     }
 
 
+def _params(window_ms: int | None, bar_ms: int) -> EngineParams:
+    """The engine's horizons, or one window rounded down to a multiple of the bar."""
+    if window_ms is None:
+        return EngineParams()
+    return EngineParams(windows_ms=(max(window_ms, bar_ms) // bar_ms * bar_ms,))
+
+
 def events_payload(
-    store: Store, symbol: str, venue: str, days: int, window_ms: int
+    store: Store, symbol: str, venue: str, days: int, window_ms: int | None
 ) -> dict[str, Any]:
     """The symbol's events over its last `days` of stored history with their outcomes."""
     span = store.candle_span(venue, symbol, "5m") or _any_span(store, venue, symbol)
@@ -104,12 +110,11 @@ def events_payload(
         symbols=(symbol,),
         start_ms=end - days * DAY_MS,
         end_ms=end,
-        params=replace(EngineParams(), window_ms=window_ms),
+        params=EngineParams(),
         drop_top=0,
     )
     samples = bt.load_samples(store, req)
-    bar = samples[0].grid.bar_ms
-    req = replace(req, params=replace(req.params, window_ms=max(window_ms, bar) // bar * bar))
+    req = replace(req, params=_params(window_ms, samples[0].grid.bar_ms))
     try:
         result = bt.run(samples, req)
     except NoDataError:

@@ -57,6 +57,7 @@ class Alert:
     confidence: int
     # "On SOLUSDT in the last 30 days: 12 similar events; hit rate 58 %, median +1h +0.21 %"
     history: str | None = None
+    horizons: tuple[int, ...] = ()  # every horizon reading covering when the alert fired
 
     @property
     def more_to_come(self) -> bool:
@@ -73,6 +74,7 @@ class Alert:
             "regime": self.regime,
             "tier": self.tier,
             "window": interval_name(self.window_ms),
+            "horizons": [interval_name(h) for h in self.horizons],
             "drivers": list(self.drivers),
             "oi_change_pct": self.oi_change_pct,
             "price_change_pct": self.price_change_pct,

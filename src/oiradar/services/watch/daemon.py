@@ -301,9 +301,12 @@ class Watch:
             "pid": os.getpid(),
             # The dashboard reads the store with the same engine settings.
             "engine": {
-                "window_ms": p.window_ms,
+                "windows_ms": list(p.windows_ms),
                 "oi_threshold_pct": p.oi_threshold_pct,
                 "price_threshold_pct": p.price_threshold_pct,
+                "oi_taper": p.oi_taper,
+                "price_taper": p.price_taper,
+                "evidence": [e.value for e in p.evidence],
                 "adaptive": p.adaptive,
                 "min_history_ms": p.min_history_ms,
             },

@@ -149,7 +149,7 @@ class Decider:
         if not known:
             return False
         for r in known:
-            if r.result.oi_pct < -r.result.oi_threshold:
+            if r.result.oi_falling:  # some horizon still reads OI falling beyond its band
                 return False
             rate8 = _funding8(r)
             if rate8 is not None and rate8 <= self.params.more_to_come_funding_8h:
@@ -206,12 +206,11 @@ def build_alert(
         (v for v in covering if v in fresh), key=lambda v: -_usd_drop(fresh[v].result)
     ) or list(covering)
     lead = fresh.get(drivers[0]) if drivers else None
-    ok = [
-        r.result
-        for r in fresh.values()
-        if math.isfinite(r.result.oi_then) and math.isfinite(r.result.oi_now)
-    ]
-    then, now = sum(r.oi_then for r in ok), sum(r.oi_now for r in ok)
+    # Every venue's OI over the lead venue's horizon (venues read the same horizons).
+    k = lead.result.reading if lead else 0
+    pairs = [(_then(r.result, k), r.result.oi_now) for r in fresh.values()]
+    ok = [(t, n) for t, n in pairs if math.isfinite(t) and math.isfinite(n)]
+    then, now = sum(t for t, _ in ok), sum(n for _, n in ok)
     oi_pct = (now / then - 1) * 100 if then > 0 else math.nan
     short = sum(r.result.short_liq_usd for r in fresh.values() if _finite(r.result.short_liq_usd))
     long_ = sum(r.result.long_liq_usd for r in fresh.values() if _finite(r.result.long_liq_usd))
@@ -230,7 +229,8 @@ def build_alert(
     )
     rate8 = _funding8(lead) if lead else None
     session, weekend = session_of(ts_ms)
-    w = max(1, round(params.window_ms / bar_ms))
+    horizon_ms = res.horizon_ms if res is not None and res.horizon_ms else params.window_ms
+    w = max(1, round(horizon_ms / bar_ms))
     volume_ratio = None
     if res is not None and res.volume_base > 0 and math.isfinite(res.volume_base):
         volume_ratio = res.volume_window / (res.volume_base * w)
@@ -255,7 +255,10 @@ def build_alert(
         kind=kind,
         regime=regime.name,
         tier="strong" if any(fresh[v].result.strong for v in covering if v in fresh) else "normal",
-        window_ms=params.window_ms,
+        window_ms=horizon_ms,
+        horizons=tuple(
+            sorted({h for v in covering if v in fresh for h in fresh[v].result.fired_ms})
+        ),
         drivers=tuple(drivers),
         oi_change_pct=_round(oi_pct, 3),
         price_change_pct=_round(res.price_pct if res else math.nan, 3),
@@ -268,6 +271,10 @@ def build_alert(
         weekend=weekend,
         confidence=conf,
     )
+
+
+def _then(r: BarResult, k: int) -> float:
+    return r.oi_then_h[k] if k < len(r.oi_then_h) else r.oi_then
 
 
 def _finite(x: float) -> bool:

@@ -177,7 +177,7 @@ async function showSymbol(symbol) {
     return;
   }
   $("#symbol-sub").textContent =
-    `${data.interval} bars · ${data.window} window · price from ${data.price_venue} · OI from ${data.venues.join(", ")}`;
+    `${data.interval} bars · ${data.window} · price from ${data.price_venue} · OI from ${data.venues.join(", ")}`;
   drawChart(data);
   loadEvents(symbol, data.price_venue);
 }

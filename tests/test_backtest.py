@@ -17,7 +17,7 @@ from oiradar.signals.params import EngineParams
 from oiradar.signals.study import control_entries, excursions, forward_returns
 from oiradar.signals.windows import build_grid
 from oiradar.store import Store
-from oiradar.units import DAY_MS
+from oiradar.units import DAY_MS, MINUTE_MS
 from tests.conftest import run_cli
 from tests.synth import FIVE_MIN, T0, series
 
@@ -120,7 +120,10 @@ def test_the_robustness_table_drops_the_top_contributors() -> None:
 
 def test_sweep_ranks_every_pair_and_warns_about_multiple_testing() -> None:
     rows, warnings = bt.sweep(
-        [sample(two_events())], bt.BacktestRequest(), [1.0, 1.5, 5.0], [0.5, 1.0]
+        [sample(two_events())],
+        bt.BacktestRequest(params=EngineParams(windows_ms=(15 * MINUTE_MS,))),  # one window
+        [1.0, 1.5, 5.0],
+        [0.5, 1.0],
     )
     assert len(rows) == 6
     means = [r["mean_1h"] for r in rows if r.get("mean_1h") is not None]

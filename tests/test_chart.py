@@ -76,9 +76,10 @@ def test_btc_squeeze_day_png(real_db: Path, btc: ChartData, tmp_path: Path) -> N
     assert len(btc.ts) == 73 and btc.venues == ("binance",) and btc.base == "BTC"
     assert _squeezes(btc) == ["2024-08-08T02:00", "2024-08-08T22:00"]
     first = btc.events[0]
-    assert first.oi_pct == pytest.approx(-2.11, abs=0.01)
-    assert first.price_pct == pytest.approx(2.84, abs=0.01)
-    assert first.label.startswith("SQUEEZE 08 Aug 02:00\nOI -2.1%  px +2.8%")
+    # 01:00 and 02:00 read covering over 1h (bands 1.0 % / 0.8 % at 1h): one two-hour event.
+    assert first.oi_pct == pytest.approx(-3.14, abs=0.01)
+    assert first.price_pct == pytest.approx(3.73, abs=0.01)
+    assert first.label.startswith("SQUEEZE 08 Aug 02:00\nOI -3.1%  px +3.7% /1h")
     # The $15M short-liquidation hour after the second squeeze is an outlier: clipped.
     limit, clipped = btc.liq_scale()
     assert clipped and limit < float(np.nanmax(btc.liq_short_usd)) / 2
@@ -91,11 +92,12 @@ def test_sol_squeezes_and_self_contained_html(
     assert _squeezes(sol) == [
         "2024-08-05T08:00",
         "2024-08-05T21:00",
+        "2024-08-12T08:00",
         "2024-08-12T12:00",
         "2024-08-13T00:00",
         "2024-08-13T17:00",
     ]
-    assert [e.regime for e in sol.events].count("SHORT_COVERING") == 1
+    assert [e.regime for e in sol.events].count("SHORT_COVERING") == 3
     out = tmp_path / "sol.html"
     res = run_cli(
         "chart",

@@ -60,10 +60,14 @@ def test_analyze_json_shape(real_db: Path) -> None:
     assert res.code == 0, res.err
     events = json.loads(res.out)
     assert [e["start"] for e in events] == [
+        "2024-08-04T18:00:00Z",
+        "2024-08-05T07:00:00Z",
         "2024-08-05T14:00:00Z",
         "2024-08-08T01:00:00Z",
         "2024-08-08T21:00:00Z",
+        "2024-08-12T14:00:00Z",
         "2024-08-16T02:00:00Z",
+        "2024-08-16T13:00:00Z",
     ]
     for ev in events:
         assert ev.keys() >= REQUIRED_EVENT_KEYS
@@ -282,9 +286,11 @@ def test_installed_console_script_runs(real_db: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert [e["start"] for e in json.loads(proc.stdout)] == [
+        "2024-08-12T07:00:00Z",
         "2024-08-12T11:00:00Z",
         "2024-08-12T23:00:00Z",
         "2024-08-13T16:00:00Z",
+        "2024-08-13T21:00:00Z",
     ]
     bad = subprocess.run(
         [exe, "analyze", "SOLUSDT", "--from", "soon"],

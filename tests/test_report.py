@@ -10,13 +10,13 @@ from tests.conftest import run_cli
 
 def test_report_on_the_real_data_is_one_self_contained_page(real_db: Path, tmp_path: Path) -> None:
     out = tmp_path / "report"
-    res = run_cli("--db", str(real_db), "report", "--interval", "1h", "--window", "1h",
+    res = run_cli("--db", str(real_db), "report", "--interval", "1h",
                   "--charts", "2", "--out", str(out))  # fmt: skip
     assert res.code == 0, res.err
     page = out / "index.html"
     assert res.out.strip() == str(page)
     text = page.read_text()
-    assert "<h1>Backtest: 20 events</h1>" in text
+    assert "<h1>Backtest: 48 events</h1>" in text
     assert "SHORT_COVERING" in text and "SOLUSDT" in text
     assert "Without the top contributors" in text
     # Every image is embedded, and nothing is fetched from the network when it is opened.

@@ -185,6 +185,17 @@ def _print_sweep(rows: list[dict[str, Any]], warnings: list[str], fmt: Format) -
         err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
 
 
+ABLATION_COLUMNS = [("key", "evidence"), ("regime", "regime"), *GROUP_COLUMNS[2:9]]
+
+
+def _print_ablation(rows: list[dict[str, Any]], fmt: Format) -> None:
+    if fmt is Format.JSON:
+        typer.echo(json.dumps({"ablation": rows}, indent=2))
+        return
+    shown = rows if fmt is Format.CSV else [_show(r) for r in rows]
+    emit(shown, fmt, columns=ABLATION_COLUMNS, title="squeeze evidence, each term in and out")
+
+
 @app.command("backtest")
 def backtest(
     sweep_tokens: Annotated[
@@ -225,6 +236,14 @@ def backtest(
     show_events: Annotated[
         bool, typer.Option("--events", help="Also list every event with its outcomes.")
     ] = False,
+    ablation: Annotated[
+        bool,
+        typer.Option(
+            "--ablation",
+            help="Instead, squeeze and covering events under each squeeze-evidence setting "
+            "(each term removed, each alone, none): what each term's upgrade separates.",
+        ),
+    ] = False,
     seed: Annotated[int, typer.Option(help="Seed of the control draws and the bootstrap.")] = 7,
     fmt: Annotated[
         Format,
@@ -250,6 +269,8 @@ def backtest(
 
     if sweep_tokens and not sweep:
         raise UserError(f"unexpected argument {sweep_tokens[0]!r} (see --help)")
+    if ablation and sweep:
+        raise UserError("use --sweep or --ablation, not both")
     grid = parse_sweep([sweep, *(sweep_tokens or [])]) if sweep else None
     if control < 0 or drop_top < 0:
         raise UserError("--control and --drop-top take a number >= 0")
@@ -270,9 +291,14 @@ def backtest(
             total = len(grid[0]) * len(grid[1])
             bar.update(task, description="sweeping", total=total, completed=0)
             rows, warnings = bt.sweep(samples, req, *grid, lambda s: bar.advance(task))
+        elif ablation:
+            bar.update(task, description="studying", total=None)
+            rows = bt.ablation_rows(samples, req)
         else:
             result = bt.run(samples, req)
     if grid is not None:
         _print_sweep(rows, warnings, fmt)
+    elif ablation:
+        _print_ablation(rows, fmt)
     else:
         _print(result, venue, len(samples), fmt, show_events)

@@ -217,7 +217,7 @@ def _print(results: list[Any], fmt: Format, details: bool, sweep: bool, n_labels
         return
     if sweep:
         results = sorted(results, key=_rank)
-    table = []
+    table: list[dict[str, Any]] = []
     for r in results:
         if not sweep:
             table.extend(

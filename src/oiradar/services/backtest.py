@@ -20,7 +20,7 @@ import numpy as np
 from oiradar.errors import NoDataError, UserError
 from oiradar.services.analyze import Query, load
 from oiradar.signals.engine import events, grid_timeline
-from oiradar.signals.params import EngineParams
+from oiradar.signals.params import EngineParams, ablation
 from oiradar.signals.regimes import Regime
 from oiradar.signals.study import (
     FloatArray,
@@ -99,6 +99,11 @@ class Trades:
     symbol: list[str] = field(default_factory=list)
     regime: list[str] = field(default_factory=list)
     tier: list[str] = field(default_factory=list)
+    # Context at entry, "yes"/"no"/"-" (unknown): the range broken, shorts crowded, BTC
+    # reading covering at the same bar (alts only).
+    breakout: list[str] = field(default_factory=list)
+    crowded: list[str] = field(default_factory=list)
+    market: list[str] = field(default_factory=list)
     returns: dict[int, list[float]] = field(default_factory=dict)  # horizon ms -> per trade
     mfe: list[float] = field(default_factory=list)
     mae: list[float] = field(default_factory=list)
@@ -185,6 +190,7 @@ def study(
     rng = np.random.default_rng(req.seed)
     trades, control = Trades(), Trades()
     longest = max(req.horizons_ms)
+    market = _market(samples, params)
     for s in samples:
         g = s.grid
         tl = grid_timeline(g, params)
@@ -221,6 +227,10 @@ def study(
             trades.symbol.append(s.symbol)
             trades.regime.append(regime)
             trades.tier.append(tier)
+            context = _context(e, s.symbol, market, params)
+            trades.breakout.append(context[0])
+            trades.crowded.append(context[1])
+            trades.market.append(context[2])
             row: dict[str, Any] = {
                 "symbol": s.symbol,
                 "regime": regime,
@@ -230,6 +240,10 @@ def study(
                 "entry_price": float(g.close[i]),
                 "oi_change_pct": _num(float(tl.oi_pct[i])),
                 "price_change_pct": _num(float(tl.price_pct[i])),
+                "horizon": interval_name(tl.reading_bars(i) * g.bar_ms),
+                "breakout": context[0],
+                "shorts_crowded": context[1],
+                "btc_covering": context[2],
             }
             for h in req.horizons_ms:
                 row[f"ret_{interval_name(h)}_pct"] = _num(trades.returns[h][len(trades.symbol) - 1])
@@ -239,7 +253,37 @@ def study(
         labels = [_label_at(tl.regime[int(i)], False)[0] for i in entries]
         control.regime.extend(labels[int(k)] for k in owner)
         control.tier.extend(["-"] * len(ctrl))
+        first = len(trades.symbol) - len(evs)
+        for name in ("breakout", "crowded", "market"):  # a control shares its event's context
+            mine = getattr(trades, name)[first:]
+            getattr(control, name).extend(mine[int(k)] for k in owner)
     return trades, control
+
+
+MARKET_SYMBOL = "BTCUSDT"
+_COVERING = (Regime.SHORT_COVERING, Regime.SHORT_SQUEEZE)
+
+
+def _market(samples: Sequence[Sample], params: EngineParams) -> dict[int, bool] | None:
+    """BTC reading covering per bar open (when BTC is among the samples), as an alt's context."""
+    btc = next((s for s in samples if s.symbol == MARKET_SYMBOL), None)
+    if btc is None:
+        return None
+    tl = grid_timeline(btc.grid, params)
+    covering = np.isin(tl.regime, _COVERING)
+    return {int(t): bool(c) for t, c in zip(btc.grid.ts, covering, strict=True)}
+
+
+def _yes(flag: bool | None) -> str:
+    return "-" if flag is None else "yes" if flag else "no"
+
+
+def _context(
+    e: Any, symbol: str, market: dict[int, bool] | None, params: EngineParams
+) -> tuple[str, str, str]:
+    crowded = None if e.ls_account is None else e.ls_account <= params.crowded_ratio
+    btc = None if market is None or symbol == MARKET_SYMBOL else market.get(e.start_ms)
+    return _yes(e.breakout), _yes(crowded), _yes(btc)
 
 
 def _label_at(code: Any, strong: bool) -> tuple[str, str]:
@@ -315,10 +359,19 @@ def tables(trades: Trades, control: Trades, req: BacktestRequest) -> list[dict[s
                 row("tier", f"{regime}/{tier}", {"regime": regime}, regime=regime, tier=tier)
                 for tier in sorted(tiers - {"-"})
             )
+    for name, text in CONTEXT.items():
+        seen = sorted(set(getattr(trades, name)) - {"-"})
+        if len(seen) > 1:  # both answers occur: the context splits the events
+            rows.extend(
+                row("context", f"{text}: {v}", {name: v}, **{name: v}) for v in reversed(seen)
+            )
     rows.extend(
         row("symbol", sym, {"symbol": sym}, symbol=sym) for sym in sorted(set(trades.symbol))
     )
     return rows
+
+
+CONTEXT = {"breakout": "range broken", "crowded": "shorts crowded", "market": "BTC covering"}
 
 
 def top_contributors(trades: Trades, k: int) -> list[str]:
@@ -386,6 +439,20 @@ def run(samples: Sequence[Sample], req: BacktestRequest) -> BacktestResult:
         [interval_name(h) for h in req.horizons_ms],
         notes,
     )
+
+
+def ablation_rows(samples: Sequence[Sample], req: BacktestRequest) -> list[dict[str, Any]]:
+    """Squeeze and covering events under each evidence setting (`backtest --ablation`): what
+    the upgrade of each term separates, in forward returns against the control."""
+    rows = []
+    for name, params in ablation(req.params):
+        trades, control = study(samples, req, params)
+        for regime in (Regime.SHORT_SQUEEZE.name, Regime.SHORT_COVERING.name):
+            keep, ckeep = trades.mask(regime=regime), control.mask(regime=regime)
+            if keep.any():
+                row = summarize("evidence", name, trades, control, keep, ckeep, req)
+                rows.append({**row, "regime": regime})
+    return rows
 
 
 @dataclass(frozen=True, slots=True)

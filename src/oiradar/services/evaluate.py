@@ -29,7 +29,7 @@ from oiradar.research.evaluation import (
 )
 from oiradar.services.analyze import WARMUP_DAYS_MS
 from oiradar.signals.engine import events, grid_timeline
-from oiradar.signals.params import EngineParams, Evidence, parse_evidence
+from oiradar.signals.params import EngineParams, Evidence, ablation, parse_evidence
 from oiradar.signals.windows import Grid, build_grid
 from oiradar.store import Store
 from oiradar.units import (
@@ -213,19 +213,6 @@ def _for_bars(params: EngineParams, bar_ms: int) -> EngineParams:
     if len(params.windows_ms) == 1 and params.windows_ms[0] < bar_ms:
         return replace(params, windows_ms=(bar_ms,))
     return params
-
-
-def ablation(params: EngineParams) -> list[tuple[str, EngineParams]]:
-    """The settings and each squeeze-evidence term removed from it or alone."""
-    out = [("these settings", params)]
-    for term in Evidence:
-        if term in params.evidence and len(params.evidence) > 1:
-            rest = tuple(e for e in params.evidence if e is not term)
-            out.append((f"without {term.value}", replace(params, evidence=rest)))
-        if params.evidence != (term,):
-            out.append((f"only {term.value}", replace(params, evidence=(term,))))
-    out.append(("no squeeze evidence", replace(params, evidence=())))
-    return out
 
 
 # Numeric sweep keys and the parameter each sets (squeeze terms included: their defaults were

@@ -26,7 +26,7 @@ from oiradar.signals.windows import (
     rolling_sum,
     trailing_median,
 )
-from oiradar.units import MINUTE_MS, funding_8h, interval_name
+from oiradar.units import DAY_MS, MINUTE_MS, funding_8h, interval_name
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -114,6 +114,11 @@ class Event:
     horizons_ms: tuple[int, ...] = ()
     evidence: tuple[str, ...] = ()
     first_index: int = 0
+    # Context at the first bar (None = unknown): price above the prior 24 h's highest close
+    # before the move; all accounts' long/short ratio; the premium index (a fraction).
+    breakout: bool | None = None
+    ls_account: float | None = None
+    premium: float | None = None
 
 
 class _Changes:
@@ -412,7 +417,24 @@ def _event(
         horizons_ms=tuple(m for k, m in enumerate(tl.horizons.ms) if fired >> k & 1),
         evidence=tuple(x.value for k, x in enumerate(EVIDENCE_ORDER) if ev_bits >> k & 1),
         first_index=s,
+        breakout=breakout(grid.close, s, w, max(1, DAY_MS // grid.bar_ms)),
+        ls_account=_opt(grid.row("ls_account")[s]),
+        premium=_opt(grid.row("premium")[s]),
     )
+
+
+def breakout(close: FloatArray, i: int, w: int, lookback: int) -> bool | None:
+    """Close at bar `i` above the highest close of the `lookback` bars before its reading
+    window began (a break of the recent range, not the move's own climb); None with less
+    than half of that history."""
+    lo, hi = max(0, i - w - lookback), i - w
+    if hi <= lo or not np.isfinite(close[i]):
+        return None
+    prior = close[lo:hi]
+    known = prior[np.isfinite(prior)]
+    if len(known) < lookback // 2:
+        return None
+    return bool(close[i] > np.max(known))
 
 
 def more_to_come(rate_8h: float | None, params: EngineParams) -> bool | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from oiradar.errors import UserError
@@ -84,3 +84,17 @@ def parse_evidence(text: str | None) -> tuple[Evidence, ...]:
             known = ", ".join(e.value for e in Evidence)
             raise UserError(f"unknown evidence {part.strip()!r}: use {known} or none") from None
     return tuple(dict.fromkeys(out))
+
+
+def ablation(params: EngineParams) -> list[tuple[str, EngineParams]]:
+    """These settings, then each squeeze-evidence term removed from them or alone, then none:
+    how `evaluate --ablation` and `backtest --ablation` show what each term adds."""
+    out = [("these settings", params)]
+    for term in Evidence:
+        if term in params.evidence and len(params.evidence) > 1:
+            rest = tuple(e for e in params.evidence if e is not term)
+            out.append((f"without {term.value}", replace(params, evidence=rest)))
+        if params.evidence != (term,):
+            out.append((f"only {term.value}", replace(params, evidence=(term,))))
+    out.append(("no squeeze evidence", replace(params, evidence=())))
+    return out

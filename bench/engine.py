@@ -409,9 +409,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(_line(f"full timeline() 15m ({sub['timeline_symbols']} sym):", full, _m(full.rate)))
     cost = full.rate / multi.rate
+    verdict = _verdict(cost <= TARGET_HORIZON_COST)
     print(
         _line(f"full timeline() 15m+30m+1h ({sub['timeline_symbols']} sym):", multi, _m(multi.rate))
-        + f"  [{cost:.2f}x the single window; target <= 2x: {_verdict(cost <= TARGET_HORIZON_COST)}]"
+        + f"  [{cost:.2f}x the single window; target <= 2x: {verdict}]"
     )
     print(
         _line(

@@ -23,6 +23,7 @@ from oiradar.commands.engine_options import (
 )
 from oiradar.errors import UserError
 from oiradar.render import Format, emit, progress_bar
+from oiradar.signals.params import ablation as evidence_variants
 from oiradar.store import Store
 from oiradar.units import interval_ms, iso, parse_time
 
@@ -167,7 +168,7 @@ def evaluate(
         settings = ev.parse_sweep([sweep], base)
     else:
         if ablation:
-            settings = ev.ablation(base)
+            settings = evidence_variants(base)
         if baseline:
             settings.append(("oiradar 0.1 defaults", ev.PREVIOUS_DEFAULTS))
     store = _store(readonly=True, db=db)

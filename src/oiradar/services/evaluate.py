@@ -29,7 +29,7 @@ from oiradar.research.evaluation import (
 )
 from oiradar.services.analyze import WARMUP_DAYS_MS
 from oiradar.signals.engine import events, grid_timeline
-from oiradar.signals.params import EngineParams, Evidence, ablation, parse_evidence
+from oiradar.signals.params import EngineParams, Evidence, parse_evidence
 from oiradar.signals.windows import Grid, build_grid
 from oiradar.store import Store
 from oiradar.units import (

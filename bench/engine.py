@@ -348,6 +348,17 @@ def _line(label: str, fig: Figure, rate: str) -> str:
     return f"{label:<38} {fig.rows:>12,} rows in {fig.seconds:8.2f} s = {rate}"
 
 
+def _horizon_lines(full: Figure, multi: Figure, symbols: int) -> None:
+    """The one-window timeline and the default horizons', with the horizons' cost."""
+    print(_line(f"full timeline() 15m ({symbols} sym):", full, _m(full.rate)))
+    cost = full.rate / multi.rate
+    verdict = _verdict(cost <= TARGET_HORIZON_COST)
+    print(
+        _line(f"full timeline() 15m+30m+1h ({symbols} sym):", multi, _m(multi.rate))
+        + f"  [{cost:.2f}x the single window; target <= 2x: {verdict}]"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--symbols", type=int, default=500, help="symbols generated (500)")
@@ -407,13 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         _line("engine core (pct_change+classify):", core, _m(core.rate))
         + f"  [target >= 10 M rows/s: {_verdict(core.rate >= TARGET_CORE_ROWS_S)}]"
     )
-    print(_line(f"full timeline() 15m ({sub['timeline_symbols']} sym):", full, _m(full.rate)))
-    cost = full.rate / multi.rate
-    verdict = _verdict(cost <= TARGET_HORIZON_COST)
-    print(
-        _line(f"full timeline() 15m+30m+1h ({sub['timeline_symbols']} sym):", multi, _m(multi.rate))
-        + f"  [{cost:.2f}x the single window; target <= 2x: {verdict}]"
-    )
+    _horizon_lines(full, multi, sub["timeline_symbols"])
     print(
         _line(
             f"full timeline() adaptive ({sub['adaptive_symbols']} sym):",

@@ -438,14 +438,18 @@ def main(argv: list[str] | None = None) -> int:
         _line("import (CSV -> SQLite):", imp, _k(imp.rate))
         + f"  [target >= 200 k rows/s: {_verdict(imp.rate >= TARGET_IMPORT_ROWS_S)}]"
     )
+    _footer(data.oi.size < FULL_ROWS or imp.rows < FULL_IMPORT_ROWS)
+    return 0
+
+
+def _footer(reduced: bool) -> None:
     print("agreement: 100% (pandas apply, pandas vectorized and timeline() vs engine core)")
-    if data.oi.size < FULL_ROWS or imp.rows < FULL_IMPORT_ROWS:
+    if reduced:
         print(
             f"note: a reduced run; the targets are meant for >= {FULL_ROWS:,} bar-rows and an "
             f"import of >= {FULL_IMPORT_ROWS:,} rows (the defaults)"
         )
     print("=" * 100)
-    return 0
 
 
 if __name__ == "__main__":

@@ -35,6 +35,33 @@ def derived() -> Path:
     return _need_shared()
 
 
+@pytest.fixture(scope="session")
+def metrics_dir(derived: Path) -> Path:
+    """The real Binance archive `metrics` files of BTCUSDT, Nov-Dec 2023 (with funding and
+    candles derived from the snapshot price)."""
+    return REAL / "binance-vision-metrics-btc-2023-11-12"
+
+
+@pytest.fixture(scope="session")
+def labelled_stores(tmp_path_factory: pytest.TempPathFactory, derived: Path) -> dict[str, Path]:
+    """Each labelled real data set imported into its own store, as a user would."""
+    from oiradar.services.importer import import_paths
+
+    sets = {
+        "binance-vision-metrics-btc-2023-11-12": REAL / "binance-vision-metrics-btc-2023-11-12",
+        "coinalyze-binance-perp-1h": DERIVED / "coinalyze-binance-perp-1h",
+        "coinalyze-binance-perp-5m": DERIVED / "coinalyze-binance-perp-5m",
+    }
+    out = {}
+    for name, folder in sets.items():
+        path = tmp_path_factory.mktemp(name) / "store.sqlite"
+        with Store(path) as s:
+            report = import_paths(s, [folder])
+        assert report.ok, report.rejected
+        out[name] = path
+    return out
+
+
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "store.sqlite"

@@ -48,6 +48,8 @@ def reading(regime: Regime, i: int, *, oi_pct: float = -2.0, funding: float = -2
         volume_base=50.0,
         funding_rate=funding,
         funding_interval_h=8.0,
+        horizon_ms=BAR,
+        oi_falling=oi_pct < -1.5,
     )
 
 
@@ -58,7 +60,26 @@ def sent() -> list[Alert]:
 
 @pytest.fixture
 def decider(sent: list[Alert]) -> Decider:
-    return Decider(EngineParams(), BAR, FEEDS, sent.append)
+    """One 5m horizon: an episode can end at the first quiet bar (the merge gap is a bar)."""
+    return Decider(EngineParams(windows_ms=(BAR,)), BAR, FEEDS, sent.append)
+
+
+def test_covering_that_resumes_within_the_longest_horizon_is_one_episode(
+    sent: list[Alert],
+) -> None:
+    """As `engine.events` joins runs closer than the longest horizon (1h by default), watch
+    neither ends the episode nor announces it again when covering pauses for 30 minutes."""
+    d = Decider(EngineParams(), BAR, FEEDS, sent.append)
+    d.on_bar("binance", "BTCUSDT", reading(Regime.SHORT_COVERING, 0))
+    for i in range(1, 7):  # 30 min of nothing: OI flat, funding normal
+        d.on_bar("binance", "BTCUSDT", reading(Regime.NEUTRAL, i, oi_pct=0.0, funding=0.0))
+    d.on_bar("binance", "BTCUSDT", reading(Regime.SHORT_COVERING, 7))
+    assert [a.kind.value for a in sent] == ["new"]
+    for i in range(8, 19):  # 55 min quiet after the last covering bar: still one episode
+        d.on_bar("binance", "BTCUSDT", reading(Regime.NEUTRAL, i, oi_pct=0.0, funding=0.0))
+    assert [a.kind.value for a in sent] == ["new"]
+    d.on_bar("binance", "BTCUSDT", reading(Regime.NEUTRAL, 19, oi_pct=0.0, funding=0.0))
+    assert [a.kind.value for a in sent] == ["new", "exhaustion"]  # an hour without covering
 
 
 def test_an_episode_is_announced_once_escalated_once_and_ends_once(

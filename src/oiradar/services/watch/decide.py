@@ -2,9 +2,10 @@
 
 An episode starts when any venue's closed bar reads SHORT_COVERING or SHORT_SQUEEZE (alert
 NEW), is upgraded once when a venue's bar reads SHORT_SQUEEZE or a liquidation burst
-crosses the squeeze rule before the bar closes (ESCALATION), and ends when no venue reads
-covering any more, OI has stopped falling and funding is no longer clearly negative
-(EXHAUSTION). Each transition fires once per episode, whatever the messages did
+crosses the squeeze rule before the bar closes (ESCALATION), and ends when no venue has read
+covering for the longest horizon (the gap that joins two runs into one event in
+`engine.events`), OI has stopped falling at every horizon and funding is no longer clearly
+negative (EXHAUSTION). Each transition fires once per episode, whatever the messages did
 (duplicates, reconnects), so the same alert is never produced twice. Pure: no I/O.
 """
 
@@ -20,6 +21,7 @@ from oiradar.signals.context import confidence, session_of
 from oiradar.signals.live import BarResult
 from oiradar.signals.params import EngineParams
 from oiradar.signals.regimes import Regime
+from oiradar.signals.rules import horizons
 from oiradar.units import funding_8h
 
 COVERING = (Regime.SHORT_COVERING, Regime.SHORT_SQUEEZE)
@@ -77,6 +79,8 @@ class Decider:
     ) -> None:
         self.params, self.bar_ms, self.feeds, self.emit = params, bar_ms, dict(feeds), emit
         self.episodes: dict[str, Episode] = {}
+        # Covering that resumes within this long after the last covering bar is one episode.
+        self.merge_ms = horizons(params, bar_ms).longest * bar_ms
 
     def open_episodes(self) -> dict[str, dict[str, object]]:
         """Episodes still running, to carry across a restart (the status file keeps them)."""
@@ -123,7 +127,8 @@ class Decider:
         if ep.phase is Phase.COVERING and squeeze:
             ep.phase = Phase.SQUEEZE
             return self._send(symbol, AlertKind.ESCALATION, ep, fresh, covering, ts)
-        if ep.phase is not Phase.IDLE and not covering and self._exhausted(fresh):
+        quiet = ts - ep.covering_ms >= self.merge_ms
+        if ep.phase is not Phase.IDLE and not covering and quiet and self._exhausted(fresh):
             alert = self._send(symbol, AlertKind.EXHAUSTION, ep, fresh, list(fresh), ts)
             ep.phase = Phase.IDLE
             return alert

@@ -255,3 +255,37 @@ def test_track_record_summarizes_the_symbols_recent_events(tmp_path: Path) -> No
         assert track_record(store, "okx", "ADAUSDT", "SHORT_COVERING", now, EngineParams()) is None
     alert = replace(sample_alert(now), history=text)
     assert alert.to_dict()["history"] == text and alert.sentence().endswith(text)
+
+
+def _hourly_store(db: Path, symbols: tuple[str, ...] = ("AAAUSDT",)) -> None:
+    """1h bars only (as the real 1h data): flat, then one hour of OI -3 % while price +2 %."""
+    from oiradar.records import Candle, OISample
+
+    hour = 3_600_000
+    close = np.full(400, 100.0)
+    oi = np.full(400, 1000.0)
+    close[200:] = 102.0
+    oi[200:] = 970.0
+    with Store(db) as store:
+        store.write_records(
+            [Candle("binance", sym, hour, T0 + i * hour, c, c, c, c, 100.0)
+             for sym in symbols for i, c in enumerate(close)]
+            + [OISample("binance", sym, T0 + (i + 1) * hour, float(o))
+               for sym in symbols for i, o in enumerate(oi)]
+        )  # fmt: skip
+
+
+def test_backtest_and_report_default_to_one_bar_on_hourly_data(tmp_path: Path) -> None:
+    """No --window: 15m, or one bar when bars are longer, as analyze (issue #12, item 1)."""
+    db = tmp_path / "hourly.sqlite"
+    _hourly_store(db)
+    table = run_cli("--db", str(db), "backtest")
+    assert table.code == 0, table.err
+    assert "on binance, 1 symbol(s)" in table.out
+    doc = json.loads(run_cli("--db", str(db), "backtest", "--format", "json").out)
+    assert [e["start"] for e in doc["events"]] == ["2024-06-09T08:00:00Z"]
+    page = run_cli("--db", str(db), "report", "--charts", "1", "--out", str(tmp_path / "r"))
+    assert page.code == 0, page.err
+    assert "window 1h" in (tmp_path / "r" / "index.html").read_text()
+    explicit = run_cli("--db", str(db), "backtest", "--window", "15m")
+    assert explicit.code == 2 and "not a multiple" in explicit.err

@@ -87,7 +87,9 @@ def _params(
     for name, value in (("--oi-threshold", oi_thr), ("--price-threshold", px_thr)):
         if not math.isfinite(value) or value <= 0:
             raise UserError(f"{name} must be a positive number of percent, not {value}")
-    w = interval_ms(window) if window else max(15 * 60_000, bar_ms)
+    from oiradar.services.analyze import default_window_ms
+
+    w = interval_ms(window) if window else default_window_ms(bar_ms)
     return EngineParams(
         window_ms=w,
         oi_threshold_pct=oi_thr,

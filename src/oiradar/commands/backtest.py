@@ -80,7 +80,8 @@ def study_request(
 
     if not math.isfinite(cost_bps) or cost_bps < 0:
         raise UserError("--cost-bps must be a number >= 0")
-    bar_hint = interval_ms(interval) if interval else 5 * 60_000
+    if interval is not None:
+        interval_ms(interval)  # a malformed name is a usage error before the store is read
     return BacktestRequest(
         venue=venue.lower(),
         symbols=tuple(canonical_symbol(s) for s in symbols.split(",") if s.strip())
@@ -91,11 +92,12 @@ def study_request(
         interval=interval,
         regimes=_regimes(regime) or (),
         params=EngineParams(
-            window_ms=interval_ms(window) if window else max(15 * 60_000, bar_hint),
+            window_ms=interval_ms(window) if window else EngineParams().window_ms,
             oi_threshold_pct=oi_threshold,
             price_threshold_pct=price_threshold,
             adaptive=adaptive,
         ),
+        window_per_bar=window is None,
         cost_bps=cost_bps,
         **extra,
     )

@@ -13,9 +13,16 @@ from oiradar.signals.engine import Event, Timeline, events, timeline
 from oiradar.signals.params import EngineParams
 from oiradar.signals.regimes import Regime
 from oiradar.store import Store
-from oiradar.units import interval_ms, iso
+from oiradar.units import MINUTE_MS, interval_ms, iso
 
 WARMUP_DAYS_MS = 8 * 86_400_000  # context lookbacks (7 d) plus the window
+DEFAULT_WINDOW_MS = 15 * MINUTE_MS
+
+
+def default_window_ms(bar_ms: int) -> int:
+    """The window when none is given: 15 minutes, or one bar when bars are longer (a window
+    must be a whole number of bars). analyze, regimes, chart, backtest and report share it."""
+    return max(DEFAULT_WINDOW_MS, bar_ms)
 
 
 @dataclass(frozen=True, slots=True)

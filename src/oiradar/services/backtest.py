@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from oiradar.errors import NoDataError, UserError
-from oiradar.services.analyze import Query, load
+from oiradar.services.analyze import Query, default_window_ms, load
 from oiradar.signals.engine import events, grid_timeline
 from oiradar.signals.params import EngineParams
 from oiradar.signals.regimes import Regime
@@ -72,6 +72,9 @@ class BacktestRequest:
     interval: str | None = None
     regimes: tuple[Regime, ...] = (Regime.SHORT_COVERING,)
     params: EngineParams = field(default_factory=EngineParams)
+    # No --window given: each symbol uses default_window_ms of its own bar size (as analyze),
+    # since the bar size is only known once the store has been read.
+    window_per_bar: bool = False
     horizons_ms: tuple[int, ...] = HORIZONS_MS
     cost_bps: float = 10.0  # round trip: fees plus slippage
     control_per_event: int = 20
@@ -178,6 +181,21 @@ def _horizon_bars(horizon_ms: int, bar_ms: int) -> int | None:
     return horizon_ms // bar_ms if horizon_ms % bar_ms == 0 and horizon_ms >= bar_ms else None
 
 
+def window_ms(sample: Sample, req: BacktestRequest, params: EngineParams) -> int:
+    """The window this sample is studied with: --window, or the default for its bar size."""
+    return default_window_ms(sample.grid.bar_ms) if req.window_per_bar else params.window_ms
+
+
+def windows_used(samples: Sequence[Sample], req: BacktestRequest) -> str:
+    """'window 1h', or per bar size when symbols differ: 'windows 15m (5m bars), 1h (1h bars)'."""
+    used = sorted({(s.grid.bar_ms, window_ms(s, req, req.params)) for s in samples})
+    if len({w for _, w in used}) <= 1:
+        return f"window {interval_name(used[0][1] if used else req.params.window_ms)}"
+    return "windows " + ", ".join(
+        f"{interval_name(w)} ({interval_name(bar)} bars)" for bar, w in used
+    )
+
+
 def study(
     samples: Sequence[Sample], req: BacktestRequest, params: EngineParams
 ) -> tuple[Trades, Trades]:
@@ -187,10 +205,11 @@ def study(
     longest = max(req.horizons_ms)
     for s in samples:
         g = s.grid
-        tl = grid_timeline(g, params)
+        p = replace(params, window_ms=window_ms(s, req, params))
+        tl = grid_timeline(g, p)
         evs = [
             e
-            for e in events(tl, params, req.regimes)
+            for e in events(tl, p, req.regimes)
             if (s.start_ms is None or e.start_ms >= s.start_ms) and e.regime in DIRECTION
         ]
         if not evs:

@@ -15,17 +15,18 @@ import io
 import re
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from oiradar.services import backtest as bt
+from oiradar.services.analyze import default_window_ms
 from oiradar.services.backtest import EVENT_COLUMNS
 from oiradar.signals.params import EngineParams
 from oiradar.store import Store
-from oiradar.units import DAY_MS, interval_name, iso, parse_time
+from oiradar.units import DAY_MS, interval_ms, iso, parse_time
 
 GROUP_COLUMNS = [
     ("group", "group"),
@@ -133,7 +134,9 @@ def symbol_charts(
         big = max(mine, key=lambda e: abs(e["ret_1h_pct"]))
         t = parse_time(big["signal_at"])
         sel = select(store, sym, req.venue, t - 2 * DAY_MS, t + DAY_MS, req.interval)
-        data = gather(store, sel, req.params)
+        window = default_window_ms(interval_ms(sel.interval))
+        params = replace(req.params, window_ms=window) if req.window_per_bar else req.params
+        data = gather(store, sel, params)
         with tempfile.TemporaryDirectory() as d:
             target = Path(d) / f"{sym}.png"
             render_png(data, target)
@@ -173,12 +176,17 @@ def write_report(
     for f in figures:
         (out / f.name).write_bytes(f.png)
     page = out / "index.html"
-    page.write_text(_page(result, req, len(samples), figures), encoding="utf-8")
+    windows = bt.windows_used(samples, req)
+    page.write_text(_page(result, req, len(samples), windows, figures), encoding="utf-8")
     return page
 
 
 def _page(
-    result: bt.BacktestResult, req: bt.BacktestRequest, symbols: int, figures: list[Figure]
+    result: bt.BacktestResult,
+    req: bt.BacktestRequest,
+    symbols: int,
+    windows: str,
+    figures: list[Figure],
 ) -> str:
     p: EngineParams = req.params
     span = (
@@ -186,7 +194,7 @@ def _page(
         f"{' to ' + iso(req.end_ms)[:10] if req.end_ms else ''}"
     )
     settings = (
-        f"{req.venue}, {symbols} symbol(s), {span}; window {interval_name(p.window_ms)}, "
+        f"{req.venue}, {symbols} symbol(s), {span}; {windows}, "
         f"OI band {p.oi_threshold_pct:g} %, price band {p.price_threshold_pct:g} %"
         f"{', adaptive' if p.adaptive else ''}; costs {req.cost_bps:g} bps round trip"
     )

@@ -242,3 +242,20 @@ def test_reference_and_filters(tmp_path: Path) -> None:
 def test_bad_input(tmp_path: Path, args: list[str], message: str) -> None:
     res = run_cli("--db", str(tmp_path / "s.sqlite"), "scan", *args)
     assert res.code == 2 and message in res.err and res.err.count("\n") == 1, res.err
+
+
+def test_csv_has_every_column_of_venue_and_cross_venue_rows(tmp_path: Path) -> None:
+    """Cross-venue rows add `driver` and `venues`: CSV must carry them (issue #12, item 3)."""
+    import csv
+    import io
+
+    with threaded() as sim:
+        res = run_cli("--db", str(tmp_path / "s.sqlite"), "scan", "--endpoint", sim.url,
+                      "--symbols", "BTCUSDT,ETHUSDT", "--format", "csv")  # fmt: skip
+    assert res.code == 0, res.err
+    rows = list(csv.DictReader(io.StringIO(res.out)))
+    assert set(rows[0]) >= REQUIRED | {"driver", "venues"}
+    by_venue = {(r["venue"], r["symbol"]): r for r in rows}
+    assert len(by_venue) == len(rows) == 10  # 2 symbols x 4 venues + 2 cross-venue rows
+    assert by_venue[("all", "BTCUSDT")]["driver"] in VENUES
+    assert by_venue[("binance", "BTCUSDT")]["driver"] == ""

@@ -83,7 +83,9 @@ def emit(
         sys.stdout.write(json.dumps(list(rows), indent=2) + "\n")
         return
     if fmt is Format.CSV:
-        keys = list(rows[0].keys()) if rows else [k for k, _ in columns or ()]
+        # Every key of every row, in first-seen order: rows may differ (scan's cross-venue
+        # rows add `driver` and `venues`), and a row's missing keys are empty cells.
+        keys = list(dict.fromkeys(k for row in rows for k in row)) or [k for k, _ in columns or ()]
         writer = csv.DictWriter(sys.stdout, fieldnames=keys, lineterminator="\n")
         writer.writeheader()
         for row in rows:

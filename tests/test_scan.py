@@ -188,6 +188,7 @@ def test_no_venue_answering_is_its_own_exit_code(tmp_path: Path) -> None:
     res = run_cli("--db", str(tmp_path / "s.sqlite"), "scan", "--venues", "bitget")
     assert res.code == 4
     assert "bitget unreachable" in res.err and "no venue answered (bitget)" in res.err
+    assert res.out == ""  # no empty "0 market(s)" table before the error (issue #12, item 15)
 
 
 def test_second_scan_reuses_the_store(tmp_path: Path) -> None:

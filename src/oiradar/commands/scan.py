@@ -156,6 +156,11 @@ def scan(
 
     with store:
         result = asyncio.run(run())
+    if len(result.failed) == len(chosen):
+        for warning in result.warnings:
+            err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+        fail(f"no venue answered ({', '.join(chosen)}); check the network or --endpoint")
+        raise typer.Exit(NOTHING_EXIT)
     rows = (
         [*result.aggregates, *result.rows]
         if fmt is Format.TABLE
@@ -170,8 +175,5 @@ def scan(
     emit(rows, fmt, columns=COLUMNS, title=title)
     for warning in result.warnings:
         err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
-    if len(result.failed) == len(chosen):
-        fail(f"no venue answered ({', '.join(chosen)}); check the network or --endpoint")
-        raise typer.Exit(NOTHING_EXIT)
     if result.partial:
         raise typer.Exit(PARTIAL_EXIT)

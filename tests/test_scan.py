@@ -207,17 +207,16 @@ def test_second_scan_reuses_the_store(tmp_path: Path) -> None:
 
 def test_reference_and_filters(tmp_path: Path) -> None:
     with threaded() as sim:
-        code, rows, _ = _scan(
-            sim.url, tmp_path / "s.sqlite", "--all", "--venues", "binance", "--reference"
-        )
+        code, rows, _ = _scan(sim.url, tmp_path / "s.sqlite", "--all", "--reference")
         assert code == 0
-        assert {r["regime"] for r in rows if r["venue"] == "binance"} <= {
-            "NEW_LONGS",
-            "SHORT_COVERING",
-            "LONG_LIQUIDATION",
-            "NONE",
-            "NO_DATA",
-        }
+        blog_labels = {"NEW_LONGS", "SHORT_COVERING", "LONG_LIQUIDATION", "NONE", "NO_DATA"}
+        # Venue rows and the cross-venue rows alike (issue #12, item 10).
+        assert {r["venue"] for r in rows} == {*VENUES, "all"}
+        assert {r["regime"] for r in rows} <= blog_labels, {r["regime"] for r in rows}
+        ref = run_cli("--db", str(tmp_path / "s.sqlite"), "scan", "--endpoint", sim.url,
+                      "--top", "2", "--reference")  # fmt: skip
+        assert ref.code == 0 and "45m reference window (last 10 5m candles)" in ref.out
+        assert "15m window" not in ref.out
         code, rows, _ = _scan(
             sim.url, tmp_path / "s.sqlite", "--all", "--min-regime", "short_covering"
         )

@@ -25,7 +25,7 @@ from oiradar.errors import UserError
 from oiradar.render import Format, emit, progress_bar
 from oiradar.signals.params import EngineParams
 from oiradar.store import Store
-from oiradar.units import interval_ms, interval_name
+from oiradar.units import interval_ms
 
 PARTIAL_EXIT = 5  # some venues answered
 NOTHING_EXIT = 4  # none did (the VenueError exit code)
@@ -113,7 +113,7 @@ def scan(
 
     Example: oiradar scan --venues binance,bybit --top 50 --min-regime short_covering
     """
-    from oiradar.services.scan import ScanRequest
+    from oiradar.services.scan import ScanRequest, window_name
     from oiradar.services.scan import scan as run_scan
     from oiradar.venues.registry import client, parse_venues
 
@@ -168,10 +168,7 @@ def scan(
     )
     if keep is not None:
         rows = [r for r in rows if r["regime"] in keep]
-    title = (
-        f"scan of {', '.join(chosen)}: {len(result.rows)} market(s), "
-        f"{interval_name(w)} window{' (reference)' if reference else ''}"
-    )
+    title = f"scan of {', '.join(chosen)}: {len(result.rows)} market(s), {window_name(params)}"
     emit(rows, fmt, columns=COLUMNS, title=title)
     for warning in result.warnings:
         err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)

@@ -23,7 +23,7 @@ from oiradar.services.history import track_record
 from oiradar.signals.context import confidence, session_of
 from oiradar.signals.engine import Timeline, timeline
 from oiradar.signals.params import EngineParams
-from oiradar.signals.regimes import Regime, classify
+from oiradar.signals.regimes import REFERENCE_BARS, Regime, classify, classify_reference
 from oiradar.store import Store
 from oiradar.units import DAY_MS, MINUTE_MS, funding_8h, interval_name, iso
 from oiradar.venues.base import VenueClient
@@ -72,6 +72,14 @@ class _VenueData:
     snaps: dict[str, MarketSnapshot]
     candles: list[Candle] = field(default_factory=list)
     oi: list[OISample] = field(default_factory=list)
+
+
+def window_name(params: EngineParams) -> str:
+    """What a row's changes span: the window, or the reference classifier's ten candles."""
+    if params.reference:
+        span = interval_name((REFERENCE_BARS - 1) * BAR_MS)
+        return f"{span} reference window (last {REFERENCE_BARS} 5m candles)"
+    return f"{interval_name(params.window_ms)} window"
 
 
 def lookback_ms(params: EngineParams) -> int:
@@ -254,11 +262,11 @@ def aggregate(rows: Sequence[dict[str, Any]], params: EngineParams) -> list[dict
         driver = max(ok, key=lambda r: abs(r["oi_change_usd"] or 0.0))
         oi_pct = (now / then - 1) * 100 if then > 0 else float("nan")
         px_pct = driver["price_change_pct"]
-        code = classify(
-            np.array([oi_pct]),
-            np.array([np.nan if px_pct is None else px_pct]),
-            params.oi_threshold_pct,
-            params.price_threshold_pct,
+        oi_a, px_a = np.array([oi_pct]), np.array([np.nan if px_pct is None else px_pct])
+        code = (
+            classify_reference(oi_a, px_a)  # the venue rows' classifier, strict bands and NONE
+            if params.reference
+            else classify(oi_a, px_a, params.oi_threshold_pct, params.price_threshold_pct)
         )[0]
         regime = Regime(int(code))
         if regime is Regime.SHORT_COVERING and any(r["regime"] == "SHORT_SQUEEZE" for r in ok):

@@ -289,3 +289,31 @@ def test_backtest_and_report_default_to_one_bar_on_hourly_data(tmp_path: Path) -
     assert "window 1h" in (tmp_path / "r" / "index.html").read_text()
     explicit = run_cli("--db", str(db), "backtest", "--window", "15m")
     assert explicit.code == 2 and "not a multiple" in explicit.err
+
+
+def test_seed_fixes_results_whatever_the_order_of_symbols(tmp_path: Path) -> None:
+    """--seed gives the same study for --symbols A,B and B,A (issue #12, item 11)."""
+    from oiradar.records import Candle, OISample
+
+    a = two_events()
+    wobble = 1 + 0.002 * np.sin(np.arange(N) / 7.0)  # B differs from A, inside the bands
+    b = series(a.close * wobble, a.oi_base)
+    db = tmp_path / "two.sqlite"
+    with Store(db) as store:
+        for sym, s in (("AAAUSDT", a), ("BBBUSDT", b)):
+            store.write_records(
+                [Candle("binance", sym, FIVE_MIN, int(t), c, c, c, c, 100.0)
+                 for t, c in zip(s.candle_ts, s.close, strict=True)]
+                + [OISample("binance", sym, int(t), float(o))
+                   for t, o in zip(s.oi_ts, s.oi_base, strict=True)]
+            )  # fmt: skip
+
+    def study(symbols: str) -> str:
+        res = run_cli("--db", str(db), "backtest", "--symbols", symbols, "--seed", "3",
+                      "--drop-top", "1", "--format", "json")  # fmt: skip
+        assert res.code == 0, res.err
+        return res.out
+
+    forward = study("AAAUSDT,BBBUSDT")
+    assert json.loads(forward)["groups"][0]["events"] == 4
+    assert study("BBBUSDT,AAAUSDT") == forward

@@ -11,6 +11,7 @@ again without the symbols that contribute most, so one coin cannot carry the res
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -199,11 +200,15 @@ def windows_used(samples: Sequence[Sample], req: BacktestRequest) -> str:
 def study(
     samples: Sequence[Sample], req: BacktestRequest, params: EngineParams
 ) -> tuple[Trades, Trades]:
-    """(events, controls) over every sample for one parameter set."""
-    rng = np.random.default_rng(req.seed)
+    """(events, controls) over every sample for one parameter set.
+
+    Samples are taken in symbol order and each symbol draws its controls from its own
+    stream of `req.seed`, so a seed fixes the result whatever order the symbols were named
+    in (the bootstrap resamples the pooled rows, whose order is now the symbols')."""
     trades, control = Trades(), Trades()
     longest = max(req.horizons_ms)
-    for s in samples:
+    for s in sorted(samples, key=lambda x: x.symbol):
+        rng = np.random.default_rng([req.seed, zlib.crc32(s.symbol.encode())])
         g = s.grid
         p = replace(params, window_ms=window_ms(s, req, params))
         tl = grid_timeline(g, p)

@@ -109,6 +109,7 @@ def emit(
                 "session",
                 "tier",
                 "kind",
+                "interval",
                 "first",
                 "last",
             )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -131,6 +131,20 @@ def _query(symbol: str, venue: str, start: str | None, end: str | None, interval
     )
 
 
+def _bar(store: Store, q: Any) -> tuple[int, str | None]:
+    """The bar size the command will use, and a note naming it when others are stored too
+    (printed once the command has succeeded, so an error stays one line)."""
+    from oiradar.services.analyze import choose_interval, interval_note
+
+    chosen = choose_interval(store, q)
+    return interval_ms(chosen), interval_note(store, q, chosen)
+
+
+def _note(text: str | None) -> None:
+    if text is not None:
+        err.print(f"note: {text}", markup=False, highlight=False, soft_wrap=True)
+
+
 EVENT_COLUMNS = [
     ("start", "start UTC"),
     ("bars", "bars"),
@@ -176,15 +190,16 @@ def analyze(
 
     Example: oiradar analyze BTCUSDT --from 2024-08-01 --to 2024-08-20 --format json
     """
-    from oiradar.services.analyze import choose_interval, event_dict, run_events
+    from oiradar.services.analyze import event_dict, run_events
 
     q = _query(symbol, venue, start, end, interval)
     store = _store(readonly=True, db=db)
     assert isinstance(store, Store)
     with store:
-        bar = interval_ms(choose_interval(store, q))
+        bar, note = _bar(store, q)
         params = _params(window, bar, oi_threshold, price_threshold, adaptive, reference)
         evs, q = run_events(store, q, params, _regimes(regime))
+    _note(note)
     rows = [event_dict(e, q) for e in evs]
     emit(
         rows,
@@ -219,15 +234,16 @@ def regimes(
 
     Example: oiradar regimes DOGEUSDT --from 2024-09-18T17:00Z --to 2024-09-18T19:00Z
     """
-    from oiradar.services.analyze import choose_interval, run_timeline, timeline_rows
+    from oiradar.services.analyze import run_timeline, timeline_rows
 
     q = _query(symbol, venue, start, end, interval)
     store = _store(readonly=True, db=db)
     assert isinstance(store, Store)
     with store:
-        bar = interval_ms(choose_interval(store, q))
+        bar, note = _bar(store, q)
         params = _params(window, bar, oi_threshold, price_threshold, adaptive, reference)
         tl, q = run_timeline(store, q, params)
+    _note(note)
     rows = timeline_rows(tl, q)
     emit(
         rows,

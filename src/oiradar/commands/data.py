@@ -114,13 +114,23 @@ def info(
     db: DbOption = None,
     fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.TABLE,
 ) -> None:
-    """Show where the store is and what it holds (rows and time range per series)."""
+    """Show where the store is and what it holds (rows and time range per series; candles per
+    bar size, since analyze and backtest use the finest one unless told --interval)."""
+    from oiradar.units import interval_ms
+
     store = _store(readonly=True, db=db)
     assert isinstance(store, Store)
     with store:
+        bars = sorted(store.candle_intervals(), key=lambda r: (r[0], r[1], interval_ms(r[2])))
         rows = [
-            {"kind": k, "venue": v, "symbol": s, "rows": n, "first": iso(lo), "last": iso(hi)}
+            {"kind": "candles", "venue": v, "symbol": s, "interval": i, "rows": n,
+             "first": iso(lo), "last": iso(hi)}
+            for v, s, i, n, lo, hi in bars
+        ] + [
+            {"kind": k, "venue": v, "symbol": s, "interval": None, "rows": n,
+             "first": iso(lo), "last": iso(hi)}
             for k, v, s, n, lo, hi in store.summary()
-        ]
+            if k != "candles"
+        ]  # fmt: skip
         title = f"{store.path} (schema v{store.schema_version})"
     emit(rows, fmt, title=title)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from oiradar.errors import NoDataError, UserError
-from oiradar.services.analyze import Query, default_window_ms, load
+from oiradar.services.analyze import Query, default_window_ms, load, other_intervals
 from oiradar.signals.engine import events, grid_timeline
 from oiradar.signals.params import EngineParams
 from oiradar.signals.regimes import Regime
@@ -94,6 +94,8 @@ class Sample:
     high: FloatArray
     low: FloatArray
     start_ms: int | None
+    # Other bar sizes stored with data in range when none was asked for (the finest is used).
+    also_stored: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -153,6 +155,7 @@ def _load_all(
                 raise  # named by the user: say why it cannot be studied
             continue  # every stored symbol: those without data in range are left out
         assert q.interval is not None
+        also = () if req.interval else other_intervals(store, replace(q, interval=None), q.interval)
         out.append(
             Sample(
                 sym,
@@ -161,6 +164,7 @@ def _load_all(
                 _per_bar(series, "high"),
                 _per_bar(series, "low"),
                 req.start_ms,
+                tuple(also),
             )
         )
         progress(sym)
@@ -195,6 +199,26 @@ def windows_used(samples: Sequence[Sample], req: BacktestRequest) -> str:
     return "windows " + ", ".join(
         f"{interval_name(w)} ({interval_name(bar)} bars)" for bar, w in used
     )
+
+
+def bars_note(samples: Sequence[Sample], req: BacktestRequest) -> str:
+    """Which bar size and window each symbol was studied with, and the bar sizes left aside:
+    '1h bars, 1h window: ETHUSDT, SOLUSDT; 5m bars, 15m window: BTCUSDT (also stored: ...)'."""
+    groups: dict[tuple[int, int], list[str]] = {}
+    for s in sorted(samples, key=lambda x: x.symbol):
+        key = (s.grid.bar_ms, window_ms(s, req, req.params))
+        groups.setdefault(key, []).append(s.symbol)
+    text = "; ".join(
+        f"{interval_name(bar)} bars, {interval_name(w)} window: {', '.join(syms)}"
+        for (bar, w), syms in sorted(groups.items())
+    )
+    aside = [f"{s.symbol} {', '.join(s.also_stored)}" for s in samples if s.also_stored]
+    if aside:
+        text += (
+            f" (the finest stored per symbol; also stored: {'; '.join(sorted(aside))}: "
+            "choose with --interval)"
+        )
+    return text
 
 
 def study(
@@ -402,6 +426,8 @@ def run(samples: Sequence[Sample], req: BacktestRequest) -> BacktestResult:
     ]
     if skipped:
         notes.append(f"horizons shorter than the bar or not a multiple of it: {', '.join(skipped)}")
+    if req.interval is None or req.window_per_bar:
+        notes.append(bars_note(samples, req))
     return BacktestResult(
         trades.rows,
         groups,

@@ -235,7 +235,10 @@ def test_import_reports_and_rejects(tmp_path: Path) -> None:
     again = run_cli("--db", db, "import", str(good), "--format", "json")
     assert again.code == 0 and json.loads(again.out)[0]["new_or_changed"] == 0
     info = run_cli("--db", db, "info", "--format", "json")
-    assert json.loads(info.out) == [
+    doc = json.loads(info.out)
+    # Where the store is and its schema, as store.md lists (issue #12, item 14).
+    assert doc["path"] == db and doc["schema_version"] == 2
+    assert doc["series"] == [
         {
             "kind": "candles",
             "venue": "binance",
@@ -328,7 +331,7 @@ def test_the_bar_size_used_is_named_when_others_are_stored(tmp_path: Path) -> No
     study = run_cli("--db", str(db), "backtest")
     assert study.code == 0, study.err
     assert "5m bars, 15m window: AAAUSDT" in study.err and "also stored: AAAUSDT 1h" in study.err
-    rows = json.loads(run_cli("--db", str(db), "info", "--format", "json").out)
+    rows = json.loads(run_cli("--db", str(db), "info", "--format", "json").out)["series"]
     assert [(r["kind"], r["interval"]) for r in rows if r["kind"] == "candles"] == [
         ("candles", "5m"),
         ("candles", "1h"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -114,8 +115,11 @@ def info(
     db: DbOption = None,
     fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.TABLE,
 ) -> None:
-    """Show where the store is and what it holds (rows and time range per series; candles per
-    bar size, since analyze and backtest use the finest one unless told --interval)."""
+    """Show where the store is, its schema version and what it holds: rows and time range per
+    series, candles per bar size (analyze and backtest use the finest unless told --interval).
+
+    --format json prints one object: {"path", "schema_version", "series": [...]}.
+    """
     from oiradar.units import interval_ms
 
     store = _store(readonly=True, db=db)
@@ -132,5 +136,9 @@ def info(
             for k, v, s, n, lo, hi in store.summary()
             if k != "candles"
         ]  # fmt: skip
-        title = f"{store.path} (schema v{store.schema_version})"
-    emit(rows, fmt, title=title)
+        path, version = store.path, store.schema_version
+    if fmt is Format.JSON:  # one object: where the store is, its schema, then the series
+        doc = {"path": str(path), "schema_version": version, "series": rows}
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    emit(rows, fmt, title=f"{path} (schema v{version})")

@@ -317,3 +317,16 @@ def test_seed_fixes_results_whatever_the_order_of_symbols(tmp_path: Path) -> Non
     forward = study("AAAUSDT,BBBUSDT")
     assert json.loads(forward)["groups"][0]["events"] == 4
     assert study("BBBUSDT,AAAUSDT") == forward
+
+
+def test_backtest_tables_sign_returns_only(tmp_path: Path) -> None:
+    """'1 event', and sweep bands and p-values without a + sign (issue #12, item 13)."""
+    db = tmp_path / "hourly.sqlite"
+    _hourly_store(db)
+    table = run_cli("--db", str(db), "backtest")
+    assert "event study: 1 event on binance" in table.out
+    swept = run_cli("--db", str(db), "backtest", "--sweep", "oi=1,2.5", "price=0.5")
+    assert swept.code == 0, swept.err
+    rows = [line.split("│")[1:-1] for line in swept.out.splitlines() if line.startswith("│")]
+    bands = sorted((r[0].strip(), r[1].strip()) for r in rows)
+    assert bands == [("1", "0.5"), ("2.5", "0.5")], bands

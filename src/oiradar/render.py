@@ -32,6 +32,11 @@ REGIME_STYLE = {
 }
 
 
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """'1 event', '2 events' ('1 entry', '2 entries' with `nouns`): counts read as English."""
+    return f"{n} {noun}" if n == 1 else f"{n} {nouns or noun + 's'}"
+
+
 def _compact(x: float) -> str:
     for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
         if abs(x) >= div:

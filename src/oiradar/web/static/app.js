@@ -37,6 +37,9 @@ function money(x) {
 function pct(x, digits = 2) {
   return x === null || x === undefined ? "–" : `${x >= 0 ? "+" : ""}${x.toFixed(digits)}`;
 }
+function count(n, noun) {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
 function signed(x) {
   return x === null || x === undefined ? "" : x > 0 ? "up" : x < 0 ? "down" : "";
 }
@@ -250,8 +253,8 @@ async function loadEvents(symbol, venue) {
   const s = data.summary;
   const known = s && s.hit_pct !== null && s.hit_pct !== undefined;
   $("#events-summary").textContent = !s ? "" : known
-    ? `· ${s.events} events on ${data.venue}, hit rate ${s.hit_pct.toFixed(0)} %, mean +1h ${pct(s.mean_1h)} % [${pct(s.mean_ci[0])}, ${pct(s.mean_ci[1])}] vs control ${pct(s.control_mean)} %`
-    : `· ${s.events} event(s) on ${data.venue}; outcomes not known yet`;
+    ? `· ${count(s.events, "event")} on ${data.venue}, hit rate ${s.hit_pct.toFixed(0)} %, mean +1h ${pct(s.mean_1h)} % [${pct(s.mean_ci[0])}, ${pct(s.mean_ci[1])}] vs control ${pct(s.control_mean)} %`
+    : `· ${count(s.events, "event")} on ${data.venue}; outcomes not known yet`;
   for (const e of data.events) {
     body.append(el("tr", {},
       el("td", {}, timeOf(e.signal_at)), el("td", {}, regimeBadge(e.regime)), el("td", {}, e.tier),

@@ -123,6 +123,19 @@ async def test_bad_parameters_are_clear_4xx(api: Any, path: str, status: int, me
         assert "Traceback" not in text
 
 
+async def test_errors_never_show_the_stores_path(api: Any) -> None:
+    """serve.md promises no paths on the page: a 404 says "the store" (issue #12, item 8)."""
+    url, http, db = api
+    for path in ("/api/symbols/FOOUSDT/chart", "/api/symbols/FOOUSDT/events?venue=okx"):
+        async with http.get(url + path) as r:
+            text = await r.text()
+            assert r.status == 404, text
+            assert str(db.parent) not in text and "sqlite" not in text, text
+            assert "FOOUSDT" in json.loads(text)["error"]
+    _, body = await _get(http, f"{url}/api/symbols/FOOUSDT/chart")
+    assert body["error"] == "no candles for FOOUSDT in the store"
+
+
 async def test_the_stream_sends_the_table_then_new_alerts(api: Any) -> None:
     url, http, db = api
     async with http.get(f"{url}/api/stream?window=15m") as r:

@@ -382,13 +382,13 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     except BadRequest as exc:
         return web.json_response({"error": str(exc)}, status=400)
     except NoDataError as exc:
-        return web.json_response({"error": str(exc)}, status=404)
+        return web.json_response({"error": _public(str(exc), request)}, status=404)
     except web.HTTPException as exc:
         if exc.status >= 400:
             return web.json_response({"error": exc.reason}, status=exc.status)
         raise
     except OiradarError as exc:
-        return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response({"error": _public(str(exc), request)}, status=400)
     except Exception:
         log.exception("event=request_failed path=%s", request.path)
         return web.json_response({"error": "internal error (see the server log)"}, status=500)
@@ -400,6 +400,15 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         " img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
     )
     return resp
+
+
+def _public(message: str, request: web.Request) -> str:
+    """An error as the page may show it: the store's location reads "the store" (serve.md
+    promises no paths; the CLI's messages name the file, which helps on a terminal)."""
+    db = request.app[HUB].config.db
+    for path in sorted({str(db.resolve()), str(db.absolute()), str(db)}, key=len, reverse=True):
+        message = message.replace(path, "the store")
+    return message
 
 
 def plotly_js() -> Path | None:

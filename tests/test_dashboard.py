@@ -136,6 +136,29 @@ async def test_errors_never_show_the_stores_path(api: Any) -> None:
     assert body["error"] == "no candles for FOOUSDT in the store"
 
 
+async def test_the_symbol_view_draws_a_venue_that_can_show_squeezes(tmp_path: Path) -> None:
+    """Bitget streams OI more often than Binance polls it but has no liquidation feed: the
+    chart's candles and regimes come from Binance, which can show a squeeze (item 9)."""
+    from oiradar.records import LiquidationBar
+
+    db = tmp_path / "venues.sqlite"
+    _store_with_market(db)
+    recs: list[Candle | OISample | LiquidationBar] = []
+    for i in range(400):
+        t = T0 + i * FIVE_MIN
+        recs.append(Candle("bitget", "SOLUSDT", FIVE_MIN, t, 150.0, 150.1, 149.9, 150.0, 10.0))
+        recs += [OISample("bitget", "SOLUSDT", t + k * MINUTE_MS, 2e5) for k in range(1, 6)]
+        recs.append(LiquidationBar("binance", "SOLUSDT", FIVE_MIN, t, 0.1, 0.2))
+    with Store(db) as store:
+        store.write_records(recs)
+        assert store.candle_span("bitget", "SOLUSDT", "5m") is not None
+    async with serving(ServeConfig(db, port=0)) as url, aiohttp.ClientSession() as http:
+        status, chart = await _get(http, f"{url}/api/symbols/SOLUSDT/chart")
+    assert status == 200, chart
+    assert set(chart["venues"]) == {"binance", "bybit", "bitget"}
+    assert chart["price_venue"] == "binance" and chart["liq_venues"] == ["binance"]
+
+
 async def test_the_stream_sends_the_table_then_new_alerts(api: Any) -> None:
     url, http, db = api
     async with http.get(f"{url}/api/stream?window=15m") as r:

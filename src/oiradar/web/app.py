@@ -337,6 +337,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
             if kind == "table":
                 if payload == window:
                     await _send(resp, "table", await hub.table(window))
+            elif kind == "close":  # the server is stopping: do not hold it up
+                break
             else:
                 await _send(resp, kind, payload)
     except (ConnectionResetError, asyncio.CancelledError):
@@ -450,5 +452,11 @@ def build_app(config: ServeConfig) -> web.Application:
             await task
         hub.reader.close()
 
+    async def end_streams(app: web.Application) -> None:
+        """Open event streams end at shutdown; otherwise each holds the server's stop until
+        its next heartbeat (up to 15 s) notices that the browser has gone."""
+        hub.publish("close", None)
+
     app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(end_streams)
     return app

@@ -238,6 +238,54 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 
 
+async def test_dashboard_opens_on_every_regime_most_telling_first(tmp_path: Path) -> None:
+    """The page opens on all regimes, the covering coin above the quiet one; a regime filter
+    that empties the table says so, not "is oiradar watch writing?" (issue #12, item 2)."""
+    chromium = _chromium()
+    from playwright.async_api import async_playwright
+
+    db = tmp_path / "board.sqlite"
+    _store_with_market(db)
+    flat = [
+        rec
+        for i in range(400)
+        for rec in (
+            Candle("binance", "ETHUSDT", FIVE_MIN, T0 + i * FIVE_MIN, 3e3, 3e3, 3e3, 3e3, 1.0),
+            OISample("binance", "ETHUSDT", T0 + (i + 1) * FIVE_MIN, 5e5),
+        )
+    ]
+    with Store(db) as store:
+        store.write_records(flat)
+    async with (
+        serving(ServeConfig(db, port=0, refresh_s=0.3)) as url,
+        async_playwright() as pw,
+    ):
+        browser = await pw.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        page = await browser.new_page(viewport={"width": 1400, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        await page.goto(url)
+        await page.wait_for_selector("#markets tbody tr")
+        assert await page.input_value("#regime") == ""
+        order = await page.eval_on_selector_all(
+            "#markets tbody tr", "rows => rows.map(r => [r.dataset.symbol, r.dataset.regime])"
+        )
+        assert order == [["SOLUSDT", "SHORT_COVERING"], ["ETHUSDT", "NEUTRAL"]], order
+        assert await page.is_hidden("#empty")
+        await page.select_option("#regime", "SHORT_SQUEEZE")
+        await page.wait_for_selector("#empty", state="visible")
+        assert await page.inner_text("#empty") == "No market in this regime right now."
+        await page.select_option("#regime", "")
+        await page.click('tr[data-symbol="SOLUSDT"]')
+        await page.wait_for_function(
+            "document.querySelector('#events-summary').textContent.includes('on binance')"
+        )
+        summary = await page.inner_text("#events-summary")
+        assert "1 event on binance" in summary, summary
+        assert not errors, errors
+        await browser.close()
+
+
 async def test_dashboard_in_chromium_turns_a_row_into_a_squeeze_live(tmp_path: Path) -> None:
     """`oiradar watch` on the simulator's ADAUSDT covering-then-squeeze episode writes the
     store; the page, opened once, shows the covering row, then the squeeze, without reload;

@@ -4,12 +4,15 @@
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
+// Opens on every regime, most telling first (squeezes, covering, long liquidation, ...):
+// the rows that matter lead, and the table is never empty just because of a filter.
 const state = {
   table: null,
-  sortKey: null,
+  sortKey: "regime",
   sortAsc: false,
   lastRegime: new Map(),
   source: null,
+  watch: null,
 };
 const RANK = ["SHORT_SQUEEZE", "SHORT_COVERING", "LONG_LIQUIDATION", "NEW_SHORTS", "NEW_LONGS",
   "LOW_CONVICTION_RALLY", "LOW_CONVICTION_SELLOFF", "NEUTRAL", "NONE", "NO_DATA"];
@@ -105,10 +108,28 @@ function renderTable() {
     frag.append(tr);
   }
   body.replaceChildren(frag);
-  $("#empty").hidden = rows.length > 0;
+  showEmpty(rows.length);
   for (const th of document.querySelectorAll("#markets th")) {
     th.classList.toggle("sorted", th.dataset.key === state.sortKey);
     th.classList.toggle("asc", th.dataset.key === state.sortKey && state.sortAsc);
+  }
+}
+
+// Why the table is empty: the filters, or no data yet (and whether a watch is running).
+function showEmpty(shown) {
+  const empty = $("#empty");
+  empty.hidden = shown > 0;
+  if (shown > 0) return;
+  const all = state.table ? (state.table[$("#scope").value] || []).length : 0;
+  const text = $("#filter").value.trim();
+  if (all > 0 && text) {
+    empty.replaceChildren(`No market matches “${text}”${$("#regime").value ? " in this regime" : ""}.`);
+  } else if (all > 0) {
+    empty.replaceChildren("No market in this regime right now.");
+  } else if (state.watch === "running") {
+    empty.replaceChildren(el("code", {}, "oiradar watch"), " is running; the first bars will show here as they close.");
+  } else {
+    empty.replaceChildren("No market yet. Is ", el("code", {}, "oiradar watch"), " writing this store?");
   }
 }
 
@@ -152,6 +173,8 @@ async function loadStatus() {
   const pill = $("#watch");
   try {
     const s = await (await fetch("/api/status")).json();
+    if (s.state !== state.watch && state.table) { state.watch = s.state; renderTable(); }
+    state.watch = s.state;
     const live = (s.venues || []).filter((v) => v.stream === "live").map((v) => v.venue);
     pill.textContent = s.state === "running" ? `watch: ${live.join(", ") || "starting"}` : `watch: ${s.state}`;
     pill.className = `pill ${s.state === "running" ? "live" : "down"}`;

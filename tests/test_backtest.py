@@ -241,11 +241,12 @@ def test_track_record_summarizes_the_symbols_recent_events(tmp_path: Path) -> No
         now = T0 + 4 * DAY_MS
         track = track_record(store, "bybit", "ADAUSDT", "SHORT_COVERING", now, EngineParams())
         assert track is not None
-        assert (track.days, track.events, track.hit_pct) == (30, 2, 50.0)
+        # The store holds 3 days and 3 hours: the record says 3 days, not 30.
+        assert (track.days, track.events, track.hit_pct) == (3, 2, 50.0)
         assert track.median_1h_pct == pytest.approx((1.1845850 - 0.3932551) / 2, abs=1e-4)
         text = track.text("ADAUSDT")
         assert text == (
-            "on ADAUSDT in the last 30 days: 2 similar events; hit rate 50 %, median +1h +0.40 %"
+            "on ADAUSDT in the last 3 days: 2 similar events; hit rate 50 %, median +1h +0.40 %"
         )
         # Only what was knowable by `now`: a day after the first event, one event.
         early = track_record(
@@ -330,3 +331,24 @@ def test_backtest_tables_sign_returns_only(tmp_path: Path) -> None:
     rows = [line.split("│")[1:-1] for line in swept.out.splitlines() if line.startswith("│")]
     bands = sorted((r[0].strip(), r[1].strip()) for r in rows)
     assert bands == [("1", "0.5"), ("2.5", "0.5")], bands
+
+
+def test_track_record_on_a_few_hours_says_not_enough_history(tmp_path: Path) -> None:
+    """Two hours stored is no record: not "0 similar events" (issue #12, item 6)."""
+    from oiradar.records import Candle, OISample
+    from oiradar.services.history import track_record
+
+    s = two_events()
+    db = tmp_path / "h.sqlite"
+    with Store(db) as store:
+        store.write_records(
+            [Candle("bybit", "ADAUSDT", FIVE_MIN, int(t), c, c, c, c, 1.0)
+             for t, c in zip(s.candle_ts[:24], s.close[:24], strict=True)]
+            + [OISample("bybit", "ADAUSDT", int(t), float(o))
+               for t, o in zip(s.oi_ts[:24], s.oi_base[:24], strict=True)]
+        )  # fmt: skip
+        now = T0 + 2 * 3_600_000
+        track = track_record(store, "bybit", "ADAUSDT", "SHORT_COVERING", now, EngineParams())
+    assert track is not None and not track.enough
+    assert track.text("ADAUSDT") == "on ADAUSDT: not enough history for a track record (2 h stored)"
+    assert track.short() == "not enough history"

@@ -12,6 +12,7 @@ import pytest
 
 from oiradar.records import MarketSeries
 from oiradar.services.analyze import Query, run_timeline
+from oiradar.services.scan import HISTORY_KEYS
 from oiradar.signals.engine import timeline
 from oiradar.signals.params import EngineParams
 from oiradar.signals.regimes import Regime
@@ -149,6 +150,10 @@ def test_scan_says_covering_when_the_market_is_covering(tmp_path: Path) -> None:
         "bitget": "NO_DATA",
         "all": "SHORT_COVERING",
     }, got
+    # A cold scan stores an hour: no track record yet, and it says so (issue #12, item 6).
+    binance = next(r for r in rows if r["venue"] == "binance")
+    assert binance["history"] == "not enough history" and binance["history_events"] is None
+    assert all(r.keys() >= set(HISTORY_KEYS) for r in rows if r["venue"] != "all")
 
 
 def test_unknown_symbol_warns_and_the_rest_is_scanned(tmp_path: Path) -> None:

@@ -43,7 +43,7 @@ COLUMNS = [
     ("funding_rate_8h", "fund 8h"),
     ("confidence", "conf"),
     ("driver", "driver"),
-    ("history", "last 30 days"),
+    ("history", "track record"),
 ]
 
 

@@ -44,6 +44,17 @@ RANK = (
 )
 
 
+# The symbol's 30-day record for covering and squeeze rows (services.history), None on the
+# others: the short text, the days it covers, events with a known +1h outcome, hit rate, median.
+HISTORY_KEYS = (
+    "history",
+    "history_days",
+    "history_events",
+    "history_hit_pct",
+    "history_median_1h_pct",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ScanRequest:
     venues: tuple[str, ...]
@@ -232,12 +243,14 @@ def _evaluate(store: Store, data: _VenueData, params: EngineParams) -> list[dict
         if len(series.candle_ts) == 0:
             continue
         row = market_row(timeline(series, params), snap, params)
+        row.update(dict.fromkeys(HISTORY_KEYS))  # every venue row has them (CSV, scripts)
         if row["regime"] in ("SHORT_COVERING", "SHORT_SQUEEZE"):
             track = track_record(store, data.venue, symbol, row["regime"], data.now_ms, params)
             if track is not None:
                 row.update(
                     history=track.short(),
-                    history_events=track.events,
+                    history_days=track.days if track.enough else None,
+                    history_events=track.events if track.enough else None,
                     history_hit_pct=_num(track.hit_pct, 1),
                     history_median_1h_pct=track.median_1h_pct,
                 )

@@ -14,7 +14,7 @@ import aiohttp
 import numpy as np
 import pytest
 
-from oiradar.records import Candle, OISample
+from oiradar.records import Candle, FundingSample, OISample
 from oiradar.services.alerts import sample_alert
 from oiradar.services.watch import alerts_path
 from oiradar.store import Store
@@ -254,8 +254,13 @@ async def test_dashboard_opens_on_every_regime_most_telling_first(tmp_path: Path
             OISample("binance", "ETHUSDT", T0 + (i + 1) * FIVE_MIN, 5e5),
         )
     ]
+    # Calm funding, a few 0.0001 % per 8 h: the symbol view's axis must still tell ticks apart.
+    calm = [
+        FundingSample("binance", "SOLUSDT", T0 + i * 8 * 3_600_000, 0.000004 + 0.000002 * (i % 4))
+        for i in range(8)
+    ]
     with Store(db) as store:
-        store.write_records(flat)
+        store.write_records([*flat, *calm])
     async with (
         serving(ServeConfig(db, port=0, refresh_s=0.3)) as url,
         async_playwright() as pw,
@@ -282,6 +287,11 @@ async def test_dashboard_opens_on_every_regime_most_telling_first(tmp_path: Path
         )
         summary = await page.inner_text("#events-summary")
         assert "1 event on binance" in summary, summary
+        await page.wait_for_selector("#chart .y3tick")
+        ticks = await page.eval_on_selector_all(
+            "#chart .y3tick", "ts => ts.map(t => t.textContent)"
+        )
+        assert len(ticks) >= 2 and len(set(ticks)) == len(ticks), ticks
         assert not errors, errors
         await browser.close()
 

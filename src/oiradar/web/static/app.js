@@ -260,7 +260,8 @@ function drawChart(d) {
       title: { text: "time (UTC)" } },
     yaxis: { ...axis, domain: [0.52, 1], title: { text: `price (${d.price_venue})` } },
     yaxis2: { ...axis, domain: [0.3, 0.5], title: { text: "OI, % since start" }, ticksuffix: "%" },
-    yaxis3: { ...axis, domain: [0.17, 0.28], title: { text: "funding %/8h" }, tickformat: ".3f" },
+    // No fixed tick format: a calm market's rates (0.0005 %) repeated labels at three decimals.
+    yaxis3: { ...axis, domain: [0.17, 0.28], title: { text: "funding %/8h" }, nticks: 4 },
     yaxis4: { ...axis, domain: [0, 0.15], title: { text: "liquidations" }, tickformat: "$.2s" },
   };
   Plotly.react("chart", traces, layout, { responsive: true, displaylogo: false });

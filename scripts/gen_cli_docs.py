@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 
+import typer.core
 import typer.main
 
 from oiradar.cli import app, main
@@ -54,6 +55,20 @@ def command_names() -> list[str]:
     return list(group.list_commands(ctx))  # type: ignore[attr-defined]
 
 
+def command_paths() -> list[list[str]]:
+    """Every command as its words: top-level ones in `oiradar --help` order, each group
+    followed by its subcommands (`config`, `config init`, `config check`, ...)."""
+    group = typer.main.get_command(app)
+    ctx = group.make_context("oiradar", [], resilient_parsing=True)
+    out: list[list[str]] = []
+    for name in command_names():
+        out.append([name])
+        sub = group.get_command(ctx, name)  # type: ignore[attr-defined]
+        if isinstance(sub, typer.core.TyperGroup):
+            out.extend([name, child] for child in sub.list_commands(ctx))
+    return out
+
+
 def help_text(args: list[str]) -> str:
     """What `oiradar ARGS --help` prints, trailing spaces stripped."""
     out, err = io.StringIO(), io.StringIO()
@@ -67,7 +82,7 @@ def help_text(args: list[str]) -> str:
 def render() -> str:
     """The full text of docs/cli.md."""
     parts = [_HEADER]
-    for args in ([], *([name] for name in command_names())):
+    for args in ([], *command_paths()):
         title = " ".join(["oiradar", *args])
         parts.append(f"## {title}\n\n```text\n{help_text(args)}\n```\n")
     return "\n".join(parts)

@@ -485,3 +485,37 @@ def test_config_check_names_the_bad_key(tmp_path: Path) -> None:
         result.err == "oiradar: error: sinks[1].chat_id: missing; expected a chat id like "
         "-1001234567890 or @channel\n"
     )
+
+
+def test_config_check_shows_where_each_sink_delivers_secrets_as_stars(tmp_path: Path) -> None:
+    """`config check` names each sink's destination, so "secrets print as ***" is visible
+    (issue #12, item 14)."""
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f"""
+[[sinks]]
+type = "jsonl"
+path = "{tmp_path / "alerts.jsonl"}"
+
+[[sinks]]
+type = "webhook"
+name = "ops"
+url = "https://hooks.example.com/services/SECRET-path"
+headers = {{ Authorization = "Bearer SECRET-header" }}
+
+[[sinks]]
+type = "telegram"
+token = "{TOKEN}"
+chat_id = "-1001234567890"
+"""
+    )
+    result = run_cli("config", "check", "--config", str(path))
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert f"sink jsonl-1 (jsonl): {tmp_path / 'alerts.jsonl'}" in lines
+    assert "sink ops (webhook): https://hooks.example.com/*** (headers Authorization: ***)" in lines
+    assert (
+        "sink telegram-3 (telegram): https://api.telegram.org/bot***/sendMessage "
+        "chat_id=-1001234567890"
+    ) in lines
+    assert TOKEN not in result.out and "SECRET" not in result.out

@@ -250,14 +250,15 @@ def _zip(name: str, lines: list[str]) -> bytes:
 
 
 def metrics_zip(symbol: str, day: str) -> bytes:
-    """A day of Binance `metrics` rows in the archive's format: labelled at the end of each
-    5 minutes (00:05 .. 24:00) before 2026-06-25, at the start (00:00 .. 23:55) since."""
+    """A day of Binance `metrics` rows in the archive's format: labels 00:00 .. 23:55, as in
+    the real files (../shared/data/real/binance-vision-metrics-*). Before 2026-06-25 a label
+    is the end of its 5 minutes, so a file holds the instants 00:00 .. 23:55; since, the
+    start, so the instants 00:05 .. 24:00. Values count up from 80,000.5 by instant."""
     base = parse_time(day)
-    shift = FIVE if day >= "2026-06-25" else 0
     rows = [
-        f"{_stamp(base + i * FIVE - shift)},{symbol},{80_000 + i}.5,{(80_000 + i) * 60_000}.0,"
+        f"{_stamp(base + i * FIVE)},{symbol},{80_000 + i}.5,{(80_000 + i) * 60_000}.0,"
         "1.1,1.2,1.3,1.4"
-        for i in range(1, 289)
+        for i in range(288)
     ]
     return _zip(metrics_file(symbol, base).name, [METRICS_HEADER, *rows])
 
@@ -304,11 +305,16 @@ def _backfill(db: Path, url: str, first: str, last: str, *extra: str) -> Any:
     return run_cli("--db", str(db), *args.split(), "--from", first, "--to", last, *extra)
 
 
+LABEL_SWITCH = parse_time("2026-06-25")
+
+
 def _oi_days(db: Path) -> dict[str, int]:
-    """OI snapshots per archive day: a day's file holds the snapshots in (day, day + 1d]."""
+    """OI snapshots per archive file they come from: a file dated before 2026-06-25 holds
+    the instants [day, day + 1d), a later one (day, day + 1d] (see metrics_zip)."""
     out: dict[str, int] = {}
     for ts, *_ in _rows(db, Kind.OPEN_INTEREST):
-        day = datetime.fromtimestamp((ts - 1) / 1000, tz=UTC).strftime("%Y-%m-%d")
+        t = ts - 1 if ts > LABEL_SWITCH else ts
+        day = datetime.fromtimestamp(t / 1000, tz=UTC).strftime("%Y-%m-%d")
         out[day] = out.get(day, 0) + 1
     return out
 
@@ -324,14 +330,7 @@ def test_archive_dir_fills_oi_beyond_binance_rest(tmp_path: Path) -> None:
     assert res.code == 0, res.err
     assert _oi_days(tmp_path / "a.sqlite") == {OLD_DAY: 288, "2026-04-11": 288}
     first = _rows(tmp_path / "a.sqlite", Kind.OPEN_INTEREST)[0]
-    assert first == (
-        parse_time(OLD_DAY) + FIVE,
-        "binance",
-        "BTCUSDT",
-        80_001.5,
-        80_001.5,
-        4.80006e9,
-    )
+    assert first == (parse_time(OLD_DAY), "binance", "BTCUSDT", 80_000.5, 80_000.5, 4.8e9)
     report = json.loads(res.out)[0]
     assert report["archive_files"] == 2 and report["open_interest"] == 576
 
@@ -440,11 +439,16 @@ def test_download_verifies_caches_and_reuses(
 
         seen.clear()
         second = _backfill(tmp_path / "2.sqlite", sim.url, *days)
-        assert second.code == 0 and seen == []  # verified from the cache, no HTTP at all
+        # Verified from the cache; the one request asks again for the next day's file,
+        # which holds 2026-04-11's last OI slot (the archive lacks it: a 404).
+        assert second.code == 0 and seen == [
+            "/" + metrics_file("BTCUSDT", parse_time("2026-04-12")).path
+        ]
         assert _rows(tmp_path / "2.sqlite", Kind.OPEN_INTEREST) == _rows(
             tmp_path / "1.sqlite", Kind.OPEN_INTEREST
         )
 
+        seen.clear()
         cached = cache / "archive" / metrics_file("BTCUSDT", parse_time(days[0])).path
         cached.write_bytes(cached.read_bytes()[:-7])  # a damaged cache copy is fetched again
         third = _backfill(tmp_path / "3.sqlite", sim.url, days[0], days[0])
@@ -519,3 +523,38 @@ def test_unlisted_symbol_warns_and_unreachable_venue_is_named(
     assert "warning: FOOUSDT is not listed on bybit; skipped" in res.err
     assert "oiradar: error: okx unreachable: okx:" in res.err
     assert len(_rows(tmp_path / "s.sqlite", Kind.CANDLES)) == 288
+
+
+def test_real_archive_metrics_files_are_stored_whole_and_not_read_again(
+    derived: Path, tmp_path: Path
+) -> None:
+    """The real 2023 `metrics` files (labels 00:00 .. 23:55, each the end of its 5 minutes):
+    all 288 rows of a day are stored, as `import` stores them, the day's last slot comes from
+    the next day's file, and a rerun reads no file again (issue #12, item 7)."""
+    real = derived.parent / "binance-vision-metrics-btc-2023-11-12"
+    src = tmp_path / "archive"
+    days = ["2023-11-15", "2023-11-16", "2023-11-17", "2023-11-18"]
+    files = {}
+    for day in days:
+        name = f"BTCUSDT-metrics-{day}"
+        files[metrics_file("BTCUSDT", parse_time(day))] = _zip(
+            name + ".zip", (real / f"{name}.csv").read_text().splitlines()
+        )
+    write_archive(src, files, bare=True)
+    db, imported = tmp_path / "b.sqlite", tmp_path / "i.sqlite"
+    args = ["backfill", "--archive-only", "--symbols", "BTCUSDT", "--from", days[0], "--to",
+            days[2], "--archive-dir", str(src), "--format", "json"]  # fmt: skip
+    first = run_cli("--db", str(db), *args)
+    assert first.code == 0, first.err
+    report = json.loads(first.out)[0]
+    assert (report["archive_files"], report["open_interest"]) == (4, 3 * 288 + 1)
+    assert "lack OI" not in first.err
+    run_cli(
+        "--db", str(imported), "import", *(str(real / f"BTCUSDT-metrics-{d}.csv") for d in days)
+    )
+    end = parse_time(days[3])
+    assert _rows(db, Kind.OPEN_INTEREST) == [
+        r for r in _rows(imported, Kind.OPEN_INTEREST) if r[0] <= end
+    ]
+    again = json.loads(run_cli("--db", str(db), *args).out)[0]
+    assert (again["archive_files"], again["open_interest"]) == (0, 0)

@@ -244,11 +244,12 @@ def test_track_record_summarizes_the_symbols_recent_events(tmp_path: Path) -> No
         now = T0 + 4 * DAY_MS
         track = track_record(store, "bybit", "ADAUSDT", "SHORT_COVERING", now, EngineParams())
         assert track is not None
-        assert (track.days, track.events, track.hit_pct) == (30, 2, 50.0)
+        # The store holds 3 days and 3 hours: the record says 3 days, not 30.
+        assert (track.days, track.events, track.hit_pct) == (3, 2, 50.0)
         assert track.median_1h_pct == pytest.approx((1.1845850 - 0.3932551) / 2, abs=1e-4)
         text = track.text("ADAUSDT")
         assert text == (
-            "on ADAUSDT in the last 30 days: 2 similar events; hit rate 50 %, median +1h +0.40 %"
+            "on ADAUSDT in the last 3 days: 2 similar events; hit rate 50 %, median +1h +0.40 %"
         )
         # Only what was knowable by `now`: a day after the first event, one event.
         early = track_record(
@@ -258,3 +259,99 @@ def test_track_record_summarizes_the_symbols_recent_events(tmp_path: Path) -> No
         assert track_record(store, "okx", "ADAUSDT", "SHORT_COVERING", now, EngineParams()) is None
     alert = replace(sample_alert(now), history=text)
     assert alert.to_dict()["history"] == text and alert.sentence().endswith(text)
+
+
+def _hourly_store(db: Path, symbols: tuple[str, ...] = ("AAAUSDT",)) -> None:
+    """1h bars only (as the real 1h data): flat, then one hour of OI -3 % while price +2 %."""
+    from oiradar.records import Candle, OISample
+
+    hour = 3_600_000
+    close = np.full(400, 100.0)
+    oi = np.full(400, 1000.0)
+    close[200:] = 102.0
+    oi[200:] = 970.0
+    with Store(db) as store:
+        store.write_records(
+            [Candle("binance", sym, hour, T0 + i * hour, c, c, c, c, 100.0)
+             for sym in symbols for i, c in enumerate(close)]
+            + [OISample("binance", sym, T0 + (i + 1) * hour, float(o))
+               for sym in symbols for i, o in enumerate(oi)]
+        )  # fmt: skip
+
+
+def test_backtest_and_report_default_to_one_bar_on_hourly_data(tmp_path: Path) -> None:
+    """No --window: 15m, or one bar when bars are longer, as analyze (issue #12, item 1)."""
+    db = tmp_path / "hourly.sqlite"
+    _hourly_store(db)
+    table = run_cli("--db", str(db), "backtest")
+    assert table.code == 0, table.err
+    assert "on binance, 1 symbol(s)" in table.out
+    doc = json.loads(run_cli("--db", str(db), "backtest", "--format", "json").out)
+    assert [e["start"] for e in doc["events"]] == ["2024-06-09T08:00:00Z"]
+    page = run_cli("--db", str(db), "report", "--charts", "1", "--out", str(tmp_path / "r"))
+    assert page.code == 0, page.err
+    assert "window 1h" in (tmp_path / "r" / "index.html").read_text()
+    explicit = run_cli("--db", str(db), "backtest", "--window", "15m")
+    assert explicit.code == 2 and "not a multiple" in explicit.err
+
+
+def test_seed_fixes_results_whatever_the_order_of_symbols(tmp_path: Path) -> None:
+    """--seed gives the same study for --symbols A,B and B,A (issue #12, item 11)."""
+    from oiradar.records import Candle, OISample
+
+    a = two_events()
+    wobble = 1 + 0.002 * np.sin(np.arange(N) / 7.0)  # B differs from A, inside the bands
+    b = series(a.close * wobble, a.oi_base)
+    db = tmp_path / "two.sqlite"
+    with Store(db) as store:
+        for sym, s in (("AAAUSDT", a), ("BBBUSDT", b)):
+            store.write_records(
+                [Candle("binance", sym, FIVE_MIN, int(t), c, c, c, c, 100.0)
+                 for t, c in zip(s.candle_ts, s.close, strict=True)]
+                + [OISample("binance", sym, int(t), float(o))
+                   for t, o in zip(s.oi_ts, s.oi_base, strict=True)]
+            )  # fmt: skip
+
+    def study(symbols: str) -> str:
+        res = run_cli("--db", str(db), "backtest", "--symbols", symbols, "--seed", "3",
+                      "--drop-top", "1", "--format", "json")  # fmt: skip
+        assert res.code == 0, res.err
+        return res.out
+
+    forward = study("AAAUSDT,BBBUSDT")
+    assert json.loads(forward)["groups"][0]["events"] == 4
+    assert study("BBBUSDT,AAAUSDT") == forward
+
+
+def test_backtest_tables_sign_returns_only(tmp_path: Path) -> None:
+    """'1 event', and sweep bands and p-values without a + sign (issue #12, item 13)."""
+    db = tmp_path / "hourly.sqlite"
+    _hourly_store(db)
+    table = run_cli("--db", str(db), "backtest")
+    assert "event study: 1 event on binance" in table.out
+    swept = run_cli("--db", str(db), "backtest", "--sweep", "oi=1,2.5", "price=0.5")
+    assert swept.code == 0, swept.err
+    rows = [line.split("│")[1:-1] for line in swept.out.splitlines() if line.startswith("│")]
+    bands = sorted((r[0].strip(), r[1].strip()) for r in rows)
+    assert bands == [("1", "0.5"), ("2.5", "0.5")], bands
+
+
+def test_track_record_on_a_few_hours_says_not_enough_history(tmp_path: Path) -> None:
+    """Two hours stored is no record: not "0 similar events" (issue #12, item 6)."""
+    from oiradar.records import Candle, OISample
+    from oiradar.services.history import track_record
+
+    s = two_events()
+    db = tmp_path / "h.sqlite"
+    with Store(db) as store:
+        store.write_records(
+            [Candle("bybit", "ADAUSDT", FIVE_MIN, int(t), c, c, c, c, 1.0)
+             for t, c in zip(s.candle_ts[:24], s.close[:24], strict=True)]
+            + [OISample("bybit", "ADAUSDT", int(t), float(o))
+               for t, o in zip(s.oi_ts[:24], s.oi_base[:24], strict=True)]
+        )  # fmt: skip
+        now = T0 + 2 * 3_600_000
+        track = track_record(store, "bybit", "ADAUSDT", "SHORT_COVERING", now, EngineParams())
+    assert track is not None and not track.enough
+    assert track.text("ADAUSDT") == "on ADAUSDT: not enough history for a track record (2 h stored)"
+    assert track.short() == "not enough history"

@@ -241,3 +241,27 @@ def test_the_cli_does_not_import_the_plotting_libraries() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
     assert proc.returncode == 0, f"imported at startup: {proc.stdout}{proc.stderr}"
+
+
+def test_funding_ticks_tell_neighbours_apart_on_tiny_rates(tmp_path: Path) -> None:
+    """A calm market's funding (a few 0.001 % per 8 h) repeated tick labels at three
+    decimals (issue #12, item 13): every label must be distinct and signed."""
+    from oiradar.charts.png import figure
+    from oiradar.records import FundingSample
+
+    db = tmp_path / "calm.sqlite"
+    _hand_made(db)
+    with Store(db) as store:
+        store.write_records(
+            [FundingSample("binance", "TESTUSDT", T0 + i * HOUR_MS, 0.000004 + 0.000002 * (i % 4))
+             for i in range(30)]
+        )  # fmt: skip
+        d = gather(store, select(store, "TESTUSDT", "binance", None, None, None), ONE_HOUR)
+    assert d.has_funding
+    fig = figure(d)
+    fig.canvas.draw()
+    funding = fig.axes[2]
+    assert "funding" in funding.get_ylabel()
+    labels = [t.get_text() for t in funding.get_yticklabels() if t.get_text()]
+    assert len(labels) >= 3 and len(set(labels)) == len(labels), labels
+    assert all(x == "+0" or x.startswith(("+", "-")) or x == "0" for x in labels), labels

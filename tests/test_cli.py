@@ -239,11 +239,15 @@ def test_import_reports_and_rejects(tmp_path: Path) -> None:
     again = run_cli("--db", db, "import", str(good), "--format", "json")
     assert again.code == 0 and json.loads(again.out)[0]["new_or_changed"] == 0
     info = run_cli("--db", db, "info", "--format", "json")
-    assert json.loads(info.out) == [
+    doc = json.loads(info.out)
+    # Where the store is and its schema, as store.md lists (issue #12, item 14).
+    assert doc["path"] == db and doc["schema_version"] == 2
+    assert doc["series"] == [
         {
             "kind": "candles",
             "venue": "binance",
             "symbol": "BTCUSDT",
+            "interval": "5m",
             "rows": 20,
             "first": "2024-03-01T00:00:00Z",
             "last": "2024-03-01T01:35:00Z",
@@ -300,3 +304,41 @@ def test_installed_console_script_runs(real_db: Path) -> None:
         check=False,
     )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+def test_the_bar_size_used_is_named_when_others_are_stored(tmp_path: Path) -> None:
+    """The finest stored bar size is used unless --interval says otherwise: analyze, regimes
+    and backtest say which one and that others exist; info lists them (issue #12, item 12)."""
+    from oiradar.records import Candle, OISample
+    from oiradar.store import Store
+    from tests.test_backtest import _hourly_store, two_events
+
+    db = tmp_path / "two-sizes.sqlite"
+    _hourly_store(db, ("AAAUSDT",))  # 1h bars from 2024-06-01, 400 of them
+    five = two_events()  # 5m bars from the same start, 900 of them
+    with Store(db) as store:
+        store.write_records(
+            [Candle("binance", "AAAUSDT", 300_000, int(t), c, c, c, c, 1.0)
+             for t, c in zip(five.candle_ts, five.close, strict=True)]
+            + [OISample("binance", "AAAUSDT", int(t) + 1, float(o))
+               for t, o in zip(five.oi_ts, five.oi_base, strict=True)]
+        )  # fmt: skip
+    note = (
+        "AAAUSDT on binance: 5m bars, the finest stored; also stored: 1h "
+        "(choose with --interval 1h)"
+    )
+    for command in ("analyze", "regimes"):
+        res = run_cli("--db", str(db), command, "AAAUSDT", "--format", "json")
+        assert res.code == 0, res.err
+        assert f"note: {note}" in res.err
+        json.loads(res.out)  # stdout stays clean JSON
+        chosen = run_cli("--db", str(db), command, "AAAUSDT", "--interval", "1h")
+        assert chosen.code == 0 and "note:" not in chosen.err
+    study = run_cli("--db", str(db), "backtest")
+    assert study.code == 0, study.err
+    assert "5m bars, 15m window: AAAUSDT" in study.err and "also stored: AAAUSDT 1h" in study.err
+    rows = json.loads(run_cli("--db", str(db), "info", "--format", "json").out)["series"]
+    assert [(r["kind"], r["interval"]) for r in rows if r["kind"] == "candles"] == [
+        ("candles", "5m"),
+        ("candles", "1h"),
+    ]

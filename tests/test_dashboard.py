@@ -14,7 +14,7 @@ import aiohttp
 import numpy as np
 import pytest
 
-from oiradar.records import Candle, OISample
+from oiradar.records import Candle, FundingSample, OISample
 from oiradar.services.alerts import sample_alert
 from oiradar.services.watch import alerts_path
 from oiradar.store import Store
@@ -123,6 +123,42 @@ async def test_bad_parameters_are_clear_4xx(api: Any, path: str, status: int, me
         assert "Traceback" not in text
 
 
+async def test_errors_never_show_the_stores_path(api: Any) -> None:
+    """serve.md promises no paths on the page: a 404 says "the store" (issue #12, item 8)."""
+    url, http, db = api
+    for path in ("/api/symbols/FOOUSDT/chart", "/api/symbols/FOOUSDT/events?venue=okx"):
+        async with http.get(url + path) as r:
+            text = await r.text()
+            assert r.status == 404, text
+            assert str(db.parent) not in text and "sqlite" not in text, text
+            assert "FOOUSDT" in json.loads(text)["error"]
+    _, body = await _get(http, f"{url}/api/symbols/FOOUSDT/chart")
+    assert body["error"] == "no candles for FOOUSDT in the store"
+
+
+async def test_the_symbol_view_draws_a_venue_that_can_show_squeezes(tmp_path: Path) -> None:
+    """Bitget streams OI more often than Binance polls it but has no liquidation feed: the
+    chart's candles and regimes come from Binance, which can show a squeeze (item 9)."""
+    from oiradar.records import LiquidationBar
+
+    db = tmp_path / "venues.sqlite"
+    _store_with_market(db)
+    recs: list[Candle | OISample | LiquidationBar] = []
+    for i in range(400):
+        t = T0 + i * FIVE_MIN
+        recs.append(Candle("bitget", "SOLUSDT", FIVE_MIN, t, 150.0, 150.1, 149.9, 150.0, 10.0))
+        recs += [OISample("bitget", "SOLUSDT", t + k * MINUTE_MS, 2e5) for k in range(1, 6)]
+        recs.append(LiquidationBar("binance", "SOLUSDT", FIVE_MIN, t, 0.1, 0.2))
+    with Store(db) as store:
+        store.write_records(recs)
+        assert store.candle_span("bitget", "SOLUSDT", "5m") is not None
+    async with serving(ServeConfig(db, port=0)) as url, aiohttp.ClientSession() as http:
+        status, chart = await _get(http, f"{url}/api/symbols/SOLUSDT/chart")
+    assert status == 200, chart
+    assert set(chart["venues"]) == {"binance", "bybit", "bitget"}
+    assert chart["price_venue"] == "binance" and chart["liq_venues"] == ["binance"]
+
+
 async def test_the_stream_sends_the_table_then_new_alerts(api: Any) -> None:
     url, http, db = api
     async with http.get(f"{url}/api/stream?window=15m") as r:
@@ -200,6 +236,64 @@ CHROMIUM_ARGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
+
+
+async def test_dashboard_opens_on_every_regime_most_telling_first(tmp_path: Path) -> None:
+    """The page opens on all regimes, the covering coin above the quiet one; a regime filter
+    that empties the table says so, not "is oiradar watch writing?" (issue #12, item 2)."""
+    chromium = _chromium()
+    from playwright.async_api import async_playwright
+
+    db = tmp_path / "board.sqlite"
+    _store_with_market(db)
+    flat = [
+        rec
+        for i in range(400)
+        for rec in (
+            Candle("binance", "ETHUSDT", FIVE_MIN, T0 + i * FIVE_MIN, 3e3, 3e3, 3e3, 3e3, 1.0),
+            OISample("binance", "ETHUSDT", T0 + (i + 1) * FIVE_MIN, 5e5),
+        )
+    ]
+    # Calm funding, a few 0.0001 % per 8 h: the symbol view's axis must still tell ticks apart.
+    calm = [
+        FundingSample("binance", "SOLUSDT", T0 + i * 8 * 3_600_000, 0.000004 + 0.000002 * (i % 4))
+        for i in range(8)
+    ]
+    with Store(db) as store:
+        store.write_records([*flat, *calm])
+    async with (
+        serving(ServeConfig(db, port=0, refresh_s=0.3)) as url,
+        async_playwright() as pw,
+    ):
+        browser = await pw.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        page = await browser.new_page(viewport={"width": 1400, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        await page.goto(url)
+        await page.wait_for_selector("#markets tbody tr")
+        assert await page.input_value("#regime") == ""
+        order = await page.eval_on_selector_all(
+            "#markets tbody tr", "rows => rows.map(r => [r.dataset.symbol, r.dataset.regime])"
+        )
+        assert order == [["SOLUSDT", "SHORT_COVERING"], ["ETHUSDT", "NEUTRAL"]], order
+        assert await page.is_hidden("#empty")
+        await page.select_option("#regime", "SHORT_SQUEEZE")
+        await page.wait_for_selector("#empty", state="visible")
+        assert await page.inner_text("#empty") == "No market in this regime right now."
+        await page.select_option("#regime", "")
+        await page.click('tr[data-symbol="SOLUSDT"]')
+        await page.wait_for_function(
+            "document.querySelector('#events-summary').textContent.includes('on binance')"
+        )
+        summary = await page.inner_text("#events-summary")
+        assert "1 event on binance" in summary, summary
+        await page.wait_for_selector("#chart .y3tick")
+        ticks = await page.eval_on_selector_all(
+            "#chart .y3tick", "ts => ts.map(t => t.textContent)"
+        )
+        assert len(ticks) >= 2 and len(set(ticks)) == len(ticks), ticks
+        assert not errors, errors
+        await browser.close()
 
 
 async def test_dashboard_in_chromium_turns_a_row_into_a_squeeze_live(tmp_path: Path) -> None:

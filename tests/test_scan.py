@@ -12,6 +12,7 @@ import pytest
 
 from oiradar.records import MarketSeries
 from oiradar.services.analyze import Query, run_timeline
+from oiradar.services.scan import HISTORY_KEYS
 from oiradar.signals.engine import timeline
 from oiradar.signals.params import EngineParams
 from oiradar.signals.regimes import Regime
@@ -149,6 +150,10 @@ def test_scan_says_covering_when_the_market_is_covering(tmp_path: Path) -> None:
         "bitget": "NO_DATA",
         "all": "SHORT_COVERING",
     }, got
+    # A cold scan stores an hour: no track record yet, and it says so (issue #12, item 6).
+    binance = next(r for r in rows if r["venue"] == "binance")
+    assert binance["history"] == "not enough history" and binance["history_events"] is None
+    assert all(r.keys() >= set(HISTORY_KEYS) for r in rows if r["venue"] != "all")
 
 
 def test_unknown_symbol_warns_and_the_rest_is_scanned(tmp_path: Path) -> None:
@@ -188,6 +193,7 @@ def test_no_venue_answering_is_its_own_exit_code(tmp_path: Path) -> None:
     res = run_cli("--db", str(tmp_path / "s.sqlite"), "scan", "--venues", "bitget")
     assert res.code == 4
     assert "bitget unreachable" in res.err and "no venue answered (bitget)" in res.err
+    assert res.out == ""  # no empty "0 market(s)" table before the error (issue #12, item 15)
 
 
 def test_second_scan_reuses_the_store(tmp_path: Path) -> None:
@@ -206,17 +212,16 @@ def test_second_scan_reuses_the_store(tmp_path: Path) -> None:
 
 def test_reference_and_filters(tmp_path: Path) -> None:
     with threaded() as sim:
-        code, rows, _ = _scan(
-            sim.url, tmp_path / "s.sqlite", "--all", "--venues", "binance", "--reference"
-        )
+        code, rows, _ = _scan(sim.url, tmp_path / "s.sqlite", "--all", "--reference")
         assert code == 0
-        assert {r["regime"] for r in rows if r["venue"] == "binance"} <= {
-            "NEW_LONGS",
-            "SHORT_COVERING",
-            "LONG_LIQUIDATION",
-            "NONE",
-            "NO_DATA",
-        }
+        blog_labels = {"NEW_LONGS", "SHORT_COVERING", "LONG_LIQUIDATION", "NONE", "NO_DATA"}
+        # Venue rows and the cross-venue rows alike (issue #12, item 10).
+        assert {r["venue"] for r in rows} == {*VENUES, "all"}
+        assert {r["regime"] for r in rows} <= blog_labels, {r["regime"] for r in rows}
+        ref = run_cli("--db", str(tmp_path / "s.sqlite"), "scan", "--endpoint", sim.url,
+                      "--top", "2", "--reference")  # fmt: skip
+        assert ref.code == 0 and "45m reference window (last 10 5m candles)" in ref.out
+        assert "15m window" not in ref.out
         code, rows, _ = _scan(
             sim.url, tmp_path / "s.sqlite", "--all", "--min-regime", "short_covering"
         )
@@ -242,3 +247,20 @@ def test_reference_and_filters(tmp_path: Path) -> None:
 def test_bad_input(tmp_path: Path, args: list[str], message: str) -> None:
     res = run_cli("--db", str(tmp_path / "s.sqlite"), "scan", *args)
     assert res.code == 2 and message in res.err and res.err.count("\n") == 1, res.err
+
+
+def test_csv_has_every_column_of_venue_and_cross_venue_rows(tmp_path: Path) -> None:
+    """Cross-venue rows add `driver` and `venues`: CSV must carry them (issue #12, item 3)."""
+    import csv
+    import io
+
+    with threaded() as sim:
+        res = run_cli("--db", str(tmp_path / "s.sqlite"), "scan", "--endpoint", sim.url,
+                      "--symbols", "BTCUSDT,ETHUSDT", "--format", "csv")  # fmt: skip
+    assert res.code == 0, res.err
+    rows = list(csv.DictReader(io.StringIO(res.out)))
+    assert set(rows[0]) >= REQUIRED | {"driver", "venues"}
+    by_venue = {(r["venue"], r["symbol"]): r for r in rows}
+    assert len(by_venue) == len(rows) == 10  # 2 symbols x 4 venues + 2 cross-venue rows
+    assert by_venue[("all", "BTCUSDT")]["driver"] in VENUES
+    assert by_venue[("binance", "BTCUSDT")]["driver"] == ""

@@ -460,9 +460,9 @@ async def test_ws_all_liquidations_are_complete_with_position_side_and_kline_con
 
 
 async def test_ws_is_cut_when_the_client_stops_pinging() -> None:
-    # limit_scale 2000: the 10-minute idle cut becomes 0.3 s of wall time.
+    # The 10-minute idle cut shortened to 0.3 s of wall time for the test.
     async with (
-        running(venues=("bybit",), limit_scale=2000) as (sim, http),
+        running(venues=("bybit",), extra={"bybit_idle_s": 0.3}) as (sim, http),
         http.ws_connect(sim.url + WS) as ws,
     ):
         for _ in range(6):  # 0.6 s of pings keeps it open
@@ -473,3 +473,22 @@ async def test_ws_is_cut_when_the_client_stops_pinging() -> None:
             async for _ in ws:
                 pass
         assert ws.closed and ws.close_code == 1001
+
+
+async def test_limit_scale_leaves_the_idle_cut_on_wall_time() -> None:
+    """watch.md's recipe gives the simulator --limit-scale S for its speed: the rate limits
+    scale, the keepalive deadline must not, since clients ping every 20 s of wall time. At
+    300x the cut came after 2 s and the streams reconnected endlessly (issue #12, item 4)."""
+    async with (
+        running(venues=("bybit",), limit_scale=300, speed=300.0) as (sim, http),
+        http.ws_connect(sim.url + WS) as ws,
+    ):
+        await ws.send_json({"op": "subscribe", "args": ["tickers.BTCUSDT"]})
+        pushes = 0
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 3.0  # past 600 s / 300, with no ping sent
+        while loop.time() < until:
+            msg = await ws.receive(timeout=until - loop.time() + 0.5)
+            assert msg.type is aiohttp.WSMsgType.TEXT, (msg.type, ws.close_code)
+            pushes += '"topic"' in msg.data
+        assert not ws.closed and pushes > 10

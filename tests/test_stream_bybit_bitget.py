@@ -243,6 +243,25 @@ async def test_stream_reconnects_after_drops(venue: str) -> None:
         await run.stop()
 
 
+async def test_stream_log_lines_are_key_value(caplog: pytest.LogCaptureFixture) -> None:
+    """Reconnects log as `key=value` like every other line (issue #12, item 16)."""
+    import logging
+    import re
+
+    caplog.set_level(logging.INFO, logger="oiradar.venues")
+    async with running(venues=("bybit",), ws_drop_s=0.3) as (sim, http):
+        run = Run(BybitStream(sim.url, session=http, reconnect_base_s=0.02, reconnect_max_s=0.1))
+        await until(lambda: run.stream.stats.connects >= 2)
+        await run.stop()
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("oiradar.venues")]
+    reconnects = [x for x in lines if "event=stream_reconnect" in x]
+    assert reconnects, lines
+    assert re.match(
+        r"^venue=bybit event=stream_reconnect connection=0 attempt=\d+ error=", reconnects[0]
+    )
+    assert all(re.match(r"^venue=\w+ event=\w+( \w+=)?", x) for x in lines), lines
+
+
 @pytest.mark.parametrize("venue", ["bybit", "bitget"])
 async def test_stream_drops_duplicates(venue: str) -> None:
     async with running(venues=(venue,), ws_duplicate=1.0) as (sim, http):

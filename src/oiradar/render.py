@@ -32,6 +32,11 @@ REGIME_STYLE = {
 }
 
 
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """'1 event', '2 events' ('1 entry', '2 entries' with `nouns`): counts read as English."""
+    return f"{n} {noun}" if n == 1 else f"{n} {nouns or noun + 's'}"
+
+
 def _compact(x: float) -> str:
     for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
         if abs(x) >= div:
@@ -83,7 +88,9 @@ def emit(
         sys.stdout.write(json.dumps(list(rows), indent=2) + "\n")
         return
     if fmt is Format.CSV:
-        keys = list(rows[0].keys()) if rows else [k for k, _ in columns or ()]
+        # Every key of every row, in first-seen order: rows may differ (scan's cross-venue
+        # rows add `driver` and `venues`), and a row's missing keys are empty cells.
+        keys = list(dict.fromkeys(k for row in rows for k in row)) or [k for k, _ in columns or ()]
         writer = csv.DictWriter(sys.stdout, fieldnames=keys, lineterminator="\n")
         writer.writeheader()
         for row in rows:
@@ -107,6 +114,7 @@ def emit(
                 "session",
                 "tier",
                 "kind",
+                "interval",
                 "first",
                 "last",
             )

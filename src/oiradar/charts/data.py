@@ -218,6 +218,26 @@ def select(
     return Selection(symbol, venues, interval, start_ms, end_ms)
 
 
+VENUE_ORDER = ("binance", "bybit", "okx", "bitget")
+FULL_SHARE = 0.9  # a venue with this share of the best one's complete bars counts as full
+
+
+def pick_price_venue(series: dict[str, MarketSeries]) -> str:
+    """The venue whose candles, regimes and events are drawn: one that can show squeezes (it
+    has liquidation data in range; Bitget publishes none), Binance first, then Bybit, OKX,
+    Bitget, passing over a venue with under 90 % of the best one's complete bars (a close
+    and an OI snapshot). Raw row counts favoured whichever venue streamed OI most often."""
+    liq = [v for v, s in series.items() if s.liq_coverage]
+    pool = liq or list(series)
+    complete = {v: int(build_grid(series[v]).valid.sum()) for v in pool}
+    best = max(complete.values())
+
+    def rank(v: str) -> tuple[int, str]:
+        return (VENUE_ORDER.index(v) if v in VENUE_ORDER else len(VENUE_ORDER), v)
+
+    return min((v for v in pool if complete[v] >= FULL_SHARE * best), key=rank)
+
+
 def _on_axis(axis: IntArray, bar_ms: int, ts: IntArray, values: FloatArray) -> FloatArray:
     """`values` stamped at bar opens `ts`, placed on `axis`; NaN where a bar has no value."""
     out = np.full(len(axis), np.nan)
@@ -258,11 +278,7 @@ def gather(store: Store, sel: Selection, params: EngineParams) -> ChartData:
         for v in sel.venues
     }
 
-    def richness(v: str) -> tuple[int, bool]:
-        s = series[v]
-        return len(s.candle_ts) + len(s.oi_ts), v == "binance"
-
-    price_venue = max(sorted(sel.venues), key=richness)
+    price_venue = pick_price_venue(series)
     venues = (price_venue, *sorted(v for v in sel.venues if v != price_venue))
     q = Query(sel.symbol, price_venue, sel.start_ms, sel.end_ms, sel.interval)
     warm, q = load(store, q)  # with the warm-up history the engine's baselines need

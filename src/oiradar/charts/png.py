@@ -9,7 +9,6 @@ crash bar cannot flatten every other bar.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -345,7 +344,9 @@ def _funding(ax: Axes, d: ChartData) -> None:
             color=VENUE_COLOURS[k % len(VENUE_COLOURS)],
             label=line.venue,
         )
-    ax.yaxis.set_major_formatter(_fmt(lambda v: "0" if abs(v) < 1e-9 else f"{v:+.3f}"))
+    # As many decimals as the tick step needs (the same on every tick): a fixed three
+    # repeated labels on a calm market's tiny rates (+0.001, +0.001, +0.002, ...).
+    ax.yaxis.set_major_formatter(_scaled_ticks("", units=False, signed=True))
     ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
 
 
@@ -479,19 +480,15 @@ def _time_axis(ax: Axes, d: ChartData) -> None:
     ax.set_xlabel(label, fontsize=9.5)
 
 
-def _fmt(func: Callable[[float], str]) -> Formatter:
-    from matplotlib.ticker import FuncFormatter
-
-    return FuncFormatter(lambda v, _pos: func(v))
-
-
 _UNITS = ((1e9, "B"), (1e6, "M"), (1e3, "k"), (1.0, ""))
 
 
-def _scaled_ticks(prefix: str, absolute: bool = False, units: bool = True) -> Formatter:
-    """Tick labels like $8.25B / 80.5k (or 0.1015 / 61,000 without `units`): one unit for
-    the whole axis (from its largest tick) and just enough decimals to tell neighbouring
-    ticks apart, the same number on every tick."""
+def _scaled_ticks(
+    prefix: str, absolute: bool = False, units: bool = True, signed: bool = False
+) -> Formatter:
+    """Tick labels like $8.25B / 80.5k (or 0.1015 / 61,000 without `units`; +0.0125 with
+    `signed`): one unit for the whole axis (from its largest tick) and just enough decimals
+    to tell neighbouring ticks apart, the same number on every tick."""
     from matplotlib.ticker import Formatter
 
     class Scaled(Formatter):
@@ -519,7 +516,7 @@ def _scaled_ticks(prefix: str, absolute: bool = False, units: bool = True) -> Fo
             v = abs(x) if absolute else x
             if abs(v) < 1e-12 * max(self.ref, 1.0):
                 return f"{prefix}0"
-            sign = "-" if v < 0 else ""
+            sign = "-" if v < 0 else "+" if signed else ""
             return f"{sign}{prefix}{abs(v) / div:,.{self.digits}f}{suffix}"
 
     return Scaled()

@@ -69,6 +69,7 @@ def config_check(config: ConfigOption = None) -> None:
     Exit code 2 with one line naming the key when something is wrong.
     """
     from oiradar.config import load
+    from oiradar.services.alerts.sinks import destination
 
     cfg = load(config)
     a = cfg.alerts
@@ -78,7 +79,7 @@ def config_check(config: ConfigOption = None) -> None:
         f"regimes={','.join(a.regimes)} max_attempts={a.max_attempts} backoff_s={a.backoff_s:g}"
     )
     for sink in cfg.sinks:
-        typer.echo(f"sink {sink.name}: {sink.type.value}")
+        typer.echo(f"sink {sink.name} ({sink.type.value}): {destination(sink)}")
     if not cfg.sinks:
         typer.echo("no sinks configured")
 

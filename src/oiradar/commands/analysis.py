@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -76,6 +76,20 @@ def _query(symbol: str, venue: str, start: str | None, end: str | None, interval
     )
 
 
+def _bar(store: Store, q: Any) -> tuple[int, str | None]:
+    """The bar size the command will use, and a note naming it when others are stored too
+    (printed once the command has succeeded, so an error stays one line)."""
+    from oiradar.services.analyze import choose_interval, interval_note
+
+    chosen = choose_interval(store, q)
+    return interval_ms(chosen), interval_note(store, q, chosen)
+
+
+def _note(text: str | None) -> None:
+    if text is not None:
+        err.print(f"note: {text}", markup=False, highlight=False, soft_wrap=True)
+
+
 EVENT_COLUMNS = [
     ("start", "start UTC"),
     ("bars", "bars"),
@@ -125,22 +139,22 @@ def analyze(
 
     Example: oiradar analyze BTCUSDT --from 2024-08-01 --to 2024-08-20 --format json
     """
-    from oiradar.services.analyze import choose_interval, event_dict, run_events
+    from oiradar.services.analyze import event_dict, run_events
 
     q = _query(symbol, venue, start, end, interval)
     store = _store(readonly=True, db=db)
     assert isinstance(store, Store)
     with store:
-        bar = interval_ms(choose_interval(store, q))
+        bar, note = _bar(store, q)
         choice = EngineChoice(
             windows, window, oi_threshold, price_threshold, taper, adaptive, reference, evidence
         )
         params = choice.params()
-        note = choice.note(params, bar)
+        read_note = choice.note(params, bar)
         evs, q = run_events(store, q, params, _regimes(regime))
+    _note(note)
+    _note(read_note)
     rows = [event_dict(e, q) for e in evs]
-    if note:
-        err.print(note, markup=False, highlight=False)
     emit(
         rows,
         fmt,
@@ -177,22 +191,22 @@ def regimes(
 
     Example: oiradar regimes DOGEUSDT --from 2024-09-18T17:00Z --to 2024-09-18T19:00Z
     """
-    from oiradar.services.analyze import choose_interval, run_timeline, timeline_rows
+    from oiradar.services.analyze import run_timeline, timeline_rows
 
     q = _query(symbol, venue, start, end, interval)
     store = _store(readonly=True, db=db)
     assert isinstance(store, Store)
     with store:
-        bar = interval_ms(choose_interval(store, q))
+        bar, note = _bar(store, q)
         choice = EngineChoice(
             windows, window, oi_threshold, price_threshold, taper, adaptive, reference, evidence
         )
         params = choice.params()
-        note = choice.note(params, bar)
+        read_note = choice.note(params, bar)
         tl, q = run_timeline(store, q, params)
+    _note(note)
+    _note(read_note)
     rows = timeline_rows(tl, q)
-    if note:
-        err.print(note, markup=False, highlight=False)
     emit(
         rows,
         fmt,

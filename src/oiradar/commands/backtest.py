@@ -21,7 +21,7 @@ from oiradar.commands.engine_options import (
     WindowsOption,
 )
 from oiradar.errors import UserError
-from oiradar.render import Format, emit, progress_bar
+from oiradar.render import Format, emit, plural, progress_bar
 from oiradar.store import Store
 from oiradar.units import canonical_symbol, interval_ms, parse_time
 
@@ -86,7 +86,7 @@ def study_request(
     if not math.isfinite(cost_bps) or cost_bps < 0:
         raise UserError("--cost-bps must be a number >= 0")
     if interval is not None:
-        interval_ms(interval)
+        interval_ms(interval)  # a malformed name is a usage error before the store is read
     return BacktestRequest(
         venue=venue.lower(),
         symbols=tuple(canonical_symbol(s) for s in symbols.split(",") if s.strip())
@@ -125,11 +125,17 @@ def parse_sweep(parts: list[str]) -> tuple[list[float], list[float]]:
     return found["oi"], found["price"]
 
 
+UNSIGNED = ("p_value", "oi_threshold", "price_threshold")  # not returns: no + sign
+
+
 def _show(row: dict[str, Any]) -> dict[str, Any]:
-    """Table cells: intervals folded into their column, % with two decimals (JSON keeps
-    the raw numbers)."""
-    out = {k: _f(v) if isinstance(v, float) and k not in ("p_value",) else v
+    """Table cells: intervals folded into their column, returns in % with a sign and two
+    decimals, bands as given (JSON keeps the raw numbers)."""
+    out = {k: _f(v) if isinstance(v, float) and k not in UNSIGNED else v
            for k, v in row.items()}  # fmt: skip
+    for key in ("oi_threshold", "price_threshold"):
+        if isinstance(row.get(key), float):
+            out[key] = f"{row[key]:g}"
     hit, hci = row.get("hit_pct"), row.get("hit_ci") or [None, None]
     mean, mci = row.get("mean_1h"), row.get("mean_ci") or [None, None]
     out["hit"] = f"{hit:.0f} [{_f(hci[0], 0)}, {_f(hci[1], 0)}]" if hit is not None else "-"
@@ -158,7 +164,7 @@ def _print(result: Any, venue: str, symbols: int, fmt: Format, show_events: bool
         emit(result.events, Format.CSV)
         return
     title = (
-        f"event study: {len(result.events)} events on {venue}, {symbols} symbol(s); "
+        f"event study: {plural(len(result.events), 'event')} on {venue}, {symbols} symbol(s); "
         "returns at +1h unless a column says otherwise"
     )
     shown = [_show(r) for r in result.groups]

@@ -41,8 +41,8 @@ ChartVenue = Annotated[
     str,
     typer.Option(
         help="A venue, or all: every venue with candles of the symbol (OI per venue and "
-        "summed, liquidations summed). Candles, regimes and events come from the venue "
-        "with the most data, binance first.",
+        "summed, liquidations summed). Candles, regimes and events come from a venue with "
+        "liquidation data (so squeezes show), binance first, then bybit, okx, bitget.",
     ),
 ]
 Output = Annotated[

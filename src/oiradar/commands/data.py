@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -114,13 +115,30 @@ def info(
     db: DbOption = None,
     fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.TABLE,
 ) -> None:
-    """Show where the store is and what it holds (rows and time range per series)."""
+    """Show where the store is, its schema version and what it holds: rows and time range per
+    series, candles per bar size (analyze and backtest use the finest unless told --interval).
+
+    --format json prints one object: {"path", "schema_version", "series": [...]}.
+    """
+    from oiradar.units import interval_ms
+
     store = _store(readonly=True, db=db)
     assert isinstance(store, Store)
     with store:
+        bars = sorted(store.candle_intervals(), key=lambda r: (r[0], r[1], interval_ms(r[2])))
         rows = [
-            {"kind": k, "venue": v, "symbol": s, "rows": n, "first": iso(lo), "last": iso(hi)}
+            {"kind": "candles", "venue": v, "symbol": s, "interval": i, "rows": n,
+             "first": iso(lo), "last": iso(hi)}
+            for v, s, i, n, lo, hi in bars
+        ] + [
+            {"kind": k, "venue": v, "symbol": s, "interval": None, "rows": n,
+             "first": iso(lo), "last": iso(hi)}
             for k, v, s, n, lo, hi in store.summary()
-        ]
-        title = f"{store.path} (schema v{store.schema_version})"
-    emit(rows, fmt, title=title)
+            if k != "candles"
+        ]  # fmt: skip
+        path, version = store.path, store.schema_version
+    if fmt is Format.JSON:  # one object: where the store is, its schema, then the series
+        doc = {"path": str(path), "schema_version": version, "series": rows}
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    emit(rows, fmt, title=f"{path} (schema v{version})")

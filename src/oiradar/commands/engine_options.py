@@ -165,7 +165,7 @@ class EngineChoice:
             return None
         left = ", ".join(interval_name(w) for w in hz.skipped_ms)
         return (
-            f"note: {left} left out: not a multiple of the data's {interval_name(bar_ms)} bars "
+            f"{left} left out: not a multiple of the data's {interval_name(bar_ms)} bars "
             f"(reading {', '.join(hz.names())})"
         )
 

@@ -33,7 +33,7 @@ from oiradar.commands.selection import (
 from oiradar.errors import UserError
 from oiradar.render import Format, emit, progress_bar
 from oiradar.store import Store
-from oiradar.units import MINUTE_MS, interval_name
+from oiradar.units import MINUTE_MS
 
 PARTIAL_EXIT = 5  # some venues answered
 NOTHING_EXIT = 4  # none did (the VenueError exit code)
@@ -52,7 +52,7 @@ COLUMNS = [
     ("funding_rate_8h", "fund 8h"),
     ("confidence", "conf"),
     ("driver", "driver"),
-    ("history", "last 30 days"),
+    ("history", "track record"),
 ]
 
 
@@ -112,7 +112,7 @@ def scan(
 
     Example: oiradar scan --venues binance,bybit --top 50 --min-regime short_covering
     """
-    from oiradar.services.scan import ScanRequest
+    from oiradar.services.scan import ScanRequest, window_name
     from oiradar.services.scan import scan as run_scan
     from oiradar.venues.registry import client, parse_venues
 
@@ -146,6 +146,11 @@ def scan(
 
     with store:
         result = asyncio.run(run())
+    if len(result.failed) == len(chosen):
+        for warning in result.warnings:
+            err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+        fail(f"no venue answered ({', '.join(chosen)}); check the network or --endpoint")
+        raise typer.Exit(NOTHING_EXIT)
     rows = (
         [*result.aggregates, *result.rows]
         if fmt is Format.TABLE
@@ -153,17 +158,9 @@ def scan(
     )
     if keep is not None:
         rows = [r for r in rows if r["regime"] in keep]
-    read = (
-        "the reference 45m window"
-        if reference
-        else ", ".join(interval_name(w) for w in params.windows_ms) + " horizons"
-    )
-    title = f"scan of {', '.join(chosen)}: {len(result.rows)} market(s), {read}"
+    title = f"scan of {', '.join(chosen)}: {len(result.rows)} market(s), {window_name(params)}"
     emit(rows, fmt, columns=COLUMNS, title=title)
     for warning in result.warnings:
         err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
-    if len(result.failed) == len(chosen):
-        fail(f"no venue answered ({', '.join(chosen)}); check the network or --endpoint")
-        raise typer.Exit(NOTHING_EXIT)
     if result.partial:
         raise typer.Exit(PARTIAL_EXIT)

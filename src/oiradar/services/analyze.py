@@ -47,6 +47,33 @@ def choose_interval(store: Store, q: Query) -> str:
     return min(pool, key=interval_ms)
 
 
+def other_intervals(store: Store, q: Query, chosen: str) -> list[str]:
+    """Bar sizes stored for the symbol besides `chosen` that have candles in the range."""
+    return sorted(
+        (
+            i
+            for i in store.intervals(q.venue, q.symbol)
+            if i != chosen and store.candle_span(q.venue, q.symbol, i, q.start_ms, q.end_ms)
+        ),
+        key=interval_ms,
+    )
+
+
+def interval_note(store: Store, q: Query, chosen: str) -> str | None:
+    """When no --interval was given and other bar sizes hold data: which one was used, and
+    that the others exist (the finest is used, which may hold far less history)."""
+    if q.interval is not None:
+        return None
+    others = other_intervals(store, q, chosen)
+    if not others:
+        return None
+    where = " in range" if q.start_ms is not None or q.end_ms is not None else ""
+    return (
+        f"{q.symbol} on {q.venue}: {chosen} bars, the finest stored{where}; also stored: "
+        f"{', '.join(others)} (choose with --interval {others[0]})"
+    )
+
+
 def load(store: Store, q: Query) -> tuple[MarketSeries, Query]:
     """The series from (start - warm-up) to end, so trailing baselines exist at `start`."""
     if q.start_ms is not None and q.end_ms is not None and q.start_ms > q.end_ms:

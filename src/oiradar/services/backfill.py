@@ -328,6 +328,9 @@ class _VenueRun:
         self.rest_down: str | None = None
         self.archive_down: str | None = None
         self.funding_h: dict[str, float] = {}
+        # Archive files already looked up in this run (None: the archive lacks it): a
+        # metrics day is read for its own chunk and, for its first row, by the chunk before.
+        self._parsed: dict[str, list[Rec] | None] = {}
 
     async def run(self) -> VenueReport:
         try:
@@ -423,18 +426,38 @@ class _VenueRun:
             return None
 
     async def _from_archive(
-        self, file: ArchiveFile | None, symbol: str, chunk: Chunk, now_ms: int
+        self,
+        file: ArchiveFile | None,
+        symbol: str,
+        chunk: Chunk,
+        now_ms: int,
+        *,
+        quiet: bool = False,
     ) -> list[Rec] | None:
-        """A verified archive file's records; None, with the reason noted, when there is none.
-        A corrupt or unverifiable file is a run error: nothing of it is used."""
+        """A verified archive file's records; None, with the reason noted (unless `quiet`:
+        a file read for another day's sake), when there is none. A corrupt or unverifiable
+        file is a run error: nothing of it is used."""
         if file is None or self.archive is None:
             return None
-        if not file.published(now_ms):
-            self.report.note("the archive publishes a day's files the next day", symbol, chunk)
-            return None
-        if self.archive_down is not None:
-            self.report.note(self.archive_down, symbol, chunk)
-            return None
+        absent = f"the archive has no {file.dataset.value} file"
+        why: str | None = None
+        if file.path in self._parsed:
+            records = self._parsed[file.path]
+            why = absent if records is None else None
+        elif not file.published(now_ms):
+            records, why = None, "the archive publishes a day's files the next day"
+        elif self.archive_down is not None:
+            records, why = None, self.archive_down
+        else:
+            records = await self._fetch(file, symbol, chunk)
+            why = absent if records is None and file.path in self._parsed else None
+        if why is not None and not quiet:
+            self.report.note(why, symbol, chunk)
+        return records
+
+    async def _fetch(self, file: ArchiveFile, symbol: str, chunk: Chunk) -> list[Rec] | None:
+        """Download (or find) and verify one file; absent files are remembered for the run."""
+        assert self.archive is not None
         try:
             path = await self.archive.fetch(file)
             parsed = None if path is None else await asyncio.to_thread(parse_file, path)
@@ -446,11 +469,13 @@ class _VenueRun:
             if str(exc) not in self.result.errors:
                 self.result.errors.append(str(exc))
             return None
-        if parsed is None:
-            self.report.note(f"the archive has no {file.dataset.value} file", symbol, chunk)
-            return None
-        self.report.archive_files += 1
-        return _records(parsed.frames)
+        records = None if parsed is None else _records(parsed.frames)
+        if len(self._parsed) >= PARSED_KEEP:
+            self._parsed.pop(next(iter(self._parsed)))
+        self._parsed[file.path] = records  # absent files too: asked once per run
+        if records is not None:
+            self.report.archive_files += 1
+        return records
 
     async def _chunk(
         self, plan: VenuePlan, symbol: str, chunk: Chunk, lack: Lack, funding: list[Rec]
@@ -490,6 +515,13 @@ class _VenueRun:
             from_file = await self._from_archive(file, symbol, chunk, plan.now_ms)
             read = from_file is not None
             got += from_file or []
+            if read and p is not None and uncovered(lack.oi_archive[-1:], _ts(got), p).size:
+                # Files dated before 2026-06-25 label each snapshot with the end of its 5
+                # minutes: 00:00 .. 23:55, so the day's last slot (its 00:00 close) is the
+                # next file's first row, and a file's own 00:00 row closes the day before.
+                after = metrics_file(symbol, chunk.end_ms)
+                nxt = await self._from_archive(after, symbol, chunk, plan.now_ms, quiet=True)
+                got += [r for r in nxt or () if chunk.end_ms - p < r.ts_ms <= chunk.end_ms]
         rest = uncovered(lack.oi_rest, _ts(got), p)
         asked = False
         if rest.size and p is not None:
@@ -500,7 +532,9 @@ class _VenueRun:
                 fetched = await self._from_archive(file, symbol, chunk, plan.now_ms)
                 read = fetched is not None
             got += fetched or []
-        kept = [r for r in got if chunk.start_ms < r.ts_ms <= chunk.end_ms]
+        # A snapshot at the chunk's start closes the previous day's last bar: kept, so an
+        # archive day's 288 rows are all stored (as `oiradar import` stores them).
+        kept = [r for r in got if chunk.start_ms <= r.ts_ms <= chunk.end_ms]
         if uncovered(lack.oi_archive, _ts(kept), p).size:
             self._shortfall("OI", False, read, symbol, chunk)
         if uncovered(lack.oi_rest, _ts(kept), p).size:
@@ -548,6 +582,9 @@ class _VenueRun:
         else:
             return
         self.report.note(reason, symbol, chunk)
+
+
+PARSED_KEEP = 32  # parsed archive files kept per venue run (8 symbols in flight, 2 days each)
 
 
 def _ts(records: Sequence[Rec]) -> I64:

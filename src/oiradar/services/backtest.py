@@ -11,6 +11,7 @@ again without the symbols that contribute most, so one coin cannot carry the res
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -18,10 +19,11 @@ from typing import Any
 import numpy as np
 
 from oiradar.errors import NoDataError, UserError
-from oiradar.services.analyze import Query, load
+from oiradar.services.analyze import Query, load, other_intervals
 from oiradar.signals.engine import events, grid_timeline
 from oiradar.signals.params import EngineParams, ablation
 from oiradar.signals.regimes import Regime
+from oiradar.signals.rules import horizons
 from oiradar.signals.study import (
     FloatArray,
     bootstrap,
@@ -90,6 +92,8 @@ class Sample:
     high: FloatArray
     low: FloatArray
     start_ms: int | None
+    # Other bar sizes stored with data in range when none was asked for (the finest is used).
+    also_stored: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -154,6 +158,7 @@ def _load_all(
                 raise  # named by the user: say why it cannot be studied
             continue  # every stored symbol: those without data in range are left out
         assert q.interval is not None
+        also = () if req.interval else other_intervals(store, replace(q, interval=None), q.interval)
         out.append(
             Sample(
                 sym,
@@ -162,6 +167,7 @@ def _load_all(
                 _per_bar(series, "high"),
                 _per_bar(series, "low"),
                 req.start_ms,
+                tuple(also),
             )
         )
         progress(sym)
@@ -183,15 +189,53 @@ def _horizon_bars(horizon_ms: int, bar_ms: int) -> int | None:
     return horizon_ms // bar_ms if horizon_ms % bar_ms == 0 and horizon_ms >= bar_ms else None
 
 
+def _read_over(sample: Sample, params: EngineParams) -> str:
+    """The horizons a sample is read over at its bar size, e.g. '15m+30m+1h' or '1h'."""
+    return "+".join(horizons(params, sample.grid.bar_ms).names())
+
+
+def windows_used(samples: Sequence[Sample], req: BacktestRequest) -> str:
+    """'horizons 1h', or per bar size when symbols differ: 'horizons 15m+30m+1h (5m bars),
+    1h (1h bars)' — each symbol is read over the horizons its bars allow, as analyze reads it."""
+    used = sorted({(s.grid.bar_ms, _read_over(s, req.params)) for s in samples})
+    if len({w for _, w in used}) <= 1:
+        return f"horizons {used[0][1]}" if used else "horizons -"
+    return "horizons " + ", ".join(f"{w} ({interval_name(bar)} bars)" for bar, w in used)
+
+
+def bars_note(samples: Sequence[Sample], req: BacktestRequest) -> str:
+    """Which bar size and horizons each symbol was studied with, and the bar sizes left aside:
+    '1h bars over 1h: ETHUSDT, SOLUSDT; 5m bars over 15m+30m+1h: BTCUSDT (also stored: ...)'."""
+    groups: dict[tuple[int, str], list[str]] = {}
+    for s in sorted(samples, key=lambda x: x.symbol):
+        key = (s.grid.bar_ms, _read_over(s, req.params))
+        groups.setdefault(key, []).append(s.symbol)
+    text = "; ".join(
+        f"{interval_name(bar)} bars over {w}: {', '.join(syms)}"
+        for (bar, w), syms in sorted(groups.items())
+    )
+    aside = [f"{s.symbol} {', '.join(s.also_stored)}" for s in samples if s.also_stored]
+    if aside:
+        text += (
+            f" (the finest stored per symbol; also stored: {'; '.join(sorted(aside))}: "
+            "choose with --interval)"
+        )
+    return text
+
+
 def study(
     samples: Sequence[Sample], req: BacktestRequest, params: EngineParams
 ) -> tuple[Trades, Trades]:
-    """(events, controls) over every sample for one parameter set."""
-    rng = np.random.default_rng(req.seed)
+    """(events, controls) over every sample for one parameter set.
+
+    Samples are taken in symbol order and each symbol draws its controls from its own
+    stream of `req.seed`, so a seed fixes the result whatever order the symbols were named
+    in (the bootstrap resamples the pooled rows, whose order is now the symbols')."""
     trades, control = Trades(), Trades()
     longest = max(req.horizons_ms)
     market = _market(samples, params)
-    for s in samples:
+    for s in sorted(samples, key=lambda x: x.symbol):
+        rng = np.random.default_rng([req.seed, zlib.crc32(s.symbol.encode())])
         g = s.grid
         tl = grid_timeline(g, params)
         evs = [
@@ -431,6 +475,7 @@ def run(samples: Sequence[Sample], req: BacktestRequest) -> BacktestResult:
     ]
     if skipped:
         notes.append(f"horizons shorter than the bar or not a multiple of it: {', '.join(skipped)}")
+    notes.append(bars_note(samples, req))
     return BacktestResult(
         trades.rows,
         groups,

@@ -21,11 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from oiradar.render import plural
 from oiradar.services import backtest as bt
 from oiradar.services.backtest import EVENT_COLUMNS
 from oiradar.signals.params import EngineParams
 from oiradar.store import Store
-from oiradar.units import DAY_MS, interval_name, iso, parse_time
+from oiradar.units import DAY_MS, iso, parse_time
 
 GROUP_COLUMNS = [
     ("group", "group"),
@@ -56,15 +57,20 @@ class Figure:
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
-def _cell(value: Any, unsigned: bool = False) -> str:
+def _cell(key: str, value: Any) -> str:
+    """Returns in % carry a sign; rates, p-values and prices do not."""
     if value is None:
         return "-"
     if isinstance(value, list):
-        return "[" + ", ".join(_cell(v, unsigned) for v in value) + "]"
+        return "[" + ", ".join(_cell(key, v) for v in value) + "]"
     if isinstance(value, float):
+        if key == "p_value":
+            return f"{value:.3f}"
+        if key == "entry_price":
+            return f"{value:,.2f}" if abs(value) >= 1000 else f"{value:.6g}"
         if abs(value) >= 1000:
             return f"{value:,.2f}"
-        return f"{value:.1f}" if unsigned else f"{value:+.2f}"
+        return f"{value:.1f}" if key.startswith("hit") else f"{value:+.2f}"
     text = str(value)
     if ISO.match(text):
         text = text[:16].replace("T", " ")
@@ -74,9 +80,7 @@ def _cell(value: Any, unsigned: bool = False) -> str:
 def _table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for _, h in columns)
     body = "".join(
-        "<tr>"
-        + "".join(f"<td>{_cell(r.get(k), k.startswith('hit'))}</td>" for k, _ in columns)
-        + "</tr>"
+        "<tr>" + "".join(f"<td>{_cell(k, r.get(k))}</td>" for k, _ in columns) + "</tr>"
         for r in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -111,7 +115,7 @@ def distribution(trades: bt.Trades, control: bt.Trades) -> Figure:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
-    caption = f"{len(ev)} events, {len(ct)} control entries"
+    caption = f"{plural(len(ev), 'event')}, {plural(len(ct), 'control entry', 'control entries')}"
     return Figure("returns-1h.png", caption, buf.getvalue())
 
 
@@ -148,7 +152,8 @@ def symbol_charts(
 
 CSS = """
 body{font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;margin:28px auto;
-max-width:1200px;color:#1f2328;padding:0 16px}h1{font-size:24px}h2{font-size:18px;margin-top:32px}
+max-width:1800px;color:#1f2328;padding:0 16px}p,figure{max-width:1200px}h1{font-size:24px}
+h2{font-size:18px;margin-top:32px}
 table{border-collapse:collapse;font-size:13px;margin:8px 0 4px}th,td{padding:4px 9px;
 border-bottom:1px solid #d0d7de;text-align:right;white-space:nowrap}th{background:#f6f8fa}
 td:first-child,th:first-child,td:nth-child(2),th:nth-child(2){text-align:left}
@@ -173,12 +178,17 @@ def write_report(
     for f in figures:
         (out / f.name).write_bytes(f.png)
     page = out / "index.html"
-    page.write_text(_page(result, req, len(samples), figures), encoding="utf-8")
+    windows = bt.windows_used(samples, req)
+    page.write_text(_page(result, req, len(samples), windows, figures), encoding="utf-8")
     return page
 
 
 def _page(
-    result: bt.BacktestResult, req: bt.BacktestRequest, symbols: int, figures: list[Figure]
+    result: bt.BacktestResult,
+    req: bt.BacktestRequest,
+    symbols: int,
+    windows: str,
+    figures: list[Figure],
 ) -> str:
     p: EngineParams = req.params
     span = (
@@ -186,8 +196,7 @@ def _page(
         f"{' to ' + iso(req.end_ms)[:10] if req.end_ms else ''}"
     )
     settings = (
-        f"{req.venue}, {symbols} symbol(s), {span}; horizons "
-        f"{', '.join(interval_name(w) for w in p.windows_ms)}, 15m bands OI "
+        f"{req.venue}, {symbols} symbol(s), {span}; {windows}; 15m bands OI "
         f"{p.oi_threshold_pct:g} %, price {p.price_threshold_pct:g} % (x{p.oi_taper:.2g}, "
         f"x{p.price_taper:.2g} at 1h){', adaptive' if p.adaptive else ''}; costs "
         f"{req.cost_bps:g} bps round trip"
@@ -208,7 +217,7 @@ def _page(
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>oiradar backtest report</title><style>{CSS}</style></head><body>"
-        f"<h1>Backtest: {len(result.events)} events</h1>"
+        f"<h1>Backtest: {plural(len(result.events), 'event')}</h1>"
         f'<p class="note">{html.escape(settings)}</p>{notes}'
         f'<h2>Results</h2><div class="scroll">{_table(result.groups, GROUP_COLUMNS)}</div>'
         f"{without}<h2>Figures</h2>{imgs}"

@@ -24,7 +24,7 @@ from oiradar.signals import rules
 from oiradar.signals.context import confidence, session_of
 from oiradar.signals.engine import Timeline, more_to_come, timeline
 from oiradar.signals.params import EngineParams
-from oiradar.signals.regimes import Regime
+from oiradar.signals.regimes import REFERENCE_BARS, Regime
 from oiradar.store import Store
 from oiradar.units import DAY_MS, MINUTE_MS, funding_8h, interval_name, iso
 from oiradar.venues.base import VenueClient
@@ -42,6 +42,17 @@ RANK = (
     Regime.NEUTRAL,
     Regime.NONE,
     Regime.NO_DATA,
+)
+
+
+# The symbol's 30-day record for covering and squeeze rows (services.history), None on the
+# others: the short text, the days it covers, events with a known +1h outcome, hit rate, median.
+HISTORY_KEYS = (
+    "history",
+    "history_days",
+    "history_events",
+    "history_hit_pct",
+    "history_median_1h_pct",
 )
 
 
@@ -73,6 +84,15 @@ class _VenueData:
     snaps: dict[str, MarketSnapshot]
     candles: list[Candle] = field(default_factory=list)
     oi: list[OISample] = field(default_factory=list)
+
+
+def window_name(params: EngineParams) -> str:
+    """What the rows read: the horizons, or the reference classifier's ten candles."""
+    if params.reference:
+        span = interval_name((REFERENCE_BARS - 1) * BAR_MS)
+        return f"{span} reference window (last {REFERENCE_BARS} 5m candles)"
+    names = [interval_name(w) for w in params.windows_ms]
+    return f"{names[0]} window" if len(names) == 1 else f"horizons {', '.join(names)}"
 
 
 def lookback_ms(params: EngineParams) -> int:
@@ -232,12 +252,14 @@ def _evaluate(store: Store, data: _VenueData, params: EngineParams) -> list[dict
         if len(series.candle_ts) == 0:
             continue
         row = market_row(timeline(series, params), snap, params)
+        row.update(dict.fromkeys(HISTORY_KEYS))  # every venue row has them (CSV, scripts)
         if row["regime"] in ("SHORT_COVERING", "SHORT_SQUEEZE"):
             track = track_record(store, data.venue, symbol, row["regime"], data.now_ms, params)
             if track is not None:
                 row.update(
                     history=track.short(),
-                    history_events=track.events,
+                    history_days=track.days if track.enough else None,
+                    history_events=track.events if track.enough else None,
                     history_hit_pct=_num(track.hit_pct, 1),
                     history_median_1h_pct=track.median_1h_pct,
                 )

@@ -230,6 +230,16 @@ class Store:
                 out.append((kind.value, venue, symbol, n, lo, hi))
         return out
 
+    def candle_intervals(self) -> list[tuple[str, str, str, int, int, int]]:
+        """(venue, symbol, interval, rows, first ts, last ts) per stored bar size."""
+        return [
+            (str(v), str(s), str(i), int(n), int(lo), int(hi))
+            for v, s, i, n, lo, hi in self._conn.execute(
+                "SELECT venue, symbol, interval, COUNT(*), MIN(ts_ms), MAX(ts_ms) FROM candles "
+                "GROUP BY venue, symbol, interval ORDER BY venue, symbol"
+            )
+        ]
+
     def intervals(self, venue: str, symbol: str) -> list[str]:
         rows = self._conn.execute(
             "SELECT DISTINCT interval FROM candles WHERE venue = ? AND symbol = ?", (venue, symbol)

@@ -138,7 +138,11 @@ class BitgetStream(WsStream):
         if "event" in msg:  # subscribe acks and errors
             if msg["event"] == "error":
                 self.stats.last_error = f"{msg.get('code')}: {msg.get('msg')}"
-                log.warning("bitget ws error %s: %s", msg.get("code"), msg.get("msg"))
+                log.warning(
+                    "venue=bitget event=stream_error code=%s error=%s",
+                    msg.get("code"),
+                    msg.get("msg"),
+                )
             return None
         arg = msg.get("arg")
         if not isinstance(arg, dict) or arg.get("channel") != "ticker":

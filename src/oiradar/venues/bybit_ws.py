@@ -152,7 +152,11 @@ class BybitStream(WsStream):
         if not isinstance(topic, str):  # op replies: pong, subscribe acks
             if msg.get("success") is False:
                 self.stats.last_error = f"{msg.get('op')}: {msg.get('ret_msg')}"
-                log.warning("bybit ws refused %s: %s", msg.get("op"), msg.get("ret_msg"))
+                log.warning(
+                    "venue=bybit event=stream_refused op=%s error=%s",
+                    msg.get("op"),
+                    msg.get("ret_msg"),
+                )
             return None
         return f"{conn.link}:{text}" if topic.startswith("tickers.") else text
 

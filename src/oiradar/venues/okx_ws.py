@@ -129,7 +129,7 @@ class OkxStream(WsStream):
         wanted = list(self.inst_ids) if symbols is None else list(dict.fromkeys(symbols))
         unknown = [s for s in wanted if s not in self.inst_ids]
         if unknown:
-            log.warning("okx stream: not live USDT swaps, skipped: %s", ", ".join(unknown))
+            log.warning("venue=okx event=stream_skipped symbols=%s", ",".join(unknown))
         return subscribe_messages([self.inst_ids[s] for s in wanted if s in self.inst_ids])
 
     def decode(self, text: str) -> Any:
@@ -138,7 +138,7 @@ class OkxStream(WsStream):
     def records(self, msg: Any, symbols: frozenset[str] | None) -> list[StreamRecord]:
         if isinstance(msg, dict) and msg.get("event") == "error":
             self.stats.last_error = f"okx {msg.get('code')}: {msg.get('msg')}"
-            log.warning("okx stream error event: %s", self.stats.last_error)
+            log.warning("venue=okx event=stream_error error=%s", self.stats.last_error)
             return []
         out = parse_message(msg, self.ct_val)
         return out if symbols is None else [r for r in out if r.symbol in symbols]

@@ -268,11 +268,11 @@ class WsStream(VenueStream):
             if conn.down_since is None:
                 conn.down_since = self._stats.last_message_ms
             log.info(
-                "%s stream connection %d: %s; reconnecting (attempt %d)",
+                "venue=%s event=stream_reconnect connection=%d attempt=%d error=%s",
                 self.name,
                 conn.index,
-                self._stats.last_error,
                 attempt,
+                self._stats.last_error,
             )
             self._set_state(conn.index, State.BACKOFF)
             await asyncio.sleep(backoff_delay(attempt, self.reconnect_base_s, self.reconnect_max_s))
@@ -366,7 +366,12 @@ class WsStream(VenueStream):
             records = self.records(msg, wanted)
         except Exception as exc:  # one bad message must not end the stream
             self._stats.last_error = f"unparsable message: {type(exc).__name__}: {exc}"
-            log.warning("%s unparsable message %.200s", self.name, text)
+            log.warning(
+                "venue=%s event=stream_unparsable error=%s message=%.200r",
+                self.name,
+                self._stats.last_error,
+                text,
+            )
             return False
         if ts is not None:
             if conn.down_since is not None:

@@ -345,6 +345,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
             if kind == "table":
                 if payload == window:
                     await _send(resp, "table", await hub.table(window))
+            elif kind == "close":  # the server is stopping: do not hold it up
+                break
             else:
                 await _send(resp, kind, payload)
     except (ConnectionResetError, asyncio.CancelledError):
@@ -390,13 +392,13 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     except BadRequest as exc:
         return web.json_response({"error": str(exc)}, status=400)
     except NoDataError as exc:
-        return web.json_response({"error": str(exc)}, status=404)
+        return web.json_response({"error": _public(str(exc), request)}, status=404)
     except web.HTTPException as exc:
         if exc.status >= 400:
             return web.json_response({"error": exc.reason}, status=exc.status)
         raise
     except OiradarError as exc:
-        return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response({"error": _public(str(exc), request)}, status=400)
     except Exception:
         log.exception("event=request_failed path=%s", request.path)
         return web.json_response({"error": "internal error (see the server log)"}, status=500)
@@ -408,6 +410,15 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         " img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
     )
     return resp
+
+
+def _public(message: str, request: web.Request) -> str:
+    """An error as the page may show it: the store's location reads "the store" (serve.md
+    promises no paths; the CLI's messages name the file, which helps on a terminal)."""
+    db = request.app[HUB].config.db
+    for path in sorted({str(db.resolve()), str(db.absolute()), str(db)}, key=len, reverse=True):
+        message = message.replace(path, "the store")
+    return message
 
 
 def plotly_js() -> Path | None:
@@ -449,5 +460,11 @@ def build_app(config: ServeConfig) -> web.Application:
             await task
         hub.reader.close()
 
+    async def end_streams(app: web.Application) -> None:
+        """Open event streams end at shutdown; otherwise each holds the server's stop until
+        its next heartbeat (up to 15 s) notices that the browser has gone."""
+        hub.publish("close", None)
+
     app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(end_streams)
     return app

@@ -207,3 +207,19 @@ _BUILDERS: dict[SinkType, Callable[[SinkConfig], Sink]] = {
 
 def build_sink(config: SinkConfig) -> Sink:
     return _BUILDERS[config.type](config)
+
+
+def destination(config: SinkConfig) -> str:
+    """Where a sink delivers, as `config check` shows it: secrets (tokens, webhook paths,
+    header values) as `***`, the rest as written."""
+    if config.type is SinkType.CONSOLE:
+        return "stdout"
+    if config.type is SinkType.JSONL:
+        return str(config.path)
+    sink = build_sink(config)
+    assert isinstance(sink, HttpSink)
+    where = sink.shown_url
+    if config.type is SinkType.TELEGRAM:
+        where += f" chat_id={config.chat_id}"
+    headers = " ".join(f"{k}: ***" for k, _ in config.headers)
+    return f"{where} (headers {headers})" if headers else where

@@ -16,7 +16,9 @@ does: `openInterest` both sides (2 x this venue's share of the market OI, base u
 - instruments: sorted by symbol, cursor `first%3D<sym>%26last%3D<sym>`;
 - WS: an unknown topic answers "error:handler not found,topic:<t>", an unknown symbol
   "Invalid symbol :[<t>]" (valid args of the same request are still subscribed); the idle
-  cut (no client message for 10 min) runs on wall time divided by `limit_scale`;
+  cut (no client message for 10 min) runs on wall time, as clients ping on wall time (not
+  divided by `limit_scale`, which is for rate limits); `SimConfig.extra["bybit_idle_s"]`
+  shortens it for tests;
 - WS pushes tick every 100 ms simulated but at most 10 times per wall second; at fast clocks
   one `allLiquidation` message carries every order since the last push (not replaying more
   than 10 simulated minutes after a clock jump), and `v` is rounded to the lot step (at
@@ -53,6 +55,7 @@ from oiradar.sim.market import (
     oi_at,
     oi_snapshots,
 )
+from oiradar.sim.server import CONFIG
 from oiradar.sim.ws import Sender, drop_later, run_until_closed
 
 VENUE = "bybit"
@@ -572,11 +575,11 @@ async def _push(conn: Conn) -> None:
         await asyncio.sleep(max(0.1, 0.1 / speed) if speed > 0 else 0.1)
 
 
-async def _idle_cut(conn: Conn) -> None:
-    """Close after 10 minutes (wall / limit_scale) without a message from the client."""
+async def _idle_cut(conn: Conn, idle_s: float) -> None:
+    """Close after `idle_s` (10 minutes) of wall time without a message from the client."""
     limits = conn.ctx.limits
     while not conn.ws.closed:
-        left = conn.heard + IDLE_S / limits.scale - limits.now()
+        left = conn.heard + idle_s - limits.now()
         if left <= 0:
             await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"idle timeout")
             return
@@ -590,7 +593,8 @@ async def handle_ws(request: web.Request) -> web.WebSocketResponse:
     ctx.limits.stats[VENUE].ws_connections += 1
     conn_id = f"sim{ctx.seed}-{next(_conn_ids)}"
     conn = Conn(ctx, ws, Sender(ctx, ws, VENUE), conn_id, heard=ctx.limits.now())
-    jobs = (_read(conn), _push(conn), _idle_cut(conn), drop_later(ctx, ws, None))
+    idle_s = float(request.app[CONFIG].extra.get("bybit_idle_s", IDLE_S))
+    jobs = (_read(conn), _push(conn), _idle_cut(conn, idle_s), drop_later(ctx, ws, None))
     await run_until_closed(ws, *(asyncio.create_task(j) for j in jobs))
     return ws
 

@@ -4,12 +4,15 @@
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
+// Opens on every regime, most telling first (squeezes, covering, long liquidation, ...):
+// the rows that matter lead, and the table is never empty just because of a filter.
 const state = {
   table: null,
-  sortKey: null,
+  sortKey: "regime",
   sortAsc: false,
   lastRegime: new Map(),
   source: null,
+  watch: null,
 };
 const RANK = ["SHORT_SQUEEZE", "SHORT_COVERING", "LONG_LIQUIDATION", "NEW_SHORTS", "NEW_LONGS",
   "LOW_CONVICTION_RALLY", "LOW_CONVICTION_SELLOFF", "NEUTRAL", "NONE", "NO_DATA"];
@@ -36,6 +39,9 @@ function money(x) {
 }
 function pct(x, digits = 2) {
   return x === null || x === undefined ? "–" : `${x >= 0 ? "+" : ""}${x.toFixed(digits)}`;
+}
+function count(n, noun) {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
 }
 function signed(x) {
   return x === null || x === undefined ? "" : x > 0 ? "up" : x < 0 ? "down" : "";
@@ -102,10 +108,28 @@ function renderTable() {
     frag.append(tr);
   }
   body.replaceChildren(frag);
-  $("#empty").hidden = rows.length > 0;
+  showEmpty(rows.length);
   for (const th of document.querySelectorAll("#markets th")) {
     th.classList.toggle("sorted", th.dataset.key === state.sortKey);
     th.classList.toggle("asc", th.dataset.key === state.sortKey && state.sortAsc);
+  }
+}
+
+// Why the table is empty: the filters, or no data yet (and whether a watch is running).
+function showEmpty(shown) {
+  const empty = $("#empty");
+  empty.hidden = shown > 0;
+  if (shown > 0) return;
+  const all = state.table ? (state.table[$("#scope").value] || []).length : 0;
+  const text = $("#filter").value.trim();
+  if (all > 0 && text) {
+    empty.replaceChildren(`No market matches “${text}”${$("#regime").value ? " in this regime" : ""}.`);
+  } else if (all > 0) {
+    empty.replaceChildren("No market in this regime right now.");
+  } else if (state.watch === "running") {
+    empty.replaceChildren(el("code", {}, "oiradar watch"), " is running; the first bars will show here as they close.");
+  } else {
+    empty.replaceChildren("No market yet. Is ", el("code", {}, "oiradar watch"), " writing this store?");
   }
 }
 
@@ -149,6 +173,8 @@ async function loadStatus() {
   const pill = $("#watch");
   try {
     const s = await (await fetch("/api/status")).json();
+    if (s.state !== state.watch && state.table) { state.watch = s.state; renderTable(); }
+    state.watch = s.state;
     const live = (s.venues || []).filter((v) => v.stream === "live").map((v) => v.venue);
     pill.textContent = s.state === "running" ? `watch: ${live.join(", ") || "starting"}` : `watch: ${s.state}`;
     pill.className = `pill ${s.state === "running" ? "live" : "down"}`;
@@ -234,7 +260,8 @@ function drawChart(d) {
       title: { text: "time (UTC)" } },
     yaxis: { ...axis, domain: [0.52, 1], title: { text: `price (${d.price_venue})` } },
     yaxis2: { ...axis, domain: [0.3, 0.5], title: { text: "OI, % since start" }, ticksuffix: "%" },
-    yaxis3: { ...axis, domain: [0.17, 0.28], title: { text: "funding %/8h" }, tickformat: ".3f" },
+    // No fixed tick format: a calm market's rates (0.0005 %) repeated labels at three decimals.
+    yaxis3: { ...axis, domain: [0.17, 0.28], title: { text: "funding %/8h" }, nticks: 4 },
     yaxis4: { ...axis, domain: [0, 0.15], title: { text: "liquidations" }, tickformat: "$.2s" },
   };
   Plotly.react("chart", traces, layout, { responsive: true, displaylogo: false });
@@ -250,8 +277,8 @@ async function loadEvents(symbol, venue) {
   const s = data.summary;
   const known = s && s.hit_pct !== null && s.hit_pct !== undefined;
   $("#events-summary").textContent = !s ? "" : known
-    ? `· ${s.events} events on ${data.venue}, hit rate ${s.hit_pct.toFixed(0)} %, mean +1h ${pct(s.mean_1h)} % [${pct(s.mean_ci[0])}, ${pct(s.mean_ci[1])}] vs control ${pct(s.control_mean)} %`
-    : `· ${s.events} event(s) on ${data.venue}; outcomes not known yet`;
+    ? `· ${count(s.events, "event")} on ${data.venue}, hit rate ${s.hit_pct.toFixed(0)} %, mean +1h ${pct(s.mean_1h)} % [${pct(s.mean_ci[0])}, ${pct(s.mean_ci[1])}] vs control ${pct(s.control_mean)} %`
+    : `· ${count(s.events, "event")} on ${data.venue}; outcomes not known yet`;
   for (const e of data.events) {
     body.append(el("tr", {},
       el("td", {}, timeOf(e.signal_at)), el("td", {}, regimeBadge(e.regime)), el("td", {}, e.tier),

@@ -290,7 +290,7 @@ def test_backtest_and_report_default_to_one_bar_on_hourly_data(tmp_path: Path) -
     assert [e["start"] for e in doc["events"]] == ["2024-06-09T08:00:00Z"]
     page = run_cli("--db", str(db), "report", "--charts", "1", "--out", str(tmp_path / "r"))
     assert page.code == 0, page.err
-    assert "window 1h" in (tmp_path / "r" / "index.html").read_text()
+    assert "horizons 1h" in (tmp_path / "r" / "index.html").read_text()
     explicit = run_cli("--db", str(db), "backtest", "--window", "15m")
     assert explicit.code == 2 and "not a multiple" in explicit.err
 

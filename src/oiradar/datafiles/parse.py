@@ -432,3 +432,9 @@ def _validate_interchange(path: Path, kind: Kind, df: pl.DataFrame, line0: int) 
             line0,
             "funding interval must be > 0 h",
         )
+    elif kind is Kind.POSITIONING:
+        ratios = [c.name for c in LAYOUTS[kind].columns if not c.required]
+        negative = pl.any_horizontal([pl.col(c) < 0 for c in ratios]).fill_null(False)
+        _check(path, df, df.select(negative).to_series(), line0, "negative ratio")
+    elif kind is Kind.PREMIUM_INDEX:
+        _check(path, df, df["high"] < df["low"], line0, "high below low")

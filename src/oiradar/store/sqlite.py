@@ -21,17 +21,10 @@ from numpy.typing import NDArray
 
 from oiradar.errors import NoDataError, StoreError
 from oiradar.kinds import LAYOUTS, Kind
-from oiradar.records import (
-    Candle,
-    FundingSample,
-    Instrument,
-    Liquidation,
-    LiquidationBar,
-    MarketSeries,
-    OISample,
-)
+from oiradar.records import Candle, Instrument, MarketSeries
+from oiradar.store.rows import Record, record_row, upsert_sql
 from oiradar.store.schema import MIGRATIONS, SCHEMA_VERSION
-from oiradar.units import interval_ms, interval_name
+from oiradar.units import DAY_MS, interval_ms, interval_name
 
 ENV_DB = "OIRADAR_DB"
 BUSY_TIMEOUT_MS = 30_000
@@ -51,23 +44,6 @@ def default_db_path() -> Path:
     if env:
         return Path(env).expanduser()
     return Path(platformdirs.user_data_dir("oiradar", appauthor=False)) / "oiradar.sqlite"
-
-
-def _upsert_sql(kind: Kind) -> str:
-    layout = LAYOUTS[kind]
-    names = layout.names
-    values = [n for n in names if n not in layout.key]
-    cols = ", ".join(names)
-    marks = ", ".join("?" for _ in names)
-    sql = (
-        f"INSERT INTO {kind.value} ({cols}) VALUES ({marks}) ON CONFLICT ({', '.join(layout.key)})"
-    )
-    if not values:
-        return sql + " DO NOTHING"
-    sets = ", ".join(f"{n} = excluded.{n}" for n in values)
-    # Only rows whose values really differ count as changes: re-importing is a no-op.
-    differs = " OR ".join(f"{n} IS NOT excluded.{n}" for n in values)
-    return f"{sql} DO UPDATE SET {sets} WHERE {differs}"
 
 
 class Store:
@@ -96,7 +72,7 @@ class Store:
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}") from None
-        self._upserts = {k: _upsert_sql(k) for k in Kind}
+        self._upserts = {k: upsert_sql(k) for k in Kind}
 
     def __enter__(self) -> Store:
         return self
@@ -173,7 +149,7 @@ class Store:
 
     def write_records(
         self,
-        records: Iterable[OISample | Candle | FundingSample | Liquidation | LiquidationBar],
+        records: Iterable[Record],
         *,
         coverage: Iterable[Span] = (),
     ) -> dict[Kind, int]:
@@ -184,7 +160,7 @@ class Store:
         """
         rows: dict[Kind, list[tuple[Any, ...]]] = {}
         for rec in records:
-            kind, row = _record_row(rec)
+            kind, row = record_row(rec)
             rows.setdefault(kind, []).append(row)
         return self.write_grouped([(k, k, r) for k, r in rows.items()], coverage=coverage)
 
@@ -364,7 +340,8 @@ class Store:
         end_ms: int | None = None,
     ) -> MarketSeries:
         """Columnar history for the engine: the bars opening in [start_ms, end_ms], with the OI
-        snapshots and liquidation orders up to the last bar's close."""
+        snapshots, positioning samples and liquidation orders up to the last bar's close
+        (end_ms + one bar) and premium-index bars inside those bars (see `_premium`)."""
         lo = start_ms if start_ms is not None else -(2**62)
         hi = end_ms if end_ms is not None else 2**62
         c = self._columns(
@@ -432,6 +409,15 @@ class Store:
             ).fetchone()
             is not None
         )
+        pos = self._columns(
+            "SELECT ts_ms, top_account_ls_ratio, top_position_ls_ratio, account_ls_ratio, "
+            "taker_buy_sell_ratio FROM positioning WHERE venue = ? AND symbol = ? AND "
+            "ts_ms BETWEEN ? AND ? ORDER BY ts_ms",
+            # Like OI: the sample at the last bar's close (its taker ratio covers that bar).
+            (venue, symbol, lo, hi + bar_ms if hi < 2**62 else hi),
+            5,
+        )
+        prem = self._premium(venue, symbol, bar_ms, lo, hi)
         liq_bar_ts = bars[:, 0].astype(np.int64)
         liq = np.concatenate([bars, orders])
         liq = liq[np.argsort(liq[:, 0], kind="stable")]
@@ -458,63 +444,43 @@ class Store:
             liq_spans=spans,
             liq_tracked=tracked,
             taker_buy=c[:, 6],
+            pos_ts=pos[:, 0].astype(np.int64),
+            pos_top_account=pos[:, 1],
+            pos_top_position=pos[:, 2],
+            pos_account=pos[:, 3],
+            pos_taker_ratio=pos[:, 4],
+            premium_ts=prem[:, 0].astype(np.int64),
+            premium_close=prem[:, 1],
         )
 
-    def _liquidation_intervals(self, venue: str, symbol: str) -> list[str]:
+    def _intervals_of(self, table: str, venue: str, symbol: str) -> list[str]:
         rows = self._conn.execute(
-            "SELECT DISTINCT interval FROM liquidations WHERE venue = ? AND symbol = ?",
+            f"SELECT DISTINCT interval FROM {table} WHERE venue = ? AND symbol = ?",
             (venue, symbol),
         ).fetchall()
         return [str(r[0]) for r in rows]
 
+    def _liquidation_intervals(self, venue: str, symbol: str) -> list[str]:
+        return self._intervals_of("liquidations", venue, symbol)
 
-def _record_row(
-    rec: OISample | Candle | FundingSample | Liquidation | LiquidationBar,
-) -> tuple[Kind, tuple[Any, ...]]:
-    """A record as a row in its kind's layout order (kinds.LAYOUTS)."""
-    if isinstance(rec, OISample):
-        return Kind.OPEN_INTEREST, (
-            rec.ts_ms,
-            rec.venue,
-            rec.symbol,
-            rec.oi_base,
-            rec.oi_contracts,
-            rec.oi_usd,
+    def _premium(
+        self, venue: str, symbol: str, bar_ms: int, lo: int, hi: int
+    ) -> NDArray[np.float64]:
+        """(open, close) rows of premium-index bars of ONE size: the bar's own if stored, else
+        the coarsest stored size that divides it. Bars opening at or after `lo` that lie in
+        a grid bar opening at or before `hi` (so finer bars fill the last grid bar too)."""
+        sizes = [
+            ms
+            for ms in map(interval_ms, self._intervals_of("premium_index", venue, symbol))
+            if bar_ms % ms == 0
+        ]
+        if not sizes:
+            return np.empty((0, 2))
+        offset = 4 * DAY_MS if bar_ms == 7 * DAY_MS else 0  # weekly bars open on Mondays
+        return self._columns(
+            "SELECT ts_ms, close FROM premium_index WHERE venue = ? AND symbol = ? AND "
+            "interval = ? AND ts_ms >= ? AND ts_ms < ? AND ts_ms - ((ts_ms - ?) % ?) <= ? "
+            "ORDER BY ts_ms",
+            (venue, symbol, interval_name(max(sizes)), lo, hi + bar_ms, offset, bar_ms, hi),
+            2,
         )
-    if isinstance(rec, Candle):
-        return Kind.CANDLES, (
-            rec.ts_ms,
-            rec.venue,
-            rec.symbol,
-            interval_name(rec.interval_ms),
-            rec.open,
-            rec.high,
-            rec.low,
-            rec.close,
-            rec.volume_base,
-            rec.volume_quote,
-            rec.taker_buy_base,
-            rec.trades,
-        )
-    if isinstance(rec, FundingSample):
-        return Kind.FUNDING, (rec.ts_ms, rec.venue, rec.symbol, rec.rate, rec.interval_h)
-    if isinstance(rec, Liquidation):
-        return Kind.LIQUIDATION_ORDERS, (
-            rec.ts_ms,
-            rec.venue,
-            rec.symbol,
-            rec.position_side.value,
-            rec.qty_base,
-            rec.price,
-            rec.usd,
-        )
-    return Kind.LIQUIDATIONS, (
-        rec.ts_ms,
-        rec.venue,
-        rec.symbol,
-        interval_name(rec.interval_ms),
-        rec.long_base,
-        rec.short_base,
-        rec.long_usd,
-        rec.short_usd,
-    )

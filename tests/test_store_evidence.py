@@ -130,6 +130,15 @@ def test_read_series_premium_at_the_bar_size_or_the_coarsest_finer_one(store: St
     minute = store.read_series("bybit", "BTCUSDT", "1m", T0, T0 + 2 * MIN)
     assert minute.premium_ts.tolist() == [T0, T0 + MIN, T0 + 2 * MIN]
     assert len(store.read_series("okx", "BTCUSDT", "5m").premium_ts) == 0
+    # Where only 1m premium exists in range, 1m it is (5m elsewhere does not count).
+    later = T0 + 3 * 3_600_000
+    store.write_records(
+        PremiumBar("bybit", "BTCUSDT", MIN, t, 0, 0, 0, 0)
+        for t in range(later, later + 900_000, MIN)
+    )
+    assert store.read_series("bybit", "BTCUSDT", "15m", later, later).premium_ts.tolist() == list(
+        range(later, later + 900_000, MIN)
+    )
 
 
 @pytest.mark.parametrize("file_format", ["csv", "parquet"])

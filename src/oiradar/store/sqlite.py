@@ -29,6 +29,11 @@ from oiradar.units import DAY_MS, interval_ms, interval_name
 ENV_DB = "OIRADAR_DB"
 BUSY_TIMEOUT_MS = 30_000
 _K = TypeVar("_K")
+# Premium bar sizes read_series looks for (every interval the venues' premium klines have).
+PREMIUM_SIZES = tuple(
+    interval_ms(n)
+    for n in ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w")
+)
 Span = tuple[str, str, int, int]
 """(venue, symbol, start_ms, end_ms) of a span during which a live liquidation feed was up."""
 # The daemon re-sends its open span with a later end every flush: keep the longest end.
@@ -453,34 +458,34 @@ class Store:
             premium_close=prem[:, 1],
         )
 
-    def _intervals_of(self, table: str, venue: str, symbol: str) -> list[str]:
+    def _liquidation_intervals(self, venue: str, symbol: str) -> list[str]:
         rows = self._conn.execute(
-            f"SELECT DISTINCT interval FROM {table} WHERE venue = ? AND symbol = ?",
+            "SELECT DISTINCT interval FROM liquidations WHERE venue = ? AND symbol = ?",
             (venue, symbol),
         ).fetchall()
         return [str(r[0]) for r in rows]
 
-    def _liquidation_intervals(self, venue: str, symbol: str) -> list[str]:
-        return self._intervals_of("liquidations", venue, symbol)
-
     def _premium(
         self, venue: str, symbol: str, bar_ms: int, lo: int, hi: int
     ) -> NDArray[np.float64]:
-        """(open, close) rows of premium-index bars of ONE size: the bar's own if stored, else
-        the coarsest stored size that divides it. Bars opening at or after `lo` that lie in
-        a grid bar opening at or before `hi` (so finer bars fill the last grid bar too)."""
-        sizes = [
-            ms
-            for ms in map(interval_ms, self._intervals_of("premium_index", venue, symbol))
-            if bar_ms % ms == 0
-        ]
-        if not sizes:
-            return np.empty((0, 2))
+        """(open, close) rows of premium-index bars of ONE size: the coarsest stored size that
+        divides the bar (the bar's own first) with a bar in range. Bars opening at or after
+        `lo` that lie in a grid bar opening at or before `hi` (finer bars fill the last one)."""
         offset = 4 * DAY_MS if bar_ms == 7 * DAY_MS else 0  # weekly bars open on Mondays
-        return self._columns(
-            "SELECT ts_ms, close FROM premium_index WHERE venue = ? AND symbol = ? AND "
-            "interval = ? AND ts_ms >= ? AND ts_ms < ? AND ts_ms - ((ts_ms - ?) % ?) <= ? "
-            "ORDER BY ts_ms",
-            (venue, symbol, interval_name(max(sizes)), lo, hi + bar_ms, offset, bar_ms, hi),
-            2,
-        )
+        end = hi + bar_ms
+        for size in sorted((ms for ms in PREMIUM_SIZES if bar_ms % ms == 0), reverse=True):
+            name = interval_name(size)
+            # One index seek per size: no scan of a long series to list its sizes.
+            if self._conn.execute(
+                "SELECT 1 FROM premium_index WHERE venue = ? AND symbol = ? AND interval = ? "
+                "AND ts_ms >= ? AND ts_ms < ? LIMIT 1",
+                (venue, symbol, name, lo, end),
+            ).fetchone():
+                return self._columns(
+                    "SELECT ts_ms, close FROM premium_index WHERE venue = ? AND symbol = ? AND "
+                    "interval = ? AND ts_ms >= ? AND ts_ms < ? AND ts_ms - ((ts_ms - ?) % ?) <= ? "
+                    "ORDER BY ts_ms",
+                    (venue, symbol, name, lo, end, offset, bar_ms, hi),
+                    2,
+                )
+        return np.empty((0, 2))

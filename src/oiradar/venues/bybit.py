@@ -65,8 +65,9 @@ KLINE_INTERVALS = {
     MONTH_MS: "M",
 }
 WEEK_OFFSET_MS = 4 * DAY_MS  # weekly bars open on Mondays; 1970-01-01 was a Thursday
-# Premium-index klines: the kline intervals, rows [start, open, high, low, close], newest first
-# (bybit-exchange docs `market/premium-index-kline`).
+# Premium-index klines (bybit-exchange docs `market/premium-index-kline`): the kline intervals
+# and limits, rows [start, open, high, low, close]. The page does not state the order; taken
+# as newest first like `kline` (Bybit's own MCP tool description says so).
 PREMIUM_KLINE = "/v5/market/premium-index-price-kline"
 PREMIUM_INTERVALS = KLINE_INTERVALS
 OI_FIELDS: Counter[str] = Counter()  # which OI field each parsed row was read from

@@ -18,13 +18,14 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 REAL = SHARED / "data" / "real"
 DERIVED = REAL / "derived"
+METRICS = REAL / "binance-vision-metrics-btc-2023-11-12"
 
 
-def _need_shared() -> Path:
+def _need_shared(folder: Path = DERIVED) -> Path:
     """../shared is there in CI and here; a user's own clone may lack it."""
-    if DERIVED.is_dir():
-        return DERIVED
-    reason = f"real data not found at {DERIVED} (it sits beside the repository in CI)"
+    if folder.is_dir():
+        return folder
+    reason = f"real data not found at {folder} (it sits beside the repository in CI)"
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"CI=true but {reason}")
     pytest.skip(reason)
@@ -36,10 +37,9 @@ def derived() -> Path:
 
 
 @pytest.fixture(scope="session")
-def metrics_dir(derived: Path) -> Path:
-    """The real Binance archive `metrics` files of BTCUSDT, Nov-Dec 2023 (with funding and
-    candles derived from the snapshot price)."""
-    return REAL / "binance-vision-metrics-btc-2023-11-12"
+def real_metrics() -> Path:
+    """Binance archive `metrics` files of BTCUSDT, 26 days (its README lists them)."""
+    return _need_shared(METRICS)
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +48,7 @@ def labelled_stores(tmp_path_factory: pytest.TempPathFactory, derived: Path) -> 
     from oiradar.services.importer import import_paths
 
     sets = {
-        "binance-vision-metrics-btc-2023-11-12": REAL / "binance-vision-metrics-btc-2023-11-12",
+        "binance-vision-metrics-btc-2023-11-12": METRICS,
         "coinalyze-binance-perp-1h": DERIVED / "coinalyze-binance-perp-1h",
         "coinalyze-binance-perp-5m": DERIVED / "coinalyze-binance-perp-5m",
     }

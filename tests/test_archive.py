@@ -229,3 +229,103 @@ def test_interchange_rows_must_sit_on_their_bar(tmp_path: Path, store: Store) ->
         f"{f}:3: ts_ms is not a bar open (not aligned to the row's interval)"
     ]
     assert count(store, Kind.CANDLES) == 0
+
+
+# -- positioning from metrics, premium-index klines ----------------------------------------
+
+
+def test_metrics_ratios_become_positioning_at_the_oi_rows_times(
+    tmp_path: Path, store: Store
+) -> None:
+    rows = metrics_rows(n=12)
+    rows[3] = rows[3].replace(",80004.5,", ",0.0,").replace(",1.1,1.2,1.3,1.4", ",,,,0.75")
+    rows[7] = rows[7].replace(",1.2,", ",,")  # one ratio missing on a row with OI
+    rows[9] = rows[9].replace(",1.1,1.2,1.3,1.4", ",,,,")  # no ratio at all: no sample
+    f = write(tmp_path / "BTCUSDT-metrics-2024-03-01.csv", [METRICS_HEADER, *rows])
+    report = import_paths(store, [f])
+    assert report.ok and report.read[("positioning", "binance", "BTCUSDT")] == 11
+    assert report.read[("open_interest", "binance", "BTCUSDT")] == 11  # the zero row dropped
+    got = {r[0]: r[3:] for r in store.rows(Kind.POSITIONING)}
+    oi_times = {r[0] for r in store.rows(Kind.OPEN_INTEREST)}
+    assert set(got) == (oi_times | {DAY + 4 * 300_000}) - {DAY + 10 * 300_000}
+    # count_toptrader -> top accounts, sum_toptrader -> top positions, count_long_short ->
+    # all accounts, sum_taker -> taker buy/sell
+    assert got[DAY + 300_000] == (1.1, 1.2, 1.3, 1.4)
+    assert got[DAY + 4 * 300_000] == (None, None, None, 0.75)  # the zero-OI row's taker ratio
+    assert got[DAY + 8 * 300_000] == (1.1, None, 1.3, 1.4)
+
+
+def test_metrics_after_the_label_switch_shift_positioning_too(tmp_path: Path, store: Store) -> None:
+    base = parse_time("2026-06-25")
+    rows = [f"{_stamp(base + i * 300_000)},BTCUSDT,{100 + i}.0,900.0,1,2,3,4" for i in range(3)]
+    f = write(tmp_path / "BTCUSDT-metrics-2026-06-25.csv", [METRICS_HEADER, *rows])
+    import_paths(store, [f])
+    oi = [r[0] for r in store.rows(Kind.OPEN_INTEREST)]
+    assert (
+        [r[0] for r in store.rows(Kind.POSITIONING)]
+        == oi
+        == [base + 300_000 * i for i in (1, 2, 3)]
+    )
+
+
+def test_negative_ratio_rejects_the_metrics_file(tmp_path: Path, store: Store) -> None:
+    rows = metrics_rows(n=5)
+    rows[1] = rows[1].replace(",1.3,", ",-1.3,")
+    f = write(tmp_path / "BTCUSDT-metrics-2024-03-01.csv", [METRICS_HEADER, *rows])
+    report = import_paths(store, [f])
+    assert report.rejected == [f"{f}:3: negative long/short or taker ratio"]
+    assert count(store, Kind.POSITIONING) == count(store, Kind.OPEN_INTEREST) == 0
+
+
+def premium_rows(n: int = 288, step: int = 300_000) -> list[str]:
+    """The archive's premiumIndexKlines rows: klines columns, premium as OHLC, volumes 0."""
+    rows = []
+    for i in range(n):
+        t, p = DAY + i * step, (i - 100) / 1e6
+        rows.append(
+            f"{t},{p:.8f},{p + 2e-5:.8f},{p - 3e-5:.8f},{p + 1e-6:.8f},0,{t + step - 1},0,12,0,0,0"
+        )
+    return rows
+
+
+@pytest.mark.parametrize("as_zip", [True, False])
+def test_premium_index_klines_under_their_folder(
+    tmp_path: Path, store: Store, as_zip: bool
+) -> None:
+    ext = "zip" if as_zip else "csv"
+    folder = tmp_path / "data" / "futures" / "um" / "daily" / "premiumIndexKlines" / "BTCUSDT"
+    f = write(
+        folder / "5m" / f"BTCUSDT-5m-2024-03-01.{ext}", [KLINE_HEADER, *premium_rows()], as_zip
+    )
+    report = import_paths(store, [tmp_path])
+    assert report.ok and report.read == {("premium_index", "binance", "BTCUSDT"): 288}
+    rows = list(store.rows(Kind.PREMIUM_INDEX))
+    assert rows[0] == (DAY, "binance", "BTCUSDT", "5m", -1e-4, -0.00008, -0.00013, -0.000099)
+    assert count(store, Kind.CANDLES) == 0
+    assert import_paths(store, [f]).changed == {("premium_index", "binance", "BTCUSDT"): 0}
+
+
+def test_premium_file_with_high_below_low_is_rejected(tmp_path: Path, store: Store) -> None:
+    rows = premium_rows(5)
+    rows[2] = "1709252400000,0.0001,0.00005,0.0002,0.0001,0,1709252699999,0,12,0,0,0"
+    f = write(tmp_path / "premiumIndexKlines" / "BTCUSDT-5m-2024-03-01.csv", rows)
+    assert import_paths(store, [f]).rejected == [f"{f}:3: high below low"]
+
+
+def test_real_metrics_give_7488_positioning_rows(real_metrics: Path, store: Store) -> None:
+    """The 26 real archive days: 288 samples each, the 10 zero-OI rows included (taker ratio
+    only), at the same times as the OI rows."""
+    report = import_paths(store, [real_metrics])
+    assert report.ok, report.rejected
+    assert report.read[("positioning", "binance", "BTCUSDT")] == 7_488 == 26 * 288
+    assert report.read[("open_interest", "binance", "BTCUSDT")] == 7_478
+    rows = list(store.rows(Kind.POSITIONING))
+    taker_only = [r for r in rows if r[3:6] == (None, None, None)]
+    assert len(taker_only) == 10 and all(r[6] is not None for r in taker_only)
+    oi_times = {r[0] for r in store.rows(Kind.OPEN_INTEREST)}
+    assert {r[0] for r in rows} - oi_times == {r[0] for r in taker_only}
+    first = rows[0]  # 2023-11-15 00:00:00,BTCUSDT,78888.696,...
+    assert first[0] == parse_time("2023-11-15T00:00:00Z")
+    # Long/short ratios stay near 1 on BTC; the 5-minute taker ratio swings far more.
+    assert all(0.5 < v < 1.5 for r in rows for v in r[3:6] if v is not None)
+    assert 0.06 < min(r[6] for r in rows) < 0.07 and 11.7 < max(r[6] for r in rows) < 11.8

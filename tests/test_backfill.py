@@ -122,8 +122,16 @@ async def test_backfill_fills_what_the_connectors_serve_without_holes(tmp_path: 
                     )
                 for f in await c.funding_history(s, start, end - 1):
                     want[Kind.FUNDING].append((f.ts_ms, f.venue, f.symbol, f.rate, f.interval_h))
+                for b in await c.premium_history(s, FIVE, start, end - FIVE):
+                    prem = (b.ts_ms, b.venue, b.symbol, "5m", b.open, b.high, b.low, b.close)
+                    want[Kind.PREMIUM_INDEX].append(prem)
+                for p in await c.positioning_history(s, FIVE, start + 1, end):
+                    ratios = (p.top_account_ratio, p.top_position_ratio, p.account_ratio)
+                    pos = (p.ts_ms, p.venue, p.symbol, *ratios, p.taker_buy_sell_ratio)
+                    want[Kind.POSITIONING].append(pos)
             await c.close()
-    for kind in (Kind.CANDLES, Kind.OPEN_INTEREST, Kind.FUNDING):
+    assert len(want[Kind.POSITIONING]) == 2 * 3 * 288  # Binance only
+    for kind in Kind:
         assert _rows(db, kind) == sorted(want[kind], key=lambda r: (r[1], r[2], r[0])), kind
     with Store(db, readonly=True) as store:
         for venue in venues:
@@ -144,7 +152,9 @@ def _complete_days(db: Path, venues: tuple[str, ...], days: list[int]) -> tuple[
                 for day in days:
                     n_bars = store.timestamps(Kind.CANDLES, venue, s, day, day + DAY_MS - 1).size
                     n_oi = store.timestamps(Kind.OPEN_INTEREST, venue, s, day + 1, day + DAY_MS)
-                    assert (n_bars, n_oi.size) in ((0, 0), (288, 288)), (venue, s, day)
+                    prem = store.timestamps(Kind.PREMIUM_INDEX, venue, s, day, day + DAY_MS - 1)
+                    got = (n_bars, n_oi.size, prem.size)
+                    assert got in ((0, 0, 0), (288, 288, 288)), (venue, s, day)
                     whole += n_bars == 288
                     empty += n_bars == 0
     return whole, empty
@@ -191,7 +201,7 @@ async def test_a_killed_run_resumes_without_duplicates_or_holes(tmp_path: Path) 
         again = await _run(sim.url, killed, req)
         assert sum(v.fetched for v in again.venues) == 0
         assert await _requests(sim, http) <= 2 * len(venues) + 2  # instruments + one snapshot
-    for kind in (Kind.CANDLES, Kind.OPEN_INTEREST, Kind.FUNDING):
+    for kind in Kind:  # positioning and premium too
         assert _rows(killed, kind) == _rows(tmp_path / "clean.sqlite", kind), kind
 
 
@@ -231,7 +241,7 @@ def test_sigkill_mid_run_then_rerun_equals_one_clean_run(tmp_path: Path) -> None
             "--db", str(tmp_path / "clean.sqlite"), *args.split(), "--endpoint", sim.url
         )
     assert resumed.code == 0 and clean.code == 0, resumed.err + clean.err
-    for kind in (Kind.CANDLES, Kind.OPEN_INTEREST, Kind.FUNDING):
+    for kind in Kind:  # positioning and premium too
         assert _rows(killed, kind) == _rows(tmp_path / "clean.sqlite", kind), kind
 
 
@@ -332,7 +342,9 @@ def test_archive_dir_fills_oi_beyond_binance_rest(tmp_path: Path) -> None:
     first = _rows(tmp_path / "a.sqlite", Kind.OPEN_INTEREST)[0]
     assert first == (parse_time(OLD_DAY), "binance", "BTCUSDT", 80_000.5, 80_000.5, 4.8e9)
     report = json.loads(res.out)[0]
+    # Each day's metrics file gave OI and positioning: read once, counted once.
     assert report["archive_files"] == 2 and report["open_interest"] == 576
+    assert report["positioning"] == 576
 
 
 def test_corrupt_or_unverifiable_archive_file_is_rejected_by_name(tmp_path: Path) -> None:

@@ -36,13 +36,12 @@ def _v1_store(path: Path) -> None:
     conn.close()
 
 
-def test_v1_store_is_migrated_to_v2_and_keeps_its_rows(db_path: Path) -> None:
-    assert SCHEMA_VERSION == 2
+def test_v1_store_is_migrated_to_the_current_schema_and_keeps_its_rows(db_path: Path) -> None:
     _v1_store(db_path)
     with pytest.raises(StoreError, match="needs a migration"):
         Store(db_path, readonly=True)
     with Store(db_path) as s:
-        assert s.schema_version == 2
+        assert s.schema_version == SCHEMA_VERSION
         assert list(s.rows(Kind.LIQUIDATION_ORDERS)) == [
             (T0, "bybit", "BTCUSDT", "LONG", 0.5, 6e4, 3e4)
         ]
@@ -50,7 +49,7 @@ def test_v1_store_is_migrated_to_v2_and_keeps_its_rows(db_path: Path) -> None:
         s.write_records([], coverage=[("bybit", "BTCUSDT", T0, T0 + BAR)])
         assert s.read_series("bybit", "BTCUSDT", "5m").liq_spans.tolist() == [[T0, T0 + BAR]]
     with Store(db_path, readonly=True) as r:  # migrated once, readable from then on
-        assert r.schema_version == 2
+        assert r.schema_version == SCHEMA_VERSION
 
 
 def _spans(s: Store) -> list[tuple[str, str, int, int]]:

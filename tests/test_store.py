@@ -190,6 +190,8 @@ def test_write_records_of_every_kind(store: Store) -> None:
         Liquidation,
         LiquidationBar,
         OISample,
+        Positioning,
+        PremiumBar,
         Side,
     )
 
@@ -200,6 +202,8 @@ def test_write_records_of_every_kind(store: Store) -> None:
         FundingSample("okx", "BTCUSDT", t, -0.0001, 4.0),
         Liquidation("bybit", "BTCUSDT", t, Side.LONG, 0.5, 60000.0, 30000.0),
         LiquidationBar("binance", "BTCUSDT", 3_600_000, t, 1.0, 2.0, None, None),
+        Positioning("binance", "BTCUSDT", t, 1.2, None, 0.8, 1.1),
+        PremiumBar("bybit", "BTCUSDT", 300_000, t, -1e-4, 2e-4, -3e-4, 1e-4),
     ]
     assert store.write_records(recs) == dict.fromkeys(
         [
@@ -208,6 +212,8 @@ def test_write_records_of_every_kind(store: Store) -> None:
             Kind.FUNDING,
             Kind.LIQUIDATION_ORDERS,
             Kind.LIQUIDATIONS,
+            Kind.POSITIONING,
+            Kind.PREMIUM_INDEX,
         ],
         1,
     )
@@ -221,6 +227,8 @@ def test_write_records_of_every_kind(store: Store) -> None:
             Kind.FUNDING,
             Kind.LIQUIDATION_ORDERS,
             Kind.LIQUIDATIONS,
+            Kind.POSITIONING,
+            Kind.PREMIUM_INDEX,
         ],
         0,
     )

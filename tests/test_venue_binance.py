@@ -258,7 +258,7 @@ def truth_klines(sim: SimServer, symbol: str, step: int, start: int, end: int) -
             _r(b.close[i], pd),
             volume_base=_r(b.volume[i], qd),
             volume_quote=_r(b.quote_volume[i], 4),
-            taker_buy_base=_r(b.volume[i] * 0.5, qd),
+            taker_buy_base=_r(b.taker_buy[i], qd),
             trades=int(b.trades[i]),
         )
         for i in range(len(b.ts))

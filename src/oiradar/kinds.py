@@ -17,6 +17,8 @@ class Kind(StrEnum):
     FUNDING = "funding"
     LIQUIDATIONS = "liquidations"
     LIQUIDATION_ORDERS = "liquidation_orders"
+    POSITIONING = "positioning"
+    PREMIUM_INDEX = "premium_index"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,9 +30,13 @@ class Column:
 
 @dataclass(frozen=True, slots=True)
 class Layout:
+    """`merge`: an empty (null) value never replaces a stored one, since each source of the
+    kind may carry only some of its columns (a positioning sample from one ratio endpoint)."""
+
     kind: Kind
     columns: tuple[Column, ...]
     key: tuple[str, ...]
+    merge: bool = False
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -113,6 +119,34 @@ LAYOUTS: dict[Kind, Layout] = {
             _c("usd", "float"),
         ),
         ("venue", "symbol", "ts_ms", "position_side", "price", "qty_base"),
+    ),
+    Kind.POSITIONING: Layout(
+        Kind.POSITIONING,
+        (
+            _c("ts_ms", "int"),
+            _c("venue", "str"),
+            _c("symbol", "str"),
+            _c("top_account_ls_ratio", "float", False),
+            _c("top_position_ls_ratio", "float", False),
+            _c("account_ls_ratio", "float", False),
+            _c("taker_buy_sell_ratio", "float", False),
+        ),
+        ("venue", "symbol", "ts_ms"),
+        merge=True,
+    ),
+    Kind.PREMIUM_INDEX: Layout(
+        Kind.PREMIUM_INDEX,
+        (
+            _c("ts_ms", "int"),
+            _c("venue", "str"),
+            _c("symbol", "str"),
+            _c("interval", "str"),
+            _c("open", "float"),
+            _c("high", "float"),
+            _c("low", "float"),
+            _c("close", "float"),
+        ),
+        ("venue", "symbol", "interval", "ts_ms"),
     ),
 }
 

@@ -1,4 +1,4 @@
-"""`oiradar backfill`: fill the store with OI, klines and funding history over a date range."""
+"""`oiradar backfill`: fill the store with OI, klines, funding, premium and positioning history."""
 
 from __future__ import annotations
 
@@ -39,6 +39,8 @@ COLUMNS = [
     ("candles", "candles"),
     ("open_interest", "OI"),
     ("funding", "funding"),
+    ("premium_index", "premium"),
+    ("positioning", "positioning"),
     ("archive_files", "archive files"),
     ("requests", "requests"),
 ]
@@ -110,7 +112,8 @@ def backfill(
         bool,
         typer.Option(
             "--archive-only",
-            help="Binance from the archive alone (klines, metrics, fundingRate); no REST calls.",
+            help="Binance from the archive alone (klines, metrics, fundingRate, "
+            "premiumIndexKlines); no REST calls.",
         ),
     ] = False,
     endpoint: EndpointOption = None,
@@ -119,16 +122,17 @@ def backfill(
     ] = SummaryFormat.TABLE,
     db: DbOption = None,
 ) -> None:
-    """Fill the store with OI, klines and funding history from the venues' REST APIs and,
-    for Binance, the official public data archive (data.binance.vision).
+    """Fill the store with OI, klines, funding, premium-index and (Binance) positioning
+    history from the venues' REST APIs and, for Binance, the official public data archive
+    (data.binance.vision).
 
     The range is walked per symbol in UTC days; a day already complete in the store is
     skipped, and each fetched day is written in one transaction, so an interrupted run
     (Ctrl-C, a kill, a lost network) resumes where it stopped when run again. Requests stay
-    within every venue's rate limits. Binance keeps only 30 days of OI history: older OI
-    comes from the archive's daily metrics files, downloaded over HTTPS, verified against
-    their .CHECKSUM and cached ($OIRADAR_CACHE_DIR, else the user cache dir). A corrupt file
-    is an error naming it, and nothing of it is stored. What no source holds is listed per
+    within every venue's rate limits. Binance keeps only 30 days of OI and positioning
+    history: older ones come from the archive's daily metrics files, downloaded over HTTPS,
+    verified against their .CHECKSUM and cached ($OIRADAR_CACHE_DIR, else the user cache
+    dir). A corrupt file is an error naming it, and nothing of it is stored. What no source holds is listed per
     venue. Exit code 2 = an archive file was rejected, 5 = a venue or the archive failed
     (the rest was stored), 4 = every venue failed.
 

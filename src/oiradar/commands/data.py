@@ -20,9 +20,11 @@ def import_(
     paths: Annotated[
         list[Path],
         typer.Argument(
-            help="Files or folders (searched recursively): Binance archive *-metrics-*, "
-            "*-<interval>-* klines and *-fundingRate-* (.csv or .zip), or interchange files "
-            "candles/open_interest/funding/liquidations/liquidation_orders (.csv/.parquet).",
+            help="Files or folders (searched recursively): Binance archive *-metrics-* (OI "
+            "and positioning), *-<interval>-* klines (premium index under a "
+            "premiumIndexKlines folder) and *-fundingRate-* (.csv or .zip), or interchange "
+            "files candles/open_interest/funding/liquidations/liquidation_orders/positioning/"
+            "premium_index (.csv/.parquet).",
             show_default=False,
         ),
     ],

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 class Dataset(StrEnum):
     METRICS = "metrics"  # 5-minute OI (coin and USD) and long/short ratios, daily files
     KLINES = "klines"
+    PREMIUM = "premiumIndexKlines"  # named like klines: only the folder tells them apart
     FUNDING = "fundingRate"  # monthly files only
 
 
@@ -66,8 +67,13 @@ class ArchiveFile:
 
     @property
     def name(self) -> str:
-        middle = self.interval if self.dataset is Dataset.KLINES else self.dataset.value
+        middle = self.interval if self.interval else self.dataset.value
         return f"{self.symbol}-{middle}-{self.date}.zip"
+
+    @property
+    def bare_name_ok(self) -> bool:
+        """Whether the bare file name says what it is (a premium file is named like klines)."""
+        return self.dataset is not Dataset.PREMIUM
 
     @property
     def monthly(self) -> bool:
@@ -92,6 +98,10 @@ def metrics_file(symbol: str, day_ms: int) -> ArchiveFile:
 
 def klines_file(symbol: str, interval: str, day_ms: int) -> ArchiveFile:
     return ArchiveFile(Dataset.KLINES, symbol, iso(day_ms)[:10], interval)
+
+
+def premium_file(symbol: str, interval: str, day_ms: int) -> ArchiveFile:
+    return ArchiveFile(Dataset.PREMIUM, symbol, iso(day_ms)[:10], interval)
 
 
 def funding_file(symbol: str, ts_ms: int) -> ArchiveFile:
@@ -141,7 +151,8 @@ class ArchiveSource(ABC):
 
 class LocalArchive(ArchiveSource):
     """Files already on disk (`--archive-dir`): the archive's layout under `root`, or bare file
-    names in it, each with its `.CHECKSUM` beside it. Nothing is downloaded or changed."""
+    names in it (not premium-index klines, named like klines), each with its `.CHECKSUM`
+    beside it. Nothing is downloaded or changed."""
 
     def __init__(self, root: Path) -> None:
         super().__init__()
@@ -156,7 +167,8 @@ class LocalArchive(ArchiveSource):
         """Nothing to release: plain files."""
 
     async def fetch(self, file: ArchiveFile) -> Path | None:
-        for candidate in (self.root / file.path, self.root / file.name):
+        bare: tuple[Path, ...] = (self.root / file.name,) if file.bare_name_ok else ()
+        for candidate in (self.root / file.path, *bare):
             if candidate.is_file():
                 await asyncio.to_thread(self._verify, candidate, file)
                 self.files += 1

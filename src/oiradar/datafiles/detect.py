@@ -13,14 +13,17 @@ from oiradar.kinds import Kind
 _ARCHIVE_RE = re.compile(
     r"^(?P<symbol>[A-Z0-9]+)-(?P<what>metrics|fundingRate|\d+[mhdw])-(?P<date>\d{4}-\d{2}(?:-\d{2})?)$"
 )
-# Other price series share the klines file name; only the folder tells them apart.
-_NON_TRADE_KLINES = ("markPriceKlines", "indexPriceKlines", "premiumIndexKlines")
+# Other price series share the klines file name; only the folder tells them apart. Premium
+# index klines are read (as premium bars); mark and index price klines are not.
+PREMIUM_FOLDER = "premiumIndexKlines"
+_SKIPPED_KLINES = ("markPriceKlines", "indexPriceKlines")
 
 
 class FileKind(StrEnum):
     ARCHIVE_KLINES = "binance-klines"
     ARCHIVE_METRICS = "binance-metrics"
     ARCHIVE_FUNDING = "binance-fundingRate"
+    ARCHIVE_PREMIUM = "binance-premiumIndexKlines"
     INTERCHANGE = "interchange"
 
 
@@ -57,6 +60,9 @@ def detect(path: Path) -> Detected | None:
         return Detected(FileKind.ARCHIVE_METRICS, record_kind=Kind.OPEN_INTEREST, **common)
     if what == "fundingRate":
         return Detected(FileKind.ARCHIVE_FUNDING, record_kind=Kind.FUNDING, **common)
-    if any(part in _NON_TRADE_KLINES for part in path.parts):
+    if any(part in _SKIPPED_KLINES for part in path.parts):
         return None
+    if PREMIUM_FOLDER in path.parts:
+        kind = Kind.PREMIUM_INDEX
+        return Detected(FileKind.ARCHIVE_PREMIUM, interval=what, record_kind=kind, **common)
     return Detected(FileKind.ARCHIVE_KLINES, interval=what, record_kind=Kind.CANDLES, **common)

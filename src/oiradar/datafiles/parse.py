@@ -41,6 +41,14 @@ _METRICS_COLUMNS = (
     "count_long_short_ratio",
     "sum_taker_long_short_vol_ratio",
 )
+# Metrics ratio columns -> positioning columns; the archive does not document them, this is
+# the usual reading of Binance's names (count_ = by accounts, sum_ = by position size).
+_RATIO_COLUMNS = {
+    "count_toptrader_long_short_ratio": "top_account_ls_ratio",
+    "sum_toptrader_long_short_ratio": "top_position_ls_ratio",
+    "count_long_short_ratio": "account_ls_ratio",
+    "sum_taker_long_short_vol_ratio": "taker_buy_sell_ratio",
+}
 _FUNDING_COLUMNS = ("calc_time", "funding_interval_hours", "last_funding_rate")
 # Binance switched metrics labels from end-of-period to start-of-period on this date
 # (binance-public-data#491); we store the snapshot instant, so later files shift by 5 min.
@@ -76,6 +84,8 @@ def parse_file(path: Path, detected: Detected | None = None) -> Parsed:
             return _parse_klines(path, det, text)
         if det.kind is FileKind.ARCHIVE_METRICS:
             return _parse_metrics(path, det, text)
+        if det.kind is FileKind.ARCHIVE_PREMIUM:
+            return _parse_premium(path, det, text)
         return _parse_funding(path, det, text)
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
@@ -197,30 +207,33 @@ def _dedupe(df: pl.DataFrame, key: list[str], notes: list[str], what: str) -> pl
     return df
 
 
-def _parse_klines(path: Path, det: Detected, text: str) -> Parsed:
+def _kline_numbers(path: Path, det: Detected, text: str, volumes: bool) -> tuple[pl.DataFrame, int]:
+    """The typed columns of a klines-shaped file and its first body line; checks shared by
+    trade and premium-index klines (open times aligned to the interval, high >= low)."""
     first = text.split(",", 1)[0].strip().lower()
     has_header = first == "open_time"
     raw = _read_strings(path, text, _KLINE_COLUMNS, has_header)
     line0 = 2 if has_header else 1
-    num = _cast(
-        path,
-        raw,
-        {
-            "open_time": "int",
-            "open": "float",
-            "high": "float",
-            "low": "float",
-            "close": "float",
+    specs = {"open_time": "int", "open": "float", "high": "float", "low": "float", "close": "float"}
+    if volumes:
+        specs |= {
             "volume": "float",
             "quote_volume": "float",
             "count": "int",
             "taker_buy_volume": "float",
-        },
-        line0,
-    )
+        }
+    num = _cast(path, raw, specs, line0)
     t = pl.col("open_time")
     num = num.with_columns(pl.when(t > 10**14).then(t // 1000).otherwise(t).alias("open_time"))
     _check_ts(path, num["open_time"], line0)
+    interval = det.interval or ""
+    step = interval_ms(interval)
+    _check(path, num, num["open_time"] % step != 0, line0, f"open_time not aligned to {interval}")
+    return num, line0
+
+
+def _parse_klines(path: Path, det: Detected, text: str) -> Parsed:
+    num, line0 = _kline_numbers(path, det, text, volumes=True)
     _check(
         path,
         num,
@@ -228,16 +241,12 @@ def _parse_klines(path: Path, det: Detected, text: str) -> Parsed:
         line0,
         "high below low or non-positive price",
     )
-    interval = det.interval or ""
-    step = interval_ms(interval)
-    _check(path, num, num["open_time"] % step != 0, line0, f"open_time not aligned to {interval}")
-    symbol = det.symbol or ""
     frame = pl.DataFrame(
         {
             "ts_ms": num["open_time"],
             "venue": VENUE_BINANCE,
-            "symbol": symbol,
-            "interval": interval,
+            "symbol": det.symbol or "",
+            "interval": det.interval or "",
             "open": num["open"],
             "high": num["high"],
             "low": num["low"],
@@ -251,6 +260,28 @@ def _parse_klines(path: Path, det: Detected, text: str) -> Parsed:
     notes: list[str] = []
     frame = _dedupe(frame, ["ts_ms"], notes, "kline")
     return Parsed(path, {Kind.CANDLES: frame}, notes)
+
+
+def _parse_premium(path: Path, det: Detected, text: str) -> Parsed:
+    """premiumIndexKlines: the klines layout with the premium (a fraction, may be negative)
+    as OHLC; the volume columns are "0" there and ignored."""
+    num, line0 = _kline_numbers(path, det, text, volumes=False)
+    _check(path, num, num["high"] < num["low"], line0, "high below low")
+    frame = pl.DataFrame(
+        {
+            "ts_ms": num["open_time"],
+            "venue": VENUE_BINANCE,
+            "symbol": det.symbol or "",
+            "interval": det.interval or "",
+            "open": num["open"],
+            "high": num["high"],
+            "low": num["low"],
+            "close": num["close"],
+        }
+    )
+    notes: list[str] = []
+    frame = _dedupe(frame, ["ts_ms"], notes, "premium index")
+    return Parsed(path, {Kind.PREMIUM_INDEX: frame}, notes)
 
 
 def _parse_metrics(path: Path, det: Detected, text: str) -> Parsed:
@@ -273,6 +304,9 @@ def _parse_metrics(path: Path, det: Detected, text: str) -> Parsed:
     num = _cast(
         path, raw, {"sum_open_interest": "float", "sum_open_interest_value": "float"}, line0
     )
+    ratios = _cast(path, raw, dict.fromkeys(_RATIO_COLUMNS, "float"), line0, tuple(_RATIO_COLUMNS))
+    negative = ratios.select(pl.any_horizontal(pl.all() < 0).fill_null(False)).to_series()
+    _check(path, ratios, negative, line0, "negative long/short or taker ratio")
     symbol = det.symbol or ""
     _check(
         path,
@@ -303,6 +337,10 @@ def _parse_metrics(path: Path, det: Detected, text: str) -> Parsed:
         }
     )
     _check_ts(path, frame["ts_ms"], line0)  # in file order, so the line number is right
+    positioning = pl.DataFrame(
+        {"ts_ms": ts, "venue": VENUE_BINANCE, "symbol": symbol}
+        | {name: ratios[column] for column, name in _RATIO_COLUMNS.items()}
+    )
     notes: list[str] = []
     zero = frame["oi_base"] == 0
     if zero.any():
@@ -311,7 +349,11 @@ def _parse_metrics(path: Path, det: Detected, text: str) -> Parsed:
         )
         frame = frame.filter(~zero)
     frame = _dedupe(frame, ["ts_ms"], notes, "metrics")
-    return Parsed(path, {Kind.OPEN_INTEREST: frame}, notes)
+    # Rows whose OI is missing still carry the ratios that are there (often the taker one).
+    empty = positioning.select(pl.all_horizontal(pl.col(list(_RATIO_COLUMNS.values())).is_null()))
+    positioning = positioning.filter(~empty.to_series())
+    positioning = _dedupe(positioning, ["ts_ms"], [], "metrics")
+    return Parsed(path, {Kind.OPEN_INTEREST: frame, Kind.POSITIONING: positioning}, notes)
 
 
 def _parse_funding(path: Path, det: Detected, text: str) -> Parsed:
@@ -432,3 +474,9 @@ def _validate_interchange(path: Path, kind: Kind, df: pl.DataFrame, line0: int) 
             line0,
             "funding interval must be > 0 h",
         )
+    elif kind is Kind.POSITIONING:
+        ratios = [c.name for c in LAYOUTS[kind].columns if not c.required]
+        negative = pl.any_horizontal([pl.col(c) < 0 for c in ratios]).fill_null(False)
+        _check(path, df, df.select(negative).to_series(), line0, "negative ratio")
+    elif kind is Kind.PREMIUM_INDEX:
+        _check(path, df, df["high"] < df["low"], line0, "high below low")

@@ -1,11 +1,12 @@
 """`oiradar backfill`: history from the venues' REST APIs and, for Binance, the public archive.
 
 Resumable because the store is the progress record. Per (venue, symbol) the range is walked
-in UTC-day chunks; a chunk is compared with the store first (every bar, every OI slot, every
-funding settlement there: skipped) and what it lacks is fetched and written in ONE
-transaction, so a killed run loses at most the chunks in flight and a rerun fetches only
-those. Symbols run a few at a time per venue; the connectors' limiters keep every request
-inside the venue's budget, so nothing here waits on its own.
+in UTC-day chunks; a chunk is compared with the store first (every bar, every OI and
+positioning slot, every premium bar, every funding settlement there: skipped) and what it
+lacks is fetched and written in ONE transaction, so a killed run loses at most the chunks in
+flight and a rerun fetches only those. Symbols run a few at a time per venue; the
+connectors' limiters keep every request inside the venue's budget, so nothing here waits on
+its own.
 """
 
 from __future__ import annotations
@@ -33,10 +34,18 @@ from oiradar.datafiles.archive import (
     funding_file,
     klines_file,
     metrics_file,
+    premium_file,
 )
 from oiradar.errors import DataError, UnknownSymbol, UserError, VenueError
 from oiradar.kinds import DEFAULT_FUNDING_INTERVAL_H, LAYOUTS, Kind
-from oiradar.records import Candle, FundingSample, MarketSeries, OISample
+from oiradar.records import (
+    Candle,
+    FundingSample,
+    MarketSeries,
+    OISample,
+    Positioning,
+    PremiumBar,
+)
 from oiradar.store import Store
 from oiradar.units import DAY_MS, HOUR_MS, MINUTE_MS, interval_ms, interval_name, iso
 from oiradar.venues.base import VenueClient
@@ -45,7 +54,7 @@ from oiradar.venues.http import RestClient
 
 BINANCE = "binance"
 CONCURRENCY = 8  # symbols in flight per venue: keeps per-instrument budgets (OKX) busy
-Rec = Candle | OISample | FundingSample
+Rec = Candle | OISample | FundingSample | PremiumBar | Positioning
 I64 = NDArray[np.int64]
 Progress = Callable[[str, int], None]  # (venue, n): n > 0 sets the total, -1 advances one chunk
 log = logging.getLogger(__name__)
@@ -58,6 +67,8 @@ KLINE_TABLES = {
     "bitget": "GRANULARITY",
 }
 OI_TABLES = {"binance": "OI_PERIODS", "bybit": "OI_PERIODS", "okx": "OI_PERIODS"}
+PREMIUM_TABLES = dict.fromkeys(("binance", "bybit", "okx"), "PREMIUM_INTERVALS")
+POSITIONING_TABLES = {"binance": "POSITIONING_PERIODS"}  # the ratio endpoints' periods
 # What each venue's REST API keeps of OI history (exchange-apis.md): Binance the latest 30
 # days (its connector stays a minute clear of the edge), OKX the latest 1,440 rows per
 # period, Bybit everything since listing, Bitget nothing.
@@ -67,6 +78,7 @@ NO_DATA_HINTS = {
     ("okx", "funding"): "OKX keeps about three months of funding",
     ("okx", "OI"): "OKX keeps the latest 1,440 rows per period",
     ("bitget", "candles"): "Bitget keeps one month of 1m-5m bars",
+    ("okx", "premium index"): "OKX keeps six months of premium samples",
 }
 
 
@@ -90,10 +102,11 @@ def check_interval(venues: Sequence[str], bar_ms: int) -> None:
             raise UserError(f"{venue} has no {name} klines: use one of {names}, or leave it out")
 
 
-def oi_period(venue: str, bar_ms: int) -> int | None:
+def oi_period(venue: str, bar_ms: int, tables: dict[str, str] = OI_TABLES) -> int | None:
     """The bar itself where the venue has that OI period, else the largest 5m..1h period that
-    divides it (the smallest for bars under 5m); None where the venue keeps no OI history."""
-    periods = _lengths(venue, OI_TABLES)
+    divides it (the smallest for bars under 5m); None where the venue keeps no OI history.
+    Positioning periods follow the same rule (`tables=POSITIONING_TABLES`)."""
+    periods = _lengths(venue, tables)
     if not periods or bar_ms in periods:
         return bar_ms if periods else None
     fits = [p for p in periods if p <= min(bar_ms, HOUR_MS) and bar_ms % p == 0]
@@ -146,6 +159,9 @@ class VenuePlan:
     oi_rest_from_ms: int | None  # the oldest OI slot REST still serves; None: no REST
     oi_archive: bool  # slots REST cannot serve come from the Binance archive
     oi_keep: str  # what the venue keeps, for the report
+    premium_ms: int | None = None  # premium bars at the bar size; None: the venue has none
+    pos_period_ms: int | None = None  # positioning (Binance); None: the venue has none
+    pos_rest_from_ms: int | None = None  # the oldest slot the ratio endpoints serve
 
 
 def plan_for(venue: str, req: BackfillRequest, now_ms: int, archive: bool) -> VenuePlan:
@@ -159,7 +175,12 @@ def plan_for(venue: str, req: BackfillRequest, now_ms: int, archive: bool) -> Ve
         rest_from = now_ms - OKX_OI_ROWS * period
     rest = None if req.archive_only or period is None else rest_from
     oi_archive = archive and venue == BINANCE
-    return VenuePlan(venue, req.interval_ms, now_ms, period, rest, oi_archive, keep)
+    premium = req.interval_ms if req.interval_ms in _lengths(venue, PREMIUM_TABLES) else None
+    pos = oi_period(venue, req.interval_ms, POSITIONING_TABLES)
+    pos_rest = None if req.archive_only or pos is None else now_ms - BINANCE_OI_KEEP_MS
+    return VenuePlan(
+        venue, req.interval_ms, now_ms, period, rest, oi_archive, keep, premium, pos, pos_rest
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,10 +192,14 @@ class Lack:
     oi_archive: I64  # OI slot closes to read from the archive
     funding: bool
     notes: tuple[str, ...] = ()
+    premium: I64 = field(default_factory=lambda: np.empty(0, np.int64))  # bar opens
+    pos_rest: I64 = field(default_factory=lambda: np.empty(0, np.int64))  # slot closes
+    pos_archive: I64 = field(default_factory=lambda: np.empty(0, np.int64))
 
     @property
     def nothing(self) -> bool:
-        return not (self.bars.size or self.oi_rest.size or self.oi_archive.size or self.funding)
+        slots = (self.oi_rest, self.oi_archive, self.premium, self.pos_rest, self.pos_archive)
+        return not (self.bars.size or any(x.size for x in slots) or self.funding)
 
 
 def uncovered(slots: I64, ts: I64, period: int | None) -> I64:
@@ -186,34 +211,51 @@ def uncovered(slots: I64, ts: I64, period: int | None) -> I64:
     return slots[~covered]
 
 
+def _slots(
+    plan: VenuePlan,
+    c: Chunk,
+    what: tuple[str, int, int | None, str],
+    have_ts: I64,
+    notes: list[str],
+) -> tuple[I64, I64]:
+    """(slot closes to ask REST for, slot closes to read from the archive) of one kind of
+    snapshot; `what` = (name, period, the oldest slot REST serves, what the venue keeps)."""
+    name, p, oldest, keep = what
+    empty = np.empty(0, np.int64)
+    slots = np.arange((c.start_ms // p + 1) * p, c.end_ms + 1, p, dtype=np.int64)
+    missing = uncovered(slots, have_ts, p)
+    by_rest = missing >= (oldest if oldest is not None else 2**62)
+    if oldest is not None and not plan.oi_archive and not by_rest.all():
+        tip = "; the Binance archive has it (drop --no-archive)" * (plan.venue == BINANCE)
+        notes.append(f"{name} before {iso(oldest)} is beyond what {plan.venue} keeps ({keep}){tip}")
+    return missing[by_rest], (missing[~by_rest] if plan.oi_archive else empty)
+
+
 def lacks(plan: VenuePlan, cks: Sequence[Chunk], have: MarketSeries, funding_ms: int) -> list[Lack]:
     """Compare each chunk with what the store holds (one read per symbol, done beforehand)."""
     out = []
+    empty = np.empty(0, np.int64)
     for c in cks:
-        bars = np.arange(c.start_ms, c.end_ms, plan.bar_ms, dtype=np.int64)
-        bars = bars[~np.isin(bars, have.candle_ts)]
+        opens = np.arange(c.start_ms, c.end_ms, plan.bar_ms, dtype=np.int64)
+        bars = opens[~np.isin(opens, have.candle_ts)]
         notes: list[str] = []
-        empty = np.empty(0, np.int64)
         rest, archive = empty, empty
         if plan.oi_period_ms is None:
             notes.append(f"{plan.venue} publishes no OI history; record it live with oiradar watch")
         else:
-            p = plan.oi_period_ms
-            slots = np.arange((c.start_ms // p + 1) * p, c.end_ms + 1, p, dtype=np.int64)
-            missing = uncovered(slots, have.oi_ts, p)
-            oldest = plan.oi_rest_from_ms
-            by_rest = missing >= (oldest if oldest is not None else 2**62)
-            rest = missing[by_rest]
-            archive = missing[~by_rest] if plan.oi_archive else empty
-            if oldest is not None and not plan.oi_archive and not by_rest.all():
-                edge = iso(oldest)
-                tip = "; the Binance archive has it (drop --no-archive)" * (plan.venue == BINANCE)
-                notes.append(
-                    f"OI before {edge} is beyond what {plan.venue} keeps ({plan.oi_keep}){tip}"
-                )
+            oi = ("OI", plan.oi_period_ms, plan.oi_rest_from_ms, plan.oi_keep)
+            rest, archive = _slots(plan, c, oi, have.oi_ts, notes)
+        premium = opens[~np.isin(opens, have.premium_ts)] if plan.premium_ms else empty
+        if plan.premium_ms is None:
+            notes.append(f"{plan.venue} publishes no premium-index history")
+        pos_rest, pos_archive = empty, empty
+        if plan.pos_period_ms is not None:
+            pos = ("positioning", plan.pos_period_ms, plan.pos_rest_from_ms, plan.oi_keep)
+            pos_rest, pos_archive = _slots(plan, c, pos, have.pos_ts, notes)
         due = np.arange(-(-c.start_ms // funding_ms) * funding_ms, c.end_ms, funding_ms).size
         held = int(((have.funding_ts >= c.start_ms) & (have.funding_ts < c.end_ms)).sum())
-        out.append(Lack(bars, rest, archive, held < due, tuple(notes)))
+        lack = Lack(bars, rest, archive, held < due, tuple(notes), premium, pos_rest, pos_archive)
+        out.append(lack)
     return out
 
 
@@ -260,6 +302,8 @@ class VenueReport:
             "candles": self.rows[Kind.CANDLES.value],
             "open_interest": self.rows[Kind.OPEN_INTEREST.value],
             "funding": self.rows[Kind.FUNDING.value],
+            "premium_index": self.rows[Kind.PREMIUM_INDEX.value],
+            "positioning": self.rows[Kind.POSITIONING.value],
             "archive_files": self.archive_files,
             "requests": self.requests,
             "missing": [m.text(reason) for reason, m in self.missing.items()],
@@ -292,6 +336,10 @@ def _records(frames: dict[Kind, pl.DataFrame]) -> list[Rec]:
                 FundingSample(v, s, t, rate, h or DEFAULT_FUNDING_INTERVAL_H)
                 for t, v, s, rate, h in rows
             )
+        elif kind is Kind.POSITIONING:
+            out.extend(Positioning(r[1], r[2], r[0], *r[3:]) for r in rows)
+        elif kind is Kind.PREMIUM_INDEX:
+            out.extend(PremiumBar(r[1], r[2], interval_ms(r[3]), r[0], *r[4:]) for r in rows)
     return out
 
 
@@ -331,6 +379,7 @@ class _VenueRun:
         # Archive files already looked up in this run (None: the archive lacks it): a
         # metrics day is read for its own chunk and, for its first row, by the chunk before.
         self._parsed: dict[str, list[Rec] | None] = {}
+        self._reads: dict[ArchiveFile, asyncio.Future[list[Rec] | None]] = {}
 
     async def run(self) -> VenueReport:
         try:
@@ -477,14 +526,31 @@ class _VenueRun:
             self.report.archive_files += 1
         return records
 
+    async def _archive(
+        self, file: ArchiveFile, symbol: str, chunk: Chunk, now_ms: int
+    ) -> list[Rec] | None:
+        """`_from_archive` once per file while its chunk runs: OI and positioning share the
+        day's metrics file (one read, one count, one note)."""
+        read = self._reads.get(file)
+        if read is None:
+            read = self._reads[file] = asyncio.ensure_future(
+                self._from_archive(file, symbol, chunk, now_ms)
+            )
+        return await read
+
     async def _chunk(
         self, plan: VenuePlan, symbol: str, chunk: Chunk, lack: Lack, funding: list[Rec]
     ) -> list[Rec]:
-        """What the chunk lacks; candles and OI concurrently (they use different budgets)."""
-        async with asyncio.TaskGroup() as tg:
-            bars = tg.create_task(self._candles(plan, symbol, chunk, lack))
-            oi = tg.create_task(self._oi(plan, symbol, chunk, lack))
-        return [*bars.result(), *oi.result(), *funding]
+        """What the chunk lacks, every kind concurrently (they use different budgets)."""
+        try:
+            async with asyncio.TaskGroup() as tg:
+                bars = tg.create_task(self._candles(plan, symbol, chunk, lack))
+                oi = tg.create_task(self._oi(plan, symbol, chunk, lack))
+                pos = tg.create_task(self._positioning(plan, symbol, chunk, lack))
+                premium = tg.create_task(self._premium(plan, symbol, chunk, lack))
+        finally:
+            self._reads.pop(metrics_file(symbol, chunk.start_ms), None)
+        return [*bars.result(), *oi.result(), *pos.result(), *premium.result(), *funding]
 
     async def _candles(self, plan: VenuePlan, symbol: str, chunk: Chunk, lack: Lack) -> list[Rec]:
         if not lack.bars.size:
@@ -504,41 +570,88 @@ class _VenueRun:
         return kept
 
     async def _oi(self, plan: VenuePlan, symbol: str, chunk: Chunk, lack: Lack) -> list[Rec]:
-        """The archive where REST cannot reach (Binance beyond 30 days), REST for the rest
-        (or the archive again if the venue failed); a slot (t - period, t] is filled by any
-        snapshot in it."""
+        if (p := plan.oi_period_ms) is None:
+            return []
+        fetch = functools.partial(self.client.oi_history, symbol, p)
+        slots = (OISample, p, lack.oi_rest, lack.oi_archive)
+        return await self._snapshots("OI", slots, fetch, symbol, chunk, plan.now_ms)
+
+    async def _positioning(
+        self, plan: VenuePlan, symbol: str, chunk: Chunk, lack: Lack
+    ) -> list[Rec]:
+        if (p := plan.pos_period_ms) is None:
+            return []
+        fetch = functools.partial(self.client.positioning_history, symbol, p)
+        slots = (Positioning, p, lack.pos_rest, lack.pos_archive)
+        return await self._snapshots("positioning", slots, fetch, symbol, chunk, plan.now_ms)
+
+    async def _snapshots(
+        self,
+        name: str,
+        slots: tuple[type[OISample | Positioning], int, I64, I64],
+        fetch: Callable[[int, int], Awaitable[Sequence[Rec]]],
+        symbol: str,
+        chunk: Chunk,
+        now_ms: int,
+    ) -> list[Rec]:
+        """OI or positioning: the archive's metrics file where REST cannot reach (Binance
+        beyond 30 days), REST for the rest (or the archive again if the venue failed); a
+        slot (t - period, t] is filled by any snapshot in it."""
+        kind, p, want_rest, want_archive = slots
         got: list[Rec] = []
-        p = plan.oi_period_ms
         file = metrics_file(symbol, chunk.start_ms)
         read = False
-        if lack.oi_archive.size:
-            from_file = await self._from_archive(file, symbol, chunk, plan.now_ms)
+        if want_archive.size:
+            from_file = await self._archive(file, symbol, chunk, now_ms)
             read = from_file is not None
-            got += from_file or []
-            if read and p is not None and uncovered(lack.oi_archive[-1:], _ts(got), p).size:
+            got += [r for r in from_file or () if isinstance(r, kind)]
+            if read and uncovered(want_archive[-1:], _ts(got), p).size:
                 # Files dated before 2026-06-25 label each snapshot with the end of its 5
                 # minutes: 00:00 .. 23:55, so the day's last slot (its 00:00 close) is the
                 # next file's first row, and a file's own 00:00 row closes the day before.
                 after = metrics_file(symbol, chunk.end_ms)
-                nxt = await self._from_archive(after, symbol, chunk, plan.now_ms, quiet=True)
-                got += [r for r in nxt or () if chunk.end_ms - p < r.ts_ms <= chunk.end_ms]
-        rest = uncovered(lack.oi_rest, _ts(got), p)
+                nxt = await self._from_archive(after, symbol, chunk, now_ms, quiet=True)
+                got += [
+                    r
+                    for r in nxt or ()
+                    if isinstance(r, kind) and chunk.end_ms - p < r.ts_ms <= chunk.end_ms
+                ]
+        rest = uncovered(want_rest, _ts(got), p)
         asked = False
-        if rest.size and p is not None:
+        if rest.size:
             lo, hi = max(chunk.start_ms + 1, int(rest[0]) - p + 1), int(rest[-1])
-            fetched = await self._rest(lambda: self.client.oi_history(symbol, p, lo, hi))
+            fetched = await self._rest(lambda: fetch(lo, hi))
             asked = fetched is not None
-            if fetched is None and self.archive is not None and not lack.oi_archive.size:
-                fetched = await self._from_archive(file, symbol, chunk, plan.now_ms)
+            if fetched is None and self.archive is not None and not want_archive.size:
+                fetched = await self._archive(file, symbol, chunk, now_ms)
                 read = fetched is not None
-            got += fetched or []
+            got += [r for r in fetched or () if isinstance(r, kind)]
         # A snapshot at the chunk's start closes the previous day's last bar: kept, so an
         # archive day's 288 rows are all stored (as `oiradar import` stores them).
         kept = [r for r in got if chunk.start_ms <= r.ts_ms <= chunk.end_ms]
-        if uncovered(lack.oi_archive, _ts(kept), p).size:
-            self._shortfall("OI", False, read, symbol, chunk)
-        if uncovered(lack.oi_rest, _ts(kept), p).size:
-            self._shortfall("OI", asked, read, symbol, chunk)
+        if uncovered(want_archive, _ts(kept), p).size:
+            self._shortfall(name, False, read, symbol, chunk)
+        if uncovered(want_rest, _ts(kept), p).size:
+            self._shortfall(name, asked, read, symbol, chunk)
+        return kept
+
+    async def _premium(self, plan: VenuePlan, symbol: str, chunk: Chunk, lack: Lack) -> list[Rec]:
+        """Like candles: REST, or the archive's premiumIndexKlines when REST is not asked."""
+        step = plan.premium_ms
+        if step is None or not lack.premium.size:
+            return []
+        lo, hi = int(lack.premium[0]), int(lack.premium[-1])
+        got = await self._rest(lambda: self.client.premium_history(symbol, step, lo, hi))
+        asked = got is not None
+        if got is None and self.archive is not None:
+            name = interval_name(step)
+            file = premium_file(symbol, name, chunk.start_ms)
+            got = await self._from_archive(
+                file if name in DAILY_KLINE_INTERVALS else None, symbol, chunk, plan.now_ms
+            )
+        kept = [r for r in got or () if chunk.start_ms <= r.ts_ms < chunk.end_ms]
+        if np.isin(lack.premium, [r.ts_ms for r in kept], invert=True).any():
+            self._shortfall("premium index", asked, got is not None, symbol, chunk)
         return kept
 
     async def _funding(

@@ -46,8 +46,9 @@ def discover(paths: Iterable[Path]) -> list[tuple[Path, Detected]]:
             if det is None:
                 raise UserError(
                     f"{path}: not a file oiradar can import (Binance archive klines/metrics/"
-                    "fundingRate CSV or zip, or candles/open_interest/funding/liquidations/"
-                    "liquidation_orders .csv/.parquet)"
+                    "fundingRate/premiumIndexKlines CSV or zip, or candles/open_interest/"
+                    "funding/liquidations/liquidation_orders/positioning/premium_index "
+                    ".csv/.parquet)"
                 )
             found.append((path, det))
     return found

@@ -80,6 +80,9 @@ def _symbol_from_store(store: Store, venue: str, symbol: str) -> SymbolData:
     np.add.at(liq_short, lidx[lok], np.nan_to_num(s.liq_short_usd[lok]))
     liq_long /= close
     liq_short /= close
+    taker = np.where(np.isnan(s.taker_buy), s.volume * 0.5, s.taker_buy)
+    taker_buy = np.zeros(n)
+    taker_buy[idx] = taker
     funding = np.full(n, 0.0001)
     interval_h = 8.0
     if len(s.funding_ts):
@@ -87,6 +90,12 @@ def _symbol_from_store(store: Store, venue: str, symbol: str) -> SymbolData:
         has = pos >= 0
         funding[has] = s.funding_rate[pos[has]]
         interval_h = float(s.funding_interval_h[-1])
+    # Premium bars (the bar size or finer) close inside the base bar holding their open.
+    premium = _at_closes(n, (s.premium_ts - t0) // bar, s.premium_close)
+    ratios = [
+        _at_closes(n, (s.pos_ts - t0 - 1) // bar, values)
+        for values in (s.pos_top_account, s.pos_top_position, s.pos_account)
+    ]
     return SymbolData(
         symbol,
         symbol.removesuffix("USDT"),
@@ -102,7 +111,22 @@ def _symbol_from_store(store: Store, venue: str, symbol: str) -> SymbolData:
         liq_long,
         liq_short,
         interval_h,
+        taker_buy=taker_buy,
+        premium=premium,
+        ls_top_account=ratios[0],
+        ls_top_position=ratios[1],
+        ls_account=ratios[2],
     )
+
+
+def _at_closes(n: int, index: np.ndarray, values: np.ndarray) -> np.ndarray | None:
+    """Values placed at the base bars `index` and carried forward; None when none is known."""
+    ok = (index >= 0) & (index < n) & ~np.isnan(values)
+    if not ok.any():
+        return None
+    out = np.full(n, np.nan)
+    out[index[ok]] = values[ok]
+    return _ffill(out)
 
 
 def _ffill(x: np.ndarray) -> np.ndarray:

@@ -2,21 +2,24 @@
 
 A `SymbolData` holds contiguous base bars (1 m for the synthetic model, the data's own bar
 for recorded history): OHLC, volume, OI in base units at the bar close, the funding rate in
-force during the bar and liquidation totals by side of the liquidated position. The query
-helpers below answer "as of simulated time `now`" and never look past it.
+force during the bar and liquidation totals by side of the liquidated position; and the
+order flow and positioning: taker-buy volume (base units), the premium index at the bar
+close (a fraction) and three long/short ratios at the bar close. The query helpers below
+answer "as of simulated time `now`" and never look past it.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
+INTEREST_8H = 0.0001  # the interest part of an 8-hour funding rate (0.01 %)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +38,11 @@ class SymbolData:
     liq_long: F64
     liq_short: F64
     funding_interval_h: float = 8.0
+    taker_buy: F64 | None = None  # None: half of the volume
+    premium: F64 | None = None  # None: the funding rate less its interest part
+    ls_top_account: F64 | None = None  # long/short ratios; None: 1.0 (balanced)
+    ls_top_position: F64 | None = None
+    ls_account: F64 | None = None
 
     @property
     def first_ms(self) -> int:
@@ -44,6 +52,24 @@ class SymbolData:
     def end_ms(self) -> int:
         """Close of the last bar: nothing exists after it."""
         return int(self.ts[-1]) + self.bar_ms
+
+    @property
+    def taker_buy_base(self) -> F64:
+        return self.volume * 0.5 if self.taker_buy is None else self.taker_buy
+
+    @property
+    def premium_close(self) -> F64:
+        """The premium index at each bar's close (a fraction)."""
+        if self.premium is not None:
+            return self.premium
+        return self.funding * 8.0 / self.funding_interval_h - INTEREST_8H
+
+    def ratios(self) -> tuple[F64, F64, F64]:
+        """(top-trader accounts, top-trader positions, all accounts) long/short ratios."""
+        ones = np.ones(len(self.ts))
+        chosen = (self.ls_top_account, self.ls_top_position, self.ls_account)
+        a, p, c = (ones if x is None else x for x in chosen)
+        return a, p, c
 
 
 @dataclass(slots=True)
@@ -127,6 +153,7 @@ class Bars:
     quote_volume: F64
     trades: I64
     closed: NDArray[np.bool_]
+    taker_buy: F64
 
 
 def bars(
@@ -153,7 +180,8 @@ def bars(
     full = int(np.count_nonzero(i0 + k <= n_done))  # only the last bar can still be forming
     o = sd.open[i0].copy()
     h, lo_, c = o.copy(), o.copy(), o.copy()
-    v, q = np.zeros(m), np.zeros(m)
+    v, q, tb = np.zeros(m), np.zeros(m), np.zeros(m)
+    taker = sd.taker_buy_base
     if full:
         seg = slice(int(i0[0]), int(i0[0]) + full * k)
         h[:full] = sd.high[seg].reshape(full, k).max(axis=1)
@@ -161,6 +189,7 @@ def bars(
         c[:full] = sd.close[seg].reshape(full, k)[:, -1]
         v[:full] = sd.volume[seg].reshape(full, k).sum(axis=1)
         q[:full] = (sd.volume[seg] * sd.close[seg]).reshape(full, k).sum(axis=1)
+        tb[:full] = taker[seg].reshape(full, k).sum(axis=1)
     if full < m:
         start = int(i0[full])
         if n_done > start:
@@ -169,16 +198,78 @@ def bars(
             c[full] = sd.close[n_done - 1]
             v[full] = sd.volume[part].sum()
             q[full] = (sd.volume[part] * sd.close[part]).sum()
+            tb[full] = taker[part].sum()
     trades = (v * 7).astype(np.int64) + (v > 0)
     closed = np.arange(m) < full
-    return Bars(opens, o, h, lo_, c, v, q, trades, closed)
+    return Bars(opens, o, h, lo_, c, v, q, trades, closed, tb)
 
 
 def _empty_bars() -> Bars:
     e = np.empty(0)
     return Bars(
-        np.empty(0, np.int64), e, e, e, e, e, e, np.empty(0, np.int64), np.empty(0, np.bool_)
+        np.empty(0, np.int64), e, e, e, e, e, e, np.empty(0, np.int64), np.empty(0, np.bool_), e
     )
+
+
+def premium_bars(
+    sd: SymbolData, interval_ms: int, start_ms: int, end_ms: int, now_ms: int, offset_ms: int = 0
+) -> Bars:
+    """Premium-index bars (OHLC as fractions) like `bars`: a base bar opens at the previous
+    close's premium and spans it and its own close; volume fields are zero."""
+    close = sd.premium_close
+    opened = np.concatenate([close[:1], close[:-1]])
+    hi, lo = np.maximum(opened, close), np.minimum(opened, close)
+    zero = np.zeros(len(sd.ts))
+    view = replace(sd, open=opened, high=hi, low=lo, close=close, volume=zero, taker_buy=zero)
+    b = bars(view, interval_ms, start_ms, end_ms, now_ms, offset_ms)
+    return replace(b, trades=np.zeros(len(b.ts), np.int64))
+
+
+@dataclass(frozen=True, slots=True)
+class PositioningSnapshots:
+    """Ratios at each snapshot time (as of the last closed base bar), and the taker buy and
+    sell volumes (base units) over the period ending there."""
+
+    ts: I64
+    top_account: F64
+    top_position: F64
+    account: F64
+    taker_buy: F64
+    taker_sell: F64
+
+    @property
+    def taker_ratio(self) -> F64:
+        """Taker buy / sell volume (NaN where nothing was sold)."""
+        sold = np.where(self.taker_sell > 0, self.taker_sell, np.nan)
+        return np.asarray(self.taker_buy / sold, dtype=np.float64)
+
+    def __getitem__(self, keep: slice) -> PositioningSnapshots:
+        return PositioningSnapshots(
+            self.ts[keep],
+            self.top_account[keep],
+            self.top_position[keep],
+            self.account[keep],
+            self.taker_buy[keep],
+            self.taker_sell[keep],
+        )
+
+
+def positioning_snapshots(
+    sd: SymbolData, period_ms: int, start_ms: int, end_ms: int, now_ms: int
+) -> PositioningSnapshots:
+    """Every `period_ms` in [start, end] (a full period of data behind each), none after now."""
+    lo = max(start_ms, sd.first_ms + period_ms)
+    hi = min(end_ms, now_ms, sd.end_ms)
+    times = np.arange(-(-lo // period_ms) * period_ms, hi + 1, period_ms, dtype=np.int64)
+    if hi < lo:
+        times = times[:0]
+    idx = np.clip((times - sd.first_ms) // sd.bar_ms - 1, 0, len(sd.ts) - 1)
+    a, p, c = sd.ratios()
+    buy = np.concatenate([[0.0], np.cumsum(sd.taker_buy_base)])
+    sold = np.concatenate([[0.0], np.cumsum(sd.volume - sd.taker_buy_base)])
+    first = np.clip(idx + 1 - max(1, period_ms // sd.bar_ms), 0, None)
+    b, q = buy[idx + 1] - buy[first], sold[idx + 1] - sold[first]
+    return PositioningSnapshots(times, a[idx], p[idx], c[idx], b, q)
 
 
 def oi_snapshots(

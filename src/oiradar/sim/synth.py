@@ -4,7 +4,8 @@ Each symbol's path is a chain of regime segments. Each segment sets per-minute d
 price and log OI (so 15-minute changes land beyond the default thresholds), the
 liquidation flow by side and the funding pressure. Squeezes are preceded by hours of
 negative funding, push OI down hard while price accelerates, liquidate shorts in a cascade,
-and are followed by funding normalizing. Deterministic per (seed, symbol).
+and are followed by funding normalizing. Taker flow, long/short ratios and the premium
+follow the same segments (`sim.flow`). Deterministic per (seed, symbol).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from oiradar.sim.flow import synthetic_flow
 from oiradar.sim.market import Market, SymbolData
 
 MINUTE = 60_000
@@ -208,9 +210,12 @@ def synthetic_symbol(
     forced = ~(squeeze & (pos < cascade_delay * np.array(lengths)[seg_of]))
     liq_short = bg[1] + oi_drop * np.array([s.short_liq for s in styles])[seg_of] * forced
 
-    funding = _funding(rng, n, seg_of, names, lengths, styles)
+    pressure = _pressure(n, seg_of, names, lengths, styles)
+    funding = _funding(rng, pressure)
     interval_h = 4.0 if idx % 3 == 1 else 8.0
     ts = start_ms + MINUTE * np.arange(n, dtype=np.int64)
+    # Its own generator: the draws above (every price, OI and funding path) stay as they were.
+    flow = synthetic_flow(np.random.default_rng([seed, idx, 1]), names, lengths, volume, pressure)
     return SymbolData(
         symbol,
         base,
@@ -226,18 +231,23 @@ def synthetic_symbol(
         liq_long,
         liq_short,
         interval_h,
+        taker_buy=flow.taker_buy,
+        premium=flow.premium,
+        ls_top_account=flow.top_account,
+        ls_top_position=flow.top_position,
+        ls_account=flow.account,
     )
 
 
-def _funding(
-    rng: np.random.Generator,
+def _pressure(
     n: int,
     seg_of: np.ndarray,
     names: list[str],
     lengths: list[int],
     styles: list[Style],
 ) -> np.ndarray:
-    """8 h-equivalent funding per minute: 0.01 % base, regime pressure, negative before squeezes."""
+    """8 h-equivalent funding pressure per minute: 0.01 % base, regime pressure, negative
+    before squeezes; funding smooths it, the premium runs ahead of it."""
     rate = np.full(n, 0.0001) + np.array([s.funding for s in styles])[seg_of]
     starts = np.concatenate([[0], np.cumsum(lengths)])
     for k, name in enumerate(names):
@@ -249,7 +259,13 @@ def _funding(
         rate[s:e] = np.linspace(-0.0004, 0.0, max(e - s, 1))[: e - s]
         post = min(n, e + 3 * 60)
         rate[e:post] = np.linspace(0.0, 0.0001, max(post - e, 1))[: post - e]
-    # Smooth it like a premium index average would be.
+    return np.asarray(rate, dtype=np.float64)
+
+
+def _funding(rng: np.random.Generator, rate: np.ndarray) -> np.ndarray:
+    """The funding rate per minute (8 h-equivalent): the pressure smoothed like a premium
+    index average would be."""
+    n = len(rate)
     kernel = np.ones(30) / 30
     smoothed = np.convolve(rate, kernel, mode="full")[:n]
     smoothed[:30] = rate[:30]

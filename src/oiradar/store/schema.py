@@ -18,10 +18,19 @@ def _create_table(kind: Kind) -> str:
     )
 
 
+# The kinds v1 created; later kinds get their tables in the migration that added them.
+_V1_KINDS = (
+    Kind.CANDLES,
+    Kind.OPEN_INTEREST,
+    Kind.FUNDING,
+    Kind.LIQUIDATIONS,
+    Kind.LIQUIDATION_ORDERS,
+)
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # v1: one table per record kind, clustered on its natural key; instruments by venue id.
     (
-        *(_create_table(k) for k in Kind),
+        *(_create_table(k) for k in _V1_KINDS),
         """CREATE TABLE instruments (
   venue TEXT NOT NULL, symbol TEXT NOT NULL, venue_symbol TEXT NOT NULL,
   base TEXT NOT NULL, quote TEXT NOT NULL, contract_size REAL NOT NULL,
@@ -37,6 +46,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
   PRIMARY KEY (venue, symbol, start_ms)
 ) WITHOUT ROWID""",
     ),
+    # v3: positioning samples (long/short and taker ratios) and premium-index bars.
+    (_create_table(Kind.POSITIONING), _create_table(Kind.PREMIUM_INDEX)),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -21,21 +21,19 @@ from numpy.typing import NDArray
 
 from oiradar.errors import NoDataError, StoreError
 from oiradar.kinds import LAYOUTS, Kind
-from oiradar.records import (
-    Candle,
-    FundingSample,
-    Instrument,
-    Liquidation,
-    LiquidationBar,
-    MarketSeries,
-    OISample,
-)
+from oiradar.records import Candle, Instrument, MarketSeries
+from oiradar.store.rows import Record, record_row, upsert_sql
 from oiradar.store.schema import MIGRATIONS, SCHEMA_VERSION
-from oiradar.units import interval_ms, interval_name
+from oiradar.units import DAY_MS, interval_ms, interval_name
 
 ENV_DB = "OIRADAR_DB"
 BUSY_TIMEOUT_MS = 30_000
 _K = TypeVar("_K")
+# Premium bar sizes read_series looks for (every interval the venues' premium klines have).
+PREMIUM_SIZES = tuple(
+    interval_ms(n)
+    for n in ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w")
+)
 Span = tuple[str, str, int, int]
 """(venue, symbol, start_ms, end_ms) of a span during which a live liquidation feed was up."""
 # The daemon re-sends its open span with a later end every flush: keep the longest end.
@@ -51,23 +49,6 @@ def default_db_path() -> Path:
     if env:
         return Path(env).expanduser()
     return Path(platformdirs.user_data_dir("oiradar", appauthor=False)) / "oiradar.sqlite"
-
-
-def _upsert_sql(kind: Kind) -> str:
-    layout = LAYOUTS[kind]
-    names = layout.names
-    values = [n for n in names if n not in layout.key]
-    cols = ", ".join(names)
-    marks = ", ".join("?" for _ in names)
-    sql = (
-        f"INSERT INTO {kind.value} ({cols}) VALUES ({marks}) ON CONFLICT ({', '.join(layout.key)})"
-    )
-    if not values:
-        return sql + " DO NOTHING"
-    sets = ", ".join(f"{n} = excluded.{n}" for n in values)
-    # Only rows whose values really differ count as changes: re-importing is a no-op.
-    differs = " OR ".join(f"{n} IS NOT excluded.{n}" for n in values)
-    return f"{sql} DO UPDATE SET {sets} WHERE {differs}"
 
 
 class Store:
@@ -96,7 +77,7 @@ class Store:
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}") from None
-        self._upserts = {k: _upsert_sql(k) for k in Kind}
+        self._upserts = {k: upsert_sql(k) for k in Kind}
 
     def __enter__(self) -> Store:
         return self
@@ -173,7 +154,7 @@ class Store:
 
     def write_records(
         self,
-        records: Iterable[OISample | Candle | FundingSample | Liquidation | LiquidationBar],
+        records: Iterable[Record],
         *,
         coverage: Iterable[Span] = (),
     ) -> dict[Kind, int]:
@@ -184,7 +165,7 @@ class Store:
         """
         rows: dict[Kind, list[tuple[Any, ...]]] = {}
         for rec in records:
-            kind, row = _record_row(rec)
+            kind, row = record_row(rec)
             rows.setdefault(kind, []).append(row)
         return self.write_grouped([(k, k, r) for k, r in rows.items()], coverage=coverage)
 
@@ -374,7 +355,8 @@ class Store:
         end_ms: int | None = None,
     ) -> MarketSeries:
         """Columnar history for the engine: the bars opening in [start_ms, end_ms], with the OI
-        snapshots and liquidation orders up to the last bar's close."""
+        snapshots, positioning samples and liquidation orders up to the last bar's close
+        (end_ms + one bar) and premium-index bars inside those bars (see `_premium`)."""
         lo = start_ms if start_ms is not None else -(2**62)
         hi = end_ms if end_ms is not None else 2**62
         c = self._columns(
@@ -442,6 +424,15 @@ class Store:
             ).fetchone()
             is not None
         )
+        pos = self._columns(
+            "SELECT ts_ms, top_account_ls_ratio, top_position_ls_ratio, account_ls_ratio, "
+            "taker_buy_sell_ratio FROM positioning WHERE venue = ? AND symbol = ? AND "
+            "ts_ms BETWEEN ? AND ? ORDER BY ts_ms",
+            # Like OI: the sample at the last bar's close (its taker ratio covers that bar).
+            (venue, symbol, lo, hi + bar_ms if hi < 2**62 else hi),
+            5,
+        )
+        prem = self._premium(venue, symbol, bar_ms, lo, hi)
         liq_bar_ts = bars[:, 0].astype(np.int64)
         liq = np.concatenate([bars, orders])
         liq = liq[np.argsort(liq[:, 0], kind="stable")]
@@ -468,6 +459,13 @@ class Store:
             liq_spans=spans,
             liq_tracked=tracked,
             taker_buy=c[:, 6],
+            pos_ts=pos[:, 0].astype(np.int64),
+            pos_top_account=pos[:, 1],
+            pos_top_position=pos[:, 2],
+            pos_account=pos[:, 3],
+            pos_taker_ratio=pos[:, 4],
+            premium_ts=prem[:, 0].astype(np.int64),
+            premium_close=prem[:, 1],
         )
 
     def _liquidation_intervals(self, venue: str, symbol: str) -> list[str]:
@@ -477,54 +475,27 @@ class Store:
         ).fetchall()
         return [str(r[0]) for r in rows]
 
-
-def _record_row(
-    rec: OISample | Candle | FundingSample | Liquidation | LiquidationBar,
-) -> tuple[Kind, tuple[Any, ...]]:
-    """A record as a row in its kind's layout order (kinds.LAYOUTS)."""
-    if isinstance(rec, OISample):
-        return Kind.OPEN_INTEREST, (
-            rec.ts_ms,
-            rec.venue,
-            rec.symbol,
-            rec.oi_base,
-            rec.oi_contracts,
-            rec.oi_usd,
-        )
-    if isinstance(rec, Candle):
-        return Kind.CANDLES, (
-            rec.ts_ms,
-            rec.venue,
-            rec.symbol,
-            interval_name(rec.interval_ms),
-            rec.open,
-            rec.high,
-            rec.low,
-            rec.close,
-            rec.volume_base,
-            rec.volume_quote,
-            rec.taker_buy_base,
-            rec.trades,
-        )
-    if isinstance(rec, FundingSample):
-        return Kind.FUNDING, (rec.ts_ms, rec.venue, rec.symbol, rec.rate, rec.interval_h)
-    if isinstance(rec, Liquidation):
-        return Kind.LIQUIDATION_ORDERS, (
-            rec.ts_ms,
-            rec.venue,
-            rec.symbol,
-            rec.position_side.value,
-            rec.qty_base,
-            rec.price,
-            rec.usd,
-        )
-    return Kind.LIQUIDATIONS, (
-        rec.ts_ms,
-        rec.venue,
-        rec.symbol,
-        interval_name(rec.interval_ms),
-        rec.long_base,
-        rec.short_base,
-        rec.long_usd,
-        rec.short_usd,
-    )
+    def _premium(
+        self, venue: str, symbol: str, bar_ms: int, lo: int, hi: int
+    ) -> NDArray[np.float64]:
+        """(open, close) rows of premium-index bars of ONE size: the coarsest stored size that
+        divides the bar (the bar's own first) with a bar in range. Bars opening at or after
+        `lo` that lie in a grid bar opening at or before `hi` (finer bars fill the last one)."""
+        offset = 4 * DAY_MS if bar_ms == 7 * DAY_MS else 0  # weekly bars open on Mondays
+        end = hi + bar_ms
+        for size in sorted((ms for ms in PREMIUM_SIZES if bar_ms % ms == 0), reverse=True):
+            name = interval_name(size)
+            # One index seek per size: no scan of a long series to list its sizes.
+            if self._conn.execute(
+                "SELECT 1 FROM premium_index WHERE venue = ? AND symbol = ? AND interval = ? "
+                "AND ts_ms >= ? AND ts_ms < ? LIMIT 1",
+                (venue, symbol, name, lo, end),
+            ).fetchone():
+                return self._columns(
+                    "SELECT ts_ms, close FROM premium_index WHERE venue = ? AND symbol = ? AND "
+                    "interval = ? AND ts_ms >= ? AND ts_ms < ? AND ts_ms - ((ts_ms - ?) % ?) <= ? "
+                    "ORDER BY ts_ms",
+                    (venue, symbol, name, lo, end, offset, bar_ms, hi),
+                    2,
+                )
+        return np.empty((0, 2))

@@ -12,7 +12,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Self
 
-from oiradar.records import Candle, FundingSample, Instrument, MarketSnapshot, OISample
+from oiradar.records import (
+    Candle,
+    FundingSample,
+    Instrument,
+    MarketSnapshot,
+    OISample,
+    Positioning,
+    PremiumBar,
+)
 
 
 class VenueClient(ABC):
@@ -42,6 +50,20 @@ class VenueClient(ABC):
     @abstractmethod
     async def funding_history(self, symbol: str, start_ms: int, end_ms: int) -> list[FundingSample]:
         """Settled funding rates in [start, end], oldest first."""
+
+    async def premium_history(
+        self, symbol: str, interval_ms: int, start_ms: int, end_ms: int
+    ) -> list[PremiumBar]:
+        """Premium-index bars opening in [start, end], oldest first (the last may still be
+        forming); [] where the venue publishes no premium history."""
+        return []
+
+    async def positioning_history(
+        self, symbol: str, period_ms: int, start_ms: int, end_ms: int
+    ) -> list[Positioning]:
+        """Positioning samples in [start, end], oldest first, one per period close; [] where
+        the venue publishes no positioning history."""
+        return []
 
     def snapshot_cost(self, symbols: int) -> dict[str, float] | None:
         """Limiter units per bucket that `snapshot()` of `symbols` symbols spends, so a poller

@@ -37,9 +37,18 @@ from oiradar.records import (
     Instrument,
     MarketSnapshot,
     OISample,
+    Positioning,
+    PremiumBar,
 )
 from oiradar.units import DAY_MS, HOUR_MS, MINUTE_MS, interval_name
 from oiradar.venues.base import decimal
+from oiradar.venues.binance_data import (
+    PREMIUM_KLINES,
+    RATIO_PATHS,
+    merge_positioning,
+    parse_premium_klines,
+    parse_ratios,
+)
 from oiradar.venues.http import Charges, RestClient
 from oiradar.venues.limiter import Budget
 
@@ -70,6 +79,8 @@ KLINE_INTERVALS = frozenset(
     ["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w"]
 )  # 1M is left out: months have no fixed length in ms
 OI_PERIODS = frozenset(["5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d"])
+PREMIUM_INTERVALS = KLINE_INTERVALS  # premiumIndexKlines takes the klines intervals
+POSITIONING_PERIODS = OI_PERIODS  # the ratio endpoints take the OI-history periods
 KLINE_LIMIT, OI_LIMIT, FUNDING_LIMIT = 499, 500, 1000  # 499: most bars per weight (§1.3)
 KLINES, OI_HIST, FUNDING_RATE = (
     "/fapi/v1/klines",
@@ -88,7 +99,7 @@ CODE_ERRORS: dict[int, type[VenueError]] = {
     -1008: VenueUnavailable,  # throttled by system-level protection
 }
 
-R = TypeVar("R", OISample, Candle, FundingSample)
+R = TypeVar("R", OISample, Candle, FundingSample, PremiumBar, Positioning)
 T = TypeVar("T")
 
 
@@ -104,7 +115,7 @@ def charges(path: str, params: Mapping[str, str | int] | None) -> Charges:
         return [(DATA, "", 1)]
     if path in FUNDING_PATHS:
         return [(FUNDING, "", 1)]
-    if path == "/fapi/v1/klines":
+    if path in ("/fapi/v1/klines", PREMIUM_KLINES):
         return [(WEIGHT, "", kline_weight(int(params.get("limit", 500))))]
     with_symbol, without = WEIGHTS.get(path, (1, 1))
     return [(WEIGHT, "", with_symbol if "symbol" in params else without)]
@@ -462,3 +473,39 @@ class BinanceClient(RestClient):
         return await self._paged(
             FUNDING_RATE, {"symbol": symbol}, parse, span, step, FUNDING_LIMIT, now
         )
+
+    async def premium_history(
+        self, symbol: str, interval_ms: int, start_ms: int, end_ms: int
+    ) -> list[PremiumBar]:
+        """premiumIndexKlines, paged and weighed like klines; the newest may be forming."""
+        params: dict[str, str | int] = {"symbol": symbol}
+        params["interval"] = _step_name(interval_ms, PREMIUM_INTERVALS, "premium index interval")
+        now = await self._now(symbol, end_ms)
+        parse = functools.partial(parse_premium_klines, symbol=symbol, interval_ms=interval_ms)
+        span = (start_ms, end_ms)
+        return await self._paged(PREMIUM_KLINES, params, parse, span, interval_ms, KLINE_LIMIT, now)
+
+    async def positioning_history(
+        self, symbol: str, period_ms: int, start_ms: int, end_ms: int
+    ) -> list[Positioning]:
+        """The four ratio endpoints (their own 1000 / 5 min bucket; the latest 30 days, the
+        start clamped as for OI history), paged like OI history and merged by time."""
+        period = _step_name(period_ms, POSITIONING_PERIODS, "positioning period")
+        now = await self._now(symbol, end_ms, start_ms)
+        span = (max(start_ms, now - OI_RETENTION_MS + RETENTION_MARGIN_MS), end_ms)
+        params: dict[str, str | int] = {"symbol": symbol, "period": period}
+        parts = await _all(
+            [
+                self._paged(
+                    path,
+                    params,
+                    functools.partial(parse_ratios, symbol=symbol, path=path),
+                    span,
+                    period_ms,
+                    OI_LIMIT,
+                    now,
+                )
+                for path in RATIO_PATHS
+            ]
+        )
+        return merge_positioning(parts)

@@ -2,9 +2,13 @@
 
 One `tickers` call carries OI (`holdingAmount`: base coin, one side), mark, last price and
 funding for every contract. Bitget publishes no OI history, so `oi_history` is empty and
-callers build OI history from snapshots. Sizes are coin amounts (a contract is one coin).
-Numbers arrive as decimal strings, times as ms strings, inside the envelope
-`{"code": "00000", "msg", "requestTime", "data"}`.
+callers build OI history from snapshots. No premium or positioning history either: the v2
+ratio series (`account-long-short`, `taker-buy-sell`) are only named in exchange-apis.md,
+with no parameters or payloads, and the v3 ones only appear in ccxt's endpoint table (a
+stored mirror of the v3 `futures-account-long-short` page shows no time range to page by),
+so `premium_history` and `positioning_history` keep the interface's empty answer. Sizes are
+coin amounts (a contract is one coin). Numbers arrive as decimal strings, times as ms
+strings, inside the envelope `{"code": "00000", "msg", "requestTime", "data"}`.
 
 Empty lists: the venue (and the simulator's fault injection) can answer `[]` where rows must
 exist. Such a request is sent up to twice more before `[]` is believed. Rows "must exist" for

@@ -28,7 +28,14 @@ from oiradar.errors import (
     VenueProtocolError,
     VenueUnavailable,
 )
-from oiradar.records import Candle, FundingSample, Instrument, MarketSnapshot, OISample
+from oiradar.records import (
+    Candle,
+    FundingSample,
+    Instrument,
+    MarketSnapshot,
+    OISample,
+    PremiumBar,
+)
 from oiradar.units import DAY_MS, HOUR_MS, MINUTE_MS
 from oiradar.venues.base import decimal
 from oiradar.venues.http import RestClient
@@ -58,11 +65,17 @@ KLINE_INTERVALS = {
     MONTH_MS: "M",
 }
 WEEK_OFFSET_MS = 4 * DAY_MS  # weekly bars open on Mondays; 1970-01-01 was a Thursday
+# Premium-index klines (bybit-exchange docs `market/premium-index-kline`): the kline intervals
+# and limits, rows [start, open, high, low, close]. The page does not state the order; taken
+# as newest first like `kline` (Bybit's own MCP tool description says so).
+PREMIUM_KLINE = "/v5/market/premium-index-price-kline"
+PREMIUM_INTERVALS = KLINE_INTERVALS
 OI_FIELDS: Counter[str] = Counter()  # which OI field each parsed row was read from
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
+B = TypeVar("B", Candle, PremiumBar)
 Json = Mapping[str, Any]
 
 
@@ -189,6 +202,16 @@ def parse_kline(result: Json, interval_ms: int) -> list[Candle]:
         o, h, lo, c = map(decimal, prices)
         bar = (int(ts), o, h, lo, c, decimal(volume), decimal(turnover))
         out.append(Candle(VENUE, result["symbol"], interval_ms, *bar))
+    return out
+
+
+@_protocol
+def parse_premium_kline(result: Json, interval_ms: int) -> list[PremiumBar]:
+    """`[start, open, high, low, close]` rows of the premium index (a fraction), oldest first."""
+    out = []
+    for ts, *prices in (row[:5] for row in reversed(result["list"])):
+        o, h, lo, c = map(decimal, prices)
+        out.append(PremiumBar(VENUE, result["symbol"], interval_ms, int(ts), o, h, lo, c))
     return out
 
 
@@ -340,27 +363,51 @@ class BybitClient(RestClient):
         self, symbol: str, interval_ms: int, start_ms: int, end_ms: int, *, forming: bool = True
     ) -> list[Candle]:
         """Pages back with `end` (rows newest first); `forming=False` drops the running bar."""
+        bars, venue_now = await self._bars(
+            "/v5/market/kline", parse_kline, symbol, interval_ms, start_ms, end_ms
+        )
+        if bars and not forming and venue_now is not None:
+            bars = [c for c in bars if c.ts_ms + interval_ms <= venue_now]
+        return bars
+
+    async def premium_history(
+        self, symbol: str, interval_ms: int, start_ms: int, end_ms: int
+    ) -> list[PremiumBar]:
+        """premium-index-price-kline, paged like klines; the newest may still be forming."""
+        bars, _ = await self._bars(
+            PREMIUM_KLINE, parse_premium_kline, symbol, interval_ms, start_ms, end_ms
+        )
+        return bars
+
+    async def _bars(
+        self,
+        path: str,
+        parse: Callable[[Json, int], list[B]],
+        symbol: str,
+        interval_ms: int,
+        start_ms: int,
+        end_ms: int,
+    ) -> tuple[list[B], int | None]:
+        """Bars opening in [start, end] oldest first, and the venue's time: pages back with
+        `end` (rows come newest first)."""
         if interval_ms not in KLINE_INTERVALS:
             raise UserError(f"bybit kline intervals are {', '.join(KLINE_INTERVALS.values())}")
         offset = WEEK_OFFSET_MS if interval_ms == WEEK_MS else 0
-        found: dict[int, Candle] = {}
+        found: dict[int, B] = {}
         hi, venue_now = end_ms, None
         while hi >= start_ms:
             want = min(KLINE_LIMIT, (hi - start_ms) // interval_ms + 2)
             params: dict[str, str | int] = {"symbol": symbol, "end": hi, "limit": want}
             params["interval"] = KLINE_INTERVALS[interval_ms]
             span = _Span(symbol, interval_ms, start_ms, hi, offset_ms=offset)
-            result, now = await self._result("/v5/market/kline", params, span)
+            result, now = await self._result(path, params, span)
             venue_now = now if venue_now is None else venue_now
-            page = parse_kline(result, interval_ms)
+            page = parse(result, interval_ms)
             found.update((c.ts_ms, c) for c in page if start_ms <= c.ts_ms <= end_ms)
             if not page or page[0].ts_ms > hi:
                 break
             hi = page[0].ts_ms - 1
-        closed = [found[t] for t in sorted(found)]
-        if closed and not forming and venue_now is not None:
-            closed = [c for c in closed if c.ts_ms + interval_ms <= venue_now]
-        return closed
+        return [found[t] for t in sorted(found)], venue_now
 
     async def funding_history(self, symbol: str, start_ms: int, end_ms: int) -> list[FundingSample]:
         """Pages back with `endTime` only (a lone `startTime` is an error); the interval is

@@ -6,6 +6,11 @@ Sizes are **contracts** (coin = contracts x `ctVal`, BTC-USDT-SWAP 0.01 BTC): OI
 newest first behind exclusive "older than" cursors; pages walk back from the range end and
 return oldest first, deduplicated.
 
+Premium history (`premium-history`, verified against OKX's doc page "Get premium history":
+`instId, after, before, limit` <= 100, 20 requests per 2 s per IP, the past 6 months) is point
+samples with no bar size and no documented cadence; bars are built here, a sample belonging
+to the bar it closes (open < ts <= close), as OI snapshots do.
+
 Empty lists: a healthy OKX answers `[]` only where it keeps nothing, and a page is only asked
 for where data should exist (a bulk list; a history page while the range, the listing and the
 last full page say more is there). So an empty answer is asked again up to twice before it is
@@ -30,7 +35,14 @@ from oiradar.errors import (
     VenueProtocolError,
     VenueUnavailable,
 )
-from oiradar.records import Candle, FundingSample, Instrument, MarketSnapshot, OISample
+from oiradar.records import (
+    Candle,
+    FundingSample,
+    Instrument,
+    MarketSnapshot,
+    OISample,
+    PremiumBar,
+)
 from oiradar.units import DAY_MS, HOUR_MS, MINUTE_MS, interval_name
 from oiradar.venues.base import decimal
 from oiradar.venues.http import RestClient
@@ -66,8 +78,11 @@ FUNDING_RATE = Route("/api/v5/public/funding-rate", "funding-rate", 10, "instId"
 FUNDING_HISTORY = Route("/api/v5/public/funding-rate-history", "funding-history", 10, "instId")
 TICKERS = Route("/api/v5/market/tickers", "tickers", 20)
 MARK_PRICE = Route("/api/v5/public/mark-price", "mark-price", 10)
+# Premium samples: 20 / 2 s (rule "IP"), the latest 6 months, limit <= 100 (OKX doc "Get
+# premium history"); one point per row, no bar size, so bars are built here.
+PREMIUM_HISTORY = Route("/api/v5/public/premium-history", "premium-history", 20)
 ROUTES = (INSTRUMENTS, OPEN_INTEREST, OI_HISTORY, CANDLES, HISTORY_CANDLES, FUNDING_RATE,
-          FUNDING_HISTORY, TICKERS, MARK_PRICE)  # fmt: skip
+          FUNDING_HISTORY, TICKERS, MARK_PRICE, PREMIUM_HISTORY)  # fmt: skip
 BUDGETS = {r.bucket: Budget(r.limit, 2.0) for r in ROUTES}
 
 # Bar and OI-period names by length; 6 h and longer take the `utc` variant so bars open on the
@@ -78,6 +93,8 @@ BARS = {
     6 * HOUR_MS: "6Hutc", 12 * HOUR_MS: "12Hutc", DAY_MS: "1Dutc", WEEK_MS: "1Wutc",
 }  # fmt: skip
 OI_PERIODS = {ms: name for ms, name in BARS.items() if 5 * MINUTE_MS <= ms <= DAY_MS}
+PREMIUM_INTERVALS = BARS  # bars are built from the samples: any bar size
+PREMIUM_PAGE = 100
 
 _ERRORS: dict[str, Callable[[str], VenueError]] = {
     "51001": lambda msg: UnknownSymbol(VENUE, msg),
@@ -207,6 +224,28 @@ def funding_samples(
         FundingSample(VENUE, symbol, t, settled[t], h)
         for t, h in zip(times, hours, strict=True)
         if start_ms <= t <= end_ms
+    ]
+
+
+def parse_premium_history(data: list[Any]) -> list[tuple[int, float]]:
+    """(sample ms, premium as a fraction) pairs, as sent (newest first)."""
+    return [(int(row["ts"]), decimal(row["premium"])) for row in data]
+
+
+def premium_bars(
+    symbol: str, samples: Mapping[int, float], interval_ms: int, start_ms: int, end_ms: int
+) -> list[PremiumBar]:
+    """OHLC bars of premium samples, oldest first. A sample at `t` is the premium at that
+    instant and belongs to the bar whose close it is at or before (open < t <= close), as OI
+    snapshots do; bars opening in [start, end] that hold a sample."""
+    groups: dict[int, list[float]] = {}
+    for t in sorted(samples):
+        bar = first_open(t - interval_ms, interval_ms)  # the bar with open < t <= close
+        if start_ms <= bar <= end_ms:
+            groups.setdefault(bar, []).append(samples[t])
+    return [
+        PremiumBar(VENUE, symbol, interval_ms, bar, v[0], max(v), min(v), v[-1])
+        for bar, v in sorted(groups.items())
     ]
 
 
@@ -402,3 +441,23 @@ class OkxClient(RestClient):
                 break
             cursor = _older(cursor, (t for t, _ in rows))
         return funding_samples(symbol, settled, start_ms, end_ms)
+
+    async def premium_history(
+        self, symbol: str, interval_ms: int, start_ms: int, end_ms: int
+    ) -> list[PremiumBar]:
+        """Bars built from premium samples (`premium-history` keeps six months); pages back
+        with `after` ("older than") from the end of the last bar."""
+        _name(PREMIUM_INTERVALS, interval_ms, "premium bars")
+        inst_id = (await self._listing(symbol)).instrument.venue_symbol
+        lower, upper = start_ms, end_ms + interval_ms  # samples in (start, end + bar]
+        samples: dict[int, float] = {}
+        cursor = upper + 1
+        while cursor > lower + 1:
+            data = await self._get(PREMIUM_HISTORY, True, instId=inst_id, after=cursor,
+                                   before=lower, limit=PREMIUM_PAGE)  # fmt: skip
+            rows = _parse(parse_premium_history, data)
+            samples.update((t, p) for t, p in rows if lower < t <= upper)
+            if len(rows) < PREMIUM_PAGE:
+                break
+            cursor = _older(cursor, (t for t, _ in rows))
+        return premium_bars(symbol, samples, interval_ms, start_ms, end_ms)

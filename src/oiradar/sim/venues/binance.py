@@ -8,6 +8,7 @@ REST under `/fapi/*` and `/futures/data/*`; WebSocket market streams under `/mar
 - the 24 h connection lifetime and stream cadences run on simulated time, and pushes are
   throttled to ~10 per wall second so fast clocks do not flood clients;
 - `forceOrder` keeps the *latest* order per symbol in each 1000 ms window, as documented.
+Premium-index klines and the long/short and taker ratios are served by `binance_data`.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def _weights(request: web.Request) -> list[tuple[Rule, str, int]]:
         return [(DATA, "", 1)]
     if path in ("/fapi/v1/fundingRate", "/fapi/v1/fundingInfo"):
         return [(FUNDING, "", 1)]
-    if path == "/fapi/v1/klines":
+    if path in ("/fapi/v1/klines", "/fapi/v1/premiumIndexKlines"):
         try:
             limit = int(q.get("limit", "500"))
         except ValueError:
@@ -337,7 +338,8 @@ def klines(ctx: SimContext, request: web.Request) -> list[list[Any]]:
     pd, qd = price_decimals(sd), qty_decimals(sd)
     rows = []
     for i in range(len(b.ts))[keep]:
-        taker = b.volume[i] * 0.5
+        taker = b.taker_buy[i]
+        taker_share = taker / b.volume[i] if b.volume[i] > 0 else 0.5
         rows.append(
             [
                 int(b.ts[i]),
@@ -350,7 +352,7 @@ def klines(ctx: SimContext, request: web.Request) -> list[list[Any]]:
                 num(b.quote_volume[i], 4),
                 int(b.trades[i]),
                 num(taker, qd),
-                num(b.quote_volume[i] * 0.5, 4),
+                num(b.quote_volume[i] * taker_share, 4),
                 "0",
             ]
         )
@@ -490,7 +492,9 @@ ROUTES: dict[str, Callable[[SimContext, web.Request], Any]] = {
 
 
 def setup(app: web.Application, ctx: SimContext) -> None:
-    for path, fn in ROUTES.items():
+    from oiradar.sim.venues.binance_data import ROUTES as DATA_ROUTES
+
+    for path, fn in {**ROUTES, **DATA_ROUTES}.items():
         app.router.add_get(path, _handler(fn))
     from oiradar.sim.venues.binance_ws import handle_ws
 

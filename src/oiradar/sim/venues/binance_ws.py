@@ -246,8 +246,8 @@ def _kline_msg(
             "n": int(b.trades[0]),
             "x": bool(closed and b.closed[0]),
             "q": num(b.quote_volume[0], 4),
-            "V": num(b.volume[0] * 0.5, qd),
-            "Q": num(b.quote_volume[0] * 0.5, 4),
+            "V": num(b.taker_buy[0], qd),
+            "Q": num(b.quote_volume[0] * (b.taker_buy[0] / b.volume[0] if b.volume[0] else 0.5), 4),
             "B": "0",
         },
     }

@@ -7,8 +7,9 @@ does: `openInterest` both sides (2 x this venue's share of the market OI, base u
 - the IP ban (600 req / 5 s, then 10 min) answers HTTP 403 with text/plain
   "access too frequent": it comes from the edge, not the API, so no JSON envelope;
 - out-of-range `limit` is an error (10001), not clamped; only `category=linear` is simulated;
-- kline: `start` is floored to its candle and pages forward (`limit` candles from it), else
-  the newest `limit` up to `end`/now; candles open on UTC boundaries (W on Monday, M on the
+- kline and premium-index-price-kline (the premium, a fraction, 8 decimals): `start` is
+  floored to its candle and pages forward (`limit` candles from it), else the newest
+  `limit` up to `end`/now; candles open on UTC boundaries (W on Monday, M on the
   1st) and one straddling the symbol's first data is not served; a bad interval answers
   10001 "Invalid period!" (recalled wording, unverified);
 - open-interest: a lone `startTime` bounds the walk back from now; `nextPageCursor` is
@@ -44,6 +45,7 @@ from oiradar.sim.context import price_decimals as price_dec
 from oiradar.sim.context import qty_decimals as qty_dec
 from oiradar.sim.limits import Rule
 from oiradar.sim.market import (
+    Bars,
     LiqOrder,
     SymbolData,
     bars,
@@ -54,6 +56,7 @@ from oiradar.sim.market import (
     liquidation_orders,
     oi_at,
     oi_snapshots,
+    premium_bars,
 )
 from oiradar.sim.server import CONFIG
 from oiradar.sim.ws import Sender, drop_later, run_until_closed
@@ -323,6 +326,9 @@ def _oi_row(ts_ms: int, single: float, qd: int) -> dict[str, str]:
     }
 
 
+BarSource = Callable[[SymbolData, int, int, int, int], Bars]
+
+
 @dataclass(frozen=True, slots=True)
 class Candle:
     start: int
@@ -350,11 +356,14 @@ def _next(interval: str, t: int) -> int:
     return _floor(interval, t + 32 * DAY_MS) if interval == "M" else t + INTERVALS[interval]
 
 
-def _candles(sd: SymbolData, interval: str, lo: int, hi: int, now: int) -> list[Candle]:
-    """Candles opening in [lo, hi], ascending, the last maybe forming; none before the data."""
+def _candles(
+    sd: SymbolData, interval: str, lo: int, hi: int, now: int, source: BarSource = bars
+) -> list[Candle]:
+    """Candles opening in [lo, hi], ascending, the last maybe forming; none before the data.
+    `source` aggregates base bars: trades (`bars`) or the premium index (`premium_bars`)."""
     if interval not in ("W", "M"):
         step = INTERVALS[interval]
-        b = bars(sd, step, lo, hi, now)
+        b = source(sd, step, lo, hi, now)
         cols = zip(b.open, b.high, b.low, b.close, b.volume, b.quote_volume, strict=True)
         return [
             Candle(int(t), int(t) + step - 1, bool(x), tuple(map(float, row)))
@@ -365,7 +374,7 @@ def _candles(sd: SymbolData, interval: str, lo: int, hi: int, now: int) -> list[
     t = t if t >= first else _next(interval, t)
     while t <= min(hi, now):
         u = _next(interval, t)
-        d = bars(sd, DAY_MS, t, u - 1, now)  # weeks and months are built from days
+        d = source(sd, DAY_MS, t, u - 1, now)  # weeks and months are built from days
         if len(d.ts):
             ohlc = (d.open[0], d.high.max(), d.low.min(), d.close[-1])
             sums = (d.volume.sum(), d.quote_volume.sum())
@@ -381,8 +390,10 @@ def _serves(sd: SymbolData, interval: str) -> bool:
     return interval in INTERVALS and step % sd.bar_ms == 0
 
 
-def kline(ctx: SimContext, request: web.Request) -> dict[str, Any]:
-    """Newest first; from `start` forward when given, else back from `end` (or now)."""
+def _kline_page(
+    ctx: SimContext, request: web.Request, source: BarSource
+) -> tuple[SymbolData, list[Candle]]:
+    """Candles newest first; from `start` forward when given, else back from `end` (or now)."""
     _category(request)
     sd = _symbol(ctx, request)
     interval = request.query.get("interval", "")
@@ -392,11 +403,23 @@ def kline(ctx: SimContext, request: web.Request) -> dict[str, Any]:
     limit, now = _limit(request, 200, 1000), ctx.now_ms()
     hi, span = min(now, now if end is None else end), INTERVALS[interval] * limit
     if start is None:
-        candles = _candles(sd, interval, hi - span, hi, now)[-limit:]
+        candles = _candles(sd, interval, hi - span, hi, now, source)[-limit:]
     else:
         lo = _floor(interval, start)
-        candles = _candles(sd, interval, lo, min(hi, lo + span - 1), now)[:limit]
-    rows = [[str(c.start), *c.fields(sd)] for c in reversed(candles)]
+        candles = _candles(sd, interval, lo, min(hi, lo + span - 1), now, source)[:limit]
+    return sd, candles[::-1]
+
+
+def kline(ctx: SimContext, request: web.Request) -> dict[str, Any]:
+    sd, candles = _kline_page(ctx, request, bars)
+    rows = [[str(c.start), *c.fields(sd)] for c in candles]
+    return {"symbol": sd.symbol, "category": "linear", "list": rows}
+
+
+def premium_index_kline(ctx: SimContext, request: web.Request) -> dict[str, Any]:
+    """Rows [start, open, high, low, close] of the premium index (a fraction, 8 decimals)."""
+    sd, candles = _kline_page(ctx, request, premium_bars)
+    rows = [[str(c.start), *(f"{x:.8f}" for x in c.ohlcvt[:4])] for c in candles]
     return {"symbol": sd.symbol, "category": "linear", "list": rows}
 
 
@@ -421,6 +444,7 @@ ROUTES: dict[str, Endpoint] = {
     "/v5/market/tickers": tickers,
     "/v5/market/open-interest": open_interest,
     "/v5/market/kline": kline,
+    "/v5/market/premium-index-price-kline": premium_index_kline,
     "/v5/market/funding/history": funding,
 }
 

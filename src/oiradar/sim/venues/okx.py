@@ -21,6 +21,9 @@ Assumptions where the doc is silent:
   `history-candles` takes up to 300 rows (the 2025 doc; older docs said 100).
 - Funding: `realizedRate` = `fundingRate`; `premium` = rate minus the interest part
   (0.01 % per 8 h); `settState` is always "settled"; the history keeps 90 days.
+- Premium history: one sample at each base bar's close (1 minute for the synthetic market;
+  OKX does not state its cadence), newest first, `after`/`before` exclusive, the latest
+  6 months, 20 requests per 2 s per IP (the doc's rule "IP").
 - Extras a client may call: `/api/v5/public/time` (the simulated clock) and
   `/api/v5/system/status` (nothing planned: empty list).
 """
@@ -34,6 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 from aiohttp import web
 
 from oiradar.sim.context import (
@@ -59,6 +63,7 @@ HOUR, DAY = 3_600_000, 86_400_000
 LOT_DP = 2  # lotSz 0.01 contract
 DEPTH = 1_440  # "can retrieve the latest 1,440 data entries"
 FUNDING_KEEP_MS = 90 * DAY
+PREMIUM_KEEP_MS = 183 * DAY  # premium-history: "premium data in the past 6 months"
 RATE_CAP = 0.00375
 UNKNOWN = "Instrument ID, Instrument ID code or Spread ID doesn't exist."
 INST_TYPES = ("SPOT", "MARGIN", "SWAP", "FUTURES", "OPTION")
@@ -393,6 +398,26 @@ def funding_rate_history(v: Okx, request: web.Request) -> list[Any]:
     ]
 
 
+def premium_history(v: Okx, request: web.Request) -> list[Any]:
+    """Premium samples newest first, one at each base bar's close, the latest 6 months."""
+    i = _inst(v, request)
+    limit, after, before = _limit(request, 100, 100), _ts(request, "after"), _ts(request, "before")
+    sd, now = i.sd, v.ctx.now_ms()
+    lo = max(now - PREMIUM_KEEP_MS, sd.first_ms + sd.bar_ms, (before or 0) + 1)
+    hi = min(now, sd.end_ms, now if after is None else after - 1)
+    # Sample k is the close of base bar k - 1, at first_ms + k x bar.
+    ks = np.arange((hi - sd.first_ms) // sd.bar_ms, -(-(lo - sd.first_ms) // sd.bar_ms) - 1, -1)
+    closes = sd.premium_close
+    return [
+        {
+            "instId": i.inst_id,
+            "premium": _dec(float(closes[k - 1]), 8),
+            "ts": str(sd.first_ms + k * sd.bar_ms),
+        }
+        for k in ks[:limit].tolist()
+    ]
+
+
 def _ticker(i: Inst, now: int) -> dict[str, Any]:
     """24 h rolling stats; volumes are contracts (vol24h) and coin (volCcy24h)."""
     sd, last = i.sd, last_price(i.sd, now)
@@ -448,6 +473,7 @@ ENDPOINTS: dict[str, tuple[Endpoint, Rule, str]] = {
     "/api/v5/public/funding-rate": (funding_rate, Rule("funding-rate", 10, 2.0), "instId"),
     "/api/v5/public/funding-rate-history": (
         funding_rate_history, Rule("funding-history", 10, 2.0), "instId"),
+    "/api/v5/public/premium-history": (premium_history, Rule("premium-history", 20, 2.0), ""),
     "/api/v5/market/tickers": (tickers, Rule("tickers", 20, 2.0), ""),
     "/api/v5/public/mark-price": (mark_price, Rule("mark-price", 10, 2.0), "instId"),
     "/api/v5/public/time": (server_time, Rule("time", 10, 2.0), ""),

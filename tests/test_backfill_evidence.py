@@ -135,7 +135,8 @@ def test_archive_metrics_give_positioning_beyond_rest_read_once(tmp_path: Path) 
             1,
         )
         pos = _rows(db, Kind.POSITIONING)
-        assert pos[0] == (parse_time(OLD_DAY) + FIVE, "binance", "BTCUSDT", 1.1, 1.2, 1.3, 1.4)
+        # Files dated before 2026-06-25 label snapshots 00:00 .. 23:55: the first is midnight.
+        assert pos[0] == (parse_time(OLD_DAY), "binance", "BTCUSDT", 1.1, 1.2, 1.3, 1.4)
         _drop(db, "positioning")  # OI is there: the file is read for positioning alone
         again = _backfill(db, sim.url, OLD_DAY, OLD_DAY, "--archive-dir", str(src))
     report = json.loads(again.out)[0]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from oiradar.cli import app
+from oiradar.store.schema import SCHEMA_VERSION
 from tests.conftest import run_cli
 from tests.test_archive import kline_rows, write
 
@@ -241,7 +242,7 @@ def test_import_reports_and_rejects(tmp_path: Path) -> None:
     info = run_cli("--db", db, "info", "--format", "json")
     doc = json.loads(info.out)
     # Where the store is and its schema, as store.md lists (issue #12, item 14).
-    assert doc["path"] == db and doc["schema_version"] == 2
+    assert doc["path"] == db and doc["schema_version"] == SCHEMA_VERSION
     assert doc["series"] == [
         {
             "kind": "candles",
@@ -336,7 +337,8 @@ def test_the_bar_size_used_is_named_when_others_are_stored(tmp_path: Path) -> No
         assert chosen.code == 0 and "note:" not in chosen.err
     study = run_cli("--db", str(db), "backtest")
     assert study.code == 0, study.err
-    assert "5m bars, 15m window: AAAUSDT" in study.err and "also stored: AAAUSDT 1h" in study.err
+    assert "5m bars over 15m+30m+1h: AAAUSDT" in study.err
+    assert "also stored: AAAUSDT 1h" in study.err
     rows = json.loads(run_cli("--db", str(db), "info", "--format", "json").out)["series"]
     assert [(r["kind"], r["interval"]) for r in rows if r["kind"] == "candles"] == [
         ("candles", "5m"),

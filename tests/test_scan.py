@@ -121,20 +121,25 @@ def _venue_view(sim: Any, symbol: str, now: int) -> MarketSeries:
         e,
         False,
         np.empty(0, np.int64),
+        taker_buy=b.taker_buy,  # Binance's klines carry it: the squeeze's taker evidence
     )
 
 
 def test_scan_says_covering_when_the_market_is_covering(tmp_path: Path) -> None:
-    """Through connectors, store and engine, the scan equals the engine on the market truth."""
+    """Through connectors, store and engine, the scan equals the engine on the market truth.
+    The synthetic day's shorts are squeezed: Binance's klines carry taker volume, whose
+    forced buying says so; Bybit and OKX give no taker volume and a cold scan no
+    liquidation history, so there it is covering, its squeeze unknown."""
+    covering_like = (Regime.SHORT_COVERING, Regime.SHORT_SQUEEZE)
     with threaded() as sim:
         base = NOW - NOW % FIVE
         tl = timeline(_venue_view(sim, "BTCUSDT", base), EngineParams())
-        found = None
-        for k in np.flatnonzero(tl.regime[:-1] == Regime.SHORT_COVERING)[::-1]:
+        found, truth = None, None
+        for k in np.flatnonzero(np.isin(tl.regime[:-1], covering_like))[::-1]:
             t = int(tl.grid.ts[k]) + FIVE - 1  # 1 ms before that bar closes
             view = timeline(_venue_view(sim, "BTCUSDT", t), EngineParams())
-            if Regime(int(view.regime[-1])) is Regime.SHORT_COVERING:
-                found = t
+            if Regime(int(view.regime[-1])) in covering_like:
+                found, truth = t, Regime(int(view.regime[-1])).name
                 break
         assert found is not None, "the synthetic day has a covering bar visible live"
         sim.ctx.clock.set(found)
@@ -143,12 +148,13 @@ def test_scan_says_covering_when_the_market_is_covering(tmp_path: Path) -> None:
     got = {r["venue"]: r["regime"] for r in rows}
     # Same market on every venue; Bitget keeps no OI history, so a cold scan cannot know its
     # OI change yet (NO_DATA, never a guess) and the cross-venue row sums the other three.
+    assert truth == "SHORT_SQUEEZE"
     assert got == {
-        "binance": "SHORT_COVERING",
+        "binance": truth,
         "bybit": "SHORT_COVERING",
         "okx": "SHORT_COVERING",
         "bitget": "NO_DATA",
-        "all": "SHORT_COVERING",
+        "all": "SHORT_SQUEEZE",  # a venue shows the squeeze
     }, got
     # A cold scan stores an hour: no track record yet, and it says so (issue #12, item 6).
     binance = next(r for r in rows if r["venue"] == "binance")

@@ -186,7 +186,7 @@ def test_info_lists_positioning_and_premium(tmp_path: Path) -> None:
         _fill(s)
     res = run_cli("--db", str(db), "info", "--format", "json")
     assert res.code == 0, res.err
-    rows = {r["kind"]: r for r in json.loads(res.out)}
+    rows = {r["kind"]: r for r in json.loads(res.out)["series"]}
     assert rows["positioning"]["rows"] == 14
     assert rows["premium_index"]["rows"] == 180 + 36 + 3
     assert rows["positioning"]["first"] == "2023-11-14T21:55:00Z"  # T0 - 5 min

@@ -244,7 +244,7 @@ def _r(x: float, decimals: int) -> float:
 
 def truth_klines(sim: SimServer, symbol: str, step: int, start: int, end: int) -> list[Candle]:
     sd = sim.ctx.market.get(symbol)
-    b = bars(sd, step, start, end, sim.ctx.now_ms())
+    b = bars(sd, step, start, end, sim.ctx.now_ms()).share(sim.ctx.share("binance"))
     pd, qd = price_decimals(sd), qty_decimals(sd)
     return [
         Candle(

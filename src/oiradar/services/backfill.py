@@ -379,7 +379,10 @@ class _VenueRun:
         # Archive files already looked up in this run (None: the archive lacks it): a
         # metrics day is read for its own chunk and, for its first row, by the chunk before.
         self._parsed: dict[str, list[Rec] | None] = {}
-        self._reads: dict[ArchiveFile, asyncio.Future[list[Rec] | None]] = {}
+        # Reads in flight or done, per file and quietness: OI and positioning share a day's
+        # metrics file (one download, one count, one note), and so do a day and the one before
+        # it that needs its first row.
+        self._reads: dict[tuple[str, bool], asyncio.Future[list[Rec] | None]] = {}
 
     async def run(self) -> VenueReport:
         try:
@@ -527,14 +530,16 @@ class _VenueRun:
         return records
 
     async def _archive(
-        self, file: ArchiveFile, symbol: str, chunk: Chunk, now_ms: int
+        self, file: ArchiveFile, symbol: str, chunk: Chunk, now_ms: int, *, quiet: bool = False
     ) -> list[Rec] | None:
-        """`_from_archive` once per file while its chunk runs: OI and positioning share the
-        day's metrics file (one read, one count, one note)."""
-        read = self._reads.get(file)
+        """`_from_archive` once per file (and quietness) however many readers want it."""
+        key = (file.path, quiet)
+        read = self._reads.get(key)
         if read is None:
-            read = self._reads[file] = asyncio.ensure_future(
-                self._from_archive(file, symbol, chunk, now_ms)
+            if len(self._reads) >= PARSED_KEEP:
+                self._reads.pop(next(iter(self._reads)))
+            read = self._reads[key] = asyncio.ensure_future(
+                self._from_archive(file, symbol, chunk, now_ms, quiet=quiet)
             )
         return await read
 
@@ -542,14 +547,11 @@ class _VenueRun:
         self, plan: VenuePlan, symbol: str, chunk: Chunk, lack: Lack, funding: list[Rec]
     ) -> list[Rec]:
         """What the chunk lacks, every kind concurrently (they use different budgets)."""
-        try:
-            async with asyncio.TaskGroup() as tg:
-                bars = tg.create_task(self._candles(plan, symbol, chunk, lack))
-                oi = tg.create_task(self._oi(plan, symbol, chunk, lack))
-                pos = tg.create_task(self._positioning(plan, symbol, chunk, lack))
-                premium = tg.create_task(self._premium(plan, symbol, chunk, lack))
-        finally:
-            self._reads.pop(metrics_file(symbol, chunk.start_ms), None)
+        async with asyncio.TaskGroup() as tg:
+            bars = tg.create_task(self._candles(plan, symbol, chunk, lack))
+            oi = tg.create_task(self._oi(plan, symbol, chunk, lack))
+            pos = tg.create_task(self._positioning(plan, symbol, chunk, lack))
+            premium = tg.create_task(self._premium(plan, symbol, chunk, lack))
         return [*bars.result(), *oi.result(), *pos.result(), *premium.result(), *funding]
 
     async def _candles(self, plan: VenuePlan, symbol: str, chunk: Chunk, lack: Lack) -> list[Rec]:
@@ -610,7 +612,7 @@ class _VenueRun:
                 # minutes: 00:00 .. 23:55, so the day's last slot (its 00:00 close) is the
                 # next file's first row, and a file's own 00:00 row closes the day before.
                 after = metrics_file(symbol, chunk.end_ms)
-                nxt = await self._from_archive(after, symbol, chunk, now_ms, quiet=True)
+                nxt = await self._archive(after, symbol, chunk, now_ms, quiet=True)
                 got += [
                     r
                     for r in nxt or ()

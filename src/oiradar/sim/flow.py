@@ -2,7 +2,9 @@
 the premium index, per 1-minute base bar and regime segment.
 
 What they show, on purpose (docs/simulator.md): taker buying outruns selling while shorts
-cover and far more in a squeeze (forced buys), sells dominate long liquidations; in the
+cover, by about the positions closed (many shorts close with market buys), and by about
+three times them in a squeeze (forced buys and the momentum they draw), as on the real 1 h
+data of docs/concepts.md#squeeze; sells dominate long liquidations; in the
 hours before a squeeze shorts crowd in (every long/short ratio falls below 1) and the
 crowding unwinds as the squeeze forces them out; the premium runs ahead of funding (funding
 averages it over the interval) and jumps while a squeeze bids the perpetual up, so it turns
@@ -22,7 +24,8 @@ from oiradar.sim.market import INTEREST_8H
 
 F64 = NDArray[np.float64]
 
-# Share of the volume that takers buy, above one half, per regime (a squeeze ramps it up).
+# Share of the volume that takers buy, above one half, per regime (a squeeze ramps it up);
+# covering and squeezes take their net buying from the OI drop instead (OUTRUN).
 TAKER_BIAS = {
     "NEUTRAL": 0.0,
     "NEW_LONGS": 0.05,
@@ -47,6 +50,9 @@ LS_SHIFT = {
 CROWDING_MIN = 6 * 60  # shorts crowd in over the 6 h before a squeeze (as funding turns)
 PREMIUM_LEAD_MIN = 45  # the premium is where funding pressure will be this much later
 SQUEEZE_PREMIUM = 0.0012  # the premium's extra rise over a squeeze (0.12 %)
+# Net taker buying (base) per unit of OI closed: covering ~1x, a squeeze ~3x (real BTC 1 h:
+# 0.6-1.8x in orderly covering hours, 2.2-3.3x in squeezes).
+OUTRUN = {"SHORT_COVERING": 1.0, "SHORT_SQUEEZE": 3.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +80,10 @@ def synthetic_flow(
     lengths: Sequence[int],
     volume: F64,
     pressure: F64,
+    oi_drop: F64,
 ) -> Flow:
-    """`pressure`: the 8 h-equivalent funding pressure before funding's own smoothing."""
+    """`pressure`: the 8 h-equivalent funding pressure before funding's own smoothing;
+    `oi_drop`: OI closed per bar (base, >= 0)."""
     n = len(volume)
     starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     seg_of = np.repeat(np.arange(len(names)), lengths)[:n]
@@ -83,7 +91,12 @@ def synthetic_flow(
     squeeze = np.array([k == "SHORT_SQUEEZE" for k in names])[seg_of]
     ramp = np.where(squeeze, 0.5 + 1.5 * frac, 1.0)  # squeezes accelerate, as the price does
     bias = np.array([TAKER_BIAS[k] for k in names])[seg_of]
-    share = np.clip(0.5 + bias * ramp + rng.normal(0, 0.03, n), 0.05, 0.95)
+    noise = rng.normal(0, 0.03, n)
+    share = 0.5 + bias * ramp + noise
+    outrun = np.array([OUTRUN.get(k, 0.0) for k in names])[seg_of]
+    tied = outrun > 0
+    share[tied] = 0.5 + (outrun * oi_drop / np.maximum(volume, 1e-12))[tied] / 2 + noise[tied]
+    share = np.clip(share, 0.05, 0.95)
     crowded = _crowding(names, starts, n)
     shift = ema(np.array([LS_SHIFT[k] for k in names])[seg_of], 60)
     top_account, top_position, account = (

@@ -155,6 +155,16 @@ class Bars:
     closed: NDArray[np.bool_]
     taker_buy: F64
 
+    def share(self, fraction: float) -> Bars:
+        """The same bars as one venue trades them: its share of volume and taker buying (as
+        of OI), so its taker flow compares with its own OI."""
+        return replace(
+            self,
+            volume=self.volume * fraction,
+            quote_volume=self.quote_volume * fraction,
+            taker_buy=self.taker_buy * fraction,
+        )
+
 
 def bars(
     sd: SymbolData, interval_ms: int, start_ms: int, end_ms: int, now_ms: int, offset_ms: int = 0

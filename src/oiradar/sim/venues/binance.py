@@ -333,7 +333,10 @@ def klines(ctx: SimContext, request: web.Request) -> list[list[Any]]:
         lo = hi - (hi % step) - step * (limit - 1)
     if is_empty_fault(request):
         return []
-    b = bars(sd, step, lo, hi, now, WEEK_OFFSET_MS if interval == "1w" else 0)
+    # Binance trades its share of the market, in volume as in OI.
+    b = bars(sd, step, lo, hi, now, WEEK_OFFSET_MS if interval == "1w" else 0).share(
+        ctx.share(VENUE)
+    )
     keep = slice(0, limit) if forward else slice(max(0, len(b.ts) - limit), None)
     pd, qd = price_decimals(sd), qty_decimals(sd)
     rows = []
@@ -431,7 +434,7 @@ def funding_info(ctx: SimContext, request: web.Request) -> list[dict[str, Any]]:
 
 def _ticker24(ctx: SimContext, sd: SymbolData, now: int) -> dict[str, Any]:
     pd, qd = price_decimals(sd), qty_decimals(sd)
-    b = bars(sd, sd.bar_ms, now - DAY_MS, now, now)
+    b = bars(sd, sd.bar_ms, now - DAY_MS, now, now).share(ctx.share(VENUE))
     last = last_price(sd, now)
     first = float(b.open[0]) if len(b.ts) else last
     vol = float(b.volume.sum())

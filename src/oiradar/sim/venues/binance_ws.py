@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from oiradar.sim.context import SimContext, ctx_of, num, price_decimals, qty_decimals
+from oiradar.sim.context import VENUE_SHARE, SimContext, ctx_of, num, price_decimals, qty_decimals
 from oiradar.sim.market import SymbolData, bars, funding_now, last_price, liquidation_orders
 from oiradar.sim.venues.binance import INTERVALS, VENUE, WEEK_OFFSET_MS
 from oiradar.sim.ws import IncomingRate, Sender, drop_later, run_until_closed
@@ -223,7 +223,9 @@ def _klines(conn: Conn, stream: str, sd: SymbolData, interval: str, t0: int, now
 def _kline_msg(
     sd: SymbolData, interval: str, step: int, open_ms: int, now: int, closed: bool
 ) -> dict[str, Any] | None:
-    b = bars(sd, step, open_ms, open_ms, now, WEEK_OFFSET_MS if interval == "1w" else 0)
+    b = bars(sd, step, open_ms, open_ms, now, WEEK_OFFSET_MS if interval == "1w" else 0).share(
+        VENUE_SHARE[VENUE]
+    )
     if not len(b.ts):
         return None
     pd, qd = price_decimals(sd), qty_decimals(sd)

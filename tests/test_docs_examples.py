@@ -282,6 +282,7 @@ def test_examples_run_as_the_docs_show(
     cwd.mkdir()
     if SHARED.is_dir():
         (tmp_path / "shared").symlink_to(SHARED)
+    (cwd / "labels").symlink_to(ROOT / "labels")  # the labelled episodes `evaluate` reads
     monkeypatch.chdir(cwd)
     for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
         monkeypatch.setenv(var, str(tmp_path / var.lower()))

@@ -46,6 +46,7 @@ EVENT_COLUMNS = [
     ("regime", "regime"),
     ("tier", "tier"),
     ("signal_at", "entry (UTC)"),
+    ("horizon", "over"),
     ("entry_price", "entry"),
     ("ret_15m_pct", "+15m %"),
     ("ret_1h_pct", "+1h %"),

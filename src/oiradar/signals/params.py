@@ -18,9 +18,10 @@ class Evidence(StrEnum):
     POSITIONING = "positioning"  # covering while shorts are crowded (long/short accounts low)
 
 
-# Measured on the labelled real data (docs/concepts.md#evidence): liquidations and taker
-# flow each add squeezes the other misses; the premium cannot be measured there yet.
-DEFAULT_EVIDENCE = (Evidence.LIQUIDATIONS, Evidence.TAKER)
+# Measured on the labelled real data (docs/concepts.md#squeeze): liquidations, taker flow and
+# crowded shorts each upgrade labelled squeezes where the others have no data; the premium
+# cannot be measured there (no premium history in it), so it is opt-in.
+DEFAULT_EVIDENCE = (Evidence.LIQUIDATIONS, Evidence.TAKER, Evidence.POSITIONING)
 DEFAULT_WINDOWS_MS = (15 * MINUTE_MS, 30 * MINUTE_MS, HOUR_MS)
 
 

@@ -205,15 +205,17 @@ def build_alert(
     feeds: Mapping[str, LiqFeed],
     burst: Burst | None = None,
 ) -> Alert:
-    """The alert's numbers: OI change summed across venues in base units, the price move and
-    funding of the venue driving it (largest OI drop in USD), liquidations summed by side."""
+    """The alert's numbers: OI change over the lead venue's horizon summed in base units across
+    the venues reading covering, the price move and funding of the venue driving it (largest
+    OI drop in USD), liquidations summed by side over every venue."""
     drivers = sorted(
         (v for v in covering if v in fresh), key=lambda v: -_usd_drop(fresh[v].result)
     ) or list(covering)
     lead = fresh.get(drivers[0]) if drivers else None
-    # Every venue's OI over the lead venue's horizon (venues read the same horizons).
+    # OI over the lead venue's horizon (venues read the same horizons), summed over the
+    # venues the alert is about: those reading covering (every venue for an exhaustion).
     k = lead.result.reading if lead else 0
-    pairs = [(_then(r.result, k), r.result.oi_now) for r in fresh.values()]
+    pairs = [(_then(fresh[v].result, k), fresh[v].result.oi_now) for v in covering if v in fresh]
     ok = [(t, n) for t, n in pairs if math.isfinite(t) and math.isfinite(n)]
     then, now = sum(t for t, _ in ok), sum(n for _, n in ok)
     oi_pct = (now / then - 1) * 100 if then > 0 else math.nan

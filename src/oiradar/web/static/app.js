@@ -93,6 +93,7 @@ function renderTable() {
       el("td", {}, regimeBadge(r.regime)),
       el("td", { class: `num ${signed(r.oi_change_pct)}` }, pct(r.oi_change_pct)),
       el("td", { class: `num ${signed(r.price_change_pct)}` }, pct(r.price_change_pct)),
+      el("td", { class: "muted" }, r.horizon ?? "–"),
       el("td", { class: "num" }, money(r.oi_usd)),
       el("td", { class: `num ${signed(r.oi_change_usd)}` }, money(r.oi_change_usd)),
       el("td", { class: `num ${signed(r.funding_rate_8h)}` },
@@ -285,6 +286,7 @@ async function loadEvents(symbol, venue) {
       el("td", { class: "num" }, e.entry_price.toPrecision(6)),
       el("td", { class: `num ${signed(e.oi_change_pct)}` }, pct(e.oi_change_pct)),
       el("td", { class: `num ${signed(e.price_change_pct)}` }, pct(e.price_change_pct)),
+      el("td", { class: "muted" }, e.horizon ?? "–"),
       ...["ret_15m_pct", "ret_1h_pct", "ret_4h_pct", "ret_1d_pct", "mfe_pct", "mae_pct"].map((k) =>
         el("td", { class: `num ${signed(e[k])}` }, pct(e[k])))));
   }

@@ -359,5 +359,5 @@ def test_the_readme_watch_recipe_is_the_replay_the_tests_run() -> None:
     assert "ADAUSDT" in opt(watch, "--symbols").split(",")
     assert interval_ms(opt(watch, "--min-history")) == PARAMS.min_history_ms
     assert _duration_ms(opt(watch, "--settle"), "--settle") == SETTLE
-    shown = [x for x in block.body if x[:4].isdigit()]
+    shown = [x for x in block.body if x[:4].isdigit() and x.split()[3] == "ADAUSDT:"]
     assert [x.split()[2] for x in shown] == ["[new]", "[escalation]", "[exhaustion]"]

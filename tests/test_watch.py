@@ -329,3 +329,37 @@ def test_replay_of_a_real_day_alerts_within_a_bar_of_analyze(
     assert parse_time(first.body["ts"]) == signal
     assert first.sim_ms <= signal + BAR
     assert first.body["liq_feeds"] == {"binance": "sampled"}
+
+
+def test_a_real_slow_covering_replayed_at_defaults_is_one_alert(
+    real_metrics: Path, tmp_path: Path
+) -> None:
+    """The 2023-12-05 BTC covering (archive `metrics` files, labelled 16:05-17:30 in
+    labels/): OI fell 5.9 % over 55 minutes in bursts the horizons read on and off. Replayed
+    through the simulator into watch at default settings, it is one alert, at the bar the
+    batch engine first reads it on the same data, not one per horizon or per burst."""
+    defaults = EngineParams()
+    req = WatchRequest(("binance",), ("BTCUSDT",), None, defaults, settle_ms=SETTLE)
+    start, end = parse_time("2023-12-05T15:30Z"), parse_time("2023-12-05T18:40Z")
+    run = asyncio.run(
+        watch_until(
+            tmp_path,
+            req,
+            end,
+            speed=SPEED,
+            limit_scale=SPEED,
+            start_ms=start,
+            data=real_metrics,
+            venues=("binance",),
+        )
+    )
+    news = [a for a in run.alerts("BTCUSDT") if a["kind"] == "new"]
+    assert len(news) == 1, [(a["kind"], a["ts"]) for a in run.alerts()]
+    stored = [
+        e
+        for e in events(run.db, "binance", "BTCUSDT", defaults)
+        if start <= parse_time(str(e["start"])) <= end
+    ]
+    assert len(stored) == 1  # the batch engine reads one episode too
+    assert news[0]["ts"] == stored[0]["signal_at"]
+    assert news[0]["window"] in ("15m", "30m", "1h") and news[0]["horizons"]

@@ -76,7 +76,7 @@ class BarResult:
     evidence: tuple[str, ...] = ()
     changes: tuple[tuple[float, float], ...] = ()
     oi_then_h: tuple[float, ...] = ()  # OI (base) one window ago, per horizon
-    oi_falling: bool = False  # OI below its band on some horizon (covering not over)
+    oi_falling: bool = False  # OI below its band over the shortest horizon (still closing)
 
 
 class Ring:
@@ -317,7 +317,7 @@ def _step(state: LiveState, bar: Bar) -> BarResult:
         evidence=evidence,
         changes=tuple((float(o), float(x)) for o, x in zip(oi_h, px_h, strict=True)),
         oi_then_h=tuple(state.oi.ago(b) for b in hz.bars),
-        oi_falling=bool(np.any(oi_h < -oi_band)),
+        oi_falling=bool(oi_h[0] < -oi_band[0]),
     )
     state.last = result
     return result

@@ -4,8 +4,8 @@ An episode starts when any venue's closed bar reads SHORT_COVERING or SHORT_SQUE
 NEW), is upgraded once when a venue's bar reads SHORT_SQUEEZE or a liquidation burst
 crosses the squeeze rule before the bar closes (ESCALATION), and ends when no venue has read
 covering for the longest horizon (the gap that joins two runs into one event in
-`engine.events`), OI has stopped falling at every horizon and funding is no longer clearly
-negative (EXHAUSTION). Each transition fires once per episode, whatever the messages did
+`engine.events`), OI has stopped falling over the shortest horizon and funding is no longer
+clearly negative (EXHAUSTION). Each transition fires once per episode, whatever the messages did
 (duplicates, reconnects), so the same alert is never produced twice. Pure: no I/O.
 """
 
@@ -154,7 +154,7 @@ class Decider:
         if not known:
             return False
         for r in known:
-            if r.result.oi_falling:  # some horizon still reads OI falling beyond its band
+            if r.result.oi_falling:  # positions are still being closed right now
                 return False
             rate8 = _funding8(r)
             if rate8 is not None and rate8 <= self.params.more_to_come_funding_8h:

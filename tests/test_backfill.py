@@ -91,7 +91,8 @@ async def test_backfill_fills_what_the_connectors_serve_without_holes(tmp_path: 
     venues = ("binance", "bybit")
     db = tmp_path / "s.sqlite"
     async with running() as (sim, _):
-        result = await _run(sim.url, db, BackfillRequest(venues, start, end, SYMBOLS))
+        req = BackfillRequest(venues, start, end, SYMBOLS, premium=True)
+        result = await _run(sim.url, db, req)
         assert [(v.venue, v.fetched, v.skipped, v.failed) for v in result.venues] == [
             ("binance", 6, 0, None),
             ("bybit", 6, 0, None),
@@ -164,7 +165,7 @@ async def test_a_killed_run_resumes_without_duplicates_or_holes(tmp_path: Path) 
     start = parse_time("2026-05-21")
     days = [start + i * DAY_MS for i in range(6)]
     venues = ("binance", "bybit")
-    req = BackfillRequest(venues, start, start + 6 * DAY_MS, SYMBOLS, concurrency=2)
+    req = BackfillRequest(venues, start, start + 6 * DAY_MS, SYMBOLS, concurrency=2, premium=True)
     total = len(venues) * len(SYMBOLS) * len(days)
     async with running() as (sim, http):
         clean = await _run(sim.url, tmp_path / "clean.sqlite", req)

@@ -52,7 +52,7 @@ def _drop(db: Path, *tables: str) -> None:
 async def test_a_store_without_the_new_kinds_gets_only_them(tmp_path: Path) -> None:
     start = parse_time("2026-05-25")
     venues = ("binance", "bybit", "okx", "bitget")
-    req = BackfillRequest(venues, start, start + 2 * DAY_MS, SYMBOLS)
+    req = BackfillRequest(venues, start, start + 2 * DAY_MS, SYMBOLS, premium=True)
     db = tmp_path / "s.sqlite"
     async with running() as (sim, http):
         first = await _run(sim.url, db, req)
@@ -88,7 +88,7 @@ async def test_a_store_without_the_new_kinds_gets_only_them(tmp_path: Path) -> N
 
 async def test_faults_change_nothing_in_the_new_kinds(tmp_path: Path) -> None:
     start = parse_time("2026-05-26")
-    req = BackfillRequest(("binance", "okx"), start, start + 2 * DAY_MS, ("SOLUSDT",))
+    req = BackfillRequest(("binance", "okx"), start, start + 2 * DAY_MS, ("SOLUSDT",), premium=True)
 
     async def run(db: Path, **sim_kw: Any) -> int:
         """Faults injected during the run."""
@@ -151,7 +151,8 @@ def test_archive_only_reads_premium_index_klines_in_their_folder(tmp_path: Path)
     files[funding_file("BTCUSDT", t0)] = funding_zip("BTCUSDT", OLD_DAY[:7])
     files[premium_file("BTCUSDT", "5m", t0)] = premium_zip("BTCUSDT", OLD_DAY)
     write_archive(src, files)
-    args = ["--archive-only", "--symbols", "BTCUSDT", "--from", OLD_DAY, "--to", OLD_DAY]
+    args = ["--archive-only", "--premium", "--symbols", "BTCUSDT", "--from", OLD_DAY, "--to",
+            OLD_DAY]  # fmt: skip
     res = run_cli("--db", str(db), "backfill", *args, "--archive-dir", str(src), "--format", "json")
     assert res.code == 0, res.err
     report = json.loads(res.out)[0]
@@ -168,7 +169,8 @@ def test_a_bare_premium_file_name_is_not_taken_for_one(tmp_path: Path) -> None:
     write_archive(
         src, {klines_file("BTCUSDT", "5m", t0): klines_zip("BTCUSDT", OLD_DAY)}, bare=True
     )
-    args = ["--archive-only", "--symbols", "BTCUSDT", "--from", OLD_DAY, "--to", OLD_DAY]
+    args = ["--archive-only", "--premium", "--symbols", "BTCUSDT", "--from", OLD_DAY, "--to",
+            OLD_DAY]  # fmt: skip
     res = run_cli("--db", str(db), "backfill", *args, "--archive-dir", str(src))
     assert res.code == 0, res.err
     assert len(_rows(db, Kind.CANDLES)) == 288 and _rows(db, Kind.PREMIUM_INDEX) == []

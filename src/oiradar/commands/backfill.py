@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -108,6 +109,14 @@ def backfill(
     no_archive: Annotated[
         bool, typer.Option("--no-archive", help="REST APIs only; never touch the archive.")
     ] = False,
+    premium: Annotated[
+        bool,
+        typer.Option(
+            "--premium",
+            help="Also fill premium-index bars (Binance, Bybit, OKX), for the opt-in `premium` "
+            "squeeze evidence; OKX needs 15 requests per symbol-day.",
+        ),
+    ] = False,
     archive_only: Annotated[
         bool,
         typer.Option(
@@ -147,6 +156,7 @@ def backfill(
     if no_archive and (archive_dir is not None or archive_only):
         raise UserError("--no-archive contradicts --archive-dir and --archive-only")
     req = _request(start, end, venues, (symbols, watchlist, top, all_), interval, archive_only)
+    req = replace(req, premium=premium)
     store = _store(db=db)
     assert isinstance(store, Store)
     archive = None if no_archive or "binance" not in req.venues else open_archive(archive_dir)

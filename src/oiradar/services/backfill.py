@@ -125,6 +125,9 @@ class BackfillRequest:
     interval_ms: int = 5 * MINUTE_MS
     archive_only: bool = False
     concurrency: int = CONCURRENCY
+    # Premium-index bars feed only the opt-in `premium` squeeze evidence, and OKX serves them
+    # 100 one-minute samples a request (15 per symbol-day): asked for, not by default.
+    premium: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +165,7 @@ class VenuePlan:
     premium_ms: int | None = None  # premium bars at the bar size; None: the venue has none
     pos_period_ms: int | None = None  # positioning (Binance); None: the venue has none
     pos_rest_from_ms: int | None = None  # the oldest slot the ratio endpoints serve
+    premium_asked: bool = False  # --premium: say so where the venue has none
 
 
 def plan_for(venue: str, req: BackfillRequest, now_ms: int, archive: bool) -> VenuePlan:
@@ -175,11 +179,22 @@ def plan_for(venue: str, req: BackfillRequest, now_ms: int, archive: bool) -> Ve
         rest_from = now_ms - OKX_OI_ROWS * period
     rest = None if req.archive_only or period is None else rest_from
     oi_archive = archive and venue == BINANCE
-    premium = req.interval_ms if req.interval_ms in _lengths(venue, PREMIUM_TABLES) else None
+    with_premium = req.premium and req.interval_ms in _lengths(venue, PREMIUM_TABLES)
+    premium = req.interval_ms if with_premium else None
     pos = oi_period(venue, req.interval_ms, POSITIONING_TABLES)
     pos_rest = None if req.archive_only or pos is None else now_ms - BINANCE_OI_KEEP_MS
     return VenuePlan(
-        venue, req.interval_ms, now_ms, period, rest, oi_archive, keep, premium, pos, pos_rest
+        venue,
+        req.interval_ms,
+        now_ms,
+        period,
+        rest,
+        oi_archive,
+        keep,
+        premium,
+        pos,
+        pos_rest,
+        req.premium,
     )
 
 
@@ -246,7 +261,7 @@ def lacks(plan: VenuePlan, cks: Sequence[Chunk], have: MarketSeries, funding_ms:
             oi = ("OI", plan.oi_period_ms, plan.oi_rest_from_ms, plan.oi_keep)
             rest, archive = _slots(plan, c, oi, have.oi_ts, notes)
         premium = opens[~np.isin(opens, have.premium_ts)] if plan.premium_ms else empty
-        if plan.premium_ms is None:
+        if plan.premium_ms is None and plan.premium_asked:
             notes.append(f"{plan.venue} publishes no premium-index history")
         pos_rest, pos_archive = empty, empty
         if plan.pos_period_ms is not None:

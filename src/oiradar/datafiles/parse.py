@@ -241,21 +241,13 @@ def _parse_klines(path: Path, det: Detected, text: str) -> Parsed:
         line0,
         "high below low or non-positive price",
     )
-    frame = pl.DataFrame(
-        {
-            "ts_ms": num["open_time"],
-            "venue": VENUE_BINANCE,
-            "symbol": det.symbol or "",
-            "interval": det.interval or "",
-            "open": num["open"],
-            "high": num["high"],
-            "low": num["low"],
-            "close": num["close"],
-            "volume_base": num["volume"],
-            "volume_quote": num["quote_volume"],
-            "taker_buy_base": num["taker_buy_volume"],
-            "trades": num["count"],
-        }
+    frame = _ohlc_frame(
+        num,
+        det,
+        volume_base=num["volume"],
+        volume_quote=num["quote_volume"],
+        taker_buy_base=num["taker_buy_volume"],
+        trades=num["count"],
     )
     notes: list[str] = []
     frame = _dedupe(frame, ["ts_ms"], notes, "kline")
@@ -267,21 +259,16 @@ def _parse_premium(path: Path, det: Detected, text: str) -> Parsed:
     as OHLC; the volume columns are "0" there and ignored."""
     num, line0 = _kline_numbers(path, det, text, volumes=False)
     _check(path, num, num["high"] < num["low"], line0, "high below low")
-    frame = pl.DataFrame(
-        {
-            "ts_ms": num["open_time"],
-            "venue": VENUE_BINANCE,
-            "symbol": det.symbol or "",
-            "interval": det.interval or "",
-            "open": num["open"],
-            "high": num["high"],
-            "low": num["low"],
-            "close": num["close"],
-        }
-    )
     notes: list[str] = []
-    frame = _dedupe(frame, ["ts_ms"], notes, "premium index")
+    frame = _dedupe(_ohlc_frame(num, det), ["ts_ms"], notes, "premium index")
     return Parsed(path, {Kind.PREMIUM_INDEX: frame}, notes)
+
+
+def _ohlc_frame(num: pl.DataFrame, det: Detected, **more: pl.Series) -> pl.DataFrame:
+    """A klines-layout file's bars as rows, OHLC first, then the kind's `more` columns."""
+    ohlc = {k: num[k] for k in ("open", "high", "low", "close")}
+    ident = {"venue": VENUE_BINANCE, "symbol": det.symbol or "", "interval": det.interval or ""}
+    return pl.DataFrame({"ts_ms": num["open_time"], **ident, **ohlc, **more})
 
 
 def _parse_metrics(path: Path, det: Detected, text: str) -> Parsed:

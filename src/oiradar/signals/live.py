@@ -364,23 +364,15 @@ def _squeeze(
 
 def bar_at(grid: Grid, i: int) -> Bar:
     """Row `i` of a grid as a bar."""
-    return Bar(
-        int(grid.ts[i]),
-        float(grid.close[i]),
-        float(grid.volume[i]),
-        float(grid.oi[i]),
-        float(grid.liq_long_usd[i]),
-        float(grid.liq_short_usd[i]),
-        float(grid.funding_rate[i]),
-        float(grid.funding_interval_h[i]),
-        float(grid.row("taker_buy")[i]),
-        float(grid.row("premium")[i]),
-        float(grid.row("ls_account")[i]),
-    )
+    return _bars(grid, range(i, i + 1))[0]
 
 
 def grid_bars(grid: Grid) -> list[Bar]:
     """The grid's rows as bars (to step a stored range)."""
+    return _bars(grid, range(len(grid.ts)))
+
+
+def _bars(grid: Grid, rows: range) -> list[Bar]:
     taker, premium, ratio = grid.row("taker_buy"), grid.row("premium"), grid.row("ls_account")
     return [
         Bar(
@@ -396,7 +388,7 @@ def grid_bars(grid: Grid) -> list[Bar]:
             float(premium[i]),
             float(ratio[i]),
         )
-        for i in range(len(grid.ts))
+        for i in rows
     ]
 
 

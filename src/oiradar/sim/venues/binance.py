@@ -14,6 +14,7 @@ Premium-index klines and the long/short and taker ratios are served by `binance_
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -285,7 +286,23 @@ def open_interest(ctx: SimContext, request: web.Request) -> dict[str, Any]:
     return {"openInterest": num(oi, qty_decimals(sd)), "symbol": sd.symbol, "time": now}
 
 
-def open_interest_hist(ctx: SimContext, request: web.Request) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class StatsWindow:
+    """What a `/futures/data` request asks for: period, the span (the latest 30 days at
+    most), its direction and limit."""
+
+    sd: SymbolData
+    step: int
+    lo: int
+    hi: int
+    forward: bool
+    limit: int
+    now: int
+
+
+def stats_window(ctx: SimContext, request: web.Request) -> StatsWindow:
+    """The `/futures/data` rules (openInterestHist and the ratio endpoints): `period` 5m..1d,
+    `limit` 30 by default and at most 500, a `startTime` older than 30 days answers -1130."""
     sd = _symbol(ctx, request)
     assert sd is not None
     period = request.query.get("period", "")
@@ -298,10 +315,15 @@ def open_interest_hist(ctx: SimContext, request: web.Request) -> list[dict[str, 
     if start is not None and start < now - 30 * DAY_MS:
         raise BinanceError(-1130, "Data sent for parameter 'startTime' is not valid.")
     lo, hi, forward = _window(request, now, step, limit)
-    lo = max(lo, now - 30 * DAY_MS)
+    return StatsWindow(sd, step, max(lo, now - 30 * DAY_MS), hi, forward, limit, now)
+
+
+def open_interest_hist(ctx: SimContext, request: web.Request) -> list[dict[str, Any]]:
+    w = stats_window(ctx, request)
+    sd, limit, forward = w.sd, w.limit, w.forward
     if is_empty_fault(request):
         return []
-    times, oi, usd = oi_snapshots(sd, step, lo, hi, now)
+    times, oi, usd = oi_snapshots(sd, w.step, w.lo, w.hi, w.now)
     keep = slice(0, limit) if forward else slice(max(0, len(times) - limit), None)
     share = ctx.share(VENUE)
     supply = float(sd.oi[0]) * 10

@@ -24,15 +24,13 @@ from aiohttp import web
 from oiradar.sim.context import SimContext, is_empty_fault, num, qty_decimals
 from oiradar.sim.market import PositioningSnapshots, positioning_snapshots, premium_bars
 from oiradar.sim.venues.binance import (
-    DAY_MS,
     INTERVALS,
-    OI_PERIODS,
     WEEK_OFFSET_MS,
     BinanceError,
-    _int,
     _limit,
     _symbol,
     _window,
+    stats_window,
 )
 
 SAMPLE_MS = 5_000  # Binance computes the premium index every 5 seconds
@@ -65,23 +63,11 @@ def premium_index_klines(ctx: SimContext, request: web.Request) -> list[list[Any
 
 def _snapshots(ctx: SimContext, request: web.Request) -> tuple[str, PositioningSnapshots]:
     """The symbol and the snapshots a ratio request asks for (the openInterestHist rules)."""
-    sd = _symbol(ctx, request)
-    assert sd is not None
-    period = request.query.get("period", "")
-    if period not in OI_PERIODS:
-        raise BinanceError(-1130, "Data sent for parameter 'period' is not valid.")
-    step = OI_PERIODS[period]
-    limit = _limit(request, 30, 500)
-    now = ctx.now_ms()
-    start = _int(request, "startTime")
-    if start is not None and start < now - 30 * DAY_MS:
-        raise BinanceError(-1130, "Data sent for parameter 'startTime' is not valid.")
-    lo, hi, forward = _window(request, now, step, limit)
-    if is_empty_fault(request):
-        hi = lo - 1
-    snaps = positioning_snapshots(sd, step, max(lo, now - 30 * DAY_MS), hi, now)
-    keep = slice(0, limit) if forward else slice(max(0, len(snaps.ts) - limit), None)
-    return sd.symbol, snaps[keep]
+    w = stats_window(ctx, request)
+    hi = w.lo - 1 if is_empty_fault(request) else w.hi
+    snaps = positioning_snapshots(w.sd, w.step, w.lo, hi, w.now)
+    keep = slice(0, w.limit) if w.forward else slice(max(0, len(snaps.ts) - w.limit), None)
+    return w.sd.symbol, snaps[keep]
 
 
 def _long_short(

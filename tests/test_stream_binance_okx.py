@@ -17,10 +17,12 @@ from oiradar.sim.context import num, qty_decimals
 from oiradar.sim.market import liquidation_orders
 from oiradar.sim.server import SimServer
 from oiradar.sim.venues.okx import OKX
-from oiradar.venues import binance_ws, okx_ws
-from oiradar.venues.binance_ws import BinanceStream, WsStream
-from oiradar.venues.okx_ws import OkxStream
-from oiradar.venues.stream import LiquidationFeed, State, StreamRecord
+from oiradar.venues.binance import BinanceStream
+from oiradar.venues.binance import wire as binance_wire
+from oiradar.venues.okx import OkxStream
+from oiradar.venues.okx import wire as okx_wire
+from oiradar.venues.okx import ws as okx_ws
+from oiradar.venues.stream import LiquidationFeed, State, StreamRecord, WsStream
 from tests.simkit import running
 
 MINUTE = 60_000
@@ -96,17 +98,17 @@ OKX_OI: dict[str, Any] = {
 
 
 def test_binance_force_order_is_the_short_side_and_notional_is_z_times_ap() -> None:
-    [liq] = binance_ws.parse_message({"stream": "!forceOrder@arr", "data": BINANCE_FORCE})
+    [liq] = binance_wire.parse_message({"stream": "!forceOrder@arr", "data": BINANCE_FORCE})
     assert liq == Liquidation(
         "binance", "BTCUSDT", 1698871323059, Side.SHORT, 1.437, 34959.70, 1.437 * 34959.70
     )  # BUY closes a short; notional = z x ap
     sell = {**BINANCE_FORCE, "o": {**BINANCE_FORCE["o"], "S": "SELL"}}
-    assert binance_ws.parse_force_order(sell)[0].position_side is Side.LONG
+    assert binance_wire.parse_force_order(sell)[0].position_side is Side.LONG
 
 
 def test_binance_mark_price_array_carries_mark_funding_and_next_time() -> None:
     delivery = {**BINANCE_MARK, "s": "BTCUSDT_250627", "r": "", "T": 0}
-    recs = binance_ws.parse_message(
+    recs = binance_wire.parse_message(
         {"stream": "!markPrice@arr@1s", "data": [BINANCE_MARK, delivery]}
     )
     assert recs == [
@@ -119,13 +121,13 @@ def test_binance_mark_price_array_carries_mark_funding_and_next_time() -> None:
             next_funding_ms=1562306400000,
         )
     ]
-    assert binance_ws.message_ms({"stream": "x", "data": [BINANCE_MARK]}) == 1562305380000
-    assert binance_ws.parse_message({"result": None, "id": 1}) == []
+    assert binance_wire.message_ms({"stream": "x", "data": [BINANCE_MARK]}) == 1562305380000
+    assert binance_wire.parse_message({"result": None, "id": 1}) == []
 
 
 def test_okx_liquidation_sides_and_contract_value() -> None:
     ct = {"IOST-USDT-SWAP": 1000.0}
-    [liq] = liqs(okx_ws.parse_message(OKX_LIQ, ct))
+    [liq] = liqs(okx_wire.parse_message(OKX_LIQ, ct))
     assert liq.symbol == "IOSTUSDT" and liq.ts_ms == 1692266434010
     assert liq.position_side is Side.SHORT  # buy closes a short
     assert liq.qty_base == 13 * 1000.0 and liq.price == 0.007831  # sz is contracts
@@ -139,13 +141,13 @@ def test_okx_liquidation_sides_and_contract_value() -> None:
             ],
         }
     ]
-    sides = [x.position_side for x in okx_ws.parse_liquidations(net, ct)]
+    sides = [x.position_side for x in okx_wire.parse_liquidations(net, ct)]
     assert sides == [Side.LONG, Side.SHORT]  # net mode: from the order side
-    assert okx_ws.parse_liquidations(net, {}) == []  # unknown ctVal: no guessed units
+    assert okx_wire.parse_liquidations(net, {}) == []  # unknown ctVal: no guessed units
 
 
 def test_okx_oi_funding_and_control_messages() -> None:
-    [oi] = snaps(okx_ws.parse_message(OKX_OI, {"BTC-USDT-SWAP": 0.01}))
+    [oi] = snaps(okx_wire.parse_message(OKX_OI, {"BTC-USDT-SWAP": 0.01}))
     assert (oi.symbol, oi.ts_ms, oi.oi_base, oi.oi_usd) == ("BTCUSDT", 1597026383085, 555.55, 5e4)
     funding = {
         "arg": {"channel": "funding-rate", "instId": "BTC-USDT-SWAP"},
@@ -159,12 +161,12 @@ def test_okx_oi_funding_and_control_messages() -> None:
             }
         ],
     }
-    [f] = snaps(okx_ws.parse_message(funding, {}))
+    [f] = snaps(okx_wire.parse_message(funding, {}))
     assert (f.funding_rate, f.funding_interval_h, f.next_funding_ms) == (1e-4, 8.0, 1597036800000)
     assert f.oi_base is None and f.mark_price is None
     ack = {"event": "subscribe", "arg": {"channel": "open-interest"}, "connId": "a"}
-    assert okx_ws.parse_message(ack, {}) == [] and okx_ws.message_ms(ack) is None
-    assert okx_ws.message_ms(OKX_LIQ) == 1692266434010
+    assert okx_wire.parse_message(ack, {}) == [] and okx_wire.message_ms(ack) is None
+    assert okx_wire.message_ms(OKX_LIQ) == 1692266434010
     msgs = okx_ws.subscribe_messages([f"X{i}-USDT-SWAP" for i in range(150)], batch=100)
     assert len(msgs) == 4 and '"liquidation-orders"' in msgs[0]  # 1 + 300 args
 

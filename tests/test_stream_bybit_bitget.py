@@ -13,9 +13,12 @@ from oiradar.records import Liquidation, MarketSnapshot, Side
 from oiradar.sim.context import num, price_decimals, qty_decimals
 from oiradar.sim.market import last_price, liquidation_orders, oi_at
 from oiradar.sim.server import SimServer
-from oiradar.venues import bitget_ws, bybit_ws
-from oiradar.venues.bitget_ws import BitgetStream
-from oiradar.venues.bybit_ws import BybitStream
+from oiradar.venues.bitget import BitgetStream
+from oiradar.venues.bitget import wire as bitget_wire
+from oiradar.venues.bitget import ws as bitget_ws
+from oiradar.venues.bybit import BybitStream
+from oiradar.venues.bybit import wire as bybit_wire
+from oiradar.venues.bybit import ws as bybit_ws
 from oiradar.venues.stream import LiquidationFeed, State, StreamRecord, VenueStream
 from tests.simkit import MINUTE, running
 
@@ -42,39 +45,39 @@ BITGET_TICKER = json.loads(
 
 
 def test_bybit_ticker_is_one_sided() -> None:
-    snap = bybit_ws.parse_ticker(BYBIT_TICKER["data"], BYBIT_TICKER["ts"])
+    snap = bybit_wire.parse_ticker(BYBIT_TICKER["data"], BYBIT_TICKER["ts"])
     assert snap.symbol == "BTCUSDT" and snap.ts_ms == 1760325052630
     assert snap.oi_base == pytest.approx(492373.72 / 2)  # two-sided on the wire
     assert snap.oi_usd == pytest.approx(32824881841.75 / 2)
     assert snap.mark_price == snap.last_price == pytest.approx(66666.60)
     assert snap.funding_rate == pytest.approx(-0.005)
     assert snap.next_funding_ms == 1760342400000
-    single = bybit_ws.parse_ticker({**BYBIT_TICKER["data"], "singleOpenInterest": "246000"}, 1)
+    single = bybit_wire.parse_ticker({**BYBIT_TICKER["data"], "singleOpenInterest": "246000"}, 1)
     assert single.oi_base == pytest.approx(246000.0)  # the one side as sent wins
 
 
 def test_bybit_delta_merge_keeps_unchanged_fields() -> None:
-    state = bybit_ws.merge_ticker(None, "snapshot", BYBIT_TICKER["data"])
+    state = bybit_wire.merge_ticker(None, "snapshot", BYBIT_TICKER["data"])
     delta = {"symbol": "BTCUSDT", "markPrice": "66700.10", "openInterest": "500000"}
-    merged = bybit_ws.merge_ticker(state, "delta", delta)
-    snap = bybit_ws.parse_ticker(merged, 1760325052730)
+    merged = bybit_wire.merge_ticker(state, "delta", delta)
+    snap = bybit_wire.parse_ticker(merged, 1760325052730)
     assert snap.mark_price == pytest.approx(66700.10)
     assert snap.oi_base == pytest.approx(250000.0)
     assert snap.last_price == pytest.approx(66666.60)  # unchanged, not in the delta
     assert snap.funding_rate == pytest.approx(-0.005)
     assert snap.next_funding_ms == 1760342400000
     assert state["markPrice"] == "66666.60"  # the merge does not mutate the old state
-    fresh = bybit_ws.merge_ticker(merged, "snapshot", {"symbol": "BTCUSDT", "lastPrice": "1"})
+    fresh = bybit_wire.merge_ticker(merged, "snapshot", {"symbol": "BTCUSDT", "lastPrice": "1"})
     assert fresh == {"symbol": "BTCUSDT", "lastPrice": "1"}  # a snapshot replaces
 
 
 def test_bybit_liquidation_side_is_the_position() -> None:
-    (liq,) = bybit_ws.parse_liquidations(BYBIT_LIQ)
+    (liq,) = bybit_wire.parse_liquidations(BYBIT_LIQ)
     assert liq == Liquidation(
         "bybit", "ROSEUSDT", 1739502302929, Side.SHORT, 20000.0, 0.04499, 20000 * 0.04499
     )
     buy = {**BYBIT_LIQ, "data": [{**BYBIT_LIQ["data"][0], "S": "Buy"}]}
-    assert bybit_ws.parse_liquidations(buy)[0].position_side is Side.LONG  # Buy = a long
+    assert bybit_wire.parse_liquidations(buy)[0].position_side is Side.LONG  # Buy = a long
 
 
 def test_bybit_split_respects_the_args_cap() -> None:
@@ -90,7 +93,7 @@ def test_bybit_split_respects_the_args_cap() -> None:
 
 
 def test_bitget_ticker() -> None:
-    (snap,) = bitget_ws.parse_ticker(BITGET_TICKER, {"BTCUSDT": 8.0})
+    (snap,) = bitget_wire.parse_ticker(BITGET_TICKER, {"BTCUSDT": 8.0})
     assert snap == MarketSnapshot(
         "bitget",
         "BTCUSDT",

@@ -27,12 +27,9 @@ from oiradar.sim.context import VENUE_SHARE, price_decimals, qty_decimals
 from oiradar.sim.faults import Fault, Faults
 from oiradar.sim.market import bars, funding_history, funding_now, last_price, oi_at, oi_snapshots
 from oiradar.sim.server import SimServer
-from oiradar.venues.binance import (
-    BinanceClient,
-    charges,
+from oiradar.venues.binance.rest import BinanceClient, charges, check_response, expects_rows
+from oiradar.venues.binance.wire import (
     check_payload,
-    check_response,
-    expects_rows,
     parse_exchange_info,
     parse_funding_info,
     parse_funding_rate,

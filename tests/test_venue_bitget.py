@@ -23,8 +23,8 @@ from oiradar.sim.context import price_decimals, qty_decimals
 from oiradar.sim.faults import Fault
 from oiradar.sim.market import SymbolData, bars, funding_history, funding_now, last_price, oi_at
 from oiradar.sim.server import SimServer
-from oiradar.venues.bitget import (
-    BitgetClient,
+from oiradar.venues.bitget.rest import BitgetClient
+from oiradar.venues.bitget.wire import (
     check_payload,
     parse_candles,
     parse_contracts,

@@ -21,12 +21,11 @@ from oiradar.records import Candle, FundingSample, Instrument, MarketSnapshot, O
 from oiradar.sim.context import VENUE_SHARE, num, price_decimals, qty_decimals
 from oiradar.sim.market import bars, funding_history, oi_at, oi_snapshots
 from oiradar.sim.server import SimServer
-from oiradar.venues import bybit
-from oiradar.venues.bybit import (
+from oiradar.venues.bybit import rest as bybit
+from oiradar.venues.bybit.rest import BybitClient, check_response
+from oiradar.venues.bybit.wire import (
     OI_FIELDS,
-    BybitClient,
     check_payload,
-    check_response,
     parse_funding,
     parse_instrument,
     parse_kline,

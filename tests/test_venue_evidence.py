@@ -13,12 +13,15 @@ from oiradar.records import Positioning, PremiumBar
 from oiradar.sim.faults import Fault
 from oiradar.sim.market import positioning_snapshots, premium_bars
 from oiradar.sim.server import SimServer
-from oiradar.venues.binance import DATA, WEIGHT, BinanceClient, charges
-from oiradar.venues.binance_data import merge_positioning, parse_premium_klines, parse_ratios
+from oiradar.venues.binance import BinanceClient
+from oiradar.venues.binance.rest import DATA, WEIGHT, charges
+from oiradar.venues.binance.wire import merge_positioning, parse_premium_klines, parse_ratios
 from oiradar.venues.bitget import BitgetClient
-from oiradar.venues.bybit import BybitClient, check_payload, parse_premium_kline
-from oiradar.venues.okx import OkxClient, parse_premium_history
-from oiradar.venues.okx import premium_bars as okx_bars
+from oiradar.venues.bybit import BybitClient
+from oiradar.venues.bybit.wire import check_payload, parse_premium_kline
+from oiradar.venues.okx import OkxClient
+from oiradar.venues.okx.wire import parse_premium_history
+from oiradar.venues.okx.wire import premium_bars as okx_bars
 from tests.simkit import MINUTE, get, running
 
 FIVE, HOUR, DAY = 5 * MINUTE, 60 * MINUTE, 1440 * MINUTE

@@ -30,12 +30,9 @@ from oiradar.sim.market import (
 )
 from oiradar.sim.server import SimServer
 from oiradar.venues.limiter import Budget
-from oiradar.venues.okx import (
-    BUDGETS,
-    MARK_PRICE,
+from oiradar.venues.okx.rest import BUDGETS, MARK_PRICE, OkxClient
+from oiradar.venues.okx.wire import (
     Listing,
-    OkxClient,
-    _parse,
     check_envelope,
     first_open,
     funding_samples,
@@ -188,7 +185,7 @@ def test_envelope_codes_map_to_what_the_caller_should_do() -> None:
     assert isinstance(check_envelope({"code": "0", "msg": ""}), VenueProtocolError)
     assert isinstance(check_envelope(["not", "an", "envelope"]), VenueProtocolError)
     with pytest.raises(VenueProtocolError, match="unreadable payload, parse_candles"):
-        _parse(parse_candles, [["1597026383085", "3.721"]], "XUSDT", FIVE)  # a changed shape
+        parse_candles([["1597026383085", "3.721"]], "XUSDT", FIVE)  # a changed shape
 
 
 def test_bar_grid_is_utc_and_weeks_open_on_monday() -> None:

@@ -1,17 +1,20 @@
-"""The one small async interface every venue connector implements.
+"""The one small async interface every venue connector implements, and the boundary helpers
+every venue's `wire` module reads payloads with (written once here).
 
 Connectors speak canonical symbols (`BTCUSDT`) and return normalized records only; the
 venue's own ids (`BTC-USDT-SWAP`), units (contracts, two-sided OI) and orderings stay
-inside its module. Histories are returned oldest first and complete for the range asked
+inside its package. Histories are returned oldest first and complete for the range asked
 (the connector pages as the venue requires).
 """
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import Self
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, ParamSpec, Self, TypeVar
 
+from oiradar.errors import RateLimited, VenueError, VenueProtocolError
 from oiradar.records import (
     Candle,
     FundingSample,
@@ -21,6 +24,13 @@ from oiradar.records import (
     Positioning,
     PremiumBar,
 )
+
+P = ParamSpec("P")
+T = TypeVar("T")
+R = TypeVar("R")
+ErrorOf = Callable[[str, str], VenueError]  # (venue, message) -> the error to raise
+# What a parser raises when a payload lacks a documented field or has another shape.
+UNREADABLE = (KeyError, IndexError, TypeError, ValueError, AttributeError)
 
 
 class VenueClient(ABC):
@@ -88,3 +98,50 @@ def decimal(value: object) -> float:
     if isinstance(value, str) and value.strip():
         return float(value)
     raise ValueError(f"not a number: {value!r}")
+
+
+def opt_decimal(value: object) -> float | None:
+    """A decimal the venue may omit or send empty ("" before a first trade, on delivery
+    contracts): absent, not zero."""
+    return None if value is None or value == "" else decimal(value)
+
+
+def reads(venue: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
+    """Marks a payload parser: a payload it cannot read means the venue changed it, so it
+    raises `VenueProtocolError` (never retried, logged loud) naming the parser, not a crash."""
+
+    def wrap(parse: Callable[P, T]) -> Callable[P, T]:
+        @functools.wraps(parse)
+        def parsed(*args: P.args, **kwargs: P.kwargs) -> T:
+            try:
+                return parse(*args, **kwargs)
+            except UNREADABLE as exc:
+                what = f"{parse.__name__}: {type(exc).__name__} {exc}"
+                raise VenueProtocolError(venue, f"unreadable payload, {what}") from exc
+
+        return parsed
+
+    return wrap
+
+
+def rate_limited(seconds: float) -> ErrorOf:
+    """An error-table entry for a code that means "wait `seconds`"."""
+    return lambda venue, message: RateLimited(venue, message, seconds)
+
+
+def code_error(
+    venue: str, table: Mapping[Any, ErrorOf], code: object, message: str, unknown: str = ""
+) -> VenueError:
+    """The error a venue's envelope code means, by its table; a code the table lacks is a
+    protocol change (`unknown`, when given, is that case's message)."""
+    make = table.get(code)
+    return make(venue, message) if make else VenueProtocolError(venue, unknown or message)
+
+
+def routed(
+    table: Mapping[Any, Callable[P, Iterable[R]]], key: object, *args: P.args, **kwargs: P.kwargs
+) -> list[R]:
+    """The records the handler `table` routes `key` to reads from the payload; none for a key
+    it does not route (acks, pongs, channels not read)."""
+    handler = table.get(key)
+    return [] if handler is None else list(handler(*args, **kwargs))

@@ -17,10 +17,10 @@ CLASSES = {
     "bitget": ("oiradar.venues.bitget", "BitgetClient"),
 }
 STREAMS = {
-    "binance": ("oiradar.venues.binance_ws", "BinanceStream"),
-    "bybit": ("oiradar.venues.bybit_ws", "BybitStream"),
-    "okx": ("oiradar.venues.okx_ws", "OkxStream"),
-    "bitget": ("oiradar.venues.bitget_ws", "BitgetStream"),
+    "binance": ("oiradar.venues.binance", "BinanceStream"),
+    "bybit": ("oiradar.venues.bybit", "BybitStream"),
+    "okx": ("oiradar.venues.okx", "OkxStream"),
+    "bitget": ("oiradar.venues.bitget", "BitgetStream"),
 }
 ALL_VENUES = tuple(CLASSES)
 

@@ -1,4 +1,5 @@
-"""Bitget v2 mix market data, productType USDT-FUTURES (exchange-apis.md §4).
+"""Bitget v2 mix REST connector, productType USDT-FUTURES (exchange-apis.md §4), within the
+budgets declared below; the payloads are read in `wire`.
 
 One `tickers` call carries OI (`holdingAmount`: base coin, one side), mark, last price and
 funding for every contract. Bitget publishes no OI history, so `oi_history` is empty and
@@ -6,9 +7,7 @@ callers build OI history from snapshots. No premium or positioning history eithe
 ratio series (`account-long-short`, `taker-buy-sell`) are only named in exchange-apis.md,
 with no parameters or payloads, and the v3 ones only appear in ccxt's endpoint table (a
 stored mirror of the v3 `futures-account-long-short` page shows no time range to page by),
-so `premium_history` and `positioning_history` keep the interface's empty answer. Sizes are
-coin amounts (a contract is one coin). Numbers arrive as decimal strings, times as ms
-strings, inside the envelope `{"code": "00000", "msg", "requestTime", "data"}`.
+so `premium_history` and `positioning_history` keep the interface's empty answer.
 
 Empty lists: the venue (and the simulator's fault injection) can answer `[]` where rows must
 exist. Such a request is sent up to twice more before `[]` is believed. Rows "must exist" for
@@ -22,36 +21,29 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
-from oiradar.errors import (
-    RateLimited,
-    UnknownSymbol,
-    UserError,
-    VenueError,
-    VenueProtocolError,
-    VenueUnavailable,
-)
+from oiradar.errors import UnknownSymbol, UserError, VenueProtocolError
 from oiradar.records import Candle, FundingSample, Instrument, MarketSnapshot, OISample
-from oiradar.units import DAY_MS, HOUR_MS, MINUTE_MS, interval_name
-from oiradar.venues.base import decimal
+from oiradar.units import DAY_MS, HOUR_MS, interval_name
+from oiradar.venues.bitget.wire import (
+    GRANULARITY,
+    PRODUCT,
+    VENUE,
+    check_payload,
+    parse_candles,
+    parse_contracts,
+    parse_funding,
+    parse_tickers,
+)
 from oiradar.venues.http import Charges, RestClient
 from oiradar.venues.limiter import Budget
 
-T = TypeVar("T")
-VENUE = "bitget"
-PRODUCT = "USDT-FUTURES"
 MARKET = "/api/v2/mix/market/"
 # 20 requests/s per IP counted per endpoint (one bucket per path), 6000/min per IP overall.
 BUDGETS = {"endpoint": Budget(20, 1.0), "overall": Budget(6000, 60.0)}
-# Bars of 6 h and longer use the `utc` variants so they open at 00:00 UTC, not UTC+8.
-GRANULARITY = {
-    MINUTE_MS: "1m", 3 * MINUTE_MS: "3m", 5 * MINUTE_MS: "5m", 15 * MINUTE_MS: "15m",
-    30 * MINUTE_MS: "30m", HOUR_MS: "1H", 4 * HOUR_MS: "4H", 6 * HOUR_MS: "6Hutc",
-    12 * HOUR_MS: "12Hutc", DAY_MS: "1Dutc",
-}  # fmt: skip
 CANDLES_LIMIT, HISTORY_LIMIT = 1000, 200
 # `candles` keeps "one month" of 1m/3m/5m; 27 days leaves room for short months and clock
 # skew. Coarser bars reach further there, but one cut-off for all is simpler and always safe.
@@ -60,108 +52,6 @@ MAX_SPAN_MS = 90 * DAY_MS  # endTime - startTime of one candle request
 FUNDING_PAGE = 100
 EMPTY_RETRIES = 2
 CLOCK_TTL_S = 60.0  # re-read the venue's clock when the last response is older than this
-_LIVE = ("perpetual", "normal", "USDT")  # symbolType, symbolStatus, quoteCoin of a live perp
-_CODE_ERRORS: dict[str, type[VenueError]] = {
-    "40034": UnknownSymbol,  # "Parameter symbol does not exist"
-    "40102": UnknownSymbol,  # "Symbol does not exist"
-    "45001": VenueUnavailable,  # "Unknown error"
-    "40725": VenueUnavailable,  # "service return an error"
-    "40844": VenueUnavailable,  # "This contract is under temporary maintenance"
-}
-
-
-def check_payload(payload: Any) -> VenueError | None:
-    """The envelope's `code` as the error the caller should act on; None for "00000"."""
-    if not isinstance(payload, dict) or "code" not in payload:
-        return VenueProtocolError(VENUE, f"not a Bitget envelope: {str(payload)[:200]}")
-    code, msg = str(payload["code"]), str(payload.get("msg", ""))
-    if code == "00000":
-        return None
-    if code == "429":
-        return RateLimited(VENUE, f"{msg} (code 429)", 1.0)
-    return _CODE_ERRORS.get(code, VenueProtocolError)(VENUE, f"{msg} (code {code})")
-
-
-def _each(what: str, rows: Any, parse: Callable[[Any], T]) -> list[T]:
-    """`parse` over a list of rows; any shape surprise is a protocol error, never a retry."""
-    if not isinstance(rows, list):
-        raise VenueProtocolError(VENUE, f"{what}: expected a list, got {str(rows)[:200]}")
-    try:
-        out = [parse(row) for row in rows]
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise VenueProtocolError(VENUE, f"{what}: unexpected row ({exc!r})") from None
-    return out
-
-
-def _opt(value: Any) -> float | None:
-    return None if value is None or value == "" else decimal(value)
-
-
-def parse_contracts(rows: Any) -> list[Instrument]:
-    """Live USDT perpetuals (`perpetual`, `normal`); `fundInterval` is in hours."""
-
-    def one(r: Mapping[str, Any]) -> Instrument | None:
-        if (r["symbolType"], r["symbolStatus"], r["quoteCoin"]) != _LIVE:
-            return None
-        sym = str(r["symbol"])
-        hours = _opt(r.get("fundInterval"))
-        return Instrument(
-            VENUE, sym, sym, str(r["baseCoin"]), "USDT", 1.0, funding_interval_h=hours
-        )
-
-    return [i for i in _each("contracts", rows, one) if i is not None]
-
-
-def parse_tickers(rows: Any, intervals: Mapping[str, float | None]) -> list[MarketSnapshot]:
-    """REST `tickers` rows or WS `ticker` pushes (`instId`); OI in coin, USD = coin x mark.
-
-    REST tickers carry no next funding time (WS pushes do): it stays None there, since one
-    `funding-time` call per symbol would defeat the one-call snapshot.
-    """
-
-    def one(r: Mapping[str, Any]) -> MarketSnapshot:
-        sym = str(r.get("symbol") or r["instId"])
-        mark, oi = _opt(r.get("markPrice")), _opt(r.get("holdingAmount"))
-        volume = _opt(r.get("usdtVolume"))
-        nxt = r.get("nextFundingTime")
-        return MarketSnapshot(
-            VENUE,
-            sym,
-            int(r["ts"]),
-            last_price=_opt(r.get("lastPr")),
-            mark_price=mark,
-            oi_base=oi,
-            oi_usd=oi * mark if oi is not None and mark is not None else None,
-            funding_rate=_opt(r.get("fundingRate")),
-            funding_interval_h=intervals.get(sym),
-            next_funding_ms=int(nxt) if nxt else None,
-            quote_volume_24h=volume if volume is not None else _opt(r.get("quoteVolume")),
-        )
-
-    return _each("tickers", rows, one)
-
-
-def parse_candles(rows: Any, symbol: str, interval_ms: int) -> list[Candle]:
-    """Rows `[ts, open, high, low, close, baseVolume, quoteVolume, ...]` (>= 7 fields)."""
-
-    def one(r: Sequence[Any]) -> Candle:
-        if len(r) < 7:
-            raise ValueError(f"{len(r)} fields in {list(r)!r}")
-        o, h, lo, c, vol, quote = (decimal(x) for x in r[1:7])
-        return Candle(VENUE, symbol, interval_ms, int(r[0]), o, h, lo, c, vol, quote)
-
-    return _each("candles", rows, one)
-
-
-def parse_funding(rows: Any, symbol: str, interval_h: float) -> list[FundingSample]:
-    """`history-fund-rate` rows: the settled rate (fraction) at `fundingTime`."""
-
-    def one(r: Mapping[str, Any]) -> FundingSample:
-        return FundingSample(
-            VENUE, symbol, int(r["fundingTime"]), decimal(r["fundingRate"]), interval_h
-        )
-
-    return _each("history-fund-rate", rows, one)
 
 
 class BitgetClient(RestClient):

@@ -18,27 +18,25 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
 
-from oiradar.records import MarketSnapshot
-from oiradar.venues.base import decimal
+from oiradar.venues.bitget.rest import BitgetClient
+from oiradar.venues.bitget.wire import PRODUCT, VENUE, parse_ticker
 from oiradar.venues.stream import Connection, LiquidationFeed, StreamRecord, WsStream
 
 log = logging.getLogger(__name__)
 
-VENUE = "bitget"
 PATH = "/v2/ws/public"
-PRODUCT = "USDT-FUTURES"
 CHANNELS_PER_CONN = 45  # the venue recommends < 50 per connection
 ARGS_PER_REQUEST = 45
 SUBSCRIBE_GAP_S = 0.25  # <= 4 subscribe messages/s, well under 10 messages/s with pings
 SILENCE_MIN_S = 60.0  # no message at all for this long (and 3 pings): the link is dead
 
 
-# -- pure parsing ----------------------------------------------------------------------------
+# -- connections -----------------------------------------------------------------------------
 
 
 def split_symbols(symbols: Sequence[str], per_conn: int = CHANNELS_PER_CONN) -> list[list[str]]:
@@ -53,38 +51,6 @@ def subscribe_messages(symbols: Sequence[str], per_request: int = ARGS_PER_REQUE
         json.dumps({"op": "subscribe", "args": args[i : i + per_request]}, separators=(",", ":"))
         for i in range(0, len(args), per_request)
     ]
-
-
-def _opt(value: Any) -> float | None:
-    return None if value in (None, "") else decimal(value)
-
-
-def parse_ticker(
-    msg: Mapping[str, Any], intervals: Mapping[str, float | None] | None = None
-) -> list[MarketSnapshot]:
-    """A `ticker` push (`data` is a list): OI in coin, USD = coin x mark."""
-    out = []
-    for row in msg["data"]:
-        sym = str(row.get("instId") or row.get("symbol") or msg["arg"]["instId"])
-        mark, oi = _opt(row.get("markPrice")), _opt(row.get("holdingAmount"))
-        nxt = row.get("nextFundingTime")
-        ts = row.get("ts") or msg["ts"]
-        out.append(
-            MarketSnapshot(
-                VENUE,
-                sym,
-                int(ts),
-                last_price=_opt(row.get("lastPr")),
-                mark_price=mark,
-                oi_base=oi,
-                oi_usd=oi * mark if oi is not None and mark is not None else None,
-                funding_rate=_opt(row.get("fundingRate")),
-                funding_interval_h=(intervals or {}).get(sym),
-                next_funding_ms=int(nxt) if nxt not in (None, "", "0") else None,
-                quote_volume_24h=_opt(row.get("quoteVolume")),
-            )
-        )
-    return out
 
 
 # -- the stream ------------------------------------------------------------------------------
@@ -109,8 +75,6 @@ class BitgetStream(WsStream):
         self, session: aiohttp.ClientSession, symbols: Sequence[str] | None
     ) -> list[Sequence[str] | None]:
         if symbols is None:
-            from oiradar.venues.bitget import BitgetClient
-
             client = BitgetClient(self.endpoint, env=self.env, session=session)
             try:
                 instruments = await client.instruments()

@@ -1,9 +1,8 @@
-"""Binance USD-M Futures connector (exchange-apis.md §1): REST polling, USDT perpetuals only.
+"""Binance USD-M Futures REST connector (exchange-apis.md §1): USDT perpetuals only, within
+Binance's IP limits (declared below as data; the payloads are read in `wire`).
 
-On USD-M one contract is one base coin, so OI arrives in base units and USD = base x mark.
 There is no bulk OI endpoint: a snapshot is one `premiumIndex` (mark + funding of every
-symbol, weight 10) plus one `openInterest` per symbol (weight 1). No public liquidation REST
-exists (`allForceOrders` is gone), so this module has no liquidation side to map.
+symbol, weight 10) plus one `openInterest` per symbol (weight 1).
 
 Empty lists: a list that must hold data (exchangeInfo symbols, fundingInfo, premiumIndex, or
 a history window covering a full step after the symbol's `onboardDate` and a step before the
@@ -23,16 +22,9 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from oiradar.errors import (
-    UnknownSymbol,
-    UserError,
-    VenueError,
-    VenueProtocolError,
-    VenueUnavailable,
-)
+from oiradar.errors import UnknownSymbol, UserError, VenueError, VenueProtocolError
 from oiradar.records import (
     Candle,
-    ContractKind,
     FundingSample,
     Instrument,
     MarketSnapshot,
@@ -41,18 +33,36 @@ from oiradar.records import (
     PremiumBar,
 )
 from oiradar.units import DAY_MS, HOUR_MS, MINUTE_MS, interval_name
-from oiradar.venues.base import decimal
-from oiradar.venues.binance_data import (
+from oiradar.venues.binance.wire import (
+    DEFAULT_FUNDING_H,
+    FUNDING_RATE,
+    KLINE_INTERVALS,
+    KLINES,
+    OI_HIST,
+    OI_PERIODS,
+    POSITIONING_PERIODS,
+    PREMIUM_INTERVALS,
     PREMIUM_KLINES,
     RATIO_PATHS,
+    VENUE,
+    check_payload,
     merge_positioning,
+    parse_exchange_info,
+    parse_funding_info,
+    parse_funding_rate,
+    parse_klines,
+    parse_listing_times,
+    parse_oi_history,
+    parse_open_interest,
+    parse_premium_index,
     parse_premium_klines,
     parse_ratios,
+    parse_server_time,
+    parse_ticker_24hr,
 )
 from oiradar.venues.http import Charges, RestClient
 from oiradar.venues.limiter import Budget
 
-VENUE = "binance"
 TIME_FRESH_S = 30.0  # a server time younger than this needs no extra request
 log = logging.getLogger(__name__)
 
@@ -72,35 +82,12 @@ WEIGHTS = {
 }
 FUNDING_PATHS = frozenset({"/fapi/v1/fundingRate", "/fapi/v1/fundingInfo"})
 USED_WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
-LIVE_PERPETUAL = {"contractType": "PERPETUAL", "status": "TRADING", "quoteAsset": "USDT"}
-LINEAR = ContractKind.LINEAR
-
-KLINE_INTERVALS = frozenset(
-    ["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w"]
-)  # 1M is left out: months have no fixed length in ms
-OI_PERIODS = frozenset(["5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d"])
-PREMIUM_INTERVALS = KLINE_INTERVALS  # premiumIndexKlines takes the klines intervals
-POSITIONING_PERIODS = OI_PERIODS  # the ratio endpoints take the OI-history periods
 KLINE_LIMIT, OI_LIMIT, FUNDING_LIMIT = 499, 500, 1000  # 499: most bars per weight (§1.3)
-KLINES, OI_HIST, FUNDING_RATE = (
-    "/fapi/v1/klines",
-    "/futures/data/openInterestHist",
-    "/fapi/v1/fundingRate",
-)
 OI_RETENTION_MS = 30 * DAY_MS  # openInterestHist keeps the latest 30 days only
 RETENTION_MARGIN_MS = MINUTE_MS  # stay clear of the venue's own 30-day check
-DEFAULT_FUNDING_H = 8.0  # symbols absent from fundingInfo settle every 8 h
 EMPTY_RETRIES = 2
-CODE_ERRORS: dict[int, type[VenueError]] = {
-    -1121: UnknownSymbol,  # invalid symbol
-    -1122: UnknownSymbol,  # invalid symbol status (e.g. delisted)
-    -1001: VenueUnavailable,  # disconnected
-    -1007: VenueUnavailable,  # timeout waiting for the backend
-    -1008: VenueUnavailable,  # throttled by system-level protection
-}
 
 R = TypeVar("R", OISample, Candle, FundingSample, PremiumBar, Positioning)
-T = TypeVar("T")
 
 
 def kline_weight(limit: int) -> int:
@@ -115,7 +102,7 @@ def charges(path: str, params: Mapping[str, str | int] | None) -> Charges:
         return [(DATA, "", 1)]
     if path in FUNDING_PATHS:
         return [(FUNDING, "", 1)]
-    if path in ("/fapi/v1/klines", PREMIUM_KLINES):
+    if path in (KLINES, PREMIUM_KLINES):
         return [(WEIGHT, "", kline_weight(int(params.get("limit", 500))))]
     with_symbol, without = WEIGHTS.get(path, (1, 1))
     return [(WEIGHT, "", with_symbol if "symbol" in params else without)]
@@ -130,117 +117,6 @@ def check_response(status: int, headers: Mapping[str, str], body: bytes) -> Venu
     return None
 
 
-def check_payload(payload: Any) -> VenueError | None:
-    """Binance error bodies are `{"code": <0, "msg": ...}`; success bodies have no such code."""
-    code = payload.get("code") if isinstance(payload, dict) else None
-    if not isinstance(code, int) or code >= 0:
-        return None
-    error = CODE_ERRORS.get(code, VenueProtocolError)
-    return error(VENUE, f"{payload.get('msg', '')} (code {code})")
-
-
-def _ms(value: object) -> int:
-    """A timestamp as int ms; openInterestHist sends it as a string on the doc page."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    raise ValueError(f"not a timestamp: {value!r}")
-
-
-def _maybe(value: object) -> float | None:
-    """Delivery contracts send "" for funding fields: absent, not zero."""
-    return None if value in (None, "") else decimal(value)
-
-
-def parse_funding_info(payload: Any) -> dict[str, float]:
-    """{symbol: funding interval in hours}; lists only symbols whose settings were adjusted."""
-    return {
-        row["symbol"]: decimal(row["fundingIntervalHours"])
-        for row in payload
-        if row.get("fundingIntervalHours")
-    }
-
-
-def parse_exchange_info(payload: Any, intervals_h: Mapping[str, float]) -> list[Instrument]:
-    """Trading USDT-quoted perpetuals; one contract is one base coin on USD-M."""
-    out = []
-    for row in payload["symbols"]:
-        if all(row.get(k) == v for k, v in LIVE_PERPETUAL.items()):
-            sym, hours = row["symbol"], intervals_h.get(row["symbol"], DEFAULT_FUNDING_H)
-            out.append(Instrument(VENUE, sym, sym, row["baseAsset"], "USDT", 1.0, LINEAR, hours))
-    return out
-
-
-def parse_listing_times(payload: Any) -> dict[str, int]:
-    """{symbol: onboardDate ms}: before it, an empty history page is expected."""
-    return {
-        row["symbol"]: _ms(row["onboardDate"]) for row in payload["symbols"] if "onboardDate" in row
-    }
-
-
-def parse_open_interest(payload: Any) -> OISample:
-    """OI now, in base coins, stamped with the venue's time."""
-    return OISample(
-        VENUE, payload["symbol"], _ms(payload["time"]), decimal(payload["openInterest"])
-    )
-
-
-def parse_oi_history(payload: Any) -> list[OISample]:
-    """`sumOpenInterest` is base coins, `sumOpenInterestValue` USDT; `timestamp` str or int."""
-    out = []
-    for row in payload:
-        base, usd = decimal(row["sumOpenInterest"]), decimal(row["sumOpenInterestValue"])
-        out.append(OISample(VENUE, row["symbol"], _ms(row["timestamp"]), base, oi_usd=usd))
-    return out
-
-
-def parse_klines(payload: Any, symbol: str, interval_ms: int) -> list[Candle]:
-    """Rows [open time, o, h, l, c, volume (coin), close time, quote volume (USDT), trades,
-    taker buy base, taker buy quote, ignore]; the newest may still be forming."""
-    out = []
-    for row in payload:
-        o, h, lo, c, vol, quote, taker = (decimal(row[i]) for i in (1, 2, 3, 4, 5, 7, 9))
-        ts = _ms(row[0])
-        out.append(
-            Candle(VENUE, symbol, interval_ms, ts, o, h, lo, c, vol, quote, taker, int(row[8]))
-        )
-    return out
-
-
-def parse_premium_index(payload: Any, intervals_h: Mapping[str, float]) -> list[MarketSnapshot]:
-    """Mark price and `lastFundingRate` (the running interval's predicted rate, a fraction)."""
-    rows = payload if isinstance(payload, list) else [payload]
-    return [
-        MarketSnapshot(
-            VENUE,
-            row["symbol"],
-            _ms(row["time"]),
-            mark_price=_maybe(row.get("markPrice")),
-            funding_rate=_maybe(row.get("lastFundingRate")),
-            funding_interval_h=intervals_h.get(row["symbol"], DEFAULT_FUNDING_H),
-            next_funding_ms=_ms(row["nextFundingTime"]) or None,
-        )
-        for row in rows
-    ]
-
-
-def parse_ticker_24hr(payload: Any) -> dict[str, tuple[float, float]]:
-    """symbol -> (last price, 24 h quote volume in USDT), for ranking by activity."""
-    rows = payload if isinstance(payload, list) else [payload]
-    return {r["symbol"]: (decimal(r["lastPrice"]), decimal(r["quoteVolume"])) for r in rows}
-
-
-def parse_funding_rate(payload: Any, intervals_h: Mapping[str, float]) -> list[FundingSample]:
-    """Settled rates per interval (fractions); the interval is the symbol's current one."""
-    out = []
-    for row in payload:
-        sym, rate = row["symbol"], decimal(row["fundingRate"])
-        hours = intervals_h.get(sym, DEFAULT_FUNDING_H)
-        out.append(FundingSample(VENUE, sym, _ms(row["fundingTime"]), rate, hours))
-    return out
-
-
 def expects_rows(lo: int, hi: int, step: int, listed_ms: int, now_ms: int) -> bool:
     """True when [lo, hi] holds a step-aligned time after listing and before now (an empty
     answer there is asked again; a one-bar request for the bar that just closed counts)."""
@@ -253,14 +129,6 @@ def _step_name(ms: int, allowed: frozenset[str], what: str) -> str:
     if name not in allowed:
         raise UserError(f"binance has no {what} {name!r}: use one of {', '.join(sorted(allowed))}")
     return name
-
-
-def _parsed(path: str, parse: Callable[..., T], *args: Any) -> T:
-    """A parser's result; a payload that does not parse is a protocol change, never retried."""
-    try:
-        return parse(*args)
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-        raise VenueProtocolError(VENUE, f"unexpected payload from {path}: {exc!r}") from exc
 
 
 async def _all(coros: Sequence[Awaitable[Any]]) -> list[Any]:
@@ -335,10 +203,10 @@ class BinanceClient(RestClient):
                     self._get_rows("/fapi/v1/fundingInfo", None, True),
                 ]
             )
-            self._intervals_h = _parsed("fundingInfo", parse_funding_info, funding)
-            found = _parsed("exchangeInfo", parse_exchange_info, info, self._intervals_h)
-            self._listed_ms = _parsed("exchangeInfo", parse_listing_times, info)
-            self._saw_time(_parsed("exchangeInfo", _ms, info.get("serverTime")))
+            self._intervals_h = parse_funding_info(funding)
+            found = parse_exchange_info(info, self._intervals_h)
+            self._listed_ms = parse_listing_times(info)
+            self._saw_time(parse_server_time(info))
             self._instruments = found
             return list(found)
 
@@ -350,7 +218,7 @@ class BinanceClient(RestClient):
         except UnknownSymbol:
             self.unknown.append(symbol)
             return None
-        sample = _parsed(path, parse_open_interest, payload)
+        sample = parse_open_interest(payload)
         self._saw_time(sample.ts_ms)
         return sample
 
@@ -371,7 +239,7 @@ class BinanceClient(RestClient):
         )
         activity = parse_ticker_24hr(rest.pop(0)) if tickers else {}
         ois = rest
-        rows = _parsed(path, parse_premium_index, premium, self._intervals_h)
+        rows = parse_premium_index(premium, self._intervals_h)
         marks = {r.symbol: r for r in rows}
         out = []
         for oi in ois:
@@ -409,7 +277,7 @@ class BinanceClient(RestClient):
         if (stale and (end_ms >= now - DAY_MS or near_edge)) or end_ms > now:
             path = "/fapi/v1/openInterest"
             payload = await self._get(path, {"symbol": symbol})
-            self._saw_time(_parsed(path, parse_open_interest, payload).ts_ms)
+            self._saw_time(parse_open_interest(payload).ts_ms)
             now = self._venue_now()
         return now
 
@@ -434,7 +302,7 @@ class BinanceClient(RestClient):
             hi = min(end, lo + n * step - 1)
             query = {**params, "startTime": lo, "endTime": hi, "limit": n}
             payload = await self._get_rows(path, query, expects_rows(lo, hi, step, listed, now_ms))
-            rows = sorted(_parsed(path, parse, payload), key=lambda r: r.ts_ms)
+            rows = sorted(parse(payload), key=lambda r: r.ts_ms)
             found.update((r.ts_ms, r) for r in rows if start <= r.ts_ms <= end)
             last = rows[-1].ts_ms if rows else lo
             if len(rows) >= n and last + step > min(end, now_ms):

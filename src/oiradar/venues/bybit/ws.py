@@ -19,29 +19,27 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
 
-from oiradar.records import Liquidation, MarketSnapshot, Side
-from oiradar.venues import bybit as rest
-from oiradar.venues.base import decimal
+from oiradar.records import MarketSnapshot
+from oiradar.venues.base import routed
+from oiradar.venues.bybit.rest import BybitClient
+from oiradar.venues.bybit.wire import VENUE, merge_ticker, parse_liquidations, parse_ticker
 from oiradar.venues.stream import Connection, LiquidationFeed, StreamRecord, WsStream
 
 log = logging.getLogger(__name__)
 
-VENUE = "bybit"
 PATH = "/v5/public/linear"
 ARGS_CAP = 21_000  # characters of subscribed args per public connection (§2.5)
 ARGS_BUDGET = 20_000  # what we pack per connection, leaving a margin under the cap
 ARGS_PER_REQUEST = 200  # topics per subscribe message (linear has no cap; keeps frames small)
 SILENCE_MIN_S = 30.0  # no message at all for this long (and 3 pings): the link is dead
 
-Json = dict[str, Any]
 
-
-# -- pure parsing ----------------------------------------------------------------------------
+# -- connections -----------------------------------------------------------------------------
 
 
 def topics(symbol: str) -> list[str]:
@@ -73,32 +71,6 @@ def subscribe_messages(symbols: Sequence[str], req_ids: Iterable[int]) -> list[s
     ]
 
 
-def merge_ticker(
-    state: Mapping[str, Any] | None, kind: str, data: Mapping[str, Any]
-) -> dict[str, Any]:
-    """The symbol's ticker fields after one message: a snapshot replaces, a delta merges
-    (absent fields are unchanged)."""
-    if kind == "snapshot" or state is None:
-        return dict(data)
-    return {**state, **data}
-
-
-def parse_ticker(fields: Mapping[str, Any], ts_ms: int) -> MarketSnapshot:
-    """Merged ticker fields as a snapshot at the message's `ts`: the same fields as a REST
-    tickers row, so the REST parser (one-sided OI, its field checks) serves both."""
-    return rest.parse_ticker(dict(fields), ts_ms)
-
-
-def parse_liquidations(msg: Mapping[str, Any]) -> list[Liquidation]:
-    """An `allLiquidation` push: `S` Buy = a LONG position was liquidated; `v` coin."""
-    out = []
-    for row in msg["data"]:
-        side = {"Buy": Side.LONG, "Sell": Side.SHORT}[str(row["S"])]
-        qty, price = decimal(row["v"]), decimal(row["p"])
-        out.append(Liquidation(VENUE, str(row["s"]), int(row["T"]), side, qty, price, qty * price))
-    return out
-
-
 # -- the stream ------------------------------------------------------------------------------
 
 
@@ -118,13 +90,15 @@ class BybitStream(WsStream):
         super().__init__(*args, **kwargs)
         self._tickers: dict[str, dict[str, Any]] = {}  # merged fields per symbol
         self._req_ids = itertools.count(1)
+        self._topics: dict[str, Callable[[Mapping[str, Any]], Iterable[StreamRecord]]] = {
+            "allLiquidation": parse_liquidations,
+            "tickers": self._ticker,
+        }
 
     async def plan(
         self, session: aiohttp.ClientSession, symbols: Sequence[str] | None
     ) -> list[Sequence[str] | None]:
         if symbols is None:
-            from oiradar.venues.bybit import BybitClient
-
             client = BybitClient(self.endpoint, env=self.env, session=session)
             try:
                 symbols = [i.symbol for i in await client.instruments()]
@@ -165,13 +139,12 @@ class BybitStream(WsStream):
         return ts if isinstance(ts, int) else None
 
     def records(self, msg: Any, symbols: frozenset[str] | None) -> list[StreamRecord]:
-        kind, _, symbol = str(msg["topic"]).partition(".")
-        if kind == "allLiquidation":
-            return list(parse_liquidations(msg))
-        if kind == "tickers":
-            data = msg["data"]
-            merged = merge_ticker(self._tickers.get(symbol), str(msg.get("type")), data)
-            merged.setdefault("symbol", symbol)
-            self._tickers[symbol] = merged
-            return [parse_ticker(merged, int(msg["ts"]))]
-        return []
+        return routed(self._topics, str(msg["topic"]).partition(".")[0], msg)
+
+    def _ticker(self, msg: Mapping[str, Any]) -> list[MarketSnapshot]:
+        """The symbol's merged ticker fields after this message, as one snapshot."""
+        symbol = str(msg["topic"]).partition(".")[2]
+        merged = merge_ticker(self._tickers.get(symbol), str(msg.get("type")), msg["data"])
+        merged.setdefault("symbol", symbol)
+        self._tickers[symbol] = merged
+        return [parse_ticker(merged, int(msg["ts"]))]

@@ -4,88 +4,27 @@ One connection to `/ws/v5/public` subscribes `liquidation-orders` (instType SWAP
 in one subscription, *sampled* to one order per contract per second) and `open-interest` and
 `funding-rate` per instId, in batches well under the 64 KB subscribe limit. `side` is the
 *order* side (buy closes a short => SHORT liquidated); `posSide` counts only when it is
-`long`/`short` (hedge mode), never `net`. `sz` is contracts: base = sz x ctVal, with ctVal
-read once from the REST instruments list. The text `ping` goes out whenever nothing arrived
-for `ping_s` (< 30 s, after which OKX closes); a missing answer means reconnect.
+`long`/`short` (hedge mode), never `net` (read in `wire`). `sz` is contracts: base = sz x
+ctVal, with ctVal read once from the REST instruments list. The text `ping` goes out whenever
+nothing arrived for `ping_s` (< 30 s, after which OKX closes); a missing answer means
+reconnect.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
 
-from oiradar.records import Liquidation, Side
-from oiradar.venues.base import decimal
-from oiradar.venues.okx import (
-    OkxClient,
-    canonical,
-    parse_funding_rate,
-    parse_mark_price,
-    parse_open_interest,
-)
+from oiradar.venues.okx.rest import OkxClient
+from oiradar.venues.okx.wire import VENUE, message_ms, parse_message
 from oiradar.venues.stream import Connection, LiquidationFeed, StreamRecord, WsStream
 
-VENUE = "okx"
 BATCH = 200  # args per subscribe message: ~11 KB, far below the 64 KB cap
 log = logging.getLogger(__name__)
-
-_POSITION = {"long": Side.LONG, "short": Side.SHORT}
-_BY_ORDER = {"buy": Side.SHORT, "sell": Side.LONG}  # the order closes the opposite position
-
-
-def parse_liquidations(data: Sequence[Any], ct_val: Mapping[str, float]) -> list[Liquidation]:
-    """`liquidation-orders` data -> liquidations; instruments without a known ctVal skipped."""
-    out = []
-    for row in data:
-        inst_id = str(row["instId"])
-        ct = ct_val.get(inst_id)
-        if ct is None:
-            continue  # not a listed USDT swap (coin-margined, new since start): units unknown
-        for d in row.get("details") or []:
-            side = _POSITION.get(str(d.get("posSide", "")).lower())
-            side = side or _BY_ORDER.get(str(d["side"]).lower())
-            if side is None:
-                continue
-            qty, price = decimal(d["sz"]) * ct, decimal(d["bkPx"])
-            out.append(
-                Liquidation(VENUE, canonical(inst_id), int(d["ts"]), side, qty, price, qty * price)
-            )
-    return out
-
-
-def parse_message(msg: Any, ct_val: Mapping[str, float]) -> list[StreamRecord]:
-    """A push `{"arg": {"channel": ...}, "data": [...]}` -> records; acks, errors -> []."""
-    if not isinstance(msg, dict) or "data" not in msg or not isinstance(msg.get("arg"), dict):
-        return []
-    channel, data = msg["arg"].get("channel"), msg["data"]
-    out: list[StreamRecord] = []
-    if channel == "liquidation-orders":
-        out.extend(parse_liquidations(data, ct_val))
-    elif channel == "open-interest":
-        out.extend(parse_open_interest(data, ct_val).values())
-    elif channel == "funding-rate":
-        out.extend(parse_funding_rate(data).values())
-    elif channel == "mark-price":
-        out.extend(parse_mark_price(data).values())
-    return out
-
-
-def message_ms(msg: Any) -> int | None:
-    """The newest venue time in a push (`ts` of rows or of liquidation details)."""
-    if not isinstance(msg, dict) or not isinstance(msg.get("data"), list):
-        return None
-    stamps = []
-    for row in msg["data"]:
-        if not isinstance(row, dict):
-            continue
-        if row.get("ts"):
-            stamps.append(int(row["ts"]))
-        stamps.extend(int(d["ts"]) for d in row.get("details") or [] if d.get("ts"))
-    return max(stamps) if stamps else None
 
 
 def subscribe_messages(inst_ids: Sequence[str], batch: int = BATCH) -> list[str]:
@@ -145,6 +84,3 @@ class OkxStream(WsStream):
 
     def message_ms(self, msg: Any) -> int | None:
         return message_ms(msg)
-
-
-__all__ = ["OkxStream", "message_ms", "parse_liquidations", "parse_message", "subscribe_messages"]

@@ -1,14 +1,10 @@
-"""Binance USD-M Futures, as the simulator serves it (exchange-apis.md §1).
+"""Binance USD-M Futures REST as the simulator serves it (exchange-apis.md §1): `/fapi/*` and
+`/futures/data/*`, the weight, `/futures/data` and funding buckets, 429 then 418 bans.
 
-REST under `/fapi/*` and `/futures/data/*`; WebSocket market streams under `/market/*`
-(the 2026 routing; raw `/market/ws/<stream>`, combined `/market/stream?streams=a/b`, or
-`SUBSCRIBE` on `/market/ws`). Assumptions where the doc is silent:
+Assumptions where the doc is silent:
 - `openInterestHist.timestamp` is sent as a string, as on the official doc page;
-- a `startTime` older than 30 days on `openInterestHist` answers -1130 (as ccxt observed);
-- the 24 h connection lifetime and stream cadences run on simulated time, and pushes are
-  throttled to ~10 per wall second so fast clocks do not flood clients;
-- `forceOrder` keeps the *latest* order per symbol in each 1000 ms window, as documented.
-Premium-index klines and the long/short and taker ratios are served by `binance_data`.
+- a `startTime` older than 30 days on `openInterestHist` answers -1130 (as ccxt observed).
+Premium-index klines and the long/short and taker ratios are served by `evidence`.
 """
 
 from __future__ import annotations
@@ -31,41 +27,24 @@ from oiradar.sim.context import (
     qty_decimals,
 )
 from oiradar.sim.limits import Rule
-from oiradar.sim.market import (
-    SymbolData,
-    bars,
-    funding_history,
-    funding_now,
-    last_price,
-    oi_at,
-    oi_snapshots,
+from oiradar.sim.market import SymbolData, bars, funding_history, last_price, oi_at, oi_snapshots
+from oiradar.sim.venues.binance.data import (
+    DAY_MS,
+    INTERVALS,
+    OI_PERIODS,
+    VENUE,
+    WEEK_OFFSET_MS,
+    kline_row,
+    premium_row,
+    symbol_info,
+    ticker24_row,
 )
 
-VENUE = "binance"
-PREFIXES = ("/fapi/", "/futures/data/")
-DAY_MS = 86_400_000
 WEIGHT = Rule("REQUEST_WEIGHT", 2400, 60.0)
 DATA = Rule("futures_data", 1000, 300.0)
 FUNDING = Rule("funding", 500, 300.0)
 BAN_BASE_S, BAN_MAX_S = 120.0, 3 * 86_400.0
-INTERVALS = {
-    "1m": 60_000,
-    "3m": 180_000,
-    "5m": 300_000,
-    "15m": 900_000,
-    "30m": 1_800_000,
-    "1h": 3_600_000,
-    "2h": 7_200_000,
-    "4h": 14_400_000,
-    "6h": 21_600_000,
-    "8h": 28_800_000,
-    "12h": 43_200_000,
-    "1d": DAY_MS,
-    "3d": 3 * DAY_MS,
-    "1w": 7 * DAY_MS,
-}
-WEEK_OFFSET_MS = 4 * DAY_MS  # weekly klines open Monday 00:00 UTC
-OI_PERIODS = {k: INTERVALS[k] for k in ("5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")}
+Endpoint = Callable[[SimContext, web.Request], Any]
 
 
 class BinanceError(Exception):
@@ -197,7 +176,7 @@ def _window(request: web.Request, now: int, step: int, limit: int) -> tuple[int,
     return hi - step * limit, hi, False
 
 
-def _handler(fn: Callable[[SimContext, web.Request], Any]) -> Callable[[web.Request], Any]:
+def _handler(fn: Endpoint) -> Callable[[web.Request], Any]:
     async def handle(request: web.Request) -> web.Response:
         ctx = ctx_of(request)
         try:
@@ -206,54 +185,6 @@ def _handler(fn: Callable[[SimContext, web.Request], Any]) -> Callable[[web.Requ
             return _err(exc.code, exc.msg, exc.status)
 
     return handle
-
-
-def _symbol_info(sd: SymbolData, first_ms: int) -> dict[str, Any]:
-    pd, qd = price_decimals(sd), qty_decimals(sd)
-    tick, step = f"{10.0**-pd:.{pd}f}", f"{10.0**-qd:.{qd}f}" if qd else "1"
-    return {
-        "symbol": sd.symbol,
-        "pair": sd.symbol,
-        "contractType": "PERPETUAL",
-        "deliveryDate": 4133404800000,
-        "onboardDate": first_ms,
-        "status": "TRADING",
-        "maintMarginPercent": "2.5000",
-        "requiredMarginPercent": "5.0000",
-        "baseAsset": sd.base,
-        "quoteAsset": "USDT",
-        "marginAsset": "USDT",
-        "pricePrecision": pd,
-        "quantityPrecision": qd,
-        "baseAssetPrecision": 8,
-        "quotePrecision": 8,
-        "underlyingType": "COIN",
-        "underlyingSubType": [],
-        "settlePlan": 0,
-        "triggerProtect": "0.0500",
-        "liquidationFee": "0.012500",
-        "marketTakeBound": "0.05",
-        "filters": [
-            {
-                "filterType": "PRICE_FILTER",
-                "minPrice": tick,
-                "maxPrice": "1000000",
-                "tickSize": tick,
-            },
-            {"filterType": "LOT_SIZE", "minQty": step, "maxQty": "100000000", "stepSize": step},
-            {"filterType": "MIN_NOTIONAL", "notional": "5"},
-        ],
-        "orderTypes": [
-            "LIMIT",
-            "MARKET",
-            "STOP",
-            "STOP_MARKET",
-            "TAKE_PROFIT",
-            "TAKE_PROFIT_MARKET",
-            "TRAILING_STOP_MARKET",
-        ],
-        "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
-    }
 
 
 def exchange_info(ctx: SimContext, request: web.Request) -> dict[str, Any]:
@@ -274,7 +205,7 @@ def exchange_info(ctx: SimContext, request: web.Request) -> dict[str, Any]:
         ],
         "exchangeFilters": [],
         "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}],
-        "symbols": [_symbol_info(sd, sd.first_ms) for sd in symbols if sd.first_ms <= ctx.now_ms()],
+        "symbols": [symbol_info(sd, sd.first_ms) for sd in symbols if sd.first_ms <= ctx.now_ms()],
     }
 
 
@@ -361,51 +292,15 @@ def klines(ctx: SimContext, request: web.Request) -> list[list[Any]]:
     )
     keep = slice(0, limit) if forward else slice(max(0, len(b.ts) - limit), None)
     pd, qd = price_decimals(sd), qty_decimals(sd)
-    rows = []
-    for i in range(len(b.ts))[keep]:
-        taker = b.taker_buy[i]
-        taker_share = taker / b.volume[i] if b.volume[i] > 0 else 0.5
-        rows.append(
-            [
-                int(b.ts[i]),
-                num(b.open[i], pd),
-                num(b.high[i], pd),
-                num(b.low[i], pd),
-                num(b.close[i], pd),
-                num(b.volume[i], qd),
-                int(b.ts[i]) + step - 1,
-                num(b.quote_volume[i], 4),
-                int(b.trades[i]),
-                num(taker, qd),
-                num(b.quote_volume[i] * taker_share, 4),
-                "0",
-            ]
-        )
-    return rows
-
-
-def _premium(ctx: SimContext, sd: SymbolData, now: int) -> dict[str, Any]:
-    pd = price_decimals(sd)
-    mark = last_price(sd, now)
-    rate, next_time = funding_now(sd, now)
-    return {
-        "symbol": sd.symbol,
-        "markPrice": num(mark, pd + 1),
-        "indexPrice": num(mark * 0.9999, pd + 1),
-        "estimatedSettlePrice": num(mark * 0.99995, pd + 1),
-        "lastFundingRate": f"{rate:.8f}",
-        "interestRate": "0.00010000",
-        "nextFundingTime": next_time,
-        "time": now,
-    }
+    return [kline_row(b, i, step, pd, qd) for i in range(len(b.ts))[keep]]
 
 
 def premium_index(ctx: SimContext, request: web.Request) -> Any:
     sd = _symbol(ctx, request, required=False)
     now = ctx.now_ms()
     if sd is not None:
-        return _premium(ctx, sd, now)
-    return [_premium(ctx, ctx.market.get(s), now) for s in ctx.market.symbols]
+        return premium_row(sd, now)
+    return [premium_row(ctx.market.get(s), now) for s in ctx.market.symbols]
 
 
 def funding_rate(ctx: SimContext, request: web.Request) -> list[dict[str, Any]]:
@@ -454,39 +349,12 @@ def funding_info(ctx: SimContext, request: web.Request) -> list[dict[str, Any]]:
     return out
 
 
-def _ticker24(ctx: SimContext, sd: SymbolData, now: int) -> dict[str, Any]:
-    pd, qd = price_decimals(sd), qty_decimals(sd)
-    b = bars(sd, sd.bar_ms, now - DAY_MS, now, now).share(ctx.share(VENUE))
-    last = last_price(sd, now)
-    first = float(b.open[0]) if len(b.ts) else last
-    vol = float(b.volume.sum())
-    quote = float(b.quote_volume.sum())
-    return {
-        "symbol": sd.symbol,
-        "priceChange": num(last - first, pd),
-        "priceChangePercent": f"{(last / first - 1) * 100:.3f}",
-        "weightedAvgPrice": num(quote / vol if vol else last, pd),
-        "lastPrice": num(last, pd),
-        "lastQty": num(1.0, qd),
-        "openPrice": num(first, pd),
-        "highPrice": num(float(b.high.max()) if len(b.ts) else last, pd),
-        "lowPrice": num(float(b.low.min()) if len(b.ts) else last, pd),
-        "volume": num(vol, qd),
-        "quoteVolume": num(quote, 2),
-        "openTime": now - DAY_MS,
-        "closeTime": now,
-        "firstId": 1,
-        "lastId": int(b.trades.sum()) + 1,
-        "count": int(b.trades.sum()),
-    }
-
-
 def ticker_24hr(ctx: SimContext, request: web.Request) -> Any:
     sd = _symbol(ctx, request, required=False)
     now = ctx.now_ms()
     if sd is not None:
-        return _ticker24(ctx, sd, now)
-    return [_ticker24(ctx, ctx.market.get(s), now) for s in ctx.market.symbols]
+        return ticker24_row(ctx, sd, now)
+    return [ticker24_row(ctx, ctx.market.get(s), now) for s in ctx.market.symbols]
 
 
 def ticker_price(ctx: SimContext, request: web.Request) -> Any:
@@ -503,7 +371,7 @@ def ticker_price(ctx: SimContext, request: web.Request) -> Any:
     return one(sd) if sd is not None else [one(ctx.market.get(s)) for s in ctx.market.symbols]
 
 
-ROUTES: dict[str, Callable[[SimContext, web.Request], Any]] = {
+ROUTES: dict[str, Endpoint] = {
     "/fapi/v1/exchangeInfo": exchange_info,
     "/fapi/v1/openInterest": open_interest,
     "/futures/data/openInterestHist": open_interest_hist,
@@ -516,13 +384,7 @@ ROUTES: dict[str, Callable[[SimContext, web.Request], Any]] = {
 }
 
 
-def setup(app: web.Application, ctx: SimContext) -> None:
-    from oiradar.sim.venues.binance_data import ROUTES as DATA_ROUTES
-
-    for path, fn in {**ROUTES, **DATA_ROUTES}.items():
+def add_routes(app: web.Application, routes: dict[str, Endpoint]) -> None:
+    """Each path's endpoint behind the JSON/error handler."""
+    for path, fn in routes.items():
         app.router.add_get(path, _handler(fn))
-    from oiradar.sim.venues.binance_ws import handle_ws
-
-    app.router.add_get("/market/ws", handle_ws)
-    app.router.add_get("/market/ws/{streams:.+}", handle_ws)
-    app.router.add_get("/market/stream", handle_ws)

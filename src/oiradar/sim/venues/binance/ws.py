@@ -1,8 +1,13 @@
-"""Binance USD-M market streams on `/market/*`: liquidations, mark price, klines.
+"""Binance USD-M market streams on `/market/*` (the 2026 routing; raw `/market/ws/<stream>`,
+combined `/market/stream?streams=a/b`, or `SUBSCRIBE` on `/market/ws`): liquidations, mark
+price, klines.
 
-`!forceOrder@arr` pushes at most the latest forced order per symbol per 1000 ms; mark price
-every 3 s (or 1 s with `@1s`); klines every push with `x=true` on the closing update. A
-connection lives 24 h of simulated time; more than 10 incoming messages a second closes it.
+`!forceOrder@arr` pushes at most the latest forced order per symbol per 1000 ms (the
+*latest* order in each window, as documented); mark price every 3 s (or 1 s with `@1s`);
+klines every push with `x=true` on the closing update. A connection lives 24 h of simulated
+time; more than 10 incoming messages a second closes it. Assumed where the doc is silent:
+the lifetime and the cadences run on simulated time, and pushes are throttled to ~10 per wall
+second so fast clocks do not flood clients.
 """
 
 from __future__ import annotations
@@ -15,8 +20,8 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from oiradar.sim.context import VENUE_SHARE, SimContext, ctx_of, num, price_decimals, qty_decimals
-from oiradar.sim.market import SymbolData, bars, funding_now, last_price, liquidation_orders
-from oiradar.sim.venues.binance import INTERVALS, VENUE, WEEK_OFFSET_MS
+from oiradar.sim.market import SymbolData, bars, liquidation_orders
+from oiradar.sim.venues.binance.data import INTERVALS, VENUE, WEEK_OFFSET_MS, premium_row
 from oiradar.sim.ws import IncomingRate, Sender, drop_later, run_until_closed
 
 LIFETIME_MS = 24 * 3_600_000
@@ -189,19 +194,12 @@ def _force_orders(ctx: SimContext, sd: SymbolData, t0: int, t1: int) -> list[dic
 
 
 def _mark(ctx: SimContext, sd: SymbolData, now: int) -> dict[str, Any]:
-    pd = price_decimals(sd) + 1
-    mark = last_price(sd, now)
-    rate, next_time = funding_now(sd, now)
-    return {
-        "e": "markPriceUpdate",
-        "E": now,
-        "s": sd.symbol,
-        "p": num(mark, pd),
-        "i": num(mark * 0.9999, pd),
-        "P": num(mark * 0.99995, pd),
-        "r": f"{rate:.8f}",
-        "T": next_time,
-    }
+    """premiumIndex's figures as a `markPriceUpdate`."""
+    row = premium_row(sd, now)
+    keys = {"p": "markPrice", "i": "indexPrice", "P": "estimatedSettlePrice"}
+    prices = {k: row[v] for k, v in keys.items()}
+    head = {"e": "markPriceUpdate", "E": now, "s": sd.symbol}
+    return head | prices | {"r": row["lastFundingRate"], "T": row["nextFundingTime"]}
 
 
 def _klines(conn: Conn, stream: str, sd: SymbolData, interval: str, t0: int, now: int) -> list[Any]:
@@ -255,4 +253,7 @@ def _kline_msg(
     }
 
 
-__all__ = ["handle_ws"]
+def setup(app: web.Application) -> None:
+    app.router.add_get("/market/ws", handle_ws)
+    app.router.add_get("/market/ws/{streams:.+}", handle_ws)
+    app.router.add_get("/market/stream", handle_ws)

@@ -23,10 +23,10 @@ from aiohttp import web
 
 from oiradar.sim.context import SimContext, is_empty_fault, num, qty_decimals
 from oiradar.sim.market import PositioningSnapshots, positioning_snapshots, premium_bars
-from oiradar.sim.venues.binance import (
-    INTERVALS,
-    WEEK_OFFSET_MS,
+from oiradar.sim.venues.binance.data import INTERVALS, WEEK_OFFSET_MS
+from oiradar.sim.venues.binance.rest import (
     BinanceError,
+    Endpoint,
     _limit,
     _symbol,
     _window,
@@ -106,7 +106,7 @@ def taker_long_short_ratio(ctx: SimContext, request: web.Request) -> list[dict[s
     ]
 
 
-ROUTES: dict[str, Callable[[SimContext, web.Request], Any]] = {
+ROUTES: dict[str, Endpoint] = {
     "/fapi/v1/premiumIndexKlines": premium_index_klines,
     "/futures/data/topLongShortAccountRatio": _long_short(lambda s: s.top_account),
     "/futures/data/topLongShortPositionRatio": _long_short(lambda s: s.top_position),

@@ -16,7 +16,7 @@ from oiradar.records import Liquidation, MarketSnapshot, Side
 from oiradar.sim.context import num, qty_decimals
 from oiradar.sim.market import liquidation_orders
 from oiradar.sim.server import SimServer
-from oiradar.sim.venues.okx import OKX
+from oiradar.sim.venues.okx.data import OKX
 from oiradar.venues.binance import BinanceStream
 from oiradar.venues.binance import wire as binance_wire
 from oiradar.venues.okx import OkxStream

@@ -34,7 +34,7 @@ from oiradar.sim.context import client_ip, ctx_of
 from oiradar.sim.limits import Rule
 from oiradar.sim.market import liquidation_orders
 from oiradar.sim.server import CONFIG
-from oiradar.sim.venues.okx import (
+from oiradar.sim.venues.okx.data import (
     CANDLE_BARS,
     OKX,
     VENUE,
@@ -279,3 +279,8 @@ async def ws_public(request: web.Request) -> web.StreamResponse:
 
 async def ws_business(request: web.Request) -> web.StreamResponse:
     return await _ws(request, business=True)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/ws/v5/public", ws_public)
+    app.router.add_get("/ws/v5/business", ws_business)

@@ -14,7 +14,8 @@ from oiradar.sim.faults import Fault
 from oiradar.sim.limits import Rule
 from oiradar.sim.market import funding_now, oi_at
 from oiradar.sim.server import SimServer
-from oiradar.sim.venues import bitget
+from oiradar.sim.venues.bitget import rest as bitget_rest
+from oiradar.sim.venues.bitget import ws as bitget_ws
 from tests.simkit import MINUTE, get, running
 
 M = "/api/v2/mix/market/"
@@ -265,7 +266,7 @@ async def test_rate_limits_per_endpoint_and_overall(monkeypatch: pytest.MonkeyPa
         _, stats = await get(http, sim, "/_sim/stats")
         assert stats["venues"]["bitget"]["rejected_429"] == len(refused)
         # The overall budget spans endpoints (shrunk here from 6000/min to 30/h).
-        monkeypatch.setattr(bitget, "OVERALL", Rule("overall", 30, 3600.0))
+        monkeypatch.setattr(bitget_rest, "OVERALL", Rule("overall", 30, 3600.0))
         paths = [M + e + Q for e in ("contracts", "tickers", "current-fund-rate", "nothing")]
         results = await asyncio.gather(*(get(http, sim, p) for p in paths * 10))
         assert sum(status == 429 for status, _ in results) == 10
@@ -394,7 +395,7 @@ async def test_ws_closes_idle_and_flooding_connections(monkeypatch: pytest.Monke
                     seen.append(msg.data)
             assert seen == ["pong"] * 10
             assert msg.data == aiohttp.WSCloseCode.POLICY_VIOLATION
-        monkeypatch.setattr(bitget, "IDLE_S", 0.2)  # the doc's 2 minutes without a ping
+        monkeypatch.setattr(bitget_ws, "IDLE_S", 0.2)  # the doc's 2 minutes without a ping
         async with http.ws_connect(sim.url + "/v2/ws/public") as ws:
             await ws.send_json({"op": "subscribe", "args": [WS_SUB]})
             async with asyncio.timeout(2):

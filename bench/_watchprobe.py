@@ -1,0 +1,134 @@
+"""The bare WebSocket client `bench/watch.py` runs beside the daemon (in a process of its own)
+to time when each short liquidation left the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+from _watchkit import ProbeResult, cpu_s, sim_json
+
+WATCH = Path(__file__).with_name("watch.py")  # runs the probe with `--probe BASE OUT`
+
+
+class Probe:
+    """A bare WebSocket client of every liquidation feed the daemon reads (Binance
+    `!forceOrder@arr`, Bybit `allLiquidation.*`, OKX `liquidation-orders`), doing nothing else.
+
+    It runs in a process of its own (`--probe`), so that neither its parsing nor this
+    process's webhook receiver delays the other's clock readings. Where it saw an order
+    first is, to within loopback, when that order's message left the simulator: the daemon's
+    own latency for an escalation is the sink's arrival minus the probe's arrival of the
+    tipping order. Order time -> probe arrival is the simulator's own part (its push
+    batching and its loop running late)."""
+
+    def __init__(self, symbols: list[str]) -> None:
+        self.symbols = symbols
+        self.seen: dict[tuple[str, int], float] = {}  # (symbol, order ms) -> first arrival
+        self.errors: list[str] = []
+
+    def _saw(self, symbol: str, ts_ms: int, arrived: float) -> None:
+        self.seen.setdefault((symbol, ts_ms), arrived)
+
+    async def run(self, http: aiohttp.ClientSession, base: str) -> None:
+        feeds = (self._binance(http, base), self._bybit(http, base), self._okx(http, base))
+        outcomes = await asyncio.gather(*feeds, return_exceptions=True)
+        for name, outcome in zip(("binance", "bybit", "okx"), outcomes, strict=True):
+            if isinstance(outcome, Exception):  # reported: an escalation it missed has no figure
+                self.errors.append(f"{name}: {type(outcome).__name__}: {outcome}")
+
+    async def _binance(self, http: aiohttp.ClientSession, base: str) -> None:
+        async with http.ws_connect(f"{base}/market/ws/!forceOrder@arr") as ws:
+            async for msg in ws:
+                arrived = time.time()
+                if msg.type is aiohttp.WSMsgType.TEXT:
+                    o = json.loads(msg.data).get("o") or {}
+                    if o.get("S") == "BUY":  # a short position's forced buy
+                        self._saw(o["s"], int(o["T"]), arrived)
+
+    async def _bybit(self, http: aiohttp.ClientSession, base: str) -> None:
+        async with http.ws_connect(f"{base}/v5/public/linear", heartbeat=None) as ws:
+            topics = [f"allLiquidation.{s}" for s in self.symbols]
+            for i in range(0, len(topics), 10):
+                await ws.send_json({"op": "subscribe", "args": topics[i : i + 10]})
+            pinger = asyncio.create_task(self._ping(ws, json.dumps({"op": "ping"})))
+            try:
+                async for msg in ws:
+                    arrived = time.time()
+                    if msg.type is aiohttp.WSMsgType.TEXT:
+                        for o in json.loads(msg.data).get("data") or []:
+                            if isinstance(o, dict) and o.get("S") == "Sell":  # a short's
+                                self._saw(o["s"], int(o["T"]), arrived)
+            finally:
+                pinger.cancel()
+
+    async def _okx(self, http: aiohttp.ClientSession, base: str) -> None:
+        async with http.ws_connect(f"{base}/ws/v5/public") as ws:
+            arg = {"channel": "liquidation-orders", "instType": "SWAP"}
+            await ws.send_json({"op": "subscribe", "args": [arg]})
+            pinger = asyncio.create_task(self._ping(ws, "ping"))
+            try:
+                async for msg in ws:
+                    arrived = time.time()
+                    if msg.type is not aiohttp.WSMsgType.TEXT or msg.data == "pong":
+                        continue
+                    for row in json.loads(msg.data).get("data") or []:
+                        symbol = "".join(str(row.get("instId", "")).split("-")[:2])
+                        for d in row.get("details") or []:
+                            if d.get("side") == "buy":  # a short's forced buy
+                                self._saw(symbol, int(d["ts"]), arrived)
+            finally:
+                pinger.cancel()
+
+    @staticmethod
+    async def _ping(ws: aiohttp.ClientWebSocketResponse, text: str) -> None:
+        while not ws.closed:
+            await asyncio.sleep(5)
+            await ws.send_str(text)
+
+
+def probe_main(base: str, out: Path) -> int:
+    """`bench/watch.py --probe BASE OUT`: the probe until SIGTERM, then what it saw to OUT."""
+
+    async def go() -> Probe:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        async with aiohttp.ClientSession() as http:
+            probe = Probe((await sim_json(http, base + "/_sim/info"))["symbols"])
+            task = asyncio.create_task(probe.run(http, base))
+            await stop.wait()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        return probe
+
+    probe = asyncio.run(go())
+    rows = [[sym, ts, arrived] for (sym, ts), arrived in probe.seen.items()]
+    out.write_text(json.dumps({"seen": rows, "errors": probe.errors}))
+    return 0
+
+
+def start_probe(base: str, out: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, str(WATCH), "--probe", base, str(out)])
+
+
+def stop_probe(proc: subprocess.Popen[bytes], out: Path) -> ProbeResult:
+    cpu = cpu_s(proc.pid)
+    proc.terminate()
+    try:
+        proc.wait(timeout=60)
+        data = json.loads(out.read_text())
+    except (subprocess.TimeoutExpired, OSError, ValueError) as exc:
+        proc.kill()
+        proc.wait()
+        return ProbeResult({}, [f"probe process: {exc}"], cpu)
+    seen = {(sym, int(ts)): float(arrived) for sym, ts, arrived in data["seen"]}
+    return ProbeResult(seen, list(data["errors"]), cpu)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -169,6 +170,16 @@ def test_okx_oi_funding_and_control_messages() -> None:
     assert okx_wire.message_ms(OKX_LIQ) == 1692266434010
     msgs = okx_ws.subscribe_messages([f"X{i}-USDT-SWAP" for i in range(150)], batch=100)
     assert len(msgs) == 4 and '"liquidation-orders"' in msgs[0]  # 1 + 300 args
+
+
+def test_okx_error_event_is_the_last_error_and_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    stream = OkxStream("http://127.0.0.1:9")  # never connects: only its message hook runs
+    error = {"event": "error", "code": "60018", "msg": "Wrong URL or channel", "connId": "a"}
+    with caplog.at_level(logging.WARNING, logger="oiradar.venues"):
+        assert stream.records(error, None) == []
+    assert stream.stats.last_error == "okx 60018: Wrong URL or channel"
+    line = "venue=okx event=stream_error error=okx 60018: Wrong URL or channel"
+    assert [r.getMessage() for r in caplog.records] == [line]
 
 
 # -- against the simulator over real sockets --------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable
 
 import pytest
@@ -248,7 +249,6 @@ async def test_stream_reconnects_after_drops(venue: str) -> None:
 
 async def test_stream_log_lines_are_key_value(caplog: pytest.LogCaptureFixture) -> None:
     """Reconnects log as `key=value` like every other line (issue #12, item 16)."""
-    import logging
     import re
 
     caplog.set_level(logging.INFO, logger="oiradar.venues")
@@ -263,6 +263,36 @@ async def test_stream_log_lines_are_key_value(caplog: pytest.LogCaptureFixture) 
         r"^venue=bybit event=stream_reconnect connection=0 attempt=\d+ error=", reconnects[0]
     )
     assert all(re.match(r"^venue=\w+ event=\w+( \w+=)?", x) for x in lines), lines
+
+
+@pytest.mark.parametrize(
+    ("venue", "error", "line"),
+    [
+        (
+            "bybit",
+            "subscribe: Invalid symbol :[tickers.NOPEUSDT]",
+            "venue=bybit event=stream_refused op=subscribe "
+            "error=Invalid symbol :[tickers.NOPEUSDT]",
+        ),
+        (
+            "bitget",
+            "30001: instType:USDT-FUTURES,channel:ticker,instId:NOPEUSDT doesn't exist",
+            "venue=bitget event=stream_error code=30001 "
+            "error=instType:USDT-FUTURES,channel:ticker,instId:NOPEUSDT doesn't exist",
+        ),
+    ],
+)
+async def test_a_refused_subscription_is_the_last_error_and_a_warning(
+    venue: str, error: str, line: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="oiradar.venues")
+    async with running(venues=(venue,)) as (sim, http):
+        cls = BybitStream if venue == "bybit" else BitgetStream
+        run = Run(cls(sim.url, session=http), ["NOPEUSDT"])
+        await until(lambda: run.stream.stats.last_error is not None)
+        await run.stop()
+    assert run.stream.stats.last_error == error
+    assert line in [r.getMessage() for r in caplog.records if r.name.startswith("oiradar.venues")]
 
 
 @pytest.mark.parametrize("venue", ["bybit", "bitget"])

@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
-from aiohttp import WSCloseCode, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from oiradar.sim.context import SimContext
 
@@ -86,3 +87,16 @@ class IncomingRate:
             self._window_start, self._count = now, 0
         self._count += 1
         return self._count > self.limit
+
+
+async def texts(ws: web.WebSocketResponse, per_s: int, reason: bytes) -> AsyncIterator[str]:
+    """The client's text frames in order; the one beyond `per_s` in a wall second closes the
+    connection instead (policy violation, `reason`), as Binance and Bitget do."""
+    rate = IncomingRate(per_s)
+    async for msg in ws:
+        if msg.type != WSMsgType.TEXT:
+            continue
+        if rate.exceeded():
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=reason)
+            return
+        yield str(msg.data)

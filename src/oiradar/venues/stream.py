@@ -81,6 +81,12 @@ class Dedupe:
         return True
 
 
+def envelope_ms(msg: Any) -> int | None:
+    """The venue time a message carries in its top-level `ts` (Bybit's and Bitget's pushes)."""
+    ts = msg.get("ts") if isinstance(msg, dict) else None
+    return ts if isinstance(ts, int) else None
+
+
 def backoff_delay(attempt: int, base_s: float, max_s: float) -> float:
     """Exponential backoff with full jitter: reconnect storms spread out."""
     return random.uniform(0, min(max_s, base_s * 2**attempt))
@@ -201,6 +207,13 @@ class WsStream(VenueStream):
 
     @abstractmethod
     def message_ms(self, msg: Any) -> int | None: ...
+
+    def venue_error(self, event: str, last_error: str, /, **fields: object) -> None:
+        """An error or refusal the venue sent on the stream (a subscription it refused): the
+        stream's last error (for `oiradar status`) and a `key=value` warning."""
+        self._stats.last_error = last_error
+        pairs = "".join(f" {key}={value}" for key, value in fields.items())
+        log.warning("venue=%s event=%s%s", self.name, event, pairs)
 
     @abstractmethod
     def records(self, msg: Any, symbols: frozenset[str] | None) -> list[StreamRecord]: ...

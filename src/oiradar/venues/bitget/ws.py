@@ -17,7 +17,6 @@ coin, one side), mark/last price and funding, as `MarketSnapshot` (exchange-apis
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,9 +24,13 @@ import aiohttp
 
 from oiradar.venues.bitget.rest import BitgetClient
 from oiradar.venues.bitget.wire import PRODUCT, VENUE, parse_ticker
-from oiradar.venues.stream import Connection, LiquidationFeed, StreamRecord, WsStream
-
-log = logging.getLogger(__name__)
+from oiradar.venues.stream import (
+    Connection,
+    LiquidationFeed,
+    StreamRecord,
+    WsStream,
+    envelope_ms,
+)
 
 PATH = "/v2/ws/public"
 CHANNELS_PER_CONN = 45  # the venue recommends < 50 per connection
@@ -101,12 +104,8 @@ class BitgetStream(WsStream):
             return None
         if "event" in msg:  # subscribe acks and errors
             if msg["event"] == "error":
-                self.stats.last_error = f"{msg.get('code')}: {msg.get('msg')}"
-                log.warning(
-                    "venue=bitget event=stream_error code=%s error=%s",
-                    msg.get("code"),
-                    msg.get("msg"),
-                )
+                code, error = msg.get("code"), msg.get("msg")
+                self.venue_error("stream_error", f"{code}: {error}", code=code, error=error)
             return None
         arg = msg.get("arg")
         if not isinstance(arg, dict) or arg.get("channel") != "ticker":
@@ -114,8 +113,7 @@ class BitgetStream(WsStream):
         return f"{conn.link}:{text}"
 
     def message_ms(self, msg: Any) -> int | None:
-        ts = msg.get("ts")
-        return ts if isinstance(ts, int) else None
+        return envelope_ms(msg)
 
     def records(self, msg: Any, symbols: frozenset[str] | None) -> list[StreamRecord]:
         return list(parse_ticker(msg, self._intervals))

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -28,9 +27,13 @@ from oiradar.records import MarketSnapshot
 from oiradar.venues.base import routed
 from oiradar.venues.bybit.rest import BybitClient
 from oiradar.venues.bybit.wire import VENUE, merge_ticker, parse_liquidations, parse_ticker
-from oiradar.venues.stream import Connection, LiquidationFeed, StreamRecord, WsStream
-
-log = logging.getLogger(__name__)
+from oiradar.venues.stream import (
+    Connection,
+    LiquidationFeed,
+    StreamRecord,
+    WsStream,
+    envelope_ms,
+)
 
 PATH = "/v5/public/linear"
 ARGS_CAP = 21_000  # characters of subscribed args per public connection (§2.5)
@@ -125,18 +128,13 @@ class BybitStream(WsStream):
         topic = msg.get("topic")
         if not isinstance(topic, str):  # op replies: pong, subscribe acks
             if msg.get("success") is False:
-                self.stats.last_error = f"{msg.get('op')}: {msg.get('ret_msg')}"
-                log.warning(
-                    "venue=bybit event=stream_refused op=%s error=%s",
-                    msg.get("op"),
-                    msg.get("ret_msg"),
-                )
+                op, error = msg.get("op"), msg.get("ret_msg")
+                self.venue_error("stream_refused", f"{op}: {error}", op=op, error=error)
             return None
         return f"{conn.link}:{text}" if topic.startswith("tickers.") else text
 
     def message_ms(self, msg: Any) -> int | None:
-        ts = msg.get("ts")
-        return ts if isinstance(ts, int) else None
+        return envelope_ms(msg)
 
     def records(self, msg: Any, symbols: frozenset[str] | None) -> list[StreamRecord]:
         return routed(self._topics, str(msg["topic"]).partition(".")[0], msg)

@@ -76,8 +76,8 @@ class OkxStream(WsStream):
 
     def records(self, msg: Any, symbols: frozenset[str] | None) -> list[StreamRecord]:
         if isinstance(msg, dict) and msg.get("event") == "error":
-            self.stats.last_error = f"okx {msg.get('code')}: {msg.get('msg')}"
-            log.warning("venue=okx event=stream_error error=%s", self.stats.last_error)
+            error = f"okx {msg.get('code')}: {msg.get('msg')}"
+            self.venue_error("stream_error", error, error=error)
             return []
         out = parse_message(msg, self.ct_val)
         return out if symbols is None else [r for r in out if r.symbol in symbols]

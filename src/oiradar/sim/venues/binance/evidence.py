@@ -23,35 +23,18 @@ from aiohttp import web
 
 from oiradar.sim.context import SimContext, is_empty_fault, num, qty_decimals
 from oiradar.sim.market import PositioningSnapshots, positioning_snapshots, premium_bars
-from oiradar.sim.venues.binance.data import INTERVALS, WEEK_OFFSET_MS
-from oiradar.sim.venues.binance.rest import (
-    BinanceError,
-    Endpoint,
-    _limit,
-    _symbol,
-    _window,
-    stats_window,
-)
+from oiradar.sim.venues.binance.rest import Endpoint, kline_window, stats_window
 
 SAMPLE_MS = 5_000  # Binance computes the premium index every 5 seconds
 
 
 def premium_index_klines(ctx: SimContext, request: web.Request) -> list[list[Any]]:
-    sd = _symbol(ctx, request)
-    assert sd is not None
-    interval = request.query.get("interval", "")
-    if interval not in INTERVALS or INTERVALS[interval] % sd.bar_ms:
-        raise BinanceError(-1120, "Invalid interval.")
-    step = INTERVALS[interval]
-    limit = _limit(request, 500, 1500)
-    now = ctx.now_ms()
-    lo, hi, forward = _window(request, now, step, limit)
-    if not forward:
-        lo = hi - (hi % step) - step * (limit - 1)
+    w = kline_window(ctx, request)
     if is_empty_fault(request):
         return []
-    b = premium_bars(sd, step, lo, hi, now, WEEK_OFFSET_MS if interval == "1w" else 0)
-    keep = slice(0, limit) if forward else slice(max(0, len(b.ts) - limit), None)
+    step, now = w.step, w.now
+    b = premium_bars(w.sd, step, w.lo, w.hi, now, w.offset_ms)
+    keep = w.keep(len(b.ts))
     rows = []
     for i in range(len(b.ts))[keep]:
         t = int(b.ts[i])
@@ -66,8 +49,7 @@ def _snapshots(ctx: SimContext, request: web.Request) -> tuple[str, PositioningS
     w = stats_window(ctx, request)
     hi = w.lo - 1 if is_empty_fault(request) else w.hi
     snaps = positioning_snapshots(w.sd, w.step, w.lo, hi, w.now)
-    keep = slice(0, w.limit) if w.forward else slice(max(0, len(snaps.ts) - w.limit), None)
-    return w.sd.symbol, snaps[keep]
+    return w.sd.symbol, snaps[w.keep(len(snaps.ts))]
 
 
 def _long_short(

@@ -218,9 +218,10 @@ def open_interest(ctx: SimContext, request: web.Request) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
-class StatsWindow:
-    """What a `/futures/data` request asks for: period, the span (the latest 30 days at
-    most), its direction and limit."""
+class Window:
+    """What a paged request asks for: the symbol, the step, the span [lo, hi], its direction
+    (forward from `startTime`, else back from the end) and limit, at `now`; weekly bars open
+    `offset_ms` after the epoch grid."""
 
     sd: SymbolData
     step: int
@@ -229,9 +230,14 @@ class StatsWindow:
     forward: bool
     limit: int
     now: int
+    offset_ms: int = 0
+
+    def keep(self, rows: int) -> slice:
+        """The rows served of the span's `rows`: the first `limit` paging forward, else the last."""
+        return slice(0, self.limit) if self.forward else slice(max(0, rows - self.limit), None)
 
 
-def stats_window(ctx: SimContext, request: web.Request) -> StatsWindow:
+def stats_window(ctx: SimContext, request: web.Request) -> Window:
     """The `/futures/data` rules (openInterestHist and the ratio endpoints): `period` 5m..1d,
     `limit` 30 by default and at most 500, a `startTime` older than 30 days answers -1130."""
     sd = _symbol(ctx, request)
@@ -246,21 +252,39 @@ def stats_window(ctx: SimContext, request: web.Request) -> StatsWindow:
     if start is not None and start < now - 30 * DAY_MS:
         raise BinanceError(-1130, "Data sent for parameter 'startTime' is not valid.")
     lo, hi, forward = _window(request, now, step, limit)
-    return StatsWindow(sd, step, max(lo, now - 30 * DAY_MS), hi, forward, limit, now)
+    return Window(sd, step, max(lo, now - 30 * DAY_MS), hi, forward, limit, now)
+
+
+def kline_window(ctx: SimContext, request: web.Request) -> Window:
+    """The klines rules (klines and premiumIndexKlines): an `interval` the symbol's bars build
+    (else -1120), `limit` 500 by default and at most 1500; without `startTime`, the `limit`
+    bars up to `endTime` (or now)."""
+    sd = _symbol(ctx, request)
+    assert sd is not None
+    interval = request.query.get("interval", "")
+    if interval not in INTERVALS or INTERVALS[interval] % sd.bar_ms:
+        raise BinanceError(-1120, "Invalid interval.")
+    step = INTERVALS[interval]
+    limit = _limit(request, 500, 1500)
+    now = ctx.now_ms()
+    lo, hi, forward = _window(request, now, step, limit)
+    if not forward:
+        lo = hi - (hi % step) - step * (limit - 1)
+    offset = WEEK_OFFSET_MS if interval == "1w" else 0
+    return Window(sd, step, lo, hi, forward, limit, now, offset)
 
 
 def open_interest_hist(ctx: SimContext, request: web.Request) -> list[dict[str, Any]]:
     w = stats_window(ctx, request)
-    sd, limit, forward = w.sd, w.limit, w.forward
     if is_empty_fault(request):
         return []
-    times, oi, usd = oi_snapshots(sd, w.step, w.lo, w.hi, w.now)
-    keep = slice(0, limit) if forward else slice(max(0, len(times) - limit), None)
+    times, oi, usd = oi_snapshots(w.sd, w.step, w.lo, w.hi, w.now)
+    keep = w.keep(len(times))
     share = ctx.share(VENUE)
-    supply = float(sd.oi[0]) * 10
+    supply = float(w.sd.oi[0]) * 10
     return [
         {
-            "symbol": sd.symbol,
+            "symbol": w.sd.symbol,
             "sumOpenInterest": f"{o * share:.8f}",
             "sumOpenInterestValue": f"{u * share:.8f}",
             "CMCCirculatingSupply": f"{supply:.3f}",
@@ -271,28 +295,13 @@ def open_interest_hist(ctx: SimContext, request: web.Request) -> list[dict[str, 
 
 
 def klines(ctx: SimContext, request: web.Request) -> list[list[Any]]:
-    sd = _symbol(ctx, request)
-    assert sd is not None
-    interval = request.query.get("interval", "")
-    if interval not in INTERVALS:
-        raise BinanceError(-1120, "Invalid interval.")
-    step = INTERVALS[interval]
-    if step % sd.bar_ms:
-        raise BinanceError(-1120, "Invalid interval.")
-    limit = _limit(request, 500, 1500)
-    now = ctx.now_ms()
-    lo, hi, forward = _window(request, now, step, limit)
-    if not forward:
-        lo = hi - (hi % step) - step * (limit - 1)
+    w = kline_window(ctx, request)
     if is_empty_fault(request):
         return []
     # Binance trades its share of the market, in volume as in OI.
-    b = bars(sd, step, lo, hi, now, WEEK_OFFSET_MS if interval == "1w" else 0).share(
-        ctx.share(VENUE)
-    )
-    keep = slice(0, limit) if forward else slice(max(0, len(b.ts) - limit), None)
-    pd, qd = price_decimals(sd), qty_decimals(sd)
-    return [kline_row(b, i, step, pd, qd) for i in range(len(b.ts))[keep]]
+    b = bars(w.sd, w.step, w.lo, w.hi, w.now, w.offset_ms).share(ctx.share(VENUE))
+    pd, qd = price_decimals(w.sd), qty_decimals(w.sd)
+    return [kline_row(b, i, w.step, pd, qd) for i in range(len(b.ts))[w.keep(len(b.ts))]]
 
 
 def premium_index(ctx: SimContext, request: web.Request) -> Any:

@@ -17,12 +17,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from oiradar.sim.context import VENUE_SHARE, SimContext, ctx_of, num, price_decimals, qty_decimals
 from oiradar.sim.market import SymbolData, bars, liquidation_orders
 from oiradar.sim.venues.binance.data import INTERVALS, VENUE, WEEK_OFFSET_MS, premium_row
-from oiradar.sim.ws import IncomingRate, Sender, drop_later, run_until_closed
+from oiradar.sim.ws import Sender, drop_later, run_until_closed, texts
 
 LIFETIME_MS = 24 * 3_600_000
 PUSH_WALL_S = 0.1
@@ -75,14 +75,8 @@ async def handle_ws(request: web.Request) -> web.WebSocketResponse:
 
 
 async def _reader(conn: Conn, ws: web.WebSocketResponse) -> None:
-    rate = IncomingRate(MAX_INCOMING_PER_S)
-    async for msg in ws:
-        if msg.type != WSMsgType.TEXT:
-            continue
-        if rate.exceeded():
-            await ws.close(code=1008, message=b"Too many requests")
-            return
-        await _command(conn, msg.data)
+    async for text in texts(ws, MAX_INCOMING_PER_S, b"Too many requests"):
+        await _command(conn, text)
 
 
 async def _command(conn: Conn, text: str) -> None:

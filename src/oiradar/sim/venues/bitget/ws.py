@@ -21,7 +21,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, web
 
 from oiradar.sim.context import SimContext, client_ip, ctx_of
 from oiradar.sim.limits import Rule
@@ -37,7 +37,7 @@ from oiradar.sim.venues.bitget.data import (
     listed,
     ticker_row,
 )
-from oiradar.sim.ws import IncomingRate, Sender, drop_later, run_until_closed
+from oiradar.sim.ws import Sender, drop_later, run_until_closed, texts
 
 WS_CONNECT = Rule("ws-connect", 300, 300.0)
 MAX_WS_PER_IP = 100
@@ -91,18 +91,12 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
 
 
 async def _reader(conn: _Conn, ws: web.WebSocketResponse) -> None:
-    rate = IncomingRate(MAX_INCOMING_PER_S)
-    async for msg in ws:
-        if msg.type != WSMsgType.TEXT:
-            continue
-        if rate.exceeded():
-            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"Too many messages")
-            return
-        if msg.data == "ping":
+    async for text in texts(ws, MAX_INCOMING_PER_S, b"Too many messages"):
+        if text == "ping":
             conn.last_ping = time.monotonic()
             await conn.sender.send("pong")
         else:
-            await _command(conn, msg.data)
+            await _command(conn, text)
 
 
 async def _command(conn: _Conn, text: str) -> None:

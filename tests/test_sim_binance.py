@@ -278,6 +278,22 @@ async def test_connection_is_cut_after_24_simulated_hours() -> None:
         assert ws.closed and ws.close_code == 1001
 
 
+async def test_more_than_ten_messages_a_second_closes_the_connection() -> None:
+    async with (
+        running(venues=("binance",)) as (sim, http),
+        http.ws_connect(sim.url + "/market/ws") as ws,
+    ):
+        for n in range(11):  # the 11th within a second is one too many
+            await ws.send_json({"method": "LIST_SUBSCRIPTIONS", "id": n})
+        replies: list[Any] = []
+        async with asyncio.timeout(3):
+            while (msg := await ws.receive()).type == aiohttp.WSMsgType.TEXT:
+                replies.append(json.loads(msg.data))
+        assert replies == [{"result": [], "id": n} for n in range(10)]
+        assert msg.type == aiohttp.WSMsgType.CLOSE
+        assert (msg.data, msg.extra) == (aiohttp.WSCloseCode.POLICY_VIOLATION, "Too many requests")
+
+
 async def test_weekly_klines_open_on_monday() -> None:
     async with running(venues=("binance",), history_days=30) as (sim, http):
         _, rows = await get(http, sim, "/fapi/v1/klines?symbol=BTCUSDT&interval=1w&limit=3")

@@ -25,6 +25,7 @@ from oiradar.services.alerts import (
     build_sink,
     sample_alert,
 )
+from oiradar.signals.regimes import Regime
 from tests.conftest import run_cli
 
 TS = 1_780_000_000_000
@@ -86,14 +87,18 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 def alert(
-    regime: str = "SHORT_COVERING",
+    regime: str = "SHORT_COVERING",  # its name, as the config spells it
     kind: AlertKind = AlertKind.NEW,
     ts_ms: int = TS,
     symbol: str = "SOLUSDT",
     confidence: int = 70,
 ) -> Alert:
     return replace(
-        sample_alert(ts_ms), regime=regime, kind=kind, symbol=symbol, confidence=confidence
+        sample_alert(ts_ms),
+        regime=Regime[regime],
+        kind=kind,
+        symbol=symbol,
+        confidence=confidence,
     )
 
 

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from oiradar.charts.data import ChartData, base_asset, gather, select
 from oiradar.records import Candle, LiquidationBar, OISample
+from oiradar.services.chart import ChartData, base_asset, gather, select
 from oiradar.signals.params import EngineParams
+from oiradar.signals.regimes import Regime
 from oiradar.store import Store
 from oiradar.units import HOUR_MS, parse_time
 from tests.conftest import run_cli
@@ -42,7 +43,9 @@ def sol(real_db: Path) -> ChartData:
 def _squeezes(d: ChartData) -> list[str]:
     """Signal times (ISO, minutes) of the squeeze events drawn."""
     return [
-        str(np.datetime64(e.signal_ms, "ms"))[:16] for e in d.events if e.regime == "SHORT_SQUEEZE"
+        str(np.datetime64(e.signal_ms, "ms"))[:16]
+        for e in d.events
+        if e.regime is Regime.SHORT_SQUEEZE
     ]
 
 
@@ -97,7 +100,7 @@ def test_sol_squeezes_and_self_contained_html(
         "2024-08-13T00:00",
         "2024-08-13T17:00",
     ]
-    assert [e.regime for e in sol.events].count("SHORT_COVERING") == 3
+    assert [e.regime for e in sol.events].count(Regime.SHORT_COVERING) == 3
     out = tmp_path / "sol.html"
     res = run_cli(
         "chart",

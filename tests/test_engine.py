@@ -7,9 +7,10 @@ import pytest
 
 from oiradar.errors import UserError
 from oiradar.signals.engine import events, timeline
+from oiradar.signals.horizons import band_at
 from oiradar.signals.params import EngineParams
 from oiradar.signals.regimes import MIRROR, Regime, classify, classify_reference
-from oiradar.signals.rules import band_at, combine
+from oiradar.signals.rules import combine
 from oiradar.signals.windows import gap_in_window, pct_change, rolling_sum
 from oiradar.units import HOUR_MS, MINUTE_MS
 from tests.synth import FIVE_MIN, T0, series

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oiradar.signals.engine import EVIDENCE_ORDER, Timeline, grid_timeline
-from oiradar.signals.live import BarResult, grid_bars, new_state, seed, step
+from oiradar.signals.engine import Timeline, grid_timeline
+from oiradar.signals.live import grid_bars, new_state, seed, step
 from oiradar.signals.params import EngineParams, Evidence
+from oiradar.signals.reading import MarketReading, reading_at
 from oiradar.signals.regimes import Regime
+from oiradar.signals.rules import EVIDENCE_ORDER
 from oiradar.signals.windows import Grid
 from oiradar.units import HOUR_MS, MINUTE_MS
 
@@ -54,33 +58,27 @@ def random_grid(rng: np.random.Generator, n: int, holes: float, liq_unknown: flo
     )
 
 
-def same(a: float, b: float) -> bool:
-    return (np.isnan(a) and np.isnan(b)) or bool(np.isclose(a, b, rtol=1e-9, atol=1e-12))
+def same(a: object, b: object) -> bool:
+    """Equal, NaN equal to NaN, floats to 1e-9, tuples element by element."""
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return (np.isnan(a) and np.isnan(b)) or bool(np.isclose(a, b, rtol=1e-9, atol=1e-12))
+    return a == b
 
 
-def assert_equal(tl: Timeline, i: int, got: BarResult) -> None:
-    where = f"bar {i}"
-    assert got.ts_ms == int(tl.grid.ts[i]), where
-    assert got.regime == Regime(int(tl.regime[i])), where
-    assert same(got.oi_pct, float(tl.oi_pct[i])), where
-    assert same(got.price_pct, float(tl.price_pct[i])), where
-    assert same(got.oi_threshold, float(tl.oi_threshold[i])), where
-    assert same(got.price_threshold, float(tl.price_threshold[i])), where
-    assert got.strong == bool(tl.strong[i]), where
-    assert same(got.squeeze, float(tl.squeeze[i])), where
-    assert got.gap == bool(tl.gap[i]), where
-    assert same(got.short_liq_usd, float(tl.short_liq_usd[i])), where
-    assert same(got.long_liq_usd, float(tl.long_liq_usd[i])), where
-    assert got.horizon_ms == tl.reading_bars(i) * tl.grid.bar_ms, where
-    assert got.fired_ms == tuple(
-        m for k, m in enumerate(tl.horizons.ms) if int(tl.fired[i]) >> k & 1
-    ), where
-    assert same(got.oi_then, float(tl.oi_then[i])), where
-    for k, (oi_k, px_k) in enumerate(got.changes):  # every horizon, not only the one read
-        assert same(oi_k, float(tl.oi_h[k, i])), f"{where} horizon {k}"
-        assert same(px_k, float(tl.price_h[k, i])), f"{where} horizon {k}"
+def assert_equal(tl: Timeline, i: int, got: MarketReading, params: EngineParams) -> None:
+    """The live reading of bar `i` is the batch one, field for field (every horizon's
+    changes and bands, the volume ratio, funding, more to come...)."""
+    want = reading_at(tl, i, params)
+    for f in fields(MarketReading):
+        assert same(getattr(got, f.name), getattr(want, f.name)), (
+            f"bar {i} {f.name}: live {getattr(got, f.name)!r}, batch {getattr(want, f.name)!r}"
+        )
+    assert got.regime == Regime(int(tl.regime[i]))  # and the reading is the timeline's
+    assert same(got.oi_pct, float(tl.oi_pct[i])) and same(got.squeeze, float(tl.squeeze[i]))
     bits = int(tl.evidence[i])
-    assert got.evidence == tuple(e.value for k, e in enumerate(EVIDENCE_ORDER) if bits >> k & 1)
+    assert got.evidence == tuple(e for k, e in enumerate(EVIDENCE_ORDER) if bits >> k & 1)
 
 
 PARAMS = {
@@ -124,7 +122,7 @@ def test_step_equals_the_batch_timeline(
     k = int(split * n)
     state = seed(grid.head(k), params)
     for i, bar in enumerate(grid_bars(grid)[k:], start=k):
-        assert_equal(tl, i, step(state, bar))
+        assert_equal(tl, i, step(state, bar), params)
 
 
 def test_skipped_bars_step_as_missing() -> None:
@@ -153,7 +151,7 @@ def test_skipped_bars_step_as_missing() -> None:
     for i, bar in enumerate(bars):
         if 50 <= i < 53:
             continue
-        assert_equal(tl, i, step(state, bar))
+        assert_equal(tl, i, step(state, bar), params)
 
 
 def test_bars_must_come_in_order() -> None:

@@ -14,8 +14,8 @@ import pytest
 from oiradar.services.analyze import Query, run_events
 from oiradar.services.watch import Watch, WatchRequest
 from oiradar.signals.engine import timeline
-from oiradar.signals.live import BarResult
 from oiradar.signals.params import EngineParams
+from oiradar.signals.reading import MarketReading
 from oiradar.signals.regimes import Regime
 from oiradar.signals.windows import build_grid
 from oiradar.store import Store
@@ -41,7 +41,7 @@ def events(db: Path, venue: str, symbol: str, params: EngineParams) -> list[dict
     return [event_dict(e, q) for e in evs]
 
 
-Readings = dict[tuple[str, str, int], BarResult]
+Readings = dict[tuple[str, str, int], MarketReading]
 
 
 def recorder(readings: Readings) -> Callable[[Watch], None]:
@@ -50,7 +50,7 @@ def recorder(readings: Readings) -> Callable[[Watch], None]:
     def probe(daemon: Watch) -> None:
         inner = daemon.decider.on_bar
 
-        def on_bar(venue: str, symbol: str, result: BarResult, *a: Any) -> Any:
+        def on_bar(venue: str, symbol: str, result: MarketReading, *a: Any) -> Any:
             readings[(venue, symbol, result.ts_ms)] = result
             return inner(venue, symbol, result, *a)
 

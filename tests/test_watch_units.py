@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from oiradar.records import Candle
-from oiradar.services.alerts import Alert, LiqFeed
+from oiradar.records import Candle, LiquidationFeed
+from oiradar.services.alerts import Alert
 from oiradar.services.watch.decide import STALE_MS, Burst, Decider, Phase
 from oiradar.services.watch.ingest import Ingest
 from oiradar.services.watch.venue import MIN_POLL_S, poll_interval_s
-from oiradar.signals.live import BarResult
 from oiradar.signals.params import EngineParams
+from oiradar.signals.reading import MarketReading
 from oiradar.signals.regimes import Regime
 from oiradar.store import Store
 from oiradar.units import MINUTE_MS
@@ -24,19 +24,30 @@ from oiradar.venues.limiter import SAFETY
 
 BAR = 5 * MINUTE_MS
 T0 = 1_780_000_200_000 // BAR * BAR
-FEEDS = {"binance": LiqFeed.SAMPLED, "bybit": LiqFeed.COMPLETE, "bitget": LiqFeed.NONE}
+FEEDS = {
+    "binance": LiquidationFeed.SAMPLED,
+    "bybit": LiquidationFeed.COMPLETE,
+    "bitget": LiquidationFeed.NONE,
+}
 
 
-def reading(regime: Regime, i: int, *, oi_pct: float = -2.0, funding: float = -2e-4) -> BarResult:
-    return BarResult(
+def reading(
+    regime: Regime, i: int, *, oi_pct: float = -2.0, funding: float = -2e-4
+) -> MarketReading:
+    return MarketReading(
         ts_ms=T0 + i * BAR,
+        bar_ms=BAR,
         regime=regime,
+        horizons_ms=(BAR,),
+        reading=0,
+        fired_ms=(),
         oi_pct=oi_pct,
         price_pct=1.5,
         oi_threshold=1.5,
         price_threshold=1.0,
         strong=False,
         squeeze=math.nan,
+        evidence=(),
         gap=False,
         short_liq_usd=1000.0,
         long_liq_usd=100.0,
@@ -44,11 +55,13 @@ def reading(regime: Regime, i: int, *, oi_pct: float = -2.0, funding: float = -2
         oi_now=1000.0 * (1 + oi_pct / 100),
         price_then=10.0,
         price_now=10.15,
-        volume_window=300.0,
-        volume_base=50.0,
+        volume_ratio=300.0 / 50.0,
         funding_rate=funding,
         funding_interval_h=8.0,
-        horizon_ms=BAR,
+        more_to_come=None,
+        changes=((oi_pct, 1.5),),
+        bands=((1.5, 1.0),),
+        oi_then_h=(1000.0,),
         oi_falling=oi_pct < -1.5,
     )
 
@@ -98,9 +111,9 @@ def test_an_episode_is_announced_once_escalated_once_and_ends_once(
     decider.on_bar("bybit", "SOLUSDT", reading(Regime.NEUTRAL, 5, oi_pct=0.2, funding=1e-4))
     kinds = [(a.kind.value, a.regime) for a in sent]
     assert kinds == [
-        ("new", "SHORT_COVERING"),
-        ("escalation", "SHORT_SQUEEZE"),
-        ("exhaustion", "SHORT_SQUEEZE"),
+        ("new", Regime.SHORT_COVERING),
+        ("escalation", Regime.SHORT_SQUEEZE),
+        ("exhaustion", Regime.SHORT_SQUEEZE),
     ]
     new, up, done = sent
     assert new.ts_ms == T0 + 2 * BAR  # the first covering bar's close
@@ -122,7 +135,7 @@ def test_negative_funding_keeps_the_episode_open(decider: Decider, sent: list[Al
 
 def test_a_squeeze_from_the_first_bar_is_a_new_squeeze(decider: Decider, sent: list[Alert]) -> None:
     decider.on_bar("bybit", "BTCUSDT", reading(Regime.SHORT_SQUEEZE, 0))
-    assert [(a.kind.value, a.regime) for a in sent] == [("new", "SHORT_SQUEEZE")]
+    assert [(a.kind.value, a.regime) for a in sent] == [("new", Regime.SHORT_SQUEEZE)]
     assert decider.on_burst("BTCUSDT", Burst("bybit", T0 + BAR + 5, 9e5, 1e3)) is None
 
 

@@ -23,6 +23,15 @@ class Side(StrEnum):
     SHORT = "SHORT"
 
 
+class LiquidationFeed(StrEnum):
+    """How much of a venue's liquidations its public stream shows: said on every figure and
+    alert built from them."""
+
+    COMPLETE = "complete"  # Bybit allLiquidation
+    SAMPLED = "sampled"  # Binance, OKX: at most one order per symbol per second
+    NONE = "none"  # Bitget: no public liquidation feed
+
+
 class ContractKind(StrEnum):
     LINEAR = "linear"
     INVERSE = "inverse"

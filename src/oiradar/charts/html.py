@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from oiradar.charts.data import ChartData
 from oiradar.charts.png import (
     AGGREGATE,
     COVERING,
@@ -31,6 +30,7 @@ from oiradar.charts.png import (
     subtitle,
     title,
 )
+from oiradar.services.chart import ChartData
 from oiradar.signals.regimes import Regime
 
 LABEL_HALF_FRAC = 0.055  # half an event label's width over the plot's width
@@ -261,7 +261,7 @@ def _events(fig: Any, d: ChartData) -> None:
     for ev, (centre, level) in zip(
         d.events, label_slots(d, LABEL_HALF_FRAC, len(LABEL_LEVELS)), strict=True
     ):
-        colour = SQUEEZE if ev.regime == "SHORT_SQUEEZE" else COVERING
+        colour = SQUEEZE if ev.regime is Regime.SHORT_SQUEEZE else COVERING
         fig.add_annotation(
             x=_iso(ev.signal_ms),
             y=ev.y + span * 0.015,
@@ -281,7 +281,7 @@ def _events(fig: Any, d: ChartData) -> None:
             col=1,
         )
     hover = [
-        f"<b>{e.regime}</b><br>signal {_utc(e.signal_ms)} UTC<br>bars {_utc(e.start_ms)} → "
+        f"<b>{e.regime.name}</b><br>signal {_utc(e.signal_ms)} UTC<br>bars {_utc(e.start_ms)} → "
         f"{_utc(e.end_ms)}<br>OI {e.oi_pct:+.2f} %  price {e.price_pct:+.2f} %"
         for e in d.events
     ]
@@ -293,7 +293,9 @@ def _events(fig: Any, d: ChartData) -> None:
             marker={
                 "symbol": "triangle-down",
                 "size": 12,
-                "color": [SQUEEZE if e.regime == "SHORT_SQUEEZE" else COVERING for e in d.events],
+                "color": [
+                    SQUEEZE if e.regime is Regime.SHORT_SQUEEZE else COVERING for e in d.events
+                ],
             },
             name="event signal (close of its first bar)",
             hovertext=hover,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from oiradar.charts.data import ChartData
+from oiradar.services.chart import ChartData
 from oiradar.signals.regimes import Regime
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ def title(d: ChartData) -> str:
 
 
 def subtitle(d: ChartData) -> str:
-    n_sq = sum(e.regime == "SHORT_SQUEEZE" for e in d.events)
+    n_sq = sum(e.regime is Regime.SHORT_SQUEEZE for e in d.events)
     n_cov = len(d.events) - n_sq
     return (
         f"candles and regimes: {d.price_venue} · bands {d.bands} · "
@@ -240,7 +240,7 @@ def _events(ax: Axes, d: ChartData) -> None:
         d.events, label_slots(d, half_frac, len(LABEL_LEVELS)), strict=True
     ):
         x = _xs(ev.signal_ms)
-        colour = SQUEEZE if ev.regime == "SHORT_SQUEEZE" else COVERING
+        colour = SQUEEZE if ev.regime is Regime.SHORT_SQUEEZE else COVERING
         y = ev.y + (hi - lo) * 0.015
         ax.plot([x], [y], marker="v", markersize=7, color=colour, zorder=5, linestyle="none")
         ax.annotate(

@@ -25,7 +25,7 @@ from oiradar.store import Store
 from oiradar.units import canonical_symbol, interval_ms, parse_time
 
 if TYPE_CHECKING:
-    from oiradar.charts.data import ChartData
+    from oiradar.services.chart import ChartData
 
 FORMATS = {".png": "png", ".html": "html", ".htm": "html"}
 
@@ -105,7 +105,7 @@ def chart(
     \b
       oiradar chart BTCUSDT --from 2024-08-07 --to 2024-08-10 --interval 1h -o btc-squeeze.png
     """
-    from oiradar.charts.data import gather, select
+    from oiradar.services.chart import gather, select
 
     fmt = output_format(output) if output is not None else "png"
     if output is not None and not output.parent.is_dir():

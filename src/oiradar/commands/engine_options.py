@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from oiradar.errors import UserError
+from oiradar.signals.horizons import horizons
 from oiradar.signals.params import (
     DEFAULT_EVIDENCE,
     DEFAULT_WINDOWS_MS,
@@ -18,7 +19,6 @@ from oiradar.signals.params import (
     Evidence,
     parse_evidence,
 )
-from oiradar.signals.rules import horizons
 from oiradar.units import interval_ms, interval_name
 
 _DEFAULTS = EngineParams()

@@ -59,7 +59,7 @@ COLUMNS = [
 def _min_regime(text: str | None) -> set[str] | None:
     if text is None:
         return None
-    from oiradar.services.scan import RANK
+    from oiradar.services.markets import RANK
 
     name = text.strip().upper()
     names = [r.name for r in RANK]

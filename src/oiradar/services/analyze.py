@@ -9,9 +9,10 @@ import numpy as np
 
 from oiradar.errors import NoDataError, UserError
 from oiradar.records import MarketSeries
-from oiradar.signals.engine import EVIDENCE_ORDER, Event, Timeline, events, timeline
+from oiradar.signals.engine import Event, Timeline, events, timeline
 from oiradar.signals.params import EngineParams
 from oiradar.signals.regimes import Regime
+from oiradar.signals.rules import evidence_names
 from oiradar.store import Store
 from oiradar.units import interval_ms, interval_name, iso
 
@@ -142,7 +143,7 @@ def event_dict(ev: Event, q: Query) -> dict[str, Any]:
         "short_liq_usd": _num(ev.short_liq_usd, 0),
         "long_liq_usd": _num(ev.long_liq_usd, 0),
         "squeeze": ev.squeeze,
-        "evidence": list(ev.evidence),
+        "evidence": [e.value for e in ev.evidence],
         "breakout": ev.breakout,
         "ls_account": _num(ev.ls_account, 4),
         "premium": _num(ev.premium, 6),
@@ -175,9 +176,7 @@ def timeline_rows(tl: Timeline, q: Query) -> list[dict[str, Any]]:
             "oi_threshold_pct": _num(tl.oi_threshold[i], 3),
             "price_threshold_pct": _num(tl.price_threshold[i], 3),
             "short_liq_usd": _num(tl.short_liq_usd[i], 0),
-            "evidence": [
-                e.value for k, e in enumerate(EVIDENCE_ORDER) if int(tl.evidence[i]) >> k & 1
-            ],
+            "evidence": [e.value for e in evidence_names(int(tl.evidence[i]))],
         }
         for name, (oi_c, px_c) in tl.changes.items():
             row[f"oi_{name}_pct"] = _num(oi_c[i], 3)

@@ -21,9 +21,9 @@ import numpy as np
 from oiradar.errors import NoDataError, UserError
 from oiradar.services.analyze import Query, load, other_intervals
 from oiradar.signals.engine import events, grid_timeline
+from oiradar.signals.horizons import horizons
 from oiradar.signals.params import EngineParams, ablation
 from oiradar.signals.regimes import Regime
-from oiradar.signals.rules import horizons
 from oiradar.signals.study import (
     FloatArray,
     bootstrap,

@@ -11,6 +11,7 @@ import numpy as np
 from oiradar.errors import NoDataError
 from oiradar.services import backtest as bt
 from oiradar.signals.params import EngineParams
+from oiradar.signals.regimes import Regime
 from oiradar.store import Store
 from oiradar.units import DAY_MS, HOUR_MS
 
@@ -56,7 +57,7 @@ def track_record(
     store: Store,
     venue: str,
     symbol: str,
-    regime: str,
+    regime: Regime,
     now_ms: int,
     params: EngineParams,
     days: int = 30,
@@ -82,7 +83,7 @@ def track_record(
     if stored < MIN_HISTORY_MS:
         return Track(covered, 0, None, None, max(0, stored))
     trades, _ = bt.study(samples, req, req.params)
-    r = trades.array(bt.PRIMARY_MS)[np.asarray(trades.regime, dtype=object) == regime]
+    r = trades.array(bt.PRIMARY_MS)[np.asarray(trades.regime, dtype=object) == regime.name]
     known = r[~np.isnan(r)]
     if len(known) == 0:
         return Track(covered, 0, None, None, stored)

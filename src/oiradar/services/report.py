@@ -123,8 +123,8 @@ def symbol_charts(
     store: Store, result: bt.BacktestResult, req: bt.BacktestRequest, limit: int
 ) -> list[Figure]:
     """For the `limit` symbols with most events, the chart around their largest +1h move."""
-    from oiradar.charts.data import gather, select
     from oiradar.charts.png import render_png
+    from oiradar.services.chart import gather, select
 
     counts: dict[str, int] = {}
     for e in result.events:

@@ -10,39 +10,25 @@ store's series — the same path as `oiradar analyze`, so both agree on the same
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
-
-import numpy as np
 
 from oiradar.errors import Banned, UnknownSymbol, VenueError
 from oiradar.kinds import Kind
 from oiradar.records import Candle, MarketSnapshot, OISample
-from oiradar.services.history import track_record
-from oiradar.signals import rules
-from oiradar.signals.context import confidence, session_of
-from oiradar.signals.engine import Timeline, more_to_come, timeline
+from oiradar.services.history import Track, track_record
+from oiradar.services.markets import CoinRow, MarketRow, aggregate, market_row, num, ranked
+from oiradar.signals.engine import timeline
+from oiradar.signals.horizons import REFERENCE_BAR_MS, REFERENCE_SPAN_MS
 from oiradar.signals.params import EngineParams
-from oiradar.signals.regimes import REFERENCE_BARS, Regime
+from oiradar.signals.reading import reading_at
+from oiradar.signals.regimes import REFERENCE_BARS
 from oiradar.store import Store
-from oiradar.units import DAY_MS, MINUTE_MS, funding_8h, interval_name, iso
+from oiradar.units import DAY_MS, interval_name
 from oiradar.venues.base import VenueClient
 
-BAR_MS = 5 * MINUTE_MS
-# Most telling first: how rows rank, and what --min-regime cuts at.
-RANK = (
-    Regime.SHORT_SQUEEZE,
-    Regime.SHORT_COVERING,
-    Regime.LONG_LIQUIDATION,
-    Regime.NEW_SHORTS,
-    Regime.NEW_LONGS,
-    Regime.LOW_CONVICTION_RALLY,
-    Regime.LOW_CONVICTION_SELLOFF,
-    Regime.NEUTRAL,
-    Regime.NONE,
-    Regime.NO_DATA,
-)
+BAR_MS = REFERENCE_BAR_MS  # scans read 5m bars, the reference mode's too
 
 
 # The symbol's 30-day record for covering and squeeze rows (services.history), None on the
@@ -66,8 +52,12 @@ class ScanRequest:
 
 @dataclass(slots=True)
 class ScanResult:
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    aggregates: list[dict[str, Any]] = field(default_factory=list)
+    """Typed rows per (venue, symbol) and per coin; `rows` and `aggregates` are them as
+    output (ranked, names and rounding applied, the track record's columns on venue rows)."""
+
+    markets: list[MarketRow] = field(default_factory=list)
+    coins: list[CoinRow] = field(default_factory=list)
+    tracks: dict[tuple[str, str], Track | None] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     requests: dict[str, int] = field(default_factory=dict)
@@ -75,6 +65,31 @@ class ScanResult:
     @property
     def partial(self) -> bool:
         return bool(self.failed)
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        out = ranked(self.markets)
+        for row in out:  # every venue row has the columns (CSV, scripts)
+            row.update(history_columns(self.tracks.get((row["venue"], row["symbol"]))))
+        return out
+
+    @property
+    def aggregates(self) -> list[dict[str, Any]]:
+        return ranked(self.coins)
+
+
+def history_columns(track: Track | None) -> dict[str, Any]:
+    """The track record's columns of a row; None where there is none (not covering)."""
+    if track is None:
+        return dict.fromkeys(HISTORY_KEYS)
+    enough = track.enough
+    return {
+        "history": track.short(),
+        "history_days": track.days if enough else None,
+        "history_events": track.events if enough else None,
+        "history_hit_pct": num(track.hit_pct, 1),
+        "history_median_1h_pct": track.median_1h_pct,
+    }
 
 
 @dataclass(slots=True)
@@ -98,7 +113,7 @@ def window_name(params: EngineParams) -> str:
 def lookback_ms(params: EngineParams) -> int:
     """History a cold scan must fetch: the longest horizon (or the reference 45 min) plus two
     bars."""
-    return max(*params.windows_ms, 45 * MINUTE_MS) + 2 * BAR_MS
+    return max(*params.windows_ms, REFERENCE_SPAN_MS) + 2 * BAR_MS
 
 
 async def _collect(
@@ -176,74 +191,9 @@ def _store(store: Store, data: _VenueData) -> None:
     store.write_records([*data.candles, *data.oi, *snap_oi])
 
 
-def market_row(tl: Timeline, snap: MarketSnapshot, params: EngineParams) -> dict[str, Any]:
-    """The newest bar of a timeline as a table row (scan, the dashboard); `_oi_h` (then, now
-    per horizon) and `_px_h` (price % per horizon) feed `aggregate` and are dropped before
-    output."""
-    i = len(tl.grid.ts) - 1
-    regime = Regime(int(tl.regime[i]))
-    oi_pct, px_pct = float(tl.oi_pct[i]), float(tl.price_pct[i])
-    rate, ivl = snap.funding_rate, snap.funding_interval_h or 8.0
-    rate_8h = funding_8h(rate, ivl)
-    session, weekend = session_of(snap.ts_ms)
-    covering = regime in (Regime.SHORT_COVERING, Regime.SHORT_SQUEEZE)
-    conf = (
-        confidence(
-            oi_drop_pct=oi_pct,
-            oi_threshold_pct=float(tl.oi_threshold[i]),
-            price_gain_pct=px_pct,
-            price_threshold_pct=float(tl.price_threshold[i]),
-            funding_8h=rate_8h,
-            clearly_negative_8h=params.more_to_come_funding_8h,
-            volume_ratio=None,
-            session=session,
-            weekend=weekend,
-            data_gap=bool(tl.gap[i]),
-            use_funding=covering,
-        )
-        if regime not in (Regime.NO_DATA, Regime.NEUTRAL, Regime.NONE)
-        else 0
-    )
-    oi_then, px_then = float(tl.oi_then[i]), float(tl.price_then[i])
-    oi_now, px_now = float(tl.grid.oi[i]), float(tl.grid.close[i])
-    oi_h = [
-        (float(tl.grid.oi[i - w]) if i >= w else float("nan"), oi_now) for w in tl.horizons.bars
-    ]
-    return {
-        "venue": snap.venue,
-        "symbol": snap.symbol,
-        "regime": regime.name,
-        "horizon": interval_name(tl.reading_bars(i) * tl.grid.bar_ms),
-        "oi_change_pct": _num(oi_pct, 3),
-        "price_change_pct": _num(px_pct, 3),
-        "oi_usd": _num(snap.oi_usd if snap.oi_usd is not None else oi_now * px_now, 0),
-        "oi_change_usd": _num(oi_now * px_now - oi_then * px_then, 0),
-        "funding_rate": _num(rate, 8),
-        "funding_interval_h": _num(ivl, 2),
-        "funding_rate_8h": _num(rate_8h, 8),
-        "more_to_come": more_to_come(rate_8h, params) if covering else None,
-        "short_liq_usd": _num(float(tl.short_liq_usd[i]), 0),
-        "long_liq_usd": _num(float(tl.long_liq_usd[i]), 0),
-        "confidence": conf,
-        "strong": bool(tl.strong[i]),
-        "data_gap": bool(tl.gap[i]),
-        "ts": iso(snap.ts_ms),
-        "_oi_h": oi_h,
-        "_px_h": [float(x) for x in tl.price_h[:, i]],
-        "_bands": [
-            (float(o), float(p))
-            for o, p in zip(tl.oi_band_h[:, i], tl.price_band_h[:, i], strict=True)
-        ],
-        "_horizons": tl.horizons.names(),
-    }
-
-
-def _num(x: float | None, digits: int) -> float | None:
-    return None if x is None or not np.isfinite(x) else round(float(x), digits)
-
-
-def _evaluate(store: Store, data: _VenueData, params: EngineParams) -> list[dict[str, Any]]:
-    rows = []
+def _evaluate(store: Store, data: _VenueData, params: EngineParams, result: ScanResult) -> None:
+    """Each symbol's row from the store's series: the newest bar's reading with the snapshot's
+    funding, read at the snapshot's time; covering rows carry the symbol's track record."""
     warm = 8 * DAY_MS if params.adaptive else lookback_ms(params) + BAR_MS
     for symbol, snap in data.snaps.items():
         series = store.read_series(
@@ -251,101 +201,13 @@ def _evaluate(store: Store, data: _VenueData, params: EngineParams) -> list[dict
         )
         if len(series.candle_ts) == 0:
             continue
-        row = market_row(timeline(series, params), snap, params)
-        row.update(dict.fromkeys(HISTORY_KEYS))  # every venue row has them (CSV, scripts)
-        if row["regime"] in ("SHORT_COVERING", "SHORT_SQUEEZE"):
-            track = track_record(store, data.venue, symbol, row["regime"], data.now_ms, params)
-            if track is not None:
-                row.update(
-                    history=track.short(),
-                    history_days=track.days if track.enough else None,
-                    history_events=track.events if track.enough else None,
-                    history_hit_pct=_num(track.hit_pct, 1),
-                    history_median_1h_pct=track.median_1h_pct,
-                )
-        rows.append(row)
-    return rows
-
-
-def aggregate(rows: Sequence[dict[str, Any]], params: EngineParams) -> list[dict[str, Any]]:
-    """One row per coin across venues: OI now summed in USD over every venue; its change at
-    each horizon summed in base units over the venues where it is known (that decides the
-    regime, never USD, which moves with price), read with the same rules as one venue; the
-    venue with the largest USD OI change drives it (and gives the price move)."""
-    by_symbol: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        by_symbol.setdefault(r["symbol"], []).append(r)
-    out = []
-    for symbol, group in by_symbol.items():
-        reading = _across_venues(group, params)
-        if reading is None:
-            continue
-        regime, k, oi_pct, px_pct, driver, ok = reading
-        usd = [(r["oi_usd"] or 0.0, r["funding_rate_8h"]) for r in ok]
-        weight = sum(u for u, f in usd if f is not None)
-        funding_8h = sum(u * f for u, f in usd if f is not None) / weight if weight else None
-        out.append(
-            {
-                "venue": "all",
-                "symbol": symbol,
-                "regime": regime.name,
-                "horizon": driver["_horizons"][k],
-                "funding_rate": None,  # intervals differ per venue: see funding_rate_8h
-                "funding_rate_8h": _num(funding_8h, 8),  # OI-weighted across venues
-                "confidence": driver["confidence"],
-                "oi_change_pct": _num(oi_pct, 3),
-                "price_change_pct": _num(px_pct, 3),
-                "oi_usd": _num(sum(r["oi_usd"] or 0.0 for r in group), 0),
-                "oi_change_usd": _num(sum(r["oi_change_usd"] or 0.0 for r in ok), 0),
-                "short_liq_usd": _total(r.get("short_liq_usd") for r in group),
-                "long_liq_usd": _total(r.get("long_liq_usd") for r in group),
-                "driver": driver["venue"],
-                "venues": len(ok),
-                "ts": max(r["ts"] for r in ok),
-            }
-        )
-    return out
-
-
-def _across_venues(
-    group: Sequence[dict[str, Any]], params: EngineParams
-) -> tuple[Regime, int, float, float, dict[str, Any], list[dict[str, Any]]] | None:
-    """(regime, horizon index, OI %, price %, driver row, venues counted) of one coin."""
-    ok = [r for r in group if any(np.isfinite(t) and np.isfinite(n) for t, n in r["_oi_h"])]
-    if not ok:
-        return None
-    driver = max(ok, key=lambda r: abs(r["oi_change_usd"] or 0.0))
-    n_h = len(driver["_oi_h"])
-    oi_h, px_h = np.full((n_h, 1), np.nan), np.full((n_h, 1), np.nan)
-    for k in range(n_h):
-        pairs = [r["_oi_h"][k] for r in ok if np.isfinite(r["_oi_h"][k][0] + r["_oi_h"][k][1])]
-        then, now = sum(t for t, _ in pairs), sum(n for _, n in pairs)
-        oi_h[k, 0] = (now / then - 1) * 100 if then > 0 else np.nan
-        px_h[k, 0] = driver["_px_h"][k]
-    bands = np.array(driver["_bands"], dtype=np.float64)
-    _, codes, picks, _ = rules.read(oi_h, px_h, bands[:, :1], bands[:, 1:], params.reference)
-    regime, k = Regime(int(codes[0])), int(picks[0])
-    if regime is Regime.SHORT_COVERING and any(r["regime"] == "SHORT_SQUEEZE" for r in ok):
-        regime = Regime.SHORT_SQUEEZE  # a venue's liquidations already show the squeeze
-    return regime, k, float(oi_h[k, 0]), float(px_h[k, 0]), driver, ok
-
-
-def _total(values: Iterable[float | None]) -> float | None:
-    """Sum of the known values; None when no venue knows (not zero)."""
-    known = [v for v in values if v is not None]
-    return float(sum(known)) if known else None
-
-
-def strip(rows: list[dict[str, Any]]) -> None:
-    """Drop the internal per-horizon values `aggregate` needed."""
-    for r in rows:
-        for key in ("_oi_h", "_px_h", "_bands", "_horizons"):
-            r.pop(key, None)
-
-
-def rank(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    order = {r.name: i for i, r in enumerate(RANK)}
-    return sorted(rows, key=lambda r: (order.get(r["regime"], 99), -abs(r["oi_change_pct"] or 0)))
+        reading = reading_at(timeline(series, params), -1, params)
+        funding = (snap.funding_rate, snap.funding_interval_h)
+        row = market_row(data.venue, symbol, reading, snap.ts_ms, params, funding, snap.oi_usd)
+        result.markets.append(row)
+        if row.reading.covering:
+            track = track_record(store, data.venue, symbol, row.regime, data.now_ms, params)
+            result.tracks[(data.venue, symbol)] = track
 
 
 async def scan(
@@ -375,9 +237,6 @@ async def scan(
         if data is None or not data.snaps:
             continue
         _store(store, data)
-        result.rows.extend(_evaluate(store, data, req.params))
-    result.aggregates = aggregate(result.rows, req.params)
-    strip(result.rows)
-    result.rows = rank(result.rows)
-    result.aggregates = rank(result.aggregates)
+        _evaluate(store, data, req.params, result)
+    result.coins = aggregate(result.markets, req.params)
     return result

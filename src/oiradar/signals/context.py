@@ -1,10 +1,14 @@
-"""Event context (session, funding reading) and the documented 0-100 confidence score."""
+"""Event context (session, funding reading, a range broken) and the documented 0-100
+confidence score."""
 
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from oiradar.units import DAY_MS, HOUR_MS
+
+FloatArray = NDArray[np.float64]
 
 # UTC hours of the main sessions (docs/concepts.md#sessions).
 SESSIONS = (("asia", 0, 8), ("europe", 7, 16), ("us", 13, 21))
@@ -60,3 +64,17 @@ def confidence(
         elif funding_8h < 0:
             score += 10
     return round(score)
+
+
+def breakout(close: FloatArray, i: int, w: int, lookback: int) -> bool | None:
+    """Close at bar `i` above the highest close of the `lookback` bars before its reading
+    window began (a break of the recent range, not the move's own climb); None with less
+    than half of that history."""
+    lo, hi = max(0, i - w - lookback), i - w
+    if hi <= lo or not np.isfinite(close[i]):
+        return None
+    prior = close[lo:hi]
+    known = prior[np.isfinite(prior)]
+    if len(known) < lookback // 2:
+        return None
+    return bool(close[i] > np.max(known))

@@ -25,6 +25,11 @@ class Regime(IntEnum):
     NONE = 8  # the reference classifier's "nothing matched"
 
 
+# Short covering and the squeeze it may turn into: the radar's subject.
+COVERING = (Regime.SHORT_COVERING, Regime.SHORT_SQUEEZE)
+# Readings that say nothing about the market (no data, inside the bands, the reference's none).
+QUIET = (Regime.NO_DATA, Regime.NEUTRAL, Regime.NONE)
+
 MIRROR = {
     Regime.NEW_LONGS: Regime.NEW_SHORTS,
     Regime.NEW_SHORTS: Regime.NEW_LONGS,

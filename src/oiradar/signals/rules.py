@@ -1,110 +1,28 @@
 """Each rule of the engine once, on numpy arrays (the batch timeline) or on one bar (the live
-step passes arrays of length 1 or scalars): horizons and their bands, how the horizons'
-readings combine into one regime, and the squeeze evidence. Pure."""
+step passes scalars or arrays of length 1): the adaptive band, how the horizons' readings
+combine into one regime, strong covering, the squeeze evidence and its upgrade, and what a
+reading says about funding and volume. The sizes they run over are in `signals.horizons`.
+Pure."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar, overload
+from typing import Any, Generic, TypeVar, overload
 
 import numpy as np
 from numpy.typing import NDArray
 
-from oiradar.errors import UserError
-from oiradar.signals.params import EngineParams
-from oiradar.signals.regimes import REFERENCE_BARS, Regime, classify, classify_reference
-from oiradar.units import HOUR_MS, MINUTE_MS, interval_name
+from oiradar.signals.horizons import strong_bars
+from oiradar.signals.params import EngineParams, Evidence
+from oiradar.signals.regimes import Regime, classify, classify_reference
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 Num = TypeVar("Num", FloatArray, float)
 ROBUST_SIGMA = 1.4826  # MAD -> sigma for normal data
-_TAPER_FROM_MS = 15 * MINUTE_MS
-_TAPER_TO_MS = HOUR_MS
-
-
-@dataclass(frozen=True, slots=True)
-class Horizons:
-    """The horizons one series is read over, in bars (ascending), and those left out."""
-
-    bars: tuple[int, ...]
-    bar_ms: int
-    skipped_ms: tuple[int, ...] = ()
-
-    @property
-    def ms(self) -> tuple[int, ...]:
-        return tuple(b * self.bar_ms for b in self.bars)
-
-    @property
-    def longest(self) -> int:
-        return self.bars[-1]
-
-    def names(self) -> tuple[str, ...]:
-        return tuple(interval_name(m) for m in self.ms)
-
-
-def window_bars(window_ms: int, bar_ms: int) -> int:
-    """A window as a whole number of bars; anything else is a user error."""
-    if window_ms <= 0 or window_ms % bar_ms:
-        raise UserError(
-            f"window {interval_name(window_ms)} is not a multiple of the data's bar size "
-            f"{interval_name(bar_ms)}"
-        )
-    return window_ms // bar_ms
-
-
-def horizons(params: EngineParams, bar_ms: int) -> Horizons:
-    """The horizons that are whole multiples of the bar; one bar when none is (e.g. the
-    default 15m, 30m, 1h on 1 h bars reads 1 h only). A single window must fit exactly."""
-    if params.reference:
-        if bar_ms != 5 * MINUTE_MS:
-            raise UserError(
-                f"reference mode needs 5m data; this series has {interval_name(bar_ms)} bars"
-            )
-        return Horizons((REFERENCE_BARS - 1,), bar_ms)
-    wanted = sorted(set(params.windows_ms))
-    if len(wanted) == 1:
-        return Horizons((window_bars(wanted[0], bar_ms),), bar_ms)
-    fit = [w // bar_ms for w in wanted if w >= bar_ms and w % bar_ms == 0]
-    skipped = tuple(w for w in wanted if not (w >= bar_ms and w % bar_ms == 0))
-    return Horizons(tuple(fit) or (1,), bar_ms, skipped)
-
-
-def band_at(window_ms: int, base_pct: float, taper: float) -> float:
-    """The flat band at a horizon: `base` up to 15 min, `base x taper` from 1 h, geometric in
-    between (so 30 min gets base x sqrt(taper))."""
-    if window_ms <= _TAPER_FROM_MS:
-        return base_pct
-    frac = min(1.0, math.log(window_ms / _TAPER_FROM_MS) / math.log(_TAPER_TO_MS / _TAPER_FROM_MS))
-    return base_pct * math.pow(taper, frac)
-
-
-def bands(params: EngineParams, window_ms: int) -> tuple[float, float]:
-    """(OI band, price band) in % at one horizon; the reference mode's are its own."""
-    if params.reference:
-        return 1.5, 1.0
-    return (
-        band_at(window_ms, params.oi_threshold_pct, params.oi_taper),
-        band_at(window_ms, params.price_threshold_pct, params.price_taper),
-    )
-
-
-def describe(params: EngineParams, bar_ms: int) -> tuple[str, str]:
-    """('15m+30m+1h', 'OI +/-1.5 %, price +/-1 % at 15m ... +/-1 %, +/-0.8 % at 1h') for
-    titles: what a series of this bar size is read over, and with which fixed bands."""
-    hz = horizons(params, bar_ms)
-    names = hz.names()
-    if params.reference:
-        return "45m (reference)", "OI ±1.5 %, price ±1 % (strict)"
-    first = bands(params, hz.ms[0])
-    text = f"OI ±{first[0]:.3g} %, price ±{first[1]:.3g} % at {names[0]}"
-    if len(names) > 1:
-        last = bands(params, hz.ms[-1])
-        text += f" … ±{last[0]:.3g} %, ±{last[1]:.3g} % at {names[-1]}"
-    if params.adaptive:
-        text += " (adaptive)"
-    return "+".join(names), text
+EVIDENCE_ORDER = tuple(Evidence)  # bit k of an evidence mask is EVIDENCE_ORDER[k]
 
 
 @overload
@@ -118,6 +36,23 @@ def adaptive_threshold(
     thr = np.maximum(params.adaptive_k * ROBUST_SIGMA * spread, params.adaptive_floor_frac * fixed)
     out = np.where(np.isnan(thr), fixed, thr)
     return out if isinstance(spread, np.ndarray) else float(out)
+
+
+def adapts(params: EngineParams) -> bool:
+    """Whether bands follow the symbol's own noise (never in the reference mode)."""
+    return params.adaptive and not params.reference
+
+
+@overload
+def band(spread: float, fixed: float, params: EngineParams) -> float: ...
+@overload
+def band(spread: FloatArray, fixed: float, params: EngineParams) -> FloatArray: ...
+def band(spread: FloatArray | float, fixed: float, params: EngineParams) -> FloatArray | float:
+    """The band in force at one horizon: the fixed one, or the adaptive one over the trailing
+    median |change| `spread` when the bands adapt (the spread is ignored otherwise)."""
+    if adapts(params):
+        return adaptive_threshold(spread, fixed, params)
+    return np.full(spread.shape, fixed) if isinstance(spread, np.ndarray) else fixed
 
 
 @overload
@@ -194,6 +129,17 @@ def strong_covering(oi_drop_pct: Num, price_pct: Num, params: EngineParams) -> B
     return (oi_drop_pct <= -params.strong_oi_drop_pct) & (price_pct > 0)
 
 
+def strong(
+    changes: Callable[[int], tuple[Num, Num]], params: EngineParams, bar_ms: int
+) -> BoolArray | bool:
+    """Strong covering over any span from one bar up to `strong_within` (30 min); `changes(v)`
+    gives (OI %, price %) over `v` bars."""
+    hit: BoolArray | bool = False
+    for v in range(1, strong_bars(params, bar_ms) + 1):
+        hit = hit | strong_covering(*changes(v), params)
+    return hit
+
+
 def squeeze_spike(
     short_w: Num, long_w: Num, base: Num, oi_usd: Num, params: EngineParams
 ) -> BoolArray | bool:
@@ -239,3 +185,105 @@ def any_known(
     seen = np.logical_or.reduce(knowns)
     out = np.where(hit, 1.0, np.where(seen, 0.0, np.nan))
     return out if out.ndim else float(out)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True)
+class SqueezeInputs(Generic[Num]):
+    """What the squeeze evidence reads at a bar (NaN = unknown), one bar or every bar: short and
+    long liquidations over the burst window and the short ones' trailing median (USD), OI in
+    USD, net taker buying over the reading's window and the OI closed over it (base), the
+    premium (a fraction), the funding rate and all accounts' long/short ratio."""
+
+    short_liq_usd: Num
+    long_liq_usd: Num
+    short_liq_base: Num
+    oi_usd: Num
+    net_taker_buy: Num
+    oi_drop: Num
+    premium: Num
+    funding_rate: Num
+    ls_account: Num
+
+
+def evidence_terms(params: EngineParams) -> tuple[Evidence, ...]:
+    """The evidence read for the squeeze; none in the reference mode (it has no squeeze)."""
+    return () if params.reference else params.evidence
+
+
+# Each term: (holds, the inputs it needs known), routed by the term.
+_TERMS: dict[
+    Evidence, Callable[[SqueezeInputs[Any], EngineParams], tuple[Any, tuple[Any, ...]]]
+] = {
+    Evidence.LIQUIDATIONS: lambda x, p: (
+        squeeze_spike(x.short_liq_usd, x.long_liq_usd, x.short_liq_base, x.oi_usd, p),
+        (x.short_liq_usd, x.short_liq_base),
+    ),
+    Evidence.TAKER: lambda x, p: (
+        taker_outruns(x.net_taker_buy, x.oi_drop, p),
+        (x.net_taker_buy, x.oi_drop),
+    ),
+    Evidence.PREMIUM: lambda x, p: (
+        premium_flip(x.premium, x.funding_rate, p),
+        (x.premium, x.funding_rate),
+    ),
+    Evidence.POSITIONING: lambda x, p: (crowded_shorts(x.ls_account, p), (x.ls_account,)),
+}
+
+
+def evidence_term(ev: Evidence, x: SqueezeInputs[Num], params: EngineParams) -> tuple[Num, Num]:
+    """(holds, known) of one evidence term at every bar given, as 1.0/0.0."""
+    value, needs = _TERMS[ev](x, params)
+    known = np.logical_not(np.logical_or.reduce([np.isnan(v) for v in needs]))
+    return _as_float(value, x.oi_usd), _as_float(known, x.oi_usd)
+
+
+def _as_float(flag: object, like: Num) -> Num:
+    out = np.asarray(flag, dtype=np.float64)
+    return out if isinstance(like, np.ndarray) else float(out)
+
+
+def squeeze(x: SqueezeInputs[Num], params: EngineParams) -> tuple[Num, NDArray[np.int64]]:
+    """(squeeze 1/0/NaN, bitmask over `EVIDENCE_ORDER` of the terms that held): any known term
+    that holds upgrades covering; NaN when no term is known (or none is read)."""
+    terms = evidence_terms(params)
+    bits = np.zeros(np.shape(x.oi_usd), np.int64)
+    if not terms:
+        return _as_float(np.full(np.shape(x.oi_usd), np.nan), x.oi_usd), bits
+    read = []
+    for ev in terms:
+        value, known = evidence_term(ev, x, params)
+        hit = (np.asarray(value) == 1.0) & (np.asarray(known) == 1.0)
+        bits |= hit.astype(np.int64) << EVIDENCE_ORDER.index(ev)
+        read.append((value, known))
+    return any_known(read), bits
+
+
+def evidence_names(bits: int) -> tuple[Evidence, ...]:
+    """The terms of an evidence bitmask, in `EVIDENCE_ORDER`."""
+    return tuple(e for k, e in enumerate(EVIDENCE_ORDER) if bits >> k & 1)
+
+
+@overload
+def upgrade(regime: Regime, squeeze_flag: float) -> Regime: ...
+@overload
+def upgrade(regime: NDArray[np.int8], squeeze_flag: FloatArray) -> NDArray[np.int8]: ...
+def upgrade(
+    regime: Regime | NDArray[np.int8], squeeze_flag: float | FloatArray
+) -> Regime | NDArray[np.int8]:
+    """Short covering with squeeze evidence (flag 1) is a short squeeze."""
+    up = (np.asarray(regime) == Regime.SHORT_COVERING) & (np.asarray(squeeze_flag) == 1.0)
+    out = np.where(up, np.int8(Regime.SHORT_SQUEEZE), regime).astype(np.int8)
+    return out if isinstance(regime, np.ndarray) else Regime(int(out))
+
+
+def more_to_come(rate_8h: float | None, params: EngineParams) -> bool | None:
+    """Shorts still paying clearly (8 h equivalent at or below the line, -0.01 %): more
+    covering is likely. Unknown funding says nothing."""
+    return None if rate_8h is None else rate_8h <= params.more_to_come_funding_8h
+
+
+def volume_ratio(volume: float, base_per_bar: float, bars: int) -> float | None:
+    """Volume over a span against normal: the trailing median volume per bar x its bars; None
+    without that baseline (less than `min_history` of it)."""
+    normal = base_per_bar * bars
+    return volume / normal if math.isfinite(normal) and normal > 0 else None

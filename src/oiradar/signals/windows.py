@@ -216,6 +216,13 @@ def rolling_sum(x: FloatArray, bars: int) -> FloatArray:
     return out
 
 
+def median_known(values: FloatArray, min_periods: int) -> float:
+    """Median of the known values if there are at least `min_periods`, else NaN: one bar's
+    `trailing_median` (given the window before it)."""
+    known = values[~np.isnan(values)]
+    return float(np.median(known)) if len(known) >= min_periods else float("nan")
+
+
 def trailing_median(x: FloatArray, bars: int, min_periods: int) -> FloatArray:
     """Median of x over the `bars` values BEFORE t (t itself excluded: no look-ahead)."""
     if len(x) == 0:

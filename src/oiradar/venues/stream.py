@@ -24,20 +24,12 @@ from typing import Any
 
 import aiohttp
 
-from oiradar.records import Liquidation, MarketSnapshot
+from oiradar.records import Liquidation, LiquidationFeed, MarketSnapshot
 from oiradar.venues.endpoints import endpoints
 
 StreamRecord = Liquidation | MarketSnapshot
 Handler = Callable[[StreamRecord], Awaitable[None] | None]
 log = logging.getLogger(__name__)
-
-
-class LiquidationFeed(StrEnum):
-    """How much of a venue's liquidations its public stream shows (say so on every figure)."""
-
-    COMPLETE = "complete"  # Bybit allLiquidation
-    SAMPLED = "sampled"  # Binance, OKX: at most one order per symbol per second
-    NONE = "none"  # Bitget: no public liquidation feed
 
 
 class State(StrEnum):

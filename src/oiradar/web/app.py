@@ -27,11 +27,12 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from oiradar.errors import NoDataError, OiradarError
+from oiradar.services.dashboard import Board, symbol_chart, symbol_events
 from oiradar.signals.params import EngineParams, Evidence
 from oiradar.store import Store
 from oiradar.units import MINUTE_MS, interval_ms, parse_time
-from oiradar.web.markets import Board
 from oiradar.web.openapi import SPEC
+from oiradar.web.payloads import chart_json
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -296,9 +297,7 @@ async def status(request: web.Request) -> web.Response:
     return web.json_response({**{k: data.get(k) for k in keep}, "venues": venues})
 
 
-async def symbol_chart(request: web.Request) -> web.Response:
-    from oiradar.web.symbol import chart_payload
-
+async def chart(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     symbol = _symbol(request)
     venue = _venue(request, "all")
@@ -306,13 +305,11 @@ async def symbol_chart(request: web.Request) -> web.Response:
     if start is not None and end is not None and start >= end:
         raise BadRequest("from must be before to")
     window = _window(request, hub.config.window_ms)
-    payload = await hub.reader.run(lambda s: chart_payload(s, symbol, venue, start, end, window))
-    return web.json_response(payload)
+    data = await hub.reader.run(lambda s: symbol_chart(s, symbol, venue, start, end, window))
+    return web.json_response(chart_json(data))
 
 
-async def symbol_events(request: web.Request) -> web.Response:
-    from oiradar.web.symbol import events_payload
-
+async def events(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     symbol = _symbol(request)
     venue = _venue(request, "binance")
@@ -320,7 +317,7 @@ async def symbol_events(request: web.Request) -> web.Response:
         raise BadRequest("events come from one venue: binance, bybit, okx or bitget")
     days = _int(request, "days", 30, 1, 3650)
     window = _window(request, hub.config.window_ms)
-    payload = await hub.reader.run(lambda s: events_payload(s, symbol, venue, days, window))
+    payload = await hub.reader.run(lambda s: symbol_events(s, symbol, venue, days, window))
     return web.json_response(payload)
 
 
@@ -446,8 +443,8 @@ def build_app(config: ServeConfig) -> web.Application:
     app.router.add_get("/api/markets", markets)
     app.router.add_get("/api/alerts", alerts)
     app.router.add_get("/api/status", status)
-    app.router.add_get("/api/symbols/{symbol}/chart", symbol_chart)
-    app.router.add_get("/api/symbols/{symbol}/events", symbol_events)
+    app.router.add_get("/api/symbols/{symbol}/chart", chart)
+    app.router.add_get("/api/symbols/{symbol}/events", events)
     app.router.add_get("/api/stream", stream)
     app.router.add_get("/static/vendor/plotly.min.js", vendor_plotly)
     app.router.add_static("/static/", STATIC)

@@ -1,7 +1,7 @@
 """Alerts for `oiradar watch`: the record, the sinks, the gate and the dispatcher."""
 
 from oiradar.services.alerts.dispatch import Delivery, Dispatcher, Gate
-from oiradar.services.alerts.model import Alert, AlertKind, LiqFeed, sample_alert
+from oiradar.services.alerts.model import Alert, AlertKind, sample_alert
 from oiradar.services.alerts.sinks import Sink, SinkError, build_sink, scrub
 
 __all__ = [
@@ -10,7 +10,6 @@ __all__ = [
     "Delivery",
     "Dispatcher",
     "Gate",
-    "LiqFeed",
     "Sink",
     "SinkError",
     "build_sink",

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 from oiradar.services.alerts.model import Alert, AlertKind
 from oiradar.services.alerts.sinks import Sink, SinkError
+from oiradar.signals.regimes import COVERING, Regime
 
 log = logging.getLogger(__name__)
 
 # (from, to) regime pairs that are an escalation: always news, cooldown or not.
-ESCALATIONS = frozenset({("SHORT_COVERING", "SHORT_SQUEEZE")})
+ESCALATIONS = frozenset({(Regime.SHORT_COVERING, Regime.SHORT_SQUEEZE)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +37,7 @@ class Delivery:
 
 @dataclass(slots=True)
 class _Last:
-    regime: str
+    regime: Regime
     ts_ms: int
 
 
@@ -52,14 +53,15 @@ class Gate:
         self,
         cooldown_s: float = 900.0,
         min_confidence: float = 0.0,
-        regimes: Sequence[str] = ("SHORT_COVERING", "SHORT_SQUEEZE"),
+        regimes: Sequence[Regime | str] = COVERING,
     ) -> None:
+        """`regimes` as members or their names (as the config file spells them)."""
         self.cooldown_ms = int(cooldown_s * 1000)
         self.min_confidence = min_confidence
-        self.regimes = frozenset(regimes)
+        self.regimes = frozenset(r if isinstance(r, Regime) else Regime[r] for r in regimes)
         self._last: dict[str, _Last] = {}
 
-    def remember(self, symbol: str, regime: str, ts_ms: int) -> None:
+    def remember(self, symbol: str, regime: Regime, ts_ms: int) -> None:
         """An alert sent before a restart, so the same episode is not announced again."""
         self._last[symbol] = _Last(regime, ts_ms)
 

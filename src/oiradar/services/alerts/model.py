@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from oiradar.records import LiquidationFeed
+from oiradar.signals.regimes import COVERING, Regime
 from oiradar.units import interval_name, iso
 
 
@@ -15,42 +17,37 @@ class AlertKind(StrEnum):
     EXHAUSTION = "exhaustion"  # OI stabilizes, funding normalizes: the move is running out
 
 
-class LiqFeed(StrEnum):
-    """How much of a venue's liquidations we saw: every one, a sample, or nothing."""
-
-    COMPLETE = "complete"
-    SAMPLED = "sampled"
-    NONE = "none"
-
-
 _REGIME_PHRASE = {
-    "SHORT_SQUEEZE": "shorts are being squeezed",
-    "SHORT_COVERING": "shorts are covering",
-    "LONG_LIQUIDATION": "longs are being liquidated",
-    "NEW_SHORTS": "new shorts are opening",
-    "NEW_LONGS": "new longs are opening",
-    "LOW_CONVICTION_RALLY": "price rises on falling OI",
-    "LOW_CONVICTION_SELLOFF": "price falls on falling OI",
+    Regime.SHORT_SQUEEZE: "shorts are being squeezed",
+    Regime.SHORT_COVERING: "shorts are covering",
+    Regime.LONG_LIQUIDATION: "longs are being liquidated",
+    Regime.NEW_SHORTS: "new shorts are opening",
+    Regime.NEW_LONGS: "new longs are opening",
+    Regime.LOW_CONVICTION_RALLY: "price rises on falling OI",
+    Regime.LOW_CONVICTION_SELLOFF: "price falls on falling OI",
 }
 
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """One alert. Percentages are in % (not fractions); money in USD; times ms UTC."""
+    """One alert. Percentages are in % (not fractions); money in USD; times ms UTC.
+    `more_to_come`: shorts still pay clearly (funding's 8 h equivalent at or below
+    -0.01 %, `rules.more_to_come`), so covering may continue."""
 
     ts_ms: int
     symbol: str
     kind: AlertKind
-    regime: str
+    regime: Regime
     tier: str | None
     window_ms: int
     drivers: tuple[str, ...]
     oi_change_pct: float
     price_change_pct: float
     funding_rate: float | None
+    more_to_come: bool
     short_liq_usd: float
     long_liq_usd: float
-    liq_feeds: tuple[tuple[str, LiqFeed], ...]
+    liq_feeds: tuple[tuple[str, LiquidationFeed], ...]
     volume_ratio: float | None
     session: str
     weekend: bool
@@ -59,11 +56,6 @@ class Alert:
     history: str | None = None
     horizons: tuple[int, ...] = ()  # every horizon reading covering when the alert fired
 
-    @property
-    def more_to_come(self) -> bool:
-        """Funding still negative: shorts still pay, so covering may continue."""
-        return self.funding_rate is not None and self.funding_rate < 0
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: plain types, ISO-8601 `Z` time, the sentence included."""
         return {
@@ -71,7 +63,7 @@ class Alert:
             "ts_ms": self.ts_ms,  # exact: a burst's is the triggering order's time
             "symbol": self.symbol,
             "kind": self.kind.value,
-            "regime": self.regime,
+            "regime": self.regime.name,
             "tier": self.tier,
             "window": interval_name(self.window_ms),
             "horizons": [interval_name(h) for h in self.horizons],
@@ -105,10 +97,13 @@ class Alert:
             head += " (escalated from short covering)"
         parts = [f"{head} — {moves}"]
         seen = [
-            f"{venue} {feed.value}" for venue, feed in self.liq_feeds if feed is not LiqFeed.NONE
+            f"{venue} {feed.value}"
+            for venue, feed in self.liq_feeds
+            if feed is not LiquidationFeed.NONE
         ]
-        liq = self.short_liq_usd if self.regime.startswith("SHORT") else self.long_liq_usd
-        side = "shorts" if self.regime.startswith("SHORT") else "longs"
+        shorts = self.regime in COVERING
+        liq = self.short_liq_usd if shorts else self.long_liq_usd
+        side = "shorts" if shorts else "longs"
         if seen:
             parts.append(f"{money(liq)} of {side} liquidated ({', '.join(seen)})")
         if self.more_to_come:
@@ -118,8 +113,8 @@ class Alert:
         return "; ".join(parts)
 
 
-def _label(regime: str) -> str:
-    return regime.lower().replace("_", " ")
+def _label(regime: Regime) -> str:
+    return regime.name.lower().replace("_", " ")
 
 
 def money(usd: float) -> str:
@@ -135,19 +130,20 @@ def sample_alert(ts_ms: int) -> Alert:
         ts_ms=ts_ms,
         symbol="SOLUSDT",
         kind=AlertKind.ESCALATION,
-        regime="SHORT_SQUEEZE",
+        regime=Regime.SHORT_SQUEEZE,
         tier="strong",
         window_ms=15 * 60_000,
         drivers=("binance", "bybit"),
         oi_change_pct=-3.3,
         price_change_pct=2.2,
         funding_rate=-0.00012,
+        more_to_come=True,
         short_liq_usd=554_000.0,
         long_liq_usd=12_500.0,
         liq_feeds=(
-            ("bybit", LiqFeed.COMPLETE),
-            ("binance", LiqFeed.SAMPLED),
-            ("bitget", LiqFeed.NONE),
+            ("bybit", LiquidationFeed.COMPLETE),
+            ("binance", LiquidationFeed.SAMPLED),
+            ("bitget", LiquidationFeed.NONE),
         ),
         volume_ratio=3.4,
         session="us",

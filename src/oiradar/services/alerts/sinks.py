@@ -77,7 +77,7 @@ class ConsoleSink:
     async def send(self, alert: Alert) -> None:
         line = Text()
         line.append(f"{alert.to_dict()['ts']} ", style="dim")
-        line.append(alert.regime, style=REGIME_STYLE.get(alert.regime, "bold"))
+        line.append(alert.regime.name, style=REGIME_STYLE.get(alert.regime.name, "bold"))
         line.append(f" [{alert.kind.value}] ", style="dim")
         line.append(f"{alert.sentence()}\n  {details(alert)}")
         self._console.print(line)

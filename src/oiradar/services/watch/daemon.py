@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from oiradar.errors import UserError, VenueError
-from oiradar.services.alerts import Alert, Delivery, Dispatcher, Gate, LiqFeed, Sink
+from oiradar.services.alerts import Alert, Delivery, Dispatcher, Gate, Sink
 from oiradar.services.history import track_record
 from oiradar.services.watch.decide import Decider, Phase
 from oiradar.services.watch.ingest import Ingest
 from oiradar.services.watch.venue import VenueWatch
 from oiradar.signals.params import EngineParams
+from oiradar.signals.regimes import Regime
 from oiradar.store import Store
 from oiradar.units import MINUTE_MS, iso
 from oiradar.venues.base import VenueClient
@@ -103,7 +104,7 @@ class Watch:
         self.on_alert = on_alert
         self.dispatcher = Dispatcher(sinks, on_delivery=self._delivered, **(dispatcher_kw or {}))
         self.ingest = Ingest(store, req.flush_s)
-        feeds = {s.name: LiqFeed(s.liquidations.value) for s in self.streams}
+        feeds = {s.name: s.liquidations for s in self.streams}
         self.decider = Decider(req.params, req.bar_ms, feeds, self._emit)
         self._publishing: dict[str, asyncio.Task[None]] = {}  # the newest alert per symbol
         self._history_pool: ThreadPoolExecutor | None = None
@@ -123,7 +124,7 @@ class Watch:
             items = [(str(k), Phase(v["phase"]), int(v["started_ms"])) for k, v in episodes.items()]
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return
-        regime = {Phase.COVERING: "SHORT_COVERING", Phase.SQUEEZE: "SHORT_SQUEEZE"}
+        regime = {Phase.COVERING: Regime.SHORT_COVERING, Phase.SQUEEZE: Regime.SHORT_SQUEEZE}
         for symbol, phase, started in items:
             if phase in regime:
                 self.decider.resume(symbol, phase, started)

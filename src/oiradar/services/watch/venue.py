@@ -23,8 +23,7 @@ from typing import Any
 
 from oiradar.errors import Banned, UnknownSymbol, VenueError
 from oiradar.kinds import Kind
-from oiradar.records import Liquidation, MarketSnapshot, OISample, Side
-from oiradar.services.alerts.model import LiqFeed
+from oiradar.records import Liquidation, LiquidationFeed, MarketSnapshot, OISample, Side
 from oiradar.services.watch.decide import Burst, Decider, Phase
 from oiradar.services.watch.ingest import Ingest
 from oiradar.signals.live import LiveState, bar_at, grid_bars, provisional_squeeze, seed, step
@@ -113,8 +112,8 @@ class VenueWatch:
         self._rate_mark = (time.monotonic(), 0)
 
     @property
-    def feed(self) -> LiqFeed:
-        return LiqFeed(self.stream.liquidations.value)
+    def feed(self) -> LiquidationFeed:
+        return self.stream.liquidations
 
     def now_ms(self) -> int:
         """The venue's time. The stream's own while it flows: a bar closes on the stream
@@ -396,7 +395,7 @@ class VenueWatch:
 
     def _record_coverage(self) -> None:
         """The liquidation feed's connected spans, per symbol, for the store."""
-        if self.feed is LiqFeed.NONE:
+        if self.feed is LiquidationFeed.NONE:
             return
         stats = self.stream.stats
         spans: list[tuple[int, int]] = []

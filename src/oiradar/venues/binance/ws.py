@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from oiradar.records import LiquidationFeed
 from oiradar.venues.binance.wire import VENUE, message_ms, parse_message
-from oiradar.venues.stream import LiquidationFeed, StreamRecord, WsStream
+from oiradar.venues.stream import StreamRecord, WsStream
 
 STREAMS = ("!forceOrder@arr", "!markPrice@arr@1s")
 

@@ -22,11 +22,11 @@ from typing import Any
 
 import aiohttp
 
+from oiradar.records import LiquidationFeed
 from oiradar.venues.bitget.rest import BitgetClient
 from oiradar.venues.bitget.wire import PRODUCT, VENUE, parse_ticker
 from oiradar.venues.stream import (
     Connection,
-    LiquidationFeed,
     StreamRecord,
     WsStream,
     envelope_ms,

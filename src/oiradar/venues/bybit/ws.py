@@ -23,13 +23,12 @@ from typing import Any
 
 import aiohttp
 
-from oiradar.records import MarketSnapshot
+from oiradar.records import LiquidationFeed, MarketSnapshot
 from oiradar.venues.base import routed
 from oiradar.venues.bybit.rest import BybitClient
 from oiradar.venues.bybit.wire import VENUE, merge_ticker, parse_liquidations, parse_ticker
 from oiradar.venues.stream import (
     Connection,
-    LiquidationFeed,
     StreamRecord,
     WsStream,
     envelope_ms,

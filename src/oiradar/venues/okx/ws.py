@@ -19,9 +19,10 @@ from typing import Any
 
 import aiohttp
 
+from oiradar.records import LiquidationFeed
 from oiradar.venues.okx.rest import OkxClient
 from oiradar.venues.okx.wire import VENUE, message_ms, parse_message
-from oiradar.venues.stream import Connection, LiquidationFeed, StreamRecord, WsStream
+from oiradar.venues.stream import Connection, StreamRecord, WsStream
 
 BATCH = 200  # args per subscribe message: ~11 KB, far below the 64 KB cap
 log = logging.getLogger(__name__)

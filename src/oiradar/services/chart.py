@@ -1,4 +1,5 @@
-"""What `oiradar chart` shows, gathered from the store on one bar axis. No plotting here.
+"""What `oiradar chart` shows, gathered from the store on one bar axis: a service (it reads
+the store and runs the engine); the renderers in `charts/` only draw a `ChartData`.
 
 Every series is aligned on the bar opens of the price venue's candles within the range;
 missing values stay NaN (drawn as gaps), never 0, so an unknown bar cannot pass for a quiet
@@ -18,9 +19,9 @@ from oiradar.errors import NoDataError, UserError
 from oiradar.records import MarketSeries
 from oiradar.services.analyze import Query, load
 from oiradar.signals.engine import Event, events, timeline
+from oiradar.signals.horizons import describe
 from oiradar.signals.params import EngineParams
 from oiradar.signals.regimes import Regime
-from oiradar.signals.rules import describe
 from oiradar.signals.windows import Grid, build_grid
 from oiradar.store import Store
 from oiradar.units import DAY_MS, interval_ms, interval_name, iso
@@ -77,7 +78,7 @@ class EventMark:
     signal_ms: int
     start_ms: int
     end_ms: int
-    regime: str
+    regime: Regime
     oi_pct: float
     price_pct: float
     y: float
@@ -322,7 +323,7 @@ def gather(store: Store, sel: Selection, params: EngineParams) -> ChartData:
                 signal_ms=ev.signal_ms,
                 start_ms=ev.start_ms,
                 end_ms=ev.end_ms,
-                regime=ev.regime.name,
+                regime=ev.regime,
                 oi_pct=ev.oi_change_pct,
                 price_pct=ev.price_change_pct,
                 y=float(high[i]) if np.isfinite(high[i]) else float(np.nanmax(high)),

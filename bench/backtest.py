@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from oiradar.kinds import Kind
+from oiradar.research import backtest as research
 from oiradar.services import backtest as bt
 from oiradar.store import Store
 from oiradar.units import DAY_MS
@@ -80,12 +81,12 @@ def main() -> None:
             t = time.perf_counter()
             rows = generate(store, args.symbols, args.days)
             print(f"store: {rows:,} rows in {time.perf_counter() - t:.1f} s ({db})")
-        req = bt.BacktestRequest()
+        req = research.BacktestRequest()
 
         t = time.perf_counter()
         samples = bt.load_samples(store, req)
         loaded = time.perf_counter() - t
-        result = bt.run(samples, req)
+        result = research.run(samples, req)
         total = time.perf_counter() - t
         bars = sum(len(s.grid.ts) for s in samples)
         print(
@@ -96,7 +97,7 @@ def main() -> None:
 
         t = time.perf_counter()
         oi_values, px_values = [1.0, 1.5, 2.0, 3.0], [0.5, 1.0, 1.5, 2.0]
-        rows_, _ = bt.sweep(samples, req, oi_values, px_values)
+        rows_, _ = research.sweep(samples, req, oi_values, px_values)
         swept = time.perf_counter() - t
         print(
             f"sweep: {len(rows_)} threshold pairs in {swept:.1f} s on the loaded data "

@@ -12,15 +12,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oiradar.records import MarketSeries
-from oiradar.services import backtest as bt
+from oiradar.research import backtest as bt
+from oiradar.research.study import control_entries, excursions, forward_returns
+from oiradar.research.trades import Sample, study
 from oiradar.signals.params import EngineParams
-from oiradar.signals.study import control_entries, excursions, forward_returns
+from oiradar.signals.regimes import Regime
 from oiradar.signals.windows import build_grid
 from oiradar.store import Store
 from oiradar.units import DAY_MS, MINUTE_MS
 from tests.conftest import run_cli
 from tests.synth import FIVE_MIN, T0, series
 
+COVERING = Regime.SHORT_COVERING
 N = 900
 
 
@@ -44,8 +47,8 @@ def two_events() -> MarketSeries:
     return series(close, oi)
 
 
-def sample(s: MarketSeries, symbol: str = "TESTUSDT") -> bt.Sample:
-    return bt.Sample(symbol, "5m", build_grid(s), s.high.copy(), s.low.copy(), None)
+def sample(s: MarketSeries, symbol: str = "TESTUSDT") -> Sample:
+    return Sample(symbol, "5m", build_grid(s), s.high.copy(), s.low.copy(), None)
 
 
 def test_event_study_numbers_match_the_hand_computation() -> None:
@@ -136,7 +139,7 @@ def test_sweep_ranks_every_pair_and_warns_about_multiple_testing() -> None:
 
 
 def _trades_until(s: MarketSeries, t_ms: int, params: EngineParams) -> list[tuple[object, ...]]:
-    res, _ = bt.study([sample(s)], bt.BacktestRequest(control_per_event=0), params)
+    res, _ = study([sample(s)], bt.BacktestRequest(control_per_event=0), params)
     return [
         (r["start"], r["regime"], r["tier"], r["entry_price"], r["oi_change_pct"])
         for r in res.rows
@@ -242,7 +245,7 @@ def test_track_record_summarizes_the_symbols_recent_events(tmp_path: Path) -> No
                for t, o in zip(s.oi_ts, s.oi_base, strict=True)]
         )  # fmt: skip
         now = T0 + 4 * DAY_MS
-        track = track_record(store, "bybit", "ADAUSDT", "SHORT_COVERING", now, EngineParams())
+        track = track_record(store, "bybit", "ADAUSDT", COVERING, now, EngineParams())
         assert track is not None
         # The store holds 3 days and 3 hours: the record says 3 days, not 30.
         assert (track.days, track.events, track.hit_pct) == (3, 2, 50.0)
@@ -252,11 +255,9 @@ def test_track_record_summarizes_the_symbols_recent_events(tmp_path: Path) -> No
             "on ADAUSDT in the last 3 days: 2 similar events; hit rate 50 %, median +1h +0.40 %"
         )
         # Only what was knowable by `now`: a day after the first event, one event.
-        early = track_record(
-            store, "bybit", "ADAUSDT", "SHORT_COVERING", T0 + DAY_MS, EngineParams()
-        )
+        early = track_record(store, "bybit", "ADAUSDT", COVERING, T0 + DAY_MS, EngineParams())
         assert early is not None and early.events == 1
-        assert track_record(store, "okx", "ADAUSDT", "SHORT_COVERING", now, EngineParams()) is None
+        assert track_record(store, "okx", "ADAUSDT", COVERING, now, EngineParams()) is None
     alert = replace(sample_alert(now), history=text)
     assert alert.to_dict()["history"] == text and alert.sentence().endswith(text)
 
@@ -351,7 +352,8 @@ def test_track_record_on_a_few_hours_says_not_enough_history(tmp_path: Path) -> 
                for t, o in zip(s.oi_ts[:24], s.oi_base[:24], strict=True)]
         )  # fmt: skip
         now = T0 + 2 * 3_600_000
-        track = track_record(store, "bybit", "ADAUSDT", "SHORT_COVERING", now, EngineParams())
+        track = track_record(store, "bybit", "ADAUSDT", COVERING, now, EngineParams())
     assert track is not None and not track.enough
     assert track.text("ADAUSDT") == "on ADAUSDT: not enough history for a track record (2 h stored)"
     assert track.short() == "not enough history"
+

@@ -81,7 +81,7 @@ def study_request(
     **extra: Any,
 ) -> Any:
     """The `BacktestRequest` of the options `backtest` and `report` share."""
-    from oiradar.services.backtest import BacktestRequest
+    from oiradar.research.backtest import BacktestRequest
 
     if not math.isfinite(cost_bps) or cost_bps < 0:
         raise UserError("--cost-bps must be a number >= 0")
@@ -174,7 +174,7 @@ def _print(result: Any, venue: str, symbols: int, fmt: Format, show_events: bool
         title = f"without the top contributors: {', '.join(result.dropped)}"
         emit([_show(r) for r in result.without_top], fmt, columns=columns, title=title)
     if show_events:
-        from oiradar.services.backtest import EVENT_COLUMNS
+        from oiradar.research.backtest import EVENT_COLUMNS
 
         emit(result.events, fmt, columns=EVENT_COLUMNS, title="events")
     for note in result.notes:
@@ -271,6 +271,7 @@ def backtest(
 
     Example: oiradar backtest --sweep oi=1,1.5,2,3 price=0.5,1,2
     """
+    from oiradar.research import backtest as research
     from oiradar.services import backtest as bt
 
     if sweep_tokens and not sweep:
@@ -296,12 +297,12 @@ def backtest(
         if grid is not None:
             total = len(grid[0]) * len(grid[1])
             bar.update(task, description="sweeping", total=total, completed=0)
-            rows, warnings = bt.sweep(samples, req, *grid, lambda s: bar.advance(task))
+            rows, warnings = research.sweep(samples, req, *grid, lambda s: bar.advance(task))
         elif ablation:
             bar.update(task, description="studying", total=None)
-            rows = bt.ablation_rows(samples, req)
+            rows = research.ablation_rows(samples, req)
         else:
-            result = bt.run(samples, req)
+            result = research.run(samples, req)
     if grid is not None:
         _print_sweep(rows, warnings, fmt)
     elif ablation:

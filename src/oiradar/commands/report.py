@@ -59,7 +59,8 @@ def report(
 
     Example: oiradar report --interval 1h --out report/ && open report/index.html
     """
-    from oiradar.services.report import write_report
+    from oiradar.charts.report import write_report
+    from oiradar.services.report import build_report
 
     if charts < 0:
         raise UserError("--charts takes a number >= 0")
@@ -80,7 +81,8 @@ def report(
     with store, progress_bar(err, "{task.description:8}", err.is_terminal) as bar:
         task = bar.add_task("loading", total=len(req.symbols) if req.symbols else None)
         try:
-            page = write_report(store, req, out, charts, lambda s: bar.advance(task))
+            report = build_report(store, req, charts, lambda s: bar.advance(task))
+            page = write_report(report, out)
         except OSError as exc:
             raise UserError(f"cannot write to {out}: {exc.strerror or exc}") from None
     typer.echo(str(page))

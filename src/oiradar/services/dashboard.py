@@ -15,7 +15,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from oiradar.errors import NoDataError
-from oiradar.services import backtest as bt
+from oiradar.research import backtest as research
+from oiradar.services.backtest import load_samples
 from oiradar.services.chart import ChartData, gather, select
 from oiradar.services.markets import MarketRow, aggregate, market_row, ranked
 from oiradar.signals.engine import timeline
@@ -123,7 +124,7 @@ def symbol_events(
     """The symbol's events over its last `days` of stored history with their outcomes."""
     span = store.candle_span(venue, symbol, BAR) or _any_span(store, venue, symbol)
     end = span[1]
-    req = bt.BacktestRequest(
+    req = research.BacktestRequest(
         venue=venue,
         symbols=(symbol,),
         start_ms=end - days * DAY_MS,
@@ -131,10 +132,10 @@ def symbol_events(
         params=EngineParams(),
         drop_top=0,
     )
-    samples = bt.load_samples(store, req)
+    samples = load_samples(store, req)
     req = replace(req, params=_params(window_ms, samples[0].grid.bar_ms))
     try:
-        result = bt.run(samples, req)
+        result = research.run(samples, req)
     except NoDataError:
         return {"symbol": symbol, "venue": venue, "days": days, "summary": None, "events": []}
     summary = next((g for g in result.groups if g["group"] == "all"), None)

@@ -9,7 +9,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from oiradar.errors import NoDataError
-from oiradar.services import backtest as bt
+from oiradar.research.backtest import BacktestRequest
+from oiradar.research.summary import PRIMARY_MS
+from oiradar.research.trades import study
+from oiradar.services.backtest import load_samples
 from oiradar.signals.params import EngineParams
 from oiradar.signals.regimes import Regime
 from oiradar.store import Store
@@ -64,7 +67,7 @@ def track_record(
     interval: str = "5m",
 ) -> Track | None:
     """The symbol's recent record for events labelled `regime` at entry (None: no history)."""
-    req = bt.BacktestRequest(
+    req = BacktestRequest(
         venue=venue,
         symbols=(symbol,),
         start_ms=now_ms - days * DAY_MS,
@@ -74,7 +77,7 @@ def track_record(
         control_per_event=0,
     )
     try:
-        samples = bt.load_samples(store, req)
+        samples = load_samples(store, req)
     except NoDataError:
         return None
     g = samples[0].grid
@@ -82,8 +85,8 @@ def track_record(
     covered = min(days, max(1, stored // DAY_MS))
     if stored < MIN_HISTORY_MS:
         return Track(covered, 0, None, None, max(0, stored))
-    trades, _ = bt.study(samples, req, req.params)
-    r = trades.array(bt.PRIMARY_MS)[np.asarray(trades.regime, dtype=object) == regime.name]
+    trades, _ = study(samples, req, req.params)
+    r = trades.array(PRIMARY_MS)[trades.mask(regime=regime)]
     known = r[~np.isnan(r)]
     if len(known) == 0:
         return Track(covered, 0, None, None, stored)

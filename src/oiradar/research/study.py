@@ -8,6 +8,7 @@ cost in basis points. Anything that needs a bar the data does not have is NaN, n
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,6 +19,11 @@ from oiradar.units import DAY_MS
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
+
+
+def rounded(x: float, digits: int = 4) -> float | None:
+    """For tables: `digits` decimals, None (not NaN) where the number is unknown."""
+    return round(x, digits) if math.isfinite(x) else None
 
 
 def forward_returns(

@@ -357,3 +357,39 @@ def test_track_record_on_a_few_hours_says_not_enough_history(tmp_path: Path) -> 
     assert track.text("ADAUSDT") == "on ADAUSDT: not enough history for a track record (2 h stored)"
     assert track.short() == "not enough history"
 
+
+def test_alerts_read_a_precomputed_track_record(tmp_path: Path) -> None:
+    """The watch daemon's track book studies a symbol off the alert path, once per hour of
+    venue time; an alert reads that record (here an older one that knows one event, where a
+    fresh study would know two) and never runs the study itself (issue #13)."""
+    from oiradar.records import Candle, OISample
+    from oiradar.services.history import TrackBook, track_record
+
+    s = two_events()
+    db = tmp_path / "h.sqlite"
+    book = TrackBook(EngineParams())
+    key = ("bybit", "ADAUSDT")
+    with Store(db) as store:
+        store.write_records(
+            [Candle("bybit", "ADAUSDT", FIVE_MIN, int(t), c, c, c, c, 1.0)
+             for t, c in zip(s.candle_ts, s.close, strict=True)]
+            + [OISample("bybit", "ADAUSDT", int(t), float(o))
+               for t, o in zip(s.oi_ts, s.oi_base, strict=True)]
+        )  # fmt: skip
+        day_one, later = T0 + DAY_MS, T0 + 4 * DAY_MS
+        assert book.refresh_due(store, [(*key, day_one)]) == 1
+        assert book.refresh_due(store, [(*key, day_one + 30 * MINUTE_MS)]) == 0  # still fresh
+        old = book.read(store, *key, COVERING, later)
+        assert old == track_record(store, *key, COVERING, day_one, EngineParams())
+        assert old is not None and old.events == 1
+        fresh = track_record(store, *key, COVERING, later, EngineParams())
+        assert fresh is not None and fresh.events == 2
+        assert book.refresh_due(store, [(*key, later)]) == 1  # an hour on: studied again
+        assert book.read(store, *key, COVERING, later) == fresh
+        # Under a day stored there is no study to keep: the alert tells the hours it finds.
+        assert book.refresh_due(store, [("bybit", "ADAUSDT", T0 + 2 * 3_600_000)]) == 0
+        young = TrackBook(EngineParams())
+        assert young.refresh_due(store, [(*key, T0 + 2 * 3_600_000)]) == 0
+        got = young.read(store, *key, COVERING, T0 + 2 * 3_600_000)
+        assert got is not None and not got.enough and got.stored_ms == 2 * 3_600_000
+        assert key not in young.records

@@ -1,10 +1,11 @@
 """History as context: "on this symbol in the last N days, K similar events; hit rate H,
 median +1h return R" — the event study of `oiradar backtest`, run on one symbol's recent
-stored history, for scan rows and watch alerts."""
+stored history, for scan rows, and kept precomputed for watch alerts (`TrackBook`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -12,11 +13,12 @@ from oiradar.errors import NoDataError
 from oiradar.research.backtest import BacktestRequest
 from oiradar.research.summary import PRIMARY_MS
 from oiradar.research.trades import study
+from oiradar.services.analyze import WARMUP_DAYS_MS
 from oiradar.services.backtest import load_samples
 from oiradar.signals.params import EngineParams
-from oiradar.signals.regimes import Regime
+from oiradar.signals.regimes import COVERING, Regime
 from oiradar.store import Store
-from oiradar.units import DAY_MS, HOUR_MS
+from oiradar.units import DAY_MS, HOUR_MS, interval_ms
 
 # Below a day of stored history a count of past events says nothing ("0 similar events"
 # after two hours of recording read as a verdict): the record says so instead.
@@ -56,17 +58,24 @@ class Track:
         return f"{self.events} ev/{self.days}d, hit {self.hit_pct:.0f}%, {self.median_1h_pct:+.2f}%"
 
 
-def track_record(
+def _stored_ms(first_ms: int, last_open_ms: int, bar_ms: int, now_ms: int, days: int) -> int:
+    """History held within the lookback: from its first bar (or the lookback's start) to the
+    last bar's close (or now)."""
+    return min(last_open_ms + bar_ms, now_ms) - max(first_ms, now_ms - days * DAY_MS)
+
+
+def track_records(
     store: Store,
     venue: str,
     symbol: str,
-    regime: Regime,
     now_ms: int,
     params: EngineParams,
+    regimes: tuple[Regime, ...] = COVERING,
     days: int = 30,
     interval: str = "5m",
-) -> Track | None:
-    """The symbol's recent record for events labelled `regime` at entry (None: no history)."""
+) -> dict[Regime, Track] | None:
+    """The symbol's recent record for events labelled each of `regimes` at entry, from one
+    study of its last `days` (None: no history)."""
     req = BacktestRequest(
         venue=venue,
         symbols=(symbol,),
@@ -81,19 +90,107 @@ def track_record(
     except NoDataError:
         return None
     g = samples[0].grid
-    stored = min(int(g.ts[-1]) + g.bar_ms, now_ms) - max(int(g.ts[0]), now_ms - days * DAY_MS)
+    stored = _stored_ms(int(g.ts[0]), int(g.ts[-1]), g.bar_ms, now_ms, days)
     covered = min(days, max(1, stored // DAY_MS))
     if stored < MIN_HISTORY_MS:
-        return Track(covered, 0, None, None, max(0, stored))
+        return dict.fromkeys(regimes, Track(covered, 0, None, None, max(0, stored)))
     trades, _ = study(samples, req, req.params)
-    r = trades.array(PRIMARY_MS)[trades.mask(regime=regime)]
-    known = r[~np.isnan(r)]
-    if len(known) == 0:
-        return Track(covered, 0, None, None, stored)
-    return Track(
-        covered,
-        len(known),
-        float(np.mean(known > 0) * 100),
-        round(float(np.median(known)), 4),
-        stored,
-    )
+    out = {}
+    for regime in regimes:
+        r = trades.array(PRIMARY_MS)[trades.mask(regime=regime)]
+        known = r[~np.isnan(r)]
+        out[regime] = (
+            Track(covered, 0, None, None, stored)
+            if len(known) == 0
+            else Track(
+                covered,
+                len(known),
+                float(np.mean(known > 0) * 100),
+                round(float(np.median(known)), 4),
+                stored,
+            )
+        )
+    return out
+
+
+def track_record(
+    store: Store,
+    venue: str,
+    symbol: str,
+    regime: Regime,
+    now_ms: int,
+    params: EngineParams,
+    days: int = 30,
+    interval: str = "5m",
+) -> Track | None:
+    """The symbol's recent record for events labelled `regime` at entry (None: no history)."""
+    records = track_records(store, venue, symbol, now_ms, params, (regime,), days, interval)
+    return None if records is None else records[regime]
+
+
+@dataclass(slots=True)
+class TrackBook:
+    """The watched symbols' track records, computed off the alert path: `refresh_due` runs
+    the studies in the background (on the daemon's history thread) and an alert `read`s its
+    symbol's record instead of running a 30-day study itself.
+
+    A record is refreshed once it is `refresh_ms` old in venue time (a 30-day record gains at
+    most an event's outcome an hour). Under a day of history there is no study to run, only
+    the hours stored to tell, so such a symbol is read afresh when it alerts (cheaply); the
+    background checks it hourly (one span query) and studies it once it holds a day."""
+
+    params: EngineParams
+    refresh_ms: int = HOUR_MS
+    days: int = 30
+    interval: str = "5m"
+    records: dict[tuple[str, str], dict[Regime, Track]] = field(default_factory=dict)
+    checked: dict[tuple[str, str], int] = field(default_factory=dict)  # venue ms of last look
+
+    def refresh_due(self, store: Store, watched: Iterable[tuple[str, str, int]]) -> int:
+        """Study every watched (venue, symbol, its venue's now) whose record is due and that
+        holds a day of history; returns how many were studied."""
+        studied = 0
+        for venue, symbol, now_ms in watched:
+            key = (venue, symbol)
+            last = self.checked.get(key)
+            if now_ms <= 0 or (last is not None and 0 <= now_ms - last < self.refresh_ms):
+                continue  # the venue's time is not known yet, or the record is fresh
+            self.checked[key] = now_ms
+            if self._holds_a_day(store, venue, symbol, now_ms):
+                self._study(store, venue, symbol, now_ms)
+                studied += 1
+        return studied
+
+    def read(
+        self, store: Store, venue: str, symbol: str, regime: Regime, now_ms: int
+    ) -> Track | None:
+        """The alert path: the symbol's precomputed record; read here only when there is none
+        yet (under a day of history, or before the background reached the symbol)."""
+        got = self.records.get((venue, symbol))
+        if got is None or regime not in got:
+            fresh = self._study(store, venue, symbol, now_ms)
+            return None if fresh is None else fresh.get(regime)
+        return got[regime]
+
+    def _holds_a_day(self, store: Store, venue: str, symbol: str, now_ms: int) -> bool:
+        span = store.candle_span(
+            venue, symbol, self.interval, now_ms - self.days * DAY_MS - WARMUP_DAYS_MS, now_ms
+        )
+        if span is None:
+            return False
+        bar_ms = interval_ms(self.interval)
+        return _stored_ms(span[0], span[1], bar_ms, now_ms, self.days) >= MIN_HISTORY_MS
+
+    def _study(
+        self, store: Store, venue: str, symbol: str, now_ms: int
+    ) -> dict[Regime, Track] | None:
+        got = track_records(
+            store, venue, symbol, now_ms, self.params, COVERING, self.days, self.interval
+        )
+        key = (venue, symbol)
+        if got is not None and all(t.enough for t in got.values()):
+            self.records[key] = got  # under a day the hours stored change: never kept
+            self.checked[key] = now_ms
+        else:
+            self.records.pop(key, None)
+        return got

@@ -24,7 +24,7 @@ from typing import Any
 
 from oiradar.errors import UserError, VenueError
 from oiradar.services.alerts import Alert, Delivery, Dispatcher, Gate, Sink
-from oiradar.services.history import track_record
+from oiradar.services.history import TrackBook
 from oiradar.services.watch.decide import Decider, Phase
 from oiradar.services.watch.ingest import Ingest
 from oiradar.services.watch.venue import VenueWatch
@@ -37,6 +37,7 @@ from oiradar.venues.stream import VenueStream
 
 log = logging.getLogger(__name__)
 STATUS_EVERY_S = 2.0
+TRACKS_EVERY_S = 60.0  # how often due track records are looked for (wall time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,7 @@ class Watch:
         self._history_pool: ThreadPoolExecutor | None = None
         self._history_local = threading.local()
         self._history_stores: list[Store] = []
+        self.tracks = TrackBook(req.params)  # precomputed: alerts never run the study
         self.venues: list[VenueWatch] = []
         self.started_wall = time.time()
         self.state = "starting"
@@ -153,11 +155,14 @@ class Watch:
         if self._publishing.get(symbol) is task:
             del self._publishing[symbol]
 
-    async def _publish(self, alert: Alert, before: asyncio.Task[None] | None) -> None:
-        loop = asyncio.get_running_loop()
+    def _history_thread(self) -> ThreadPoolExecutor:
         if self._history_pool is None:
             self._history_pool = ThreadPoolExecutor(2, thread_name_prefix="oiradar-history")
-        alert = await loop.run_in_executor(self._history_pool, self._with_history, alert)
+        return self._history_pool
+
+    async def _publish(self, alert: Alert, before: asyncio.Task[None] | None) -> None:
+        loop = asyncio.get_running_loop()
+        alert = await loop.run_in_executor(self._history_thread(), self._with_history, alert)
         if before is not None:
             await asyncio.wait([before])
         self.log.last = [*self.log.last[-19:], alert.to_dict()]
@@ -177,22 +182,39 @@ class Watch:
         except OSError as exc:
             log.warning("event=alert_log_failed error=%s", exc)
 
+    def _history_store(self) -> Store:
+        """The worker thread's own read-only connection."""
+        store: Store | None = getattr(self._history_local, "store", None)
+        if store is None:
+            store = self._history_local.store = Store(self.store.path, readonly=True)
+            self._history_stores.append(store)
+        return store
+
     def _with_history(self, alert: Alert) -> Alert:
-        """The symbol's own record for this regime (the driving venue's stored history); on a
-        worker thread, through that thread's read-only connection."""
+        """The symbol's own record for this regime (the driving venue's stored history), as
+        the track book holds it; on a worker thread."""
         venue = alert.drivers[0] if alert.drivers else (self.req.venues or ("binance",))[0]
         try:
-            store = getattr(self._history_local, "store", None)
-            if store is None:
-                store = self._history_local.store = Store(self.store.path, readonly=True)
-                self._history_stores.append(store)
-            track = track_record(
-                store, venue, alert.symbol, alert.regime, alert.ts_ms, self.req.params
-            )
+            store = self._history_store()
+            track = self.tracks.read(store, venue, alert.symbol, alert.regime, alert.ts_ms)
         except Exception as exc:  # the record is a garnish: the alert goes out regardless
             log.warning("event=history_failed symbol=%s error=%s", alert.symbol, exc)
             return alert
         return replace(alert, history=track.text(alert.symbol)) if track else alert
+
+    async def _tracks_loop(self) -> None:
+        """Keeps the watched symbols' track records fresh, off the loop and the alert path."""
+        loop = asyncio.get_running_loop()
+        while True:
+            watched = [(v.venue, s, v.now_ms()) for v in self.venues for s in v.symbols]
+            try:
+                await loop.run_in_executor(self._history_thread(), self._refresh_tracks, watched)
+            except Exception as exc:  # a garnish, as in _with_history
+                log.warning("event=tracks_failed error=%s", exc)
+            await asyncio.sleep(TRACKS_EVERY_S)
+
+    def _refresh_tracks(self, watched: list[tuple[str, str, int]]) -> None:
+        self.tracks.refresh_due(self._history_store(), watched)
 
     async def _drain_alerts(self) -> None:
         """Alerts still being published go out before the sinks close."""
@@ -259,6 +281,7 @@ class Watch:
                 )
             self.state = "running"
             tasks = [asyncio.create_task(self._guard(v)) for v in self.venues]
+            tasks.append(asyncio.create_task(self._tracks_loop()))
             await stop.wait()
         finally:
             self.state = "stopping"

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import importlib.util
 import json
 import logging
-import re
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,27 +24,21 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from oiradar.errors import NoDataError, OiradarError
+from oiradar.errors import OiradarError
 from oiradar.services.dashboard import Board, symbol_chart, symbol_events
 from oiradar.signals.params import EngineParams, Evidence
 from oiradar.store import Store
-from oiradar.units import MINUTE_MS, interval_ms, parse_time
+from oiradar.web import params
+from oiradar.web.guard import make_guard
 from oiradar.web.openapi import SPEC
 from oiradar.web.payloads import chart_json
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
-SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,30}$")
-VENUE_RE = re.compile(r"^(binance|bybit|okx|bitget|all)$")
 REFRESH_S = 2.0
 HEARTBEAT_S = 15.0
 MAX_WINDOWS = 4  # boards kept for different ?window= values
 T = TypeVar("T")
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class BadRequest(Exception):
-    """A parameter the API refuses: becomes a 400 with this message."""
 
 
 @dataclass(slots=True)
@@ -206,55 +198,6 @@ def _parse_lines(lines: list[str]) -> list[dict[str, Any]]:
 HUB = web.AppKey("hub", Hub)
 
 
-# -- parameters --------------------------------------------------------------------------
-
-
-def _window(request: web.Request, default_ms: int | None) -> int | None:
-    text = request.query.get("window")
-    if not text:
-        return default_ms
-    try:
-        ms = interval_ms(text)
-    except OiradarError:
-        raise BadRequest(f"window {text!r} is not a duration like 15m or 1h") from None
-    if ms % (5 * MINUTE_MS) or ms > 24 * 60 * MINUTE_MS:
-        raise BadRequest(f"window {text!r} must be a multiple of 5m, at most 1d")
-    return ms
-
-
-def _symbol(request: web.Request) -> str:
-    symbol = request.match_info["symbol"].upper()
-    if not SYMBOL_RE.match(symbol):
-        raise BadRequest(f"{request.match_info['symbol']!r} is not a symbol like BTCUSDT")
-    return symbol
-
-
-def _venue(request: web.Request, default: str) -> str:
-    venue = request.query.get("venue", default).lower()
-    if not VENUE_RE.match(venue):
-        raise BadRequest(f"unknown venue {venue!r}: binance, bybit, okx, bitget or all")
-    return venue
-
-
-def _time(request: web.Request, key: str) -> int | None:
-    text = request.query.get(key)
-    if text is None:
-        return None
-    try:
-        return parse_time(text)
-    except OiradarError:
-        raise BadRequest(f"{key} {text!r} is not an ISO 8601 UTC time") from None
-
-
-def _int(request: web.Request, key: str, default: int, lo: int, hi: int) -> int:
-    text = request.query.get(key)
-    if text is None:
-        return default
-    if not text.isdigit() or not lo <= int(text) <= hi:
-        raise BadRequest(f"{key} must be a whole number from {lo} to {hi}")
-    return int(text)
-
-
 # -- handlers ----------------------------------------------------------------------------
 
 
@@ -268,12 +211,12 @@ async def openapi(request: web.Request) -> web.Response:
 
 async def markets(request: web.Request) -> web.Response:
     hub = request.app[HUB]
-    return web.json_response(await hub.table(_window(request, hub.config.window_ms)))
+    return web.json_response(await hub.table(params.window(request, hub.config.window_ms)))
 
 
 async def alerts(request: web.Request) -> web.Response:
     hub = request.app[HUB]
-    limit = _int(request, "limit", 50, 1, 1000)
+    limit = params.whole(request, "limit", 50, 1, 1000)
     path = alerts_file(hub.config.db)
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()[-limit:]
@@ -299,24 +242,24 @@ async def status(request: web.Request) -> web.Response:
 
 async def chart(request: web.Request) -> web.Response:
     hub = request.app[HUB]
-    symbol = _symbol(request)
-    venue = _venue(request, "all")
-    start, end = _time(request, "from"), _time(request, "to")
+    symbol = params.symbol(request)
+    venue = params.venue(request, "all")
+    start, end = params.time(request, "from"), params.time(request, "to")
     if start is not None and end is not None and start >= end:
-        raise BadRequest("from must be before to")
-    window = _window(request, hub.config.window_ms)
+        raise params.BadRequest("from must be before to")
+    window = params.window(request, hub.config.window_ms)
     data = await hub.reader.run(lambda s: symbol_chart(s, symbol, venue, start, end, window))
     return web.json_response(chart_json(data))
 
 
 async def events(request: web.Request) -> web.Response:
     hub = request.app[HUB]
-    symbol = _symbol(request)
-    venue = _venue(request, "binance")
+    symbol = params.symbol(request)
+    venue = params.venue(request, "binance")
     if venue == "all":
-        raise BadRequest("events come from one venue: binance, bybit, okx or bitget")
-    days = _int(request, "days", 30, 1, 3650)
-    window = _window(request, hub.config.window_ms)
+        raise params.BadRequest("events come from one venue: binance, bybit, okx or bitget")
+    days = params.whole(request, "days", 30, 1, 3650)
+    window = params.window(request, hub.config.window_ms)
     payload = await hub.reader.run(lambda s: symbol_events(s, symbol, venue, days, window))
     return web.json_response(payload)
 
@@ -324,7 +267,7 @@ async def events(request: web.Request) -> web.Response:
 async def stream(request: web.Request) -> web.StreamResponse:
     """Server-sent events: `table` (the whole table, on connect and on change) and `alert`."""
     hub = request.app[HUB]
-    window = _window(request, hub.config.window_ms)
+    window = params.window(request, hub.config.window_ms)
     resp = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
     )
@@ -358,66 +301,6 @@ async def _send(resp: web.StreamResponse, event: str, data: Any) -> None:
     await resp.write(f"event: {event}\ndata: {body}\n\n".encode())
 
 
-# -- middleware --------------------------------------------------------------------------
-
-
-TOKEN_COOKIE = "oiradar_token"
-
-
-def _authorized(request: web.Request, token: str) -> bool:
-    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    given = given or request.cookies.get(TOKEN_COOKIE, "") or request.query.get("token", "")
-    return hmac.compare_digest(given.encode(), token.encode())
-
-
-@web.middleware
-async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Token check, JSON errors, and headers that keep the page to itself."""
-    token = request.app[HUB].config.token
-    if token is not None and not _authorized(request, token):
-        return web.json_response(
-            {"error": "a token is required: ?token=... or Authorization: Bearer ..."},
-            status=401,
-        )
-    if token is not None and "token" in request.query and request.path == "/":
-        # Keep the token in a cookie and out of the address bar and the history.
-        redirect = web.Response(status=302, headers={"Location": "/"})
-        redirect.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict")
-        return redirect
-    try:
-        resp = await handler(request)
-    except BadRequest as exc:
-        return web.json_response({"error": str(exc)}, status=400)
-    except NoDataError as exc:
-        return web.json_response({"error": _public(str(exc), request)}, status=404)
-    except web.HTTPException as exc:
-        if exc.status >= 400:
-            return web.json_response({"error": exc.reason}, status=exc.status)
-        raise
-    except OiradarError as exc:
-        return web.json_response({"error": _public(str(exc), request)}, status=400)
-    except Exception:
-        log.exception("event=request_failed path=%s", request.path)
-        return web.json_response({"error": "internal error (see the server log)"}, status=500)
-    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-    resp.headers.setdefault("Referrer-Policy", "no-referrer")
-    resp.headers.setdefault(
-        "Content-Security-Policy",
-        "default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline';"
-        " img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
-    )
-    return resp
-
-
-def _public(message: str, request: web.Request) -> str:
-    """An error as the page may show it: the store's location reads "the store" (serve.md
-    promises no paths; the CLI's messages name the file, which helps on a terminal)."""
-    db = request.app[HUB].config.db
-    for path in sorted({str(db.resolve()), str(db.absolute()), str(db)}, key=len, reverse=True):
-        message = message.replace(path, "the store")
-    return message
-
-
 def plotly_js() -> Path | None:
     """The plotly.js bundle that ships inside the plotly package (served locally, no CDN)."""
     spec = importlib.util.find_spec("plotly")
@@ -435,7 +318,9 @@ async def vendor_plotly(request: web.Request) -> web.StreamResponse:
 
 
 def build_app(config: ServeConfig) -> web.Application:
-    app = web.Application(middlewares=[guard])
+    db = config.db
+    hidden = (str(db.resolve()), str(db.absolute()), str(db))
+    app = web.Application(middlewares=[make_guard(config.token, hidden)])
     hub = Hub(config, Reader(config.db))
     app[HUB] = hub
     app.router.add_get("/", index)

@@ -7,15 +7,13 @@ or archived as is; nothing is fetched from a CDN. Hover shows every value with i
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
-from oiradar.charts.png import (
-    AGGREGATE,
+from oiradar.charts.html_panels import coord, dt, funding, liquidations, open_interest
+from oiradar.charts.style import (
     COVERING,
     DOWN,
     LABEL_LEVELS,
@@ -23,12 +21,10 @@ from oiradar.charts.png import (
     SHADE,
     SQUEEZE,
     UP,
-    VENUE_COLOURS,
-    compact,
     label_slots,
-    money,
     subtitle,
     title,
+    utc,
 )
 from oiradar.services.chart import ChartData
 from oiradar.signals.regimes import Regime
@@ -40,33 +36,6 @@ def _rows(d: ChartData) -> list[float]:
     """Panel heights; a panel with nothing to show shrinks to its one-line message."""
     rows = [0.46, 0.22, 0.1 if d.has_funding else 0.04, 0.22 if d.has_liquidations else 0.05]
     return [r / sum(rows) for r in rows]
-
-
-def _dt(ms: NDArray[np.int64] | int) -> NDArray[np.datetime64]:
-    """ms UTC -> naive datetime64: plotly draws naive times as they are (UTC here)."""
-    return np.asarray(ms, dtype=np.int64).astype("datetime64[ms]")
-
-
-def _iso(ms: int) -> str:
-    """A shape or annotation coordinate: plotly reads this string as a UTC date (numpy
-    scalars would be serialized as plain numbers)."""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _utc(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
-
-
-def _text(values: NDArray[np.float64], fmt: Any) -> list[str]:
-    return ["no data" if not np.isfinite(v) else str(fmt(float(v))) for v in values]
-
-
-def _nice(x: float) -> float:
-    """The round number (1, 2, 2.5 or 5 x 10^k) nearest below `x`, for axis ticks."""
-    if x <= 0 or not np.isfinite(x):
-        return 1.0
-    exp = 10.0 ** np.floor(np.log10(x))
-    return float(max(m for m in (1.0, 2.0, 2.5, 5.0) if m * exp <= x) * exp)
 
 
 def render_html(d: ChartData, path: Path) -> None:
@@ -97,9 +66,9 @@ def build(d: ChartData) -> Any:
     _shading(fig, d)
     _candles(fig, d)
     _events(fig, d)
-    _open_interest(fig, d)
-    _funding(fig, d)
-    liq_note = _liquidations(fig, d)
+    open_interest(fig, d)
+    funding(fig, d)
+    liq_note = liquidations(fig, d)
     fig.update_layout(
         title={
             "text": f"<b>{title(d)}</b><br><span style='font-size:12px;color:#555'>"
@@ -120,7 +89,7 @@ def build(d: ChartData) -> Any:
         rangeslider_visible=False,
         showspikes=True,
         spikemode="across",
-        range=[_iso(d.start_ms), _iso(d.end_ms)],
+        range=[coord(d.start_ms), coord(d.end_ms)],
     )
     fig.update_xaxes(
         row=4,
@@ -129,7 +98,7 @@ def build(d: ChartData) -> Any:
         rangeslider={
             "visible": True,
             "thickness": 0.04,
-            "range": [_iso(d.start_ms), _iso(d.end_ms)],
+            "range": [coord(d.start_ms), coord(d.end_ms)],
         },
     )
     fig.update_xaxes(
@@ -174,7 +143,7 @@ def _shading(fig: Any, d: ChartData) -> None:
     bottom of the price panel (its name is in the candle hover too)."""
     named: set[Regime] = set()
     for s, e, regime in d.regime_runs():
-        x0, x1 = _iso(s), _iso(e)
+        x0, x1 = coord(s), coord(e)
         if regime in SHADE:
             colour, alpha = SHADE[regime]
             fig.add_vrect(
@@ -218,13 +187,13 @@ def _candles(fig: Any, d: ChartData) -> None:
 
     regimes = [_regime_name(int(r)) for r in d.regime]
     hover = [
-        f"{_utc(int(t))} UTC ({d.interval} bar)<br>open {o:,.6g}  high {h:,.6g}<br>"
+        f"{utc(int(t))} UTC ({d.interval} bar)<br>open {o:,.6g}  high {h:,.6g}<br>"
         f"low {lo:,.6g}  close {c:,.6g}<br>regime: {r}"
         for t, o, h, lo, c, r in zip(d.ts, d.open, d.high, d.low, d.close, regimes, strict=True)
     ]
     fig.add_trace(
         go.Candlestick(
-            x=_dt(d.ts),
+            x=dt(d.ts),
             xperiod=d.bar_ms,
             xperiodalignment="middle",
             open=d.open,
@@ -263,14 +232,14 @@ def _events(fig: Any, d: ChartData) -> None:
     ):
         colour = SQUEEZE if ev.regime is Regime.SHORT_SQUEEZE else COVERING
         fig.add_annotation(
-            x=_iso(ev.signal_ms),
+            x=coord(ev.signal_ms),
             y=ev.y + span * 0.015,
             text=ev.label.replace("\n", "<br>"),
             showarrow=True,
             arrowhead=0,
             arrowcolor=colour,
             axref="x",
-            ax=_iso(centre),
+            ax=coord(centre),
             ayref="y",
             ay=top - (top - lo + span * 0.08) * (1.0 - LABEL_LEVELS[level] + 0.05),
             font={"size": 10, "color": colour},
@@ -281,13 +250,13 @@ def _events(fig: Any, d: ChartData) -> None:
             col=1,
         )
     hover = [
-        f"<b>{e.regime.name}</b><br>signal {_utc(e.signal_ms)} UTC<br>bars {_utc(e.start_ms)} → "
-        f"{_utc(e.end_ms)}<br>OI {e.oi_pct:+.2f} %  price {e.price_pct:+.2f} %"
+        f"<b>{e.regime.name}</b><br>signal {utc(e.signal_ms)} UTC<br>bars {utc(e.start_ms)} → "
+        f"{utc(e.end_ms)}<br>OI {e.oi_pct:+.2f} %  price {e.price_pct:+.2f} %"
         for e in d.events
     ]
     fig.add_trace(
         go.Scatter(
-            x=_dt(np.array([e.signal_ms for e in d.events], dtype=np.int64)),
+            x=dt(np.array([e.signal_ms for e in d.events], dtype=np.int64)),
             y=[e.y + span * 0.015 for e in d.events],
             mode="markers",
             marker={
@@ -304,179 +273,4 @@ def _events(fig: Any, d: ChartData) -> None:
         ),
         row=1,
         col=1,
-    )
-
-
-def _open_interest(fig: Any, d: ChartData) -> None:
-    import plotly.graph_objects as go
-
-    x = _dt(d.ts + d.bar_ms)  # OI is the snapshot at each bar's close
-    if len(d.oi) == 1:
-        line = d.oi[0]
-        usd = _text(line.oi_usd, money)
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=line.oi_base,
-                mode="lines",
-                line={"color": VENUE_COLOURS[0], "width": 2},
-                name=f"{line.venue} OI ({d.base})",
-                customdata=np.array([_text(line.oi_base, compact), usd]).T,
-                hovertemplate=f"OI %{{customdata[0]}} {d.base} (%{{customdata[1]}})<extra></extra>",
-                legend="legend2",
-            ),
-            row=2,
-            col=1,
-        )
-        fig.update_yaxes(title_text=f"open interest<br>({d.base})", row=2, col=1)
-        return
-    for k, line in enumerate(d.oi):
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=line.oi_usd,
-                mode="lines",
-                line={"color": VENUE_COLOURS[k % len(VENUE_COLOURS)], "width": 1.2},
-                name=f"{line.venue} (right axis)",
-                customdata=np.array([_text(line.oi_usd, money), _text(line.oi_base, compact)]).T,
-                hovertemplate=f"{line.venue} %{{customdata[0]}} (%{{customdata[1]}} {d.base})"
-                "<extra></extra>",
-                legend="legend2",
-            ),
-            row=2,
-            col=1,
-            secondary_y=True,
-        )
-    fig.add_trace(
-        go.Scatter(
-            x=x,
-            y=d.oi_total_usd,
-            mode="lines",
-            line={"color": AGGREGATE, "width": 3},
-            name="all venues (sum)",
-            customdata=_text(d.oi_total_usd, money),
-            hovertemplate="all venues %{customdata}<extra></extra>",
-            legend="legend2",
-            legendrank=1,
-        ),
-        row=2,
-        col=1,
-        secondary_y=False,
-    )
-    fig.update_yaxes(
-        title_text="open interest<br>all venues (USD)", tickprefix="$", row=2, col=1,
-        secondary_y=False,
-    )  # fmt: skip
-    fig.update_yaxes(
-        title_text="per venue (USD)", tickprefix="$", showgrid=False, row=2, col=1,
-        secondary_y=True,
-    )  # fmt: skip
-
-
-def _funding(fig: Any, d: ChartData) -> None:
-    import plotly.graph_objects as go
-
-    # A thin no-data panel has no room for a title: its message names it.
-    fig.update_yaxes(title_text="funding<br>(% per 8 h)" if d.has_funding else "", row=3, col=1)
-    if not d.has_funding:
-        _empty_panel(fig, 3, f"no funding data stored for {', '.join(d.venues)} in this range")
-        return
-    for k, line in enumerate(d.oi):
-        if not np.isfinite(line.funding_8h_pct).any():
-            continue
-        fig.add_trace(
-            go.Bar(
-                x=_dt(d.ts),
-                xperiod=d.bar_ms,
-                xperiodalignment="middle",
-                y=line.funding_8h_pct,
-                marker_color=VENUE_COLOURS[k % len(VENUE_COLOURS)],
-                name=f"{line.venue} funding",
-                hovertemplate=f"{line.venue} %{{y:+.4f}} % per 8 h<extra></extra>",
-                legend="legend3",
-            ),
-            row=3,
-            col=1,
-        )
-    fig.update_yaxes(ticksuffix=" %", zeroline=True, zerolinecolor="#757575", row=3, col=1)
-
-
-def _empty_panel(fig: Any, row: int, text: str) -> None:
-    """A panel with no data says so in its middle instead of drawing zeros."""
-    fig.add_annotation(
-        text=text,
-        xref="x domain",
-        yref="y domain",
-        row=row,
-        col=1,
-        x=0.5,
-        y=0.5,
-        showarrow=False,
-        font={"color": "#757575"},
-    )
-    fig.update_yaxes(showticklabels=False, showgrid=False, row=row, col=1)
-
-
-def _liquidations(fig: Any, d: ChartData) -> str:
-    """Draw the liquidation panel; returns its legend title (source, clipping)."""
-    import plotly.graph_objects as go
-
-    fig.update_yaxes(
-        title_text="liquidations<br>(USD per bar)" if d.has_liquidations else "",
-        row=4,
-        col=1,
-    )
-    if not d.has_liquidations:
-        _empty_panel(fig, 4, f"no liquidation data stored for {', '.join(d.venues)} in this range")
-        return ""
-    limit, clipped = d.liq_scale()
-    src = ", ".join(d.liq_venues)
-    for values, sign, colour, name in (
-        (d.liq_short_usd, 1.0, UP, "shorts liquidated (up)"),
-        (d.liq_long_usd, -1.0, DOWN, "longs liquidated (down)"),
-    ):
-        fig.add_trace(
-            go.Bar(
-                x=_dt(d.ts),
-                xperiod=d.bar_ms,
-                xperiodalignment="middle",
-                y=sign * values,
-                marker_color=colour,
-                name=name,
-                customdata=_text(values, money),
-                hovertemplate=f"{name.split(' (')[0]}: %{{customdata}}<extra></extra>",
-                legend="legend4",
-                offsetgroup="liquidations",
-            ),
-            row=4,
-            col=1,
-        )
-    for s, e in d.unknown_liq_runs():
-        fig.add_vrect(
-            x0=_iso(s),
-            x1=_iso(e),
-            fillcolor="#bdbdbd",
-            opacity=0.35,
-            line_width=0,
-            layer="below",
-            row=4,
-            col=1,
-            exclude_empty_subplots=False,
-        )
-    step = _nice(limit / 2)
-    k = int(limit * 1.3 // step)
-    ticks = [i * step for i in range(-k, k + 1)]
-    fig.update_yaxes(
-        range=[-limit * 1.3, limit * 1.3],
-        tickvals=ticks,
-        ticktext=[money(abs(t)) for t in ticks],
-        zeroline=True,
-        zerolinecolor="#757575",
-        row=4,
-        col=1,
-    )
-    return f"source: {src}" + (
-        f"<br>bars over {money(limit)} clipped:<br>hover or zoom out for the value"
-        if clipped
-        else ""
     )

@@ -191,19 +191,27 @@ def _store(store: Store, data: _VenueData) -> None:
     store.write_records([*data.candles, *data.oi, *snap_oi])
 
 
-def _evaluate(store: Store, data: _VenueData, params: EngineParams, result: ScanResult) -> None:
-    """Each symbol's row from the store's series: the newest bar's reading with the snapshot's
-    funding, read at the snapshot's time; covering rows carry the symbol's track record."""
+def scan_row(
+    store: Store, venue: str, snap: MarketSnapshot, now_ms: int, params: EngineParams
+) -> MarketRow | None:
+    """A symbol's row from the store's series up to `now_ms` (the venue's time): its newest
+    bar's reading with the snapshot's funding, read at the snapshot's time (None: no
+    candles)."""
     warm = 8 * DAY_MS if params.adaptive else lookback_ms(params) + BAR_MS
+    series = store.read_series(venue, snap.symbol, interval_name(BAR_MS), now_ms - warm, now_ms)
+    if len(series.candle_ts) == 0:
+        return None
+    reading = reading_at(timeline(series, params), -1, params)
+    funding = (snap.funding_rate, snap.funding_interval_h)
+    return market_row(venue, snap.symbol, reading, snap.ts_ms, params, funding, snap.oi_usd)
+
+
+def _evaluate(store: Store, data: _VenueData, params: EngineParams, result: ScanResult) -> None:
+    """Every symbol's row; covering rows carry the symbol's track record."""
     for symbol, snap in data.snaps.items():
-        series = store.read_series(
-            data.venue, symbol, interval_name(BAR_MS), data.now_ms - warm, data.now_ms
-        )
-        if len(series.candle_ts) == 0:
+        row = scan_row(store, data.venue, snap, data.now_ms, params)
+        if row is None:
             continue
-        reading = reading_at(timeline(series, params), -1, params)
-        funding = (snap.funding_rate, snap.funding_interval_h)
-        row = market_row(data.venue, symbol, reading, snap.ts_ms, params, funding, snap.oi_usd)
         result.markets.append(row)
         if row.reading.covering:
             track = track_record(store, data.venue, symbol, row.regime, data.now_ms, params)

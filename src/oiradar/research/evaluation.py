@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from oiradar.signals.engine import Timeline
-from oiradar.signals.regimes import Regime
+from oiradar.signals.regimes import COVERING, Regime
 from oiradar.units import DAY_MS
 
 
@@ -68,14 +68,11 @@ class SeriesRead:
     symbol_days: float
 
 
-_COVERING = (Regime.SHORT_COVERING, Regime.SHORT_SQUEEZE)
-
-
 def score(labels: Sequence[LabelRow], tl: Timeline) -> list[Outcome]:
     """Outcomes of the labels of one series."""
     bar = tl.grid.bar_ms
     closes = tl.grid.ts + bar
-    covering = np.isin(tl.regime, _COVERING)
+    covering = np.isin(tl.regime, COVERING)
     squeeze = tl.regime == Regime.SHORT_SQUEEZE
     out = []
     for lab in labels:
@@ -133,13 +130,13 @@ def summarize(
         "labels": len(outcomes),
         "covering_labels": len(positives),
         "caught": len(caught),
-        "recall_pct": _pct(len(caught), len(positives)),
+        "recall_pct": _share_pct(len(caught), len(positives)),
         "median_latency_min": round(median(lat), 1) if lat else None,
         "max_latency_min": round(max(lat), 1) if lat else None,
         "squeeze_labels": len(squeezes),
         "squeezes_upgraded": len(upgraded),
-        "squeeze_recall_pct": _pct(len(upgraded), len(squeezes)),
-        "squeeze_accuracy_pct": _pct(len(right), len(caught)),
+        "squeeze_recall_pct": _share_pct(len(upgraded), len(squeezes)),
+        "squeeze_accuracy_pct": _share_pct(len(right), len(caught)),
         "covering_read_as_squeeze": len(false_sq),
         "long_liquidation_labels": len(longs),
         "long_liquidations_read_as_covering": sum(o.flagged for o in longs),
@@ -159,7 +156,7 @@ def summarize(
     return out
 
 
-def _pct(part: int, whole: int) -> float | None:
+def _share_pct(part: int, whole: int) -> float | None:
     return round(100.0 * part / whole, 1) if whole else None
 
 

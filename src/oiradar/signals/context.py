@@ -33,7 +33,7 @@ def confidence(
     price_gain_pct: float,
     price_threshold_pct: float,
     funding_8h: float | None,
-    clearly_negative_8h: float,
+    more_to_come: bool | None,
     volume_ratio: float | None,
     session: str,
     weekend: bool,
@@ -43,6 +43,7 @@ def confidence(
     """0-100: OI 30, price 15, funding 20, volume 15, session 10, data quality 10.
 
     Without the funding part (regimes other than covering) the rest is rescaled to 100.
+    `more_to_come` is `rules.more_to_come` of `funding_8h` (shorts clearly paying).
     """
     score = 30 * _clip01(abs(oi_drop_pct) / (3 * oi_threshold_pct))
     score += 15 * _clip01(abs(price_gain_pct) / (3 * price_threshold_pct))
@@ -58,11 +59,10 @@ def confidence(
         score += 10
     if not use_funding:
         return round(score * 100 / 80)
-    if funding_8h is not None and np.isfinite(funding_8h):
-        if funding_8h <= clearly_negative_8h:
-            score += 20
-        elif funding_8h < 0:
-            score += 10
+    if more_to_come:
+        score += 20
+    elif funding_8h is not None and funding_8h < 0:
+        score += 10
     return round(score)
 
 

@@ -356,7 +356,7 @@ def _event(
         price_gain_pct=peak_gain,
         price_threshold_pct=first.price_threshold,
         funding_8h=first.funding_8h,
-        clearly_negative_8h=params.more_to_come_funding_8h,
+        more_to_come=rules.more_to_come(first.funding_8h, params),
         volume_ratio=volume_ratio,
         session=session,
         weekend=weekend,

@@ -99,7 +99,7 @@ class MarketReading:
             price_gain_pct=self.price_pct,
             price_threshold_pct=self.price_threshold,
             funding_8h=self.funding_8h,
-            clearly_negative_8h=params.more_to_come_funding_8h,
+            more_to_come=rules.more_to_come(self.funding_8h, params),
             volume_ratio=self.volume_ratio,
             session=session,
             weekend=weekend,

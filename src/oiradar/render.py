@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
+from oiradar.signals.regimes import TERMINAL_STYLE
+
 
 class Format(StrEnum):
     TABLE = "table"
@@ -20,16 +22,7 @@ class Format(StrEnum):
     CSV = "csv"
 
 
-REGIME_STYLE = {
-    "SHORT_SQUEEZE": "bold magenta",
-    "SHORT_COVERING": "bold green",
-    "NEW_LONGS": "cyan",
-    "NEW_SHORTS": "yellow",
-    "LONG_LIQUIDATION": "red",
-    "LOW_CONVICTION_RALLY": "dim green",
-    "LOW_CONVICTION_SELLOFF": "dim red",
-    "NO_DATA": "dim",
-}
+REGIME_STYLE = {r.name: style for r, style in TERMINAL_STYLE.items()}  # cells hold names
 
 
 def plural(n: int, noun: str, nouns: str | None = None) -> str:

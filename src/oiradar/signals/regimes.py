@@ -30,6 +30,19 @@ COVERING = (Regime.SHORT_COVERING, Regime.SHORT_SQUEEZE)
 # Readings that say nothing about the market (no data, inside the bands, the reference's none).
 QUIET = (Regime.NO_DATA, Regime.NEUTRAL, Regime.NONE)
 
+# How a terminal colours each regime (rich styles): the CLI's tables and the console alert
+# sink show regimes alike.
+TERMINAL_STYLE = {
+    Regime.SHORT_SQUEEZE: "bold magenta",
+    Regime.SHORT_COVERING: "bold green",
+    Regime.NEW_LONGS: "cyan",
+    Regime.NEW_SHORTS: "yellow",
+    Regime.LONG_LIQUIDATION: "red",
+    Regime.LOW_CONVICTION_RALLY: "dim green",
+    Regime.LOW_CONVICTION_SELLOFF: "dim red",
+    Regime.NO_DATA: "dim",
+}
+
 MIRROR = {
     Regime.NEW_LONGS: Regime.NEW_SHORTS,
     Regime.NEW_SHORTS: Regime.NEW_LONGS,

@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.text import Text
 
 from oiradar.config import SinkConfig, SinkType
-from oiradar.render import REGIME_STYLE
 from oiradar.services.alerts.model import Alert
+from oiradar.signals.regimes import TERMINAL_STYLE
 
 _BODY_CHARS = 160
 
@@ -77,7 +77,7 @@ class ConsoleSink:
     async def send(self, alert: Alert) -> None:
         line = Text()
         line.append(f"{alert.to_dict()['ts']} ", style="dim")
-        line.append(alert.regime.name, style=REGIME_STYLE.get(alert.regime.name, "bold"))
+        line.append(alert.regime.name, style=TERMINAL_STYLE.get(alert.regime, "bold"))
         line.append(f" [{alert.kind.value}] ", style="dim")
         line.append(f"{alert.sentence()}\n  {details(alert)}")
         self._console.print(line)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oiradar.records import MarketSeries
+from oiradar.records import Candle, MarketSeries, OISample
 from oiradar.research import backtest as bt
 from oiradar.research.study import control_entries, excursions, forward_returns
 from oiradar.research.trades import Sample, study
@@ -178,7 +178,6 @@ def test_no_look_ahead_changing_data_after_t_never_changes_a_signal_at_t(
 
 
 def test_backtest_cli_on_a_store(tmp_path: Path) -> None:
-    from oiradar.records import Candle, OISample
 
     s = two_events()
     db = tmp_path / "bt.sqlite"
@@ -228,22 +227,27 @@ def test_backtest_on_the_real_data(real_db: Path) -> None:
     assert ("SOLUSDT", "2024-08-13T16:00:00Z") in starts
 
 
+def _ada_records(bars: int | None = None) -> list[Candle | OISample]:
+    """`two_events()` (its first `bars`) as ADAUSDT on Bybit: candles and OI to store."""
+    s = two_events()
+    return [
+        Candle("bybit", "ADAUSDT", FIVE_MIN, int(t), c, c, c, c, 1.0)
+        for t, c in zip(s.candle_ts[:bars], s.close[:bars], strict=True)
+    ] + [
+        OISample("bybit", "ADAUSDT", int(t), float(o))
+        for t, o in zip(s.oi_ts[:bars], s.oi_base[:bars], strict=True)
+    ]
+
+
 def test_track_record_summarizes_the_symbols_recent_events(tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from oiradar.records import Candle, OISample
     from oiradar.services.alerts import sample_alert
     from oiradar.services.history import track_record
 
-    s = two_events()
     db = tmp_path / "h.sqlite"
     with Store(db) as store:
-        store.write_records(
-            [Candle("bybit", "ADAUSDT", FIVE_MIN, int(t), c, c, c, c, 1.0)
-             for t, c in zip(s.candle_ts, s.close, strict=True)]
-            + [OISample("bybit", "ADAUSDT", int(t), float(o))
-               for t, o in zip(s.oi_ts, s.oi_base, strict=True)]
-        )  # fmt: skip
+        store.write_records(_ada_records())
         now = T0 + 4 * DAY_MS
         track = track_record(store, "bybit", "ADAUSDT", COVERING, now, EngineParams())
         assert track is not None
@@ -264,7 +268,6 @@ def test_track_record_summarizes_the_symbols_recent_events(tmp_path: Path) -> No
 
 def _hourly_store(db: Path, symbols: tuple[str, ...] = ("AAAUSDT",)) -> None:
     """1h bars only (as the real 1h data): flat, then one hour of OI -3 % while price +2 %."""
-    from oiradar.records import Candle, OISample
 
     hour = 3_600_000
     close = np.full(400, 100.0)
@@ -298,7 +301,6 @@ def test_backtest_and_report_default_to_one_bar_on_hourly_data(tmp_path: Path) -
 
 def test_seed_fixes_results_whatever_the_order_of_symbols(tmp_path: Path) -> None:
     """--seed gives the same study for --symbols A,B and B,A (issue #12, item 11)."""
-    from oiradar.records import Candle, OISample
 
     a = two_events()
     wobble = 1 + 0.002 * np.sin(np.arange(N) / 7.0)  # B differs from A, inside the bands
@@ -339,18 +341,11 @@ def test_backtest_tables_sign_returns_only(tmp_path: Path) -> None:
 
 def test_track_record_on_a_few_hours_says_not_enough_history(tmp_path: Path) -> None:
     """Two hours stored is no record: not "0 similar events" (issue #12, item 6)."""
-    from oiradar.records import Candle, OISample
     from oiradar.services.history import track_record
 
-    s = two_events()
     db = tmp_path / "h.sqlite"
     with Store(db) as store:
-        store.write_records(
-            [Candle("bybit", "ADAUSDT", FIVE_MIN, int(t), c, c, c, c, 1.0)
-             for t, c in zip(s.candle_ts[:24], s.close[:24], strict=True)]
-            + [OISample("bybit", "ADAUSDT", int(t), float(o))
-               for t, o in zip(s.oi_ts[:24], s.oi_base[:24], strict=True)]
-        )  # fmt: skip
+        store.write_records(_ada_records(bars=24))
         now = T0 + 2 * 3_600_000
         track = track_record(store, "bybit", "ADAUSDT", COVERING, now, EngineParams())
     assert track is not None and not track.enough
@@ -362,20 +357,13 @@ def test_alerts_read_a_precomputed_track_record(tmp_path: Path) -> None:
     """The watch daemon's track book studies a symbol off the alert path, once per hour of
     venue time; an alert reads that record (here an older one that knows one event, where a
     fresh study would know two) and never runs the study itself (issue #13)."""
-    from oiradar.records import Candle, OISample
     from oiradar.services.history import TrackBook, track_record
 
-    s = two_events()
     db = tmp_path / "h.sqlite"
     book = TrackBook(EngineParams())
     key = ("bybit", "ADAUSDT")
     with Store(db) as store:
-        store.write_records(
-            [Candle("bybit", "ADAUSDT", FIVE_MIN, int(t), c, c, c, c, 1.0)
-             for t, c in zip(s.candle_ts, s.close, strict=True)]
-            + [OISample("bybit", "ADAUSDT", int(t), float(o))
-               for t, o in zip(s.oi_ts, s.oi_base, strict=True)]
-        )  # fmt: skip
+        store.write_records(_ada_records())
         day_one, later = T0 + DAY_MS, T0 + 4 * DAY_MS
         assert book.refresh_due(store, [(*key, day_one)]) == 1
         assert book.refresh_due(store, [(*key, day_one + 30 * MINUTE_MS)]) == 0  # still fresh

@@ -55,6 +55,10 @@ class MarketRow:
         return self.reading.regime
 
     @property
+    def oi_pct(self) -> float:
+        return self.reading.oi_pct
+
+    @property
     def oi_usd(self) -> float | None:
         return num(self.oi_usd_now, 0)
 
@@ -198,19 +202,10 @@ def _total(values: Iterable[float | None]) -> float | None:
     return float(sum(known)) if known else None
 
 
-def rank_key(regime: Regime, oi_pct: float) -> tuple[int, float]:
-    """Most telling regime first, then the largest OI move (as shown, to 3 decimals)."""
-    return RANK.index(regime), -abs(num(oi_pct, 3) or 0.0)
-
-
 def ranked(rows: Iterable[MarketRow | CoinRow]) -> list[dict[str, Any]]:
-    """Rows as output, most telling first."""
+    """Rows as output, most telling regime first (`RANK`), then the largest OI move as shown
+    (to 3 decimals, so ties rank as the table reads)."""
     return [
         r.to_dict()
-        for r in sorted(
-            rows,
-            key=lambda r: rank_key(
-                r.regime, r.reading.oi_pct if isinstance(r, MarketRow) else r.oi_pct
-            ),
-        )
+        for r in sorted(rows, key=lambda r: (RANK.index(r.regime), -abs(num(r.oi_pct, 3) or 0.0)))
     ]

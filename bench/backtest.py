@@ -23,6 +23,7 @@ import numpy as np
 
 from oiradar.kinds import Kind
 from oiradar.research import backtest as research
+from oiradar.research.request import BacktestRequest
 from oiradar.services import backtest as bt
 from oiradar.store import Store
 from oiradar.units import DAY_MS
@@ -81,7 +82,7 @@ def main() -> None:
             t = time.perf_counter()
             rows = generate(store, args.symbols, args.days)
             print(f"store: {rows:,} rows in {time.perf_counter() - t:.1f} s ({db})")
-        req = research.BacktestRequest()
+        req = BacktestRequest()
 
         t = time.perf_counter()
         samples = bt.load_samples(store, req)

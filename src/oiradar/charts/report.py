@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from oiradar.render import plural
-from oiradar.research.backtest import EVENT_COLUMNS, BacktestRequest, BacktestResult
+from oiradar.research.backtest import EVENT_COLUMNS, BacktestResult
+from oiradar.research.request import BacktestRequest
 from oiradar.research.summary import PRIMARY_MS
 from oiradar.research.trades import Trades
 from oiradar.services.chart import ChartData

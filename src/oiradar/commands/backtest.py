@@ -81,7 +81,7 @@ def study_request(
     **extra: Any,
 ) -> Any:
     """The `BacktestRequest` of the options `backtest` and `report` share."""
-    from oiradar.research.backtest import BacktestRequest
+    from oiradar.research.request import BacktestRequest
 
     if not math.isfinite(cost_bps) or cost_bps < 0:
         raise UserError("--cost-bps must be a number >= 0")

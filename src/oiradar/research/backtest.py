@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from oiradar.errors import NoDataError, UserError
+from oiradar.research.request import BacktestRequest
 from oiradar.research.summary import (
     PRIMARY_MS,
     regimes_of,
@@ -30,9 +31,8 @@ from oiradar.research.trades import Sample, horizon_bars, study
 from oiradar.signals.horizons import horizons
 from oiradar.signals.params import EngineParams, ablation
 from oiradar.signals.regimes import Regime
-from oiradar.units import HOUR_MS, MINUTE_MS, interval_name
+from oiradar.units import interval_name
 
-HORIZONS_MS = (15 * MINUTE_MS, HOUR_MS, 4 * HOUR_MS, 24 * HOUR_MS)
 # An event's fields and their headers, for the CLI table and the HTML report.
 EVENT_COLUMNS = [
     ("symbol", "symbol"),
@@ -48,23 +48,6 @@ EVENT_COLUMNS = [
     ("mfe_pct", "MFE %"),
     ("mae_pct", "MAE %"),
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class BacktestRequest:
-    venue: str = "binance"
-    symbols: tuple[str, ...] | None = None  # None: every symbol stored for the venue
-    start_ms: int | None = None
-    end_ms: int | None = None
-    interval: str | None = None
-    regimes: tuple[Regime, ...] = (Regime.SHORT_COVERING,)
-    params: EngineParams = field(default_factory=EngineParams)
-    horizons_ms: tuple[int, ...] = HORIZONS_MS
-    cost_bps: float = 10.0  # round trip: fees plus slippage
-    control_per_event: int = 20
-    drop_top: int = 2
-    seed: int = 7
-    bootstrap_n: int = 2000
 
 
 @dataclass(slots=True)

@@ -5,17 +5,15 @@ context and symbol, and the symbols that contribute most. Pure: trades in, rows 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from oiradar.research.request import BacktestRequest
 from oiradar.research.study import bootstrap, hit_rows, mean_rows, p_better, rounded
 from oiradar.research.trades import Trades
 from oiradar.signals.regimes import Regime
 from oiradar.units import HOUR_MS, interval_name
-
-if TYPE_CHECKING:
-    from oiradar.research.backtest import BacktestRequest
 
 PRIMARY_MS = HOUR_MS  # the horizon tables rank and test by
 CONTEXT = {"breakout": "range broken", "crowded": "shorts crowded", "market": "BTC covering"}

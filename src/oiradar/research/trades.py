@@ -7,10 +7,11 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from oiradar.research.request import BacktestRequest
 from oiradar.research.study import FloatArray, control_entries, excursions, forward_returns, rounded
 from oiradar.signals import rules
 from oiradar.signals.engine import Event, events, grid_timeline
@@ -18,9 +19,6 @@ from oiradar.signals.params import EngineParams
 from oiradar.signals.regimes import COVERING, Regime
 from oiradar.signals.windows import Grid
 from oiradar.units import interval_name, iso
-
-if TYPE_CHECKING:
-    from oiradar.research.backtest import BacktestRequest
 
 DIRECTION = {
     Regime.SHORT_COVERING: 1.0,

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from oiradar.errors import NoDataError
-from oiradar.research.backtest import BacktestRequest, BacktestResult, run
+from oiradar.research.backtest import BacktestResult, run
+from oiradar.research.request import BacktestRequest
 from oiradar.research.study import FloatArray
 from oiradar.research.trades import Sample
 from oiradar.services.analyze import Query, load, other_intervals

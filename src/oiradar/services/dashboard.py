@@ -16,6 +16,7 @@ from typing import Any
 
 from oiradar.errors import NoDataError
 from oiradar.research import backtest as research
+from oiradar.research.request import BacktestRequest
 from oiradar.services.backtest import load_samples
 from oiradar.services.chart import ChartData, gather, select
 from oiradar.services.markets import MarketRow, aggregate, market_row, ranked
@@ -124,7 +125,7 @@ def symbol_events(
     """The symbol's events over its last `days` of stored history with their outcomes."""
     span = store.candle_span(venue, symbol, BAR) or _any_span(store, venue, symbol)
     end = span[1]
-    req = research.BacktestRequest(
+    req = BacktestRequest(
         venue=venue,
         symbols=(symbol,),
         start_ms=end - days * DAY_MS,

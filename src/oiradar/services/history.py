@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from oiradar.errors import NoDataError
-from oiradar.research.backtest import BacktestRequest
+from oiradar.research.request import BacktestRequest
 from oiradar.research.summary import PRIMARY_MS
 from oiradar.research.trades import study
 from oiradar.services.analyze import WARMUP_DAYS_MS

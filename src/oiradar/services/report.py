@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from oiradar.research.backtest import BacktestRequest, BacktestResult, run, windows_used
+from oiradar.research.backtest import BacktestResult, run, windows_used
+from oiradar.research.request import BacktestRequest
 from oiradar.research.trades import Trades, study
 from oiradar.services.backtest import load_samples
 from oiradar.services.chart import ChartData, gather, select

@@ -27,6 +27,7 @@ from oiradar.signals.horizons import (
 from oiradar.signals.params import EngineParams, Evidence
 from oiradar.signals.reading import MarketReading, reading_at
 from oiradar.signals.regimes import COVERING, REFERENCE_BARS, Regime
+from oiradar.signals.timeline import Timeline
 from oiradar.signals.windows import (
     Grid,
     build_grid,
@@ -46,46 +47,6 @@ _EVENT_REGIMES = tuple(
 )
 
 __all__ = ["Event", "Timeline", "events", "grid_timeline", "timeline", "window_bars"]
-
-
-@dataclass(frozen=True, slots=True)
-class Timeline:
-    """Per-bar output. Rows `*_h` hold one row per horizon (shortest first); the flat arrays
-    are the reading the bar's regime came from. Percentages in %; `squeeze` NaN = unknown;
-    `fired` and `evidence` are bitmasks over the horizons and over `EVIDENCE_ORDER`."""
-
-    grid: Grid
-    horizons: Horizons
-    oi_h: FloatArray
-    price_h: FloatArray
-    oi_band_h: FloatArray
-    price_band_h: FloatArray
-    regime_h: NDArray[np.int8]
-    regime: NDArray[np.int8]
-    reading: NDArray[np.intp]
-    fired: NDArray[np.int64]
-    oi_pct: FloatArray
-    price_pct: FloatArray
-    oi_threshold: FloatArray
-    price_threshold: FloatArray
-    oi_then: FloatArray
-    price_then: FloatArray
-    strong: BoolArray
-    squeeze: FloatArray
-    evidence: NDArray[np.int64]
-    gap: BoolArray
-    short_liq_usd: FloatArray
-    long_liq_usd: FloatArray
-    changes: dict[str, tuple[FloatArray, FloatArray]]
-
-    def reading_bars(self, i: int) -> int:
-        """The length in bars of the horizon bar `i` was read over."""
-        return self.horizons.bars[int(self.reading[i])]
-
-    def horizon_names(self, mask: int) -> tuple[str, ...]:
-        """The horizons of a `fired` bitmask, shortest first."""
-        names = self.horizons.names()
-        return tuple(names[k] for k in range(len(names)) if mask >> k & 1)
 
 
 @dataclass(frozen=True, slots=True)

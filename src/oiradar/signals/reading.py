@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,11 +18,9 @@ from oiradar.signals.context import confidence, session_of
 from oiradar.signals.horizons import lookbacks
 from oiradar.signals.params import EngineParams, Evidence
 from oiradar.signals.regimes import COVERING, QUIET, Regime
+from oiradar.signals.timeline import Timeline
 from oiradar.signals.windows import median_known
 from oiradar.units import funding_8h
-
-if TYPE_CHECKING:
-    from oiradar.signals.engine import Timeline
 
 
 @dataclass(frozen=True, slots=True)

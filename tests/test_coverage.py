@@ -14,7 +14,7 @@ from oiradar.errors import StoreError
 from oiradar.kinds import Kind
 from oiradar.records import Candle, Liquidation, MarketSeries, Side
 from oiradar.signals.windows import build_grid
-from oiradar.store import Store
+from oiradar.store import Store, open_store
 from oiradar.store.schema import MIGRATIONS, SCHEMA_VERSION
 from tests.synth import FIVE_MIN as BAR
 from tests.synth import T0, series
@@ -39,8 +39,8 @@ def _v1_store(path: Path) -> None:
 def test_v1_store_is_migrated_to_the_current_schema_and_keeps_its_rows(db_path: Path) -> None:
     _v1_store(db_path)
     with pytest.raises(StoreError, match="needs a migration"):
-        Store(db_path, readonly=True)
-    with Store(db_path) as s:
+        open_store(db_path, readonly=True)
+    with open_store(db_path) as s:
         assert s.schema_version == SCHEMA_VERSION
         assert list(s.rows(Kind.LIQUIDATION_ORDERS)) == [
             (T0, "bybit", "BTCUSDT", "LONG", 0.5, 6e4, 3e4)
@@ -48,7 +48,7 @@ def test_v1_store_is_migrated_to_the_current_schema_and_keeps_its_rows(db_path: 
         assert len(list(s.rows(Kind.OPEN_INTEREST))) == 1
         s.write_records([], coverage=[("bybit", "BTCUSDT", T0, T0 + BAR)])
         assert s.read_series("bybit", "BTCUSDT", "5m").liq_spans.tolist() == [[T0, T0 + BAR]]
-    with Store(db_path, readonly=True) as r:  # migrated once, readable from then on
+    with open_store(db_path, readonly=True) as r:  # migrated once, readable from then on
         assert r.schema_version == SCHEMA_VERSION
 
 

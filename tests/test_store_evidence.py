@@ -16,7 +16,7 @@ from oiradar.kinds import LAYOUTS, Kind
 from oiradar.records import Candle, Positioning, PremiumBar
 from oiradar.services.exporter import export_store
 from oiradar.services.importer import import_paths
-from oiradar.store import Store
+from oiradar.store import Store, open_store
 from oiradar.store.schema import SCHEMA_VERSION
 from tests.conftest import run_cli
 
@@ -36,24 +36,24 @@ def _tables(path: Path) -> dict[str, list[tuple[object, ...]]]:
 
 def test_a_v2_store_file_is_migrated_in_place_without_losing_rows(tmp_path: Path) -> None:
     """tests/data/store-v2.sqlite was written by oiradar at schema v2 (one row or more in
-    every table); opening it for writing upgrades it to v3 and keeps every row."""
+    every table); opening it for writing upgrades it (to v3 and on) and keeps every row."""
     db = tmp_path / "old.sqlite"
     shutil.copy(V2_FILE, db)
     before = _tables(db)
     assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == 2
     assert all(before.values()) and "positioning" not in before
     with pytest.raises(StoreError, match="needs a migration"):
-        Store(db, readonly=True)
-    with Store(db) as s:
-        assert s.schema_version == SCHEMA_VERSION == 3
+        open_store(db, readonly=True)
+    with open_store(db) as s:
+        assert s.schema_version == SCHEMA_VERSION
         counts = s.write_records([Positioning("binance", "BTCUSDT", T0, 0.9, 1.1, 0.8, 1.2)])
         assert counts == {Kind.POSITIONING: 1}
     after = _tables(db)
     assert {k: v for k, v in after.items() if k in before} == before
     assert after["positioning"] == [(T0, "binance", "BTCUSDT", 0.9, 1.1, 0.8, 1.2)]
     assert after["premium_index"] == []
-    with Store(db, readonly=True) as r:
-        assert r.schema_version == 3
+    with open_store(db, readonly=True) as r:
+        assert r.schema_version == SCHEMA_VERSION
         assert len(r.read_series("binance", "BTCUSDT", "5m").candle_ts) == 3
 
 
@@ -150,7 +150,7 @@ def test_export_then_import_round_trips_the_new_kinds(
     written = {p.name: n for p, n in export_store(store, tmp_path / "x", file_format)}
     assert written[f"positioning.{file_format}"] == 15
     assert written[f"premium_index.{file_format}"] == 180 + 36 + 3
-    with Store(tmp_path / "copy.sqlite") as copy:
+    with open_store(tmp_path / "copy.sqlite") as copy:
         report = import_paths(copy, [tmp_path / "x"])
         assert report.ok, report.rejected
         assert report.read[("positioning", "bybit", "BTCUSDT")] == 14
@@ -182,7 +182,7 @@ def test_interchange_files_are_checked(tmp_path: Path, store: Store) -> None:
 
 def test_info_lists_positioning_and_premium(tmp_path: Path) -> None:
     db = tmp_path / "s.sqlite"
-    with Store(db) as s:
+    with open_store(db) as s:
         _fill(s)
     res = run_cli("--db", str(db), "info", "--format", "json")
     assert res.code == 0, res.err

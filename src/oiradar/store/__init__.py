@@ -1,5 +1,21 @@
-"""Persistence behind one interface: `Store` (SQLite today)."""
+"""Persistence behind one interface: the `Store` protocol and `open_store` (SQLite today)."""
 
-from oiradar.store.sqlite import Store, default_db_path
+from oiradar.store.base import (
+    Episode,
+    LoggedAlert,
+    Store,
+    WatchState,
+    location_of,
+    open_store,
+)
+from oiradar.store.sqlite import default_db_path
 
-__all__ = ["Store", "default_db_path"]
+__all__ = [
+    "Episode",
+    "LoggedAlert",
+    "Store",
+    "WatchState",
+    "default_db_path",
+    "location_of",
+    "open_store",
+]

@@ -48,6 +48,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # v3: positioning samples (long/short and taker ratios) and premium-index bars.
     (_create_table(Kind.POSITIONING), _create_table(Kind.PREMIUM_INDEX)),
+    # v4: the state a running `oiradar watch` publishes (was <store>.watch.json and
+    # <store>.alerts.jsonl beside the file), and a counter of market-data changes.
+    (
+        """CREATE TABLE watch_state (
+  id INTEGER PRIMARY KEY CHECK (id = 1), status TEXT NOT NULL, engine TEXT NOT NULL
+)""",
+        """CREATE TABLE open_episodes (
+  symbol TEXT NOT NULL PRIMARY KEY, phase TEXT NOT NULL, started_ms INTEGER NOT NULL
+) WITHOUT ROWID""",
+        "CREATE TABLE alert_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, alert TEXT NOT NULL)",
+        "CREATE TABLE meta (key TEXT NOT NULL PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+        "INSERT INTO meta VALUES ('market_version', 0)",
+    ),
 )
+STATE_VERSION = 4  # the migration that moved the daemon's state into the store
 
 SCHEMA_VERSION = len(MIGRATIONS)

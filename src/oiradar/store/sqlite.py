@@ -1,15 +1,17 @@
 """SQLite store in WAL mode: idempotent upserts, one transaction per batch, columnar reads.
 
-WAL lets `analyze` read while `import` (or later the daemon) writes. Every write call is
-one transaction, so a killed writer loses at most the batch in flight and never leaves a
-half-written one behind.
+WAL lets `analyze` read while `import` (or the daemon) writes. Every write call is one
+transaction, so a killed writer loses at most the batch in flight and never leaves a
+half-written one behind. A SQLite connection belongs to one thread, so the store opens one
+per thread that uses it (on first use) and closes them all in `close`: callers share one
+`Store` across threads and never open a second one for a worker.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,26 +23,23 @@ from numpy.typing import NDArray
 
 from oiradar.errors import NoDataError, StoreError
 from oiradar.kinds import LAYOUTS, Kind
-from oiradar.records import Candle, Instrument, MarketSeries
+from oiradar.records import Candle, MarketSeries
+from oiradar.store import sqlite_state
+from oiradar.store.base import ENV_DB, LoggedAlert, Span, WatchState
 from oiradar.store.rows import Record, record_row, upsert_sql
-from oiradar.store.schema import MIGRATIONS, SCHEMA_VERSION
-from oiradar.units import DAY_MS, interval_ms, interval_name
+from oiradar.store.schema import MIGRATIONS, SCHEMA_VERSION, STATE_VERSION
+from oiradar.store.series import UNBOUNDED
+from oiradar.store.sqlite_series import read_series
+from oiradar.units import interval_ms
 
-ENV_DB = "OIRADAR_DB"
 BUSY_TIMEOUT_MS = 30_000
 _K = TypeVar("_K")
-# Premium bar sizes read_series looks for (every interval the venues' premium klines have).
-PREMIUM_SIZES = tuple(
-    interval_ms(n)
-    for n in ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w")
-)
-Span = tuple[str, str, int, int]
-"""(venue, symbol, start_ms, end_ms) of a span during which a live liquidation feed was up."""
 # The daemon re-sends its open span with a later end every flush: keep the longest end.
 _COVERAGE_UPSERT = (
     "INSERT INTO liquidation_coverage (venue, symbol, start_ms, end_ms) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (venue, symbol, start_ms) DO UPDATE SET end_ms = MAX(end_ms, excluded.end_ms)"
 )
+_BUMP_VERSION = "UPDATE meta SET value = value + 1 WHERE key = 'market_version'"
 
 
 def default_db_path() -> Path:
@@ -51,42 +50,69 @@ def default_db_path() -> Path:
     return Path(platformdirs.user_data_dir("oiradar", appauthor=False)) / "oiradar.sqlite"
 
 
-class Store:
-    """The embedded store. Open with `Store(path)`; use as a context manager to close."""
+class SqliteStore:
+    """The embedded store (`open_store(path)`); use as a context manager to close."""
 
-    def __init__(self, path: Path | str | None = None, *, readonly: bool = False) -> None:
-        self.path = Path(path) if path is not None else default_db_path()
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = path
+        self.location = str(path)
         self.readonly = readonly
         if readonly and not self.path.exists():
             raise NoDataError(f"no store at {self.path}: import data first (oiradar import PATH)")
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
         try:
             if not readonly:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            uri = f"file:{self.path}{'?mode=ro' if readonly else ''}"
-            self._conn = sqlite3.connect(
+            conn = self._conn
+            if not readonly:
+                conn.execute("PRAGMA journal_mode = WAL")  # persistent: once per file
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise StoreError(f"cannot open store {self.path}: {exc}") from None
+        self._upserts = {k: upsert_sql(k) for k in Kind}
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        """This thread's connection, opened on its first use."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._closed:
+                raise StoreError(f"store {self.path} is closed")
+            uri = f"file:{self.path}{'?mode=ro' if self.readonly else ''}"
+            conn = sqlite3.connect(
                 uri,
                 uri=True,
                 timeout=BUSY_TIMEOUT_MS / 1000,
                 isolation_level=None,
-                check_same_thread=False,
+                check_same_thread=False,  # only so that `close` may close it from any thread
             )
-            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            if not readonly:
-                self._conn.execute("PRAGMA journal_mode = WAL")
-                self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open store {self.path}: {exc}") from None
-        self._upserts = {k: upsert_sql(k) for k in Kind}
+            self._conns.append(conn)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if not self.readonly:
+            conn.execute("PRAGMA synchronous = NORMAL")
+        return conn
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> SqliteStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:
+            self._closed = True
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.close()
 
     @property
     def schema_version(self) -> int:
@@ -108,17 +134,20 @@ class Store:
             for version in range(current, SCHEMA_VERSION):
                 for stmt in MIGRATIONS[version]:
                     self._conn.execute(stmt)
+            if current < STATE_VERSION <= SCHEMA_VERSION:
+                sqlite_state.adopt_sidecars(self._conn, self.path)
             self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._conn.execute("BEGIN IMMEDIATE")
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            yield
+            yield conn
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            conn.execute("ROLLBACK")
             raise
-        self._conn.execute("COMMIT")
+        conn.execute("COMMIT")
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -142,12 +171,15 @@ class Store:
         """
         changed: dict[_K, int] = {}
         try:
-            with self._transaction():
+            with self._transaction() as conn:
+                start = conn.total_changes
                 for group, kind, rows in batches:
-                    before = self._conn.total_changes
-                    self._conn.executemany(self._upserts[kind], rows)
-                    changed[group] = changed.get(group, 0) + self._conn.total_changes - before
-                self._conn.executemany(_COVERAGE_UPSERT, coverage)
+                    before = conn.total_changes
+                    conn.executemany(self._upserts[kind], rows)
+                    changed[group] = changed.get(group, 0) + conn.total_changes - before
+                conn.executemany(_COVERAGE_UPSERT, coverage)
+                if conn.total_changes > start:
+                    conn.execute(_BUMP_VERSION)
         except sqlite3.Error as exc:
             raise StoreError(f"write to {self.path} failed: {exc}") from None
         return changed
@@ -168,27 +200,6 @@ class Store:
             kind, row = record_row(rec)
             rows.setdefault(kind, []).append(row)
         return self.write_grouped([(k, k, r) for k, r in rows.items()], coverage=coverage)
-
-    def upsert_instruments(self, instruments: Iterable[Instrument]) -> int:
-        rows = [
-            (
-                i.venue,
-                i.symbol,
-                i.venue_symbol,
-                i.base,
-                i.quote,
-                i.contract_size,
-                i.kind.value,
-                i.funding_interval_h,
-            )
-            for i in instruments
-        ]
-        with self._transaction():
-            before = self._conn.total_changes
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO instruments VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
-            )
-            return self._conn.total_changes - before
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -243,8 +254,8 @@ class Store:
                 venue,
                 symbol,
                 interval,
-                -(2**62) if start_ms is None else start_ms,
-                2**62 if end_ms is None else end_ms,
+                -UNBOUNDED if start_ms is None else start_ms,
+                UNBOUNDED if end_ms is None else end_ms,
             ),
         ).fetchone()
         return None if lo is None else (int(lo), int(hi))
@@ -264,8 +275,8 @@ class Store:
         self, kind: Kind, venue: str, symbol: str, start_ms: int | None, end_ms: int | None
     ) -> int | None:
         """The newest timestamp of a series within [start, end] (None: unbounded), or None."""
-        lo = -(2**62) if start_ms is None else start_ms
-        hi = 2**62 if end_ms is None else end_ms
+        lo = -UNBOUNDED if start_ms is None else start_ms
+        hi = UNBOUNDED if end_ms is None else end_ms
         row = self._conn.execute(
             f"SELECT MAX(ts_ms) FROM {kind.value} WHERE venue = ? AND symbol = ? AND "
             "ts_ms BETWEEN ? AND ?",
@@ -293,9 +304,10 @@ class Store:
         ).fetchall()
         return [(str(v), str(s), int(t)) for v, s, t in rows if t is not None]
 
-    def data_version(self) -> int:
-        """Changes whenever another connection commits (cheap: no read)."""
-        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+    def version(self) -> int:
+        """The count of writes that changed market data (one row: cheap)."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'market_version'")
+        return int(row.fetchone()[0])
 
     def timestamps(
         self, kind: Kind, venue: str, symbol: str, start_ms: int, end_ms: int
@@ -337,15 +349,6 @@ class Store:
             params.append(symbol)
         return (" WHERE " + " AND ".join(conds) if conds else ""), params
 
-    def _columns(self, sql: str, params: Sequence[Any], ncols: int) -> NDArray[np.float64]:
-        """Run a numeric query into an (n, ncols) float array without per-row Python objects."""
-        cur = self._conn.execute(sql, params)
-        flat = np.fromiter(
-            (np.nan if v is None else v for v in itertools.chain.from_iterable(cur)),
-            dtype=np.float64,
-        )
-        return flat.reshape(-1, ncols)
-
     def read_series(
         self,
         venue: str,
@@ -354,148 +357,27 @@ class Store:
         start_ms: int | None = None,
         end_ms: int | None = None,
     ) -> MarketSeries:
-        """Columnar history for the engine: the bars opening in [start_ms, end_ms], with the OI
-        snapshots, positioning samples and liquidation orders up to the last bar's close
-        (end_ms + one bar) and premium-index bars inside those bars (see `_premium`)."""
-        lo = start_ms if start_ms is not None else -(2**62)
-        hi = end_ms if end_ms is not None else 2**62
-        c = self._columns(
-            "SELECT ts_ms, open, high, low, close, volume_base, taker_buy_base FROM candles "
-            "WHERE venue = ? AND symbol = ? AND interval = ? AND ts_ms BETWEEN ? AND ? "
-            "ORDER BY ts_ms",
-            (venue, symbol, interval, lo, hi),
-            7,
-        )
-        bar_ms = interval_ms(interval)
-        # The last bar's OI snapshot is taken at its close, one bar after its open.
-        o = self._columns(
-            "SELECT ts_ms, oi_base FROM open_interest WHERE venue = ? AND symbol = ? AND "
-            "ts_ms BETWEEN ? AND ? ORDER BY ts_ms",
-            (venue, symbol, lo, hi + bar_ms if hi < 2**62 else hi),
-            2,
-        )
-        # Funding in force at the start needs the last rate before it.
-        f = self._columns(
-            "SELECT ts_ms, funding_rate, COALESCE(interval_h, 8.0) FROM funding WHERE venue = ? "
-            "AND symbol = ? AND ts_ms BETWEEN "
-            "COALESCE((SELECT MAX(ts_ms) FROM funding WHERE venue = ? AND symbol = ? "
-            "AND ts_ms < ?),"
-            " ?) AND ? ORDER BY ts_ms",
-            (venue, symbol, venue, symbol, lo, lo, hi),
-            3,
-        )
-        # Per-bar totals count only at the bar size or finer (they sum into grid bars);
-        # USD falls back to base x the close of the grid bar they fall in.
-        usable = [
-            i for i in self._liquidation_intervals(venue, symbol) if bar_ms % interval_ms(i) == 0
-        ]
-        marks = ", ".join("?" for _ in usable) or "NULL"
-        bars = self._columns(
-            "SELECT l.ts_ms, COALESCE(l.long_liq_usd, l.long_liq_base * c.close), "
-            "COALESCE(l.short_liq_usd, l.short_liq_base * c.close) FROM liquidations l "
-            "LEFT JOIN candles c ON c.venue = l.venue AND c.symbol = l.symbol AND "
-            "c.interval = ? AND c.ts_ms = l.ts_ms - (l.ts_ms % ?) "
-            f"WHERE l.venue = ? AND l.symbol = ? AND l.interval IN ({marks}) "
-            "AND l.ts_ms BETWEEN ? AND ? ORDER BY l.ts_ms",
-            (interval, bar_ms, venue, symbol, *usable, lo, hi),
-            3,
-        )
-        orders = self._columns(
-            "SELECT ts_ms, CASE position_side WHEN 'LONG' THEN usd ELSE 0 END, "
-            "CASE position_side WHEN 'SHORT' THEN usd ELSE 0 END FROM liquidation_orders "
-            "WHERE venue = ? AND symbol = ? AND ts_ms >= ? AND ts_ms < ?",
-            # Orders during the last bar belong to it: up to (not including) its close.
-            (venue, symbol, lo, hi + bar_ms if hi < 2**62 else hi),
-            3,
-        )
-        spans = np.array(
-            self._conn.execute(
-                "SELECT start_ms, end_ms FROM liquidation_coverage WHERE venue = ? AND "
-                "symbol = ? AND start_ms <= ? AND end_ms >= ? ORDER BY start_ms",
-                (venue, symbol, hi + bar_ms if hi < 2**62 else hi, lo),
-            ).fetchall(),
-            dtype=np.int64,
-        ).reshape(-1, 2)
-        # A live feed's series stays span-ruled even where no span reaches the range read.
-        tracked = len(spans) > 0 or (
-            self._conn.execute(
-                "SELECT 1 FROM liquidation_coverage WHERE venue = ? AND symbol = ? LIMIT 1",
-                (venue, symbol),
-            ).fetchone()
-            is not None
-        )
-        pos = self._columns(
-            "SELECT ts_ms, top_account_ls_ratio, top_position_ls_ratio, account_ls_ratio, "
-            "taker_buy_sell_ratio FROM positioning WHERE venue = ? AND symbol = ? AND "
-            "ts_ms BETWEEN ? AND ? ORDER BY ts_ms",
-            # Like OI: the sample at the last bar's close (its taker ratio covers that bar).
-            (venue, symbol, lo, hi + bar_ms if hi < 2**62 else hi),
-            5,
-        )
-        prem = self._premium(venue, symbol, bar_ms, lo, hi)
-        liq_bar_ts = bars[:, 0].astype(np.int64)
-        liq = np.concatenate([bars, orders])
-        liq = liq[np.argsort(liq[:, 0], kind="stable")]
-        return MarketSeries(
-            venue=venue,
-            symbol=symbol,
-            interval_ms=bar_ms,
-            candle_ts=c[:, 0].astype(np.int64),
-            open=c[:, 1],
-            high=c[:, 2],
-            low=c[:, 3],
-            close=c[:, 4],
-            volume=c[:, 5],
-            oi_ts=o[:, 0].astype(np.int64),
-            oi_base=o[:, 1],
-            funding_ts=f[:, 0].astype(np.int64),
-            funding_rate=f[:, 1],
-            funding_interval_h=f[:, 2],
-            liq_ts=liq[:, 0].astype(np.int64),
-            liq_long_usd=liq[:, 1],
-            liq_short_usd=liq[:, 2],
-            liq_coverage=len(liq) > 0 or tracked,
-            liq_bar_ts=liq_bar_ts,
-            liq_spans=spans,
-            liq_tracked=tracked,
-            taker_buy=c[:, 6],
-            pos_ts=pos[:, 0].astype(np.int64),
-            pos_top_account=pos[:, 1],
-            pos_top_position=pos[:, 2],
-            pos_account=pos[:, 3],
-            pos_taker_ratio=pos[:, 4],
-            premium_ts=prem[:, 0].astype(np.int64),
-            premium_close=prem[:, 1],
-        )
+        """Columnar history for the engine (store.sqlite_series)."""
+        return read_series(self._conn, venue, symbol, interval, start_ms, end_ms)
 
-    def _liquidation_intervals(self, venue: str, symbol: str) -> list[str]:
-        rows = self._conn.execute(
-            "SELECT DISTINCT interval FROM liquidations WHERE venue = ? AND symbol = ?",
-            (venue, symbol),
-        ).fetchall()
-        return [str(r[0]) for r in rows]
+    # -- what a running daemon publishes ---------------------------------------------------
 
-    def _premium(
-        self, venue: str, symbol: str, bar_ms: int, lo: int, hi: int
-    ) -> NDArray[np.float64]:
-        """(open, close) rows of premium-index bars of ONE size: the coarsest stored size that
-        divides the bar (the bar's own first) with a bar in range. Bars opening at or after
-        `lo` that lie in a grid bar opening at or before `hi` (finer bars fill the last one)."""
-        offset = 4 * DAY_MS if bar_ms == 7 * DAY_MS else 0  # weekly bars open on Mondays
-        end = hi + bar_ms
-        for size in sorted((ms for ms in PREMIUM_SIZES if bar_ms % ms == 0), reverse=True):
-            name = interval_name(size)
-            # One index seek per size: no scan of a long series to list its sizes.
-            if self._conn.execute(
-                "SELECT 1 FROM premium_index WHERE venue = ? AND symbol = ? AND interval = ? "
-                "AND ts_ms >= ? AND ts_ms < ? LIMIT 1",
-                (venue, symbol, name, lo, end),
-            ).fetchone():
-                return self._columns(
-                    "SELECT ts_ms, close FROM premium_index WHERE venue = ? AND symbol = ? AND "
-                    "interval = ? AND ts_ms >= ? AND ts_ms < ? AND ts_ms - ((ts_ms - ?) % ?) <= ? "
-                    "ORDER BY ts_ms",
-                    (venue, symbol, name, lo, end, offset, bar_ms, hi),
-                    2,
-                )
-        return np.empty((0, 2))
+    def put_watch_state(self, state: WatchState) -> None:
+        try:
+            with self._transaction() as conn:
+                sqlite_state.put_watch_state(conn, state)
+        except sqlite3.Error as exc:
+            raise StoreError(f"write to {self.path} failed: {exc}") from None
+
+    def watch_state(self) -> WatchState | None:
+        return sqlite_state.watch_state(self._conn)
+
+    def append_alert(self, alert: dict[str, Any]) -> int:
+        try:
+            with self._transaction() as conn:
+                return sqlite_state.append_alert(conn, alert)
+        except sqlite3.Error as exc:
+            raise StoreError(f"write to {self.path} failed: {exc}") from None
+
+    def alerts(self, after: int = 0, limit: int | None = None) -> list[LoggedAlert]:
+        return sqlite_state.alerts(self._conn, after, limit)

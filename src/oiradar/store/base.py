@@ -1,0 +1,264 @@
+"""The store seam: what services need from persistence, and `open_store` to get one.
+
+Services see records, `MarketSeries` and a few plain documents, never SQL, files or
+connections. A store may be used from any thread (each backend keeps whatever per-thread
+resources it needs inside), so callers move calls off the event loop with `store.aio`
+rather than opening second handles. One store URL is the whole state: the market data, and
+what a running `oiradar watch` publishes for `oiradar status` and the dashboard.
+
+A second backend is one module implementing `Store` plus one line in `BACKENDS`
+(tests/memstore.py proves it on the contract suite, tests/test_store_contract.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from oiradar.errors import UserError
+from oiradar.kinds import Kind
+from oiradar.records import Candle, MarketSeries
+from oiradar.store.rows import Record
+
+ENV_DB = "OIRADAR_DB"
+K = TypeVar("K")
+Span = tuple[str, str, int, int]
+"""(venue, symbol, start_ms, end_ms) of a span during which a live liquidation feed was up."""
+
+
+@dataclass(frozen=True, slots=True)
+class Episode:
+    """An episode a running daemon announced and has not closed: a restart resumes it."""
+
+    symbol: str
+    phase: str  # the decider's phase, e.g. "covering"
+    started_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class WatchState:
+    """What `oiradar watch` publishes while it runs (every few seconds, one write)."""
+
+    status: dict[str, Any]  # the JSON object `oiradar status` shows
+    engine: dict[str, Any]  # the engine settings it reads with (the dashboard reads alike)
+    episodes: tuple[Episode, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedAlert:
+    """One alert the daemon sent, as sent; `seq` grows with every alert logged."""
+
+    seq: int
+    alert: dict[str, Any]
+
+
+class Store(Protocol):
+    """Persistence behind one interface. Use as a context manager to close it."""
+
+    @property
+    def location(self) -> str:
+        """Where the store is, as a user names it (a file path; never a password)."""
+        ...
+
+    @property
+    def schema_version(self) -> int: ...
+
+    def __enter__(self) -> Store: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def close(self) -> None:
+        """Release every resource (every thread's); the store is not usable afterwards."""
+        ...
+
+    # -- market data: writing --------------------------------------------------------------
+
+    def write(self, batches: Iterable[tuple[Kind, Sequence[Sequence[Any]]]]) -> dict[Kind, int]:
+        """Upsert rows (tuples in the kind's layout order, kinds.LAYOUTS) in ONE transaction;
+        rows inserted or changed per kind (an unchanged duplicate counts zero)."""
+        ...
+
+    def write_grouped(
+        self,
+        batches: Sequence[tuple[K, Kind, Sequence[Sequence[Any]]]],
+        *,
+        coverage: Iterable[Span] = (),
+    ) -> dict[K, int]:
+        """Like `write`, with changes counted per caller-chosen group key; `coverage` spans
+        are stored in the same transaction (a span with a known start keeps the later end)
+        and not counted. A failed batch leaves nothing behind (`StoreError`)."""
+        ...
+
+    def write_records(
+        self, records: Iterable[Record], *, coverage: Iterable[Span] = ()
+    ) -> dict[Kind, int]:
+        """Upsert normalized records (any mix of kinds) and `coverage` in one transaction."""
+        ...
+
+    def version(self) -> int:
+        """A number that grows whenever a write changes stored market data, from any handle:
+        equal numbers mean nothing changed in between (cheap to ask every few seconds)."""
+        ...
+
+    # -- market data: reading --------------------------------------------------------------
+
+    def symbols(self) -> list[tuple[str, str]]:
+        """(venue, symbol) pairs that have candles or OI, sorted."""
+        ...
+
+    def summary(self) -> list[tuple[str, str, str, int, int, int]]:
+        """(kind, venue, symbol, rows, first ts, last ts) of every stored series, by kind."""
+        ...
+
+    def candle_intervals(self) -> list[tuple[str, str, str, int, int, int]]:
+        """(venue, symbol, interval, rows, first ts, last ts) per stored bar size."""
+        ...
+
+    def intervals(self, venue: str, symbol: str) -> list[str]:
+        """The bar sizes stored for a series (names such as "5m")."""
+        ...
+
+    def venues_for(self, symbol: str) -> list[str]:
+        """Venues with candles of `symbol`, sorted."""
+        ...
+
+    def candle_span(
+        self,
+        venue: str,
+        symbol: str,
+        interval: str,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> tuple[int, int] | None:
+        """(first, last) bar open of stored candles within the range, or None."""
+        ...
+
+    def candle_at(self, venue: str, symbol: str, interval: str, ts_ms: int) -> Candle | None:
+        """The stored bar opening at `ts_ms`, or None."""
+        ...
+
+    def last_ts(
+        self, kind: Kind, venue: str, symbol: str, start_ms: int | None, end_ms: int | None
+    ) -> int | None:
+        """The newest timestamp of a series within [start, end] (None: unbounded), or None."""
+        ...
+
+    def latest_candles(self, interval: str) -> list[tuple[str, str, int]]:
+        """(venue, symbol, newest bar open) of every series stored at `interval`; cheap on a
+        store of millions of bars (the dashboard asks every few seconds)."""
+        ...
+
+    def timestamps(
+        self, kind: Kind, venue: str, symbol: str, start_ms: int, end_ms: int
+    ) -> NDArray[np.int64]:
+        """Every distinct timestamp of a series within [start, end], sorted (to find holes)."""
+        ...
+
+    def rows(
+        self, kind: Kind, venue: str | None = None, symbol: str | None = None
+    ) -> Iterator[tuple[Any, ...]]:
+        """Every row of a kind in layout order, sorted by its key (for export)."""
+        ...
+
+    def read_series(
+        self,
+        venue: str,
+        symbol: str,
+        interval: str,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> MarketSeries:
+        """Columnar history for the engine: the bars opening in [start_ms, end_ms] and what
+        goes with them, as docs/store.md (Reading) specifies."""
+        ...
+
+    # -- what a running daemon publishes (not market data) ---------------------------------
+
+    def put_watch_state(self, state: WatchState) -> None:
+        """Replace the published state (status, engine settings, open episodes) at once."""
+        ...
+
+    def watch_state(self) -> WatchState | None:
+        """The state last published, or None if no daemon ever ran on this store."""
+        ...
+
+    def append_alert(self, alert: dict[str, Any]) -> int:
+        """Log one alert as sent; returns its `seq`."""
+        ...
+
+    def alerts(self, after: int = 0, limit: int | None = None) -> list[LoggedAlert]:
+        """Logged alerts with `seq` > `after`, oldest first; `limit`: only the newest so many."""
+        ...
+
+
+Opener = Callable[[str, bool], Store]
+
+
+def _sqlite(url: str, readonly: bool) -> Store:
+    from oiradar.store.sqlite import SqliteStore
+
+    return SqliteStore(sqlite_path(url), readonly=readonly)
+
+
+BACKENDS: dict[str, Opener] = {"sqlite": _sqlite}
+"""URL scheme -> opener (url, readonly): a new backend adds its line here."""
+
+
+def url_scheme(target: str | Path) -> str | None:
+    """The scheme of a store URL ("sqlite" of sqlite:///x.db); None for a plain file path."""
+    if isinstance(target, Path):
+        return None
+    scheme, sep, _ = target.partition("://")
+    # One letter is a Windows drive (C://x), not a scheme.
+    return scheme.lower() if sep and len(scheme) > 1 and scheme.isalpha() else None
+
+
+def sqlite_path(url: str) -> Path:
+    """The file of a `sqlite:///PATH` URL (SQLAlchemy's form: sqlite:////abs/path.db)."""
+    rest = url.partition("://")[2]
+    if not rest.startswith("/") or rest == "/":
+        raise UserError(f"store URL {url!r} has no file: use sqlite:///PATH")
+    return Path(rest[1:])
+
+
+def default_target() -> str | Path:
+    """`$OIRADAR_DB` (a path or a URL), else the SQLite file in the user-data directory."""
+    import os
+
+    from oiradar.store.sqlite import default_db_path
+
+    env = os.environ.get(ENV_DB)
+    if env and url_scheme(env) is not None:
+        return env
+    return default_db_path()
+
+
+def location_of(target: str | Path | None) -> str:
+    """Where `open_store(target)` would look, without opening anything (for messages)."""
+    target = default_target() if target is None else target
+    if url_scheme(target) == "sqlite":
+        return str(sqlite_path(str(target)))
+    if url_scheme(target) is not None:
+        return f"{url_scheme(target)}://…"  # a URL may carry a password: never shown
+    return str(target)
+
+
+def open_store(target: str | Path | None = None, *, readonly: bool = False) -> Store:
+    """The store at a file path or URL (None: `default_target()`); `readonly` never writes
+    and refuses a store that does not exist yet (`NoDataError`)."""
+    target = default_target() if target is None else target
+    scheme = url_scheme(target)
+    if scheme is None:
+        from oiradar.store.sqlite import SqliteStore
+
+        return SqliteStore(Path(target), readonly=readonly)
+    opener = BACKENDS.get(scheme)
+    if opener is None:
+        known = ", ".join(f"{s}://" for s in BACKENDS)
+        raise UserError(f"no store backend for {scheme}:// URLs: use a file path or {known}")
+    return opener(str(target), readonly)

@@ -25,7 +25,7 @@ from oiradar.kinds import Kind
 from oiradar.research import backtest as research
 from oiradar.research.request import BacktestRequest
 from oiradar.services import backtest as bt
-from oiradar.store import Store
+from oiradar.store import Store, open_store
 from oiradar.units import DAY_MS
 
 BAR = 300_000
@@ -77,7 +77,7 @@ def main() -> None:
     args = ap.parse_args()
     db = args.db or Path(tempfile.mkdtemp(prefix="oiradar-bench-")) / "bt.sqlite"
     fresh = not db.exists()
-    with Store(db) as store:
+    with open_store(db) as store:
         if fresh:
             t = time.perf_counter()
             rows = generate(store, args.symbols, args.days)

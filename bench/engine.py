@@ -57,7 +57,7 @@ from oiradar.signals.engine import timeline
 from oiradar.signals.params import EngineParams
 from oiradar.signals.regimes import Regime, classify
 from oiradar.signals.windows import pct_change
-from oiradar.store import Store
+from oiradar.store import open_store
 from oiradar.units import MINUTE_MS
 
 TARGET_SPEEDUP = 20.0
@@ -179,7 +179,7 @@ def run_import(data: Data, count: int) -> tuple[Figure, int]:
         pl.concat(candles).write_csv(files / "candles.csv")
         pl.concat(ois).write_csv(files / "open_interest.csv")
         expected = sum(len(c) for c in candles) + sum(len(o) for o in ois)
-        with Store(root / "bench.sqlite") as store:
+        with open_store(root / "bench.sqlite") as store:
             t0 = time.perf_counter()
             report = import_paths(store, [files])
             seconds = time.perf_counter() - t0

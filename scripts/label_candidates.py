@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from oiradar.signals.windows import Grid, build_grid, pct_change
-from oiradar.store import Store
+from oiradar.store import open_store
 from oiradar.units import iso
 
 COVER_OI, COVER_PX = -1.2, 1.0
@@ -100,7 +100,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--interval", default=None)
     args = ap.parse_args(argv)
     out = csv_writer()
-    with Store(args.db, readonly=True) as store:
+    with open_store(args.db, readonly=True) as store:
         for venue, symbol in store.symbols():
             if venue != args.venue:
                 continue

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from oiradar.cli import main
-from oiradar.store import Store
+from oiradar.store import Store, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -55,7 +55,7 @@ def labelled_stores(tmp_path_factory: pytest.TempPathFactory, derived: Path) -> 
     out = {}
     for name, folder in sets.items():
         path = tmp_path_factory.mktemp(name) / "store.sqlite"
-        with Store(path) as s:
+        with open_store(path) as s:
             report = import_paths(s, [folder])
         assert report.ok, report.rejected
         out[name] = path
@@ -69,7 +69,7 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def store(db_path: Path) -> Iterator[Store]:
-    with Store(db_path) as s:
+    with open_store(db_path) as s:
         yield s
 
 
@@ -79,7 +79,7 @@ def real_db(tmp_path_factory: pytest.TempPathFactory, derived: Path) -> Path:
     from oiradar.services.importer import import_paths
 
     path = tmp_path_factory.mktemp("real") / "real.sqlite"
-    with Store(path) as s:
+    with open_store(path) as s:
         report = import_paths(s, [derived])
     assert report.ok, report.rejected
     return path

@@ -10,17 +10,30 @@ from typing import Any
 
 import aiohttp
 
+from oiradar.services.importer import history_store
 from oiradar.sim.server import SimConfig, SimServer
 
 NOW = 1_780_000_000_000  # 2026-05-28T20:26:40Z; the clock starts on the minute before it
 MINUTE = 60_000
 
 
+@contextmanager
+def configured(**kw: Any) -> Iterator[SimConfig]:
+    """A SimConfig; `data=PATH` is opened as `oiradar sim --data` opens it (and closed)."""
+    cfg = SimConfig(**kw)
+    if cfg.data is None:
+        yield cfg
+        return
+    with history_store(cfg.data) as store:
+        cfg.history = store
+        yield cfg
+
+
 @asynccontextmanager
 async def running(**kw: Any) -> AsyncIterator[tuple[SimServer, aiohttp.ClientSession]]:
-    cfg = SimConfig(**{"symbols": 5, "seed": 7, "speed": 0.0, **kw})
-    async with SimServer(cfg, wall_now_ms=NOW) as sim, aiohttp.ClientSession() as http:
-        yield sim, http
+    with configured(**{"symbols": 5, "seed": 7, "speed": 0.0, **kw}) as cfg:
+        async with SimServer(cfg, wall_now_ms=NOW) as sim, aiohttp.ClientSession() as http:
+            yield sim, http
 
 
 async def get(http: aiohttp.ClientSession, sim: SimServer, path: str) -> tuple[int, Any]:
@@ -31,26 +44,26 @@ async def get(http: aiohttp.ClientSession, sim: SimServer, path: str) -> tuple[i
 @contextmanager
 def threaded(**kw: Any) -> Iterator[SimServer]:
     """The simulator on its own event loop in a thread, for sync tests that run the CLI."""
-    cfg = SimConfig(**{"symbols": 5, "seed": 7, "speed": 0.0, **kw})
-    loop = asyncio.new_event_loop()
-    server = SimServer(cfg, wall_now_ms=NOW)
-    ready = threading.Event()
-    stop: asyncio.Event | None = None
+    with configured(**{"symbols": 5, "seed": 7, "speed": 0.0, **kw}) as cfg:
+        loop = asyncio.new_event_loop()
+        server = SimServer(cfg, wall_now_ms=NOW)
+        ready = threading.Event()
+        stop: asyncio.Event | None = None
 
-    async def main() -> None:
-        nonlocal stop
-        stop = asyncio.Event()
-        async with server:
-            ready.set()
-            await stop.wait()
+        async def main() -> None:
+            nonlocal stop
+            stop = asyncio.Event()
+            async with server:
+                ready.set()
+                await stop.wait()
 
-    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
-    thread.start()
-    ready.wait(10)
-    try:
-        yield server
-    finally:
-        assert stop is not None
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(10)
-        loop.close()
+        thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+        thread.start()
+        ready.wait(10)
+        try:
+            yield server
+        finally:
+            assert stop is not None
+            loop.call_soon_threadsafe(stop.set)
+            thread.join(10)
+            loop.close()

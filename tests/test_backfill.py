@@ -28,7 +28,7 @@ from aiohttp import web
 from oiradar.datafiles.archive import ArchiveFile, funding_file, klines_file, metrics_file
 from oiradar.kinds import Kind
 from oiradar.services.backfill import BackfillRequest, BackfillResult, backfill
-from oiradar.store import Store
+from oiradar.store import open_store
 from oiradar.units import DAY_MS, MINUTE_MS, parse_time
 from oiradar.venues.base import VenueClient
 from oiradar.venues.registry import client
@@ -63,7 +63,7 @@ def _clients(url: str, venues: tuple[str, ...]) -> list[VenueClient]:
 async def _run(url: str, db: Path, req: BackfillRequest, **kw: Any) -> BackfillResult:
     clients = _clients(url, req.venues)
     try:
-        with Store(db) as store:
+        with open_store(db) as store:
             return await backfill(clients, store, req, **kw)
     finally:
         for c in clients:
@@ -71,7 +71,7 @@ async def _run(url: str, db: Path, req: BackfillRequest, **kw: Any) -> BackfillR
 
 
 def _rows(db: Path, kind: Kind) -> list[tuple[Any, ...]]:
-    with Store(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         return list(store.rows(kind))
 
 
@@ -134,7 +134,7 @@ async def test_backfill_fills_what_the_connectors_serve_without_holes(tmp_path: 
     assert len(want[Kind.POSITIONING]) == 2 * 3 * 288  # Binance only
     for kind in Kind:
         assert _rows(db, kind) == sorted(want[kind], key=lambda r: (r[1], r[2], r[0])), kind
-    with Store(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         for venue in venues:
             for s in SYMBOLS:  # every bar and every 5m OI snapshot, once
                 bars = store.timestamps(Kind.CANDLES, venue, s, start, end)
@@ -147,7 +147,7 @@ async def test_backfill_fills_what_the_connectors_serve_without_holes(tmp_path: 
 def _complete_days(db: Path, venues: tuple[str, ...], days: list[int]) -> tuple[int, int]:
     """(days whose chunk is stored whole, days with nothing): a chunk is all or nothing."""
     whole = empty = 0
-    with Store(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         for venue in venues:
             for s in SYMBOLS:
                 for day in days:

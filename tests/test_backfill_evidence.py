@@ -19,7 +19,7 @@ from oiradar.datafiles.archive import (
 )
 from oiradar.kinds import Kind
 from oiradar.services.backfill import BackfillRequest, backfill
-from oiradar.store import Store
+from oiradar.store import open_store
 from oiradar.units import DAY_MS, parse_time
 from oiradar.venues.registry import client
 from tests.conftest import run_cli
@@ -78,7 +78,7 @@ async def test_a_store_without_the_new_kinds_gets_only_them(tmp_path: Path) -> N
     assert _rows(db, Kind.PREMIUM_INDEX) == premium
     assert _rows(db, Kind.POSITIONING) == positioning
     # Every 5-minute positioning slot of the two days, once (each merges four endpoints).
-    with Store(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         ts = store.timestamps(Kind.POSITIONING, "binance", "BTCUSDT", start, start + 2 * DAY_MS)
         assert ts.tolist() == list(range(start + FIVE, start + 2 * DAY_MS + 1, FIVE))
         series = store.read_series("binance", "BTCUSDT", "5m", start, start + DAY_MS - FIVE)
@@ -96,7 +96,7 @@ async def test_faults_change_nothing_in_the_new_kinds(tmp_path: Path) -> None:
             sim.ctx.faults.slow_s = 0.05
             clients = [client(v, sim.url, backoff_s=0.005, max_attempts=12) for v in req.venues]
             try:
-                with Store(db) as store:
+                with open_store(db) as store:
                     result = await backfill(clients, store, req)
                 assert result.failed == [] and not result.errors
             finally:

@@ -18,7 +18,7 @@ from oiradar.research.trades import Sample, study
 from oiradar.signals.params import EngineParams
 from oiradar.signals.regimes import Regime
 from oiradar.signals.windows import build_grid
-from oiradar.store import Store
+from oiradar.store import open_store
 from oiradar.units import DAY_MS, MINUTE_MS
 from tests.conftest import run_cli
 from tests.synth import FIVE_MIN, T0, series
@@ -181,7 +181,7 @@ def test_backtest_cli_on_a_store(tmp_path: Path) -> None:
 
     s = two_events()
     db = tmp_path / "bt.sqlite"
-    with Store(db) as store:
+    with open_store(db) as store:
         recs: list[Candle | OISample] = [
             Candle("binance", sym, FIVE_MIN, int(t), c, c, c, c, 100.0)
             for sym in ("AAAUSDT", "BBBUSDT")
@@ -246,7 +246,7 @@ def test_track_record_summarizes_the_symbols_recent_events(tmp_path: Path) -> No
     from oiradar.services.history import track_record
 
     db = tmp_path / "h.sqlite"
-    with Store(db) as store:
+    with open_store(db) as store:
         store.write_records(_ada_records())
         now = T0 + 4 * DAY_MS
         track = track_record(store, "bybit", "ADAUSDT", COVERING, now, EngineParams())
@@ -274,7 +274,7 @@ def _hourly_store(db: Path, symbols: tuple[str, ...] = ("AAAUSDT",)) -> None:
     oi = np.full(400, 1000.0)
     close[200:] = 102.0
     oi[200:] = 970.0
-    with Store(db) as store:
+    with open_store(db) as store:
         store.write_records(
             [Candle("binance", sym, hour, T0 + i * hour, c, c, c, c, 100.0)
              for sym in symbols for i, c in enumerate(close)]
@@ -306,7 +306,7 @@ def test_seed_fixes_results_whatever_the_order_of_symbols(tmp_path: Path) -> Non
     wobble = 1 + 0.002 * np.sin(np.arange(N) / 7.0)  # B differs from A, inside the bands
     b = series(a.close * wobble, a.oi_base)
     db = tmp_path / "two.sqlite"
-    with Store(db) as store:
+    with open_store(db) as store:
         for sym, s in (("AAAUSDT", a), ("BBBUSDT", b)):
             store.write_records(
                 [Candle("binance", sym, FIVE_MIN, int(t), c, c, c, c, 100.0)
@@ -344,7 +344,7 @@ def test_track_record_on_a_few_hours_says_not_enough_history(tmp_path: Path) -> 
     from oiradar.services.history import track_record
 
     db = tmp_path / "h.sqlite"
-    with Store(db) as store:
+    with open_store(db) as store:
         store.write_records(_ada_records(bars=24))
         now = T0 + 2 * 3_600_000
         track = track_record(store, "bybit", "ADAUSDT", COVERING, now, EngineParams())
@@ -362,7 +362,7 @@ def test_alerts_read_a_precomputed_track_record(tmp_path: Path) -> None:
     db = tmp_path / "h.sqlite"
     book = TrackBook(EngineParams())
     key = ("bybit", "ADAUSDT")
-    with Store(db) as store:
+    with open_store(db) as store:
         store.write_records(_ada_records())
         day_one, later = T0 + DAY_MS, T0 + 4 * DAY_MS
         assert book.refresh_due(store, [(*key, day_one)]) == 1

@@ -15,7 +15,7 @@ from oiradar.records import Candle, LiquidationBar, OISample
 from oiradar.services.chart import ChartData, base_asset, gather, select
 from oiradar.signals.params import EngineParams
 from oiradar.signals.regimes import Regime
-from oiradar.store import Store
+from oiradar.store import open_store
 from oiradar.units import HOUR_MS, parse_time
 from tests.conftest import run_cli
 
@@ -25,7 +25,7 @@ ONE_HOUR = EngineParams(windows_ms=(HOUR_MS,))
 
 
 def _gather(db: Path, symbol: str, start: str, end: str, venue: str | None = None) -> ChartData:
-    with Store(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         sel = select(store, symbol, venue, parse_time(start), parse_time(end), "1h")
         return gather(store, sel, ONE_HOUR)
 
@@ -143,14 +143,14 @@ def _hand_made(path: Path) -> None:
             recs.append(
                 LiquidationBar("binance", "TESTUSDT", HOUR_MS, T0 + i * HOUR_MS, 1, 2, *usd)
             )
-    with Store(path) as store:
+    with open_store(path) as store:
         store.write_records(recs)
 
 
 def test_aggregate_and_unknown_liquidations(tmp_path: Path) -> None:
     db = tmp_path / "hand.sqlite"
     _hand_made(db)
-    with Store(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         sel = select(store, "TESTUSDT", None, T0, T0 + 29 * HOUR_MS, None)
         d = gather(store, sel, ONE_HOUR)
     assert sel.interval == "1h" and d.price_venue == "binance"  # a tie: binance first
@@ -176,7 +176,7 @@ def test_one_venue_and_the_png_of_a_hand_made_store(
 ) -> None:
     db = tmp_path / "hand.sqlite"
     _hand_made(db)
-    with Store(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         sel = select(store, "TESTUSDT", "bybit", None, None, None)
         d = gather(store, sel, ONE_HOUR)
     assert d.venues == ("bybit",) and not d.has_liquidations
@@ -254,7 +254,7 @@ def test_funding_ticks_tell_neighbours_apart_on_tiny_rates(tmp_path: Path) -> No
 
     db = tmp_path / "calm.sqlite"
     _hand_made(db)
-    with Store(db) as store:
+    with open_store(db) as store:
         store.write_records(
             [FundingSample("binance", "TESTUSDT", T0 + i * HOUR_MS, 0.000004 + 0.000002 * (i % 4))
              for i in range(30)]

@@ -311,13 +311,13 @@ def test_the_bar_size_used_is_named_when_others_are_stored(tmp_path: Path) -> No
     """The finest stored bar size is used unless --interval says otherwise: analyze, regimes
     and backtest say which one and that others exist; info lists them (issue #12, item 12)."""
     from oiradar.records import Candle, OISample
-    from oiradar.store import Store
+    from oiradar.store import open_store
     from tests.test_backtest import _hourly_store, two_events
 
     db = tmp_path / "two-sizes.sqlite"
     _hourly_store(db, ("AAAUSDT",))  # 1h bars from 2024-06-01, 400 of them
     five = two_events()  # 5m bars from the same start, 900 of them
-    with Store(db) as store:
+    with open_store(db) as store:
         store.write_records(
             [Candle("binance", "AAAUSDT", 300_000, int(t), c, c, c, c, 1.0)
              for t, c in zip(five.candle_ts, five.close, strict=True)]

@@ -14,7 +14,7 @@ from oiradar.services.exporter import export_store
 from oiradar.services.importer import import_paths
 from oiradar.signals.params import EngineParams, Evidence
 from oiradar.signals.regimes import Regime
-from oiradar.store import Store
+from oiradar.store import open_store
 from oiradar.units import HOUR_MS, MINUTE_MS, parse_time
 
 
@@ -24,7 +24,7 @@ def _csv(path: Path) -> list[dict[str, str]]:
 
 
 def test_import_counts_and_values_match_the_files(derived: Path, real_db: Path) -> None:
-    with Store(real_db, readonly=True) as s:
+    with open_store(real_db, readonly=True) as s:
         for folder in sorted(derived.iterdir()):
             if not folder.is_dir():
                 continue
@@ -59,7 +59,7 @@ def test_import_counts_and_values_match_the_files(derived: Path, real_db: Path) 
 
 
 def test_known_file_sizes(real_db: Path) -> None:
-    with Store(real_db, readonly=True) as s:
+    with open_store(real_db, readonly=True) as s:
         summary = {(k, sym): n for k, _v, sym, n, _lo, _hi in s.summary()}
     # 1h set: 1,465 bars for BTC/ETH (SOL has 2 fewer after its duplicated rows were dropped
     # upstream); 5m set: 1,441 bars each. BTC is in both sets.
@@ -70,7 +70,7 @@ def test_known_file_sizes(real_db: Path) -> None:
 
 
 def test_reimport_of_real_data_changes_nothing(derived: Path, real_db: Path) -> None:
-    with Store(real_db) as s:
+    with open_store(real_db) as s:
         again = import_paths(s, [derived])
     assert again.ok and sum(again.changed.values()) == 0 and sum(again.read.values()) > 20_000
 
@@ -78,7 +78,7 @@ def test_reimport_of_real_data_changes_nothing(derived: Path, real_db: Path) -> 
 @pytest.mark.parametrize("file_format", ["csv", "parquet"])
 def test_export_then_import_round_trips(real_db: Path, tmp_path: Path, file_format: str) -> None:
     out = tmp_path / "export"
-    with Store(real_db, readonly=True) as s:
+    with open_store(real_db, readonly=True) as s:
         written = export_store(s, out, file_format)
         originals = {k: list(s.rows(k)) for k in Kind}
     assert {p.name for p, _ in written} == {
@@ -86,7 +86,7 @@ def test_export_then_import_round_trips(real_db: Path, tmp_path: Path, file_form
         f"open_interest.{file_format}",
         f"liquidations.{file_format}",
     }
-    with Store(tmp_path / "copy.sqlite") as copy:
+    with open_store(tmp_path / "copy.sqlite") as copy:
         report = import_paths(copy, [out])
         assert report.ok
         for kind in Kind:
@@ -111,7 +111,7 @@ EPISODES_1H = [
 
 
 def _events_1h(db: Path, symbol: str) -> list[dict[str, object]]:
-    with Store(db, readonly=True) as s:
+    with open_store(db, readonly=True) as s:
         evs, q = run_events(
             s, Query(symbol, interval="1h"), EngineParams(windows_ms=(HOUR_MS,)), None
         )
@@ -145,7 +145,7 @@ def test_5m_set_has_no_liquidations_so_squeeze_is_unknown(real_db: Path) -> None
     """Without liquidations the squeeze is unknown, never "no"; taker flow (in these candles)
     still answers it when taker evidence is on."""
     one_hour = EngineParams(windows_ms=(HOUR_MS,))
-    with Store(real_db, readonly=True) as s:
+    with open_store(real_db, readonly=True) as s:
         only_liq, q = run_events(
             s,
             Query("DOGEUSDT", interval="5m"),
@@ -174,7 +174,7 @@ def test_reference_mode_agrees_with_the_matrix_on_real_5m_data(real_db: Path) ->
         Regime.NO_DATA: {Regime.NO_DATA},
     }
     seen: set[Regime] = set()
-    with Store(real_db, readonly=True) as s:
+    with open_store(real_db, readonly=True) as s:
         for symbol in ("BTCUSDT", "DOGEUSDT", "XRPUSDT"):
             q = Query(symbol, start_ms=parse_time("2024-09-13T21:00Z"), interval="5m")
             ref, _ = run_timeline(s, q, EngineParams(reference=True))

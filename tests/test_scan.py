@@ -17,7 +17,7 @@ from oiradar.signals.engine import timeline
 from oiradar.signals.params import EngineParams
 from oiradar.signals.regimes import Regime
 from oiradar.sim.market import bars, oi_at, oi_snapshots
-from oiradar.store import Store
+from oiradar.store import open_store
 from tests.conftest import run_cli
 from tests.simkit import MINUTE, NOW, threaded
 
@@ -82,7 +82,7 @@ def test_regimes_equal_analyze_on_the_same_data(tmp_path: Path) -> None:
         code, rows, err = _scan(sim.url, db, "--all", "--venues", "binance,okx")
         now = sim.ctx.now_ms()
     assert code == 0, err
-    with Store(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         for r in rows:
             if r["venue"] == "all":
                 continue

@@ -18,7 +18,7 @@ from oiradar.signals.params import EngineParams
 from oiradar.signals.reading import MarketReading
 from oiradar.signals.regimes import Regime
 from oiradar.signals.windows import build_grid
-from oiradar.store import Store
+from oiradar.store import open_store
 from oiradar.units import MINUTE_MS, iso, parse_time
 from tests.watchkit import Run, run_daemon, simulated, watch_until
 
@@ -36,7 +36,7 @@ SPEED, SETTLE = 300.0, 60_000
 def events(db: Path, venue: str, symbol: str, params: EngineParams) -> list[dict[str, object]]:
     from oiradar.services.analyze import event_dict
 
-    with Store(db, readonly=True) as s:
+    with open_store(db, readonly=True) as s:
         evs, q = run_events(s, Query(symbol, venue=venue, interval="5m"), params, None)
     return [event_dict(e, q) for e in evs]
 
@@ -80,7 +80,7 @@ def squeeze_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Run, Readings
 def assert_live_equals_batch(run: Run, readings: Readings, params: EngineParams) -> int:
     """Every bar the daemon stepped reads exactly as the batch engine reads the store."""
     checked = 0
-    with Store(run.db, readonly=True) as s:
+    with open_store(run.db, readonly=True) as s:
         for venue, symbol in {(v, sym) for v, sym, _ in readings}:
             tl = timeline(s.read_series(venue, symbol, "5m"), params)
             index = {int(t): i for i, t in enumerate(tl.grid.ts)}
@@ -230,7 +230,7 @@ def test_stored_candles_equal_the_venue_history_without_holes(
     fault_run: tuple[Run, dict[str, Any]],
 ) -> None:
     run, truth = fault_run
-    with Store(run.db, readonly=True) as s:
+    with open_store(run.db, readonly=True) as s:
         for v in ("binance", "bybit", "okx"):
             for sym in FAULT_SYMBOLS:
                 want = truth[(v, sym, "candles")]
@@ -251,7 +251,7 @@ def test_every_bar_has_its_oi_and_polled_venues_store_the_bar_close(
     fault_run: tuple[Run, dict[str, Any]],
 ) -> None:
     run, truth = fault_run
-    with Store(run.db, readonly=True) as s:
+    with open_store(run.db, readonly=True) as s:
         for v in ("binance", "bybit", "okx"):
             for sym in FAULT_SYMBOLS:
                 grid = build_grid(s.read_series(v, sym, "5m", truth["lo"], truth["last"]))

@@ -16,10 +16,10 @@ from aiohttp import web
 from oiradar.config import Secret, SinkConfig, SinkType
 from oiradar.services.alerts import Gate, build_sink
 from oiradar.services.watch import Watch, WatchRequest
-from oiradar.sim.server import SimConfig, SimServer
-from oiradar.store import Store
+from oiradar.sim.server import SimServer
+from oiradar.store import open_store
 from oiradar.venues.registry import client, stream
-from tests.simkit import NOW
+from tests.simkit import NOW, configured
 
 
 @dataclass
@@ -43,7 +43,6 @@ class Run:
 @asynccontextmanager
 async def simulated(db: Path, **sim_kw: Any) -> AsyncIterator[Run]:
     """A simulator and an alert receiver on loopback, for one or more daemon runs."""
-    cfg = SimConfig(**{"symbols": 7, "seed": 7, **sim_kw})
     got: list[Received] = []
     holder: list[SimServer] = []
 
@@ -57,9 +56,10 @@ async def simulated(db: Path, **sim_kw: Any) -> AsyncIterator[Run]:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     try:
-        async with SimServer(cfg, wall_now_ms=NOW) as sim:
-            holder.append(sim)
-            yield Run(sim, db, f"http://127.0.0.1:{runner.addresses[0][1]}/hook", got)
+        with configured(**{"symbols": 7, "seed": 7, **sim_kw}) as cfg:
+            async with SimServer(cfg, wall_now_ms=NOW) as sim:
+                holder.append(sim)
+                yield Run(sim, db, f"http://127.0.0.1:{runner.addresses[0][1]}/hook", got)
     finally:
         await runner.cleanup()
 
@@ -79,7 +79,7 @@ async def run_daemon(
     hook = SinkConfig(SinkType.WEBHOOK, "hook", url=Secret(run.hook))
     clients = [client(v, sim.url, limit_scale=sim.ctx.limits.scale) for v in req.venues]
     streams = [stream(v, sim.url) for v in req.venues]
-    with Store(run.db) as store:
+    with open_store(run.db) as store:
         daemon = Watch(req, store, clients, streams, [build_sink(hook)], Gate(cooldown_s=900))
         if probe is not None:
             probe(daemon)

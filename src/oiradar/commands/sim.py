@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from oiradar.cli import app
+from oiradar.commands.app import app
 from oiradar.errors import UserError
 from oiradar.units import parse_time
 
@@ -106,6 +106,7 @@ def sim(
 
     Example: oiradar sim --symbols 500 --speed 60 --fault-rate 0.05 --port 8765
     """
+    from oiradar.services.importer import history_store
     from oiradar.sim.server import SimConfig, SimServer
     from oiradar.sim.synth import parse_weights
 
@@ -177,4 +178,7 @@ def sim(
         except OSError as exc:
             raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
-    asyncio.run(serve())
+    with contextlib.ExitStack() as stack:
+        if data is not None:
+            cfg.history = stack.enter_context(history_store(data))
+        asyncio.run(serve())

@@ -34,7 +34,7 @@ def choose_interval(store: Store, q: Query) -> str:
     if not stored:
         venues = store.venues_for(q.symbol)
         hint = f"; it is stored for {', '.join(venues)}" if venues else ""
-        raise NoDataError(f"no candles for {q.symbol} on {q.venue} in {store.path}{hint}")
+        raise NoDataError(f"no candles for {q.symbol} on {q.venue} in {store.location}{hint}")
     if q.interval is not None:
         if q.interval not in stored:
             raise NoDataError(

@@ -25,7 +25,7 @@ def load_samples(
 ) -> list[Sample]:
     symbols = req.symbols or tuple(sorted({s for v, s in store.symbols() if v == req.venue}))
     if not symbols:
-        raise NoDataError(f"no symbols stored for {req.venue} in {store.path}")
+        raise NoDataError(f"no symbols stored for {req.venue} in {store.location}")
     found = _load_all(store, req, symbols, progress)
     if not found:
         raise NoDataError(f"no stored symbol of {req.venue} has data in the requested range")

@@ -181,7 +181,7 @@ def select(
         raise UserError(f"empty range: --from {iso(start_ms)} is after --to {iso(end_ms)}")
     stored = store.venues_for(symbol)
     if not stored:
-        raise NoDataError(f"no candles for {symbol} in {store.path}")
+        raise NoDataError(f"no candles for {symbol} in {store.location}")
     if venue is not None and venue not in stored:
         raise NoDataError(
             f"no candles for {symbol} on {venue}; it is stored for {', '.join(stored)}"

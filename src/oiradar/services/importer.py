@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from oiradar.datafiles import parse_file
 from oiradar.datafiles.detect import Detected, detect
 from oiradar.errors import DataError, UserError
 from oiradar.kinds import LAYOUTS, Kind
-from oiradar.store import Store
+from oiradar.store import Store, open_store
 
 
 @dataclass(slots=True)
@@ -96,3 +98,21 @@ def _write(
 ) -> dict[tuple[str, str, str], int]:
     """One transaction per file: all of it or nothing of it."""
     return store.write_grouped([(key, kind, _rows(part, kind)) for key, kind, part in batches])
+
+
+@contextmanager
+def history_store(path: Path) -> Iterator[Store]:
+    """Recorded history to read (`oiradar sim --data`): a store file as is, read-only; files
+    or folders `import` reads, imported into a temporary store removed afterwards."""
+    if path.is_file() and path.suffix in (".sqlite", ".db"):
+        with open_store(path, readonly=True) as store:
+            yield store
+        return
+    with (
+        tempfile.TemporaryDirectory(prefix="oiradar-sim-") as tmp,
+        open_store(Path(tmp) / "history.sqlite") as store,
+    ):
+        report = import_paths(store, [path])
+        if not report.ok:
+            raise UserError(f"cannot load {path}: {report.rejected[0]}")
+        yield store

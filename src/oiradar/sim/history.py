@@ -1,9 +1,7 @@
-"""Recorded history as the simulated market: a store, or files imported into a temporary one."""
+"""Recorded history as the simulated market: any store (the caller opens it: `oiradar sim
+--data` imports files into a temporary one first, services.importer.history_store)."""
 
 from __future__ import annotations
-
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
@@ -12,20 +10,6 @@ from oiradar.kinds import Kind
 from oiradar.sim.market import Market, SymbolData
 from oiradar.store import Store
 from oiradar.units import interval_ms
-
-
-def open_history(path: Path) -> Store:
-    """A store file is used as is; a folder or archive file is imported into a temp store."""
-    if path.is_file() and path.suffix in (".sqlite", ".db"):
-        return Store(path, readonly=True)
-    from oiradar.services.importer import import_paths
-
-    tmp = Path(tempfile.mkdtemp(prefix="oiradar-sim-")) / "history.sqlite"
-    store = Store(tmp)
-    report = import_paths(store, [path])
-    if not report.ok:
-        raise UserError(f"cannot load {path}: {report.rejected[0]}")
-    return store
 
 
 def history_market(store: Store, seed: int = 7) -> Market:
@@ -37,7 +21,7 @@ def history_market(store: Store, seed: int = 7) -> Market:
         if store.intervals(venue, symbol):
             chosen[symbol] = (venue, symbol)
     if not chosen:
-        raise UserError(f"{store.path} holds no candles to serve")
+        raise UserError(f"{store.location} holds no candles to serve")
 
     def load(symbol: str) -> SymbolData:
         venue, _ = chosen[symbol]

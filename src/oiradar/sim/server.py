@@ -26,6 +26,7 @@ from oiradar.sim.faults import MAINTENANCE_HTML, Fault, Faults
 from oiradar.sim.limits import Limits
 from oiradar.sim.market import Market
 from oiradar.sim.synth import WEIGHTS
+from oiradar.store import Store
 from oiradar.units import DAY_MS, MINUTE_MS
 
 __all__ = ["SimConfig", "SimServer", "build_app", "is_empty_fault"]
@@ -36,7 +37,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @dataclass(slots=True)
 class SimConfig:
     symbols: int = 50
-    data: Path | None = None
+    data: Path | None = None  # where the recorded history came from (/_sim/info shows it)
+    history: Store | None = None  # that history, opened (services.importer.history_store)
     start_ms: int | None = None
     speed: float = 1.0
     latency_ms: float = 0.0
@@ -69,9 +71,11 @@ def _venue_modules(names: tuple[str, ...]) -> list[ModuleType]:
 def build_market(cfg: SimConfig, wall_now_ms: int) -> tuple[Market, int]:
     """The market and the clock's start (default: now for synthetic data, day 2 of history)."""
     if cfg.data is not None:
-        from oiradar.sim.history import history_market, open_history
+        from oiradar.sim.history import history_market
 
-        market = history_market(open_history(cfg.data), cfg.seed)
+        if cfg.history is None:
+            raise ValueError("SimConfig.data needs its store in SimConfig.history")
+        market = history_market(cfg.history, cfg.seed)
         first = min(market.get(s).first_ms for s in market.symbols)
         return market, cfg.start_ms if cfg.start_ms is not None else first + DAY_MS
     from oiradar.sim.synth import synthetic_market

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from oiradar.cli import app
+from oiradar.commands.app import app
 from oiradar.errors import UserError
 
 _CONFIG_HELP = (

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from oiradar.cli import DbOption, _store, app, err
+from oiradar.commands.app import DbOption, _store, app, err
 from oiradar.commands.engine_options import (
     AdaptiveOption,
     EngineChoice,
@@ -143,7 +143,6 @@ def analyze(
 
     q = _query(symbol, venue, start, end, interval)
     store = _store(readonly=True, db=db)
-    assert isinstance(store, Store)
     with store:
         bar, note = _bar(store, q)
         choice = EngineChoice(
@@ -195,7 +194,6 @@ def regimes(
 
     q = _query(symbol, venue, start, end, interval)
     store = _store(readonly=True, db=db)
-    assert isinstance(store, Store)
     with store:
         bar, note = _bar(store, q)
         choice = EngineChoice(

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from oiradar.cli import DbOption, _store, app, err
 from oiradar.commands.analysis import From, Interval, To, _regimes
+from oiradar.commands.app import DbOption, _store, app, err
 from oiradar.commands.engine_options import (
     AdaptiveOption,
     EngineChoice,
@@ -22,7 +22,6 @@ from oiradar.commands.engine_options import (
 )
 from oiradar.errors import UserError
 from oiradar.render import Format, emit, plural, progress_bar
-from oiradar.store import Store
 from oiradar.units import canonical_symbol, interval_ms, parse_time
 
 GROUP_COLUMNS = [
@@ -289,7 +288,6 @@ def backtest(
         cost_bps=cost_bps, control_per_event=control, drop_top=drop_top, seed=seed,
     )  # fmt: skip
     store = _store(readonly=True, db=db)
-    assert isinstance(store, Store)
     show = fmt is Format.TABLE and err.is_terminal
     with store, progress_bar(err, "{task.description:10}", show) as bar:
         task = bar.add_task("loading", total=len(req.symbols) if req.symbols else None)

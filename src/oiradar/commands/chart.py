@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from oiradar.cli import DbOption, _store, app
 from oiradar.commands.analysis import Interval, Symbol, To
+from oiradar.commands.app import DbOption, _store, app
 from oiradar.commands.engine_options import (
     EngineChoice,
     EvidenceOption,
@@ -21,7 +21,6 @@ from oiradar.commands.engine_options import (
     WindowsOption,
 )
 from oiradar.errors import UserError
-from oiradar.store import Store
 from oiradar.units import canonical_symbol, interval_ms, parse_time
 
 if TYPE_CHECKING:
@@ -114,7 +113,6 @@ def chart(
     if interval is not None:
         interval_ms(interval)
     store = _store(readonly=True, db=db)
-    assert isinstance(store, Store)
     with store:
         sel = select(
             store,

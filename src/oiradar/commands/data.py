@@ -8,10 +8,9 @@ from typing import Annotated
 
 import typer
 
-from oiradar.cli import DbOption, _store, app, err, fail
+from oiradar.commands.app import DbOption, _store, app, err, fail
 from oiradar.errors import UserError
 from oiradar.render import Format, emit, progress_bar
-from oiradar.store import Store
 from oiradar.units import iso
 
 
@@ -42,7 +41,6 @@ def import_(
     from oiradar.services.importer import discover, import_paths
 
     store = _store(db=db)
-    assert isinstance(store, Store)
     with store:
         files = discover(paths)
         if not files:
@@ -71,7 +69,7 @@ def import_(
             ("rows", "rows read"),
             ("new_or_changed", "new or changed"),
         ],
-        title=f"imported {report.files} file(s) into {store.path}",
+        title=f"imported {report.files} file(s) into {store.location}",
     )
     for note in report.notes:
         err.print(f"note: {note}", markup=False, highlight=False)
@@ -99,7 +97,6 @@ def export(
     if file_format not in ("csv", "parquet"):
         raise UserError(f"--file-format must be csv or parquet, not {file_format!r}")
     store = _store(readonly=True, db=db)
-    assert isinstance(store, Store)
     with store:
         written = export_store(
             store,
@@ -125,7 +122,6 @@ def info(
     from oiradar.units import interval_ms
 
     store = _store(readonly=True, db=db)
-    assert isinstance(store, Store)
     with store:
         bars = sorted(store.candle_intervals(), key=lambda r: (r[0], r[1], interval_ms(r[2])))
         rows = [
@@ -138,7 +134,7 @@ def info(
             for k, v, s, n, lo, hi in store.summary()
             if k != "candles"
         ]  # fmt: skip
-        path, version = store.path, store.schema_version
+        path, version = store.location, store.schema_version
     if fmt is Format.JSON:  # one object: where the store is, its schema, then the series
         doc = {"path": str(path), "schema_version": version, "series": rows}
         typer.echo(json.dumps(doc, indent=2))

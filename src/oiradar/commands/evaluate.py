@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from oiradar.cli import DbOption, _store, app, err
 from oiradar.commands.analysis import From, Interval, To
+from oiradar.commands.app import DbOption, _store, app, err
 from oiradar.commands.engine_options import (
     AdaptiveOption,
     EngineChoice,
@@ -24,7 +24,6 @@ from oiradar.commands.engine_options import (
 from oiradar.errors import UserError
 from oiradar.render import Format, emit, progress_bar
 from oiradar.signals.params import ablation as evidence_variants
-from oiradar.store import Store
 from oiradar.units import interval_ms, iso, parse_time
 
 SERIES_COLUMNS = [
@@ -172,7 +171,6 @@ def evaluate(
         if baseline:
             settings.append(("oiradar 0.1 defaults", ev.PREVIOUS_DEFAULTS))
     store = _store(readonly=True, db=db)
-    assert isinstance(store, Store)
     show = fmt is Format.TABLE and err.is_terminal
     with store, progress_bar(err, "{task.description:10}", show) as bar:
         task = bar.add_task("loading", total=len({(r.venue, r.symbol) for r in rows}))

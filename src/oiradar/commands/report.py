@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from oiradar.cli import DbOption, _store, app, err
 from oiradar.commands.analysis import From, Interval, To
+from oiradar.commands.app import DbOption, _store, app, err
 from oiradar.commands.backtest import (
     CostOption,
     StudyRegime,
@@ -27,7 +27,6 @@ from oiradar.commands.engine_options import (
 )
 from oiradar.errors import UserError
 from oiradar.render import progress_bar
-from oiradar.store import Store
 
 
 @app.command("report")
@@ -77,7 +76,6 @@ def report(
         cost_bps=cost_bps,
     )
     store = _store(readonly=True, db=db)
-    assert isinstance(store, Store)
     with store, progress_bar(err, "{task.description:8}", err.is_terminal) as bar:
         task = bar.add_task("loading", total=len(req.symbols) if req.symbols else None)
         try:

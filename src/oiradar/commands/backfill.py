@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.progress import TaskID
 
-from oiradar.cli import DbOption, _store, app, err, fail
+from oiradar.commands.app import DbOption, _store, app, err, fail
 from oiradar.commands.selection import (
     ALL_VENUES,
     AllOption,
@@ -25,7 +25,6 @@ from oiradar.commands.selection import (
 from oiradar.errors import UserError
 from oiradar.render import Format, emit, progress_bar
 from oiradar.services.backfill import BackfillRequest, BackfillResult
-from oiradar.store import Store
 from oiradar.units import DAY_MS, interval_ms, iso, parse_time
 
 PARTIAL_EXIT = 5  # some venues failed, the others were backfilled
@@ -149,42 +148,27 @@ def backfill(
 
     Files you already have: oiradar backfill --venues binance --symbols BTCUSDT --from 2024-01-01 --to 2024-03-31 --archive-dir ~/binance-data
     """  # noqa: E501
-    from oiradar.datafiles.archive import open_archive
-    from oiradar.services.backfill import backfill as run_backfill
-    from oiradar.venues.registry import client
+    from oiradar.services.backfill import run as run_backfill
 
     if no_archive and (archive_dir is not None or archive_only):
         raise UserError("--no-archive contradicts --archive-dir and --archive-only")
     req = _request(start, end, venues, (symbols, watchlist, top, all_), interval, archive_only)
-    req = replace(req, premium=premium)
-    store = _store(db=db)
-    assert isinstance(store, Store)
-    archive = None if no_archive or "binance" not in req.venues else open_archive(archive_dir)
+    req = replace(
+        req, premium=premium, endpoint=endpoint, archive=not no_archive, archive_dir=archive_dir
+    )
     show = fmt is SummaryFormat.TABLE and err.is_terminal
+    with _store(db=db) as store, progress_bar(err, "{task.description:8}", show) as bar:
+        tasks: dict[str, TaskID] = {v: bar.add_task(v, total=None) for v in req.venues}
 
-    async def run() -> BackfillResult:
-        clients = [client(v, endpoint) for v in req.venues]
-        try:
-            with progress_bar(err, "{task.description:8}", show) as bar:
-                tasks: dict[str, TaskID] = {v: bar.add_task(v, total=None) for v in req.venues}
+        def progress(venue: str, n: int) -> None:
+            if n > 0:
+                bar.update(tasks[venue], total=n)
+            else:
+                bar.advance(tasks[venue])
 
-                def progress(venue: str, n: int) -> None:
-                    if n > 0:
-                        bar.update(tasks[venue], total=n)
-                    else:
-                        bar.advance(tasks[venue])
-
-                return await run_backfill(clients, store, req, archive=archive, progress=progress)
-        finally:
-            for c in clients:
-                await c.close()
-            if archive is not None:
-                await archive.close()
-
-    with store:
-        result = asyncio.run(run())
-    title = f"backfill {iso(req.start_ms)} .. {iso(req.end_ms)}, {interval} bars, into {store.path}"
-    _report(result, Format(fmt.value), title)
+        result = asyncio.run(run_backfill(req, store, progress=progress))
+    title = f"backfill {iso(req.start_ms)} .. {iso(req.end_ms)}, {interval} bars, into "
+    _report(result, Format(fmt.value), title + store.location)
 
 
 def _request(

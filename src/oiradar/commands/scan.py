@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.progress import TaskID
 
-from oiradar.cli import DbOption, _store, app, err, fail
+from oiradar.commands.app import DbOption, _store, app, err, fail
 from oiradar.commands.engine_options import (
     AdaptiveOption,
     EngineChoice,
@@ -32,7 +32,6 @@ from oiradar.commands.selection import (
 )
 from oiradar.errors import UserError
 from oiradar.render import Format, emit, progress_bar
-from oiradar.store import Store
 from oiradar.units import MINUTE_MS
 
 PARTIAL_EXIT = 5  # some venues answered
@@ -114,7 +113,7 @@ def scan(
     """
     from oiradar.services.scan import ScanRequest, window_name
     from oiradar.services.scan import scan as run_scan
-    from oiradar.venues.registry import client, parse_venues
+    from oiradar.venues.registry import parse_venues
 
     chosen = parse_venues(venues)
     picked, top_n = select(symbols, watchlist, top, all_)
@@ -122,30 +121,18 @@ def scan(
         windows, window, oi_threshold, price_threshold, taper, adaptive, reference, evidence
     ).params(grid_ms=5 * MINUTE_MS)
     keep = _min_regime(min_regime)
-    req = ScanRequest(chosen, picked, top_n, params)
-    store = _store(db=db)
-    assert isinstance(store, Store)
+    req = ScanRequest(chosen, picked, top_n, params, endpoint)
     show = fmt is Format.TABLE and err.is_terminal
+    with _store(db=db) as store, progress_bar(err, "{task.description:8}", show) as bar:
+        tasks: dict[str, TaskID] = {v: bar.add_task(v, total=None) for v in chosen}
 
-    async def run() -> Any:
-        clients = [client(v, endpoint) for v in chosen]
-        try:
-            with progress_bar(err, "{task.description:8}", show) as bar:
-                tasks: dict[str, TaskID] = {v: bar.add_task(v, total=None) for v in chosen}
+        def progress(venue: str, n: int) -> None:
+            if n > 0:
+                bar.update(tasks[venue], total=n)
+            else:
+                bar.advance(tasks[venue])
 
-                def progress(venue: str, n: int) -> None:
-                    if n > 0:
-                        bar.update(tasks[venue], total=n)
-                    else:
-                        bar.advance(tasks[venue])
-
-                return await run_scan(clients, store, req, progress)
-        finally:
-            for c in clients:
-                await c.close()
-
-    with store:
-        result = asyncio.run(run())
+        result = asyncio.run(run_scan(req, store, progress))
     if len(result.failed) == len(chosen):
         for warning in result.warnings:
             err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)

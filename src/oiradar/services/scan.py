@@ -4,12 +4,15 @@ Per venue, concurrently: the instrument list and ONE bulk snapshot call where th
 one (price, OI, funding for every symbol), then only the recent history the store does not
 already hold (klines and OI history for the window), all within the venue's limits. What
 was fetched is stored, and each (venue, symbol) is classified by the Core engine on the
-store's series — the same path as `oiradar analyze`, so both agree on the same data.
+store's series — the same path as `oiradar analyze`, so both agree on the same data. Store
+reads and writes run on a worker thread (`store.aio`): the loop keeps the venues' requests
+moving meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -17,6 +20,7 @@ from typing import Any
 from oiradar.errors import Banned, UnknownSymbol, VenueError
 from oiradar.kinds import Kind
 from oiradar.records import Candle, MarketSnapshot, OISample
+from oiradar.services.clients import venue_clients
 from oiradar.services.history import Track, track_record
 from oiradar.services.markets import CoinRow, MarketRow, aggregate, market_row, num, ranked
 from oiradar.signals.engine import timeline
@@ -25,6 +29,7 @@ from oiradar.signals.params import EngineParams
 from oiradar.signals.reading import reading_at
 from oiradar.signals.regimes import REFERENCE_BARS
 from oiradar.store import Store
+from oiradar.store.aio import AsyncStore
 from oiradar.units import DAY_MS, interval_name
 from oiradar.venues.base import VenueClient
 
@@ -48,6 +53,7 @@ class ScanRequest:
     symbols: tuple[str, ...] | None = None  # None: --top or --all
     top: int | None = 30
     params: EngineParams = field(default_factory=EngineParams)
+    endpoint: str | None = None  # every venue's requests go here (a simulator); None: the venues
 
 
 @dataclass(slots=True)
@@ -118,7 +124,7 @@ def lookback_ms(params: EngineParams) -> int:
 
 async def _collect(
     client: VenueClient,
-    store: Store,
+    store: AsyncStore,
     req: ScanRequest,
     result: ScanResult,
     progress: Callable[[str, int], None],
@@ -145,17 +151,18 @@ async def _collect(
     running = now - now % BAR_MS
 
     async def one(symbol: str) -> None:
-        c_span = store.candle_span(venue, symbol, interval_name(BAR_MS), start, now)
         snap = snaps[symbol]
         price = snap.last_price if snap.last_price is not None else snap.mark_price
+        c_span, bar, last_oi = await store.run(
+            lambda s: _stored(s, venue, symbol, (start, running, now), price)
+        )
         try:
-            if c_span is not None and c_span[1] >= running - BAR_MS and price is not None:
+            if bar is not None:
                 # Every closed bar is stored: the running bar comes from the snapshot's price.
-                data.candles.append(_running_bar(store, venue, symbol, running, price))
+                data.candles.append(bar)
             else:
                 k_from = start if c_span is None else c_span[1]  # re-read the last stored bar
                 data.candles.extend(await client.klines(symbol, BAR_MS, k_from, now))
-            last_oi = store.last_ts(Kind.OPEN_INTEREST, venue, symbol, start, now)
             o_from = start if last_oi is None else last_oi + 1
             if o_from < now - BAR_MS:
                 data.oi.extend(await client.oi_history(symbol, BAR_MS, o_from, now))
@@ -166,6 +173,20 @@ async def _collect(
 
     await asyncio.gather(*(one(s) for s in list(snaps)))
     return data
+
+
+def _stored(
+    store: Store, venue: str, symbol: str, times: tuple[int, int, int], price: float | None
+) -> tuple[tuple[int, int] | None, Candle | None, int | None]:
+    """What the store holds of one symbol's window (start, running bar open, now): the span
+    of its candles, the running bar at `price` when every closed bar is stored, the newest
+    OI."""
+    start, running, now = times
+    c_span = store.candle_span(venue, symbol, interval_name(BAR_MS), start, now)
+    bar = None
+    if c_span is not None and c_span[1] >= running - BAR_MS and price is not None:
+        bar = _running_bar(store, venue, symbol, running, price)
+    return c_span, bar, store.last_ts(Kind.OPEN_INTEREST, venue, symbol, start, now)
 
 
 def _running_bar(store: Store, venue: str, symbol: str, open_ms: int, price: float) -> Candle:
@@ -189,6 +210,13 @@ def _store(store: Store, data: _VenueData) -> None:
         if s.oi_base is not None
     ]
     store.write_records([*data.candles, *data.oi, *snap_oi])
+
+
+def _store_and_evaluate(
+    store: Store, data: _VenueData, params: EngineParams, result: ScanResult
+) -> None:
+    _store(store, data)
+    _evaluate(store, data, params, result)
 
 
 def scan_row(
@@ -219,14 +247,41 @@ def _evaluate(store: Store, data: _VenueData, params: EngineParams, result: Scan
 
 
 async def scan(
+    req: ScanRequest,
+    store: Store,
+    progress: Callable[[str, int], None] = lambda venue, n: None,
+) -> ScanResult:
+    """`oiradar scan` as a Python call: every venue of `req` scanned concurrently (from
+    `req.endpoint` if given), what was fetched stored. `progress(venue, n)`: n > 0 is the
+    venue's symbol count, -1 one symbol done."""
+    async with venue_clients(req.venues, req.endpoint) as clients:
+        return await scan_venues(clients, store, req, progress)
+
+
+async def scan_venues(
     clients: Sequence[VenueClient],
     store: Store,
     req: ScanRequest,
     progress: Callable[[str, int], None] = lambda venue, n: None,
 ) -> ScanResult:
-    """Scan every venue concurrently; a venue that fails is reported, the others still are."""
+    """Scan with the caller's clients (left open); a venue that fails is reported, the
+    others still are."""
     result = ScanResult()
+    worker = AsyncStore(store, threads=2, name="oiradar-scan")
+    try:
+        await _scan(clients, worker, req, result, progress)
+    finally:
+        worker.close()
+    return result
 
+
+async def _scan(
+    clients: Sequence[VenueClient],
+    store: AsyncStore,
+    req: ScanRequest,
+    result: ScanResult,
+    progress: Callable[[str, int], None],
+) -> None:
     async def guarded(client: VenueClient) -> _VenueData | None:
         try:
             return await _collect(client, store, req, result, progress)
@@ -244,7 +299,8 @@ async def scan(
     for data in gathered:
         if data is None or not data.snaps:
             continue
-        _store(store, data)
-        _evaluate(store, data, req.params, result)
+        evaluate = functools.partial(
+            _store_and_evaluate, data=data, params=req.params, result=result
+        )
+        await store.run(evaluate)
     result.coins = aggregate(result.markets, req.params)
-    return result

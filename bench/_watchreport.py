@@ -108,7 +108,7 @@ def report_resources(args: argparse.Namespace, run: Run) -> float:
 
 
 def report_status(run: Run) -> int:
-    """Prints the status file's figures and the simulator's counters; returns 429s + bans."""
+    """Prints the daemon's published figures and the simulator's counters; returns 429s + bans."""
     streamed = max(1.0, run.t_stop - run.steady)
     settle_ms = run.settle_s * 1000
     newest = int(run.sim_ms_at_stop() - settle_ms) // BAR_MS * BAR_MS - BAR_MS  # its open

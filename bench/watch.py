@@ -20,7 +20,7 @@ reports:
   p99.
 - bar close -> sink latency of the alerts a 5m bar close raises, separately (it includes
   the --settle wait and the REST fetches of every symbol at each close).
-- bars stepped, messages per venue, rows written and alerts sent (the status file), 429/418
+- bars stepped, messages per venue, rows written and alerts sent (its published status), 429/418
   from the simulator's counters (target 0), and the graceful stop (SIGTERM -> exit).
 
 The simulator runs at --speed S so that 10 minutes cover S x 10 simulated minutes (20 bars
@@ -41,14 +41,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -66,6 +65,8 @@ from _watchkit import (
 )
 from _watchprobe import probe_main, start_probe, stop_probe
 from _watchreport import log_summary, report
+from oiradar.errors import OiradarError
+from oiradar.store import open_store
 
 # Squeezes drawn 12x as often as by default, shorts building up 11x (so OI and price stay
 # balanced over the history), calm spells half as often; each squeeze's cascade starts half
@@ -112,9 +113,8 @@ async def measure(args: argparse.Namespace, tmp: Path, db: Path, watch_log: Path
             with watch_log.open("wb") as err:
                 watch = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
             run = Run(clock, Usage(watch.pid), Usage(sim.pid), settle_s, t_start, reads)
-            status_file = db.with_name(db.name + ".watch.json")
             probe_out = tmp / "probe.json"
-            probe = await follow(args, run, watch, status_file, receiver, http, base, probe_out)
+            probe = await follow(args, run, watch, db, receiver, http, base, probe_out)
             if probe is None:
                 print(f"watch exited early with code {watch.returncode}")
                 for line in log_summary(watch_log):
@@ -132,17 +132,26 @@ async def measure(args: argparse.Namespace, tmp: Path, db: Path, watch_log: Path
             watch.wait()
         stop_sim(sim)
         await receiver.stop()
-    with contextlib.suppress(OSError, ValueError):
-        run.status = json.loads(status_file.read_text())
+    run.status = published(db)
     run.received, run.malformed = receiver.received, receiver.bad
     return run
+
+
+def published(db: Path) -> dict[str, Any]:
+    """What the daemon last published in the store ({} before it did)."""
+    try:
+        with open_store(db, readonly=True) as store:
+            state = store.watch_state()
+    except OiradarError:  # not created (or not migrated) yet
+        return {}
+    return state.status if state is not None else {}
 
 
 async def follow(
     args: argparse.Namespace,
     run: Run,
     watch: subprocess.Popen[bytes],
-    status_file: Path,
+    db: Path,
     receiver: Receiver,
     http: aiohttp.ClientSession,
     base: str,
@@ -166,16 +175,14 @@ async def follow(
                 task.kill()
                 task.wait()
             return None
-        if run.t_running is None:
-            with contextlib.suppress(OSError, ValueError):
-                if json.loads(status_file.read_text()).get("state") == "running":
-                    run.t_running = time.time()
-                    print(
-                        f"  daemon running after {run.t_running - run.t_start:.1f} s; "
-                        f"measuring for {args.minutes:g} minutes",
-                        flush=True,
-                    )
-                    task = start_probe(base, probe_out)
+        if run.t_running is None and published(db).get("state") == "running":
+            run.t_running = time.time()
+            print(
+                f"  daemon running after {run.t_running - run.t_start:.1f} s; "
+                f"measuring for {args.minutes:g} minutes",
+                flush=True,
+            )
+            task = start_probe(base, probe_out)
         if now >= next_report:
             next_report += 60
             run.reads.append(await read_clock(http, base))

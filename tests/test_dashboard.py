@@ -16,8 +16,7 @@ import pytest
 
 from oiradar.records import Candle, FundingSample, OISample
 from oiradar.services.alerts import sample_alert
-from oiradar.services.watch import alerts_path
-from oiradar.store import Store
+from oiradar.store import open_store
 from oiradar.units import MINUTE_MS
 from oiradar.web.app import ServeConfig
 from oiradar.web.server import check_binding, serving
@@ -42,10 +41,9 @@ def _store_with_market(db: Path) -> None:
             c = float(close[i])
             recs.append(Candle(venue, "SOLUSDT", FIVE_MIN, t, c, c + 0.1, c - 0.1, c, 1000.0))
             recs.append(OISample(venue, "SOLUSDT", t + FIVE_MIN, float(oi[i]) * share))
-    with Store(db) as s:
+    with open_store(db) as s:
         s.write_records(recs)
-    alert = sample_alert(T0 + n * FIVE_MIN)
-    alerts_path(db).write_text(json.dumps(alert.to_dict()) + "\n")
+        s.append_alert(sample_alert(T0 + n * FIVE_MIN).to_dict())
 
 
 @pytest.fixture
@@ -149,7 +147,7 @@ async def test_the_symbol_view_draws_a_venue_that_can_show_squeezes(tmp_path: Pa
         recs.append(Candle("bitget", "SOLUSDT", FIVE_MIN, t, 150.0, 150.1, 149.9, 150.0, 10.0))
         recs += [OISample("bitget", "SOLUSDT", t + k * MINUTE_MS, 2e5) for k in range(1, 6)]
         recs.append(LiquidationBar("binance", "SOLUSDT", FIVE_MIN, t, 0.1, 0.2))
-    with Store(db) as store:
+    with open_store(db) as store:
         store.write_records(recs)
         assert store.candle_span("bitget", "SOLUSDT", "5m") is not None
     async with serving(ServeConfig(db, port=0)) as url, aiohttp.ClientSession() as http:
@@ -165,8 +163,8 @@ async def test_the_stream_sends_the_table_then_new_alerts(api: Any) -> None:
         assert r.headers["Content-Type"].startswith("text/event-stream")
         first = await _event(r)
         assert first[0] == "table" and first[1]["aggregates"][0]["symbol"] == "SOLUSDT"
-        with alerts_path(db).open("a") as f:
-            f.write(json.dumps({**sample_alert(T0).to_dict(), "symbol": "ETHUSDT"}) + "\n")
+        with open_store(db) as store:  # as the daemon logs an alert it sent
+            store.append_alert({**sample_alert(T0).to_dict(), "symbol": "ETHUSDT"})
         kind, payload = await asyncio.wait_for(_event(r), 5)
         assert kind == "alert" and payload["symbol"] == "ETHUSDT"
 
@@ -259,7 +257,7 @@ async def test_dashboard_opens_on_every_regime_most_telling_first(tmp_path: Path
         FundingSample("binance", "SOLUSDT", T0 + i * 8 * 3_600_000, 0.000004 + 0.000002 * (i % 4))
         for i in range(8)
     ]
-    with Store(db) as store:
+    with open_store(db) as store:
         store.write_records([*flat, *calm])
     async with (
         serving(ServeConfig(db, port=0, refresh_s=0.3)) as url,
@@ -310,7 +308,7 @@ async def test_dashboard_in_chromium_turns_a_row_into_a_squeeze_live(tmp_path: P
 
     ARTIFACTS.mkdir(exist_ok=True)
     db = tmp_path / "live.sqlite"
-    Store(db).close()
+    open_store(db).close()
     req = WatchRequest(("binance", "bybit", "okx"), ("ADAUSDT", "BTCUSDT"), None, PARAMS,
                        settle_ms=SETTLE)  # fmt: skip
     async with simulated(db, speed=150.0, start_ms=ADA_START) as run:

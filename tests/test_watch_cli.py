@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
+from oiradar.errors import OiradarError
 from oiradar.kinds import Kind
-from oiradar.store import Store
+from oiradar.store import open_store
 from tests.conftest import run_cli
 from tests.simkit import threaded
 
@@ -24,11 +25,13 @@ EXE = Path(sys.executable).parent / "oiradar"
 
 
 def _status(db: Path) -> dict[str, Any] | None:
+    """What the daemon last published in the store (None before it did)."""
     try:
-        data: dict[str, Any] = json.loads((db.parent / (db.name + ".watch.json")).read_text())
-    except (OSError, ValueError):
+        with open_store(db, readonly=True) as store:
+            state = store.watch_state()
+    except OiradarError:  # not created (or not migrated) yet
         return None
-    return data
+    return None if state is None else state.status
 
 
 def test_watch_runs_reports_status_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
@@ -82,7 +85,7 @@ def test_watch_runs_reports_status_and_stops_cleanly_on_sigterm(tmp_path: Path) 
     assert "event=stopped" in stderr
     final = _status(db)
     assert final is not None and final["state"] == "stopped" and final["store"]["pending"] == 0
-    with Store(db, readonly=True) as s:
+    with open_store(db, readonly=True) as s:
         assert s.last_ts(Kind.CANDLES, "okx", "ETHUSDT", None, None) is not None
         assert s.last_ts(Kind.OPEN_INTEREST, "binance", "BTCUSDT", None, None) is not None
     stopped = run_cli("--db", str(db), "status")

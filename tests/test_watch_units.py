@@ -14,11 +14,12 @@ from oiradar.records import Candle, LiquidationFeed
 from oiradar.services.alerts import Alert
 from oiradar.services.watch.decide import STALE_MS, Burst, Decider, Phase
 from oiradar.services.watch.ingest import Ingest
-from oiradar.services.watch.venue import MIN_POLL_S, poll_interval_s
+from oiradar.services.watch.venue_status import MIN_POLL_S, poll_interval_s
 from oiradar.signals.params import EngineParams
 from oiradar.signals.reading import MarketReading
 from oiradar.signals.regimes import Regime
-from oiradar.store import Store
+from oiradar.store import open_store
+from oiradar.store.sqlite import SqliteStore
 from oiradar.units import MINUTE_MS
 from oiradar.venues.limiter import SAFETY
 
@@ -180,14 +181,14 @@ def test_poll_cadence_is_computed_from_the_budget() -> None:
 
 
 def test_ingest_batches_and_keeps_a_failed_batch(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.sqlite")
+    store = open_store(tmp_path / "s.sqlite")
     ingest = Ingest(store)
     bars = [Candle("bybit", "BTCUSDT", BAR, T0 + i * BAR, 1, 2, 0.5, 1.5, 10) for i in range(3)]
     ingest.extend(bars)
     ingest.add(bars[0])  # a duplicate: stored once
     store.close()  # the next write fails
     assert ingest.flush() == 0 and ingest.pending == 4 and ingest.stats.failures == 1
-    ingest.store = Store(tmp_path / "s.sqlite")
+    ingest.store = open_store(tmp_path / "s.sqlite")
     assert ingest.flush() == 4 and ingest.pending == 0
     assert ingest.store.candle_span("bybit", "BTCUSDT", "5m", T0, T0 + 3 * BAR) == (
         T0,
@@ -199,19 +200,19 @@ def test_ingest_batches_and_keeps_a_failed_batch(tmp_path: Path) -> None:
 async def test_ingest_writes_off_the_event_loop_in_order_and_keeps_a_failed_batch(
     tmp_path: Path,
 ) -> None:
-    store = Store(tmp_path / "s.sqlite")
+    store = open_store(tmp_path / "s.sqlite")
     ingest = Ingest(store)
     loop_thread = threading.get_ident()
     writers: list[int] = []
-    write = Store.write_records
+    write = SqliteStore.write_records
 
-    def spy(self: Store, *args: object, **kwargs: object) -> None:
+    def spy(self: SqliteStore, *args: object, **kwargs: object) -> None:
         writers.append(threading.get_ident())
         write(self, *args, **kwargs)  # type: ignore[arg-type]
 
     bar = Candle("bybit", "BTCUSDT", BAR, T0, 1, 2, 0.5, 1.5, 10)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(Store, "write_records", spy)
+        mp.setattr(SqliteStore, "write_records", spy)
         ingest.add(bar)
         first = asyncio.create_task(ingest.flush_async())
         await asyncio.sleep(0)  # the first batch is taken and on its way
@@ -219,13 +220,14 @@ async def test_ingest_writes_off_the_event_loop_in_order_and_keeps_a_failed_batc
         assert list(await asyncio.gather(first, ingest.flush_async())) == [1, 1]
     assert writers and loop_thread not in writers
     assert store.candle_at("bybit", "BTCUSDT", "5m", T0) == replace(bar, close=1.7)  # in order
-    assert ingest._writer is not None
-    ingest._writer.close()  # the writer's next write fails
+    store.close()  # the writer's next write fails
     ingest.add(replace(bar, close=1.8))
     assert await ingest.flush_async() == 0
     assert ingest.pending == 1 and ingest.stats.failures == 1
-    ingest._writer = None
+    await ingest.close()
+    ingest.store = store = open_store(tmp_path / "s.sqlite")
     assert await ingest.flush_async() == 1 and ingest.pending == 0
+    assert await ingest.write(lambda s: s.append_alert({"after": "the flush"})) == 1
     await ingest.close()
     assert store.candle_at("bybit", "BTCUSDT", "5m", T0) == replace(bar, close=1.8)
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from oiradar.cli import DbOption, _state, app
+from oiradar.commands.app import DbOption, app, store_url
 from oiradar.errors import NoDataError, UserError
 from oiradar.units import interval_ms
 
@@ -48,7 +47,7 @@ def serve(
 
     Example: oiradar watch --top 30 &  oiradar serve   (then open http://127.0.0.1:8000)
     """
-    from oiradar.store.sqlite import default_db_path
+    from oiradar.store import location_of, open_store
     from oiradar.web.app import ServeConfig
     from oiradar.web.server import check_binding, serve_forever
 
@@ -56,8 +55,12 @@ def serve(
     w = interval_ms(window)
     if w % 300_000:
         raise UserError(f"--window {window} is not a multiple of 5m")
-    root = _state.get("db")
-    path = db or (root if isinstance(root, Path) else None) or default_db_path()
-    if not path.exists():
-        raise NoDataError(f"no store at {path}: run oiradar watch (or import data) first")
-    asyncio.run(serve_forever(ServeConfig(path, host, port, token, w)))
+    target = store_url(db)
+    try:
+        open_store(target, readonly=True).close()
+    except NoDataError:
+        where = location_of(target)
+        raise NoDataError(
+            f"no store at {where}: run oiradar watch (or import data) first"
+        ) from None
+    asyncio.run(serve_forever(ServeConfig(target, host, port, token, w)))

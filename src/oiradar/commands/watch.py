@@ -6,15 +6,13 @@ import asyncio
 import json
 import logging
 import re
-import signal
 import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from oiradar.cli import DbOption, _store, app
 from oiradar.commands.alerts import ConfigOption
+from oiradar.commands.app import DbOption, _store, app, store_url
 from oiradar.commands.engine_options import (
     AdaptiveOption,
     EngineChoice,
@@ -38,7 +36,6 @@ from oiradar.commands.selection import (
 from oiradar.commands.serve import HostOption, PortOption, TokenOption
 from oiradar.errors import UserError
 from oiradar.render import Format, emit
-from oiradar.store import Store
 from oiradar.units import MINUTE_MS, interval_ms
 
 STATUS_COLUMNS = [
@@ -143,10 +140,10 @@ def watch(
 
     Example: oiradar watch --top 50 --config ~/.config/oiradar/config.toml
     """
-    from oiradar.config import SinkConfig, SinkType, load
-    from oiradar.services.alerts import Gate, build_sink
-    from oiradar.services.watch import Watch, WatchRequest
-    from oiradar.venues.registry import client, parse_venues, stream
+    from oiradar.config import load
+    from oiradar.services.watch import WatchRequest
+    from oiradar.services.watch import run as run_watch
+    from oiradar.venues.registry import parse_venues
     from oiradar.web.app import ServeConfig
     from oiradar.web.server import check_binding, serving
 
@@ -161,52 +158,19 @@ def watch(
         windows, window, oi_threshold, price_threshold, taper, adaptive, evidence=evidence
     ).params(grid_ms=5 * MINUTE_MS, min_history_ms=interval_ms(min_history))
     cfg = load(config)
-    sink_cfgs = cfg.sinks or (SinkConfig(SinkType.CONSOLE, "console"),)
     req = WatchRequest(
         chosen,
         picked,
         top_n,
         params,
         settle_ms=_duration_ms(settle, "--settle"),
+        endpoint=endpoint,
+        limit_scale=limit_scale,
     )
-    store = _store(db=db)
-    assert isinstance(store, Store)
-
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        clients = [client(v, endpoint, limit_scale=limit_scale) for v in chosen]
-        streams = [stream(v, endpoint) for v in chosen]
-        daemon = Watch(
-            req,
-            store,
-            clients,
-            streams,
-            [build_sink(s) for s in sink_cfgs],
-            Gate(cfg.alerts.cooldown_s, cfg.alerts.min_confidence, cfg.alerts.regimes),
-            dispatcher_kw={
-                "max_attempts": cfg.alerts.max_attempts,
-                "backoff_s": cfg.alerts.backoff_s,
-            },
-        )
-        try:
-            if serve:
-                dashboard = ServeConfig(store.path, host, port, token, params=params)
-                async with serving(dashboard) as url:
-                    logging.getLogger(__name__).info("event=serving url=%s", url)
-                    await daemon.run(stop)
-            else:
-                await daemon.run(stop)
-        finally:
-            for c in clients:
-                await c.close()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-
-    with store:
-        asyncio.run(run())
+    dashboard = ServeConfig(store_url(db), host, port, token, params=params) if serve else None
+    with _store(db=db) as store:
+        beside = serving(dashboard) if dashboard is not None else None
+        asyncio.run(run_watch(req, store, config=cfg, beside=beside))
 
 
 @app.command("status")
@@ -216,15 +180,22 @@ def status(
 ) -> None:
     """What the `oiradar watch` writing this store is doing: per venue its stream state,
     messages, message rate, last bar stepped, how OI is fetched, limiter usage and errors;
-    then rows written and alerts sent. Reads the status file the daemon refreshes every 2 s.
+    then rows written and alerts sent. Reads what the daemon publishes in the store every 2 s.
 
     Example: oiradar status --format json
     """
+    from oiradar.errors import NoDataError
     from oiradar.services.watch import read_status
-    from oiradar.store.sqlite import default_db_path
+    from oiradar.store import location_of
 
-    path = db or _root_db() or default_db_path()
-    data = read_status(path)
+    try:
+        with _store(readonly=True, db=db) as store:
+            data = read_status(store)
+    except NoDataError:  # no store at all: nothing ever ran on it
+        raise UserError(
+            f"no watch status in {location_of(store_url(db))}: is `oiradar watch` running on "
+            "this store?"
+        ) from None
     if fmt is Format.JSON:
         typer.echo(json.dumps(data, indent=2))
         return
@@ -242,13 +213,6 @@ def status(
         f"batches, {store.get('pending', 0)} pending; alerts: {alerts.get('sent', 0)} sent, "
         f"delivered {alerts.get('delivered') or {}}, failed {alerts.get('failed') or {}}"
     )
-
-
-def _root_db() -> Path | None:
-    from oiradar.cli import _state
-
-    db = _state.get("db")
-    return db if isinstance(db, Path) else None
 
 
 def _status_row(v: dict[str, Any]) -> dict[str, Any]:

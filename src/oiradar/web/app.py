@@ -1,10 +1,10 @@
 """The dashboard's aiohttp app: a JSON API, a server-sent event stream, one page.
 
-The store is opened read-only, on one worker thread that owns the connection (SQLite
-connections stay on their thread), so a slow refresh never stalls a request. Every few
-seconds the worker checks `PRAGMA data_version` (free) and recomputes only the markets
-whose newest bar moved; clients on `/api/stream` get the new table and every new alert as
-they happen. Errors are JSON `{"error": ...}` with a 4xx status; nothing ever returns a
+The store is opened read-only and read on one worker thread, so a slow refresh never
+stalls a request. Every few seconds the worker checks the store's version (one row) and
+recomputes only the markets whose newest bar moved; clients on `/api/stream` get the new
+table and every new alert (from the alert log `oiradar watch` keeps in the store) as they
+happen. Errors are JSON `{"error": ...}` with a 4xx status; nothing ever returns a
 traceback. With a token configured, every request needs it (header, cookie or `?token=`).
 """
 
@@ -15,7 +15,6 @@ import contextlib
 import importlib.util
 import json
 import logging
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -26,8 +25,8 @@ from aiohttp import web
 
 from oiradar.errors import OiradarError
 from oiradar.services.dashboard import Board, symbol_chart, symbol_events
-from oiradar.signals.params import EngineParams, Evidence
-from oiradar.store import Store
+from oiradar.signals.params import EngineParams
+from oiradar.store import Store, location_of, open_store
 from oiradar.web import params
 from oiradar.web.guard import make_guard
 from oiradar.web.openapi import SPEC
@@ -43,7 +42,7 @@ T = TypeVar("T")
 
 @dataclass(slots=True)
 class ServeConfig:
-    db: Path
+    store: str | Path | None  # a path or URL (open_store); None: the default store
     host: str = "127.0.0.1"
     port: int = 8000
     token: str | None = None
@@ -51,65 +50,35 @@ class ServeConfig:
     refresh_s: float = REFRESH_S
     params: EngineParams | None = None  # None: the running watch's, else the defaults
 
-    def engine(self) -> EngineParams:
-        """The watch's engine settings (its status file), so the page reads as it alerts."""
-        if self.params is not None:
-            return self.params
-        try:
-            e = json.loads(status_file(self.db).read_text())["engine"]
-            defaults = EngineParams()
-            return EngineParams(
-                windows_ms=tuple(int(w) for w in e.get("windows_ms", defaults.windows_ms)),
-                oi_threshold_pct=float(e["oi_threshold_pct"]),
-                price_threshold_pct=float(e["price_threshold_pct"]),
-                oi_taper=float(e.get("oi_taper", defaults.oi_taper)),
-                price_taper=float(e.get("price_taper", defaults.price_taper)),
-                adaptive=bool(e["adaptive"]),
-                min_history_ms=int(e["min_history_ms"]),
-                evidence=tuple(Evidence(x) for x in e.get("evidence", defaults.evidence)),
-            )
-        except (OSError, ValueError, KeyError, TypeError):
-            return EngineParams()
+    def engine(self, store: Store) -> EngineParams:
+        """The watch's engine settings (it keeps them in the store), so the page reads as it
+        alerts."""
+        from oiradar.services.watch import engine_params
 
-
-def status_file(db: Path) -> Path:
-    from oiradar.services.watch import status_path
-
-    return status_path(db)
-
-
-def alerts_file(db: Path) -> Path:
-    from oiradar.services.watch import alerts_path
-
-    return alerts_path(db)
+        return self.params if self.params is not None else engine_params(store)
 
 
 class Reader:
-    """The one thread that reads the store (read-only)."""
+    """The one thread that reads the store (read-only, opened there on first use)."""
 
-    def __init__(self, db: Path) -> None:
-        self.db = db
+    def __init__(self, target: str | Path | None) -> None:
+        self.target = target
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="oiradar-store")
-        self._local = threading.local()
+        self._store: Store | None = None
 
-    def _store(self) -> Store:
-        store: Store | None = getattr(self._local, "store", None)
-        if store is None:
-            store = self._local.store = Store(self.db, readonly=True)
-        return store
+    def _open(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self.target, readonly=True)
+        return self._store
 
     async def run(self, fn: Callable[[Store], T]) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, lambda: fn(self._store()))
+        return await loop.run_in_executor(self._pool, lambda: fn(self._open()))
 
     def close(self) -> None:
-        def shut() -> None:
-            store = getattr(self._local, "store", None)
-            if store is not None:
-                store.close()
-
-        self._pool.submit(shut)
         self._pool.shutdown(wait=True)
+        if self._store is not None:
+            self._store.close()
 
 
 @dataclass(slots=True)
@@ -120,15 +89,15 @@ class Hub:
     reader: Reader
     boards: dict[int | None, Board] = field(default_factory=dict)
     listeners: set[asyncio.Queue[tuple[str, Any]]] = field(default_factory=set)
-    data_version: int | None = None
-    alerts_offset: int = 0
+    version: int | None = None
+    alerts_seq: int = 0  # the newest alert published
 
     async def table(self, window_ms: int | None) -> dict[str, Any]:
         b = self.boards.get(window_ms)
         if b is None:
             if len(self.boards) >= MAX_WINDOWS:
                 self.boards.pop(next(iter(self.boards)))
-            params = self.config.engine()
+            params = await self.reader.run(self.config.engine)
             if window_ms is not None:
                 params = replace(params, windows_ms=(window_ms,))
             b = self.boards[window_ms] = Board(params)
@@ -137,31 +106,15 @@ class Hub:
 
     async def refresh(self) -> None:
         """Recompute what moved; tell every listener about new tables and new alerts."""
-        version = await self.reader.run(lambda s: s.data_version())
-        if version != self.data_version:
-            self.data_version = version
+        version = await self.reader.run(lambda s: s.version())
+        if version != self.version:
+            self.version = version
             for window_ms, b in list(self.boards.items()):
                 if await self.reader.run(b.refresh):
                     self.publish("table", window_ms)
-        for alert in self.new_alerts():
-            self.publish("alert", alert)
-
-    def new_alerts(self) -> list[dict[str, Any]]:
-        path = alerts_file(self.config.db)
-        try:
-            size = path.stat().st_size
-        except OSError:
-            return []
-        if size < self.alerts_offset:  # the log was replaced: start over
-            self.alerts_offset = 0
-        if size == self.alerts_offset:
-            return []
-        with path.open("rb") as f:
-            f.seek(self.alerts_offset)
-            chunk = f.read(size - self.alerts_offset)
-        complete = chunk[: chunk.rfind(b"\n") + 1]
-        self.alerts_offset += len(complete)
-        return _parse_lines(complete.decode("utf-8", "replace").splitlines())
+        for logged in await self.reader.run(lambda s: s.alerts(after=self.alerts_seq)):
+            self.alerts_seq = logged.seq
+            self.publish("alert", logged.alert)
 
     def publish(self, kind: str, payload: Any) -> None:
         for q in list(self.listeners):
@@ -169,30 +122,15 @@ class Hub:
                 q.put_nowait((kind, payload))
 
     async def loop(self) -> None:
-        self.alerts_offset = _size(alerts_file(self.config.db))
+        with contextlib.suppress(OiradarError):  # alerts logged before the page opened
+            newest = await self.reader.run(lambda s: s.alerts(limit=1))
+            self.alerts_seq = newest[-1].seq if newest else 0
         while True:
             try:
                 await self.refresh()
             except OiradarError as exc:
                 log.warning("event=refresh_failed error=%s", exc)
             await asyncio.sleep(self.config.refresh_s)
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _parse_lines(lines: list[str]) -> list[dict[str, Any]]:
-    out = []
-    for line in lines:
-        with contextlib.suppress(ValueError):
-            item = json.loads(line)
-            if isinstance(item, dict):
-                out.append(item)
-    return out
 
 
 HUB = web.AppKey("hub", Hub)
@@ -217,20 +155,14 @@ async def markets(request: web.Request) -> web.Response:
 async def alerts(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     limit = params.whole(request, "limit", 50, 1, 1000)
-    path = alerts_file(hub.config.db)
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()[-limit:]
-    except OSError:
-        lines = []
-    return web.json_response({"alerts": list(reversed(_parse_lines(lines)))})
+    logged = await hub.reader.run(lambda s: s.alerts(limit=limit))
+    return web.json_response({"alerts": [a.alert for a in reversed(logged)]})
 
 
 async def status(request: web.Request) -> web.Response:
     hub = request.app[HUB]
-    try:
-        data = json.loads(status_file(hub.config.db).read_text())
-    except (OSError, ValueError):
-        data = {"state": "not running"}
+    state = await hub.reader.run(lambda s: s.watch_state())
+    data: dict[str, Any] = state.status if state is not None else {"state": "not running"}
     # Only what the page shows: no paths, pids or error texts from the daemon.
     keep = ("state", "started", "updated")
     venues = [
@@ -318,10 +250,10 @@ async def vendor_plotly(request: web.Request) -> web.StreamResponse:
 
 
 def build_app(config: ServeConfig) -> web.Application:
-    db = config.db
+    db = Path(location_of(config.store))
     hidden = (str(db.resolve()), str(db.absolute()), str(db))
     app = web.Application(middlewares=[make_guard(config.token, hidden)])
-    hub = Hub(config, Reader(config.db))
+    hub = Hub(config, Reader(config.store))
     app[HUB] = hub
     app.router.add_get("/", index)
     app.router.add_get("/api/openapi.json", openapi)

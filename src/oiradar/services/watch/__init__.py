@@ -1,20 +1,19 @@
-"""`oiradar watch`: the real-time daemon (venues, batched store writes, live engine, alerts)."""
+"""`oiradar watch`: the real-time daemon (venues, batched store writes, live engine, alerts).
 
-from oiradar.services.watch.daemon import (
-    Watch,
-    WatchRequest,
-    alerts_path,
-    read_status,
-    status_path,
-)
+`run(req, store, config=...)` is the Python API; `Watch` the daemon it wires.
+"""
+
+from oiradar.services.watch.daemon import Watch, WatchRequest
 from oiradar.services.watch.decide import Decider, Phase
+from oiradar.services.watch.run import run
+from oiradar.services.watch.state import engine_params, read_status
 
 __all__ = [
     "Decider",
     "Phase",
     "Watch",
     "WatchRequest",
-    "alerts_path",
+    "engine_params",
     "read_status",
-    "status_path",
+    "run",
 ]

@@ -1,9 +1,12 @@
 """`oiradar watch`: the venues, the store writer, the decider and the alert sinks as one
-asyncio program, with a status file for `oiradar status` and a clean stop.
+asyncio program, publishing its state in the store (for `oiradar status`, the dashboard and
+a restart) and stopping cleanly.
 
-Stopping (SIGINT/SIGTERM, or the `stop` event) cancels the venue tasks, writes every record
-still in memory (and the liquidation-feed coverage) in a last transaction, gives the alert
-sinks a few seconds to drain, and marks the status file stopped.
+Stopping (the `stop` event; `services.watch.run` sets it on SIGINT/SIGTERM) cancels the
+venue tasks, writes every record still in memory (and the liquidation-feed coverage) in a
+last transaction, gives the alert sinks a few seconds to drain, and publishes the state
+stopped. Every store call runs off the event loop: writes on the ingest's writer thread,
+reads on a reader thread, track records on two history threads.
 """
 
 from __future__ import annotations
@@ -11,26 +14,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from oiradar.errors import UserError, VenueError
+from oiradar.errors import StoreError, VenueError
 from oiradar.services.alerts import Alert, Delivery, Dispatcher, Gate, Sink
 from oiradar.services.history import TrackBook
 from oiradar.services.watch.decide import Decider, Phase
 from oiradar.services.watch.ingest import Ingest
+from oiradar.services.watch.state import engine_settings
 from oiradar.services.watch.venue import VenueWatch
 from oiradar.signals.params import EngineParams
 from oiradar.signals.regimes import Regime
-from oiradar.store import Store
+from oiradar.store import Episode, Store, WatchState
+from oiradar.store.aio import AsyncStore
 from oiradar.units import MINUTE_MS, iso
 from oiradar.venues.base import VenueClient
 from oiradar.venues.stream import VenueStream
@@ -49,29 +50,8 @@ class WatchRequest:
     bar_ms: int = 5 * MINUTE_MS
     settle_ms: int = 2_000  # venue ms after a close before the bar is evaluated
     flush_s: float = 1.0
-
-
-def status_path(store_path: Path) -> Path:
-    """Where the daemon writing `store_path` publishes its status (next to the store)."""
-    return store_path.with_name(store_path.name + ".watch.json")
-
-
-def alerts_path(store_path: Path) -> Path:
-    """Every alert sent, one JSON object per line (the dashboard's alert feed reads it)."""
-    return store_path.with_name(store_path.name + ".alerts.jsonl")
-
-
-def read_status(store_path: Path) -> dict[str, Any]:
-    path = status_path(store_path)
-    try:
-        data: dict[str, Any] = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(
-            f"no watch status next to {store_path}: is `oiradar watch` running on this store?"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from None
-    return data
+    endpoint: str | None = None  # every venue's requests go here (a simulator); None: the venues
+    limit_scale: float = 1.0  # divide every rate-limit window by this (a simulator at N x)
 
 
 @dataclass(slots=True)
@@ -105,27 +85,24 @@ class Watch:
         self.on_alert = on_alert
         self.dispatcher = Dispatcher(sinks, on_delivery=self._delivered, **(dispatcher_kw or {}))
         self.ingest = Ingest(store, req.flush_s)
+        self.reads = AsyncStore(store, name="oiradar-reader")
+        self.history = AsyncStore(store, threads=2, name="oiradar-history")
         feeds = {s.name: s.liquidations for s in self.streams}
         self.decider = Decider(req.params, req.bar_ms, feeds, self._emit)
         self._publishing: dict[str, asyncio.Task[None]] = {}  # the newest alert per symbol
-        self._history_pool: ThreadPoolExecutor | None = None
-        self._history_local = threading.local()
-        self._history_stores: list[Store] = []
         self.tracks = TrackBook(req.params)  # precomputed: alerts never run the study
         self.venues: list[VenueWatch] = []
         self.started_wall = time.time()
         self.state = "starting"
-        self._resume()
 
-    def _resume(self) -> None:
+    async def _resume(self) -> None:
         """Episodes a previous run announced stay announced (no NEW again after a restart),
         unless older than the cooldown."""
-        try:
-            previous = json.loads(status_path(self.store.path).read_text())
-            episodes = previous["alerts"]["episodes"]
-            items = [(str(k), Phase(v["phase"]), int(v["started_ms"])) for k, v in episodes.items()]
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            return
+        previous = await self.reads.run(lambda s: s.watch_state())
+        items = []
+        for e in previous.episodes if previous is not None else ():
+            with contextlib.suppress(ValueError):
+                items.append((e.symbol, Phase(e.phase), e.started_ms))
         regime = {Phase.COVERING: Regime.SHORT_COVERING, Phase.SQUEEZE: Regime.SHORT_SQUEEZE}
         for symbol, phase, started in items:
             if phase in regime:
@@ -155,14 +132,8 @@ class Watch:
         if self._publishing.get(symbol) is task:
             del self._publishing[symbol]
 
-    def _history_thread(self) -> ThreadPoolExecutor:
-        if self._history_pool is None:
-            self._history_pool = ThreadPoolExecutor(2, thread_name_prefix="oiradar-history")
-        return self._history_pool
-
     async def _publish(self, alert: Alert, before: asyncio.Task[None] | None) -> None:
-        loop = asyncio.get_running_loop()
-        alert = await loop.run_in_executor(self._history_thread(), self._with_history, alert)
+        alert = await self.history.run(functools.partial(self._with_history, alert=alert))
         if before is not None:
             await asyncio.wait([before])
         self.log.last = [*self.log.last[-19:], alert.to_dict()]
@@ -176,26 +147,17 @@ class Watch:
         if self.on_alert is not None:
             self.on_alert(alert)
         self.dispatcher.submit(alert)
-        try:
-            with alerts_path(self.store.path).open("a", encoding="utf-8") as f:
-                f.write(json.dumps(alert.to_dict(), separators=(",", ":")) + "\n")
-        except OSError as exc:
+        sent = alert.to_dict()
+        try:  # the dashboard's alert feed
+            await self.ingest.write(lambda s: s.append_alert(sent))
+        except StoreError as exc:
             log.warning("event=alert_log_failed error=%s", exc)
 
-    def _history_store(self) -> Store:
-        """The worker thread's own read-only connection."""
-        store: Store | None = getattr(self._history_local, "store", None)
-        if store is None:
-            store = self._history_local.store = Store(self.store.path, readonly=True)
-            self._history_stores.append(store)
-        return store
-
-    def _with_history(self, alert: Alert) -> Alert:
+    def _with_history(self, store: Store, alert: Alert) -> Alert:
         """The symbol's own record for this regime (the driving venue's stored history), as
-        the track book holds it; on a worker thread."""
+        the track book holds it; on a history thread."""
         venue = alert.drivers[0] if alert.drivers else (self.req.venues or ("binance",))[0]
         try:
-            store = self._history_store()
             track = self.tracks.read(store, venue, alert.symbol, alert.regime, alert.ts_ms)
         except Exception as exc:  # the record is a garnish: the alert goes out regardless
             log.warning("event=history_failed symbol=%s error=%s", alert.symbol, exc)
@@ -204,29 +166,19 @@ class Watch:
 
     async def _tracks_loop(self) -> None:
         """Keeps the watched symbols' track records fresh, off the loop and the alert path."""
-        loop = asyncio.get_running_loop()
         while True:
             watched = [(v.venue, s, v.now_ms()) for v in self.venues for s in v.symbols]
             try:
-                await loop.run_in_executor(self._history_thread(), self._refresh_tracks, watched)
+                await self.history.run(functools.partial(self.tracks.refresh_due, watched=watched))
             except Exception as exc:  # a garnish, as in _with_history
                 log.warning("event=tracks_failed error=%s", exc)
             await asyncio.sleep(TRACKS_EVERY_S)
-
-    def _refresh_tracks(self, watched: list[tuple[str, str, int]]) -> None:
-        self.tracks.refresh_due(self._history_store(), watched)
 
     async def _drain_alerts(self) -> None:
         """Alerts still being published go out before the sinks close."""
         while self._publishing:
             await asyncio.gather(*self._publishing.values(), return_exceptions=True)
-        if self._history_pool is not None:
-            self._history_pool.shutdown(wait=True)
-            self._history_pool = None
-        self._history_local = threading.local()
-        for store in self._history_stores:
-            store.close()
-        self._history_stores.clear()
+        self.history.close()
 
     def _delivered(self, d: Delivery) -> None:
         book = self.log.delivered if d.ok else self.log.failed
@@ -251,7 +203,7 @@ class Watch:
                 client,
                 stream,
                 symbols,
-                self.store,
+                self.reads,
                 self.ingest,
                 self.decider,
                 p,
@@ -266,6 +218,7 @@ class Watch:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop` is set; then flush and return."""
+        await self._resume()  # before the first publish replaces the episodes stored
         status_task = asyncio.create_task(self._status_loop())
         ingest_task = asyncio.create_task(self.ingest.run())
         self.dispatcher.start()
@@ -290,9 +243,8 @@ class Watch:
             await asyncio.gather(*tasks, ingest_task, return_exceptions=True)
             for v in self.venues:
                 v._record_coverage()
-            await self.ingest.close()
             rows = self.ingest.pending
-            self.ingest.flush()
+            await self.ingest.flush_async()  # everything in memory, in a last transaction
             log.info("event=stopped flushed_rows=%d", rows)
             await self._drain_alerts()
             await self.dispatcher.close(timeout_s=5.0)
@@ -300,7 +252,9 @@ class Watch:
             with contextlib.suppress(asyncio.CancelledError):
                 await status_task
             self.state = "stopped"
-            self.write_status()
+            await self.publish()
+            await self.ingest.close()
+            self.reads.close()
 
     async def _guard(self, vw: VenueWatch) -> None:
         """A venue that fails is logged and restarted; the others keep running."""
@@ -323,22 +277,12 @@ class Watch:
         return {
             "state": self.state,
             "pid": os.getpid(),
-            # The dashboard reads the store with the same engine settings.
-            "engine": {
-                "windows_ms": list(p.windows_ms),
-                "oi_threshold_pct": p.oi_threshold_pct,
-                "price_threshold_pct": p.price_threshold_pct,
-                "oi_taper": p.oi_taper,
-                "price_taper": p.price_taper,
-                "evidence": [e.value for e in p.evidence],
-                "adaptive": p.adaptive,
-                "min_history_ms": p.min_history_ms,
-            },
+            "engine": engine_settings(p),
             "started": iso(int(self.started_wall * 1000)),
             "updated": iso(int(time.time() * 1000)),
             "venues": [v.describe() for v in self.venues],
             "store": {
-                "path": str(self.store.path),
+                "path": self.store.location,
                 "rows_written": self.ingest.stats.rows,
                 "flushes": self.ingest.stats.flushes,
                 "pending": self.ingest.pending,
@@ -354,16 +298,21 @@ class Watch:
             },
         }
 
-    def write_status(self) -> None:
-        path = status_path(self.store.path)
-        tmp = path.with_name(path.name + ".tmp")
+    async def publish(self) -> None:
+        """The status, the engine settings (the dashboard reads the store with them) and the
+        open episodes, in the store at once."""
+        status = self.status()
+        episodes = tuple(
+            Episode(symbol, str(e["phase"]), cast(int, e["started_ms"]))
+            for symbol, e in status["alerts"]["episodes"].items()
+        )
+        state = WatchState(status, status["engine"], episodes)
         try:
-            tmp.write_text(json.dumps(self.status(), indent=1))
-            tmp.replace(path)
-        except OSError as exc:
+            await self.ingest.write(lambda s: s.put_watch_state(state))
+        except StoreError as exc:
             log.warning("event=status_write_failed error=%s", exc)
 
     async def _status_loop(self) -> None:
         while True:
-            self.write_status()
+            await self.publish()
             await asyncio.sleep(STATUS_EVERY_S)

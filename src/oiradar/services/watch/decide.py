@@ -74,7 +74,7 @@ class Decider:
         self.merge_ms = horizons(params, bar_ms).longest * bar_ms
 
     def open_episodes(self) -> dict[str, dict[str, object]]:
-        """Episodes still running, to carry across a restart (the status file keeps them)."""
+        """Episodes still running, to carry across a restart (the store keeps them)."""
         return {
             sym: {"phase": ep.phase.value, "started_ms": ep.started_ms}
             for sym, ep in self.episodes.items()

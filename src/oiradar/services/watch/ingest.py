@@ -2,10 +2,12 @@
 transaction every `flush_s` (or sooner when `max_rows` are waiting, or when a bar closes).
 
 One transaction per flush keeps SQLite's write cost per row tiny and lets a second process
-read the store meanwhile (WAL). The daemon's flushes run on a writer thread with its own
-connection: a batch of thousands of rows takes tens of milliseconds, and the event loop is
-where liquidation bursts wait to be checked. A failed write keeps the batch for the next
-attempt, so a locked or full disk delays data but does not drop it while memory lasts.
+read the store meanwhile (WAL). The daemon's flushes run on a writer thread (`store.aio`): a
+batch of thousands of rows takes tens of milliseconds, and the event loop is where
+liquidation bursts wait to be checked. The daemon's other writes (its state, the alert log)
+go through the same thread, one at a time with the flushes. A failed write keeps the batch
+for the next attempt, so a locked or full disk delays data but does not drop it while
+memory lasts.
 """
 
 from __future__ import annotations
@@ -14,16 +16,20 @@ import asyncio
 import contextlib
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from oiradar.errors import StoreError
+from oiradar.kinds import Kind
 from oiradar.records import Candle, FundingSample, Liquidation, OISample
 from oiradar.store import Store
+from oiradar.store.aio import AsyncStore
 
 log = logging.getLogger(__name__)
 Record = OISample | Candle | FundingSample | Liquidation
 Span = tuple[str, str, int, int]  # venue, symbol, start ms, end ms
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -44,9 +50,8 @@ class Ingest:
         self._spans: list[Span] = []
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._inflight: asyncio.Future[None] | None = None
-        self._pool: ThreadPoolExecutor | None = None
-        self._writer: Store | None = None  # the writer thread's connection
+        self._inflight: asyncio.Future[dict[Kind, int]] | None = None
+        self._writer: AsyncStore | None = None
         self.stats = IngestStats()
 
     def add(self, record: Record) -> None:
@@ -89,11 +94,10 @@ class Ingest:
             if not records and not spans:
                 return 0
             started = time.perf_counter()
-            loop = asyncio.get_running_loop()
-            fut = loop.run_in_executor(self._thread(), self._write_here, records, spans)
+            fut = self._thread().submit(lambda s: s.write_records(records, coverage=spans))
             self._inflight = fut
 
-            def settle(f: asyncio.Future[None]) -> None:
+            def settle(f: asyncio.Future[dict[Kind, int]]) -> None:
                 exc = f.exception() if not f.cancelled() else StoreError("write cancelled")
                 if isinstance(exc, StoreError):
                     self._failed(records, spans, exc)
@@ -109,6 +113,14 @@ class Ingest:
                 return 0  # kept for the next flush (settle)
             return len(records)
 
+    async def write(self, fn: Callable[[Store], T]) -> T:
+        """Another write (the daemon's state, an alert) on the writer thread, after the
+        flush in flight."""
+        async with self._lock:
+            if self._inflight is not None:
+                await asyncio.wait([self._inflight])
+            return await self._thread().run(fn)
+
     async def close(self) -> None:
         """Wait for a write in flight and stop the writer thread (its batch, if it failed, is
         back in the queue for a last `flush`)."""
@@ -116,9 +128,6 @@ class Ingest:
             await asyncio.wait([self._inflight])
             await asyncio.sleep(0)  # its done-callback runs
             self._inflight = None
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -128,16 +137,10 @@ class Ingest:
         self._records, self._spans = [], []
         return records, spans
 
-    def _thread(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="oiradar-writer")
-        return self._pool
-
-    def _write_here(self, records: list[Record], spans: list[Span]) -> None:
-        """On the writer thread, through its own connection (opened there, on first use)."""
+    def _thread(self) -> AsyncStore:
         if self._writer is None:
-            self._writer = Store(self.store.path)
-        self._writer.write_records(records, coverage=spans)
+            self._writer = AsyncStore(self.store, name="oiradar-writer")
+        return self._writer
 
     def _failed(self, records: list[Record], spans: list[Span], exc: Exception) -> None:
         # Keep the batch (ahead of anything newer) and try again on the next flush.

@@ -7,17 +7,18 @@ what the store lacks for the bars since the last one it stepped: klines, OI hist
 snapshot fell inside a bar (a stream drop, a restart), settled funding when one was due.
 Then each symbol's engine steps those bars from the store, the same rows `oiradar analyze`
 reads. Liquidations update a running window per symbol and are checked against the squeeze
-rule as they arrive, so an escalation does not wait for the bar to close.
+rule as they arrive, so an escalation does not wait for the bar to close. Store reads run on
+the daemon's reader thread (`store.aio`), a few symbols per trip, never on the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,21 +27,24 @@ from oiradar.kinds import Kind
 from oiradar.records import Liquidation, LiquidationFeed, MarketSnapshot, OISample, Side
 from oiradar.services.watch.decide import Burst, Decider, Phase
 from oiradar.services.watch.ingest import Ingest
+from oiradar.services.watch.venue_status import (
+    FeedSpans,
+    VenueStatus,
+    poll_interval_s,
+)
 from oiradar.signals.live import LiveState, bar_at, grid_bars, provisional_squeeze, seed, step
 from oiradar.signals.params import EngineParams
-from oiradar.signals.windows import build_grid
+from oiradar.signals.windows import Grid, build_grid
 from oiradar.store import Store
+from oiradar.store.aio import AsyncStore
 from oiradar.units import DAY_MS, interval_name, iso
 from oiradar.venues.base import VenueClient
-from oiradar.venues.limiter import SAFETY
 from oiradar.venues.stream import StreamRecord, VenueStream
 
 log = logging.getLogger(__name__)
-MIN_POLL_S = 1.0  # venues refresh OI about once a second: polling faster buys nothing
-POLL_SHARE = 0.5  # of the budget left after the bar-close work; the rest absorbs backfills
 CLOCK_IDLE_S = 5.0  # no venue time for this long (stream down): ask REST for it
 FUNDING_PASS_S = 30.0  # how often settled funding is checked for
-YIELD_EVERY = 10  # symbols stepped between two turns of the event loop (a few ms)
+YIELD_EVERY = 10  # symbols read per trip to the reader thread, stepped between two turns
 FUNDING_RETRY_S = 300.0  # after a fetch, the symbol's next try
 
 
@@ -53,39 +57,13 @@ class Running:
     bars: dict[int, list[float]] = field(default_factory=dict)  # open -> [long, short]
 
 
-@dataclass(slots=True)
-class VenueStatus:
-    bars_stepped: int = 0
-    last_bar_ms: int | None = None
-    backfilled: dict[str, int] = field(default_factory=dict)  # kind -> rows fetched by REST
-    errors: int = 0
-    last_error: str | None = None
-    poll_s: float | None = None
-    polls: int = 0
-
-
-def poll_interval_s(
-    cost: dict[str, float], budgets: dict[str, tuple[float, float]], reserved: dict[str, float]
-) -> float:
-    """The fastest cadence at which one poll costing `cost` units per bucket fits in
-    POLL_SHARE of what the budgets (limit, period s) leave after `reserved` units/s."""
-    interval = MIN_POLL_S
-    for bucket, units in cost.items():
-        limit, period = budgets[bucket]
-        spare = limit * SAFETY / period - reserved.get(bucket, 0.0)
-        if spare <= 0:
-            return math.inf
-        interval = max(interval, units / (POLL_SHARE * spare))
-    return interval
-
-
 class VenueWatch:
     def __init__(
         self,
         client: VenueClient,
         stream: VenueStream,
         symbols: Sequence[str],
-        store: Store,
+        reads: AsyncStore,
         ingest: Ingest,
         decider: Decider,
         params: EngineParams,
@@ -95,7 +73,7 @@ class VenueWatch:
         on_alert_latency: Callable[[str, int], None] | None = None,
     ) -> None:
         self.venue = client.name
-        self.client, self.stream, self.store, self.ingest = client, stream, store, ingest
+        self.client, self.stream, self.reads, self.ingest = client, stream, reads, ingest
         self.symbols = list(symbols)
         self.decider, self.params = decider, params
         self.bar_ms, self.settle_ms = bar_ms, settle_ms
@@ -107,9 +85,7 @@ class VenueWatch:
         self._rest_ms = 0
         self._clock_mono = -CLOCK_IDLE_S  # when the stream's time last moved (monotonic s)
         self._clock_seen = 0
-        self._span_start: int | None = None
-        self._gaps_seen = 0
-        self._rate_mark = (time.monotonic(), 0)
+        self._feed_spans = FeedSpans()
 
     @property
     def feed(self) -> LiquidationFeed:
@@ -151,13 +127,9 @@ class VenueWatch:
         last_closed = now - now % self.bar_ms - self.bar_ms
         await self._each(lambda s: self._backfill(s, now - warm_ms, last_closed))
         await self.ingest.flush_async()
-        for k, sym in enumerate(self.symbols):
-            if k % YIELD_EVERY == YIELD_EVERY - 1:
-                await asyncio.sleep(0)
-            series = self.store.read_series(
-                self.venue, sym, self.interval, last_closed - seed_ms, last_closed
-            )
-            grid = build_grid(series)
+        async for sym, grid in self._grids(
+            dict.fromkeys(self.symbols, last_closed - seed_ms), last_closed
+        ):
             n = len(grid.ts)
             self.states[sym] = state = seed(grid.head(max(0, n - 1)), self.params)
             if n:  # the newest bar is stepped live: an episode already running is news
@@ -201,7 +173,9 @@ class VenueWatch:
 
         async def fetch(sym: str) -> None:
             now = self.now_ms()
-            last = self.store.last_ts(Kind.FUNDING, self.venue, sym, None, None)
+            last = await self.reads.run(
+                lambda s: s.last_ts(Kind.FUNDING, self.venue, sym, None, None)
+            )
             since = last + 1 if last is not None else now - max(warm_ms, DAY_MS)
             self._got("funding", await self.client.funding_history(sym, since, now))
             # Published late, or nothing new: ask again in a few minutes, not every pass.
@@ -209,15 +183,18 @@ class VenueWatch:
 
         while True:
             now = self.now_ms()
+            asked = [s for s in self.symbols if retry.get(s, 0.0) <= time.monotonic()]
+            lasts = await self.reads.run(functools.partial(self._last_funding, symbols=asked))
             due = [
-                s for s in self.symbols
-                if retry.get(s, 0.0) <= time.monotonic() and self._funding_due(s, now)
-            ]  # fmt: skip
+                s for s, last in zip(asked, lasts, strict=True) if self._funding_due(s, last, now)
+            ]
             await self._each(fetch, due)
             await asyncio.sleep(FUNDING_PASS_S)
 
-    def _funding_due(self, sym: str, now_ms: int) -> bool:
-        last = self.store.last_ts(Kind.FUNDING, self.venue, sym, None, None)
+    def _last_funding(self, store: Store, symbols: Sequence[str]) -> list[int | None]:
+        return [store.last_ts(Kind.FUNDING, self.venue, sym, None, None) for sym in symbols]
+
+    def _funding_due(self, sym: str, last: int | None, now_ms: int) -> bool:
         interval_h = (self.funding.get(sym) or (None, None))[1] or 8.0
         return last is None or now_ms >= last + interval_h * 3_600_000
 
@@ -320,11 +297,29 @@ class VenueWatch:
         await self.ingest.flush_async()
         await self._each(lambda s: self._backfill(s, None, upto))
         await self.ingest.flush_async()
-        for k, sym in enumerate(self.symbols):
-            self._step_symbol(sym, upto)
-            if k % YIELD_EVERY == YIELD_EVERY - 1:
-                await asyncio.sleep(0)  # let liquidations in: a burst must not wait for 500
+        unstepped = {  # each symbol's first bar its engine has not stepped
+            sym: last + self.bar_ms
+            for sym in self.symbols
+            if (last := self.states[sym].last_ts) is not None and upto > last
+        }
+        # Each trip to the reader lets liquidations in: a burst must not wait for 500.
+        async for sym, grid in self._grids(unstepped, upto):
+            self._step_symbol(sym, grid, unstepped[sym], upto)
         self.status.last_bar_ms = upto
+
+    async def _grids(self, first: dict[str, int], upto: int) -> AsyncIterator[tuple[str, Grid]]:
+        """Each symbol's grid of the stored bars opening in [first[symbol], upto], read and
+        built on the reader thread, YIELD_EVERY symbols a trip."""
+        items = list(first.items())
+        for k in range(0, len(items), YIELD_EVERY):
+            batch = items[k : k + YIELD_EVERY]
+            read = functools.partial(self._read_grids, batch=batch, upto=upto)
+            for (sym, _), grid in zip(batch, await self.reads.run(read), strict=True):
+                yield sym, grid
+
+    def _read_grids(self, store: Store, batch: list[tuple[str, int]], upto: int) -> list[Grid]:
+        series = (store.read_series(self.venue, sym, self.interval, lo, upto) for sym, lo in batch)
+        return [build_grid(s) for s in series]
 
     async def _each(self, fn: Callable[[str], Any], symbols: Sequence[str] | None = None) -> None:
         async def guarded(sym: str) -> None:
@@ -354,14 +349,16 @@ class VenueWatch:
         if first > upto:
             return
         close = upto + self.bar_ms
-        span = self.store.candle_span(self.venue, sym, self.interval, first, upto)
+        span = await self.reads.run(
+            lambda s: s.candle_span(self.venue, sym, self.interval, first, upto)
+        )
         if span is None or span[1] < upto or (start_ms is not None and span[0] > first):
             k_from = first if span is None or start_ms is not None else span[1]
             candles = await self.client.klines(sym, self.bar_ms, k_from, upto)
             self._got("candles", [c for c in candles if c.ts_ms <= upto])
         # Without an OI stream the polls land anywhere in a bar: take the venue's own
         # bar-close values; with one, only bars no snapshot reached (a drop, a restart).
-        if not self.stream.streams_oi or self._oi_missing(sym, first, close):
+        if not self.stream.streams_oi or await self._oi_missing(sym, first, close):
             found = await self.client.oi_history(sym, self.bar_ms, first + self.bar_ms, close)
             self._got("oi", found)
 
@@ -370,19 +367,18 @@ class VenueWatch:
             self.ingest.extend(list(rows))
             self.status.backfilled[kind] = self.status.backfilled.get(kind, 0) + len(rows)
 
-    def _oi_missing(self, sym: str, first_open: int, close: int) -> bool:
+    async def _oi_missing(self, sym: str, first_open: int, close: int) -> bool:
         """True if some bar in [first_open, close) has no OI snapshot at or before its close."""
-        stamps = self.store.timestamps(Kind.OPEN_INTEREST, self.venue, sym, first_open + 1, close)
+        stamps = await self.reads.run(
+            lambda s: s.timestamps(Kind.OPEN_INTEREST, self.venue, sym, first_open + 1, close)
+        )
         bars = {int(t - 1) // self.bar_ms for t in stamps}
         need = range(first_open // self.bar_ms, close // self.bar_ms)
         return any(b not in bars for b in need)
 
-    def _step_symbol(self, sym: str, upto: int) -> None:
+    def _step_symbol(self, sym: str, grid: Grid, lo: int, upto: int) -> None:
+        """Step the bars of `grid` (read up to `upto`) from the bar opening at `lo`."""
         state = self.states[sym]
-        if state.last_ts is None or upto <= state.last_ts:
-            return
-        lo = state.last_ts + self.bar_ms
-        grid = build_grid(self.store.read_series(self.venue, sym, self.interval, lo, upto))
         run = self.running[sym]
         for bar in grid_bars(grid):
             if bar.ts_ms < lo:
@@ -395,49 +391,10 @@ class VenueWatch:
 
     def _record_coverage(self) -> None:
         """The liquidation feed's connected spans, per symbol, for the store."""
-        if self.feed is LiquidationFeed.NONE:
-            return
-        stats = self.stream.stats
-        spans: list[tuple[int, int]] = []
-        for down, back in stats.gaps[self._gaps_seen :]:
-            if self._span_start is not None and down > self._span_start:
-                spans.append((self._span_start, down))
-            self._span_start = back
-        self._gaps_seen = len(stats.gaps)
-        last = stats.last_message_ms
-        if self._span_start is None and last is not None and stats.state == "live":
-            self._span_start = last
-        if self._span_start is not None and last is not None and stats.state == "live":
-            spans.append((self._span_start, last))
-        self.ingest.cover([(self.venue, s, a, b) for a, b in spans for s in self.symbols])
+        if self.feed is not LiquidationFeed.NONE:
+            spans = self._feed_spans.spans(self.stream.stats)
+            self.ingest.cover([(self.venue, s, a, b) for a, b in spans for s in self.symbols])
 
     def describe(self) -> dict[str, Any]:
         """The venue's line in `oiradar status`."""
-        st = self.stream.stats
-        limiter = getattr(self.client, "limiter", None)
-        usage = limiter.usage() if limiter is not None else {}
-        mono, seen = self._rate_mark
-        now = time.monotonic()
-        rate = (st.messages - seen) / (now - mono) if now > mono else 0.0
-        self._rate_mark = (now, st.messages)
-        return {
-            "venue": self.venue,
-            "stream": st.state.value,
-            "connects": st.connects,
-            "disconnects": st.disconnects,
-            "messages": st.messages,
-            "msg_per_s": round(rate, 1),
-            "duplicates": st.duplicates,
-            "last_message": iso(st.last_message_ms) if st.last_message_ms else None,
-            "last_bar": iso(self.status.last_bar_ms) if self.status.last_bar_ms else None,
-            "bars_stepped": self.status.bars_stepped,
-            "symbols": len(self.symbols),
-            "liquidations": self.feed.value,
-            "oi": "stream"
-            if self.stream.streams_oi
-            else f"poll every {self.status.poll_s or 0:.1f} s",
-            "limiter": {k: f"{u}/{lim}" for k, (u, lim) in usage.items()},
-            "backfilled": dict(self.status.backfilled),
-            "rest_errors": self.status.errors,
-            "last_error": self.status.last_error or st.last_error,
-        }
+        return self.status.line(self.client, self.stream, len(self.symbols), self.feed)

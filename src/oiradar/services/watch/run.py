@@ -1,0 +1,78 @@
+"""`oiradar watch` as a Python call: the daemon wired from a request, a store and a config.
+
+Clients and streams for the venues asked (at `req.endpoint`), the sinks of the config (the
+console when it names none), the gate and the retries of its `[alerts]`, and SIGINT/SIGTERM
+to stop unless the caller brings its own `stop` event. `beside` runs for the daemon's
+lifetime (the dashboard of `watch --serve`): entered before the venues start, left after
+they stop; what it yields (a URL) is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+
+from oiradar.config import Config, SinkConfig, SinkType
+from oiradar.services.alerts import Gate, build_sink
+from oiradar.services.clients import venue_clients
+from oiradar.services.watch.daemon import Watch, WatchRequest
+from oiradar.store import Store
+from oiradar.venues.registry import stream
+
+log = logging.getLogger(__name__)
+CONSOLE = SinkConfig(SinkType.CONSOLE, "console")
+
+
+async def run(
+    req: WatchRequest,
+    store: Store,
+    *,
+    config: Config | None = None,
+    beside: AbstractAsyncContextManager[str] | None = None,
+    stop: asyncio.Event | None = None,
+) -> Watch:
+    """Watch until `stop` is set (None: until SIGINT or SIGTERM); everything in memory is
+    stored before it returns the stopped daemon (its `status()` says what it did)."""
+    cfg = config or Config()
+    alerts = cfg.alerts
+    async with (
+        _stopping(stop) as until,
+        venue_clients(req.venues, req.endpoint, limit_scale=req.limit_scale) as clients,
+    ):
+        daemon = Watch(
+            req,
+            store,
+            clients,
+            [stream(v, req.endpoint) for v in req.venues],
+            [build_sink(s) for s in cfg.sinks or (CONSOLE,)],
+            Gate(alerts.cooldown_s, alerts.min_confidence, alerts.regimes),
+            dispatcher_kw={"max_attempts": alerts.max_attempts, "backoff_s": alerts.backoff_s},
+        )
+        if beside is None:
+            await daemon.run(until)
+        else:
+            async with beside as url:
+                log.info("event=serving url=%s", url)
+                await daemon.run(until)
+    return daemon
+
+
+@contextlib.asynccontextmanager
+async def _stopping(stop: asyncio.Event | None) -> AsyncIterator[asyncio.Event]:
+    """`stop`, or an event SIGINT and SIGTERM set (handlers removed afterwards)."""
+    if stop is not None:
+        yield stop
+        return
+    event = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, event.set)
+    try:
+        yield event
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,99 @@
+"""A venue's bookkeeping inside `oiradar watch`: the OI poll cadence its limits allow, its
+counters and its line in `oiradar status`, and the spans its liquidation feed was up."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from oiradar.records import LiquidationFeed
+from oiradar.units import iso
+from oiradar.venues.base import VenueClient
+from oiradar.venues.limiter import SAFETY
+from oiradar.venues.stream import StreamStats, VenueStream
+
+MIN_POLL_S = 1.0  # venues refresh OI about once a second: polling faster buys nothing
+POLL_SHARE = 0.5  # of the budget left after the bar-close work; the rest absorbs backfills
+
+
+def poll_interval_s(
+    cost: dict[str, float], budgets: dict[str, tuple[float, float]], reserved: dict[str, float]
+) -> float:
+    """The fastest cadence at which one poll costing `cost` units per bucket fits in
+    POLL_SHARE of what the budgets (limit, period s) leave after `reserved` units/s."""
+    interval = MIN_POLL_S
+    for bucket, units in cost.items():
+        limit, period = budgets[bucket]
+        spare = limit * SAFETY / period - reserved.get(bucket, 0.0)
+        if spare <= 0:
+            return math.inf
+        interval = max(interval, units / (POLL_SHARE * spare))
+    return interval
+
+
+@dataclass(slots=True)
+class VenueStatus:
+    bars_stepped: int = 0
+    last_bar_ms: int | None = None
+    backfilled: dict[str, int] = field(default_factory=dict)  # kind -> rows fetched by REST
+    errors: int = 0
+    last_error: str | None = None
+    poll_s: float | None = None
+    polls: int = 0
+    rate_mark: tuple[float, int] = field(default_factory=lambda: (time.monotonic(), 0))
+
+    def line(
+        self, client: VenueClient, stream: VenueStream, symbols: int, feed: LiquidationFeed
+    ) -> dict[str, Any]:
+        """The venue's line in `oiradar status` (the message rate since the last line)."""
+        st = stream.stats
+        limiter = getattr(client, "limiter", None)
+        usage = limiter.usage() if limiter is not None else {}
+        mono, seen = self.rate_mark
+        now = time.monotonic()
+        rate = (st.messages - seen) / (now - mono) if now > mono else 0.0
+        self.rate_mark = (now, st.messages)
+        return {
+            "venue": client.name,
+            "stream": st.state.value,
+            "connects": st.connects,
+            "disconnects": st.disconnects,
+            "messages": st.messages,
+            "msg_per_s": round(rate, 1),
+            "duplicates": st.duplicates,
+            "last_message": iso(st.last_message_ms) if st.last_message_ms else None,
+            "last_bar": iso(self.last_bar_ms) if self.last_bar_ms else None,
+            "bars_stepped": self.bars_stepped,
+            "symbols": symbols,
+            "liquidations": feed.value,
+            "oi": "stream" if stream.streams_oi else f"poll every {self.poll_s or 0:.1f} s",
+            "limiter": {k: f"{u}/{lim}" for k, (u, lim) in usage.items()},
+            "backfilled": dict(self.backfilled),
+            "rest_errors": self.errors,
+            "last_error": self.last_error or st.last_error,
+        }
+
+
+@dataclass(slots=True)
+class FeedSpans:
+    """The spans a liquidation feed was connected, from its stream's gaps: each call gives
+    the spans closed since the last one and the open span up to the newest message."""
+
+    start: int | None = None
+    gaps_seen: int = 0
+
+    def spans(self, stats: StreamStats) -> list[tuple[int, int]]:
+        out: list[tuple[int, int]] = []
+        for down, back in stats.gaps[self.gaps_seen :]:
+            if self.start is not None and down > self.start:
+                out.append((self.start, down))
+            self.start = back
+        self.gaps_seen = len(stats.gaps)
+        last = stats.last_message_ms
+        if self.start is None and last is not None and stats.state == "live":
+            self.start = last
+        if self.start is not None and last is not None and stats.state == "live":
+            out.append((self.start, last))
+        return out

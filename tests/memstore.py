@@ -22,8 +22,7 @@ from numpy.typing import NDArray
 from oiradar.errors import NoDataError, StoreError
 from oiradar.kinds import LAYOUTS, Kind, Layout
 from oiradar.records import Candle, MarketSeries
-from oiradar.store.base import LoggedAlert, Span, WatchState
-from oiradar.store.rows import Record, record_row
+from oiradar.store.base import LoggedAlert, RowWrites, Span, WatchState
 from oiradar.store.schema import SCHEMA_VERSION
 from oiradar.store.series import (
     UNBOUNDED,
@@ -70,18 +69,12 @@ def _cell(layout: Layout, name: str, value: Any) -> Any:
     return _CAST[dtype](value)
 
 
-class MemoryStore:
+class MemoryStore(RowWrites):
     def __init__(self, url: str, data: _Data, readonly: bool) -> None:
         self.location, self._data, self._readonly = url, data, readonly
         self._closed = False
 
     schema_version = SCHEMA_VERSION
-
-    def __enter__(self) -> MemoryStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         self._closed = True
@@ -93,10 +86,6 @@ class MemoryStore:
         return self._data
 
     # -- writing ---------------------------------------------------------------------------
-
-    def write(self, batches: Iterable[tuple[Kind, Sequence[Sequence[Any]]]]) -> dict[Kind, int]:
-        counts = self.write_grouped([(kind, kind, rows) for kind, rows in batches])
-        return {Kind(k): n for k, n in counts.items()}
 
     def write_grouped(
         self,
@@ -134,15 +123,6 @@ class MemoryStore:
             return 0
         table[key] = row
         return 1
-
-    def write_records(
-        self, records: Iterable[Record], *, coverage: Iterable[Span] = ()
-    ) -> dict[Kind, int]:
-        rows: dict[Kind, list[Row]] = {}
-        for rec in records:
-            kind, row = record_row(rec)
-            rows.setdefault(kind, []).append(row)
-        return self.write_grouped([(k, k, r) for k, r in rows.items()], coverage=coverage)
 
     def version(self) -> int:
         return self._data.version

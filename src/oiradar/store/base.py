@@ -23,10 +23,11 @@ from numpy.typing import NDArray
 from oiradar.errors import UserError
 from oiradar.kinds import Kind
 from oiradar.records import Candle, MarketSeries
-from oiradar.store.rows import Record
+from oiradar.store.rows import Record, record_row
 
 ENV_DB = "OIRADAR_DB"
 K = TypeVar("K")
+S = TypeVar("S", bound="RowWrites")
 Span = tuple[str, str, int, int]
 """(venue, symbol, start_ms, end_ms) of a span during which a live liquidation feed was up."""
 
@@ -194,6 +195,41 @@ class Store(Protocol):
     def alerts(self, after: int = 0, limit: int | None = None) -> list[LoggedAlert]:
         """Logged alerts with `seq` > `after`, oldest first; `limit`: only the newest so many."""
         ...
+
+
+class RowWrites:
+    """What every backend builds the same way on its own `write_grouped` and `close`: `write`
+    (rows by kind), `write_records` (records of any mix of kinds) and the context manager."""
+
+    def write_grouped(
+        self,
+        batches: Sequence[tuple[K, Kind, Sequence[Sequence[Any]]]],
+        *,
+        coverage: Iterable[Span] = (),
+    ) -> dict[K, int]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: S) -> S:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def write(self, batches: Iterable[tuple[Kind, Sequence[Sequence[Any]]]]) -> dict[Kind, int]:
+        counts = self.write_grouped([(kind, kind, rows) for kind, rows in batches])
+        return {Kind(k): n for k, n in counts.items()}
+
+    def write_records(
+        self, records: Iterable[Record], *, coverage: Iterable[Span] = ()
+    ) -> dict[Kind, int]:
+        rows: dict[Kind, list[tuple[Any, ...]]] = {}
+        for rec in records:
+            kind, row = record_row(rec)
+            rows.setdefault(kind, []).append(row)
+        return self.write_grouped([(k, k, r) for k, r in rows.items()], coverage=coverage)
 
 
 Opener = Callable[[str, bool], Store]

@@ -25,8 +25,8 @@ from oiradar.errors import NoDataError, StoreError
 from oiradar.kinds import LAYOUTS, Kind
 from oiradar.records import Candle, MarketSeries
 from oiradar.store import sqlite_state
-from oiradar.store.base import ENV_DB, LoggedAlert, Span, WatchState
-from oiradar.store.rows import Record, record_row, upsert_sql
+from oiradar.store.base import ENV_DB, LoggedAlert, RowWrites, Span, WatchState
+from oiradar.store.rows import upsert_sql
 from oiradar.store.schema import MIGRATIONS, SCHEMA_VERSION, STATE_VERSION
 from oiradar.store.series import UNBOUNDED
 from oiradar.store.sqlite_series import read_series
@@ -50,7 +50,7 @@ def default_db_path() -> Path:
     return Path(platformdirs.user_data_dir("oiradar", appauthor=False)) / "oiradar.sqlite"
 
 
-class SqliteStore:
+class SqliteStore(RowWrites):
     """The embedded store (`open_store(path)`); use as a context manager to close."""
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
@@ -101,12 +101,6 @@ class SqliteStore:
             conn.execute("PRAGMA synchronous = NORMAL")
         return conn
 
-    def __enter__(self) -> SqliteStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def close(self) -> None:
         with self._lock:
             self._closed = True
@@ -151,24 +145,13 @@ class SqliteStore:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def write(self, batches: Iterable[tuple[Kind, Sequence[Sequence[Any]]]]) -> dict[Kind, int]:
-        """Upsert rows (tuples in the kind's layout order) in ONE transaction.
-
-        Returns rows inserted or changed per kind; unchanged duplicates count zero.
-        """
-        counts = self.write_grouped([(kind, kind, rows) for kind, rows in batches])
-        return {Kind(k): n for k, n in counts.items()}
-
     def write_grouped(
         self,
         batches: Sequence[tuple[_K, Kind, Sequence[Sequence[Any]]]],
         *,
         coverage: Iterable[Span] = (),
     ) -> dict[_K, int]:
-        """Like `write`, with changes counted per caller-chosen group key.
-
-        `coverage` spans are upserted in the same transaction and not counted.
-        """
+        """Every batch and the `coverage` spans in ONE transaction (base.Store says what)."""
         changed: dict[_K, int] = {}
         try:
             with self._transaction() as conn:
@@ -183,23 +166,6 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"write to {self.path} failed: {exc}") from None
         return changed
-
-    def write_records(
-        self,
-        records: Iterable[Record],
-        *,
-        coverage: Iterable[Span] = (),
-    ) -> dict[Kind, int]:
-        """Upsert normalized records (any mix of kinds) and feed `coverage` in one transaction.
-
-        `coverage` holds (venue, symbol, start_ms, end_ms) spans a live liquidation feed was
-        up; a span already stored with the same start keeps the later end. Counts exclude it.
-        """
-        rows: dict[Kind, list[tuple[Any, ...]]] = {}
-        for rec in records:
-            kind, row = record_row(rec)
-            rows.setdefault(kind, []).append(row)
-        return self.write_grouped([(k, k, r) for k, r in rows.items()], coverage=coverage)
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -205,17 +205,30 @@ class VenueRun:
         if not lack.bars.size:
             return []
         lo, hi = int(lack.bars[0]), int(lack.bars[-1])
-        got = await self._rest(lambda: self.client.klines(symbol, plan.bar_ms, lo, hi))
+        fetch = functools.partial(self.client.klines, symbol, plan.bar_ms, lo, hi)
+        file = klines_file(symbol, interval_name(plan.bar_ms), chunk.start_ms)
+        return await self._bars("candles", lack.bars, fetch, file, symbol, chunk, plan.now_ms)
+
+    async def _bars(
+        self,
+        name: str,
+        opens: I64,
+        fetch: Callable[[], Awaitable[Sequence[Rec]]],
+        file: ArchiveFile,
+        symbol: str,
+        chunk: Chunk,
+        now_ms: int,
+    ) -> list[Rec]:
+        """Klines or premium bars opening at `opens`: REST, or the archive's daily file of
+        them when REST is not asked."""
+        got = await self._rest(fetch)
         asked = got is not None
         if got is None and self.archive is not None:
-            name = interval_name(plan.bar_ms)
-            file = klines_file(symbol, name, chunk.start_ms)
-            got = await self.archive.read(
-                file if name in DAILY_KLINE_INTERVALS else None, symbol, chunk, plan.now_ms
-            )
+            daily = file.interval in DAILY_KLINE_INTERVALS  # the archive has such files
+            got = await self.archive.read(file if daily else None, symbol, chunk, now_ms)
         kept = [r for r in got or () if chunk.start_ms <= r.ts_ms < chunk.end_ms]
-        if np.isin(lack.bars, [r.ts_ms for r in kept], invert=True).any():
-            self._shortfall("candles", asked, got is not None, symbol, chunk)
+        if np.isin(opens, [r.ts_ms for r in kept], invert=True).any():
+            self._shortfall(name, asked, got is not None, symbol, chunk)
         return kept
 
     async def _oi(self, plan: VenuePlan, symbol: str, chunk: Chunk, lack: Lack) -> list[Rec]:
@@ -290,18 +303,11 @@ class VenueRun:
         if step is None or not lack.premium.size:
             return []
         lo, hi = int(lack.premium[0]), int(lack.premium[-1])
-        got = await self._rest(lambda: self.client.premium_history(symbol, step, lo, hi))
-        asked = got is not None
-        if got is None and self.archive is not None:
-            name = interval_name(step)
-            file = premium_file(symbol, name, chunk.start_ms)
-            got = await self.archive.read(
-                file if name in DAILY_KLINE_INTERVALS else None, symbol, chunk, plan.now_ms
-            )
-        kept = [r for r in got or () if chunk.start_ms <= r.ts_ms < chunk.end_ms]
-        if np.isin(lack.premium, [r.ts_ms for r in kept], invert=True).any():
-            self._shortfall("premium index", asked, got is not None, symbol, chunk)
-        return kept
+        fetch = functools.partial(self.client.premium_history, symbol, step, lo, hi)
+        file = premium_file(symbol, interval_name(step), chunk.start_ms)
+        return await self._bars(
+            "premium index", lack.premium, fetch, file, symbol, chunk, plan.now_ms
+        )
 
     async def _funding(
         self, plan: VenuePlan, symbol: str, cks: list[Chunk], todo: list[Lack]

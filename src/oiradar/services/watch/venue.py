@@ -26,6 +26,7 @@ from oiradar.errors import Banned, UnknownSymbol, VenueError
 from oiradar.kinds import Kind
 from oiradar.records import Liquidation, LiquidationFeed, MarketSnapshot, OISample, Side
 from oiradar.services.watch.decide import Burst, Decider, Phase
+from oiradar.services.watch.gaps import GapFill
 from oiradar.services.watch.ingest import Ingest
 from oiradar.services.watch.venue_status import (
     FeedSpans,
@@ -70,7 +71,6 @@ class VenueWatch:
         *,
         bar_ms: int,
         settle_ms: int,
-        on_alert_latency: Callable[[str, int], None] | None = None,
     ) -> None:
         self.venue = client.name
         self.client, self.stream, self.reads, self.ingest = client, stream, reads, ingest
@@ -86,6 +86,7 @@ class VenueWatch:
         self._clock_mono = -CLOCK_IDLE_S  # when the stream's time last moved (monotonic s)
         self._clock_seen = 0
         self._feed_spans = FeedSpans()
+        self.gaps = GapFill(client, stream.streams_oi, reads, ingest, self.status, bar_ms)
 
     @property
     def feed(self) -> LiquidationFeed:
@@ -125,7 +126,7 @@ class VenueWatch:
         already running meanwhile; funding comes in the background (`_funding_loop`)."""
         now = self.now_ms()
         last_closed = now - now % self.bar_ms - self.bar_ms
-        await self._each(lambda s: self._backfill(s, now - warm_ms, last_closed))
+        await self._backfill(now - warm_ms, last_closed)
         await self.ingest.flush_async()
         async for sym, grid in self._grids(
             dict.fromkeys(self.symbols, last_closed - seed_ms), last_closed
@@ -177,7 +178,7 @@ class VenueWatch:
                 lambda s: s.last_ts(Kind.FUNDING, self.venue, sym, None, None)
             )
             since = last + 1 if last is not None else now - max(warm_ms, DAY_MS)
-            self._got("funding", await self.client.funding_history(sym, since, now))
+            self.gaps.got("funding", await self.client.funding_history(sym, since, now))
             # Published late, or nothing new: ask again in a few minutes, not every pass.
             retry[sym] = time.monotonic() + FUNDING_RETRY_S
 
@@ -295,7 +296,7 @@ class VenueWatch:
         """Backfill, store and step every symbol up to the bar opening at `upto`."""
         self._record_coverage()
         await self.ingest.flush_async()
-        await self._each(lambda s: self._backfill(s, None, upto))
+        await self._backfill(None, upto)
         await self.ingest.flush_async()
         unstepped = {  # each symbol's first bar its engine has not stepped
             sym: last + self.bar_ms
@@ -341,40 +342,17 @@ class VenueWatch:
         self.status.last_error = str(exc)
         log.warning("venue=%s event=rest_error error=%s", self.venue, exc)
 
-    async def _backfill(self, sym: str, start_ms: int | None, upto: int) -> None:
-        """What the venue has and the store lacks, for bars opening up to `upto`."""
-        state = self.states.get(sym)
-        stepped = state.last_ts if state is not None and state.last_ts is not None else upto
-        first = start_ms if start_ms is not None else stepped + self.bar_ms
-        if first > upto:
-            return
-        close = upto + self.bar_ms
-        span = await self.reads.run(
-            lambda s: s.candle_span(self.venue, sym, self.interval, first, upto)
-        )
-        if span is None or span[1] < upto or (start_ms is not None and span[0] > first):
-            k_from = first if span is None or start_ms is not None else span[1]
-            candles = await self.client.klines(sym, self.bar_ms, k_from, upto)
-            self._got("candles", [c for c in candles if c.ts_ms <= upto])
-        # Without an OI stream the polls land anywhere in a bar: take the venue's own
-        # bar-close values; with one, only bars no snapshot reached (a drop, a restart).
-        if not self.stream.streams_oi or await self._oi_missing(sym, first, close):
-            found = await self.client.oi_history(sym, self.bar_ms, first + self.bar_ms, close)
-            self._got("oi", found)
-
-    def _got(self, kind: str, rows: Sequence[Any]) -> None:
-        if rows:
-            self.ingest.extend(list(rows))
-            self.status.backfilled[kind] = self.status.backfilled.get(kind, 0) + len(rows)
-
-    async def _oi_missing(self, sym: str, first_open: int, close: int) -> bool:
-        """True if some bar in [first_open, close) has no OI snapshot at or before its close."""
-        stamps = await self.reads.run(
-            lambda s: s.timestamps(Kind.OPEN_INTEREST, self.venue, sym, first_open + 1, close)
-        )
-        bars = {int(t - 1) // self.bar_ms for t in stamps}
-        need = range(first_open // self.bar_ms, close // self.bar_ms)
-        return any(b not in bars for b in need)
+    async def _backfill(self, start_ms: int | None, upto: int) -> None:
+        """What the venue has and the store lacks, for bars opening up to `upto` (from
+        `start_ms`, else from each symbol's first unstepped bar)."""
+        firsts = {}
+        for sym in self.symbols:
+            state = self.states.get(sym)
+            stepped = state.last_ts if state is not None and state.last_ts is not None else upto
+            first = start_ms if start_ms is not None else stepped + self.bar_ms
+            if first <= upto:
+                firsts[sym] = first
+        await self.gaps.fill(firsts, upto, start_ms is not None, self._each)
 
     def _step_symbol(self, sym: str, grid: Grid, lo: int, upto: int) -> None:
         """Step the bars of `grid` (read up to `upto`) from the bar opening at `lo`."""

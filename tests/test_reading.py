@@ -30,7 +30,7 @@ from oiradar.signals.params import EngineParams, Evidence
 from oiradar.signals.reading import MarketReading, reading_at
 from oiradar.signals.regimes import Regime
 from oiradar.signals.windows import build_grid
-from oiradar.store import Store
+from oiradar.store import open_store
 from oiradar.units import HOUR_MS, MINUTE_MS, interval_name, iso
 from tests.synth import T0
 
@@ -78,7 +78,7 @@ def _market(db: Path) -> None:
         recs += [
             FundingSample(venue, "SOLUSDT", T0 + h * 8 * HOUR_MS, FUNDING, 8.0) for h in range(3)
         ]
-    with Store(db) as s:
+    with open_store(db) as s:
         s.write_records(recs)
 
 
@@ -106,7 +106,7 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_scan_analyze_watch_and_the_dashboard_read_the_newest_bar_alike(db: Path) -> None:
     last_open = T0 + (N - 1) * BAR
     close = last_open + BAR
-    with Store(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         # analyze: the batch timeline of the stored series.
         tl, _ = run_timeline(store, Query("SOLUSDT", "binance", interval="5m"), PARAMS)
         analyze = reading_at(tl, -1, PARAMS)
@@ -150,7 +150,7 @@ def test_scan_analyze_watch_and_the_dashboard_read_the_newest_bar_alike(db: Path
 
 def test_an_event_starts_with_the_reading_of_its_first_bar(db: Path) -> None:
     """analyze's event keeps its first bar's reading: the bar the watch alerted on."""
-    with Store(db, readonly=True) as store:
+    with open_store(db, readonly=True) as store:
         q = Query("SOLUSDT", "binance", interval="5m")
         tl, _ = run_timeline(store, q, PARAMS)
         evs, q = run_events(store, q, PARAMS, None)

@@ -1,5 +1,5 @@
 """A second store backend, in memory, used only by the tests: the proof that a backend is one
-module plus one line in `store.base.BACKENDS` (`memory://NAME`). It shares nothing with the
+module plus one line in `store.backends.BACKENDS` (`memory://NAME`). It shares nothing with the
 SQLite backend but `store.series` (how read columns become a `MarketSeries`) and passes the
 same contract suite (tests/test_store_contract.py).
 

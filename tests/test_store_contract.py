@@ -2,7 +2,7 @@
 
 `sqlite` is the product's backend (opened by URL, as a user may name it); `memory` is a
 second implementation used only here (tests/memstore.py): registering it is one line in
-`store.base.BACKENDS`, and it passes the same suite. The last test holds both to the same
+`store.backends.BACKENDS`, and it passes the same suite. The last test holds both to the same
 `read_series` on seeded random data, array for array.
 """
 
@@ -31,7 +31,7 @@ from oiradar.records import (
 )
 from oiradar.store import Episode, LoggedAlert, Store, WatchState, open_store
 from oiradar.store.aio import AsyncStore
-from oiradar.store.base import BACKENDS
+from oiradar.store.backends import BACKENDS
 from tests.memstore import open_memory
 
 T0 = 1_700_000_100_000 // 3_600_000 * 3_600_000  # an hour boundary

@@ -96,26 +96,13 @@ def alerts_test(config: ConfigOption = None) -> None:
     """
     from oiradar.clock import WallClock
     from oiradar.config import load
-    from oiradar.services.alerts import Delivery, Dispatcher, build_sink, sample_alert
+    from oiradar.services.alerts.check import check_sinks
 
     cfg = load(config)
     if not cfg.sinks:
         where = cfg.source or "the config (none found; create one with oiradar config init)"
         raise UserError(f"no [[sinks]] configured in {where}")
-    alert = sample_alert(WallClock().now_ms())
-    results: dict[str, Delivery] = {}
-
-    async def run() -> None:
-        sinks = [build_sink(s) for s in cfg.sinks]
-        async with Dispatcher(
-            sinks,
-            max_attempts=cfg.alerts.max_attempts,
-            backoff_s=cfg.alerts.backoff_s,
-            on_delivery=lambda d: results.__setitem__(d.sink, d),
-        ) as dispatcher:
-            dispatcher.submit(alert)
-
-    asyncio.run(run())
+    results = asyncio.run(check_sinks(cfg, WallClock().now_ms()))
     for sink in cfg.sinks:
         done = results.get(sink.name)
         status = "ok" if done and done.ok else f"failed: {done.error if done else 'no result'}"

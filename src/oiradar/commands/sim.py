@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -107,7 +105,7 @@ def sim(
     Example: oiradar sim --symbols 500 --speed 60 --fault-rate 0.05 --port 8765
     """
     from oiradar.services.importer import history_store
-    from oiradar.sim.server import SimConfig, SimServer
+    from oiradar.sim.server import SimConfig, serve_until_stopped
     from oiradar.sim.synth import parse_weights
 
     for name, value in (("--symbols", symbols), ("--port", port)):
@@ -160,25 +158,7 @@ def sim(
         cascade_delay=cascade_delay,
     )
 
-    async def serve() -> None:
-        try:
-            server = SimServer(cfg, host=host, port=port)
-        except OSError as exc:
-            raise UserError(f"cannot start the simulator: {exc}") from None
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
-        try:
-            async with server as running:
-                sys.stdout.write(f"listening on {running.url}\n")
-                sys.stdout.flush()
-                await stop.wait()
-        except OSError as exc:
-            raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-
     with contextlib.ExitStack() as stack:
         if data is not None:
             cfg.history = stack.enter_context(history_store(data))
-        asyncio.run(serve())
+        asyncio.run(serve_until_stopped(cfg, host, port))

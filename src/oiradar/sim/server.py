@@ -252,3 +252,24 @@ class SimServer:
     async def __aexit__(self, *exc: object) -> None:
         with contextlib.suppress(Exception):
             await self._runner.cleanup()
+
+
+async def serve_until_stopped(cfg: SimConfig, host: str, port: int) -> None:
+    """`oiradar sim`: listen until SIGINT/SIGTERM, printing the URL once it is listening
+    (scripts wait for that line)."""
+    import sys
+
+    from oiradar.errors import UserError
+    from oiradar.lifecycle import stop_on_signals
+
+    try:
+        server = SimServer(cfg, host=host, port=port)
+    except OSError as exc:
+        raise UserError(f"cannot start the simulator: {exc}") from None
+    try:
+        async with stop_on_signals() as stop, server as running:
+            sys.stdout.write(f"listening on {running.url}\n")
+            sys.stdout.flush()
+            await stop.wait()
+    except OSError as exc:
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

@@ -1,13 +1,7 @@
 """Persistence behind one interface: the `Store` protocol and `open_store` (SQLite today)."""
 
-from oiradar.store.base import (
-    Episode,
-    LoggedAlert,
-    Store,
-    WatchState,
-    location_of,
-    open_store,
-)
+from oiradar.store.backends import location_of, open_store
+from oiradar.store.base import Episode, LoggedAlert, Store, WatchState
 from oiradar.store.sqlite import default_db_path
 
 __all__ = [

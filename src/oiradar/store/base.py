@@ -6,21 +6,20 @@ resources it needs inside), so callers move calls off the event loop with `store
 rather than opening second handles. One store URL is the whole state: the market data, and
 what a running `oiradar watch` publishes for `oiradar status` and the dashboard.
 
-A second backend is one module implementing `Store` plus one line in `BACKENDS`
+`open_store` lives in `store/backends.py`, the one module that knows the backends: a second
+backend is one module implementing `Store` plus one line in `BACKENDS` there
 (tests/memstore.py proves it on the contract suite, tests/test_store_contract.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from oiradar.errors import UserError
 from oiradar.kinds import Kind
 from oiradar.records import Candle, MarketSeries
 from oiradar.store.rows import Record, record_row
@@ -230,71 +229,3 @@ class RowWrites:
             kind, row = record_row(rec)
             rows.setdefault(kind, []).append(row)
         return self.write_grouped([(k, k, r) for k, r in rows.items()], coverage=coverage)
-
-
-Opener = Callable[[str, bool], Store]
-
-
-def _sqlite(url: str, readonly: bool) -> Store:
-    from oiradar.store.sqlite import SqliteStore
-
-    return SqliteStore(sqlite_path(url), readonly=readonly)
-
-
-BACKENDS: dict[str, Opener] = {"sqlite": _sqlite}
-"""URL scheme -> opener (url, readonly): a new backend adds its line here."""
-
-
-def url_scheme(target: str | Path) -> str | None:
-    """The scheme of a store URL ("sqlite" of sqlite:///x.db); None for a plain file path."""
-    if isinstance(target, Path):
-        return None
-    scheme, sep, _ = target.partition("://")
-    # One letter is a Windows drive (C://x), not a scheme.
-    return scheme.lower() if sep and len(scheme) > 1 and scheme.isalpha() else None
-
-
-def sqlite_path(url: str) -> Path:
-    """The file of a `sqlite:///PATH` URL (SQLAlchemy's form: sqlite:////abs/path.db)."""
-    rest = url.partition("://")[2]
-    if not rest.startswith("/") or rest == "/":
-        raise UserError(f"store URL {url!r} has no file: use sqlite:///PATH")
-    return Path(rest[1:])
-
-
-def default_target() -> str | Path:
-    """`$OIRADAR_DB` (a path or a URL), else the SQLite file in the user-data directory."""
-    import os
-
-    from oiradar.store.sqlite import default_db_path
-
-    env = os.environ.get(ENV_DB)
-    if env and url_scheme(env) is not None:
-        return env
-    return default_db_path()
-
-
-def location_of(target: str | Path | None) -> str:
-    """Where `open_store(target)` would look, without opening anything (for messages)."""
-    target = default_target() if target is None else target
-    if url_scheme(target) == "sqlite":
-        return str(sqlite_path(str(target)))
-    if url_scheme(target) is not None:
-        return f"{url_scheme(target)}://…"  # a URL may carry a password: never shown
-    return str(target)
-
-
-def open_store(target: str | Path | None = None, *, readonly: bool = False) -> Store:
-    """The store at a file path or URL (None: `default_target()`); `readonly` never writes
-    and refuses a store that does not exist yet (`NoDataError`)."""
-    target = default_target() if target is None else target
-    scheme = url_scheme(target)
-    if scheme is None:
-        from oiradar.store.sqlite import SqliteStore
-
-        return SqliteStore(Path(target), readonly=readonly)
-    opener = BACKENDS.get(scheme)
-    if opener is None:
-        known = ", ".join(f"{s}://" for s in BACKENDS)
-        raise UserError(f"no store backend for {scheme}:// URLs: use a file path or {known}")
-    return opener(str(target), readonly)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
-import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,6 +10,7 @@ from contextlib import asynccontextmanager
 from aiohttp import web
 
 from oiradar.errors import UserError
+from oiradar.lifecycle import stop_on_signals
 from oiradar.web.app import ServeConfig, build_app
 
 
@@ -49,11 +48,7 @@ async def serving(config: ServeConfig) -> AsyncIterator[str]:
 
 
 async def serve_forever(config: ServeConfig) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with serving(config) as url:
+    async with stop_on_signals() as stop, serving(config) as url:
         sys.stdout.write(f"serving on {url}\n")
         sys.stdout.flush()
         await stop.wait()

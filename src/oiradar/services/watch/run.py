@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 
 from oiradar.config import Config, SinkConfig, SinkType
+from oiradar.lifecycle import stop_on_signals
 from oiradar.services.alerts import Gate, build_sink
 from oiradar.services.clients import venue_clients
 from oiradar.services.watch.daemon import Watch, WatchRequest
@@ -67,12 +67,5 @@ async def _stopping(stop: asyncio.Event | None) -> AsyncIterator[asyncio.Event]:
     if stop is not None:
         yield stop
         return
-    event = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, event.set)
-    try:
+    async with stop_on_signals() as event:
         yield event
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)

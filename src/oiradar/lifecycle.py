@@ -1,0 +1,30 @@
+"""How a long-running process (watch, serve, sim) learns it should stop: one rule for all."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator
+
+
+@contextlib.asynccontextmanager
+async def stop_on_signals() -> AsyncIterator[asyncio.Event]:
+    """An event SIGINT and SIGTERM set, so the process drains and closes instead of dying
+    mid-write; the handlers are removed on exit (a caller's own loop keeps its defaults).
+
+    Where the loop cannot take signal handlers (not the main thread, Windows), the event is
+    still returned and only the caller can set it.
+    """
+    event = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    added: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, event.set)
+            added.append(sig)
+    try:
+        yield event
+    finally:
+        for sig in added:
+            loop.remove_signal_handler(sig)

@@ -106,7 +106,9 @@ def _resampled(
 ) -> FloatArray:
     """`stat` of `n` resamples of `x`, in batches that stay under ~8M values each."""
     batch = max(1, min(n, 8_000_000 // max(1, len(x))))
-    out = [stat(x[rng.integers(0, len(x), size=(min(batch, n - i), len(x)))])
+    # 32-bit draws: half the random bits and memory of the default int64 (a sample is far
+    # below 2**32 rows), the same uniform resampling.
+    out = [stat(x[rng.integers(0, len(x), size=(min(batch, n - i), len(x)), dtype=np.uint32)])
            for i in range(0, n, batch)]  # fmt: skip
     return np.concatenate(out)
 

@@ -98,8 +98,8 @@ def study(
         ]
         if not evs:
             continue
-        index = {int(t): i for i, t in enumerate(g.ts)}
-        entries = np.array([index[e.start_ms] for e in evs], dtype=np.int64)
+        starts = np.array([e.start_ms for e in evs], dtype=np.int64)
+        entries = np.searchsorted(g.ts, starts).astype(np.int64)  # events start on grid bars
         direction = np.array([DIRECTION[Regime(int(tl.regime[i]))] for i in entries])
         ctrl, owner = control_entries(g.ts, g.valid, entries, req.control_per_event, rng)
         ctrl_dir = direction[owner]

@@ -259,6 +259,11 @@ def _opt(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
 
 
+def _at(row: FloatArray | None, i: int) -> float | None:
+    """Bar `i` of an optional grid row (None when the series has no such row)."""
+    return None if row is None else _opt(float(row[i]))
+
+
 def events(
     tl: Timeline, params: EngineParams, regimes: tuple[Regime, ...] | None = None
 ) -> list[Event]:
@@ -290,7 +295,7 @@ def _event(
     vol_base: FloatArray,
 ) -> Event:
     grid = tl.grid
-    first = reading_at(tl, s, params)
+    first = reading_at(tl, s, params, vol_base=float(vol_base[s]))
     w = tl.reading_bars(s)
     b = max(0, s - w)
     seg = slice(s, e + 1)
@@ -346,6 +351,6 @@ def _event(
         evidence=rules.evidence_names(ev_bits),
         first_index=s,
         breakout=breakout(grid.close, s, w, max(1, DAY_MS // grid.bar_ms)),
-        ls_account=_opt(grid.row("ls_account")[s]),
-        premium=_opt(grid.row("premium")[s]),
+        ls_account=_at(grid.ls_account, s),
+        premium=_at(grid.premium, s),
     )

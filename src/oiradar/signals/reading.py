@@ -109,15 +109,22 @@ def _opt(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
-def reading_at(tl: Timeline, i: int, params: EngineParams) -> MarketReading:
-    """Bar `i` of a batch timeline (negative counts from the end) as one reading."""
+def reading_at(
+    tl: Timeline, i: int, params: EngineParams, *, vol_base: float | None = None
+) -> MarketReading:
+    """Bar `i` of a batch timeline (negative counts from the end) as one reading.
+
+    `vol_base` is the trailing volume median before bar `i` when the caller has the whole
+    row already (`windows.trailing_median`, as the batch events do): the same number,
+    without a median per bar."""
     g, hz = tl.grid, tl.horizons
     i = i % len(g.ts)
     regime = Regime(int(tl.regime[i]))
     k = int(tl.reading[i])
     w = hz.bars[k]
-    lb = lookbacks(params, g.bar_ms)
-    vol_base = median_known(g.volume[max(0, i - lb.context) : i], lb.min_history)
+    if vol_base is None:
+        lb = lookbacks(params, g.bar_ms)
+        vol_base = median_known(g.volume[max(0, i - lb.context) : i], lb.min_history)
     volume = float(np.nansum(g.volume[max(0, i - w + 1) : i + 1]))
     rate, ivl = _opt(float(g.funding_rate[i])), _opt(float(g.funding_interval_h[i]))
     fired = int(tl.fired[i])

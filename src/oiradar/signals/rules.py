@@ -61,6 +61,11 @@ def pct(now: float, then: float) -> float: ...
 def pct(now: FloatArray, then: FloatArray) -> FloatArray: ...
 def pct(now: FloatArray | float, then: FloatArray | float) -> FloatArray | float:
     """100 x (now / then - 1); NaN where either is missing or `then` is not positive."""
+    if not isinstance(now, np.ndarray) and not isinstance(then, np.ndarray):
+        # One bar (events, readings): plain floats, the same answer without numpy's
+        # per-call cost, which dominated the per-event work of a backtest sweep.
+        t = float(then)
+        return (float(now) / t - 1.0) * 100.0 if t > 0 else math.nan
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(np.asarray(then) > 0, (np.asarray(now) / then - 1.0) * 100.0, np.nan)
     return out if isinstance(now, np.ndarray) else float(out)

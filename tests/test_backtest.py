@@ -138,6 +138,31 @@ def test_sweep_ranks_every_pair_and_warns_about_multiple_testing() -> None:
     assert [r["events"] for r in rows[-2:]] == [0, 0]
 
 
+def test_the_sweep_enters_the_same_trades_as_the_detailed_study() -> None:
+    """The sweep skips the events' readings and rows; its trades, controls and summary must
+    be the detailed study's, including a sample that starts late."""
+    rng = np.random.default_rng(5)
+    samples = []
+    for k, name in enumerate(("AAAUSDT", "BBBUSDT", "BTCUSDT")):
+        close = 100 * np.exp(np.cumsum(rng.normal(0, 0.004, 3000)))
+        oi = 1000 * np.exp(np.cumsum(rng.normal(0, 0.005, 3000)))
+        one = sample(series(close, oi), name)
+        start = int(one.grid.ts[700]) if k == 1 else None
+        samples.append(Sample(one.symbol, one.interval, one.grid, one.high, one.low, start))
+    req = bt.BacktestRequest(regimes=(COVERING, Regime.LONG_LIQUIDATION, Regime.NEW_LONGS))
+    full, full_ctrl = study(samples, req, req.params)
+    light, light_ctrl = study(samples, req, req.params, detail=False)
+    assert len(full.symbol) > 20 and not light.rows and full.rows
+    for got, want in ((light, full), (light_ctrl, full_ctrl)):
+        assert (got.symbol, got.regime, got.tier) == (want.symbol, want.regime, want.tier)
+        for h, values in want.returns.items():
+            np.testing.assert_array_equal(got.array(h), np.asarray(values))
+    np.testing.assert_array_equal(light.mfe, full.mfe)
+    np.testing.assert_array_equal(light.mae, full.mae)
+    late = [r["start"] for r in full.rows if r["symbol"] == "BBBUSDT"]
+    assert late and min(late) >= _iso(int(samples[1].grid.ts[700]))
+
+
 def _trades_until(s: MarketSeries, t_ms: int, params: EngineParams) -> list[tuple[object, ...]]:
     res, _ = study([sample(s)], bt.BacktestRequest(control_per_event=0), params)
     return [

@@ -180,8 +180,8 @@ def sweep(
     for oi in oi_values:
         for px in price_values:
             params = replace(req.params, oi_threshold_pct=oi, price_threshold_pct=px)
-            trades, control = study(samples, req, params)
-            if trades.rows:
+            trades, control = study(samples, req, params, detail=False)
+            if trades.symbol:
                 stats = summarize("all", "all", trades, control, trades.mask(), control.mask(), req)
             else:
                 stats = {"events": 0}

@@ -14,7 +14,7 @@ import numpy as np
 from oiradar.research.request import BacktestRequest
 from oiradar.research.study import FloatArray, control_entries, excursions, forward_returns, rounded
 from oiradar.signals import rules
-from oiradar.signals.engine import Event, events, grid_timeline
+from oiradar.signals.engine import Event, event_spans, events, grid_timeline
 from oiradar.signals.params import EngineParams
 from oiradar.signals.regimes import COVERING, Regime
 from oiradar.signals.windows import Grid
@@ -77,30 +77,46 @@ def horizon_bars(horizon_ms: int, bar_ms: int) -> int | None:
 
 
 def study(
-    samples: Sequence[Sample], req: BacktestRequest, params: EngineParams
+    samples: Sequence[Sample], req: BacktestRequest, params: EngineParams, *, detail: bool = True
 ) -> tuple[Trades, Trades]:
     """(events, controls) over every sample for one parameter set.
 
     Samples are taken in symbol order and each symbol draws its controls from its own
     stream of `req.seed`, so a seed fixes the result whatever order the symbols were named
-    in (the bootstrap resamples the pooled rows, whose order is now the symbols')."""
+    in (the bootstrap resamples the pooled rows, whose order is now the symbols').
+
+    `detail=False` (the sweep) enters the same trades from the events' first bars alone:
+    no event readings, context or per-trade rows, whose construction per event was most of
+    a sweep's time; returns, excursions, labels and controls are the same."""
     trades, control = Trades(), Trades()
     longest = max(req.horizons_ms)
-    market = _market(samples, params)
+    market = _market(samples, params) if detail else None
     for s in sorted(samples, key=lambda x: x.symbol):
         rng = np.random.default_rng([req.seed, zlib.crc32(s.symbol.encode())])
         g = s.grid
         tl = grid_timeline(g, params)
-        evs = [
-            e
-            for e in events(tl, params, req.regimes)
-            if (s.start_ms is None or e.start_ms >= s.start_ms) and e.regime in DIRECTION
-        ]
-        if not evs:
+        first_bar = 0 if s.start_ms is None else int(np.searchsorted(g.ts, s.start_ms))
+        if detail:
+            evs = [
+                e
+                for e in events(tl, params, req.regimes)
+                if (s.start_ms is None or e.start_ms >= s.start_ms) and e.regime in DIRECTION
+            ]
+            starts = [e.first_index for e in evs]
+        else:
+            evs = []
+            starts = [
+                i
+                for regime, i, _ in event_spans(tl, req.regimes)
+                if i >= first_bar and regime in DIRECTION
+            ]
+        if not starts:
             continue
-        starts = np.array([e.start_ms for e in evs], dtype=np.int64)
-        entries = np.searchsorted(g.ts, starts).astype(np.int64)  # events start on grid bars
-        direction = np.array([DIRECTION[Regime(int(tl.regime[i]))] for i in entries])
+        entries = np.asarray(starts, dtype=np.int64)
+        labels = [_label_at(tl.regime[i], bool(tl.strong[i])) for i in starts]
+        # Labelled by what was known at entry: the first bar's regime and tier, never the
+        # event's later bars (a covering that turns into a squeeze stays covering here).
+        direction = np.array([DIRECTION[regime] for regime, _ in labels])
         ctrl, owner = control_entries(g.ts, g.valid, entries, req.control_per_event, rng)
         ctrl_dir = direction[owner]
         for h in req.horizons_ms:
@@ -116,22 +132,24 @@ def study(
         mfe, mae = excursions(s.high, s.low, g.close, entries, lb, direction)
         trades.mfe.extend(mfe.tolist())
         trades.mae.extend(mae.tolist())
+        first = len(trades.symbol)
+        trades.symbol.extend([s.symbol] * len(starts))
+        trades.regime.extend(regime for regime, _ in labels)
+        trades.tier.extend(tier for _, tier in labels)
+        control.symbol.extend([s.symbol] * len(ctrl))
+        picks = owner.tolist()
+        control.regime.extend(labels[k][0] for k in picks)
+        control.tier.extend(["-"] * len(ctrl))
         for k, e in enumerate(evs):
-            i = int(entries[k])
-            # Labelled by what was known at entry: the first bar's regime and tier, never the
-            # event's later bars (a covering that turns into a squeeze stays covering here).
-            regime, tier = _label_at(tl.regime[i], bool(tl.strong[i]))
-            trades.symbol.append(s.symbol)
-            trades.regime.append(regime)
-            trades.tier.append(tier)
+            i = starts[k]
             context = _context(e, s.symbol, market, params)
             trades.breakout.append(context[0])
             trades.crowded.append(context[1])
             trades.market.append(context[2])
             row: dict[str, Any] = {
                 "symbol": s.symbol,
-                "regime": regime.name,
-                "tier": tier,
+                "regime": labels[k][0].name,
+                "tier": labels[k][1],
                 "start": iso(e.start_ms),
                 "signal_at": iso(e.signal_ms),
                 "entry_price": float(g.close[i]),
@@ -143,19 +161,13 @@ def study(
                 "btc_covering": context[2],
             }
             for h in req.horizons_ms:
-                row[f"ret_{interval_name(h)}_pct"] = rounded(
-                    trades.returns[h][len(trades.symbol) - 1]
-                )
+                row[f"ret_{interval_name(h)}_pct"] = rounded(trades.returns[h][first + k])
             row["mfe_pct"], row["mae_pct"] = rounded(float(mfe[k])), rounded(float(mae[k]))
             trades.rows.append(row)
-        control.symbol.extend([s.symbol] * len(ctrl))
-        labels = [_label_at(tl.regime[int(i)], False)[0] for i in entries]
-        control.regime.extend(labels[int(k)] for k in owner)
-        control.tier.extend(["-"] * len(ctrl))
-        first = len(trades.symbol) - len(evs)
-        for name in ("breakout", "crowded", "market"):  # a control shares its event's context
-            mine = getattr(trades, name)[first:]
-            getattr(control, name).extend(mine[int(k)] for k in owner)
+        if detail:  # a control shares its event's context
+            for name in ("breakout", "crowded", "market"):
+                mine = getattr(trades, name)[first:]
+                getattr(control, name).extend(mine[k] for k in picks)
     return trades, control
 
 

@@ -46,7 +46,7 @@ _EVENT_REGIMES = tuple(
     if r not in (Regime.NO_DATA, Regime.NEUTRAL, Regime.NONE, Regime.SHORT_SQUEEZE)
 )
 
-__all__ = ["Event", "Timeline", "events", "grid_timeline", "timeline", "window_bars"]
+__all__ = ["Event", "Timeline", "event_spans", "events", "grid_timeline", "timeline", "window_bars"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,25 +264,43 @@ def _at(row: FloatArray | None, i: int) -> float | None:
     return None if row is None else _opt(float(row[i]))
 
 
+def _event_masks(tl: Timeline, regimes: tuple[Regime, ...] | None) -> dict[Regime, BoolArray]:
+    """The bars of each wanted regime (covering counts its squeeze bars too)."""
+    wanted = tuple(dict.fromkeys(regimes or (Regime.SHORT_COVERING,)))
+    return {
+        Regime(r): np.isin(tl.regime, COVERING) if r == Regime.SHORT_COVERING else tl.regime == r
+        for r in wanted
+        if r in _EVENT_REGIMES
+    }
+
+
+def event_spans(
+    tl: Timeline, regimes: tuple[Regime, ...] | None = None
+) -> list[tuple[Regime, int, int]]:
+    """(regime, first bar, last bar) of every event `events` would build, by first bar: what
+    a sweep needs to enter trades, without building the events' readings."""
+    out = [
+        (regime, s, e)
+        for regime, mask in _event_masks(tl, regimes).items()
+        for s, e in _runs(mask, tl.horizons.longest)
+    ]
+    out.sort(key=lambda span: span[1])
+    return out
+
+
 def events(
     tl: Timeline, params: EngineParams, regimes: tuple[Regime, ...] | None = None
 ) -> list[Event]:
     """Merge the bars of each regime into events (covering and squeeze bars together); runs
     closer than the longest horizon are one episode."""
-    wanted = tuple(dict.fromkeys(regimes or (Regime.SHORT_COVERING,)))
     grid = tl.grid
-    covering_like = np.isin(tl.regime, COVERING)
+    masks = _event_masks(tl, regimes)
     lb = lookbacks(params, grid.bar_ms)
     vol_base = trailing_median(grid.volume, lb.context, lb.min_history)
-    out: list[Event] = []
-    for regime in wanted:
-        if regime not in _EVENT_REGIMES:
-            continue
-        mask = covering_like if regime == Regime.SHORT_COVERING else tl.regime == regime
-        for s, e in _runs(mask, tl.horizons.longest):
-            out.append(_event(tl, params, Regime(regime), s, e, mask, vol_base))
-    out.sort(key=lambda ev: ev.start_ms)
-    return out
+    return [
+        _event(tl, params, regime, s, e, masks[regime], vol_base)
+        for regime, s, e in event_spans(tl, regimes)
+    ]
 
 
 def _event(

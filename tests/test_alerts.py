@@ -51,8 +51,12 @@ class Receiver:
         if request.path.startswith("/slow") and self.gate is not None:
             await self.gate.wait()
         if request.path in self.always:
-            # Echo the path (a token!) the way a careless server would.
-            return web.Response(status=self.always[request.path], text=f"bad {request.path}")
+            # Echo the request target (a token!) the way a careless server would.
+            status = self.always[request.path]
+            return web.Response(status=status, text=f"bad request {request.path_qs}")
+        if request.path == "/echo-auth":
+            # The credential sits across the 160-character cut of the shown body.
+            return web.Response(status=400, text="x" * 150 + request.headers["Authorization"])
         queued = self.plan.get(request.path)
         status = queued.pop(0) if queued else 200
         return web.Response(status=status, text="ok" if status == 200 else "try later")
@@ -373,6 +377,34 @@ async def test_client_errors_are_not_retried(receiver: Receiver) -> None:
     assert delivery.attempts == 1 and delivery.error is not None and "404" in delivery.error
 
 
+async def test_a_webhook_query_key_echoed_by_the_server_is_scrubbed(
+    receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver.always["/hook"] = 400
+    done: list[Delivery] = []
+    url = f"{receiver.base}/hook?key=QUERYSECRET42&team=ops%2Fsre"
+    sink = build_sink(sink_cfg(SinkType.WEBHOOK, "hook", url=Secret(url)))
+    caplog.set_level(logging.INFO)
+    async with Dispatcher([sink], backoff_s=0.001, on_delivery=done.append) as dispatcher:
+        dispatcher.submit(alert())
+    [delivery] = done
+    assert delivery.error is not None and "HTTP 400 bad request" in delivery.error
+    for text in (delivery.error, caplog.text):
+        assert "QUERYSECRET" not in text and "ops/sre" not in text and "ops%2Fsre" not in text
+
+
+async def test_a_secret_across_the_body_cut_is_scrubbed_whole(receiver: Receiver) -> None:
+    done: list[Delivery] = []
+    header = ("Authorization", Secret("Bearer HEADERSECRET-0123456789"))
+    url = Secret(f"{receiver.base}/echo-auth")
+    sink = build_sink(sink_cfg(SinkType.WEBHOOK, "hook", url=url, headers=(header,)))
+    async with Dispatcher([sink], backoff_s=0.001, on_delivery=done.append) as dispatcher:
+        dispatcher.submit(alert())
+    [delivery] = done
+    assert delivery.error is not None and "x" * 150 + "***" in delivery.error
+    assert "Bearer" not in delivery.error and "HEA" not in delivery.error
+
+
 # --- the gate -----------------------------------------------------------------------------
 
 
@@ -404,7 +436,7 @@ def test_gate_filters_regime_and_confidence() -> None:
 # --- the CLI ------------------------------------------------------------------------------
 
 
-def write_config(tmp_path: Path, receiver: Receiver, extra: str = "") -> Path:
+def write_config(tmp_path: Path, receiver: Receiver, extra: str = "", query: str = "") -> Path:
     path = tmp_path / "config.toml"
     path.write_text(
         f"""
@@ -420,7 +452,7 @@ path = "{tmp_path / "alerts.jsonl"}"
 [[sinks]]
 type = "webhook"
 name = "hook"
-url = "{receiver.base}/hook"
+url = "{receiver.base}/hook{query}"
 {extra}
 """
     )
@@ -471,6 +503,17 @@ api_base = "{receiver.base}"
     for text in (result.out, result.err, caplog.text):
         assert TOKEN not in text
         assert "SECRET" not in text
+
+
+async def test_alerts_test_never_shows_a_query_key_the_server_echoes(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    receiver.always["/hook"] = 400
+    path = write_config(tmp_path, receiver, query="?key=QUERYSECRET42")
+    result = await run_cli_off_loop("alerts", "test", "--config", str(path))
+    assert result.code == 1
+    assert "hook (webhook): failed:" in result.out and "HTTP 400 bad request" in result.out
+    assert "QUERYSECRET" not in result.out + result.err
 
 
 def test_alerts_test_without_sinks_is_a_user_error(tmp_path: Path) -> None:

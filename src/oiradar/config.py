@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from oiradar.errors import ConfigError
 
@@ -83,9 +83,23 @@ class SinkConfig:
         urls = [s.reveal() for s in (self.url, self.webhook_url) if s]
         values = [*urls, *(s.reveal() for s in (self.token,) if s)]
         values += [v.reveal() for _, v in self.headers]
-        # A server may echo just the path of a webhook URL, and the path is the credential.
-        values += [p for p in (urlsplit(u).path for u in urls) if len(p) > 1]
+        # A server may echo any part of a webhook URL (its path, its query `?key=…`, a
+        # password), and any of them may be the credential: each is a secret on its own.
+        for url in urls:
+            values += _url_parts(url)
         return tuple(v for v in values if v)
+
+
+def _url_parts(url: str) -> list[str]:
+    """The parts of `url` a server could echo: path, query, each query value, fragment,
+    password; a lone `/` or a one-character value is no secret and would scrub everything."""
+    parts = urlsplit(url)
+    values = [parts.path, parts.query, parts.fragment, parts.password or ""]
+    if parts.query:
+        values.append(f"{parts.path}?{parts.query}")
+        raw = [pair.partition("=")[2] for pair in parts.query.split("&")]
+        values += raw + [unquote(v) for v in raw]
+    return [v for v in values if len(v) > 1]
 
 
 @dataclass(frozen=True, slots=True)

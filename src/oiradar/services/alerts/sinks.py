@@ -134,13 +134,15 @@ class HttpSink:
             ) as resp:
                 if resp.status < 300:
                     return
-                text = (await resp.text(errors="replace"))[:_BODY_CHARS]
+                text = await resp.text(errors="replace")
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             # aiohttp puts the full URL (token included) into some messages: scrub them.
             reason = scrub(str(exc), self._secrets) or "no detail"
             raise SinkError(f"{self.shown_url}: {type(exc).__name__}: {reason}") from None
         retry = resp.status == 429 or resp.status >= 500
-        body = " ".join(scrub(text, self._secrets).split())
+        # Scrub the whole body first: cut first, a secret straddling the cut would keep
+        # its head (`Bearer HEA…`) where no scrub could find it.
+        body = " ".join(scrub(text, self._secrets).split())[:_BODY_CHARS]
         raise SinkError(f"{self.shown_url}: HTTP {resp.status} {body}".rstrip(), retryable=retry)
 
     async def close(self) -> None:

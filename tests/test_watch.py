@@ -59,22 +59,62 @@ def recorder(readings: Readings) -> Callable[[Watch], None]:
     return probe
 
 
+Stored = list[tuple[dict[str, Any], set[str]]]
+
+
+def stored_at_dispatch(db: Path, seen: Stored) -> Callable[[Watch], None]:
+    """Wraps the daemon's dispatcher to read, from another connection, which episodes the
+    store holds at the moment each alert goes to the sinks (what a `kill -9` would leave)."""
+
+    def probe(daemon: Watch) -> None:
+        inner = daemon.dispatcher.submit
+
+        def submit(alert: Any) -> None:
+            with open_store(db, readonly=True) as s:
+                state = s.watch_state()
+            seen.append((alert.to_dict(), {e.symbol for e in state.episodes} if state else set()))
+            inner(alert)
+
+        daemon.dispatcher.submit = submit  # type: ignore[method-assign]
+
+    return probe
+
+
 @pytest.fixture(scope="module")
-def squeeze_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Run, Readings]:
+def squeeze_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Run, Readings, Stored]:
     req = WatchRequest(("binance", "bybit", "okx"), ("ADAUSDT",), None, PARAMS, settle_ms=SETTLE)
     readings: Readings = {}
+    seen: Stored = []
+    tmp = tmp_path_factory.mktemp("squeeze")
+    probes = (recorder(readings), stored_at_dispatch(tmp / "watch.sqlite", seen))
+
+    def probe(daemon: Watch) -> None:
+        for each in probes:
+            each(daemon)
+
     run = asyncio.run(
         watch_until(
-            tmp_path_factory.mktemp("squeeze"),
+            tmp,
             req,
             ADA_END,
             speed=SPEED,
             limit_scale=SPEED,  # the README's recipe: both sides' limits scaled like time
             start_ms=ADA_START,
-            probe=recorder(readings),
+            probe=probe,
         )
     )
-    return run, readings
+    return run, readings, seen
+
+
+def test_an_episode_is_stored_before_its_alert_is_dispatched(
+    squeeze_run: tuple[Run, Readings, Stored],
+) -> None:
+    """A crash right after a dispatch restarts with the episode announced: no NEW again."""
+    _, _, seen = squeeze_run
+    opening = [(a, stored) for a, stored in seen if a["kind"] in ("new", "escalation")]
+    assert opening, "no alert opened an episode"
+    for alert, stored in opening:
+        assert alert["symbol"] in stored, (alert["kind"], alert["ts"], stored)
 
 
 def assert_live_equals_batch(run: Run, readings: Readings, params: EngineParams) -> int:
@@ -102,16 +142,16 @@ def same(a: float, b: float) -> bool:
 
 
 def test_live_readings_equal_the_batch_engine_on_the_stored_data(
-    squeeze_run: tuple[Run, Readings],
+    squeeze_run: tuple[Run, Readings, Stored],
 ) -> None:
-    run, readings = squeeze_run
+    run, readings, _ = squeeze_run
     assert assert_live_equals_batch(run, readings, PARAMS) >= 3 * 25
 
 
 def test_alert_arrives_within_a_bar_of_the_event_analyze_dates(
-    squeeze_run: tuple[Run, Readings],
+    squeeze_run: tuple[Run, Readings, Stored],
 ) -> None:
-    squeeze_run, _ = squeeze_run
+    squeeze_run, _, _ = squeeze_run
     alerts = squeeze_run.alerts("ADAUSDT")
     assert alerts, f"no alert; status {squeeze_run.status}"
     first = squeeze_run.received[0]
@@ -127,8 +167,10 @@ def test_alert_arrives_within_a_bar_of_the_event_analyze_dates(
     assert first.sim_ms <= signal + BAR, (first.sim_ms - signal) / 1000
 
 
-def test_the_squeeze_upgrade_fires_on_the_cascade(squeeze_run: tuple[Run, Readings]) -> None:
-    squeeze_run, _ = squeeze_run
+def test_the_squeeze_upgrade_fires_on_the_cascade(
+    squeeze_run: tuple[Run, Readings, Stored],
+) -> None:
+    squeeze_run, _, _ = squeeze_run
     kinds = [(a["kind"], a["regime"]) for a in squeeze_run.alerts("ADAUSDT")]
     assert kinds[0] == ("new", "SHORT_COVERING"), kinds
     assert ("escalation", "SHORT_SQUEEZE") in kinds, kinds
@@ -150,17 +192,17 @@ def test_the_squeeze_upgrade_fires_on_the_cascade(squeeze_run: tuple[Run, Readin
     assert squeezes, "analyze on the stored data sees no squeeze"
 
 
-def test_the_readme_replay_keeps_every_stream_up(squeeze_run: tuple[Run, Readings]) -> None:
+def test_the_readme_replay_keeps_every_stream_up(squeeze_run: tuple[Run, Readings, Stored]) -> None:
     """With --limit-scale 300 on both sides no stream is ever cut: the simulated Bybit cut
     idle links after 600 s / 300 of wall time while the client pings every 20 s (#12 item 4)."""
-    run, _ = squeeze_run
+    run, _, _ = squeeze_run
     venues = {v["venue"]: v for v in run.status["venues"]}
     assert set(venues) == {"binance", "bybit", "okx"}
     assert all(v["disconnects"] == 0 for v in venues.values()), venues
 
 
-def test_no_alert_is_sent_twice(squeeze_run: tuple[Run, Readings]) -> None:
-    squeeze_run, _ = squeeze_run
+def test_no_alert_is_sent_twice(squeeze_run: tuple[Run, Readings, Stored]) -> None:
+    squeeze_run, _, _ = squeeze_run
     keys = [(a["symbol"], a["kind"], a["ts"]) for a in squeeze_run.alerts()]
     assert len(keys) == len(set(keys))
     kinds = [a["kind"] for a in squeeze_run.alerts()]

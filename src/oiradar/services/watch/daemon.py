@@ -144,14 +144,15 @@ class Watch:
             alert.regime,
             ",".join(alert.drivers),
         )
+        sent, state = alert.to_dict(), self.watch_state()
+        try:  # the dashboard's alert feed, and the episode that `_resume` will not announce again
+            await self.ingest.write(lambda s: (s.append_alert(sent), s.put_watch_state(state)))
+        except StoreError as exc:
+            log.warning("event=alert_log_failed error=%s", exc)
+        # Only once its episode is stored: a crash after the dispatch must not send it again.
         if self.on_alert is not None:
             self.on_alert(alert)
         self.dispatcher.submit(alert)
-        sent = alert.to_dict()
-        try:  # the dashboard's alert feed
-            await self.ingest.write(lambda s: s.append_alert(sent))
-        except StoreError as exc:
-            log.warning("event=alert_log_failed error=%s", exc)
 
     def _with_history(self, store: Store, alert: Alert) -> Alert:
         """The symbol's own record for this regime (the driving venue's stored history), as
@@ -298,15 +299,18 @@ class Watch:
             },
         }
 
-    async def publish(self) -> None:
+    def watch_state(self) -> WatchState:
         """The status, the engine settings (the dashboard reads the store with them) and the
-        open episodes, in the store at once."""
+        open episodes, as one row."""
         status = self.status()
         episodes = tuple(
             Episode(symbol, str(e["phase"]), cast(int, e["started_ms"]))
             for symbol, e in status["alerts"]["episodes"].items()
         )
-        state = WatchState(status, status["engine"], episodes)
+        return WatchState(status, status["engine"], episodes)
+
+    async def publish(self) -> None:
+        state = self.watch_state()
         try:
             await self.ingest.write(lambda s: s.put_watch_state(state))
         except StoreError as exc:

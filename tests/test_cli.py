@@ -191,6 +191,15 @@ def test_reference_mode_via_cli(real_db: Path) -> None:
         (["analyze"], "Missing argument 'symbol'"),
         (["import", "/nonexistent/x.csv"], "no such file or directory"),
         (["nosuchcommand"], "No such command"),
+        # Found by a fuzzer (issue #17): each was exit 70 "internal error".
+        (["analyze", "BTCUSDT", "--from", "²"], "invalid time '²'"),
+        (["analyze", "BTCUSDT", "--from", "99999999999999999999"], "invalid time"),
+        (["analyze", "BTCUSDT", "--to", "0001-01-01"], "a time from 1970 to 2999"),
+        (["regimes", "BTCUSDT", "--from", "²"], "invalid time '²'"),
+        (["chart", "BTCUSDT", "--to", "0001-01-01"], "a time from 1970 to 2999"),
+        (["serve", "--port", "70000"], "Invalid value for '--port'"),
+        (["sim", "--port", "70000"], "Invalid value for '--port'"),
+        (["watch", "--serve", "--port", "70000"], "Invalid value for '--port'"),
     ],
 )
 def test_bad_input_is_one_clear_line(real_db: Path, args: list[str], message: str) -> None:
@@ -212,6 +221,39 @@ def test_db_option_precedence(
     env = run_cli("info")
     assert root.code == sub.code == 0 and json.loads(root.out) == json.loads(sub.out)
     assert env.code == 2 and "env.sqlite" in env.err
+
+
+def test_a_store_in_the_wrong_place_is_one_clear_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder as the store, a file where its folder should be, a URL no backend serves:
+    each a user error naming what is wrong, and nothing created in the working directory."""
+    (tmp_path / "afile").write_text("")
+    monkeypatch.chdir(tmp_path)
+    cases = [
+        (["info", "--db", str(tmp_path)], "is a folder"),
+        (["import", str(tmp_path / "afile"), "--db", "afile/s.sqlite"], "cannot create"),
+        (["info", "--db", "postgresql://me:s3cret@db.example/oiradar"], "no store backend"),
+    ]
+    for args, message in cases:
+        res = run_cli(*args)
+        assert res.code == 2 and message in res.err and len(res.err.splitlines()) == 1, res.err
+    monkeypatch.setenv("OIRADAR_DB", "postgresql://me:s3cret@db.example/oiradar")
+    res = run_cli("info")
+    assert res.code == 2 and "no store backend for postgresql://" in res.err
+    assert "s3cret" not in res.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_asking_for_covering_and_squeezes_lists_each_event_once(real_db: Path) -> None:
+    def starts(regime: str) -> list[str]:
+        res = run_cli("--db", str(real_db), "analyze", "BTCUSDT", "--from", "2024-08-01",
+                      "--to", "2024-08-20", "--regime", regime, "--format", "json")  # fmt: skip
+        assert res.code == 0, res.err
+        return [e["start"] for e in json.loads(res.out)]
+
+    both = starts("short_covering,short_squeeze")
+    assert len(both) == 8 and both == starts("short_covering")
 
 
 def test_missing_store_is_a_clear_error(tmp_path: Path) -> None:
@@ -254,6 +296,26 @@ def test_import_reports_and_rejects(tmp_path: Path) -> None:
             "last": "2024-03-01T01:35:00Z",
         }
     ]
+
+
+@pytest.mark.parametrize(
+    ("header", "symbol", "message"),
+    [
+        ("symbol", "BTC$USDT;DROP TABLE candles", ":2: symbol is not like BTCUSDT"),
+        ("symbol", "X" * 100_000, ":2: symbol is not like BTCUSDT"),
+        ("symbol", "BTCUSDT\u00b2", ":2: symbol is not like BTCUSDT"),
+        ("symbol,symbol", "BTCUSDT,BTCUSDT", ":1: column(s) symbol appear more than once"),
+    ],
+)
+def test_import_refuses_what_no_command_could_ask_for(
+    tmp_path: Path, header: str, symbol: str, message: str
+) -> None:
+    path = tmp_path / "candles.csv"
+    path.write_text(f"ts_ms,venue,{header},interval,open,high,low,close,volume_base\n"
+                    f"1717200000000,binance,{symbol},5m,1,1,1,1,1\n")  # fmt: skip
+    res = run_cli("--db", str(tmp_path / "s.sqlite"), "import", str(path))
+    assert res.code == 2 and message in res.err, res.err
+    assert len(res.err) < 400  # the 100,000-character name is not echoed whole
 
 
 def test_export_command(real_db: Path, tmp_path: Path) -> None:

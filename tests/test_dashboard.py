@@ -109,6 +109,14 @@ async def test_symbol_chart_events_alerts_status_openapi(api: Any) -> None:
         ("/api/symbols/SOLUSDT/events?days=0", 400, "whole number"),
         ("/api/alerts?limit=-3", 400, "whole number"),
         ("/api/nothing", 404, "Not Found"),
+        # Found by a fuzzer (issue #17): each was a 500.
+        ("/api/alerts?limit=²", 400, "whole number"),
+        ("/api/symbols/SOLUSDT/events?venue=bybit&days=²", 400, "whole number"),
+        ("/api/symbols/SOLUSDT/chart?from=²", 400, "not an ISO 8601"),
+        ("/api/symbols/SOLUSDT/chart?from=99999999999999999999", 400, "not an ISO 8601"),
+        ("/api/symbols/SOLUSDT/chart?to=0001-01-01", 400, "not an ISO 8601"),
+        ("/api/symbols/SOLUSDT/chart?venue=binance%0A", 400, "unknown venue"),
+        ("/api/symbols/SOLUSDT%0A/chart", 400, "not a symbol"),
     ],
 )
 async def test_bad_parameters_are_clear_4xx(api: Any, path: str, status: int, message: str) -> None:
@@ -119,6 +127,23 @@ async def test_bad_parameters_are_clear_4xx(api: Any, path: str, status: int, me
         assert r.content_type == "application/json"
         assert message in json.loads(text)["error"]
         assert "Traceback" not in text
+
+
+async def test_every_reply_carries_the_security_headers(tmp_path: Path) -> None:
+    """Errors, the 401 and the event stream too, not only the pages that went well."""
+    from oiradar.web.guard import SECURITY_HEADERS
+
+    db = tmp_path / "h.sqlite"
+    _store_with_market(db)
+    for token, path in ((None, "/api/alerts?limit=-3"), (None, "/api/nothing"),
+                        ("t0ken", "/api/markets"), (None, "/api/stream")):  # fmt: skip
+        async with (
+            serving(ServeConfig(db, port=0, token=token)) as url,
+            aiohttp.ClientSession() as http,
+            http.get(url + path) as r,
+        ):
+            for name, value in SECURITY_HEADERS.items():
+                assert r.headers.get(name) == value, (path, r.status, name)
 
 
 async def test_errors_never_show_the_stores_path(api: Any) -> None:

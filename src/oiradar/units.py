@@ -32,20 +32,32 @@ def interval_name(ms: int) -> str:
     return f"{ms}ms"
 
 
+_EPOCH_MS_RE = re.compile(r"[0-9]{1,15}\Z")  # ASCII only: str.isdigit() takes '²', int() not
+_FIRST_MS = 0  # 1970-01-01
+_LAST_MS = 32_503_680_000_000  # 3000-01-01: later (or earlier than 1970) is a typo, not a time
+
+
 def parse_time(text: str) -> int:
-    """ISO 8601 date or datetime (naive = UTC) or epoch ms -> ms UTC."""
+    """ISO 8601 date or datetime (naive = UTC) or epoch ms -> ms UTC, from 1970 to 2999."""
     raw = text.strip()
-    if raw.isdigit():
-        return int(raw)
-    try:
-        dt = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise UserError(
-            f"invalid time {text!r}: expected ISO 8601 such as 2024-08-08 or 2024-08-08T21:00Z"
-        ) from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp() * 1000)
+    if _EPOCH_MS_RE.match(raw):
+        ms = int(raw)
+    else:
+        try:
+            dt = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise UserError(
+                f"invalid time {text!r}: expected ISO 8601 such as 2024-08-08 or 2024-08-08T21:00Z"
+            ) from None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        try:
+            ms = int(dt.timestamp() * 1000)
+        except (OverflowError, ValueError):
+            ms = -1
+    if not _FIRST_MS <= ms < _LAST_MS:
+        raise UserError(f"invalid time {text!r}: expected a time from 1970 to 2999")
+    return ms
 
 
 def iso(ts_ms: int) -> str:
@@ -61,12 +73,18 @@ def funding_8h(rate: float | None, interval_h: float | None) -> float | None:
     return rate * 8.0 / interval_h
 
 
+SYMBOL_MAX_CHARS = 30
+_SYMBOL_RE = re.compile(r"[A-Z0-9]+\Z")
+
+
 def canonical_symbol(text: str) -> str:
-    """User input -> canonical symbol: 'btc-usdt' / 'BTC-USDT-SWAP' / 'btcusdt' -> 'BTCUSDT'."""
+    """User input -> canonical symbol: 'btc-usdt' / 'BTC-USDT-SWAP' / 'btcusdt' -> 'BTCUSDT';
+    ASCII letters and digits, at most 30 (what every venue lists and the dashboard accepts)."""
     raw = text.strip().upper().replace("/", "-").replace("_", "-")
     if raw.endswith("-SWAP"):
         raw = raw[: -len("-SWAP")]
     sym = raw.replace("-", "")
-    if not sym.isalnum() or not sym:
-        raise UserError(f"invalid symbol {text!r}: expected e.g. BTCUSDT")
+    if not _SYMBOL_RE.match(sym) or len(sym) > SYMBOL_MAX_CHARS:
+        shown = text if len(text) <= 40 else text[:40] + "…"
+        raise UserError(f"invalid symbol {shown!r}: expected e.g. BTCUSDT")
     return sym

@@ -14,7 +14,7 @@ from oiradar.units import interval_ms
 HostOption = Annotated[
     str, typer.Option(help="Interface to listen on (loopback by default; others need --token).")
 ]
-PortOption = Annotated[int, typer.Option(help="TCP port (0 picks a free one).")]
+PortOption = Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0 picks a free one).")]
 TokenOption = Annotated[
     str | None,
     typer.Option(

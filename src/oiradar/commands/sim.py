@@ -91,7 +91,7 @@ def sim(
     host: Annotated[
         str, typer.Option(help="Interface to bind (loopback by default).")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port; 0 picks a free one.")] = 0,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port; 0 picks a free one.")] = 0,
 ) -> None:
     """Run a local exchange serving Binance, Bybit, OKX and Bitget public market data.
 
@@ -108,9 +108,8 @@ def sim(
     from oiradar.sim.server import SimConfig, serve_until_stopped
     from oiradar.sim.synth import parse_weights
 
-    for name, value in (("--symbols", symbols), ("--port", port)):
-        if value < 0:
-            raise UserError(f"{name} must be >= 0")
+    if symbols < 0:
+        raise UserError("--symbols must be >= 0")
     if symbols == 0 and data is None:
         raise UserError("--symbols must be at least 1 for the synthetic market")
     if not 0 <= fault_rate <= 1:

@@ -13,7 +13,11 @@ from oiradar.datafiles.columns import Parsed, cast, check, check_ts, dedupe, rea
 from oiradar.datafiles.detect import Detected
 from oiradar.errors import DataError, UserError
 from oiradar.kinds import DEFAULT_FUNDING_INTERVAL_H, LAYOUTS, Kind
-from oiradar.units import interval_ms
+from oiradar.units import SYMBOL_MAX_CHARS, interval_ms
+
+_VENUE_RE = r"^[a-z0-9]{1,20}$"  # polars (Rust) regex: `$` is the end of the text
+_SYMBOL_RE = rf"^[A-Z0-9]{{1,{SYMBOL_MAX_CHARS}}}$"
+_SYMBOL_RULE = f"symbol is not like BTCUSDT (letters and digits, at most {SYMBOL_MAX_CHARS})"
 
 
 def parse_interchange(path: Path, det: Detected) -> Parsed:
@@ -34,6 +38,9 @@ def parse_interchange(path: Path, det: Detected) -> Parsed:
         if not first_line.strip():
             raise DataError(f"{path}:1: empty file (expected a header row)")
         header = [h.strip() for h in next(csv.reader([first_line]))]
+        twice = sorted({h for h in header if header.count(h) > 1})
+        if twice:
+            raise DataError(f"{path}:1: column(s) {', '.join(twice)} appear more than once")
         df = read_strings(path, text, tuple(header), has_header=True)
         line0 = 2
     missing = [c for c in layout.required if c not in header]
@@ -48,6 +55,10 @@ def parse_interchange(path: Path, det: Detected) -> Parsed:
     typed = typed.with_columns(
         pl.col("venue").str.to_lowercase(), pl.col("symbol").str.to_uppercase()
     )
+    # The rule every command applies to a symbol (units.canonical_symbol), and a venue name
+    # alike: what goes into the store can be asked for again.
+    check(path, typed, ~typed["venue"].str.contains(_VENUE_RE), line0, "venue is not like okx")
+    check(path, typed, ~typed["symbol"].str.contains(_SYMBOL_RE), line0, _SYMBOL_RULE)
     if "interval" in typed.columns:
         steps = {}
         for value in typed["interval"].unique().to_list():

@@ -21,7 +21,7 @@ import numpy as np
 import platformdirs
 from numpy.typing import NDArray
 
-from oiradar.errors import NoDataError, StoreError
+from oiradar.errors import NoDataError, StoreError, UserError
 from oiradar.kinds import LAYOUTS, Kind
 from oiradar.records import Candle, MarketSeries
 from oiradar.store import sqlite_state
@@ -50,6 +50,14 @@ def default_db_path() -> Path:
     return Path(platformdirs.user_data_dir("oiradar", appauthor=False)) / "oiradar.sqlite"
 
 
+def _make_folder(folder: Path) -> None:
+    """The store's folder, created if missing; a file in the way is the user's to move."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the store's folder {folder}: {exc.strerror}") from None
+
+
 class SqliteStore(RowWrites):
     """The embedded store (`open_store(path)`); use as a context manager to close."""
 
@@ -57,6 +65,8 @@ class SqliteStore(RowWrites):
         self.path = path
         self.location = str(path)
         self.readonly = readonly
+        if self.path.is_dir():  # SQLite would say "disk I/O error"
+            raise UserError(f"store {self.path} is a folder: give a file, e.g. DIR/oiradar.sqlite")
         if readonly and not self.path.exists():
             raise NoDataError(f"no store at {self.path}: import data first (oiradar import PATH)")
         self._local = threading.local()
@@ -65,7 +75,7 @@ class SqliteStore(RowWrites):
         self._closed = False
         try:
             if not readonly:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                _make_folder(self.path.parent)
             conn = self._conn
             if not readonly:
                 conn.execute("PRAGMA journal_mode = WAL")  # persistent: once per file

@@ -28,7 +28,7 @@ from oiradar.services.dashboard import Board, symbol_chart, symbol_events
 from oiradar.signals.params import EngineParams
 from oiradar.store import Store, location_of, open_store
 from oiradar.web import params
-from oiradar.web.guard import make_guard
+from oiradar.web.guard import make_guard, security_headers
 from oiradar.web.openapi import SPEC
 from oiradar.web.payloads import chart_json
 
@@ -253,6 +253,7 @@ def build_app(config: ServeConfig) -> web.Application:
     db = Path(location_of(config.store))
     hidden = (str(db.resolve()), str(db.absolute()), str(db))
     app = web.Application(middlewares=[make_guard(config.token, hidden)])
+    app.on_response_prepare.append(security_headers)
     hub = Hub(config, Reader(config.store))
     app[HUB] = hub
     app.router.add_get("/", index)

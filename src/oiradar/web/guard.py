@@ -64,13 +64,23 @@ def make_guard(token: str | None, hidden: Sequence[str]) -> Middleware:
         except Exception:
             log.exception("event=request_failed path=%s", request.path)
             return web.json_response({"error": "internal error (see the server log)"}, status=500)
-        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-        resp.headers.setdefault("Referrer-Policy", "no-referrer")
-        resp.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' "
-            "'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
-        )
         return resp
 
     return guard
+
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' "
+        "'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'"
+    ),
+}
+
+
+async def security_headers(request: web.Request, resp: web.StreamResponse) -> None:
+    """On every reply as it is prepared (`on_response_prepare`): errors, the 401 and the
+    event stream too, which a middleware never sees again once it has started sending."""
+    for name, value in SECURITY_HEADERS.items():
+        resp.headers.setdefault(name, value)

@@ -10,8 +10,10 @@ from aiohttp import web
 from oiradar.errors import OiradarError
 from oiradar.units import MINUTE_MS, interval_ms, parse_time
 
-SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,30}$")
-VENUE_RE = re.compile(r"^(binance|bybit|okx|bitget|all)$")
+# `\Z`, not `$`: `$` also matches before a trailing newline ("BTCUSDT\n").
+SYMBOL_RE = re.compile(r"[A-Z0-9]{2,30}\Z")
+VENUE_RE = re.compile(r"(binance|bybit|okx|bitget|all)\Z")
+WHOLE_RE = re.compile(r"[0-9]{1,9}\Z")  # ASCII: str.isdigit() takes '²', which int() refuses
 
 
 class BadRequest(Exception):
@@ -59,6 +61,6 @@ def whole(request: web.Request, key: str, default: int, lo: int, hi: int) -> int
     text = request.query.get(key)
     if text is None:
         return default
-    if not text.isdigit() or not lo <= int(text) <= hi:
+    if not WHOLE_RE.match(text) or not lo <= int(text) <= hi:
         raise BadRequest(f"{key} must be a whole number from {lo} to {hi}")
     return int(text)

@@ -145,8 +145,14 @@ class Watch:
             ",".join(alert.drivers),
         )
         sent, state = alert.to_dict(), self.watch_state()
-        try:  # the dashboard's alert feed, and the episode that `_resume` will not announce again
-            await self.ingest.write(lambda s: (s.append_alert(sent), s.put_watch_state(state)))
+
+        def record(store: Store) -> None:
+            """The dashboard's alert feed, and the episode `_resume` will not announce again."""
+            store.append_alert(sent)
+            store.put_watch_state(state)
+
+        try:
+            await self.ingest.write(record)
         except StoreError as exc:
             log.warning("event=alert_log_failed error=%s", exc)
         # Only once its episode is stored: a crash after the dispatch must not send it again.

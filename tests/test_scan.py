@@ -180,6 +180,20 @@ def test_unknown_symbol_warns_and_the_rest_is_scanned(tmp_path: Path) -> None:
     assert "FOOUSDT is not listed on binance" in err and "FOOUSDT is not listed on bybit" in err
 
 
+def test_only_unknown_symbols_is_an_error_not_an_empty_table(tmp_path: Path) -> None:
+    """scan and backfill alike: a table of nothing would read as a quiet market."""
+    db = str(tmp_path / "s.sqlite")
+    with threaded() as sim:
+        scan = run_cli("--db", db, "scan", "--endpoint", sim.url, "--symbols", "FOOUSDT,BARUSDT",
+                       "--venues", "binance,bybit")  # fmt: skip
+        fill = run_cli("--db", db, "backfill", "--endpoint", sim.url, "--symbols", "FOOUSDT",
+                       "--venues", "okx", "--from", "2026-05-01", "--no-archive")  # fmt: skip
+    assert scan.code == 2 and scan.out == "", scan.out
+    assert "none of FOOUSDT, BARUSDT is listed on binance, bybit" in scan.err
+    assert fill.code == 2 and fill.out == "", fill.out
+    assert "none of FOOUSDT is listed on okx" in fill.err
+
+
 def test_unreachable_venue_is_named_and_the_others_report(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

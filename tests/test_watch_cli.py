@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -119,3 +120,38 @@ def test_watch_with_no_reachable_venue_says_so(tmp_path: Path) -> None:
 def test_status_without_a_daemon_is_a_clear_error(tmp_path: Path) -> None:
     res = run_cli("--db", str(tmp_path / "none.sqlite"), "status")
     assert res.code == 2 and "is `oiradar watch` running on this store?" in res.err
+
+
+def test_a_crashed_watch_reads_stale_not_running(tmp_path: Path) -> None:
+    """`kill -9` leaves "running" in the store: `oiradar status` and `/api/status` check the
+    pid (same host) and the age of the last write (any host) before they believe it."""
+    from oiradar.clock import WallClock
+    from oiradar.store import WatchState
+    from oiradar.units import iso
+    from oiradar.web.app import ServeConfig
+    from oiradar.web.server import serving
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    now = WallClock().now_ms()
+    host = socket.gethostname()
+    cases = [  # (pid, host, updated) -> state shown
+        ((os.getpid(), host, iso(now)), "running"),
+        ((int(dead.stdout), host, iso(now)), "stale"),  # its process is gone
+        ((os.getpid(), "elsewhere", iso(now - 10 * 60_000)), "stale"),  # silent for 10 min
+    ]
+    for (pid, where, updated), shown in cases:
+        db = tmp_path / f"{shown}-{pid}-{where}.sqlite"
+        status = {"state": "running", "pid": pid, "host": where, "updated": updated}
+        with open_store(db) as store:
+            store.put_watch_state(WatchState(status, {}))
+        res = run_cli("--db", str(db), "status", "--format", "json")
+        assert res.code == 0 and json.loads(res.out)["state"] == shown, (pid, where, res.out)
+
+        async def api(db: Path = db) -> Any:
+            async with serving(ServeConfig(db, port=0)) as url:
+                return await asyncio.to_thread(
+                    lambda: json.load(urllib.request.urlopen(f"{url}/api/status", timeout=5))
+                )
+
+        assert asyncio.run(api())["state"] == shown

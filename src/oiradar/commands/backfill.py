@@ -167,6 +167,13 @@ def backfill(
                 bar.advance(tasks[venue])
 
         result = asyncio.run(run_backfill(req, store, progress=progress))
+    answered = [v for v in result.venues if v.failed is None]
+    if req.symbols is not None and answered and not any(v.symbols for v in answered):
+        for v in answered:  # a table of zeros would read "nothing left to fetch"
+            for warning in v.warnings:
+                err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+        where = ", ".join(v.venue for v in answered)
+        raise UserError(f"none of {', '.join(req.symbols)} is listed on {where}")
     title = f"backfill {iso(req.start_ms)} .. {iso(req.end_ms)}, {interval} bars, into "
     _report(result, Format(fmt.value), title + store.location)
 

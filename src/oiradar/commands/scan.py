@@ -138,6 +138,11 @@ def scan(
             err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
         fail(f"no venue answered ({', '.join(chosen)}); check the network or --endpoint")
         raise typer.Exit(NOTHING_EXIT)
+    if picked is not None and not result.rows:  # an empty table would read "all quiet"
+        for warning in result.warnings:
+            err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+        answered = [v for v in chosen if v not in result.failed]
+        raise UserError(f"none of {', '.join(picked)} is listed on {', '.join(answered)}")
     rows = (
         [*result.aggregates, *result.rows]
         if fmt is Format.TABLE

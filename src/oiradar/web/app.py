@@ -23,8 +23,10 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from oiradar.clock import WallClock
 from oiradar.errors import OiradarError
 from oiradar.services.dashboard import Board, symbol_chart, symbol_events
+from oiradar.services.watch.state import checked
 from oiradar.signals.params import EngineParams
 from oiradar.store import Store, location_of, open_store
 from oiradar.web import params
@@ -162,7 +164,9 @@ async def alerts(request: web.Request) -> web.Response:
 async def status(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     state = await hub.reader.run(lambda s: s.watch_state())
-    data: dict[str, Any] = state.status if state is not None else {"state": "not running"}
+    data: dict[str, Any] = {"state": "not running"}
+    if state is not None:
+        data = checked(state.status, WallClock().now_ms())
     # Only what the page shows: no paths, pids or error texts from the daemon.
     keep = ("state", "started", "updated")
     venues = [

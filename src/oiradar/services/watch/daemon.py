@@ -16,6 +16,7 @@ import contextlib
 import functools
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -284,6 +285,7 @@ class Watch:
         return {
             "state": self.state,
             "pid": os.getpid(),
+            "host": socket.gethostname(),  # a pid means something on this host only
             "engine": engine_settings(p),
             "started": iso(int(self.started_wall * 1000)),
             "updated": iso(int(time.time() * 1000)),

@@ -3,11 +3,18 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Any
 
+from oiradar.clock import Clock, WallClock
 from oiradar.errors import UserError
 from oiradar.signals.params import EngineParams, Evidence
 from oiradar.store import Store
+from oiradar.units import parse_time
+
+STALE_AFTER_MS = 30_000  # fifteen missed status writes (the daemon writes one every 2 s)
+LIVE_STATES = ("starting", "running")
 
 
 def engine_settings(p: EngineParams) -> dict[str, Any]:
@@ -46,11 +53,39 @@ def engine_params(store: Store) -> EngineParams:
         return defaults
 
 
-def read_status(store: Store) -> dict[str, Any]:
-    """What the daemon on `store` published last (`oiradar status`)."""
+def read_status(store: Store, clock: Clock | None = None) -> dict[str, Any]:
+    """What the daemon on `store` published last (`oiradar status`), checked for life."""
     state = store.watch_state()
     if state is None:
         raise UserError(
             f"no watch status in {store.location}: is `oiradar watch` running on this store?"
         )
-    return state.status
+    return checked(state.status, (clock or WallClock()).now_ms())
+
+
+def checked(status: dict[str, Any], now_ms: int) -> dict[str, Any]:
+    """`status` with `state` "stale" when the daemon that wrote it running cannot be: its
+    last write older than `STALE_AFTER_MS`, or its pid gone on this host. A `kill -9` leaves
+    "running" in the store; the age works across hosts (a shared store), the pid at once."""
+    if status.get("state") not in LIVE_STATES:
+        return status
+    try:
+        age_ms = now_ms - parse_time(str(status.get("updated")))
+    except UserError:
+        age_ms = STALE_AFTER_MS + 1
+    gone = status.get("host") == socket.gethostname() and not _alive(status.get("pid"))
+    if age_ms <= STALE_AFTER_MS and not gone:
+        return status
+    return {**status, "state": "stale", "stale_s": max(0, age_ms) // 1000}
+
+
+def _alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: asks only whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, someone else's
+        return True
+    return True

@@ -17,7 +17,9 @@ from pathlib import Path
 import typer.core
 import typer.main
 
-from oiradar.cli import app, main
+from oiradar.cli import full_app, main
+
+app = full_app()
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI_MD = ROOT / "docs" / "cli.md"

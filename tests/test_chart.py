@@ -238,7 +238,7 @@ def test_unwritable_output_keeps_the_old_file(real_db: Path, tmp_path: Path) -> 
 
 def test_the_cli_does_not_import_the_plotting_libraries() -> None:
     code = (
-        "import sys, oiradar.cli; "
+        "import sys, oiradar.cli; oiradar.cli.full_app(); "
         "bad = [m for m in ('matplotlib', 'plotly') if m in sys.modules]; "
         "print(*bad); sys.exit(1 if bad else 0)"
     )

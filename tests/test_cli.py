@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from oiradar.cli import app
+from oiradar.cli import full_app
 from oiradar.store.schema import SCHEMA_VERSION
 from tests.conftest import run_cli
 from tests.test_archive import kline_rows, write
+
+app = full_app()
 
 COMMANDS = sorted(c.name or "" for c in app.registered_commands)
 REQUIRED_EVENT_KEYS = {

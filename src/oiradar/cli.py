@@ -3,37 +3,82 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+from typing import TYPE_CHECKING
 
-import typer
+from oiradar import __version__
 
-from oiradar.commands.app import app, err, fail
-from oiradar.errors import OiradarError, UserError
-from oiradar.render import Format, emit
+if TYPE_CHECKING:
+    import typer
 
-# Each module registers its commands on `app` when imported; `oiradar --help` lists them
-# in this order.
-COMMAND_MODULES = (
-    "alerts",
-    "analysis",
-    "backtest",
-    "data",
-    "scan",
-    "serve",
-    "sim",
-    "watch",
-    "backfill",
-    "chart",
-    "evaluate",
-    "report",
-)
-for _module in COMMAND_MODULES:
-    importlib.import_module(f"oiradar.commands.{_module}")
+# Which module registers each command; `oiradar CMD` imports only that one (start-up is a
+# third of a short scan otherwise), `oiradar --help` all of them, in this order.
+COMMANDS = {
+    "config": "alerts",
+    "alerts": "alerts",
+    "analyze": "analysis",
+    "regimes": "analysis",
+    "backtest": "backtest",
+    "import": "data",
+    "export": "data",
+    "info": "data",
+    "scan": "scan",
+    "serve": "serve",
+    "sim": "sim",
+    "watch": "watch",
+    "status": "watch",
+    "backfill": "backfill",
+    "chart": "chart",
+    "evaluate": "evaluate",
+    "report": "report",
+}
+ROOT_VALUE_OPTIONS = ("--db",)  # root options followed by a value, not a command
+
+
+def command_of(args: list[str]) -> str | None:
+    """The command word of a command line (None: none, e.g. `oiradar --help`)."""
+    words = iter(args)
+    for word in words:
+        if word in ROOT_VALUE_OPTIONS:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def load_commands(args: list[str]) -> None:
+    """Register the command `args` names, or every command (help, completion, a typo)."""
+    name = command_of(args)
+    completing = "_OIRADAR_COMPLETE" in os.environ  # the shell asks for every command
+    wanted = dict.fromkeys(COMMANDS.values())
+    if name in COMMANDS and not completing:
+        wanted = {COMMANDS[name]: None}
+    for module in wanted:
+        importlib.import_module(f"oiradar.commands.{module}")
+
+
+def full_app() -> typer.Typer:
+    """The app with every command registered (the docs generator, tests of `--help`)."""
+    from oiradar.commands.app import app
+
+    load_commands([])
+    return app
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: every known failure becomes one line on stderr and an exit code."""
     args = sys.argv[1:] if argv is None else argv
+    name = command_of(args)
+    if "--version" in (args[: args.index(name)] if name else args):
+        sys.stdout.write(f"oiradar {__version__}\n")  # without importing the command line
+        return 0
+    import typer
+
+    from oiradar.commands.app import app, err, fail
+    from oiradar.errors import OiradarError
+
+    load_commands(args)
     debug = "--debug" in args
     try:
         # Without standalone mode the parser returns typer.Exit codes instead of raising.
@@ -68,6 +113,3 @@ def main(argv: list[str] | None = None) -> int:
         fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug and report it)")
         return 70
     return 0
-
-
-__all__ = ["Format", "UserError", "app", "emit", "main"]

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from oiradar import __version__
-from oiradar.store import Store, open_store
+
+if TYPE_CHECKING:
+    from oiradar.store import Store
 
 app = typer.Typer(
     name="oiradar",
@@ -31,7 +33,7 @@ app = typer.Typer(
         "Every command takes --db PATH (or OIRADAR_DB) to choose the store."
     ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, pwsh
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -93,4 +95,6 @@ def store_url(db: str | None = None) -> str | None:
 
 
 def _store(readonly: bool = False, db: str | None = None) -> Store:
+    from oiradar.store import open_store  # numpy and SQLite: not for `sim` or `--help`
+
     return open_store(store_url(db), readonly=readonly)

@@ -3,7 +3,7 @@
 Layers, lowest first; a module imports its own package, lower layers, and the same layer
 only where `SIDEWAYS` names it:
 
-0. foundations: errors, units, kinds, records, clock, lifecycle
+0. foundations: errors, units, kinds, records, clock, lifecycle, backoff
 1. config, store, venues, signals, datafiles
 2. research (studies over the signal core)
 3. services (the Python API: scan, watch, backfill, import, ...)
@@ -27,7 +27,7 @@ from tests.conftest import ROOT
 
 SRC = ROOT / "src"
 LAYER = {
-    **dict.fromkeys(("errors", "units", "kinds", "records", "clock", "lifecycle"), 0),
+    **dict.fromkeys(("errors", "units", "kinds", "records", "clock", "lifecycle", "backoff"), 0),
     **dict.fromkeys(("config", "store", "venues", "signals", "datafiles"), 1),
     "research": 2,
     "services": 3,
@@ -38,6 +38,7 @@ SIDEWAYS = {
     ("units", "errors"),
     ("records", "units"),
     ("clock", "errors"),
+    ("backoff", "clock"),
     ("store", "kinds"),
     ("datafiles", "kinds"),
     ("charts", "render"),  # one colour table for terminal and charts

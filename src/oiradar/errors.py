@@ -48,7 +48,12 @@ class VenueError(OiradarError):
 
 
 class VenueUnavailable(VenueError):
-    """5xx, timeout, reset, maintenance page or a garbled body: retry with backoff."""
+    """5xx, timeout, reset, maintenance page or a garbled body: retry with backoff, no
+    sooner than `retry_after_s` when the venue said (a 503 with `Retry-After`)."""
+
+    def __init__(self, venue: str, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(venue, message)
+        self.retry_after_s = retry_after_s
 
 
 class RateLimited(VenueError):

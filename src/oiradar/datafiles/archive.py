@@ -13,7 +13,6 @@ import asyncio
 import hashlib
 import logging
 import os
-import random
 import string
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import platformdirs
 
+from oiradar.backoff import Backoff, retry_after_s
 from oiradar.errors import ConfigError, DataError, OiradarError, UserError
 from oiradar.units import DAY_MS, iso
 
@@ -203,7 +203,7 @@ class RemoteArchive(ArchiveSource):
     ) -> None:
         super().__init__()
         self.base_url, self.cache_dir = base_url.rstrip("/"), cache_dir
-        self.attempts, self.backoff_s = attempts, backoff_s
+        self.attempts, self.backoff = attempts, Backoff(backoff_s)
         self.downloaded = 0
         self._sem = asyncio.Semaphore(concurrency)
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -267,10 +267,10 @@ class RemoteArchive(ArchiveSource):
     async def _get(self, path: str) -> bytes | None:
         """The body of GET `path`; None on 404; transient failures retried with backoff."""
         url = f"{self.base_url}/{path}"
-        last = ""
+        last, asked = "", None
         for attempt in range(self.attempts):
             if attempt:
-                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
+                await asyncio.sleep(self.backoff.delay(attempt - 1, asked))
             self.requests += 1
             try:
                 async with self._sem, self.session.get(url) as response:
@@ -279,10 +279,11 @@ class RemoteArchive(ArchiveSource):
                     if response.status == 200:
                         return await response.read()
                     last = f"HTTP {response.status}"
+                    asked = retry_after_s(response.headers)
                     if response.status < 500 and response.status not in (408, 429):
                         break
             except (aiohttp.ClientError, TimeoutError) as exc:
-                last = type(exc).__name__
+                last, asked = type(exc).__name__, None
         raise ArchiveUnavailable(f"archive unreachable: {url}: {last} (after {attempt + 1} tries)")
 
 

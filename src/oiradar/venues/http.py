@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import aiohttp
 
+from oiradar.backoff import Backoff, retry_after_s
 from oiradar.errors import (
     Banned,
     RateLimited,
@@ -42,23 +42,18 @@ class HttpStats:
     failures: dict[str, int] = field(default_factory=dict)
 
 
-def _retry_after(headers: Mapping[str, str], default: float) -> float:
-    try:
-        return max(0.0, float(headers.get("Retry-After", default)))
-    except ValueError:
-        return default
-
-
 def default_check(
     status: int, headers: Mapping[str, str], body: bytes, venue: str
 ) -> VenueError | None:
     """Statuses that mean the same on every venue."""
     if status == 429:
-        return RateLimited(venue, "HTTP 429 too many requests", _retry_after(headers, 1.0))
+        wait = retry_after_s(headers)
+        return RateLimited(venue, "HTTP 429 too many requests", 1.0 if wait is None else wait)
     if status == 418:
-        return Banned(venue, "HTTP 418: IP banned", _retry_after(headers, 120.0))
+        wait = retry_after_s(headers)
+        return Banned(venue, "HTTP 418: IP banned", 120.0 if wait is None else wait)
     if status >= 500 or status == 408:
-        return VenueUnavailable(venue, f"HTTP {status}")
+        return VenueUnavailable(venue, f"HTTP {status}", retry_after_s(headers))
     if "html" in headers.get("Content-Type", ""):
         return VenueUnavailable(venue, f"HTTP {status}: an HTML page (maintenance?)")
     return None
@@ -88,7 +83,7 @@ class HttpClient:
         self._closed = False
         self._sem = asyncio.Semaphore(concurrency)
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self.max_attempts, self.backoff_s = max_attempts, backoff_s
+        self.max_attempts, self.backoff = max_attempts, Backoff(backoff_s)
         self._check_response = check_response
         self._check_payload = check_payload
         self._on_headers = on_headers
@@ -130,8 +125,7 @@ class HttpClient:
                 raise
             except VenueUnavailable as exc:
                 last = exc
-                delay = self.backoff_s * 2**attempt * random.uniform(0.5, 1.5)
-                await asyncio.sleep(delay)
+                await asyncio.sleep(self.backoff.delay(attempt, exc.retry_after_s))
             self.stats.retries += 1
             self.stats.failures[type(last).__name__] = (
                 self.stats.failures.get(type(last).__name__, 0) + 1

@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import random
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -23,7 +22,9 @@ from enum import StrEnum
 from typing import Any
 
 import aiohttp
+from aiohttp import WSServerHandshakeError
 
+from oiradar.backoff import Backoff, retry_after_s
 from oiradar.records import Liquidation, LiquidationFeed, MarketSnapshot
 from oiradar.venues.endpoints import endpoints
 
@@ -77,11 +78,6 @@ def envelope_ms(msg: Any) -> int | None:
     """The venue time a message carries in its top-level `ts` (Bybit's and Bitget's pushes)."""
     ts = msg.get("ts") if isinstance(msg, dict) else None
     return ts if isinstance(ts, int) else None
-
-
-def backoff_delay(attempt: int, base_s: float, max_s: float) -> float:
-    """Exponential backoff with full jitter: reconnect storms spread out."""
-    return random.uniform(0, min(max_s, base_s * 2**attempt))
 
 
 class VenueStream(ABC):
@@ -251,7 +247,7 @@ class WsStream(VenueStream):
         attempt = 0
         while True:
             self._set_state(conn.index, State.CONNECTING)
-            connected = False
+            connected, asked = False, None
             try:
                 if not self._prepared:
                     await self.prepare(session)
@@ -268,6 +264,9 @@ class WsStream(VenueStream):
                 raise
             except Exception as exc:  # any failure means reconnect
                 self._stats.last_error = f"{type(exc).__name__}: {exc}"
+                # A refused handshake (429/503) may say when to come back.
+                if isinstance(exc, WSServerHandshakeError) and exc.headers:
+                    asked = retry_after_s(exc.headers)
             if connected:
                 self._stats.disconnects += 1
             if conn.down_since is None:
@@ -280,7 +279,8 @@ class WsStream(VenueStream):
                 self._stats.last_error,
             )
             self._set_state(conn.index, State.BACKOFF)
-            await asyncio.sleep(backoff_delay(attempt, self.reconnect_base_s, self.reconnect_max_s))
+            backoff = Backoff(self.reconnect_base_s, self.reconnect_max_s)
+            await asyncio.sleep(backoff.delay(attempt, asked))
             attempt += 1
 
     async def _read(

@@ -1,7 +1,8 @@
 """Getting alerts out: a `Gate` that decides what is news, a `Dispatcher` that delivers it.
 
 Each sink has its own queue and worker task, so a slow or failing sink delays only itself;
-`submit` never waits. Failures are retried with exponential backoff, then logged and dropped.
+`submit` never waits. Failures are retried by the one backoff rule (`oiradar.backoff`), never
+sooner than a 429's `Retry-After`, then logged and dropped.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from oiradar.backoff import Backoff
 from oiradar.services.alerts.model import Alert, AlertKind
 from oiradar.services.alerts.sinks import Sink, SinkError
 from oiradar.signals.regimes import COVERING, Regime
@@ -170,12 +172,13 @@ class Dispatcher:
                 queue.task_done()
 
     async def _deliver(self, sink: Sink, alert: Alert) -> Delivery:
-        delay = self.backoff_s
+        backoff = Backoff(self.backoff_s, self.max_backoff_s)
         for attempt in range(1, self.max_attempts + 1):
+            asked: float | None = None
             try:
                 await sink.send(alert)
             except SinkError as exc:
-                error, retryable = str(exc), exc.retryable
+                error, retryable, asked = str(exc), exc.retryable, exc.retry_after_s
             except Exception as exc:  # a sink bug must not kill its worker
                 # Only the type: an unexpected message could carry a secret.
                 error, retryable = f"unexpected {type(exc).__name__}", True
@@ -195,6 +198,5 @@ class Dispatcher:
             )
             if last:
                 return Delivery(sink.name, alert, attempt, error)
-            await self._sleep(delay)
-            delay = min(delay * 2, self.max_backoff_s)
+            await self._sleep(backoff.delay(attempt - 1, asked))
         raise AssertionError("unreachable")

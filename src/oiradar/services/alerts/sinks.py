@@ -17,6 +17,7 @@ import aiohttp
 from rich.console import Console
 from rich.text import Text
 
+from oiradar.backoff import retry_after_s
 from oiradar.config import SinkConfig, SinkType
 from oiradar.services.alerts.model import Alert
 from oiradar.signals.regimes import TERMINAL_STYLE
@@ -25,11 +26,15 @@ _BODY_CHARS = 160
 
 
 class SinkError(Exception):
-    """Delivery failed; `retryable` is False when trying again cannot help (e.g. HTTP 401)."""
+    """Delivery failed; `retryable` is False when trying again cannot help (e.g. HTTP 401);
+    `retry_after_s` is how long the service asked us to wait (a 429's `Retry-After`)."""
 
-    def __init__(self, message: str, retryable: bool = True) -> None:
+    def __init__(
+        self, message: str, retryable: bool = True, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.retry_after_s = retry_after_s
 
 
 class Sink(Protocol):
@@ -140,10 +145,13 @@ class HttpSink:
             reason = scrub(str(exc), self._secrets) or "no detail"
             raise SinkError(f"{self.shown_url}: {type(exc).__name__}: {reason}") from None
         retry = resp.status == 429 or resp.status >= 500
+        asked = retry_after_s(resp.headers) if retry else None
         # Scrub the whole body first: cut first, a secret straddling the cut would keep
         # its head (`Bearer HEA…`) where no scrub could find it.
         body = " ".join(scrub(text, self._secrets).split())[:_BODY_CHARS]
-        raise SinkError(f"{self.shown_url}: HTTP {resp.status} {body}".rstrip(), retryable=retry)
+        raise SinkError(
+            f"{self.shown_url}: HTTP {resp.status} {body}".rstrip(), retry, retry_after_s=asked
+        )
 
     async def close(self) -> None:
         if self._session is not None:

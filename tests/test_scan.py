@@ -180,6 +180,28 @@ def test_unknown_symbol_warns_and_the_rest_is_scanned(tmp_path: Path) -> None:
     assert "FOOUSDT is not listed on binance" in err and "FOOUSDT is not listed on bybit" in err
 
 
+def test_a_venue_whose_history_lags_a_bar_reads_on_the_snapshot(tmp_path: Path) -> None:
+    """Binance's OI history holds back its newest row (`sim --history-lag`): the closed
+    bar takes the live snapshot's OI, flagged, and every market reads as on a prompt venue
+    (no NO_DATA); OKX, not lagging, keeps its history rows."""
+    args = ("--venues", "binance,okx", "--symbols", "BTCUSDT,ETHUSDT,SOLUSDT")
+    with threaded() as sim:
+        code, prompt, _ = _scan(sim.url, tmp_path / "prompt.sqlite", *args)
+    with threaded(history_lag_ms={"binance": 5 * MINUTE}) as sim:
+        lag_code, lagging, _ = _scan(sim.url, tmp_path / "lag.sqlite", *args)
+    assert code == lag_code == 0
+    venue_rows = [r for r in lagging if r["venue"] != "all"]
+    assert len(venue_rows) == 6
+    assert {r["oi_source"] for r in venue_rows if r["venue"] == "binance"} == {"snapshot"}
+    assert {r["oi_source"] for r in venue_rows if r["venue"] == "okx"} == {"history"}
+    assert {r["oi_source"] for r in prompt if r["venue"] != "all"} == {"history"}
+    assert all(r["regime"] != "NO_DATA" for r in venue_rows)
+    keys = ("venue", "symbol", "regime", "oi_change_pct", "price_change_pct")
+    assert sorted(tuple(r[k] for k in keys) for r in venue_rows) == sorted(
+        tuple(r[k] for k in keys) for r in prompt if r["venue"] != "all"
+    )
+
+
 def test_only_unknown_symbols_is_an_error_not_an_empty_table(tmp_path: Path) -> None:
     """scan and backfill alike: a table of nothing would read as a quiet market."""
     db = str(tmp_path / "s.sqlite")

@@ -85,6 +85,15 @@ def sim(
             "the cascade streams in (0: the cascade starts with the squeeze).",
         ),
     ] = 0.0,
+    history_lag: Annotated[
+        str | None,
+        typer.Option(
+            metavar="[VENUE=]DURATION,...",
+            help="Hold back each venue's OI history by this much (e.g. 5m, or binance=5m): "
+            "the row of the bar just closed is not out yet, as on a lagging venue; the live "
+            "snapshot is not held back.",
+        ),
+    ] = None,
     venues: Annotated[str, typer.Option(help="Comma list of venues to serve.")] = (
         "binance,bybit,okx,bitget"
     ),
@@ -105,7 +114,7 @@ def sim(
     Example: oiradar sim --symbols 500 --speed 60 --fault-rate 0.05 --port 8765
     """
     from oiradar.services.importer import history_store
-    from oiradar.sim.server import SimConfig, serve_until_stopped
+    from oiradar.sim.server import SimConfig, parse_history_lag, serve_until_stopped
     from oiradar.sim.synth import parse_weights
 
     if symbols < 0:
@@ -155,6 +164,7 @@ def sim(
         ws_reorder=ws_reorder,
         regime_weights=weights,
         cascade_delay=cascade_delay,
+        history_lag_ms=parse_history_lag(history_lag, chosen) if history_lag else {},
     )
 
     with contextlib.ExitStack() as stack:

@@ -49,6 +49,9 @@ class MarketRow:
     at_ms: int
     confidence: int
     oi_usd_now: float
+    # "snapshot": the newest closed bar had no history row yet (a venue whose history lags
+    # its present), so its OI is the live snapshot taken within a bar after its close.
+    oi_source: str = "history"
 
     @property
     def regime(self) -> Regime:
@@ -87,6 +90,7 @@ class MarketRow:
             "confidence": self.confidence,
             "strong": r.strong,
             "data_gap": r.gap,
+            "oi_source": self.oi_source,
             "ts": iso(self.at_ms),
         }
 

@@ -17,9 +17,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
+
 from oiradar.errors import Banned, UnknownSymbol, VenueError
 from oiradar.kinds import Kind
-from oiradar.records import Candle, MarketSnapshot, OISample
+from oiradar.records import Candle, MarketSeries, MarketSnapshot, OISample
 from oiradar.services.clients import venue_clients
 from oiradar.services.history import Track, track_record
 from oiradar.services.markets import CoinRow, MarketRow, aggregate, market_row, num, ranked
@@ -229,9 +231,29 @@ def scan_row(
     series = store.read_series(venue, snap.symbol, interval_name(BAR_MS), now_ms - warm, now_ms)
     if len(series.candle_ts) == 0:
         return None
+    series, source = with_lagging_history(series, snap)
     reading = reading_at(timeline(series, params), -1, params)
     funding = (snap.funding_rate, snap.funding_interval_h)
-    return market_row(venue, snap.symbol, reading, snap.ts_ms, params, funding, snap.oi_usd)
+    row = market_row(venue, snap.symbol, reading, snap.ts_ms, params, funding, snap.oi_usd)
+    return replace(row, oi_source=source)
+
+
+def with_lagging_history(series: MarketSeries, snap: MarketSnapshot) -> tuple[MarketSeries, str]:
+    """The series with the snapshot's OI as the newest closed bar's when the venue's history
+    has no row for it yet but the snapshot was taken within a bar after its close: a venue
+    whose OI history lags its present by a bar reads on, flagged ("snapshot"), instead of
+    leaving that bar without OI."""
+    bar = series.interval_ms
+    close = snap.ts_ms - snap.ts_ms % bar  # the newest closed bar's close
+    has_row = bool(np.any((series.oi_ts > close - bar) & (series.oi_ts <= close)))
+    if has_row or snap.oi_base is None or not close < snap.ts_ms <= close + bar:
+        return series, "history"
+    at = int(np.searchsorted(series.oi_ts, close))
+    return replace(
+        series,
+        oi_ts=np.insert(series.oi_ts, at, close),
+        oi_base=np.insert(series.oi_base, at, snap.oi_base),
+    ), "snapshot"
 
 
 def _evaluate(store: Store, data: _VenueData, params: EngineParams, result: ScanResult) -> None:

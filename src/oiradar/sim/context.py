@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -26,9 +26,15 @@ class SimContext:
     limits: Limits
     faults: Faults
     seed: int = 7
+    history_lag_ms: dict[str, int] = field(default_factory=dict)  # venue -> OI history lag
 
     def now_ms(self) -> int:
         return self.clock.now_ms()
+
+    def history_now_ms(self, venue: str) -> int:
+        """The newest time a venue's OI history has reached: `now` less its lag (a venue
+        whose row for the bar just closed is not out yet, `oiradar sim --history-lag`)."""
+        return self.now_ms() - self.history_lag_ms.get(venue, 0)
 
     def share(self, venue: str) -> float:
         return VENUE_SHARE[venue]

@@ -55,7 +55,24 @@ class SimConfig:
     venues: tuple[str, ...] = ("binance", "bybit", "okx", "bitget")
     regime_weights: dict[str, float] | None = None  # synthetic mix (None: the default)
     cascade_delay: float = 0.0  # share of a synthetic squeeze before its cascade
+    history_lag_ms: dict[str, int] = field(default_factory=dict)  # venue -> OI history lag
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_history_lag(text: str, venues: tuple[str, ...]) -> dict[str, int]:
+    """`--history-lag`: `5m` (every venue) or `binance=5m,okx=1m` -> venue -> lag in ms."""
+    from oiradar.errors import UserError
+    from oiradar.units import interval_ms
+
+    out: dict[str, int] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        venue, sep, lag = part.rpartition("=")
+        names = (venue.strip().lower(),) if sep else venues
+        if sep and names[0] not in venues:
+            raise UserError(f"--history-lag: {venue!r} is not a served venue ({', '.join(venues)})")
+        ms = interval_ms(lag)
+        out.update(dict.fromkeys(names, ms))
+    return out
 
 
 VENUES = web.AppKey("sim_venues", list)
@@ -104,6 +121,7 @@ def build_app(cfg: SimConfig, wall_now_ms: int) -> web.Application:
             ws_reorder=cfg.ws_reorder,
         ),
         seed=cfg.seed,
+        history_lag_ms=dict(cfg.history_lag_ms),
     )
     modules = _venue_modules(cfg.venues)
     app = web.Application(middlewares=[_middleware])

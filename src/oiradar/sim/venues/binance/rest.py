@@ -278,7 +278,7 @@ def open_interest_hist(ctx: SimContext, request: web.Request) -> list[dict[str, 
     w = stats_window(ctx, request)
     if is_empty_fault(request):
         return []
-    times, oi, usd = oi_snapshots(w.sd, w.step, w.lo, w.hi, w.now)
+    times, oi, usd = oi_snapshots(w.sd, w.step, w.lo, w.hi, ctx.history_now_ms(VENUE))
     keep = w.keep(len(times))
     share = ctx.share(VENUE)
     supply = float(w.sd.oi[0]) * 10

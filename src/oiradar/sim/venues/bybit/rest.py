@@ -194,7 +194,7 @@ def open_interest(ctx: SimContext, request: web.Request) -> dict[str, Any]:
         if not older.isdigit():
             raise BybitError("params error: cursor invalid")
         hi = min(hi, int(older) - 1)
-    times, oi, _ = oi_snapshots(sd, period, lo or 0, hi, now)
+    times, oi, _ = oi_snapshots(sd, period, lo or 0, hi, ctx.history_now_ms(VENUE))
     qd, share = qty_dec(sd), ctx.share(VENUE)
     newest = zip(times[-limit:][::-1].tolist(), oi[-limit:][::-1].tolist(), strict=True)
     rows = [oi_row(t, round(o * share, qd), qd) for t, o in newest]

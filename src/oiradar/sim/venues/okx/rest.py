@@ -142,10 +142,11 @@ def open_interest_history(v: Okx, request: web.Request) -> list[Any]:
     i, sd = (inst := _inst(v, request)), inst.sd
     bar = _bar(request, "period", OI_PERIODS, "5m")
     limit, end, begin = _limit(request, 100, 100), _ts(request, "end"), _ts(request, "begin")
-    now, share = v.ctx.now_ms(), v.ctx.share(VENUE)
+    share = v.ctx.share(VENUE)
     low = bar.ceil(sd.first_ms + sd.bar_ms)  # a snapshot needs one closed bar
     rows = []
-    for t in _grid(bar, min(now, sd.end_ms), low, end, begin, limit, DEPTH):
+    newest = min(v.ctx.history_now_ms(VENUE), sd.end_ms)
+    for t in _grid(bar, newest, low, end, begin, limit, DEPTH):
         lots = i.lots(oi_at(sd, t) * share)
         close = float(sd.close[max(completed(sd, t) - 1, 0)])
         rows.append([str(t), i.contracts(lots), i.coin_str(lots), dec(i.coin(lots) * close, 2)])

@@ -93,6 +93,8 @@ async def test_symbol_chart_events_alerts_status_openapi(api: Any) -> None:
     status, spec = await _get(http, f"{url}/api/openapi.json")
     assert status == 200 and spec["openapi"].startswith("3.")
     assert {"/api/markets", "/api/stream", "/api/symbols/{symbol}/chart"} <= set(spec["paths"])
+    async with http.get(f"{url}/favicon.ico") as r:  # no 404 in a browser's console
+        assert r.status == 200 and r.content_type == "image/svg+xml"
 
 
 @pytest.mark.parametrize(
@@ -292,9 +294,21 @@ async def test_dashboard_opens_on_every_regime_most_telling_first(tmp_path: Path
         page = await browser.new_page(viewport={"width": 1400, "height": 900})
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        missing: list[str] = []
+        page.on("response", lambda r: missing.append(r.url) if r.status >= 400 else None)
         await page.goto(url)
         await page.wait_for_selector("#markets tbody tr")
         assert await page.input_value("#regime") == ""
+        # The regime filter is kept in the address: a reload comes back to it.
+        await page.select_option("#regime", "covering")
+        assert page.url.endswith("/?regime=covering"), page.url
+        await page.reload()
+        await page.wait_for_selector("#markets tbody tr")
+        assert await page.input_value("#regime") == "covering"
+        assert await page.eval_on_selector_all("#markets tbody tr", "rs => rs.length") == 1
+        await page.select_option("#regime", "")
+        assert "regime=" not in page.url
         order = await page.eval_on_selector_all(
             "#markets tbody tr", "rows => rows.map(r => [r.dataset.symbol, r.dataset.regime])"
         )
@@ -315,7 +329,11 @@ async def test_dashboard_opens_on_every_regime_most_telling_first(tmp_path: Path
             "#chart .y3tick", "ts => ts.map(t => t.textContent)"
         )
         assert len(ticks) >= 2 and len(set(ticks)) == len(ticks), ticks
+        assert await page.evaluate(
+            "fetch('/static/favicon.svg').then(r => r.status)"
+        ) == 200  # the <link rel=icon> target
         assert not errors, errors
+        assert not missing, missing  # no 404, the favicon included
         await browser.close()
 
 

@@ -253,6 +253,10 @@ async def vendor_plotly(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path, headers={"Cache-Control": "max-age=86400"})
 
 
+async def favicon(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(STATIC / "favicon.svg", headers={"Content-Type": "image/svg+xml"})
+
+
 def build_app(config: ServeConfig) -> web.Application:
     db = Path(location_of(config.store))
     hidden = (str(db.resolve()), str(db.absolute()), str(db))
@@ -269,6 +273,7 @@ def build_app(config: ServeConfig) -> web.Application:
     app.router.add_get("/api/symbols/{symbol}/events", events)
     app.router.add_get("/api/stream", stream)
     app.router.add_get("/static/vendor/plotly.min.js", vendor_plotly)
+    app.router.add_get("/favicon.ico", favicon)  # asked for by clients that skip the <link>
     app.router.add_static("/static/", STATIC)
 
     async def lifecycle(app: web.Application) -> Any:

@@ -313,7 +313,16 @@ function init() {
     });
   }
   $("#filter").addEventListener("input", renderTable);
-  $("#regime").addEventListener("change", renderTable);
+  // The regime filter lives in the address (?regime=...): a reload or a shared link keeps it.
+  const asked = new URLSearchParams(location.search).get("regime");
+  if (asked && [...$("#regime").options].some((o) => o.value === asked)) $("#regime").value = asked;
+  $("#regime").addEventListener("change", () => {
+    const url = new URL(location.href);
+    if ($("#regime").value) url.searchParams.set("regime", $("#regime").value);
+    else url.searchParams.delete("regime");
+    history.replaceState(null, "", url);
+    renderTable();
+  });
   $("#scope").addEventListener("change", renderTable);
   $("#window").addEventListener("change", () => { connect(); if (location.hash.startsWith("#/s/")) route(); });
   window.addEventListener("hashchange", route);

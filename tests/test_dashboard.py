@@ -329,9 +329,9 @@ async def test_dashboard_opens_on_every_regime_most_telling_first(tmp_path: Path
             "#chart .y3tick", "ts => ts.map(t => t.textContent)"
         )
         assert len(ticks) >= 2 and len(set(ticks)) == len(ticks), ticks
-        assert await page.evaluate(
-            "fetch('/static/favicon.svg').then(r => r.status)"
-        ) == 200  # the <link rel=icon> target
+        assert (
+            await page.evaluate("fetch('/static/favicon.svg').then(r => r.status)") == 200
+        )  # the <link rel=icon> target
         assert not errors, errors
         assert not missing, missing  # no 404, the favicon included
         await browser.close()

@@ -32,6 +32,7 @@ COMMANDS = {
     "chart": "chart",
     "evaluate": "evaluate",
     "report": "report",
+    "doctor": "doctor",
 }
 ROOT_VALUE_OPTIONS = ("--db",)  # root options followed by a value, not a command
 

@@ -94,6 +94,14 @@ def sim(
             "snapshot is not held back.",
         ),
     ] = None,
+    rename_field: Annotated[
+        str | None,
+        typer.Option(
+            metavar="OLD=NEW,...",
+            help="Rename these keys in every REST payload, as a venue that changed its API "
+            "would (`oiradar doctor` should name them).",
+        ),
+    ] = None,
     venues: Annotated[str, typer.Option(help="Comma list of venues to serve.")] = (
         "binance,bybit,okx,bitget"
     ),
@@ -165,9 +173,21 @@ def sim(
         regime_weights=weights,
         cascade_delay=cascade_delay,
         history_lag_ms=parse_history_lag(history_lag, chosen) if history_lag else {},
+        renamed_fields=_pairs(rename_field, "--rename-field"),
     )
 
     with contextlib.ExitStack() as stack:
         if data is not None:
             cfg.history = stack.enter_context(history_store(data))
         asyncio.run(serve_until_stopped(cfg, host, port))
+
+
+def _pairs(text: str | None, option: str) -> dict[str, str]:
+    """`OLD=NEW,...` as a dict; a part without `=` is a user error."""
+    out: dict[str, str] = {}
+    for part in (p.strip() for p in (text or "").split(",") if p.strip()):
+        old, sep, new = part.partition("=")
+        if not (sep and old.strip() and new.strip()):
+            raise UserError(f"{option}: {part!r} is not OLD=NEW")
+        out[old.strip()] = new.strip()
+    return out

@@ -27,6 +27,7 @@ class SimContext:
     faults: Faults
     seed: int = 7
     history_lag_ms: dict[str, int] = field(default_factory=dict)  # venue -> OI history lag
+    renamed_fields: dict[str, str] = field(default_factory=dict)  # REST drift: old -> new key
 
     def now_ms(self) -> int:
         return self.clock.now_ms()

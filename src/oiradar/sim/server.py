@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,7 @@ class SimConfig:
     regime_weights: dict[str, float] | None = None  # synthetic mix (None: the default)
     cascade_delay: float = 0.0  # share of a synthetic squeeze before its cascade
     history_lag_ms: dict[str, int] = field(default_factory=dict)  # venue -> OI history lag
+    renamed_fields: dict[str, str] = field(default_factory=dict)  # REST drift: old -> new key
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -122,6 +124,7 @@ def build_app(cfg: SimConfig, wall_now_ms: int) -> web.Application:
         ),
         seed=cfg.seed,
         history_lag_ms=dict(cfg.history_lag_ms),
+        renamed_fields=dict(cfg.renamed_fields),
     )
     modules = _venue_modules(cfg.venues)
     app = web.Application(middlewares=[_middleware])
@@ -161,9 +164,28 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
         ctx.limits.stats[name].faults += 1
         return await _fault(fault, ctx, request, handler)
     response = await handler(request)
+    if ctx.renamed_fields and isinstance(response, web.Response):
+        response.body = _renamed(response.body, ctx.renamed_fields)
     for key, value in request.get(HEADERS, {}).items():
         response.headers[key] = value
     return response
+
+
+def _renamed(body: Any, names: dict[str, str]) -> Any:
+    """A JSON body with every object key in `names` renamed (`sim --rename-field`): a venue
+    that changed a field, for `oiradar doctor` to find."""
+    if not isinstance(body, bytes):
+        return body
+
+    def walk(x: Any) -> Any:
+        if isinstance(x, dict):
+            return {names.get(k, k): walk(v) for k, v in x.items()}
+        return [walk(v) for v in x] if isinstance(x, list) else x
+
+    try:
+        return json.dumps(walk(json.loads(body)), separators=(",", ":")).encode()
+    except ValueError:
+        return body
 
 
 async def _fault(

@@ -39,6 +39,7 @@ HeaderHook = Callable[[Mapping[str, str]], None]
 class HttpStats:
     requests: int = 0
     retries: int = 0
+    last_path: str = ""  # the endpoint asked last (`oiradar doctor` names it on a failure)
     failures: dict[str, int] = field(default_factory=dict)
 
 
@@ -137,6 +138,7 @@ class HttpClient:
         self, path: str, params: Mapping[str, str | int] | None, charges: Charges
     ) -> Any:
         url = self.base_url + path
+        self.stats.last_path = path
         query = {k: str(v) for k, v in (params or {}).items()}
         try:
             async with self._sem:

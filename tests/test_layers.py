@@ -27,7 +27,9 @@ from tests.conftest import ROOT
 
 SRC = ROOT / "src"
 LAYER = {
-    **dict.fromkeys(("errors", "units", "kinds", "records", "clock", "lifecycle", "backoff"), 0),
+    **dict.fromkeys(
+        ("errors", "units", "kinds", "records", "clock", "lifecycle", "backoff", "logs"), 0
+    ),
     **dict.fromkeys(("config", "store", "venues", "signals", "datafiles"), 1),
     "research": 2,
     "services": 3,

@@ -46,7 +46,8 @@ def test_watch_runs_reports_status_and_stops_cleanly_on_sigterm(tmp_path: Path) 
         proc = subprocess.Popen(
             [str(EXE), "--db", str(db), "watch", "--venues", "bybit,okx,binance",
              "--symbols", "BTCUSDT,ETHUSDT", "--endpoint", sim.url, "--config", str(cfg),
-             "--min-history", "30m", "--settle", "30s", "--serve", "--port", str(port)],
+             "--min-history", "30m", "--settle", "30s", "--serve", "--port", str(port),
+             "--log-format", "json"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -83,7 +84,11 @@ def test_watch_runs_reports_status_and_stops_cleanly_on_sigterm(tmp_path: Path) 
             _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr
-    assert "event=stopped" in stderr
+    logged = [json.loads(line) for line in stderr.splitlines() if line.strip()]  # all JSON
+    assert {"ts", "level", "logger", "message"} <= set(logged[0])
+    [stopped_line] = [d for d in logged if d.get("event") == "stopped"]
+    assert stopped_line["logger"] == "oiradar.services.watch.daemon"
+    assert isinstance(stopped_line["flushed_rows"], int)
     final = _status(db)
     assert final is not None and final["state"] == "stopped" and final["store"]["pending"] == 0
     with open_store(db, readonly=True) as s:
@@ -102,6 +107,7 @@ def test_watch_runs_reports_status_and_stops_cleanly_on_sigterm(tmp_path: Path) 
         (["--window", "7m"], "not a multiple of the 5m bars"),
         (["--settle", "soon"], "invalid --settle"),
         (["--log-level", "loud"], "unknown --log-level"),
+        (["--log-format", "xml"], "unknown --log-format"),
         (["--min-history", "x"], "invalid interval"),
     ],
 )

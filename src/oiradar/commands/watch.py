@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import re
-import sys
 from typing import Annotated, Any
 
 import typer
@@ -60,17 +58,14 @@ def _duration_ms(text: str, option: str) -> int:
     return int(float(m.group(1)) * {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}[m.group(2)])
 
 
-def _logging(level: str) -> None:
-    name = level.upper()
-    if name not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+def _logging(level: str, fmt: str) -> None:
+    from oiradar.logs import FORMATS, configure
+
+    if level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise UserError(f"unknown --log-level {level!r}: use debug, info, warning or error")
-    logging.basicConfig(
-        level=name,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        force=True,
-    )
-    logging.getLogger("aiohttp").setLevel(logging.WARNING)
+    if fmt not in FORMATS:
+        raise UserError(f"unknown --log-format {fmt!r}: use text or json")
+    configure(level, fmt)
 
 
 @app.command("watch")
@@ -107,6 +102,12 @@ def watch(
     log_level: Annotated[
         str, typer.Option(help="debug, info, warning or error (logs go to stderr).")
     ] = "info",
+    log_format: Annotated[
+        str,
+        typer.Option(
+            help="text (key=value lines) or json (one object per line, each key=value a field)."
+        ),
+    ] = "text",
     limit_scale: Annotated[
         float,
         typer.Option(
@@ -147,7 +148,7 @@ def watch(
     from oiradar.web.app import ServeConfig
     from oiradar.web.server import check_binding, serving
 
-    _logging(log_level)
+    _logging(log_level, log_format)
     if serve:
         check_binding(host, token)
     chosen = parse_venues(venues)

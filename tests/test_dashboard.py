@@ -95,6 +95,8 @@ async def test_symbol_chart_events_alerts_status_openapi(api: Any) -> None:
     assert {"/api/markets", "/api/stream", "/api/symbols/{symbol}/chart"} <= set(spec["paths"])
     async with http.get(f"{url}/favicon.ico") as r:  # no 404 in a browser's console
         assert r.status == 200 and r.content_type == "image/svg+xml"
+    async with http.get(f"{url}/metrics") as r:  # no watch has written this store
+        assert r.status == 200 and "oiradar_watch_up 0.0" in await r.text()
 
 
 @pytest.mark.parametrize(

@@ -76,6 +76,17 @@ def test_watch_runs_reports_status_and_stops_cleanly_on_sigterm(tmp_path: Path) 
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/markets") as r:
                 board = json.load(r)
             assert {row["venue"] for row in board["rows"]} == {"binance", "bybit", "okx"}
+            # Prometheus scrapes the same dashboard: the daemon's published status as metrics.
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as r:
+                assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+                scraped = samples(r.read().decode())
+            assert scraped[("oiradar_watch_up", ())] == 1.0
+            for venue in ("binance", "bybit", "okx"):
+                assert scraped[("oiradar_stream_live", (("venue", venue),))] == 1.0
+                assert scraped[("oiradar_stream_messages_total", (("venue", venue),))] > 0
+            assert scraped[("oiradar_store_rows_written_total", ())] > 0
+            assert scraped[("oiradar_process_resident_memory_bytes", ())] > 10e6
+            assert ("oiradar_store_pending_rows", ()) in scraped
             # A second process reads the store while the daemon writes it.
             reader = run_cli("--db", str(db), "regimes", "ETHUSDT", "--venue", "okx")
             assert reader.code == 0, reader.err
@@ -108,6 +119,7 @@ def test_watch_runs_reports_status_and_stops_cleanly_on_sigterm(tmp_path: Path) 
         (["--settle", "soon"], "invalid --settle"),
         (["--log-level", "loud"], "unknown --log-level"),
         (["--log-format", "xml"], "unknown --log-format"),
+        (["--serve", "--metrics-port", "9100"], "--serve already serves /metrics"),
         (["--min-history", "x"], "invalid interval"),
     ],
 )
@@ -126,6 +138,59 @@ def test_watch_with_no_reachable_venue_says_so(tmp_path: Path) -> None:
 def test_status_without_a_daemon_is_a_clear_error(tmp_path: Path) -> None:
     res = run_cli("--db", str(tmp_path / "none.sqlite"), "status")
     assert res.code == 2 and "is `oiradar watch` running on this store?" in res.err
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """A Prometheus exposition parsed by prometheus_client's own parser (so the format is
+    checked too): (name, sorted labels) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_watch_metrics_port_serves_the_published_status(tmp_path: Path) -> None:
+    """`watch --metrics-port` without a dashboard: only /metrics, on loopback."""
+    from oiradar.services.watch import WatchRequest, run
+    from oiradar.web.server import serving_metrics
+
+    db = tmp_path / "m.sqlite"
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/metrics"
+
+    async def main(sim_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        stop = asyncio.Event()
+        req = WatchRequest(("bybit",), ("BTCUSDT",), endpoint=sim_url)
+        with open_store(db) as store:
+            task = asyncio.create_task(run(req, store, beside=serving_metrics(db, port), stop=stop))
+            try:
+                for _ in range(150):
+                    await asyncio.sleep(0.2)
+                    try:
+                        text = await asyncio.to_thread(
+                            lambda: urllib.request.urlopen(url, timeout=5).read().decode()
+                        )
+                    except OSError:
+                        continue
+                    got = samples(text)
+                    if got.get(("oiradar_stream_live", (("venue", "bybit"),))) == 1.0:
+                        return got
+                pytest.fail("the metrics never showed a live stream")
+            finally:
+                stop.set()
+                await task
+
+    with threaded(symbols=3, speed=60.0) as sim:
+        got = asyncio.run(main(sim.url))
+    assert got[("oiradar_watch_up", ())] == 1.0
+    assert ("oiradar_alerts_produced_total", ()) in got
+    with pytest.raises(OSError):  # the metrics server stopped with the daemon
+        urllib.request.urlopen(url, timeout=2)
 
 
 def test_a_crashed_watch_reads_stale_not_running(tmp_path: Path) -> None:

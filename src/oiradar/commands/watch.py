@@ -124,6 +124,15 @@ def watch(
     host: HostOption = "127.0.0.1",
     port: PortOption = 8000,
     token: TokenOption = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Serve Prometheus metrics at http://127.0.0.1:PORT/metrics (with --serve the "
+            "dashboard serves /metrics itself).",
+        ),
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Watch the market in real time and alert on short covering and short squeezes.
@@ -146,11 +155,13 @@ def watch(
     from oiradar.services.watch import run as run_watch
     from oiradar.venues.registry import parse_venues
     from oiradar.web.app import ServeConfig
-    from oiradar.web.server import check_binding, serving
+    from oiradar.web.server import check_binding, serving, serving_metrics
 
     _logging(log_level, log_format)
     if serve:
         check_binding(host, token)
+        if metrics_port is not None:
+            raise UserError("--serve already serves /metrics: drop --metrics-port")
     chosen = parse_venues(venues)
     picked, top_n = select(symbols, watchlist, top, all_)
     if not limit_scale > 0:
@@ -171,6 +182,8 @@ def watch(
     dashboard = ServeConfig(store_url(db), host, port, token, params=params) if serve else None
     with _store(db=db) as store:
         beside = serving(dashboard) if dashboard is not None else None
+        if metrics_port is not None:
+            beside = serving_metrics(store_url(db), metrics_port)
         asyncio.run(run_watch(req, store, config=cfg, beside=beside))
 
 

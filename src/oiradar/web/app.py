@@ -15,8 +15,6 @@ import contextlib
 import importlib.util
 import json
 import logging
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,11 +26,12 @@ from oiradar.errors import OiradarError
 from oiradar.services.dashboard import Board, symbol_chart, symbol_events
 from oiradar.services.watch.state import checked
 from oiradar.signals.params import EngineParams
-from oiradar.store import Store, location_of, open_store
+from oiradar.store import Store, location_of
 from oiradar.web import params
 from oiradar.web.guard import make_guard, security_headers
 from oiradar.web.openapi import SPEC
 from oiradar.web.payloads import chart_json
+from oiradar.web.reader import Reader
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -58,29 +57,6 @@ class ServeConfig:
         from oiradar.services.watch import engine_params
 
         return self.params if self.params is not None else engine_params(store)
-
-
-class Reader:
-    """The one thread that reads the store (read-only, opened there on first use)."""
-
-    def __init__(self, target: str | Path | None) -> None:
-        self.target = target
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="oiradar-store")
-        self._store: Store | None = None
-
-    def _open(self) -> Store:
-        if self._store is None:
-            self._store = open_store(self.target, readonly=True)
-        return self._store
-
-    async def run(self, fn: Callable[[Store], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, lambda: fn(self._open()))
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
-        if self._store is not None:
-            self._store.close()
 
 
 @dataclass(slots=True)
@@ -253,6 +229,13 @@ async def vendor_plotly(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path, headers={"Cache-Control": "max-age=86400"})
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus scrapes the dashboard too (behind its token, when it has one)."""
+    from oiradar.web.metrics import scrape
+
+    return await scrape(request.app[HUB].reader)
+
+
 async def favicon(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC / "favicon.svg", headers={"Content-Type": "image/svg+xml"})
 
@@ -273,7 +256,8 @@ def build_app(config: ServeConfig) -> web.Application:
     app.router.add_get("/api/symbols/{symbol}/events", events)
     app.router.add_get("/api/stream", stream)
     app.router.add_get("/static/vendor/plotly.min.js", vendor_plotly)
-    app.router.add_get("/favicon.ico", favicon)  # asked for by clients that skip the <link>
+    app.router.add_get("/favicon.ico", favicon)
+    app.router.add_get("/metrics", metrics)  # asked for by clients that skip the <link>
     app.router.add_static("/static/", STATIC)
 
     async def lifecycle(app: web.Application) -> Any:

@@ -6,6 +6,7 @@ import ipaddress
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from aiohttp import web
 
@@ -29,16 +30,32 @@ def check_binding(host: str, token: str | None) -> None:
 
 @asynccontextmanager
 async def serving(config: ServeConfig) -> AsyncIterator[str]:
-    """The app listening on (host, port); yields its URL."""
+    """The dashboard listening on (host, port); yields its URL."""
     check_binding(config.host, config.token)
-    runner = web.AppRunner(build_app(config), access_log=None)
+    async with listening(build_app(config), config.host, config.port) as url:
+        yield url
+
+
+@asynccontextmanager
+async def serving_metrics(target: str | Path | None, port: int) -> AsyncIterator[str]:
+    """Only `/metrics` (`watch --metrics-port`), on loopback; yields its URL."""
+    from oiradar.web.metrics import metrics_app
+
+    async with listening(metrics_app(target), "127.0.0.1", port) as url:
+        yield url
+
+
+@asynccontextmanager
+async def listening(app: web.Application, host: str, port: int) -> AsyncIterator[str]:
+    """`app` listening on (host, port); yields its URL."""
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
+    site = web.TCPSite(runner, host, port)
     try:
         await site.start()
     except OSError as exc:
         await runner.cleanup()
-        raise UserError(f"cannot listen on {config.host}:{config.port}: {exc.strerror}") from None
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     host, port = runner.addresses[0][:2]
     shown = f"[{host}]" if ":" in str(host) else host
     try:

@@ -27,7 +27,7 @@ from oiradar.services.alerts import Alert, Delivery, Dispatcher, Gate, Sink
 from oiradar.services.history import TrackBook
 from oiradar.services.watch.decide import Decider, Phase
 from oiradar.services.watch.ingest import Ingest
-from oiradar.services.watch.state import engine_settings
+from oiradar.services.watch.state import engine_settings, rss_bytes
 from oiradar.services.watch.venue import VenueWatch
 from oiradar.signals.params import EngineParams
 from oiradar.signals.regimes import Regime
@@ -286,6 +286,7 @@ class Watch:
             "state": self.state,
             "pid": os.getpid(),
             "host": socket.gethostname(),  # a pid means something on this host only
+            "rss_bytes": rss_bytes(),
             "engine": engine_settings(p),
             "started": iso(int(self.started_wall * 1000)),
             "updated": iso(int(time.time() * 1000)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 from typing import Any
 
 from oiradar.clock import Clock, WallClock
@@ -77,6 +78,15 @@ def checked(status: dict[str, Any], now_ms: int) -> dict[str, Any]:
     if age_ms <= STALE_AFTER_MS and not gone:
         return status
     return {**status, "state": "stale", "stale_s": max(0, age_ms) // 1000}
+
+
+def rss_bytes() -> int | None:
+    """This process's resident memory (Linux `/proc`; None elsewhere), for `/metrics`."""
+    try:
+        pages = Path("/proc/self/statm").read_text(encoding="ascii").split()[1]
+        return int(pages) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _alive(pid: object) -> bool:

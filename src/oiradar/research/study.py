@@ -9,7 +9,7 @@ cost in basis points. Anything that needs a bar the data does not have is NaN, n
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,16 +101,33 @@ class Interval:
     high: float
 
 
-def _resampled(
-    x: FloatArray, stat: Callable[[FloatArray], FloatArray], rng: np.random.Generator, n: int
-) -> FloatArray:
-    """`stat` of `n` resamples of `x`, in batches that stay under ~8M values each."""
+def resample(
+    x: FloatArray,
+    stats: Sequence[Callable[[FloatArray], FloatArray]],
+    rng: np.random.Generator,
+    n: int,
+) -> list[FloatArray]:
+    """Each of `stats` over the same `n` resamples of `x`, in batches that stay under ~8M
+    values each. The draws are most of an event study's time, so one set serves every
+    statistic of a group (the mean's and the hit rate's intervals and the one-sided p)."""
     batch = max(1, min(n, 8_000_000 // max(1, len(x))))
-    # 32-bit draws: half the random bits and memory of the default int64 (a sample is far
-    # below 2**32 rows), the same uniform resampling.
-    out = [stat(x[rng.integers(0, len(x), size=(min(batch, n - i), len(x)), dtype=np.uint32)])
-           for i in range(0, n, batch)]  # fmt: skip
-    return np.concatenate(out)
+    out: list[list[FloatArray]] = [[] for _ in stats]
+    for i in range(0, n, batch):
+        # 32-bit draws: half the random bits of the default int64 (a sample is far below
+        # 2**32 rows), the same uniform resampling.
+        drawn = x[rng.integers(0, len(x), size=(min(batch, n - i), len(x)), dtype=np.uint32)]
+        for acc, stat in zip(out, stats, strict=True):
+            acc.append(stat(drawn))
+    return [np.concatenate(acc) for acc in out]
+
+
+def interval(stats: FloatArray, level: float = 0.95) -> Interval:
+    """The percentile interval of bootstrap statistics."""
+    if len(stats) == 0:
+        return Interval(float("nan"), float("nan"))
+    tail = (1.0 - level) / 2 * 100
+    lo, hi = np.percentile(stats, [tail, 100 - tail])
+    return Interval(float(lo), float(hi))
 
 
 def bootstrap(
@@ -124,10 +141,7 @@ def bootstrap(
     x = values[~np.isnan(values)]
     if len(x) < 2:
         return Interval(float("nan"), float("nan"))
-    stats = _resampled(x, stat, rng, n)
-    tail = (1.0 - level) / 2 * 100
-    lo, hi = np.percentile(stats, [tail, 100 - tail])
-    return Interval(float(lo), float(hi))
+    return interval(resample(x, [stat], rng, n)[0], level)
 
 
 def mean_rows(a: FloatArray) -> FloatArray:
@@ -139,15 +153,20 @@ def hit_rows(a: FloatArray) -> FloatArray:
 
 
 def p_better(
-    signal: FloatArray, control: FloatArray, rng: np.random.Generator, n: int = 2000
+    signal: FloatArray,
+    control: FloatArray,
+    rng: np.random.Generator,
+    n: int = 2000,
+    means: FloatArray | None = None,
 ) -> float:
     """Share of bootstrap resamples where the signal's mean is NOT above the control's: a
     one-sided p-value for "the signal beats random entries on the same days". The control
     (20 entries per event: hundreds of thousands) enters through its mean's normal
-    sampling distribution instead of being resampled value by value."""
+    sampling distribution instead of being resampled value by value. `means`: the signal's
+    resampled means when the caller has drawn them already."""
     s, c = signal[~np.isnan(signal)], control[~np.isnan(control)]
     if len(s) < 2 or len(c) < 2:
         return float("nan")
-    ms = _resampled(s, mean_rows, rng, n)
-    mc = rng.normal(float(np.mean(c)), float(np.std(c, ddof=1)) / np.sqrt(len(c)), n)
+    ms = resample(s, [mean_rows], rng, n)[0] if means is None else means
+    mc = rng.normal(float(np.mean(c)), float(np.std(c, ddof=1)) / np.sqrt(len(c)), len(ms))
     return float(np.mean(ms - mc <= 0))

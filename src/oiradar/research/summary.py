@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from oiradar.research.request import BacktestRequest
-from oiradar.research.study import bootstrap, hit_rows, mean_rows, p_better, rounded
+from oiradar.research.study import hit_rows, interval, mean_rows, p_better, resample, rounded
 from oiradar.research.trades import Trades
 from oiradar.signals.regimes import Regime
 from oiradar.units import HOUR_MS, interval_name
@@ -41,8 +41,12 @@ def summarize(
         row[f"mean_{name}"] = rounded(float(np.mean(known))) if len(known) else None
         if h != PRIMARY_MS:
             continue
-        ci = bootstrap(r, mean_rows, rng, req.bootstrap_n)
-        hit_ci = bootstrap(r, hit_rows, rng, req.bootstrap_n)
+        means, hits = (
+            resample(known, [mean_rows, hit_rows], rng, req.bootstrap_n)
+            if len(known) >= 2
+            else (np.empty(0), np.empty(0))
+        )
+        ci, hit_ci = interval(means), interval(hits)
         ck = c[~np.isnan(c)]
         row.update(
             {
@@ -55,7 +59,9 @@ def summarize(
                 "edge": rounded(float(np.mean(known) - np.mean(ck)))
                 if len(known) and len(ck)
                 else None,
-                "p_value": rounded(p_better(r, c, rng, req.bootstrap_n), 4),
+                "p_value": rounded(
+                    p_better(r, c, rng, req.bootstrap_n, means if len(means) else None), 4
+                ),
             }
         )
     mfe = np.asarray(trades.mfe)[keep] if trades.mfe else np.empty(0)

@@ -62,8 +62,16 @@ class Trades:
     mae: list[float] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
 
+    arrays: dict[tuple[int, int], FloatArray] = field(default_factory=dict, repr=False)
+
     def array(self, horizon: int) -> FloatArray:
-        return np.asarray(self.returns.get(horizon, []), dtype=np.float64)
+        """The returns at `horizon` as an array, converted once per length (every table
+        group asks for them again; the lists only ever grow)."""
+        values = self.returns.get(horizon, [])
+        key = (horizon, len(values))
+        if key not in self.arrays:
+            self.arrays[key] = np.asarray(values, dtype=np.float64)
+        return self.arrays[key]
 
     def mask(self, **match: str | Regime) -> np.ndarray[Any, np.dtype[np.bool_]]:
         keep = np.ones(len(self.symbol), dtype=np.bool_)

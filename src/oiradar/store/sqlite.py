@@ -17,20 +17,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 import platformdirs
-from numpy.typing import NDArray
 
 from oiradar.errors import NoDataError, StoreError, UserError
-from oiradar.kinds import LAYOUTS, Kind
-from oiradar.records import Candle, MarketSeries
+from oiradar.kinds import Kind
 from oiradar.store import sqlite_state
-from oiradar.store.base import ENV_DB, LoggedAlert, RowWrites, Span, WatchState
+from oiradar.store.base import ENV_DB, Span, WatchState
 from oiradar.store.rows import upsert_sql
 from oiradar.store.schema import MIGRATIONS, SCHEMA_VERSION, STATE_VERSION
-from oiradar.store.series import UNBOUNDED
-from oiradar.store.sqlite_series import read_series
-from oiradar.units import interval_ms
+from oiradar.store.sql import SqlReads
 
 BUSY_TIMEOUT_MS = 30_000
 _K = TypeVar("_K")
@@ -58,7 +53,7 @@ def _make_folder(folder: Path) -> None:
         raise UserError(f"cannot create the store's folder {folder}: {exc.strerror}") from None
 
 
-class SqliteStore(RowWrites):
+class SqliteStore(SqlReads):
     """The embedded store (`open_store(path)`); use as a context manager to close."""
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
@@ -177,164 +172,11 @@ class SqliteStore(RowWrites):
             raise StoreError(f"write to {self.path} failed: {exc}") from None
         return changed
 
-    # -- reading ---------------------------------------------------------------------------
+    # -- reading (store.sql) ---------------------------------------------------------------
 
-    def symbols(self) -> list[tuple[str, str]]:
-        """(venue, symbol) pairs that have candles or OI."""
-        rows = self._conn.execute(
-            "SELECT DISTINCT venue, symbol FROM candles UNION "
-            "SELECT DISTINCT venue, symbol FROM open_interest ORDER BY 1, 2"
-        ).fetchall()
-        return [(str(v), str(s)) for v, s in rows]
-
-    def summary(self) -> list[tuple[str, str, str, int, int, int]]:
-        """(kind, venue, symbol, rows, first ts, last ts) for every stored series."""
-        out: list[tuple[str, str, str, int, int, int]] = []
-        for kind in Kind:
-            for venue, symbol, n, lo, hi in self._conn.execute(
-                f"SELECT venue, symbol, COUNT(*), MIN(ts_ms), MAX(ts_ms) FROM {kind.value} "
-                "GROUP BY venue, symbol ORDER BY venue, symbol"
-            ):
-                out.append((kind.value, venue, symbol, n, lo, hi))
-        return out
-
-    def candle_intervals(self) -> list[tuple[str, str, str, int, int, int]]:
-        """(venue, symbol, interval, rows, first ts, last ts) per stored bar size."""
-        return [
-            (str(v), str(s), str(i), int(n), int(lo), int(hi))
-            for v, s, i, n, lo, hi in self._conn.execute(
-                "SELECT venue, symbol, interval, COUNT(*), MIN(ts_ms), MAX(ts_ms) FROM candles "
-                "GROUP BY venue, symbol, interval ORDER BY venue, symbol"
-            )
-        ]
-
-    def intervals(self, venue: str, symbol: str) -> list[str]:
-        rows = self._conn.execute(
-            "SELECT DISTINCT interval FROM candles WHERE venue = ? AND symbol = ?", (venue, symbol)
-        ).fetchall()
-        return [str(r[0]) for r in rows]
-
-    def candle_span(
-        self,
-        venue: str,
-        symbol: str,
-        interval: str,
-        start_ms: int | None = None,
-        end_ms: int | None = None,
-    ) -> tuple[int, int] | None:
-        """(first, last) bar open of stored candles within the range, or None."""
-        lo, hi = self._conn.execute(
-            "SELECT MIN(ts_ms), MAX(ts_ms) FROM candles WHERE venue = ? AND symbol = ? AND "
-            "interval = ? AND ts_ms BETWEEN ? AND ?",
-            (
-                venue,
-                symbol,
-                interval,
-                -UNBOUNDED if start_ms is None else start_ms,
-                UNBOUNDED if end_ms is None else end_ms,
-            ),
-        ).fetchone()
-        return None if lo is None else (int(lo), int(hi))
-
-    def candle_at(self, venue: str, symbol: str, interval: str, ts_ms: int) -> Candle | None:
-        """The stored bar opening at `ts_ms`, or None."""
-        row = self._conn.execute(
-            "SELECT open, high, low, close, volume_base, volume_quote, taker_buy_base, trades "
-            "FROM candles WHERE venue = ? AND symbol = ? AND interval = ? AND ts_ms = ?",
-            (venue, symbol, interval, ts_ms),
-        ).fetchone()
-        if row is None:
-            return None
-        return Candle(venue, symbol, interval_ms(interval), ts_ms, *row)
-
-    def last_ts(
-        self, kind: Kind, venue: str, symbol: str, start_ms: int | None, end_ms: int | None
-    ) -> int | None:
-        """The newest timestamp of a series within [start, end] (None: unbounded), or None."""
-        lo = -UNBOUNDED if start_ms is None else start_ms
-        hi = UNBOUNDED if end_ms is None else end_ms
-        row = self._conn.execute(
-            f"SELECT MAX(ts_ms) FROM {kind.value} WHERE venue = ? AND symbol = ? AND "
-            "ts_ms BETWEEN ? AND ?",
-            (venue, symbol, lo, hi),
-        ).fetchone()
-        return None if row[0] is None else int(row[0])
-
-    def latest_candles(self, interval: str) -> list[tuple[str, str, int]]:
-        """(venue, symbol, newest bar open) of every series stored at `interval`."""
-        # A skip-scan over the primary key: one index seek per series, never a table scan
-        # (the dashboard asks every few seconds of a store with millions of bars).
-        rows = self._conn.execute(
-            """WITH RECURSIVE series(venue, symbol) AS (
-                 SELECT * FROM (SELECT venue, symbol FROM candles ORDER BY venue, symbol LIMIT 1)
-                 UNION ALL
-                 SELECT (SELECT c.venue FROM candles c WHERE (c.venue, c.symbol) >
-                           (series.venue, series.symbol) ORDER BY c.venue, c.symbol LIMIT 1),
-                        (SELECT c.symbol FROM candles c WHERE (c.venue, c.symbol) >
-                           (series.venue, series.symbol) ORDER BY c.venue, c.symbol LIMIT 1)
-                 FROM series WHERE series.venue IS NOT NULL)
-               SELECT venue, symbol, (SELECT MAX(ts_ms) FROM candles c WHERE c.venue =
-                 series.venue AND c.symbol = series.symbol AND c.interval = ?)
-               FROM series WHERE venue IS NOT NULL""",
-            (interval,),
-        ).fetchall()
-        return [(str(v), str(s), int(t)) for v, s, t in rows if t is not None]
-
-    def version(self) -> int:
-        """The count of writes that changed market data (one row: cheap)."""
-        row = self._conn.execute("SELECT value FROM meta WHERE key = 'market_version'")
-        return int(row.fetchone()[0])
-
-    def timestamps(
-        self, kind: Kind, venue: str, symbol: str, start_ms: int, end_ms: int
-    ) -> NDArray[np.int64]:
-        """Every timestamp of a series within [start, end], sorted (to find holes)."""
-        rows = self._conn.execute(
-            f"SELECT DISTINCT ts_ms FROM {kind.value} WHERE venue = ? AND symbol = ? AND "
-            "ts_ms BETWEEN ? AND ? ORDER BY ts_ms",
-            (venue, symbol, start_ms, end_ms),
-        ).fetchall()
-        return np.array([r[0] for r in rows], dtype=np.int64)
-
-    def venues_for(self, symbol: str) -> list[str]:
-        rows = self._conn.execute(
-            "SELECT DISTINCT venue FROM candles WHERE symbol = ? ORDER BY venue", (symbol,)
-        ).fetchall()
-        return [str(r[0]) for r in rows]
-
-    def rows(
-        self, kind: Kind, venue: str | None = None, symbol: str | None = None
-    ) -> Iterator[tuple[Any, ...]]:
-        """Every row of a kind in layout order (for export), sorted by key."""
-        layout = LAYOUTS[kind]
-        where, params = self._filter(venue, symbol)
-        yield from self._conn.execute(
-            f"SELECT {', '.join(layout.names)} FROM {kind.value}{where} "
-            f"ORDER BY {', '.join(layout.key)}",
-            params,
-        )
-
-    @staticmethod
-    def _filter(venue: str | None, symbol: str | None) -> tuple[str, list[str]]:
-        conds, params = [], []
-        if venue is not None:
-            conds.append("venue = ?")
-            params.append(venue)
-        if symbol is not None:
-            conds.append("symbol = ?")
-            params.append(symbol)
-        return (" WHERE " + " AND ".join(conds) if conds else ""), params
-
-    def read_series(
-        self,
-        venue: str,
-        symbol: str,
-        interval: str,
-        start_ms: int | None = None,
-        end_ms: int | None = None,
-    ) -> MarketSeries:
-        """Columnar history for the engine (store.sqlite_series)."""
-        return read_series(self._conn, venue, symbol, interval, start_ms, end_ms)
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        yield self._conn
 
     # -- what a running daemon publishes ---------------------------------------------------
 
@@ -345,15 +187,9 @@ class SqliteStore(RowWrites):
         except sqlite3.Error as exc:
             raise StoreError(f"write to {self.path} failed: {exc}") from None
 
-    def watch_state(self) -> WatchState | None:
-        return sqlite_state.watch_state(self._conn)
-
     def append_alert(self, alert: dict[str, Any]) -> int:
         try:
             with self._transaction() as conn:
                 return sqlite_state.append_alert(conn, alert)
         except sqlite3.Error as exc:
             raise StoreError(f"write to {self.path} failed: {exc}") from None
-
-    def alerts(self, after: int = 0, limit: int | None = None) -> list[LoggedAlert]:
-        return sqlite_state.alerts(self._conn, after, limit)

@@ -15,7 +15,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from oiradar.store.base import Episode, LoggedAlert, WatchState
+from oiradar.store.base import Episode, WatchState
 
 log = logging.getLogger(__name__)
 
@@ -34,35 +34,9 @@ def put_watch_state(conn: sqlite3.Connection, state: WatchState) -> None:
     )
 
 
-def watch_state(conn: sqlite3.Connection) -> WatchState | None:
-    row = conn.execute("SELECT status, engine FROM watch_state WHERE id = 1").fetchone()
-    if row is None:
-        return None
-    episodes = tuple(
-        Episode(str(s), str(p), int(t))
-        for s, p, t in conn.execute(
-            "SELECT symbol, phase, started_ms FROM open_episodes ORDER BY symbol"
-        )
-    )
-    return WatchState(json.loads(row[0]), json.loads(row[1]), episodes)
-
-
 def append_alert(conn: sqlite3.Connection, alert: dict[str, Any]) -> int:
     cur = conn.execute("INSERT INTO alert_log (alert) VALUES (?)", (_dump(alert),))
     return int(cur.lastrowid or 0)
-
-
-def alerts(conn: sqlite3.Connection, after: int, limit: int | None) -> list[LoggedAlert]:
-    if limit is None:
-        rows = conn.execute(
-            "SELECT seq, alert FROM alert_log WHERE seq > ? ORDER BY seq", (after,)
-        ).fetchall()
-    else:
-        rows = conn.execute(
-            "SELECT seq, alert FROM alert_log WHERE seq > ? ORDER BY seq DESC LIMIT ?",
-            (after, limit),
-        ).fetchall()[::-1]
-    return [LoggedAlert(int(seq), json.loads(text)) for seq, text in rows]
 
 
 def _dump(doc: dict[str, Any]) -> str:

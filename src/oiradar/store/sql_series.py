@@ -1,14 +1,15 @@
-"""SQLite's columnar read path: a `MarketSeries` filled straight from the cursors.
+"""The SQL backends' columnar read path: a `MarketSeries` filled straight from the cursors.
 
-No row objects or dataframes in between: each query's values go into one numpy array.
+No row objects or dataframes in between: each query's values go into one numpy array. The
+queries are written once, with `?` marks, in the SQL that SQLite and PostgreSQL share; a
+backend hands in an `Sql` that runs them (store.sql).
 """
 
 from __future__ import annotations
 
 import itertools
-import sqlite3
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -18,9 +19,21 @@ from oiradar.store.series import UNBOUNDED, Columns, assemble, premium_sizes, we
 from oiradar.units import interval_ms, interval_name
 
 
-def columns(
-    conn: sqlite3.Connection, sql: str, params: Sequence[Any], ncols: int
-) -> NDArray[np.float64]:
+class Cursor(Protocol):
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Sql(Protocol):
+    """What runs a query written with `?` marks: a sqlite3 connection, or an adapter."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Cursor: ...
+
+
+def columns(conn: Sql, sql: str, params: Sequence[Any], ncols: int) -> NDArray[np.float64]:
     """Run a numeric query into an (n, ncols) float array without per-row Python objects."""
     cur = conn.execute(sql, params)
     flat = np.fromiter(
@@ -31,7 +44,7 @@ def columns(
 
 
 def read_series(
-    conn: sqlite3.Connection,
+    conn: Sql,
     venue: str,
     symbol: str,
     interval: str,
@@ -104,7 +117,7 @@ def read_series(
 
 
 def _liquidations(
-    conn: sqlite3.Connection, venue: str, symbol: str, interval: str, lo: int, hi: int
+    conn: Sql, venue: str, symbol: str, interval: str, lo: int, hi: int
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """(per-bar totals, single orders) as (ts, long USD, short USD) rows. Totals count only
     at the bar size or finer (they sum into grid bars); USD falls back to base x the close
@@ -140,7 +153,7 @@ def _liquidations(
 
 
 def _premium(
-    conn: sqlite3.Connection, venue: str, symbol: str, bar_ms: int, lo: int, hi: int
+    conn: Sql, venue: str, symbol: str, bar_ms: int, lo: int, hi: int
 ) -> NDArray[np.float64]:
     """(open, close) rows of premium-index bars of ONE size: the coarsest stored size that
     divides the bar (the bar's own first) with a bar in range. Bars opening at or after

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ import pytest
 
 from oiradar.cli import main
 from oiradar.store import Store, open_store
+from tests.pgkit import PgServer, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -29,6 +31,26 @@ def _need_shared(folder: Path = DERIVED) -> Path:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"CI=true but {reason}")
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One real PostgreSQL server for the whole session (tests/pgkit.py)."""
+    try:
+        server = start_server()
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        reason = f"PostgreSQL cannot be started here: {exc}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but {reason}")
+        pytest.skip(reason)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> str:
+    """A fresh empty PostgreSQL database for one test (its URL carries the password)."""
+    return pg_server.new_database()
 
 
 @pytest.fixture(scope="session")

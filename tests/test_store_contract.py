@@ -39,10 +39,13 @@ MIN, FIVE, HOUR = 60_000, 300_000, 3_600_000
 Opener = Callable[..., Store]
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sqlite", "memory", "postgresql"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
     """open(readonly=False) -> a handle on one fresh store of this backend."""
-    if request.param == "memory":
+    if request.param == "postgresql":
+        url = request.getfixturevalue("pg_url")
+        yield lambda readonly=False: open_store(url, readonly=readonly)
+    elif request.param == "memory":
         with pytest.MonkeyPatch.context() as mp:
             mp.setitem(BACKENDS, "memory", open_memory)  # the one line a backend adds
             url = f"memory://{tmp_path.name}"
@@ -345,8 +348,8 @@ def test_alerts_are_logged_in_order_and_read_after_a_seq(backend: Opener) -> Non
 
 
 def test_an_unknown_scheme_is_a_user_error_that_never_echoes_the_url() -> None:
-    with pytest.raises(UserError, match="no store backend for postgresql://") as exc:
-        open_store("postgresql://me:s3cret@db.example/oiradar")
+    with pytest.raises(UserError, match="no store backend for mysql://") as exc:
+        open_store("mysql://me:s3cret@db.example/oiradar")
     assert "s3cret" not in str(exc.value)
 
 
@@ -390,22 +393,34 @@ def _random_market(rng: random.Random) -> tuple[list[object], list[tuple[str, st
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_both_backends_read_the_same_series(tmp_path: Path, seed: int) -> None:
-    recs, spans = _random_market(random.Random(seed))
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(BACKENDS, "memory", open_memory)
-        stores = [open_store(tmp_path / "a.sqlite"), open_store(f"memory://{tmp_path.name}")]
-        for s in stores:
-            s.write_records(recs, coverage=spans)  # type: ignore[arg-type]
-        ranges = [(None, None), (T0 + HOUR, T0 + 5 * HOUR), (T0 + 7, T0 + 7)]
-        for venue in ("binance", "bybit"):
-            for interval in ("5m", "15m", "1h"):
-                for lo, hi in ranges:
-                    a, b = (s.read_series(venue, "BTCUSDT", interval, lo, hi) for s in stores)
-                    for name in a.__dataclass_fields__:
-                        x, y = getattr(a, name), getattr(b, name)
-                        if isinstance(x, np.ndarray):
-                            np.testing.assert_array_equal(x, y, err_msg=name)
-                        else:
-                            assert x == y, name
-        for s in stores:
-            s.close()
+        _assert_same_series(
+            [open_store(tmp_path / "a.sqlite"), open_store(f"memory://{tmp_path.name}")], seed
+        )
+
+
+def test_postgresql_reads_what_sqlite_reads(tmp_path: Path, pg_url: str) -> None:
+    _assert_same_series([open_store(tmp_path / "a.sqlite"), open_store(pg_url)], 4)
+
+
+def _assert_same_series(stores: list[Store], seed: int) -> None:
+    recs, spans = _random_market(random.Random(seed))
+    for s in stores:
+        s.write_records(recs, coverage=spans)  # type: ignore[arg-type]
+    ranges = [(None, None), (T0 + HOUR, T0 + 5 * HOUR), (T0 + 7, T0 + 7)]
+    for venue in ("binance", "bybit"):
+        for interval in ("5m", "15m", "1h"):
+            for lo, hi in ranges:
+                a, b = (s.read_series(venue, "BTCUSDT", interval, lo, hi) for s in stores)
+                for name in a.__dataclass_fields__:
+                    x, y = getattr(a, name), getattr(b, name)
+                    if isinstance(x, np.ndarray):
+                        np.testing.assert_array_equal(x, y, err_msg=name)
+                    else:
+                        assert x == y, name
+    assert [list(s.rows(k)) for k in Kind for s in stores[:1]] == [
+        list(s.rows(k)) for k in Kind for s in stores[1:]
+    ]
+    for s in stores:
+        s.close()

@@ -31,7 +31,7 @@ class Received:
 @dataclass
 class Run:
     sim: SimServer
-    db: Path
+    db: Path | str  # a SQLite file, or a store URL (postgresql://...)
     hook: str
     received: list[Received] = field(default_factory=list)
     status: dict[str, Any] = field(default_factory=dict)
@@ -41,7 +41,7 @@ class Run:
 
 
 @asynccontextmanager
-async def simulated(db: Path, **sim_kw: Any) -> AsyncIterator[Run]:
+async def simulated(db: Path | str, **sim_kw: Any) -> AsyncIterator[Run]:
     """A simulator and an alert receiver on loopback, for one or more daemon runs."""
     got: list[Received] = []
     holder: list[SimServer] = []

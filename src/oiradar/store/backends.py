@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from oiradar.errors import UserError
-from oiradar.store.base import ENV_DB, Store
+from oiradar.store.base import ENV_DB, Store, redacted
 from oiradar.store.sqlite import SqliteStore, default_db_path
 
 Opener = Callable[[str, bool], Store]
@@ -21,7 +21,17 @@ def _sqlite(url: str, readonly: bool) -> Store:
     return SqliteStore(sqlite_path(url), readonly=readonly)
 
 
-BACKENDS: dict[str, Opener] = {"sqlite": _sqlite}
+def _postgres(url: str, readonly: bool) -> Store:
+    try:
+        from oiradar.store.postgres import open_postgres
+    except ImportError:
+        raise UserError(
+            "a postgresql:// store needs psycopg: pip install 'oiradar[postgres]'"
+        ) from None
+    return open_postgres(url, readonly)
+
+
+BACKENDS: dict[str, Opener] = {"sqlite": _sqlite, "postgresql": _postgres, "postgres": _postgres}
 """URL scheme -> opener (url, readonly): a new backend adds its line here."""
 
 
@@ -56,7 +66,7 @@ def location_of(target: str | Path | None) -> str:
     if url_scheme(target) == "sqlite":
         return str(sqlite_path(str(target)))
     if url_scheme(target) is not None:
-        return f"{url_scheme(target)}://…"  # a URL may carry a password: never shown
+        return redacted(str(target))  # a URL may carry a password: never shown
     return str(target)
 
 

@@ -229,3 +229,14 @@ class RowWrites:
             kind, row = record_row(rec)
             rows.setdefault(kind, []).append(row)
         return self.write_grouped([(k, k, r) for k, r in rows.items()], coverage=coverage)
+
+
+def redacted(url: str) -> str:
+    """A store URL as it may be shown: without its password or query (which may carry one),
+    e.g. postgresql://me@db:5432/oiradar of postgresql://me:pw@db:5432/oiradar?sslmode=x."""
+    scheme, _, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    dbname = path.partition("?")[0].partition("#")[0]
+    return f"{scheme}://{user}{at}{hosts}{slash}{dbname}"

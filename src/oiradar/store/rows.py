@@ -20,30 +20,36 @@ Record = OISample | Candle | FundingSample | Liquidation | LiquidationBar | Posi
 
 
 def upsert_sql(kind: Kind) -> str:
-    """INSERT, or UPDATE only where values really differ: re-importing counts no change.
+    """INSERT one row, or UPDATE only where values really differ: re-importing counts no change."""
+    layout = LAYOUTS[kind]
+    marks = ", ".join("?" for _ in layout.names)
+    return f"INSERT INTO {kind.value} ({', '.join(layout.names)}) VALUES ({marks}) " + on_conflict(
+        kind, "IS NOT"
+    )
+
+
+def on_conflict(kind: Kind, differs: str) -> str:
+    """The upsert's ON CONFLICT clause; `differs` is the null-safe inequality of the dialect
+    (SQLite's `IS NOT`, PostgreSQL's `IS DISTINCT FROM`).
 
     For a merging layout an empty value keeps the stored one (a source that lacks a column
     does not erase what another source gave) and only a new non-empty value is a change.
     """
     layout = LAYOUTS[kind]
-    names = layout.names
-    values = [n for n in names if n not in layout.key]
-    cols = ", ".join(names)
-    marks = ", ".join("?" for _ in names)
-    sql = (
-        f"INSERT INTO {kind.value} ({cols}) VALUES ({marks}) ON CONFLICT ({', '.join(layout.key)})"
-    )
+    values = [n for n in layout.names if n not in layout.key]
+    sql = f"ON CONFLICT ({', '.join(layout.key)})"
     if not values:
         return sql + " DO NOTHING"
     if layout.merge:
         sets = ", ".join(f"{n} = COALESCE(excluded.{n}, {kind.value}.{n})" for n in values)
-        differs = " OR ".join(
-            f"(excluded.{n} IS NOT NULL AND excluded.{n} IS NOT {kind.value}.{n})" for n in values
+        changes = " OR ".join(
+            f"(excluded.{n} IS NOT NULL AND excluded.{n} {differs} {kind.value}.{n})"
+            for n in values
         )
     else:
         sets = ", ".join(f"{n} = excluded.{n}" for n in values)
-        differs = " OR ".join(f"{n} IS NOT excluded.{n}" for n in values)
-    return f"{sql} DO UPDATE SET {sets} WHERE {differs}"
+        changes = " OR ".join(f"{kind.value}.{n} {differs} excluded.{n}" for n in values)
+    return f"{sql} DO UPDATE SET {sets} WHERE {changes}"
 
 
 def record_row(rec: Record) -> tuple[Kind, tuple[Any, ...]]:

@@ -7,19 +7,22 @@ from oiradar.kinds import LAYOUTS, Kind
 _SQL_TYPES = {"int": "INTEGER", "float": "REAL", "str": "TEXT"}
 
 
-def _create_table(kind: Kind) -> str:
+def create_table(
+    kind: Kind, types: dict[str, str] = _SQL_TYPES, suffix: str = " WITHOUT ROWID"
+) -> str:
+    """A kind's table: its layout's columns (required ones NOT NULL), keyed on its key."""
     layout = LAYOUTS[kind]
     cols = ",\n  ".join(
-        f"{c.name} {_SQL_TYPES[c.dtype]}{' NOT NULL' if c.required else ''}" for c in layout.columns
+        f"{c.name} {types[c.dtype]}{' NOT NULL' if c.required else ''}" for c in layout.columns
     )
     return (
         f"CREATE TABLE {kind.value} (\n  {cols},\n  PRIMARY KEY ({', '.join(layout.key)})\n)"
-        " WITHOUT ROWID"
+        + suffix
     )
 
 
 # The kinds v1 created; later kinds get their tables in the migration that added them.
-_V1_KINDS = (
+V1_KINDS = (
     Kind.CANDLES,
     Kind.OPEN_INTEREST,
     Kind.FUNDING,
@@ -30,7 +33,7 @@ _V1_KINDS = (
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # v1: one table per record kind, clustered on its natural key; instruments by venue id.
     (
-        *(_create_table(k) for k in _V1_KINDS),
+        *(create_table(k) for k in V1_KINDS),
         """CREATE TABLE instruments (
   venue TEXT NOT NULL, symbol TEXT NOT NULL, venue_symbol TEXT NOT NULL,
   base TEXT NOT NULL, quote TEXT NOT NULL, contract_size REAL NOT NULL,
@@ -47,7 +50,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 ) WITHOUT ROWID""",
     ),
     # v3: positioning samples (long/short and taker ratios) and premium-index bars.
-    (_create_table(Kind.POSITIONING), _create_table(Kind.PREMIUM_INDEX)),
+    (create_table(Kind.POSITIONING), create_table(Kind.PREMIUM_INDEX)),
     # v4: the state a running `oiradar watch` publishes (was <store>.watch.json and
     # <store>.alerts.jsonl beside the file), and a counter of market-data changes.
     (

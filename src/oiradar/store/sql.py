@@ -239,6 +239,25 @@ class SqlReads(RowWrites):
         return [LoggedAlert(int(seq), json.loads(text)) for seq, text in rows]
 
 
+def put_state(db: Sql, state: WatchState) -> None:
+    """Replace the published state whole, inside the caller's transaction."""
+    db.execute(
+        "INSERT INTO watch_state (id, status, engine) VALUES (1, ?, ?) ON CONFLICT (id) "
+        "DO UPDATE SET status = excluded.status, engine = excluded.engine",
+        (dump_json(state.status), dump_json(state.engine)),
+    )
+    db.execute("DELETE FROM open_episodes")
+    for e in state.episodes:
+        db.execute(
+            "INSERT INTO open_episodes (symbol, phase, started_ms) VALUES (?, ?, ?)",
+            (e.symbol, e.phase, e.started_ms),
+        )
+
+
+def dump_json(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, separators=(",", ":"))
+
+
 def _bounds(start_ms: int | None, end_ms: int | None) -> tuple[int, int]:
     return (
         -UNBOUNDED if start_ms is None else start_ms,

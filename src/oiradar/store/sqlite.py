@@ -25,7 +25,7 @@ from oiradar.store import sqlite_state
 from oiradar.store.base import ENV_DB, Span, WatchState
 from oiradar.store.rows import upsert_sql
 from oiradar.store.schema import MIGRATIONS, SCHEMA_VERSION, STATE_VERSION
-from oiradar.store.sql import SqlReads
+from oiradar.store.sql import SqlReads, put_state
 
 BUSY_TIMEOUT_MS = 30_000
 _K = TypeVar("_K")
@@ -183,7 +183,7 @@ class SqliteStore(SqlReads):
     def put_watch_state(self, state: WatchState) -> None:
         try:
             with self._transaction() as conn:
-                sqlite_state.put_watch_state(conn, state)
+                put_state(conn, state)
         except sqlite3.Error as exc:
             raise StoreError(f"write to {self.path} failed: {exc}") from None
 

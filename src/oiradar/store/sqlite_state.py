@@ -16,31 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from oiradar.store.base import Episode, WatchState
+from oiradar.store.sql import dump_json, put_state
 
 log = logging.getLogger(__name__)
 
 
-def put_watch_state(conn: sqlite3.Connection, state: WatchState) -> None:
-    """Inside the caller's transaction."""
-    conn.execute(
-        "INSERT INTO watch_state (id, status, engine) VALUES (1, ?, ?) ON CONFLICT (id) "
-        "DO UPDATE SET status = excluded.status, engine = excluded.engine",
-        (_dump(state.status), _dump(state.engine)),
-    )
-    conn.execute("DELETE FROM open_episodes")
-    conn.executemany(
-        "INSERT INTO open_episodes (symbol, phase, started_ms) VALUES (?, ?, ?)",
-        [(e.symbol, e.phase, e.started_ms) for e in state.episodes],
-    )
-
-
 def append_alert(conn: sqlite3.Connection, alert: dict[str, Any]) -> int:
-    cur = conn.execute("INSERT INTO alert_log (alert) VALUES (?)", (_dump(alert),))
+    cur = conn.execute("INSERT INTO alert_log (alert) VALUES (?)", (dump_json(alert),))
     return int(cur.lastrowid or 0)
-
-
-def _dump(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, separators=(",", ":"))
 
 
 def adopt_sidecars(conn: sqlite3.Connection, path: Path) -> None:
@@ -53,7 +36,7 @@ def adopt_sidecars(conn: sqlite3.Connection, path: Path) -> None:
             Episode(str(symbol), str(e["phase"]), int(e["started_ms"]))
             for symbol, e in status["alerts"]["episodes"].items()
         )
-        put_watch_state(conn, WatchState(status, dict(status.get("engine") or {}), episodes))
+        put_state(conn, WatchState(status, dict(status.get("engine") or {}), episodes))
     except FileNotFoundError:
         pass
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:

@@ -1,0 +1,139 @@
+"""The PostgreSQL backend as a user meets it, against a real server (tests/pgkit.py): the CLI
+on a postgresql:// URL, the password never shown, schema versions, bulk-write semantics,
+and scan and watch end to end. The contract suite runs on it too (test_store_contract.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from oiradar.errors import NoDataError, StoreError
+from oiradar.kinds import Kind
+from oiradar.records import Positioning
+from oiradar.services.analyze import Query, run_events
+from oiradar.services.watch import WatchRequest
+from oiradar.signals.params import EngineParams
+from oiradar.store import open_store
+from oiradar.store.schema import SCHEMA_VERSION
+from oiradar.units import MINUTE_MS, parse_time
+from tests.conftest import run_cli
+from tests.pgkit import PASSWORD, PgServer
+from tests.simkit import threaded
+from tests.watchkit import Run, run_daemon, simulated
+
+T0 = 1_700_000_100_000 // 3_600_000 * 3_600_000
+
+
+def test_import_analyze_round_trip_equals_sqlite(
+    pg_url: str, derived: Path, tmp_path: Path
+) -> None:
+    sqlite = str(tmp_path / "s.sqlite")
+    outputs = []
+    for db in (sqlite, pg_url):
+        first = run_cli("--db", db, "import", str(derived), "--format", "json")
+        again = run_cli("--db", db, "import", str(derived), "--format", "json")
+        assert first.code == again.code == 0, first.err + again.err
+        assert sum(r["new_or_changed"] for r in json.loads(first.out)) > 10_000
+        assert all(r["new_or_changed"] == 0 for r in json.loads(again.out))  # no real change
+        res = run_cli("--db", db, "analyze", "BTCUSDT", "--from", "2024-08-01", "--to",
+                      "2024-08-20", "--format", "json")  # fmt: skip
+        assert res.code == 0, res.err
+        outputs.append(json.loads(res.out))
+    assert outputs[0] == outputs[1] and len(outputs[0]) >= 5
+
+
+def test_info_names_the_backend_and_never_the_password(pg_url: str) -> None:
+    run_cli("--db", pg_url, "import", "--help")  # nothing stored yet: info must say so
+    empty = run_cli("--db", pg_url, "info")
+    assert empty.code == 2 and "no store at postgresql://oiradar@127.0.0.1:" in empty.err
+    with open_store(pg_url) as s:
+        s.write_records([Positioning("binance", "BTCUSDT", T0, taker_buy_sell_ratio=1.1)])
+        assert s.location == pg_url.replace(f":{PASSWORD}", "")
+    res = run_cli("--db", pg_url, "info", "--format", "json")
+    doc = json.loads(res.out)
+    assert doc["path"] == pg_url.replace(f":{PASSWORD}", "")
+    assert doc["schema_version"] == SCHEMA_VERSION and doc["series"][0]["kind"] == "positioning"
+    wrong = run_cli("--db", pg_url.replace(PASSWORD, "not-it"), "info")
+    assert wrong.code == 3 and "password authentication failed" in wrong.err
+    assert len(wrong.err.strip().splitlines()) == 1 and "not-it" not in wrong.err
+    for r in (empty, res, wrong):
+        assert PASSWORD not in r.out + r.err
+
+
+def test_the_password_may_come_from_pgpassword(
+    pg_server: PgServer, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bare = pg_url.replace(f":{PASSWORD}", "")
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    with open_store(bare) as s:
+        assert s.version() == 0
+    monkeypatch.setenv("PGPASSWORD", "wrong")
+    with pytest.raises(StoreError, match="password authentication failed") as exc:
+        open_store(bare)
+    assert PASSWORD not in str(exc.value)
+
+
+def test_schema_versions_are_checked(pg_url: str) -> None:
+    with pytest.raises(NoDataError, match="import data first"):
+        open_store(pg_url, readonly=True)
+    with open_store(pg_url) as s:
+        assert s.schema_version == SCHEMA_VERSION
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE schema_info SET version = 99")
+    with pytest.raises(StoreError, match="schema v99, newer than this oiradar"):
+        open_store(pg_url)
+
+
+def test_a_batch_with_repeated_keys_keeps_the_last_row_and_merges(pg_url: str) -> None:
+    """COPY stages a whole batch at once; SQLite applies it row by row: same result."""
+    oi = [(T0, "okx", "BTCUSDT", 1.0, None, None), (T0, "okx", "BTCUSDT", 2.0, float("nan"), 3.0)]
+    pos = [(T0, "binance", "BTCUSDT", 0.9, None, None, None),
+           (T0, "binance", "BTCUSDT", None, None, 0.8, 1.2)]  # fmt: skip
+    with open_store(pg_url) as s:
+        assert s.write([(Kind.OPEN_INTEREST, oi), (Kind.POSITIONING, pos)]) == {
+            Kind.OPEN_INTEREST: 1,
+            Kind.POSITIONING: 1,
+        }
+        assert list(s.rows(Kind.OPEN_INTEREST)) == [(T0, "okx", "BTCUSDT", 2.0, None, 3.0)]
+        assert list(s.rows(Kind.POSITIONING)) == [(T0, "binance", "BTCUSDT", 0.9, None, 0.8, 1.2)]
+
+
+def test_scan_on_postgresql_reads_as_on_sqlite(pg_url: str, tmp_path: Path) -> None:
+    with threaded() as sim:
+        outs = []
+        for db in (str(tmp_path / "s.sqlite"), pg_url):
+            res = run_cli("--db", db, "scan", "--endpoint", sim.url, "--format", "json",
+                          "--symbols", "BTCUSDT,ETHUSDT")  # fmt: skip
+            assert res.code == 0, res.err
+            outs.append(json.loads(res.out))
+    assert outs[0] == outs[1] and len(outs[0]) >= 8
+
+
+def test_watch_end_to_end_on_postgresql(pg_url: str) -> None:
+    """The README's replay (ADAUSDT covers, then is squeezed) with the store on the server:
+    alerts arrive once each, the alert log and status are in the database, and the batch
+    engine on what the daemon stored dates the squeeze the daemon alerted."""
+    params = EngineParams(min_history_ms=30 * MINUTE_MS)
+    req = WatchRequest(("binance", "bybit"), ("ADAUSDT",), None, params, settle_ms=60_000)
+    start, end = parse_time("2026-05-28T13:00Z"), parse_time("2026-05-28T15:00Z")
+
+    async def go() -> Run:
+        async with simulated(pg_url, speed=300.0, limit_scale=300.0, start_ms=start) as run:
+            await run_daemon(run, req, end)
+        return run
+
+    run = asyncio.run(go())
+    kinds = [(a["kind"], a["ts"]) for a in run.alerts("ADAUSDT")]
+    assert kinds and len(kinds) == len(set(kinds))
+    with open_store(pg_url, readonly=True) as s:
+        logged = [a.alert for a in s.alerts()]
+        state = s.watch_state()
+        evs, _ = run_events(s, Query("ADAUSDT", venue="bybit", interval="5m"), params, None)
+    assert [(a["kind"], a["ts"]) for a in logged] == kinds
+    assert state is not None
+    assert state.status["store"]["path"] == pg_url.replace(f":{PASSWORD}", "")
+    assert any(e.squeeze for e in evs), "the batch engine sees the squeeze in the stored data"

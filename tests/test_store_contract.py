@@ -29,6 +29,7 @@ from oiradar.records import (
     PremiumBar,
     Side,
 )
+from oiradar.signals.windows import Grid, build_grid
 from oiradar.store import Episode, LoggedAlert, Store, WatchState, open_store
 from oiradar.store.aio import AsyncStore
 from oiradar.store.backends import BACKENDS
@@ -310,6 +311,49 @@ def test_read_series_of_nothing_is_empty_and_unknown(store: Store) -> None:
     assert s.candle_ts.size == s.oi_ts.size == s.liq_ts.size == s.pos_ts.size == 0
     assert not s.liq_coverage and not s.liq_tracked and s.liq_spans.shape == (0, 2)
     assert s.taker_buy.size == 0 and s.premium_close.size == 0
+
+
+# -- retention -----------------------------------------------------------------------------
+
+
+def test_prune_keeps_what_the_engine_reads_per_bar(store: Store) -> None:
+    """Minute OI snapshots and single orders older than the cutoff become per-bar values;
+    the engine's grid (signals.windows) reads the same at 5m and 15m, before and after."""
+    rng = random.Random(5)
+    recs: list[object] = [*bars("binance", 288), *bars("bybit", 288)]
+    for venue in ("binance", "bybit"):
+        recs += [OISample(venue, "BTCUSDT", T0 + k * MIN + rng.randrange(1, MIN), 1e4 + k)
+                 for k in range(24 * 60)]  # fmt: skip
+        recs += [Liquidation(venue, "BTCUSDT", T0 + rng.randrange(24 * HOUR),
+                             rng.choice((Side.LONG, Side.SHORT)), rng.random(), 100.0,
+                             rng.random() * 1e3) for _ in range(400)]  # fmt: skip
+    recs.append(LiquidationBar("bybit", "BTCUSDT", FIVE, T0 + FIVE, 1.0, 2.0))  # USD: x close
+    store.write_records(recs, coverage=[("bybit", "BTCUSDT", T0, T0 + 6 * HOUR)])  # type: ignore[arg-type]
+
+    def grids() -> list[Grid]:
+        return [build_grid(store.read_series(v, "BTCUSDT", i, lo, hi))
+                for v in ("binance", "bybit") for i in ("5m", "15m")
+                for lo, hi in ((None, None), (T0 + HOUR, T0 + 20 * HOUR))]  # fmt: skip
+
+    before, version = grids(), store.version()
+    cutoff = T0 + 12 * HOUR + 7  # the last whole 5m bar before it is pruned
+    removed = store.prune(cutoff, FIVE)
+    assert removed[Kind.OPEN_INTEREST] == 2 * (144 * 5 - 144)  # 4 of the 5 per bar
+    assert removed[Kind.LIQUIDATION_ORDERS] > 150 and store.version() > version
+    for old, new in zip(before, grids(), strict=True):
+        for name in ("ts", "close", "oi", "liq_long_usd", "liq_short_usd", "funding_rate"):
+            np.testing.assert_allclose(getattr(new, name), getattr(old, name), rtol=1e-12,
+                                       err_msg=name)  # fmt: skip
+    oi_ts = store.timestamps(Kind.OPEN_INTEREST, "okx", "BTCUSDT", T0, T0 + 24 * HOUR)
+    assert oi_ts.size == 0  # nothing invented
+    kept = store.timestamps(Kind.OPEN_INTEREST, "bybit", "BTCUSDT", T0, T0 + 24 * HOUR)
+    assert kept.size == 144 + 12 * 60 and all(t > T0 + 12 * HOUR or t % FIVE
+                                             for t in kept[:144])  # fmt: skip
+    fed = list(store.rows(Kind.LIQUIDATION_ORDERS, venue="bybit"))  # a live feed's series
+    assert fed and min(r[0] for r in fed) >= T0 + 12 * HOUR
+    assert len(list(store.rows(Kind.LIQUIDATION_ORDERS, venue="binance"))) == 400  # imported
+    assert store.prune(cutoff, FIVE) == {Kind.OPEN_INTEREST: 0, Kind.LIQUIDATION_ORDERS: 0}
+    assert store.version() == version + 1
 
 
 # -- what a running daemon publishes -------------------------------------------------------

@@ -117,8 +117,10 @@ def info(
     """Show where the store is, its schema version and what it holds: rows and time range per
     series, candles per bar size (analyze and backtest use the finest unless told --interval).
 
-    --format json prints one object: {"path", "schema_version", "series": [...]}.
+    The path of a server store is its URL without the password.
+    --format json prints one object: {"path", "backend", "schema_version", "series": [...]}.
     """
+    from oiradar.store.backends import url_scheme
     from oiradar.units import interval_ms
 
     store = _store(readonly=True, db=db)
@@ -135,8 +137,40 @@ def info(
             if k != "candles"
         ]  # fmt: skip
         path, version = store.location, store.schema_version
+    backend = url_scheme(path) or "sqlite"
     if fmt is Format.JSON:  # one object: where the store is, its schema, then the series
-        doc = {"path": str(path), "schema_version": version, "series": rows}
+        doc = {"path": str(path), "backend": backend, "schema_version": version, "series": rows}
         typer.echo(json.dumps(doc, indent=2))
         return
-    emit(rows, fmt, title=f"{path} (schema v{version})")
+    emit(rows, fmt, title=f"{path} ({backend}, schema v{version})")
+
+
+@app.command("prune")
+def prune(
+    older_than: Annotated[
+        str,
+        typer.Option(help="Age past which raw rows become per-bar values (at least 1d)."),
+    ] = "30d",
+    bar: Annotated[str, typer.Option(help="The bars whose values are kept.")] = "5m",
+    db: DbOption = None,
+    fmt: Annotated[Format, typer.Option("--format", help="Report format.")] = Format.TABLE,
+) -> None:
+    """Keep old raw OI snapshots and liquidation orders only as per-bar values.
+
+    Of each OI series older than --older-than, the last snapshot of each bar stays (the one
+    the engine reads); of a live feed's liquidations, each bar's orders become one per-bar
+    total. What the engine reads per bar is unchanged (docs/store.md, Retention); the store
+    stops growing with the raw streams. `oiradar watch --retain 30d` does this hourly.
+
+    Example: oiradar prune --older-than 90d
+    """
+    from oiradar.services.retention import PruneRequest
+    from oiradar.services.retention import prune as run_prune
+    from oiradar.units import interval_ms
+
+    req = PruneRequest(interval_ms(older_than), interval_ms(bar))
+    with _store(db=db) as store:
+        result = run_prune(store, req)
+    before = iso(result.cutoff_ms)
+    rows = [{"kind": k.value, "before": before, "removed": n} for k, n in result.removed.items()]
+    emit(rows, fmt, title=f"pruned to {bar} bars")

@@ -117,6 +117,13 @@ def watch(
             "--limit-scale` when it runs many times real speed (benches).",
         ),
     ] = 1.0,
+    retain: Annotated[
+        str | None,
+        typer.Option(
+            help="Keep raw OI snapshots and liquidation orders this long (e.g. 30d), then only "
+            "their per-bar values (as `oiradar prune`, hourly). Default: keep everything."
+        ),
+    ] = None,
     serve: Annotated[
         bool,
         typer.Option(help="Also serve the web dashboard (as `oiradar serve`) from this process."),
@@ -151,6 +158,8 @@ def watch(
     Example: oiradar watch --top 50 --config ~/.config/oiradar/config.toml
     """
     from oiradar.config import load
+    from oiradar.services.retention import PruneRequest
+    from oiradar.services.retention import check as check_retention
     from oiradar.services.watch import WatchRequest
     from oiradar.services.watch import run as run_watch
     from oiradar.venues.registry import parse_venues
@@ -178,7 +187,10 @@ def watch(
         settle_ms=_duration_ms(settle, "--settle"),
         endpoint=endpoint,
         limit_scale=limit_scale,
+        retain_ms=None if retain is None else interval_ms(retain),
     )
+    if req.retain_ms is not None:
+        check_retention(PruneRequest(req.retain_ms, req.bar_ms))
     dashboard = ServeConfig(store_url(db), host, port, token, params=params) if serve else None
     with _store(db=db) as store:
         beside = serving(dashboard) if dashboard is not None else None

@@ -177,6 +177,14 @@ class Store(Protocol):
         goes with them, as docs/store.md (Reading) specifies."""
         ...
 
+    def prune(self, before_ms: int, bar_ms: int) -> dict[Kind, int]:
+        """Keep raw data older than `before_ms` only as per-bar values of `bar_ms` bars (the
+        bars wholly before it): of an OI series the last snapshot of each bar; of a live
+        feed's liquidations (a series with coverage spans) each covered bar's orders summed
+        into a per-bar total, the others dropped (they read as unknown). Rows removed per
+        kind. The engine reads the same per bar at `bar_ms` or a multiple (docs/store.md)."""
+        ...
+
     # -- what a running daemon publishes (not market data) ---------------------------------
 
     def put_watch_state(self, state: WatchState) -> None:

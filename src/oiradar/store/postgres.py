@@ -29,15 +29,14 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 from oiradar.errors import NoDataError, StoreError
 from oiradar.kinds import Kind
 from oiradar.store import pg_schema
-from oiradar.store.base import Span, WatchState, redacted
+from oiradar.store.base import Span, redacted
 from oiradar.store.schema import SCHEMA_VERSION
-from oiradar.store.sql import SqlReads, dump_json, put_state
+from oiradar.store.sql import BUMP_VERSION, SqlStore, dump_json
 from oiradar.store.sql_series import Cursor
 
 _K = TypeVar("_K")
 POOL_MAX = 8  # the daemon's store threads plus the dashboard's, with room to spare
 CONNECT_TIMEOUT_S = 10
-_BUMP_VERSION = "UPDATE meta SET value = value + 1 WHERE key = 'market_version'"
 
 
 @functools.lru_cache(maxsize=256)
@@ -66,7 +65,7 @@ def _reason(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-class PostgresStore(SqlReads):
+class PostgresStore(SqlStore):
     """The server store (`open_store("postgresql://...")`); use as a context manager."""
 
     def __init__(self, url: str, *, readonly: bool = False) -> None:
@@ -114,6 +113,11 @@ class PostgresStore(SqlReads):
     @contextmanager
     def _reading(self) -> Iterator[_PgSql]:
         with self._connection() as conn:
+            yield _PgSql(conn)
+
+    @contextmanager
+    def _writing(self) -> Iterator[_PgSql]:
+        with self._connection() as conn, conn.transaction():
             yield _PgSql(conn)
 
     @property
@@ -176,12 +180,8 @@ class PostgresStore(SqlReads):
                 with conn.cursor() as cur:
                     cur.executemany(pg_schema.COVERAGE_UPSERT, spans)
             if spans or any(changed.values()):
-                conn.execute(_BUMP_VERSION)
+                conn.execute(BUMP_VERSION)
         return changed
-
-    def put_watch_state(self, state: WatchState) -> None:
-        with self._connection() as conn, conn.transaction():
-            put_state(_PgSql(conn), state)
 
     def append_alert(self, alert: dict[str, Any]) -> int:
         with self._connection() as conn, conn.transaction():

@@ -21,47 +21,74 @@ from oiradar.records import Candle, MarketSeries
 from oiradar.store.base import Episode, LoggedAlert, RowWrites, WatchState
 from oiradar.store.series import UNBOUNDED
 from oiradar.store.sql_series import Sql, read_series
-from oiradar.units import interval_ms
+from oiradar.units import interval_ms, interval_name
 
 # Removes OI snapshots older than a cutoff that a later snapshot of the same bar supersedes:
 # the engine takes a bar's last snapshot in (open, close] (signals.windows), so the read is
-# unchanged. Parameters: bar, bar, cutoff.
+# unchanged. Parameters: cutoff, bar, bar.
 PRUNE_OI = (
     "DELETE FROM open_interest WHERE ts_ms <= ? AND EXISTS (SELECT 1 FROM open_interest n "
     "WHERE n.venue = open_interest.venue AND n.symbol = open_interest.symbol AND "
     "n.ts_ms > open_interest.ts_ms AND n.ts_ms <= ((open_interest.ts_ms - 1) / ? + 1) * ?)"
 )
-# Single liquidation orders older than a cutoff become per-bar totals at the bar open, added
-# to a total already stored there (its USD from base x close where it had none, as read).
-# Parameters: bar, name, cutoff.
-ROLL_UP_ORDERS = """INSERT INTO liquidations (ts_ms, venue, symbol, interval, long_liq_base,
+# Orders of a live feed's series (one with coverage spans) older than a cutoff: those in a
+# bar one span holds whole become a per-bar total at the bar open, added to a total already
+# stored there (its USD from base x close where it had none, as read); the rest read as
+# unknown anyway (signals.windows) and go. A series without spans (imported orders, where an
+# empty bar reads as zero) is left alone. Parameters: bar, name, cutoff, bar, bar, bar.
+_COVERED = (
+    "EXISTS (SELECT 1 FROM liquidation_coverage c WHERE c.venue = o.venue AND "
+    "c.symbol = o.symbol AND c.start_ms <= o.ts_ms - o.ts_ms % ? AND "
+    "c.end_ms >= o.ts_ms - o.ts_ms % ? + ?)"
+)
+ROLL_UP_ORDERS = f"""INSERT INTO liquidations (ts_ms, venue, symbol, interval, long_liq_base,
     short_liq_base, long_liq_usd, short_liq_usd)
-  SELECT ts_ms - ts_ms % ? AS bar_ts, venue, symbol, ?,
-    SUM(CASE position_side WHEN 'LONG' THEN qty_base ELSE 0 END),
-    SUM(CASE position_side WHEN 'SHORT' THEN qty_base ELSE 0 END),
-    SUM(CASE position_side WHEN 'LONG' THEN usd ELSE 0 END),
-    SUM(CASE position_side WHEN 'SHORT' THEN usd ELSE 0 END)
-  FROM liquidation_orders WHERE ts_ms < ? GROUP BY venue, symbol, bar_ts
+  SELECT o.ts_ms - o.ts_ms % ? AS bar_ts, o.venue, o.symbol, ?,
+    SUM(CASE o.position_side WHEN 'LONG' THEN o.qty_base ELSE 0 END),
+    SUM(CASE o.position_side WHEN 'SHORT' THEN o.qty_base ELSE 0 END),
+    SUM(CASE o.position_side WHEN 'LONG' THEN o.usd ELSE 0 END),
+    SUM(CASE o.position_side WHEN 'SHORT' THEN o.usd ELSE 0 END)
+  FROM liquidation_orders o WHERE o.ts_ms < ? AND {_COVERED}
+  GROUP BY o.venue, o.symbol, bar_ts
   ON CONFLICT (venue, symbol, interval, ts_ms) DO UPDATE SET
     long_liq_base = liquidations.long_liq_base + excluded.long_liq_base,
     short_liq_base = liquidations.short_liq_base + excluded.short_liq_base,
     long_liq_usd = COALESCE(liquidations.long_liq_usd, liquidations.long_liq_base * (
       SELECT c.close FROM candles c WHERE c.venue = liquidations.venue AND
       c.symbol = liquidations.symbol AND c.interval = excluded.interval AND
-      c.ts_ms = liquidations.ts_ms), 0)
-      + excluded.long_liq_usd,
+      c.ts_ms = liquidations.ts_ms), 0) + excluded.long_liq_usd,
     short_liq_usd = COALESCE(liquidations.short_liq_usd, liquidations.short_liq_base * (
       SELECT c.close FROM candles c WHERE c.venue = liquidations.venue AND
       c.symbol = liquidations.symbol AND c.interval = excluded.interval AND
       c.ts_ms = liquidations.ts_ms), 0) + excluded.short_liq_usd"""
-DROP_ORDERS = "DELETE FROM liquidation_orders WHERE ts_ms < ?"
+DROP_ORDERS = (
+    "DELETE FROM liquidation_orders WHERE ts_ms < ? AND EXISTS (SELECT 1 FROM "
+    "liquidation_coverage c WHERE c.venue = liquidation_orders.venue AND "
+    "c.symbol = liquidation_orders.symbol)"
+)
+BUMP_VERSION = "UPDATE meta SET value = value + 1 WHERE key = 'market_version'"
 
 
-class SqlReads(RowWrites):
-    """The read side of `Store` over `_reading()`, which yields an `Sql` for the calls inside."""
+class SqlStore(RowWrites):
+    """`Store` over `_reading()`, which yields an `Sql` for the calls inside, and (for the
+    few writes the dialects share) `_writing()`, which yields one inside a transaction."""
 
     def _reading(self) -> AbstractContextManager[Sql]:
         raise NotImplementedError
+
+    def _writing(self) -> AbstractContextManager[Sql]:
+        raise NotImplementedError
+
+    def prune(self, before_ms: int, bar_ms: int) -> dict[Kind, int]:
+        """Raw rows before the last whole bar of `before_ms` to per-bar values (base.Store)."""
+        cutoff = before_ms // bar_ms * bar_ms
+        with self._writing() as db:
+            oi = db.execute(PRUNE_OI, (cutoff, bar_ms, bar_ms)).rowcount
+            db.execute(ROLL_UP_ORDERS, (bar_ms, interval_name(bar_ms), cutoff, *(bar_ms,) * 3))
+            orders = db.execute(DROP_ORDERS, (cutoff,)).rowcount
+            if oi or orders:
+                db.execute(BUMP_VERSION)
+        return {Kind.OPEN_INTEREST: max(oi, 0), Kind.LIQUIDATION_ORDERS: max(orders, 0)}
 
     def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         with self._reading() as db:
@@ -212,6 +239,10 @@ class SqlReads(RowWrites):
             return read_series(db, venue, symbol, interval, start_ms, end_ms)
 
     # -- what a running daemon publishes ---------------------------------------------------
+
+    def put_watch_state(self, state: WatchState) -> None:
+        with self._writing() as db:
+            put_state(db, state)
 
     def watch_state(self) -> WatchState | None:
         with self._reading() as db:

@@ -20,6 +20,9 @@ from oiradar.units import interval_ms, interval_name
 
 
 class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
     def fetchone(self) -> Any: ...
 
     def fetchall(self) -> list[Any]: ...

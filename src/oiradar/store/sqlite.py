@@ -22,10 +22,10 @@ import platformdirs
 from oiradar.errors import NoDataError, StoreError, UserError
 from oiradar.kinds import Kind
 from oiradar.store import sqlite_state
-from oiradar.store.base import ENV_DB, Span, WatchState
+from oiradar.store.base import ENV_DB, Span
 from oiradar.store.rows import upsert_sql
 from oiradar.store.schema import MIGRATIONS, SCHEMA_VERSION, STATE_VERSION
-from oiradar.store.sql import SqlReads, put_state
+from oiradar.store.sql import BUMP_VERSION, SqlStore
 
 BUSY_TIMEOUT_MS = 30_000
 _K = TypeVar("_K")
@@ -34,7 +34,6 @@ _COVERAGE_UPSERT = (
     "INSERT INTO liquidation_coverage (venue, symbol, start_ms, end_ms) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (venue, symbol, start_ms) DO UPDATE SET end_ms = MAX(end_ms, excluded.end_ms)"
 )
-_BUMP_VERSION = "UPDATE meta SET value = value + 1 WHERE key = 'market_version'"
 
 
 def default_db_path() -> Path:
@@ -53,7 +52,7 @@ def _make_folder(folder: Path) -> None:
         raise UserError(f"cannot create the store's folder {folder}: {exc.strerror}") from None
 
 
-class SqliteStore(SqlReads):
+class SqliteStore(SqlStore):
     """The embedded store (`open_store(path)`); use as a context manager to close."""
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
@@ -167,7 +166,7 @@ class SqliteStore(SqlReads):
                     changed[group] = changed.get(group, 0) + conn.total_changes - before
                 conn.executemany(_COVERAGE_UPSERT, coverage)
                 if conn.total_changes > start:
-                    conn.execute(_BUMP_VERSION)
+                    conn.execute(BUMP_VERSION)
         except sqlite3.Error as exc:
             raise StoreError(f"write to {self.path} failed: {exc}") from None
         return changed
@@ -178,18 +177,16 @@ class SqliteStore(SqlReads):
     def _reading(self) -> Iterator[sqlite3.Connection]:
         yield self._conn
 
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        try:
+            with self._transaction() as conn:
+                yield conn
+        except sqlite3.Error as exc:
+            raise StoreError(f"write to {self.path} failed: {exc}") from None
+
     # -- what a running daemon publishes ---------------------------------------------------
 
-    def put_watch_state(self, state: WatchState) -> None:
-        try:
-            with self._transaction() as conn:
-                put_state(conn, state)
-        except sqlite3.Error as exc:
-            raise StoreError(f"write to {self.path} failed: {exc}") from None
-
     def append_alert(self, alert: dict[str, Any]) -> int:
-        try:
-            with self._transaction() as conn:
-                return sqlite_state.append_alert(conn, alert)
-        except sqlite3.Error as exc:
-            raise StoreError(f"write to {self.path} failed: {exc}") from None
+        with self._writing() as conn:
+            return sqlite_state.append_alert(conn, alert)

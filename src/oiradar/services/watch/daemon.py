@@ -25,6 +25,7 @@ from typing import Any, cast
 from oiradar.errors import StoreError, VenueError
 from oiradar.services.alerts import Alert, Delivery, Dispatcher, Gate, Sink
 from oiradar.services.history import TrackBook
+from oiradar.services.retention import PruneRequest, keep_bounded
 from oiradar.services.watch.decide import Decider, Phase
 from oiradar.services.watch.ingest import Ingest
 from oiradar.services.watch.state import engine_settings, rss_bytes
@@ -53,6 +54,7 @@ class WatchRequest:
     flush_s: float = 1.0
     endpoint: str | None = None  # every venue's requests go here (a simulator); None: the venues
     limit_scale: float = 1.0  # divide every rate-limit window by this (a simulator at N x)
+    retain_ms: int | None = None  # raw OI/orders older than this become per-bar (retention)
 
 
 @dataclass(slots=True)
@@ -243,6 +245,9 @@ class Watch:
             self.state = "running"
             tasks = [asyncio.create_task(self._guard(v)) for v in self.venues]
             tasks.append(asyncio.create_task(self._tracks_loop()))
+            if self.req.retain_ms is not None:
+                keep = PruneRequest(self.req.retain_ms, self.req.bar_ms)
+                tasks.append(asyncio.create_task(keep_bounded(self.ingest.write, keep, self._now)))
             await stop.wait()
         finally:
             self.state = "stopping"
@@ -263,6 +268,10 @@ class Watch:
             await self.publish()
             await self.ingest.close()
             self.reads.close()
+
+    def _now(self) -> int | None:
+        """The venues' time (the earliest of them), None before any venue runs."""
+        return min((v.now_ms() for v in self.venues), default=None)
 
     async def _guard(self, vw: VenueWatch) -> None:
         """A venue that fails is logged and restarted; the others keep running."""

@@ -67,6 +67,7 @@ class PgServer:
     port: int
     bin: Path
     user: pwd.struct_passwd | None
+    durable: bool = False  # benches: fsync and synchronous commits on, a small box's memory
 
     @property
     def data(self) -> Path:
@@ -80,7 +81,7 @@ class PgServer:
         kwargs: dict[str, object] = {}
         if self.user is not None:
             kwargs = {"user": self.user.pw_uid, "group": self.user.pw_gid, "extra_groups": []}
-        return subprocess.run(
+        done: subprocess.CompletedProcess[str] = subprocess.run(
             [str(self.bin / args[0]), *args[1:]],
             capture_output=True,
             text=True,
@@ -89,6 +90,7 @@ class PgServer:
             check=False,
             **kwargs,  # type: ignore[call-overload]
         )
+        return done
 
     def start(self) -> None:
         (self.root / "pw").write_text(PASSWORD)
@@ -101,10 +103,11 @@ class PgServer:
         )  # fmt: skip
         if init.returncode:
             raise RuntimeError(f"initdb failed: {init.stderr.strip()[-500:]}")
-        opts = (
-            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
+        opts = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c max_connections=200"
+        if self.durable:
+            opts += " -c shared_buffers=512MB -c max_wal_size=4GB"
+        else:
+            opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         log = self.root / "server.log"
         started = self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(log), "-w",
                             "-t", "60", "start")  # fmt: skip
@@ -126,7 +129,7 @@ class PgServer:
         return self.url(name)
 
 
-def start_server() -> PgServer:
+def start_server(*, durable: bool = False) -> PgServer:
     """Start one; RuntimeError says why it could not."""
     where = bindir()
     if where is None:
@@ -136,7 +139,7 @@ def start_server() -> PgServer:
     except ImportError as exc:
         raise RuntimeError("psycopg is not installed (pip install -e '.[test]')") from exc
     root = Path(tempfile.mkdtemp(prefix="oiradar-pg-"))
-    server = PgServer(root, _free_port(), where, _run_as())
+    server = PgServer(root, _free_port(), where, _run_as(), durable)
     try:
         server.start()
     except BaseException:

@@ -11,13 +11,12 @@ never shown: `location` is the URL without it.
 Assumptions (psycopg 3.2+ docs): `Cursor.copy` streams rows in text format (a None is
 NULL); `ConnectionPool(open=False)` then `open()`; a pooled connection commits on leaving
 `pool.connection()` and rolls back on an exception. NaN floats are stored as NULL, as
-SQLite stores them (PostgreSQL would keep NaN as a value).
+SQLite stores them (PostgreSQL would keep NaN as a value): the upsert maps them.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -52,12 +51,8 @@ class _PgSql:
         self.conn = conn
 
     def execute(self, sql: str, params: Sequence[Any] = (), /) -> Cursor:
-        return self.conn.execute(_pg(sql), params)
-
-
-def _clean(row: Sequence[Any]) -> tuple[Any, ...]:
-    """NaN as NULL, as SQLite stores it."""
-    return tuple(None if isinstance(v, float) and math.isnan(v) else v for v in row)
+        # Binary results: numbers arrive as IEEE doubles, not text to parse (read_series).
+        return self.conn.execute(_pg(sql), params, binary=True)
 
 
 def _reason(exc: BaseException) -> str:
@@ -204,9 +199,17 @@ def _upsert(conn: psycopg.Connection[Any], kind: Kind, rows: Sequence[Sequence[A
     """COPY the rows into the kind's staging table and upsert them; rows changed."""
     with conn.cursor() as cur:
         cur.execute(pg_schema.stage_table(kind))
-        with cur.copy(pg_schema.copy_sql(kind)) as copy:
-            for row in rows:
-                copy.write_row(_clean(row))
+        try:
+            with conn.transaction(), cur.copy(pg_schema.copy_sql(kind, binary=True)) as copy:
+                copy.set_types(pg_schema.COPY_TYPES[kind])
+                for row in rows:
+                    copy.write_row(row)
+        except (TypeError, ValueError, OverflowError):
+            # A value binary COPY cannot take as its column's type (a float for an integer):
+            # the server parses text instead, and refuses what its type cannot hold.
+            with cur.copy(pg_schema.copy_sql(kind, binary=False)) as copy:
+                for row in rows:
+                    copy.write_row(row)
         cur.execute(pg_schema.upsert_from_stage(kind))
         n = cur.rowcount
         cur.execute(f"TRUNCATE stage_{kind.value}")

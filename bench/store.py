@@ -106,6 +106,17 @@ def postgres(url: str | None) -> Iterator[str]:
         server.stop()
 
 
+def on_disk(target: str) -> int:
+    """Bytes the store takes: the SQLite file and its WAL, or the PostgreSQL database."""
+    if not target.startswith("postgresql://"):
+        return sum(p.stat().st_size for p in Path(target).parent.glob(Path(target).name + "*"))
+    import psycopg
+
+    with psycopg.connect(target) as conn:
+        row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+    return int(row[0]) if row else 0
+
+
 def p95(xs: list[float]) -> float:
     return sorted(xs)[int(0.95 * (len(xs) - 1))]
 
@@ -118,10 +129,12 @@ def bench(name: str, target: str, oi: Rows, candles: Rows, args: argparse.Namesp
         again, unchanged = ingest(store, oi, candles, args.batch)
         assert unchanged == 0, unchanged
         whole, day = reads(store, args.symbols)
+    size = on_disk(target)
     print(f"{name:<10} ingest {total / secs:>9,.0f} rows/s ({total:,} rows, {secs:.1f} s)  "
           f"re-ingest {total / again:>9,.0f} rows/s  "
           f"read_series whole {statistics.median(whole):.1f} ms (p95 {p95(whole):.1f})  "
-          f"last day {statistics.median(day):.2f} ms (p95 {p95(day):.2f})")  # fmt: skip
+          f"last day {statistics.median(day):.2f} ms (p95 {p95(day):.2f})  "
+          f"on disk {size / 2**20:,.0f} MiB ({size / total:.0f} B/row)")  # fmt: skip
 
 
 def main() -> None:

@@ -137,3 +137,12 @@ def test_watch_end_to_end_on_postgresql(pg_url: str) -> None:
     assert state is not None
     assert state.status["store"]["path"] == pg_url.replace(f":{PASSWORD}", "")
     assert any(e.squeeze for e in evs), "the batch engine sees the squeeze in the stored data"
+
+
+def test_a_value_of_the_wrong_type_is_a_store_error_and_writes_nothing(pg_url: str) -> None:
+    good = (T0, "okx", "BTCUSDT", 1.0, None, None)
+    with open_store(pg_url) as s:
+        with pytest.raises(StoreError, match="bigint"):
+            s.write([(Kind.OPEN_INTEREST, [good, (T0 + 1.5, "okx", "BTCUSDT", 1.0, None, None)])])
+        assert list(s.rows(Kind.OPEN_INTEREST)) == []
+        assert s.write([(Kind.OPEN_INTEREST, [good])]) == {Kind.OPEN_INTEREST: 1}

@@ -87,10 +87,11 @@ COPY_TYPES = {k: [_BINARY[c.dtype] for c in LAYOUTS[k].columns] for k in Kind}
 """The binary COPY's column types of each kind, in layout order."""
 
 
-def upsert_from_stage(kind: Kind) -> str:
-    """Staged rows into the table: one row per key (the last; merged for a merging layout),
-    updated only where a value really differs, so the row count is the real changes. A NaN
-    float becomes NULL here, as SQLite stores it (PostgreSQL keeps NaN as a value)."""
+def upsert_from_stage(kind: Kind, *, dedupe: bool) -> str:
+    """Staged rows into the table, updated only where a value really differs, so the row
+    count is the real changes. `dedupe`: one row per key first (the last; merged for a
+    merging layout, always), which costs a sort that a batch without repeated keys need
+    not pay. A NaN float becomes NULL here, as SQLite stores it (PostgreSQL keeps NaN)."""
     layout = LAYOUTS[kind]
     key = ", ".join(layout.key)
     names = ", ".join(layout.names)
@@ -105,9 +106,11 @@ def upsert_from_stage(kind: Kind) -> str:
             for n in layout.names
         )
         source = f"SELECT {picks} FROM stage_{kind.value} GROUP BY {key}"
-    else:
+    elif dedupe:
         source = (
             f"SELECT DISTINCT ON ({key}) {', '.join(value[n] for n in layout.names)} "
             f"FROM stage_{kind.value} ORDER BY {key}, stage_seq DESC"
         )
+    else:
+        source = f"SELECT {', '.join(value[n] for n in layout.names)} FROM stage_{kind.value}"
     return f"INSERT INTO {kind.value} ({names}) {source} " + on_conflict(kind, "IS DISTINCT FROM")

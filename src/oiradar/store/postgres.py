@@ -210,7 +210,13 @@ def _upsert(conn: psycopg.Connection[Any], kind: Kind, rows: Sequence[Sequence[A
             with cur.copy(pg_schema.copy_sql(kind, binary=False)) as copy:
                 for row in rows:
                     copy.write_row(row)
-        cur.execute(pg_schema.upsert_from_stage(kind))
+        try:
+            with conn.transaction():
+                cur.execute(pg_schema.upsert_from_stage(kind, dedupe=False))
+        except psycopg.errors.CardinalityViolation:
+            # The batch repeats a key (one upsert cannot touch a row twice): keep its last
+            # row per key, as SQLite's row-by-row upserts end up with.
+            cur.execute(pg_schema.upsert_from_stage(kind, dedupe=True))
         n = cur.rowcount
         cur.execute(f"TRUNCATE stage_{kind.value}")
     return max(n, 0)

@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import psycopg
 import pytest
 
@@ -20,6 +22,8 @@ from oiradar.signals.params import EngineParams
 from oiradar.store import open_store
 from oiradar.store.schema import SCHEMA_VERSION
 from oiradar.units import MINUTE_MS, parse_time
+from oiradar.web.app import ServeConfig
+from oiradar.web.server import serving
 from tests.conftest import run_cli
 from tests.pgkit import PASSWORD, PgServer
 from tests.simkit import threaded
@@ -121,12 +125,21 @@ def test_watch_end_to_end_on_postgresql(pg_url: str) -> None:
     req = WatchRequest(("binance", "bybit"), ("ADAUSDT",), None, params, settle_ms=60_000)
     start, end = parse_time("2026-05-28T13:00Z"), parse_time("2026-05-28T15:00Z")
 
-    async def go() -> Run:
+    async def go() -> tuple[Run, dict[str, Any]]:
         async with simulated(pg_url, speed=300.0, limit_scale=300.0, start_ms=start) as run:
             await run_daemon(run, req, end)
-        return run
+        async with (  # the dashboard, from the same database
+            serving(ServeConfig(pg_url, port=0, refresh_s=0.2)) as url,
+            aiohttp.ClientSession() as http,
+        ):
+            got = {}
+            for path in ("/api/alerts", "/api/status", "/api/markets"):
+                async with http.get(url + path) as r:
+                    assert r.status == 200, path
+                    got[path] = await r.json()
+        return run, got
 
-    run = asyncio.run(go())
+    run, api = asyncio.run(go())
     kinds = [(a["kind"], a["ts"]) for a in run.alerts("ADAUSDT")]
     assert kinds and len(kinds) == len(set(kinds))
     with open_store(pg_url, readonly=True) as s:
@@ -137,6 +150,9 @@ def test_watch_end_to_end_on_postgresql(pg_url: str) -> None:
     assert state is not None
     assert state.status["store"]["path"] == pg_url.replace(f":{PASSWORD}", "")
     assert any(e.squeeze for e in evs), "the batch engine sees the squeeze in the stored data"
+    assert sorted((a["kind"], a["ts"]) for a in api["/api/alerts"]["alerts"]) == sorted(kinds)
+    assert any(r["symbol"] == "ADAUSDT" for r in api["/api/markets"]["rows"])
+    assert PASSWORD not in json.dumps(api)
 
 
 def test_a_value_of_the_wrong_type_is_a_store_error_and_writes_nothing(pg_url: str) -> None:

@@ -110,6 +110,14 @@ class PostgresStore(SqlStore):
         with self._connection() as conn:
             yield _PgSql(conn)
 
+    def _stream(self, sql: str, params: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
+        """Through a server-side cursor, 10 000 rows a round trip: an export of a table of
+        millions of rows never holds it all in memory."""
+        with self._connection() as conn, conn.cursor("oiradar_rows", binary=True) as cur:
+            cur.itersize = 10_000
+            cur.execute(_pg(sql), params)
+            yield from cur
+
     @contextmanager
     def _writing(self) -> Iterator[_PgSql]:
         with self._connection() as conn, conn.transaction():

@@ -216,15 +216,16 @@ class SqlStore(RowWrites):
         given = [(name, v) for name, v in (("venue", venue), ("symbol", symbol)) if v is not None]
         conds = [f"{name} = ?" for name, _ in given]
         where = " WHERE " + " AND ".join(conds) if conds else ""
+        yield from self._stream(
+            f"SELECT {', '.join(layout.names)} FROM {kind.value}{where} "
+            f"ORDER BY {', '.join(layout.key)}",
+            tuple(v for _, v in given),
+        )
+
+    def _stream(self, sql: str, params: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
+        """A query's rows as they come (a backend may fetch them in chunks: exports)."""
         with self._reading() as db:
-            yield from (
-                tuple(r)
-                for r in db.execute(
-                    f"SELECT {', '.join(layout.names)} FROM {kind.value}{where} "
-                    f"ORDER BY {', '.join(layout.key)}",
-                    tuple(v for _, v in given),
-                )
-            )
+            yield from (tuple(r) for r in db.execute(sql, params))
 
     def read_series(
         self,

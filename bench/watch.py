@@ -32,6 +32,7 @@ miscounted: rare).
 
     python bench/watch.py                            # 500 symbols, 10 minutes
     python bench/watch.py --symbols 50 --minutes 2   # a quick check
+    python bench/watch.py --db postgresql://me@db:5432/bench   # the store on PostgreSQL
 
 Beside it: `_watchkit.py` (processes, the sink, the simulator's clock, `Run`),
 `_watchprobe.py` (the bare-client probe), `_watchreport.py` (the figures and the verdict).
@@ -76,7 +77,9 @@ SQUEEZE_HEAVY = "NEW_SHORTS=1,SHORT_SQUEEZE=1,NEUTRAL=0.2"
 CASCADE_DELAY = 0.5
 
 
-async def measure(args: argparse.Namespace, tmp: Path, db: Path, watch_log: Path) -> Run | None:
+async def measure(
+    args: argparse.Namespace, tmp: Path, db: Path | str, watch_log: Path
+) -> Run | None:
     speed: float = args.speed
     settle_s = max(2.0, 0.3 * speed)
     sim, base = start_sim(
@@ -137,7 +140,7 @@ async def measure(args: argparse.Namespace, tmp: Path, db: Path, watch_log: Path
     return run
 
 
-def published(db: Path) -> dict[str, Any]:
+def published(db: Path | str) -> dict[str, Any]:
     """What the daemon last published in the store ({} before it did)."""
     try:
         with open_store(db, readonly=True) as store:
@@ -151,7 +154,7 @@ async def follow(
     args: argparse.Namespace,
     run: Run,
     watch: subprocess.Popen[bytes],
-    db: Path,
+    db: Path | str,
     receiver: Receiver,
     http: aiohttp.ClientSession,
     base: str,
@@ -251,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         help=f"the simulator's --cascade-delay (default {CASCADE_DELAY:g}; 0 = the default market)",
     )
     ap.add_argument("--log-level", default="warning", help="oiradar watch --log-level")
+    ap.add_argument("--db", help="the daemon's store: a URL such as postgresql://... (an empty "
+                    "database); default: a SQLite file in a temp dir")  # fmt: skip
     ap.add_argument(
         "--log", type=Path, help="keep the daemon's stderr here (default: printed summary only)"
     )
@@ -262,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--speed, --symbols and --minutes must be positive")
     tmp = Path(tempfile.mkdtemp(prefix="oiradar-bench-watch-"))
     watch_log = args.log or tmp / "watch.stderr.log"
-    db = tmp / "watch.sqlite"
+    db = args.db or tmp / "watch.sqlite"
     try:
         run = asyncio.run(measure(args, tmp, db, watch_log))
         return 1 if run is None else report(args, run, watch_log)

@@ -89,6 +89,15 @@ def test_the_password_may_come_from_pgpassword(
     assert PASSWORD not in str(exc.value)
 
 
+def test_a_malformed_url_is_one_line_that_never_echoes_the_password() -> None:
+    bad = run_cli("--db", "postgresql://me:hunter2@db/x?nosuch=1", "info")
+    assert bad.code == 2 and "invalid store URL postgresql://me@db/x:" in bad.err
+    port = run_cli("--db", "postgresql://me:hunter2@db:notaport/x", "info")
+    assert port.code == 3 and "cannot open store postgresql://me@db:notaport/x" in port.err
+    for res in (bad, port):
+        assert "hunter2" not in res.err and len(res.err.strip().splitlines()) == 1
+
+
 def test_schema_versions_are_checked(pg_url: str) -> None:
     with pytest.raises(NoDataError, match="import data first"):
         open_store(pg_url, readonly=True)

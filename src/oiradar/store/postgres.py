@@ -25,7 +25,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
-from oiradar.errors import NoDataError, StoreError
+from oiradar.errors import NoDataError, StoreError, UserError
 from oiradar.kinds import Kind
 from oiradar.store import pg_schema
 from oiradar.store.base import Span, redacted
@@ -66,15 +66,18 @@ class PostgresStore(SqlStore):
     def __init__(self, url: str, *, readonly: bool = False) -> None:
         self.location = redacted(url)
         self.readonly = readonly
-        options = conninfo_to_dict(url).get("options") or ""
-        if readonly:  # the server refuses every write of this handle's sessions
-            options = f"{options} -c default_transaction_read_only=on".strip()
-        self._conninfo = make_conninfo(
-            url,
-            options=options or None,
-            application_name="oiradar",
-            connect_timeout=CONNECT_TIMEOUT_S,
-        )
+        try:
+            options = conninfo_to_dict(url).get("options") or ""
+            if readonly:  # the server refuses every write of this handle's sessions
+                options = f"{options} -c default_transaction_read_only=on".strip()
+            self._conninfo = make_conninfo(
+                url,
+                options=options or None,
+                application_name="oiradar",
+                connect_timeout=CONNECT_TIMEOUT_S,
+            )
+        except psycopg.Error as exc:  # libpq's words name the part, never echo the URL
+            raise UserError(f"invalid store URL {self.location}: {_reason(exc)}") from None
         self._migrate()
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             self._conninfo,
@@ -133,11 +136,11 @@ class PostgresStore(SqlStore):
         try:
             with psycopg.connect(self._conninfo) as conn:
                 if self.readonly:
-                    self._check_version(conn, _current(conn))
+                    self._check_version(_current(conn))
                     return
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (pg_schema.MIGRATION_LOCK,))
                 current = _current(conn)
-                self._check_version(conn, current)
+                self._check_version(current)
                 for version in range(current, SCHEMA_VERSION):
                     for stmt in pg_schema.MIGRATIONS[version]:
                         conn.execute(stmt)
@@ -149,7 +152,7 @@ class PostgresStore(SqlStore):
         except psycopg.Error as exc:
             raise StoreError(f"cannot open store {self.location}: {_reason(exc)}") from None
 
-    def _check_version(self, conn: psycopg.Connection[Any], current: int) -> None:
+    def _check_version(self, current: int) -> None:
         if current > SCHEMA_VERSION:
             raise StoreError(
                 f"store {self.location} has schema v{current}, newer than this oiradar "

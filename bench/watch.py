@@ -68,6 +68,7 @@ from _watchprobe import probe_main, start_probe, stop_probe
 from _watchreport import log_summary, report
 from oiradar.errors import OiradarError
 from oiradar.store import open_store
+from oiradar.store.base import redacted
 
 # Squeezes drawn 12x as often as by default, shorts building up 11x (so OI and price stay
 # balanced over the history), calm spells half as often; each squeeze's cascade starts half
@@ -111,7 +112,8 @@ async def measure(
                 "--log-level", args.log_level, "--settle", f"{settle_s:g}s",
                 "--limit-scale", str(args.speed),
             ]  # fmt: skip
-            print(f"$ oiradar {' '.join(cmd[1:])}", flush=True)
+            shown = [redacted(a) if a == str(db) and "://" in a else a for a in cmd[1:]]
+            print(f"$ oiradar {' '.join(shown)}", flush=True)  # no password of a --db URL
             t_start = time.time()
             with watch_log.open("wb") as err:
                 watch = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)

@@ -23,6 +23,7 @@ COMMANDS = {
     "import": "data",
     "export": "data",
     "info": "data",
+    "prune": "data",
     "scan": "scan",
     "serve": "serve",
     "sim": "sim",

@@ -12,6 +12,7 @@ import pytest
 
 from oiradar.records import Candle, LiquidationFeed
 from oiradar.services.alerts import Alert
+from oiradar.services.watch.bars import BarBook
 from oiradar.services.watch.decide import STALE_MS, Burst, Decider, Phase
 from oiradar.services.watch.ingest import Ingest
 from oiradar.services.watch.venue_status import MIN_POLL_S, poll_interval_s
@@ -240,3 +241,21 @@ def test_a_venue_still_on_an_older_bar_cannot_reopen_the_episode(
     assert [a.kind.value for a in sent] == ["new", "exhaustion"]
     decider.on_bar("binance", "BTCUSDT", reading(Regime.SHORT_COVERING, 1))  # late, older bar
     assert [a.kind.value for a in sent] == ["new", "exhaustion"]
+
+
+def _candle(bar_open: int) -> Candle:
+    return Candle("binance", "BTCUSDT", BAR, bar_open, 1.0, 2.0, 0.5, 1.5, 10.0, 15.0, 4.0)
+
+
+def test_a_polled_venue_bar_is_whole_only_with_an_oi_reading_at_its_close() -> None:
+    """Binance's OI is polled: a mid-bar poll is not the close OI its history holds, so a
+    bar whose close sweep failed or came late must go the REST way (history), not step."""
+    polled, streamed = BarBook(BAR, close_oi_only=True), BarBook(BAR)
+    for book in (polled, streamed):
+        book.add_candle(_candle(T0))
+        book.add_oi("BTCUSDT", T0 + BAR - 40_000, 100.0)  # the last poll before the close
+    assert streamed.series("binance", "BTCUSDT", T0, None, T0 - BAR) is not None
+    assert polled.series("binance", "BTCUSDT", T0, None, T0 - BAR) is None
+    polled.add_oi("BTCUSDT", T0 + BAR, 101.0)  # the close sweep's reading, stamped at the close
+    series = polled.series("binance", "BTCUSDT", T0, None, T0 - BAR)
+    assert series is not None and series.oi_base.tolist() == [101.0]

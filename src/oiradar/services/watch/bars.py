@@ -36,10 +36,13 @@ class SymbolBars:
 class BarBook:
     """Also holds the streamed candles back from the store until their close is stepped:
     the store's readers (the dashboard) take a bar's candle as the sign that the bar is
-    complete, so it must not land before the OI and liquidations that close it."""
+    complete, so it must not land before the OI and liquidations that close it.
 
-    def __init__(self, bar_ms: int) -> None:
-        self.bar_ms = bar_ms
+    With `close_oi_only` (a venue whose OI is polled) a bar is whole only with a sample
+    stamped at its close: a mid-bar poll is not the close OI the venue's history holds."""
+
+    def __init__(self, bar_ms: int, *, close_oi_only: bool = False) -> None:
+        self.bar_ms, self.close_oi_only = bar_ms, close_oi_only
         self.symbols: dict[str, SymbolBars] = {}
         self._unstored: list[Candle] = []
 
@@ -95,9 +98,11 @@ class BarBook:
         book = self.symbols.get(symbol)
         candle = book.candles.get(bar_open) if book else None
         oi = book.oi.get(bar_open) if book else None
+        close = bar_open + self.bar_ms
         if book is None or candle is None or oi is None:
             return None
-        close = bar_open + self.bar_ms
+        if self.close_oi_only and oi[0] != close:
+            return None
         if liq is not None and (covered_since is None or covered_since > bar_open):
             return None
         funding = book.funding if book.funding and book.funding.ts_ms <= close else None

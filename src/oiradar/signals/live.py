@@ -206,9 +206,8 @@ def _readings(
     return oi_h, px_h, oi_band, px_band, gaps
 
 
-def _step(state: LiveState, bar: Bar) -> MarketReading:
-    p, hz, t = state.params, state.horizons, state.t
-    min_hist = lookbacks(p, state.bar_ms).min_history
+def push_bar(state: LiveState, bar: Bar) -> None:
+    """The bar's own values into the rings, first thing of a step."""
     state.close.push(bar.close)
     state.oi.push(bar.oi)
     state.volume.push(bar.volume)
@@ -218,6 +217,11 @@ def _step(state: LiveState, bar: Bar) -> MarketReading:
     valid = not (math.isnan(bar.close) or math.isnan(bar.oi))
     state.valid.push(1.0 if valid else 0.0)
 
+
+def _step(state: LiveState, bar: Bar) -> MarketReading:
+    p, hz, t = state.params, state.horizons, state.t
+    min_hist = lookbacks(p, state.bar_ms).min_history
+    push_bar(state, bar)
     oi_h, px_h, oi_band, px_band, gaps = _readings(state, bar)
     _, codes, picks, masks = rules.read(
         oi_h[:, None], px_h[:, None], oi_band[:, None], px_band[:, None], p.reference

@@ -11,7 +11,6 @@ The result equals `step` field for field (a property test holds them equal).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,7 +19,17 @@ from numpy.typing import NDArray
 
 from oiradar.signals import rules
 from oiradar.signals.horizons import bands, lookbacks
-from oiradar.signals.live import NAN, Bar, FloatArray, LiveState, Ring, _step, make_reading, missing
+from oiradar.signals.live import (
+    NAN,
+    Bar,
+    FloatArray,
+    LiveState,
+    Ring,
+    _step,
+    make_reading,
+    missing,
+    push_bar,
+)
 from oiradar.signals.reading import MarketReading
 from oiradar.signals.regimes import Regime
 
@@ -75,7 +84,7 @@ def _step_group(states: list[LiveState], bars: list[Bar]) -> list[MarketReading]
     p, hz = first.params, first.horizons
     min_hist = lookbacks(p, first.bar_ms).min_history
     for state, bar in zip(states, bars, strict=True):
-        _push(state, bar)
+        push_bar(state, bar)
     h = _horizons(states, bars, min_hist)
     _, codes, picks, masks = rules.read(h.oi, h.px, h.oi_band, h.px_band, p.reference)
     x = _squeeze_inputs(states, bars, [hz.bars[int(k)] for k in picks], min_hist)
@@ -101,17 +110,6 @@ def _step_group(states: list[LiveState], bars: list[Bar]) -> list[MarketReading]
         state.last = reading
         out.append(reading)
     return out
-
-
-def _push(state: LiveState, bar: Bar) -> None:
-    state.close.push(bar.close)
-    state.oi.push(bar.oi)
-    state.volume.push(bar.volume)
-    state.net_taker.push(2.0 * bar.taker_buy - bar.volume)
-    state.liq_long.push(bar.liq_long_usd)
-    state.liq_short.push(bar.liq_short_usd)
-    valid = not (math.isnan(bar.close) or math.isnan(bar.oi))
-    state.valid.push(1.0 if valid else 0.0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -87,18 +87,27 @@ class OIPoller:
         now = self.now_ms()
         self.swept = now - now % self.bar_ms
         next_regular = time.monotonic() + interval
-        while True:
-            now = self.now_ms()
-            close = now - now % self.bar_ms
-            if close > self.swept:
-                await self._sweep(symbols, close)
-                self.swept = close
-                next_regular = time.monotonic() + interval
-            elif time.monotonic() >= next_regular:
-                next_regular = time.monotonic() + interval
-                if now + 2 * self._sweep_ms < close + self.bar_ms:  # done before the close
-                    await self._sweep(symbols, None)
-            await asyncio.sleep(TICK_S)
+        regular: asyncio.Task[None] | None = None
+        try:
+            while True:
+                now = self.now_ms()
+                close = now - now % self.bar_ms
+                if close > self.swept:
+                    # A sweep between closes still running (a slow venue or machine) gives
+                    # way: the close's readings count only if taken right after it.
+                    await _cancel(regular)
+                    await self._sweep(symbols, close)
+                    self.swept = close
+                    next_regular = time.monotonic() + interval
+                elif time.monotonic() >= next_regular and (regular is None or regular.done()):
+                    if regular is not None and not regular.cancelled():
+                        regular.result()  # a failure other than the venue's is not swallowed
+                    next_regular = time.monotonic() + interval
+                    if now + 2 * self._sweep_ms < close + self.bar_ms:  # done before the close
+                        regular = asyncio.create_task(self._sweep(symbols, None))
+                await asyncio.sleep(TICK_S)
+        finally:
+            await _cancel(regular)
 
     async def _sweep(self, symbols: list[str], close: int | None) -> None:
         started = self.now_ms()
@@ -132,3 +141,11 @@ class OIPoller:
                          close, len(late))  # fmt: skip
         self.take(snaps, close)
         return True
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    """Cancel `task` and wait for it to end (`asyncio.wait` leaves a cancellation of the
+    caller itself to propagate)."""
+    if task is not None and not task.done():
+        task.cancel()
+        await asyncio.wait([task])

@@ -174,6 +174,10 @@ class WsStream(VenueStream):
     @abstractmethod
     def url(self) -> str: ...
 
+    def url_for(self, conn: Connection) -> str:
+        """Where `conn` connects; one URL for all unless a venue splits feeds over sockets."""
+        return self.url()
+
     def subscribe_messages(self, conn: Connection) -> list[str]:
         """The text frames subscribing `conn.items` on a fresh connection."""
         return []
@@ -252,7 +256,7 @@ class WsStream(VenueStream):
                 if not self._prepared:
                     await self.prepare(session)
                     self._prepared = True
-                async with session.ws_connect(self.url(), autoping=True) as ws:
+                async with session.ws_connect(self.url_for(conn), autoping=True) as ws:
                     connected = True
                     self._stats.connects += 1
                     conn.link = self._stats.connects

@@ -1,0 +1,205 @@
+"""Gate USDT-perpetual REST connector (exchange-apis.md §10) within 200 requests / 10 s per
+endpoint per IP; the payloads are read in `wire`.
+
+One `tickers` call carries OI, prices and funding for every contract (`snapshot`); OI history
+and positioning come from `contract_stats`, paged forward with `from` (100 rows a page);
+candles from `candlesticks` in windows of at most 1,999 points (the doc allows 2,000 per
+query, and `limit` may not be combined with `from`/`to`), never further back than the
+10,000 points the venue keeps (an older `from` is an error); funding history pages back
+with `to` (1,000 rows a page; its order is undocumented, so rows are sorted here).
+
+Gate's replies carry no time: the venue's clock is the `Date` header of its replies
+(`http.ServerClock`), which stamps snapshots and bounds how far back candles reach.
+
+Empty lists: where rows must exist (contracts, tickers, a stats or funding page the range
+and the venue's clock say is there, a candle window since the series began) an empty
+answer is asked again up to `EMPTY_RETRIES` times before it is believed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from oiradar.errors import UnknownSymbol, UserError, VenueProtocolError
+from oiradar.records import (
+    Candle,
+    FundingSample,
+    Instrument,
+    MarketSnapshot,
+    OISample,
+    Positioning,
+)
+from oiradar.units import interval_name
+from oiradar.venues.gate.wire import (
+    CANDLE_INTERVALS,
+    FUTURES,
+    STATS_INTERVALS,
+    VENUE,
+    Listing,
+    Stat,
+    check_payload,
+    funding_samples,
+    parse_candles,
+    parse_contracts,
+    parse_funding,
+    parse_stats,
+    parse_tickers,
+)
+from oiradar.venues.http import RestClient
+from oiradar.venues.limiter import Budget
+
+BUDGETS = {"endpoint": Budget(200, 10.0)}  # per endpoint (path) per IP, all public (§10.5)
+CONTRACTS_PAGE, STATS_PAGE, FUNDING_PAGE = 1000, 100, 1000
+CANDLE_WINDOW = 1999  # points per candlesticks query (the doc's maximum is 2,000)
+CANDLE_DEPTH = 9998  # points back from now (10,000 kept; margin for the second-truncated clock)
+EMPTY_RETRIES = 2
+SECOND = 1000
+
+
+def _name(table: Mapping[int, str], ms: int, what: str) -> str:
+    name = table.get(ms)
+    if name is None:
+        known = ", ".join(table.values())
+        raise UserError(f"gate has no {interval_name(ms)} {what}: use one of {known}")
+    return name
+
+
+class GateClient(RestClient):
+    """Gate USDT perpetuals; canonical `BTCUSDT` outside, `BTC_USDT` on the wire."""
+
+    name = VENUE
+
+    budgets = BUDGETS
+    check_payload = staticmethod(check_payload)
+
+    def init_state(self) -> None:
+        self.empty_retries = 0
+        self._listings: dict[str, Listing] | None = None  # contract -> listing
+        self._lock = asyncio.Lock()
+
+    async def _get(self, name: str, params: Mapping[str, str | int], must_exist: bool) -> Any:
+        """The rows of `FUTURES + name`; an empty list where rows must exist is asked again."""
+        path = FUTURES + name
+        for attempt in range(1 + (EMPTY_RETRIES if must_exist else 0)):
+            if attempt:
+                self.empty_retries += 1
+            rows = await self.http.get(path, params, [("endpoint", path, 1)])
+            if rows != []:
+                break
+        return rows
+
+    def _now(self) -> int:
+        now = self.http.clock.now_ms()
+        if now is None:
+            raise VenueProtocolError(VENUE, "replies carry no Date header: no venue clock")
+        return now
+
+    async def listings(self) -> dict[str, Listing]:
+        """Contract name -> listing (read once: units and funding schedule)."""
+        async with self._lock:
+            if self._listings is None:
+                listings: list[Listing] = []
+                for offset in range(0, 10**6, CONTRACTS_PAGE):
+                    params = {"limit": CONTRACTS_PAGE, "offset": offset}
+                    rows = await self._get("contracts", params, must_exist=offset == 0)
+                    listings.extend(parse_contracts(rows))
+                    if len(rows) < CONTRACTS_PAGE:
+                        break
+                self._listings = {x.instrument.venue_symbol: x for x in listings}
+            return self._listings
+
+    async def _listing(self, symbol: str) -> Listing:
+        for listing in (await self.listings()).values():
+            if listing.instrument.symbol == symbol:
+                return listing
+        raise UnknownSymbol(VENUE, f"{symbol} is not a live USDT perpetual on gate")
+
+    async def instruments(self) -> list[Instrument]:
+        return [x.instrument for x in (await self.listings()).values()]
+
+    async def snapshot(self, symbols: Sequence[str] | None = None) -> list[MarketSnapshot]:
+        """Every contract from ONE `tickers` call (contracts once, cached, for the units)."""
+        listings = await self.listings()
+        rows = await self._get("tickers", {}, must_exist=True)
+        found = {s.symbol: s for s in parse_tickers(rows, listings, self._now()).values()}
+        if symbols is None:
+            return list(found.values())
+        self.unknown = [s for s in dict.fromkeys(symbols) if s not in found]
+        return [found[s] for s in dict.fromkeys(symbols) if s in found]
+
+    async def _stats(self, symbol: str, period_ms: int, start_ms: int, end_ms: int) -> list[Stat]:
+        """`contract_stats` rows stamped in [start, end], oldest first, paged forward."""
+        interval = _name(STATS_INTERVALS, period_ms, "statistics period")
+        inst = (await self._listing(symbol)).instrument
+        found: dict[int, Stat] = {}
+        since = -(-start_ms // SECOND)  # `from` in whole seconds
+        while since * SECOND <= end_ms:
+            params: dict[str, str | int] = {"contract": inst.venue_symbol, "interval": interval}
+            params |= {"from": since, "limit": STATS_PAGE}
+            due = since * SECOND <= self._now() - period_ms  # a row should be there by now
+            rows = parse_stats(await self._get("contract_stats", params, due), symbol,
+                               period_ms, inst.contract_size)  # fmt: skip
+            found.update((r.oi.ts_ms, r) for r in rows if start_ms <= r.oi.ts_ms <= end_ms)
+            if len(rows) < STATS_PAGE:
+                break
+            newest = max(r.oi.ts_ms for r in rows) // SECOND + 1
+            if newest <= since:
+                raise VenueProtocolError(VENUE, f"contract_stats from={since} did not advance")
+            since = newest
+        return [found[t] for t in sorted(found)]
+
+    async def oi_history(
+        self, symbol: str, period_ms: int, start_ms: int, end_ms: int
+    ) -> list[OISample]:
+        """OI (base = contracts x quanto, USD as Gate computes it) from `contract_stats`."""
+        return [s.oi for s in await self._stats(symbol, period_ms, start_ms, end_ms)]
+
+    async def positioning_history(
+        self, symbol: str, period_ms: int, start_ms: int, end_ms: int
+    ) -> list[Positioning]:
+        """Top-trader and all-account long/short ratios and the taker ratio, same rows."""
+        return [s.positioning for s in await self._stats(symbol, period_ms, start_ms, end_ms)]
+
+    async def klines(
+        self, symbol: str, interval_ms: int, start_ms: int, end_ms: int
+    ) -> list[Candle]:
+        """Bars opening in [start, end], oldest first, the forming last bar kept; windows page
+        backwards from the end, and a window that comes back short at its old end is where
+        the series begins (older windows are not asked for)."""
+        interval = _name(CANDLE_INTERVALS, interval_ms, "candles")
+        inst = (await self._listing(symbol)).instrument
+        step, now = interval_ms, self._now()
+        lo = max(-(-start_ms // step), now // step - CANDLE_DEPTH) * step
+        hi = min(end_ms, now) // step * step
+        found: dict[int, Candle] = {}
+        while hi >= lo:
+            first = max(lo, hi - (CANDLE_WINDOW - 1) * step)
+            params: dict[str, str | int] = {"contract": inst.venue_symbol, "interval": interval}
+            params |= {"from": first // SECOND, "to": hi // SECOND}
+            rows = await self._get("candlesticks", params, must_exist=True)
+            page = [c for c in parse_candles(rows, symbol, step, inst.contract_size)
+                    if first <= c.ts_ms <= hi]  # fmt: skip
+            found.update((c.ts_ms, c) for c in page)
+            if not page or min(c.ts_ms for c in page) > first:
+                break
+            hi = first - step
+        return [found[t] for t in sorted(found)]
+
+    async def funding_history(self, symbol: str, start_ms: int, end_ms: int) -> list[FundingSample]:
+        """Settled rates in [start, end], oldest first; pages of 1,000 back from `to`, one
+        settlement before `start` kept to know the first one's interval."""
+        inst = (await self._listing(symbol)).instrument
+        fallback = inst.funding_interval_h or 8.0
+        settled: dict[int, float] = {}
+        to = end_ms // SECOND
+        while True:
+            params: dict[str, str | int] = {"contract": inst.venue_symbol, "to": to}
+            params["limit"] = FUNDING_PAGE
+            page = parse_funding(await self._get("funding_rate", params, must_exist=True))
+            settled.update(page)
+            if len(page) < FUNDING_PAGE or min(page) < start_ms:
+                break
+            to = min(page) // SECOND - 1
+        return funding_samples(symbol, settled, start_ms, end_ms, fallback)

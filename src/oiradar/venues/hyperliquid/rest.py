@@ -1,0 +1,173 @@
+"""Hyperliquid perps over `POST /info` (exchange-apis.md §9.1, §11) within 1,200 weight per
+minute per IP; the payloads are read in `wire`.
+
+Each request is charged its weight before it is sent: 20, plus one per 60 candles or 20
+funding rows it can return (known from the range asked), so the limiter never lets the
+per-row surcharge overrun the budget. One `metaAndAssetCtxs` (20) gives the universe and
+OI, mark, funding and volume of every perp (`snapshot`). Hyperliquid keeps no OI history:
+`oi_history` is empty and callers build it from snapshots, as for Bitget. Candles reach back
+5,000 bars; funding history comes 500 rows a reply, oldest first, paged by `startTime`.
+
+Assumed where nothing is recorded (unverified): a coin the universe lacks is refused here
+(`UnknownSymbol`) before asking, since the venue's answer for one is unknown; an over-limit
+reply is HTTP 429 (body `null`, no Retry-After: one second is waited); a malformed body is
+HTTP 422 (our bug: never retried).
+
+Empty lists: a candle window since the series began, or a funding page the range and the
+venue's clock say holds a settlement, is asked again up to `EMPTY_RETRIES` times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from oiradar.errors import UnknownSymbol, UserError, VenueError, VenueProtocolError
+from oiradar.records import Candle, FundingSample, Instrument, MarketSnapshot, OISample
+from oiradar.units import HOUR_MS, interval_name
+from oiradar.venues.http import RestClient
+from oiradar.venues.hyperliquid.wire import (
+    CANDLE_DEPTH,
+    CANDLES_PER_WEIGHT,
+    FUNDING_PAGE,
+    FUNDING_PER_WEIGHT,
+    INFO,
+    INTERVALS,
+    VENUE,
+    Market,
+    funding_samples,
+    parse_candles,
+    parse_funding,
+    parse_meta_and_ctxs,
+    weight,
+)
+from oiradar.venues.limiter import Budget
+
+BUDGETS = {"weight": Budget(1200, 60.0)}  # all REST, per IP (doc "Rate limits")
+EMPTY_RETRIES = 2
+
+
+def check_response(status: int, headers: Mapping[str, str], body: bytes) -> VenueError | None:
+    """422: the body did not deserialize — a request we built wrong, never retried."""
+    if status == 422:
+        return VenueProtocolError(VENUE, f"HTTP 422 {body[:120]!r}")
+    return None
+
+
+class HyperliquidClient(RestClient):
+    """Hyperliquid perps; canonical `BTCUSDT` / `1000PEPEUSDT` outside, `BTC` / `kPEPE` on
+    the wire."""
+
+    name = VENUE
+
+    budgets = BUDGETS
+    check_response = staticmethod(check_response)
+
+    def init_state(self) -> None:
+        self.empty_retries = 0
+        self._markets: dict[str, Market] | None = None  # canonical symbol -> market
+        self._lock = asyncio.Lock()
+
+    async def _info(self, body: Mapping[str, Any], cost: int, must_exist: bool = False) -> Any:
+        """One `/info` request charged `cost` weight; an empty list where rows must exist is
+        asked again."""
+        for attempt in range(1 + (EMPTY_RETRIES if must_exist else 0)):
+            if attempt:
+                self.empty_retries += 1
+            reply = await self.http.post(INFO, body, [("weight", "", cost)])
+            if reply != []:
+                break
+        return reply
+
+    def _now(self) -> int:
+        now = self.http.clock.now_ms()
+        if now is None:
+            raise VenueProtocolError(VENUE, "replies carry no Date header: no venue clock")
+        return now
+
+    async def _snapshots(self) -> list[tuple[Market, MarketSnapshot]]:
+        payload = await self._info({"type": "metaAndAssetCtxs"}, weight(0, 1))
+        pairs = parse_meta_and_ctxs(payload, self._now())
+        if not pairs:
+            raise VenueProtocolError(VENUE, "metaAndAssetCtxs listed no perps")
+        return pairs
+
+    async def markets(self) -> dict[str, Market]:
+        """Canonical symbol -> market (read once)."""
+        async with self._lock:
+            if self._markets is None:
+                self._markets = {m.instrument.symbol: m for m, _ in await self._snapshots()}
+            return self._markets
+
+    async def _coin(self, symbol: str) -> str:
+        market = (await self.markets()).get(symbol)
+        if market is None:
+            raise UnknownSymbol(VENUE, f"{symbol} is not a listed perp on hyperliquid")
+        return market.instrument.venue_symbol
+
+    async def instruments(self) -> list[Instrument]:
+        return [m.instrument for m in (await self.markets()).values()]
+
+    async def snapshot(self, symbols: Sequence[str] | None = None) -> list[MarketSnapshot]:
+        """Every perp from ONE `metaAndAssetCtxs` call (weight 20)."""
+        pairs = await self._snapshots()
+        if self._markets is None:
+            self._markets = {m.instrument.symbol: m for m, _ in pairs}
+        found = {s.symbol: s for _, s in pairs}
+        if symbols is None:
+            return list(found.values())
+        self.unknown = [s for s in dict.fromkeys(symbols) if s not in found]
+        return [found[s] for s in dict.fromkeys(symbols) if s in found]
+
+    async def oi_history(
+        self, symbol: str, period_ms: int, start_ms: int, end_ms: int
+    ) -> list[OISample]:
+        """Always []: Hyperliquid keeps no OI history; record it from `snapshot` instead."""
+        return []
+
+    async def klines(
+        self, symbol: str, interval_ms: int, start_ms: int, end_ms: int
+    ) -> list[Candle]:
+        """Bars opening in [start, end], oldest first (the forming last bar kept), within the
+        latest 5,000 the venue keeps: windows of up to 5,000 bars backwards from the end."""
+        name = INTERVALS.get(interval_ms)
+        if name is None:
+            known = ", ".join(INTERVALS.values())
+            raise UserError(f"hyperliquid has no {interval_name(interval_ms)} candles: {known}")
+        coin, step, now = await self._coin(symbol), interval_ms, self._now()
+        lo = max(-(-start_ms // step), now // step - (CANDLE_DEPTH - 1)) * step
+        hi = min(end_ms, now) // step * step
+        found: dict[int, Candle] = {}
+        while hi >= lo:
+            first = max(lo, hi - (CANDLE_DEPTH - 1) * step)
+            rows = (hi - first) // step + 1
+            req = {"coin": coin, "interval": name, "startTime": first, "endTime": hi}
+            body = {"type": "candleSnapshot", "req": req}
+            reply = await self._info(body, weight(rows, CANDLES_PER_WEIGHT), must_exist=True)
+            page = [c for c in parse_candles(reply, symbol, step) if first <= c.ts_ms <= hi]
+            found.update((c.ts_ms, c) for c in page)
+            if not page or min(c.ts_ms for c in page) > first:
+                break
+            hi = first - step
+        return [found[t] for t in sorted(found)]
+
+    async def funding_history(self, symbol: str, start_ms: int, end_ms: int) -> list[FundingSample]:
+        """Settlements in [start, end], oldest first; one hourly slot before `start` is read
+        too, to know the first one's interval (the spacing: 1 h now, 8 h in 2023)."""
+        coin = await self._coin(symbol)
+        since, upto = start_ms - 8 * HOUR_MS, min(end_ms, self._now())
+        settled: dict[int, float] = {}
+        while since <= upto:
+            hours = (upto - since) // HOUR_MS + 1  # at most one settlement an hour
+            cost = weight(min(FUNDING_PAGE, hours), FUNDING_PER_WEIGHT)
+            body = {"type": "fundingHistory", "coin": coin, "startTime": since, "endTime": upto}
+            page = parse_funding(await self._info(body, cost, must_exist=hours > 8))
+            settled.update(page)
+            if len(page) < FUNDING_PAGE:
+                break
+            newest = max(page)
+            if newest < since:
+                raise VenueProtocolError(VENUE, f"fundingHistory startTime={since} went back")
+            since = newest + 1
+        return funding_samples(symbol, settled, start_ms, end_ms)

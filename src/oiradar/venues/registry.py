@@ -1,4 +1,9 @@
-"""Venue name -> connector class, imported lazily so one venue's import cost is paid on use."""
+"""Venue name -> connector class, imported lazily so one venue's import cost is paid on use.
+
+`ALL_VENUES` is every venue oiradar can read; `DEFAULT_VENUES` the four majors that the
+commands use when none are named (which newer venues join them is decided with the CLI
+wiring, issue #16 item 3).
+"""
 
 from __future__ import annotations
 
@@ -15,14 +20,21 @@ CLASSES = {
     "bybit": ("oiradar.venues.bybit", "BybitClient"),
     "okx": ("oiradar.venues.okx", "OkxClient"),
     "bitget": ("oiradar.venues.bitget", "BitgetClient"),
+    "gate": ("oiradar.venues.gate", "GateClient"),
+    "hyperliquid": ("oiradar.venues.hyperliquid", "HyperliquidClient"),
+    "dydx": ("oiradar.venues.dydx", "DydxClient"),
 }
 STREAMS = {
     "binance": ("oiradar.venues.binance", "BinanceStream"),
     "bybit": ("oiradar.venues.bybit", "BybitStream"),
     "okx": ("oiradar.venues.okx", "OkxStream"),
     "bitget": ("oiradar.venues.bitget", "BitgetStream"),
+    "gate": ("oiradar.venues.gate", "GateStream"),
+    "hyperliquid": ("oiradar.venues.hyperliquid", "HyperliquidStream"),
+    "dydx": ("oiradar.venues.dydx", "DydxStream"),
 }
 ALL_VENUES = tuple(CLASSES)
+DEFAULT_VENUES = ("binance", "bybit", "okx", "bitget")
 
 
 def parse_venues(text: str) -> tuple[str, ...]:

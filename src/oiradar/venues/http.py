@@ -68,7 +68,12 @@ class ServerClock:
         except (TypeError, ValueError):
             return
         if when.tzinfo is not None:
-            self._stamp = (int(when.timestamp()) * 1000, time.monotonic())
+            self.observe_ms(int(when.timestamp()) * 1000)
+
+    def observe_ms(self, ts_ms: int) -> None:
+        """The venue stamped something `ts_ms` just now (a trade, an oracle price): a stream
+        keeps its clock on the venue's this way between REST replies."""
+        self._stamp = (ts_ms, time.monotonic())
 
     def now_ms(self) -> int | None:
         if self._stamp is None:

@@ -12,8 +12,9 @@ left out.
 Units: sizes and `openInterest` are **base coin, one side**; USD = OI x `markPx`. `funding`
 is the rate of the running **hour** (HL settles hourly); history rows from 2023 are 8 h
 apart with 8 h-sized rates, so each settlement's interval is its spacing, never assumed.
-Nothing carries a timestamp except candles and funding rows: snapshots are stamped by the
-venue's clock from the HTTP `Date` header (`http.ServerClock`).
+Asset contexts carry no timestamp (candles, funding rows and trades do): REST snapshots are
+stamped by the venue's clock from the HTTP `Date` header (`http.ServerClock`), stream ones by
+that clock kept on the times of one liquid coin's trades.
 
 Weights (doc "Rate limits", verified: coincise dump of the GitBook page): 1,200 per minute
 per IP; `metaAndAssetCtxs`/`meta`/`candleSnapshot`/`fundingHistory` 20, plus 1 per 60
@@ -146,8 +147,14 @@ def funding_samples(
 # -- public stream -------------------------------------------------------------------------
 
 
-def subscribe_message(coin: str, method: str = "subscribe") -> str:
-    return f'{{"method":"{method}","subscription":{{"type":"activeAssetCtx","coin":"{coin}"}}}}'
+def subscribe_message(coin: str, kind: str = "activeAssetCtx") -> str:
+    return f'{{"method":"subscribe","subscription":{{"type":"{kind}","coin":"{coin}"}}}}'
+
+
+@reads(VENUE)
+def trade_times(msg: Mapping[str, Any]) -> list[int]:
+    """The `time` (ms) of each row of a `trades` push: the venue's clock between replies."""
+    return [int(row["time"]) for row in msg["data"]]
 
 
 @reads(VENUE)

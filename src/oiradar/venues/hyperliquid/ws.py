@@ -9,20 +9,28 @@ funding per coin from `activeAssetCtx`, as `MarketSnapshot`.
   on one connection (10 connections per IP in the newest page copy).
 - Keepalive: the server closes a connection after 60 s without traffic; `{"method":"ping"}`
   every `ping_s` (30 s), answered by `{"channel":"pong"}`.
-- A context carries no time: each is stamped with the venue's clock (the REST `Date` header
-  read while preparing, plus the monotonic time since). Nor a sequence, so only a push equal
-  to the coin's previous one on the same connection counts as a duplicate.
+- A context carries no time: each is stamped with the venue's clock, set from the REST `Date`
+  header while preparing and then from the trades of the universe's first coin (`trades`
+  rows carry `time`; BTC trades several times a second), plus the monotonic time since — so
+  it follows the venue, not this machine's clock. Nor a sequence: only a push equal to the
+  coin's previous one on the same connection counts as a duplicate.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 
+from oiradar.venues.http import ServerClock
 from oiradar.venues.hyperliquid.rest import HyperliquidClient
-from oiradar.venues.hyperliquid.wire import VENUE, coins_of, parse_active_ctx, subscribe_message
+from oiradar.venues.hyperliquid.wire import (
+    VENUE,
+    coins_of,
+    parse_active_ctx,
+    subscribe_message,
+    trade_times,
+)
 from oiradar.venues.stream import Connection, LiquidationFeed, StreamRecord, WsStream
 
 PATH = "/ws"
@@ -41,7 +49,7 @@ class HyperliquidStream(WsStream):
     def __init__(self, *args: Any, ping_s: float = 30.0, **kwargs: Any) -> None:
         super().__init__(*args, ping_s=ping_s, **kwargs)
         self._coins: dict[str, str] = {}  # coin -> canonical symbol
-        self._clock: Callable[[], int | None] = lambda: None
+        self.clock = ServerClock()
         self._pushes: dict[tuple[int, str], tuple[str, int]] = {}  # (link, coin) -> (text, n)
 
     async def prepare(self, session: aiohttp.ClientSession) -> None:
@@ -50,7 +58,9 @@ class HyperliquidStream(WsStream):
             self._coins = coins_of(list((await client.markets()).values()))
         finally:
             await client.close()
-        self._clock = client.http.clock.now_ms
+        seed = client.http.clock.now_ms()
+        if seed is not None:
+            self.clock.observe_ms(seed)
 
     def url(self) -> str:
         return self.base_url + PATH
@@ -60,8 +70,9 @@ class HyperliquidStream(WsStream):
 
     def subscribe_messages(self, conn: Connection) -> list[str]:
         wanted = None if conn.items is None else set(conn.items)
-        return [subscribe_message(c) for c, s in self._coins.items()
-                if wanted is None or s in wanted]  # fmt: skip
+        clock = [subscribe_message(c, "trades") for c in list(self._coins)[:1]]
+        return clock + [subscribe_message(c) for c, s in self._coins.items()
+                        if wanted is None or s in wanted]  # fmt: skip
 
     def silence(self) -> tuple[float, int]:
         return max(3 * self.ping_s, 60.0), 1  # pongs arrive every ping_s
@@ -73,6 +84,8 @@ class HyperliquidStream(WsStream):
         if channel == "error":
             self.venue_error("stream_error", str(msg.get("data")), error=msg.get("data"))
             return None
+        if channel == "trades":  # rows carry `tid` and `time`: a repeat is a duplicate
+            return text
         if channel != "activeAssetCtx":  # subscriptionResponse, pong
             return None
         coin = str(msg.get("data", {}).get("coin"))
@@ -82,10 +95,17 @@ class HyperliquidStream(WsStream):
         return f"{conn.link}:{coin}:{n}"
 
     def message_ms(self, msg: Any) -> int | None:
-        return self._clock() if isinstance(msg, dict) and "data" in msg else None
+        if msg.get("channel") == "trades":
+            return max(trade_times(msg), default=None)
+        return self.clock.now_ms()
 
     def records(self, msg: Any, symbols: frozenset[str] | None) -> list[StreamRecord]:
-        now = self._clock()
+        if msg.get("channel") == "trades":
+            newest = max(trade_times(msg), default=None)
+            if newest is not None:
+                self.clock.observe_ms(newest)
+            return []
+        now = self.clock.now_ms()
         if now is None:
             raise ValueError("no venue clock yet")
         out = parse_active_ctx(msg, self._coins, now)

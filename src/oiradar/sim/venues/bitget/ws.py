@@ -1,7 +1,8 @@
 """Bitget v2 public WebSocket `/v2/ws/public`, USDT-FUTURES, as the simulator serves it: the
-`ticker` and `candle<granularity>` channels (no public liquidation feed). Assumptions where
-the doc is silent (unverified): `ticker` pushes a snapshot every 300 ms simulated (the v2 doc
-says 300-400 ms on change); `candle<g>` pushes a snapshot of the last 100 bars on subscribe,
+`ticker` and `candle<granularity>` channels (liquidations are on the v3 socket: `uta`).
+Assumptions where the doc is silent (unverified): `ticker` pushes a snapshot every 300 ms
+simulated (the v2 doc says 300-400 ms on change); `candle<g>` pushes a snapshot of the last
+100 bars on subscribe,
 then every 1 s simulated an `update` with every bar changed since the previous push (the
 just-closed bar, final, then the running one); rows carry 8 fields (+ USDT volume). Pushes
 are throttled to one per channel per 100 ms wall. The 2-min no-`ping` close runs on wall

@@ -23,7 +23,13 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from oiradar.errors import UnknownSymbol, UserError, VenueError, VenueProtocolError
+from oiradar.errors import (
+    UnknownSymbol,
+    UserError,
+    VenueError,
+    VenueProtocolError,
+    VenueUnavailable,
+)
 from oiradar.records import Candle, FundingSample, Instrument, MarketSnapshot, OISample
 from oiradar.units import HOUR_MS, interval_name
 from oiradar.venues.http import RestClient
@@ -87,11 +93,15 @@ class HyperliquidClient(RestClient):
         return now
 
     async def _snapshots(self) -> list[tuple[Market, MarketSnapshot]]:
-        payload = await self._info({"type": "metaAndAssetCtxs"}, weight(0, 1))
-        pairs = parse_meta_and_ctxs(payload, self._now())
-        if not pairs:
-            raise VenueProtocolError(VENUE, "metaAndAssetCtxs listed no perps")
-        return pairs
+        """Every perp with its context; an empty universe is asked again, then an outage."""
+        for attempt in range(1 + EMPTY_RETRIES):
+            if attempt:
+                self.empty_retries += 1
+            payload = await self._info({"type": "metaAndAssetCtxs"}, weight(0, 1))
+            pairs = parse_meta_and_ctxs(payload, self._now())
+            if pairs:
+                return pairs
+        raise VenueUnavailable(VENUE, "metaAndAssetCtxs listed no perps")
 
     async def markets(self) -> dict[str, Market]:
         """Canonical symbol -> market (read once)."""

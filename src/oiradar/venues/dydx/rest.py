@@ -21,7 +21,14 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from oiradar.errors import RateLimited, UnknownSymbol, UserError, VenueError, VenueProtocolError
+from oiradar.errors import (
+    RateLimited,
+    UnknownSymbol,
+    UserError,
+    VenueError,
+    VenueProtocolError,
+    VenueUnavailable,
+)
 from oiradar.records import Candle, FundingSample, Instrument, MarketSnapshot, OISample
 from oiradar.units import interval_name
 from oiradar.venues.dydx.wire import (
@@ -115,7 +122,14 @@ class DydxClient(RestClient):
         return now
 
     async def _markets(self) -> Any:
-        return await self._get(MARKETS, {}, GET)
+        """The `perpetualMarkets` reply; an empty list is asked again, then an outage."""
+        for attempt in range(1 + EMPTY_RETRIES):
+            if attempt:
+                self.empty_retries += 1
+            payload = await self._get(MARKETS, {}, GET)
+            if payload.get("markets"):
+                return payload
+        raise VenueUnavailable(VENUE, "perpetualMarkets listed no markets")
 
     async def instruments(self) -> list[Instrument]:
         async with self._lock:

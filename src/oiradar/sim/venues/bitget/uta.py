@@ -12,7 +12,9 @@ chosen order's time. Other rules (unverified for v3) are the v2 socket's: text `
 `pong`, closed after 2 minutes without a `ping` (wall time) or 24 h (simulated), more than
 10 incoming messages a second closes it; other instTypes are valid but list nothing here;
 a bad request answers `{"event":"error","code","msg"}` (30001 unknown topic or instType,
-30002 illegal request). A lag beyond 2 simulated minutes (a clock jump) is skipped.
+30002 illegal request). Pushes cover every second since the connection opened (the real gap
+before a subscribe is milliseconds); a lag beyond 2 simulated minutes (a clock jump) is
+skipped.
 """
 
 from __future__ import annotations
@@ -103,9 +105,9 @@ async def _pusher(conn: _Conn, ws: web.WebSocketResponse) -> None:
             return
         edge = conn.ctx.now_ms() // 1000 * 1000
         usdt = {"instType": "usdt-futures", "topic": "liquidation"}
-        if conn.edge is None or usdt not in conn.args:
+        if conn.edge is None:
             conn.edge = edge
-        elif edge > conn.edge:
+        elif usdt in conn.args and edge > conn.edge:
             t0, conn.edge = max(conn.edge, edge - CATCHUP_MS), edge
             for second, rows in sorted(sampled(conn.ctx, t0, edge).items()):
                 await conn.sender.send({"data": rows, "arg": usdt, "action": "update",

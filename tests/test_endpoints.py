@@ -59,8 +59,8 @@ def test_gate_serves_rest_and_its_usdt_socket_from_two_hosts() -> None:
 
 async def test_the_registry_knows_seven_venues_and_defaults_to_the_four() -> None:
     from oiradar.errors import UserError
+    from oiradar.records import LiquidationFeed
     from oiradar.venues.registry import ALL_VENUES, DEFAULT_VENUES, client, parse_venues, stream
-    from oiradar.venues.stream import LiquidationFeed
 
     assert parse_venues("gate, Hyperliquid,dydx,gate") == ("gate", "hyperliquid", "dydx")
     assert DEFAULT_VENUES == ("binance", "bybit", "okx", "bitget")

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from oiradar.records import Liquidation, Side
+from oiradar.records import Liquidation, LiquidationFeed, Side
 from oiradar.sim.context import num, price_decimals, qty_decimals
 from oiradar.sim.market import LiqOrder, last_price, liquidation_orders, oi_at
 from oiradar.sim.server import SimServer
@@ -18,7 +18,7 @@ from oiradar.venues.bitget import BitgetStream
 from oiradar.venues.bitget import wire as bitget_wire
 from oiradar.venues.gate import GateStream
 from oiradar.venues.gate import ws as gate_ws
-from oiradar.venues.stream import LiquidationFeed, State
+from oiradar.venues.stream import State
 from tests.simkit import MINUTE, running
 from tests.streamkit import fast, liqs, snaps, streaming, until
 

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from oiradar.records import Side
+from oiradar.records import LiquidationFeed, Side
 from oiradar.sim.market import last_price, oi_at
 from oiradar.sim.server import SimServer
 from oiradar.sim.venues.dydx.data import markets, trades
@@ -19,7 +19,7 @@ from oiradar.venues.dydx import ws as dydx_ws
 from oiradar.venues.dydx.wire import iso_ms
 from oiradar.venues.hyperliquid import HyperliquidStream
 from oiradar.venues.hyperliquid import wire as hl_wire
-from oiradar.venues.stream import LiquidationFeed, State
+from oiradar.venues.stream import State
 from tests.simkit import MINUTE, running
 from tests.streamkit import fast, liqs, snaps, streaming, until
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 
+from oiradar.records import LiquidationFeed
 from oiradar.venues.base import routed
 from oiradar.venues.gate.rest import GateClient
 from oiradar.venues.gate.wire import (
@@ -30,7 +31,7 @@ from oiradar.venues.gate.wire import (
     parse_liquidations,
     stream_tickers,
 )
-from oiradar.venues.stream import Connection, LiquidationFeed, StreamRecord, WsStream
+from oiradar.venues.stream import Connection, StreamRecord, WsStream
 
 PATH = "/v4/ws/usdt"
 CONTRACTS_PER_FRAME = 100

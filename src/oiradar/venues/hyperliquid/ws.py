@@ -22,6 +22,7 @@ from typing import Any
 
 import aiohttp
 
+from oiradar.records import LiquidationFeed
 from oiradar.venues.http import ServerClock
 from oiradar.venues.hyperliquid.rest import HyperliquidClient
 from oiradar.venues.hyperliquid.wire import (
@@ -31,7 +32,7 @@ from oiradar.venues.hyperliquid.wire import (
     subscribe_message,
     trade_times,
 )
-from oiradar.venues.stream import Connection, LiquidationFeed, StreamRecord, WsStream
+from oiradar.venues.stream import Connection, StreamRecord, WsStream
 
 PATH = "/ws"
 SUBSCRIBE_GAP_S = 0.05  # 20 frames/s: 1,200 a minute, under the 2,000 client messages a minute

@@ -66,7 +66,7 @@ class DydxStream(WsStream):
             await client.close()
         self._clock = client.http.clock.now_ms
         self._tickers = {i.symbol: i.venue_symbol for i in listed}
-        wanted = [s for s in (symbols or self._tickers) if s in self._tickers]
+        wanted = [s for s in (self._tickers if symbols is None else symbols) if s in self._tickers]
         groups = [wanted[i : i + TRADES_PER_CONN] for i in range(0, len(wanted), TRADES_PER_CONN)]
         return list(groups or [[]])
 

@@ -17,10 +17,10 @@ from oiradar.sim.faults import Fault
 from oiradar.sim.market import bars, funding_history, last_price, oi_at
 from oiradar.sim.server import SimServer
 from oiradar.sim.venues.hyperliquid.data import coin_of
+from oiradar.venues.base import spaced_funding
 from oiradar.venues.hyperliquid.rest import HyperliquidClient, check_response
 from oiradar.venues.hyperliquid.wire import (
     canonical,
-    funding_samples,
     parse_candles,
     parse_funding,
     parse_meta_and_ctxs,
@@ -83,8 +83,10 @@ def test_candles_and_the_funding_history_trap() -> None:
                            0.001616, 0.001601, 0.001604, 520665683.0, trades=709)  # fmt: skip
     settled = parse_funding(FUNDING)
     # 2023 rows are 8 h apart: the interval is the spacing, never an assumed hour
-    assert [f.interval_h for f in funding_samples("BTCUSDT", settled, 0, 2**62)] == [8.0, 8.0]
-    lone = funding_samples("BTCUSDT", {1683849600048: -0.0006}, 0, 2**62)
+    assert [
+        f.interval_h for f in spaced_funding("hyperliquid", "BTCUSDT", settled, 0, 2**62, 1.0)
+    ] == [8.0, 8.0]
+    lone = spaced_funding("hyperliquid", "BTCUSDT", {1683849600048: -0.0006}, 0, 2**62, 1.0)
     assert lone == [FundingSample("hyperliquid", "BTCUSDT", 1683849600048, -0.0006, 1.0)]
 
 

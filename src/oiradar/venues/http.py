@@ -15,9 +15,9 @@ import asyncio
 import email.utils
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import aiohttp
 
@@ -29,11 +29,14 @@ from oiradar.errors import (
     VenueProtocolError,
     VenueUnavailable,
 )
+from oiradar.records import MarketSnapshot
 from oiradar.venues.base import VenueClient
 from oiradar.venues.endpoints import endpoints
 from oiradar.venues.limiter import SAFETY, Budget, Limiter
 
 Charges = list[tuple[str, str, int]]
+T = TypeVar("T")
+EMPTY_RETRIES = 2  # an empty answer where rows must exist is asked this many more times
 _JSON = {"Content-Type": "application/json"}
 ResponseCheck = Callable[[int, Mapping[str, str], bytes], VenueError | None]
 PayloadCheck = Callable[[Any], VenueError | None]
@@ -288,7 +291,34 @@ class RestClient(VenueClient):
             on_headers=self.on_headers,
         )
         self.unknown: list[str] = []  # symbols the last snapshot() asked for but not listed
+        self.empty_retries = 0  # empty answers asked again (`refetch_empty`)
         self.init_state()
+
+    async def refetch_empty(
+        self, fetch: Callable[[], Awaitable[T]], empty: Callable[[T], bool] = lambda r: r == []
+    ) -> T:
+        """`fetch()`, asked again up to EMPTY_RETRIES times while its answer is `empty`: call it
+        only where rows must exist, since an empty list is what a flaky edge or a half-failed
+        node returns (a fault rate p leaves three empties in a row with p^3). The last answer
+        is believed."""
+        answer = await fetch()
+        for _ in range(EMPTY_RETRIES):
+            if not empty(answer):
+                break
+            self.empty_retries += 1
+            answer = await fetch()
+        return answer
+
+    def chosen(
+        self, found: Mapping[str, MarketSnapshot], symbols: Sequence[str] | None
+    ) -> list[MarketSnapshot]:
+        """The snapshots `snapshot(symbols)` returns from one bulk answer: all, or those asked
+        for in their order, the ones the venue lacks noted in `unknown`."""
+        if symbols is None:
+            return list(found.values())
+        wanted = list(dict.fromkeys(symbols))
+        self.unknown = [s for s in wanted if s not in found]
+        return [found[s] for s in wanted if s in found]
 
     def init_state(self) -> None:
         """Per-connector caches and counters."""

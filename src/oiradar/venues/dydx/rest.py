@@ -55,7 +55,6 @@ GET: Charges = [("get", "", 1)]
 CANDLES: Charges = [("candles", "", 1)]
 FUNDING: Charges = [("get", "", 1), ("funding", "", 1)]
 FIRST_PAGE_LIMIT = 1000
-EMPTY_RETRIES = 2
 R = TypeVar("R")
 
 
@@ -80,7 +79,6 @@ class DydxClient(RestClient):
     check_payload = staticmethod(check_payload)
 
     def init_state(self) -> None:
-        self.empty_retries = 0
         self.page_limit = FIRST_PAGE_LIMIT
         self._instruments: dict[str, Instrument] | None = None  # canonical -> instrument
         self._lock = asyncio.Lock()
@@ -98,9 +96,8 @@ class DydxClient(RestClient):
         """One page of `page_limit` rows (the reply, whose `key` is its list); adopts the
         indexer's maximum page size when it refuses ours; an empty page is asked again (a
         page is only asked for where rows should be)."""
-        for attempt in range(1 + EMPTY_RETRIES):
-            if attempt:
-                self.empty_retries += 1
+
+        async def fetch() -> Any:
             try:
                 payload = await self._get(path, {**params, "limit": self.page_limit}, charges)
             except PageTooLarge as exc:
@@ -108,12 +105,11 @@ class DydxClient(RestClient):
                     raise
                 self.page_limit = exc.limit
                 payload = await self._get(path, {**params, "limit": self.page_limit}, charges)
-            rows = payload[key]
-            if not isinstance(rows, list):
+            if not isinstance(payload.get(key), list):
                 raise VenueProtocolError(VENUE, f"{path}: {key} is not a list")
-            if rows:
-                break
-        return payload
+            return payload
+
+        return await self.refetch_empty(fetch, lambda payload: not payload[key])
 
     def _now(self) -> int:
         now = self.http.clock.now_ms()
@@ -123,13 +119,14 @@ class DydxClient(RestClient):
 
     async def _markets(self) -> Any:
         """The `perpetualMarkets` reply; an empty list is asked again, then an outage."""
-        for attempt in range(1 + EMPTY_RETRIES):
-            if attempt:
-                self.empty_retries += 1
-            payload = await self._get(MARKETS, {}, GET)
-            if payload.get("markets"):
-                return payload
-        raise VenueUnavailable(VENUE, "perpetualMarkets listed no markets")
+
+        async def fetch() -> Any:
+            return await self._get(MARKETS, {}, GET)
+
+        payload = await self.refetch_empty(fetch, lambda reply: not reply.get("markets"))
+        if not payload.get("markets"):
+            raise VenueUnavailable(VENUE, "perpetualMarkets listed no markets")
+        return payload
 
     async def instruments(self) -> list[Instrument]:
         async with self._lock:
@@ -152,10 +149,7 @@ class DydxClient(RestClient):
         active = {i.venue_symbol for i in parse_markets(payload)}
         rows = payload["markets"]
         found = {s.symbol: s for s in (parse_market(rows[t], now) for t in sorted(active))}
-        if symbols is None:
-            return list(found.values())
-        self.unknown = [s for s in dict.fromkeys(symbols) if s not in found]
-        return [found[s] for s in dict.fromkeys(symbols) if s in found]
+        return self.chosen(found, symbols)
 
     async def _candles(
         self, symbol: str, interval_ms: int, start_ms: int, end_ms: int

@@ -32,6 +32,7 @@ from oiradar.records import (
     Positioning,
 )
 from oiradar.units import interval_name
+from oiradar.venues.base import spaced_funding
 from oiradar.venues.gate.wire import (
     CANDLE_INTERVALS,
     FUTURES,
@@ -40,7 +41,6 @@ from oiradar.venues.gate.wire import (
     Listing,
     Stat,
     check_payload,
-    funding_samples,
     parse_candles,
     parse_contracts,
     parse_funding,
@@ -54,7 +54,6 @@ BUDGETS = {"endpoint": Budget(200, 10.0)}  # per endpoint (path) per IP, all pub
 CONTRACTS_PAGE, STATS_PAGE, FUNDING_PAGE = 1000, 100, 1000
 CANDLE_WINDOW = 1999  # points per candlesticks query (the doc's maximum is 2,000)
 CANDLE_DEPTH = 9998  # points back from now (10,000 kept; margin for the second-truncated clock)
-EMPTY_RETRIES = 2
 SECOND = 1000
 
 
@@ -75,20 +74,17 @@ class GateClient(RestClient):
     check_payload = staticmethod(check_payload)
 
     def init_state(self) -> None:
-        self.empty_retries = 0
         self._listings: dict[str, Listing] | None = None  # contract -> listing
         self._lock = asyncio.Lock()
 
     async def _get(self, name: str, params: Mapping[str, str | int], must_exist: bool) -> Any:
         """The rows of `FUTURES + name`; an empty list where rows must exist is asked again."""
         path = FUTURES + name
-        for attempt in range(1 + (EMPTY_RETRIES if must_exist else 0)):
-            if attempt:
-                self.empty_retries += 1
-            rows = await self.http.get(path, params, [("endpoint", path, 1)])
-            if rows != []:
-                break
-        return rows
+
+        async def fetch() -> Any:
+            return await self.http.get(path, params, [("endpoint", path, 1)])
+
+        return await (self.refetch_empty(fetch) if must_exist else fetch())
 
     def _now(self) -> int:
         now = self.http.clock.now_ms()
@@ -124,10 +120,7 @@ class GateClient(RestClient):
         listings = await self.listings()
         rows = await self._get("tickers", {}, must_exist=True)
         found = {s.symbol: s for s in parse_tickers(rows, listings, self._now()).values()}
-        if symbols is None:
-            return list(found.values())
-        self.unknown = [s for s in dict.fromkeys(symbols) if s not in found]
-        return [found[s] for s in dict.fromkeys(symbols) if s in found]
+        return self.chosen(found, symbols)
 
     async def _stats(self, symbol: str, period_ms: int, start_ms: int, end_ms: int) -> list[Stat]:
         """`contract_stats` rows stamped in [start, end], oldest first, paged forward."""
@@ -202,4 +195,4 @@ class GateClient(RestClient):
             if len(page) < FUNDING_PAGE or min(page) < start_ms:
                 break
             to = min(page) // SECOND - 1
-        return funding_samples(symbol, settled, start_ms, end_ms, fallback)
+        return spaced_funding(VENUE, symbol, settled, start_ms, end_ms, fallback)

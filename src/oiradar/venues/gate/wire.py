@@ -26,7 +26,6 @@ Assumptions, each with its source (verified with the search tools, 2026-12):
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +33,6 @@ from typing import Any
 from oiradar.errors import UnknownSymbol, VenueError, VenueUnavailable
 from oiradar.records import (
     Candle,
-    FundingSample,
     Instrument,
     Liquidation,
     LiquidationBar,
@@ -175,22 +173,6 @@ def parse_candles(rows: Any, symbol: str, interval_ms: int, quanto: float) -> li
 def parse_funding(rows: Any) -> dict[int, float]:
     """`{t (s), r}` rows (order undocumented) -> settlement ms -> rate."""
     return {int(decimal(r["t"])) * 1000: decimal(r["r"]) for r in _rows(rows)}
-
-
-def funding_samples(
-    symbol: str, settled: Mapping[int, float], start_ms: int, end_ms: int, fallback_h: float
-) -> list[FundingSample]:
-    """Settlements in [start, end], oldest first; each interval is the gap from the previous
-    settlement to the minute (Gate stamps them a second or two past the hour), the oldest
-    takes its successor's, a lone one the contract's current interval."""
-    times = sorted(settled)
-    gaps = [round((b - a) / MINUTE_MS) / 60 for a, b in itertools.pairwise(times)]
-    hours = [gaps[0], *gaps] if gaps else [fallback_h] * len(times)
-    return [
-        FundingSample(VENUE, symbol, t, settled[t], h)
-        for t, h in zip(times, hours, strict=True)
-        if start_ms <= t <= end_ms
-    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from oiradar.errors import (
 )
 from oiradar.records import Candle, FundingSample, Instrument, MarketSnapshot, OISample
 from oiradar.units import HOUR_MS, interval_name
+from oiradar.venues.base import spaced_funding, windows_back
 from oiradar.venues.http import RestClient
 from oiradar.venues.hyperliquid.wire import (
     CANDLE_DEPTH,
@@ -42,7 +43,6 @@ from oiradar.venues.hyperliquid.wire import (
     INTERVALS,
     VENUE,
     Market,
-    funding_samples,
     parse_candles,
     parse_funding,
     parse_meta_and_ctxs,
@@ -51,7 +51,6 @@ from oiradar.venues.hyperliquid.wire import (
 from oiradar.venues.limiter import Budget
 
 BUDGETS = {"weight": Budget(1200, 60.0)}  # all REST, per IP (doc "Rate limits")
-EMPTY_RETRIES = 2
 
 
 def check_response(status: int, headers: Mapping[str, str], body: bytes) -> VenueError | None:
@@ -71,20 +70,17 @@ class HyperliquidClient(RestClient):
     check_response = staticmethod(check_response)
 
     def init_state(self) -> None:
-        self.empty_retries = 0
         self._markets: dict[str, Market] | None = None  # canonical symbol -> market
         self._lock = asyncio.Lock()
 
     async def _info(self, body: Mapping[str, Any], cost: int, must_exist: bool = False) -> Any:
         """One `/info` request charged `cost` weight; an empty list where rows must exist is
         asked again."""
-        for attempt in range(1 + (EMPTY_RETRIES if must_exist else 0)):
-            if attempt:
-                self.empty_retries += 1
-            reply = await self.http.post(INFO, body, [("weight", "", cost)])
-            if reply != []:
-                break
-        return reply
+
+        async def fetch() -> Any:
+            return await self.http.post(INFO, body, [("weight", "", cost)])
+
+        return await (self.refetch_empty(fetch) if must_exist else fetch())
 
     def _now(self) -> int:
         now = self.http.clock.now_ms()
@@ -94,14 +90,15 @@ class HyperliquidClient(RestClient):
 
     async def _snapshots(self) -> list[tuple[Market, MarketSnapshot]]:
         """Every perp with its context; an empty universe is asked again, then an outage."""
-        for attempt in range(1 + EMPTY_RETRIES):
-            if attempt:
-                self.empty_retries += 1
+
+        async def fetch() -> list[tuple[Market, MarketSnapshot]]:
             payload = await self._info({"type": "metaAndAssetCtxs"}, weight(0, 1))
-            pairs = parse_meta_and_ctxs(payload, self._now())
-            if pairs:
-                return pairs
-        raise VenueUnavailable(VENUE, "metaAndAssetCtxs listed no perps")
+            return parse_meta_and_ctxs(payload, self._now())
+
+        pairs = await self.refetch_empty(fetch)
+        if not pairs:
+            raise VenueUnavailable(VENUE, "metaAndAssetCtxs listed no perps")
+        return pairs
 
     async def markets(self) -> dict[str, Market]:
         """Canonical symbol -> market (read once)."""
@@ -124,11 +121,7 @@ class HyperliquidClient(RestClient):
         pairs = await self._snapshots()
         if self._markets is None:
             self._markets = {m.instrument.symbol: m for m, _ in pairs}
-        found = {s.symbol: s for _, s in pairs}
-        if symbols is None:
-            return list(found.values())
-        self.unknown = [s for s in dict.fromkeys(symbols) if s not in found]
-        return [found[s] for s in dict.fromkeys(symbols) if s in found]
+        return self.chosen({s.symbol: s for _, s in pairs}, symbols)
 
     async def oi_history(
         self, symbol: str, period_ms: int, start_ms: int, end_ms: int
@@ -146,21 +139,16 @@ class HyperliquidClient(RestClient):
             known = ", ".join(INTERVALS.values())
             raise UserError(f"hyperliquid has no {interval_name(interval_ms)} candles: {known}")
         coin, step, now = await self._coin(symbol), interval_ms, self._now()
-        lo = max(-(-start_ms // step), now // step - (CANDLE_DEPTH - 1)) * step
-        hi = min(end_ms, now) // step * step
-        found: dict[int, Candle] = {}
-        while hi >= lo:
-            first = max(lo, hi - (CANDLE_DEPTH - 1) * step)
-            rows = (hi - first) // step + 1
-            req = {"coin": coin, "interval": name, "startTime": first, "endTime": hi}
+
+        async def window(first: int, last: int) -> list[Candle]:
+            rows = (last - first) // step + 1
+            req = {"coin": coin, "interval": name, "startTime": first, "endTime": last}
             body = {"type": "candleSnapshot", "req": req}
             reply = await self._info(body, weight(rows, CANDLES_PER_WEIGHT), must_exist=True)
-            page = [c for c in parse_candles(reply, symbol, step) if first <= c.ts_ms <= hi]
-            found.update((c.ts_ms, c) for c in page)
-            if not page or min(c.ts_ms for c in page) > first:
-                break
-            hi = first - step
-        return [found[t] for t in sorted(found)]
+            return parse_candles(reply, symbol, step)
+
+        lo = max(-(-start_ms // step), now // step - (CANDLE_DEPTH - 1)) * step
+        return await windows_back(lo, min(end_ms, now) // step * step, step, CANDLE_DEPTH, window)
 
     async def funding_history(self, symbol: str, start_ms: int, end_ms: int) -> list[FundingSample]:
         """Settlements in [start, end], oldest first; one hourly slot before `start` is read
@@ -180,4 +168,4 @@ class HyperliquidClient(RestClient):
             if newest < since:
                 raise VenueProtocolError(VENUE, f"fundingHistory startTime={since} went back")
             since = newest + 1
-        return funding_samples(symbol, settled, start_ms, end_ms)
+        return spaced_funding(VENUE, symbol, settled, start_ms, end_ms, 1.0)

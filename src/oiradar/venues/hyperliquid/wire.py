@@ -23,12 +23,11 @@ candles / per 20 funding rows returned. No rate-limit headers.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from oiradar.records import Candle, FundingSample, Instrument, MarketSnapshot
+from oiradar.records import Candle, Instrument, MarketSnapshot
 from oiradar.units import DAY_MS, HOUR_MS, MINUTE_MS
 from oiradar.venues.base import decimal, opt_decimal, reads
 
@@ -126,22 +125,6 @@ def parse_funding(rows: Any) -> dict[int, float]:
     if not isinstance(rows, list):
         raise TypeError(f"expected a list, got {str(rows)[:200]}")
     return {int(r["time"]): decimal(r["fundingRate"]) for r in rows}
-
-
-def funding_samples(
-    symbol: str, settled: Mapping[int, float], start_ms: int, end_ms: int
-) -> list[FundingSample]:
-    """Settlements in [start, end], oldest first; each interval is the spacing from the
-    previous one to the minute (1 h now, 8 h in 2023), the oldest its successor's, a lone
-    one 1 h."""
-    times = sorted(settled)
-    gaps = [round((b - a) / MINUTE_MS) / 60 for a, b in itertools.pairwise(times)]
-    hours = [gaps[0], *gaps] if gaps else [1.0] * len(times)
-    return [
-        FundingSample(VENUE, symbol, t, settled[t], h)
-        for t, h in zip(times, hours, strict=True)
-        if start_ms <= t <= end_ms
-    ]
 
 
 # -- public stream -------------------------------------------------------------------------

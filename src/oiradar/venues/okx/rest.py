@@ -23,6 +23,7 @@ from typing import Any
 from oiradar.errors import UnknownSymbol, UserError, VenueProtocolError, VenueUnavailable
 from oiradar.records import Candle, FundingSample, Instrument, MarketSnapshot, OISample, PremiumBar
 from oiradar.units import HOUR_MS, interval_name
+from oiradar.venues.base import spaced_funding
 from oiradar.venues.http import RestClient
 from oiradar.venues.limiter import Budget
 from oiradar.venues.okx.wire import (
@@ -33,7 +34,6 @@ from oiradar.venues.okx.wire import (
     Listing,
     check_envelope,
     first_open,
-    funding_samples,
     merge_snapshot,
     parse_candles,
     parse_funding_history,
@@ -228,7 +228,7 @@ class OkxClient(RestClient):
             if len(rows) < FUNDING_PAGE:
                 break
             cursor = _older(cursor, (t for t, _ in rows))
-        return funding_samples(symbol, settled, start_ms, end_ms)
+        return spaced_funding(VENUE, symbol, settled, start_ms, end_ms, 8.0)
 
     async def premium_history(
         self, symbol: str, interval_ms: int, start_ms: int, end_ms: int

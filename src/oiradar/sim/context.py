@@ -95,6 +95,15 @@ def num(x: float, decimals: int) -> str:
     return f"{x:.{decimals}f}"
 
 
+def dec(x: float, decimals: int) -> str:
+    """A venue-style decimal string with trailing zeros stripped (`"108.04"`, `"0"`): how
+    Bitget, OKX, Gate, Hyperliquid and dYdX print numbers."""
+    s = num(x, decimals)
+    if "." in s:
+        s = s.rstrip("0").rstrip(".")
+    return "0" if s in ("-0", "") else s
+
+
 def json_response(
     payload: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:

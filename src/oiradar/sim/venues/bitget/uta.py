@@ -28,12 +28,10 @@ from aiohttp import WSCloseCode, web
 
 from oiradar.sim.context import SimContext, ctx_of, num, price_decimals, qty_decimals
 from oiradar.sim.market import LiqOrder, SymbolData, liquidation_orders
-from oiradar.sim.venues.bitget.data import HOUR_MS, VENUE, listed
-from oiradar.sim.ws import Sender, drop_later, run_until_closed, texts
+from oiradar.sim.venues.bitget.data import VENUE, listed
+from oiradar.sim.venues.bitget.ws import IDLE_S, LIFETIME_MS, read
+from oiradar.sim.ws import Sender, drop_later, run_until_closed
 
-LIFETIME_MS = 24 * HOUR_MS
-IDLE_S = 120.0
-MAX_INCOMING_PER_S = 10
 TICK_S, CATCHUP_MS = 0.1, 120_000
 INST_TYPES = ("usdt-futures", "coin-futures", "usdc-futures")
 
@@ -116,12 +114,7 @@ async def _pusher(conn: _Conn, ws: web.WebSocketResponse) -> None:
 
 
 async def _reader(conn: _Conn, ws: web.WebSocketResponse) -> None:
-    async for text in texts(ws, MAX_INCOMING_PER_S, b"Too many messages"):
-        if text == "ping":
-            conn.last_ping = time.monotonic()
-            await conn.sender.send("pong")
-        else:
-            await _command(conn, text)
+    await read(conn, ws, lambda text: _command(conn, text))
 
 
 _CONN_IDS = web.AppKey("bitget_uta_conn_ids", list)

@@ -19,8 +19,9 @@ import asyncio
 import json
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import WSCloseCode, web
 
@@ -91,13 +92,27 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-async def _reader(conn: _Conn, ws: web.WebSocketResponse) -> None:
+class Pinged(Protocol):
+    """A connection that answers `ping` and remembers when it last heard one."""
+
+    sender: Sender
+    last_ping: float
+
+
+async def read(conn: Pinged, ws: web.WebSocketResponse, command: Callable[[str], Any]) -> None:
+    """The client's text frames: `ping` is answered `pong` (and keeps the link from the idle
+    cut), the rest go to `command`; the 11th frame in a wall second closes the connection.
+    Both Bitget sockets (v2, UTA v3) follow these rules."""
     async for text in texts(ws, MAX_INCOMING_PER_S, b"Too many messages"):
         if text == "ping":
             conn.last_ping = time.monotonic()
             await conn.sender.send("pong")
         else:
-            await _command(conn, text)
+            await command(text)
+
+
+async def _reader(conn: _Conn, ws: web.WebSocketResponse) -> None:
+    await read(conn, ws, lambda text: _command(conn, text))
 
 
 async def _command(conn: _Conn, text: str) -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from oiradar.sim.context import SimContext, num, price_decimals
+from oiradar.sim.context import SimContext, dec, price_decimals
 from oiradar.sim.market import (
     Bars,
     SymbolData,
@@ -43,13 +43,6 @@ RESOLUTIONS = {
     "1HOUR": HOUR_MS, "4HOURS": 4 * HOUR_MS, "1DAY": DAY_MS,
 }  # fmt: skip
 HEIGHT_ZERO_S = 1_700_000_000
-
-
-def dec(x: float, decimals: int) -> str:
-    s = num(x, decimals)
-    if "." in s:
-        s = s.rstrip("0").rstrip(".")
-    return "0" if s in ("-0", "") else s
 
 
 def iso(ts_ms: int) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from oiradar.sim.context import SimContext, num, price_decimals
+from oiradar.sim.context import SimContext, dec, price_decimals
 from oiradar.sim.market import (
     Bars,
     LiqOrder,
@@ -44,14 +44,6 @@ CANDLE_INTERVALS = {
 }  # fmt: skip
 _STATS = ("5m", "15m", "30m", "1h", "4h", "1d")  # ccxt's list; the REST doc names none
 STATS_INTERVALS = {k: v for k, v in CANDLE_INTERVALS.items() if k in _STATS}
-
-
-def dec(x: float, decimals: int) -> str:
-    """A Gate-style decimal string: fixed precision, trailing zeros stripped."""
-    s = num(x, decimals)
-    if "." in s:
-        s = s.rstrip("0").rstrip(".")
-    return "0" if s in ("-0", "") else s
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from oiradar.sim.context import (
     add_headers,
     client_ip,
     ctx_of,
+    dec,
     is_empty_fault,
     json_response,
 )
@@ -43,7 +44,6 @@ from oiradar.sim.venues.gate.data import (
     candle_row,
     contract_row,
     contracts,
-    dec,
     stat_times,
     stats_row,
     ticker_row,

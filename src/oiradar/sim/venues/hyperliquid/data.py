@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from oiradar.sim.context import SimContext, num, price_decimals, qty_decimals
+from oiradar.sim.context import SimContext, dec, price_decimals, qty_decimals
 from oiradar.sim.market import SymbolData, completed, funding_now, last_price, oi_at
 
 VENUE = "hyperliquid"
@@ -31,14 +31,6 @@ INTERVALS = {
     "12h": 12 * HOUR_MS, "1d": DAY_MS, "3d": 3 * DAY_MS, "1w": 7 * DAY_MS,
 }  # fmt: skip
 K_BELOW = 0.001  # bases priced under this trade in units of 1,000
-
-
-def dec(x: float, decimals: int) -> str:
-    """A decimal string with trailing zeros stripped (Hyperliquid's `"108.04"`)."""
-    s = num(x, decimals)
-    if "." in s:
-        s = s.rstrip("0").rstrip(".")
-    return "0" if s in ("-0", "") else s
 
 
 @dataclass(frozen=True, slots=True)

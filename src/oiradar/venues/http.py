@@ -309,6 +309,14 @@ class RestClient(VenueClient):
             answer = await fetch()
         return answer
 
+    def venue_now(self) -> int:
+        """The venue's time (ms) by the `Date` header of its latest reply (`ServerClock`):
+        for venues whose payloads carry none."""
+        now = self.http.clock.now_ms()
+        if now is None:
+            raise VenueProtocolError(self.name, "replies carry no Date header: no venue clock")
+        return now
+
     def chosen(
         self, found: Mapping[str, MarketSnapshot], symbols: Sequence[str] | None
     ) -> list[MarketSnapshot]:

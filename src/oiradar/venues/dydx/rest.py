@@ -111,12 +111,6 @@ class DydxClient(RestClient):
 
         return await self.refetch_empty(fetch, lambda payload: not payload[key])
 
-    def _now(self) -> int:
-        now = self.http.clock.now_ms()
-        if now is None:
-            raise VenueProtocolError(VENUE, "replies carry no Date header: no venue clock")
-        return now
-
     async def _markets(self) -> Any:
         """The `perpetualMarkets` reply; an empty list is asked again, then an outage."""
 
@@ -145,7 +139,7 @@ class DydxClient(RestClient):
     async def snapshot(self, symbols: Sequence[str] | None = None) -> list[MarketSnapshot]:
         """Every ACTIVE market from ONE `perpetualMarkets` call."""
         payload = await self._markets()
-        now = self._now()
+        now = self.venue_now()
         active = {i.venue_symbol for i in parse_markets(payload)}
         rows = payload["markets"]
         found = {s.symbol: s for s in (parse_market(rows[t], now) for t in sorted(active))}

@@ -86,12 +86,6 @@ class GateClient(RestClient):
 
         return await (self.refetch_empty(fetch) if must_exist else fetch())
 
-    def _now(self) -> int:
-        now = self.http.clock.now_ms()
-        if now is None:
-            raise VenueProtocolError(VENUE, "replies carry no Date header: no venue clock")
-        return now
-
     async def listings(self) -> dict[str, Listing]:
         """Contract name -> listing (read once: units and funding schedule)."""
         async with self._lock:
@@ -119,7 +113,7 @@ class GateClient(RestClient):
         """Every contract from ONE `tickers` call (contracts once, cached, for the units)."""
         listings = await self.listings()
         rows = await self._get("tickers", {}, must_exist=True)
-        found = {s.symbol: s for s in parse_tickers(rows, listings, self._now()).values()}
+        found = {s.symbol: s for s in parse_tickers(rows, listings, self.venue_now()).values()}
         return self.chosen(found, symbols)
 
     async def _stats(self, symbol: str, period_ms: int, start_ms: int, end_ms: int) -> list[Stat]:
@@ -131,7 +125,7 @@ class GateClient(RestClient):
         while since * SECOND <= end_ms:
             params: dict[str, str | int] = {"contract": inst.venue_symbol, "interval": interval}
             params |= {"from": since, "limit": STATS_PAGE}
-            due = since * SECOND <= self._now() - period_ms  # a row should be there by now
+            due = since * SECOND <= self.venue_now() - period_ms  # a row should be there by now
             rows = parse_stats(await self._get("contract_stats", params, due), symbol,
                                period_ms, inst.contract_size)  # fmt: skip
             found.update((r.oi.ts_ms, r) for r in rows if start_ms <= r.oi.ts_ms <= end_ms)
@@ -163,7 +157,7 @@ class GateClient(RestClient):
         the series begins (older windows are not asked for)."""
         interval = _name(CANDLE_INTERVALS, interval_ms, "candles")
         inst = (await self._listing(symbol)).instrument
-        step, now = interval_ms, self._now()
+        step, now = interval_ms, self.venue_now()
         lo = max(-(-start_ms // step), now // step - CANDLE_DEPTH) * step
         hi = min(end_ms, now) // step * step
         found: dict[int, Candle] = {}

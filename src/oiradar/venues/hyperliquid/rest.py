@@ -82,18 +82,12 @@ class HyperliquidClient(RestClient):
 
         return await (self.refetch_empty(fetch) if must_exist else fetch())
 
-    def _now(self) -> int:
-        now = self.http.clock.now_ms()
-        if now is None:
-            raise VenueProtocolError(VENUE, "replies carry no Date header: no venue clock")
-        return now
-
     async def _snapshots(self) -> list[tuple[Market, MarketSnapshot]]:
         """Every perp with its context; an empty universe is asked again, then an outage."""
 
         async def fetch() -> list[tuple[Market, MarketSnapshot]]:
             payload = await self._info({"type": "metaAndAssetCtxs"}, weight(0, 1))
-            return parse_meta_and_ctxs(payload, self._now())
+            return parse_meta_and_ctxs(payload, self.venue_now())
 
         pairs = await self.refetch_empty(fetch)
         if not pairs:
@@ -138,7 +132,7 @@ class HyperliquidClient(RestClient):
         if name is None:
             known = ", ".join(INTERVALS.values())
             raise UserError(f"hyperliquid has no {interval_name(interval_ms)} candles: {known}")
-        coin, step, now = await self._coin(symbol), interval_ms, self._now()
+        coin, step, now = await self._coin(symbol), interval_ms, self.venue_now()
 
         async def window(first: int, last: int) -> list[Candle]:
             rows = (last - first) // step + 1
@@ -154,7 +148,7 @@ class HyperliquidClient(RestClient):
         """Settlements in [start, end], oldest first; one hourly slot before `start` is read
         too, to know the first one's interval (the spacing: 1 h now, 8 h in 2023)."""
         coin = await self._coin(symbol)
-        since, upto = start_ms - 8 * HOUR_MS, min(end_ms, self._now())
+        since, upto = start_ms - 8 * HOUR_MS, min(end_ms, self.venue_now())
         settled: dict[int, float] = {}
         while since <= upto:
             hours = (upto - since) // HOUR_MS + 1  # at most one settlement an hour

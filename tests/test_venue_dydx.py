@@ -187,13 +187,16 @@ async def test_a_burst_waits_inside_100_per_10s() -> None:
 
 
 async def test_a_429_waits_its_retry_after_in_milliseconds() -> None:
-    async with _client(limit_scale=10.0) as (sim, http, c):  # 1 s windows
+    async with _client(limit_scale=5.0) as (sim, http, c):  # 2 s windows
         await c.instruments()
-        for _ in range(101):  # someone else on our IP spends the window
-            async with http.get(sim.url + "/v4/perpetualMarkets") as r:
+        status, wait_ms = 200, None
+        for _ in range(500):  # someone else on our IP spends the window (until it is spent:
+            async with http.get(sim.url + "/v4/perpetualMarkets") as r:  # a busy host is slow)
                 status, wait_ms = r.status, r.headers.get("Retry-After")
-        assert status == 429 and wait_ms is not None and int(wait_ms) <= 1000
+            if status == 429:
+                break
+        assert status == 429 and wait_ms is not None and int(wait_ms) <= 2000
         started = time.monotonic()
         assert [s.symbol for s in await c.snapshot(["BTCUSDT"])] == ["BTCUSDT"]
-        assert time.monotonic() - started < 3.0  # read as seconds it would be minutes
+        assert time.monotonic() - started < 5.0  # read as seconds it would be half an hour
         assert c.http.stats.failures == {"RateLimited": 1}

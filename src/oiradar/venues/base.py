@@ -20,6 +20,7 @@ from oiradar.records import (
     Candle,
     FundingSample,
     Instrument,
+    LiquidationBar,
     MarketSnapshot,
     OISample,
     Positioning,
@@ -75,6 +76,13 @@ class VenueClient(ABC):
     ) -> list[Positioning]:
         """Positioning samples in [start, end], oldest first, one per period close; [] where
         the venue publishes no positioning history."""
+        return []
+
+    async def liquidation_history(
+        self, symbol: str, interval_ms: int, start_ms: int, end_ms: int
+    ) -> list[LiquidationBar]:
+        """Per-bar liquidation totals by side of the liquidated position, bars opening in
+        [start, end], oldest first; [] where the venue publishes none (most: only streams)."""
         return []
 
     def snapshot_cost(self, symbols: int) -> dict[str, float] | None:

@@ -55,6 +55,7 @@ class VenueReport:
             "funding": self.rows[Kind.FUNDING.value],
             "premium_index": self.rows[Kind.PREMIUM_INDEX.value],
             "positioning": self.rows[Kind.POSITIONING.value],
+            "liquidations": self.rows[Kind.LIQUIDATIONS.value],
             "archive_files": self.archive_files,
             "requests": self.requests,
             "missing": [m.text(reason) for reason, m in self.missing.items()],

@@ -199,7 +199,9 @@ class VenueRun:
             oi = tg.create_task(self._oi(plan, symbol, chunk, lack))
             pos = tg.create_task(self._positioning(plan, symbol, chunk, lack))
             premium = tg.create_task(self._premium(plan, symbol, chunk, lack))
-        return [*bars.result(), *oi.result(), *pos.result(), *premium.result(), *funding]
+            liq = tg.create_task(self._liquidations(plan, symbol, chunk, lack))
+        fetched = (bars, oi, pos, premium, liq)
+        return [*(r for task in fetched for r in task.result()), *funding]
 
     async def _candles(self, plan: VenuePlan, symbol: str, chunk: Chunk, lack: Lack) -> list[Rec]:
         if not lack.bars.size:
@@ -295,6 +297,22 @@ class VenueRun:
             self._shortfall(name, False, read, symbol, chunk)
         if uncovered(want_rest, _ts(kept), p).size:
             self._shortfall(name, asked, read, symbol, chunk)
+        return kept
+
+    async def _liquidations(
+        self, plan: VenuePlan, symbol: str, chunk: Chunk, lack: Lack
+    ) -> list[Rec]:
+        """Per-bar liquidation totals (Gate's contract_stats): REST only, no archive."""
+        step = plan.liq_period_ms
+        if step is None or not lack.liq.size:
+            return []
+        lo, hi = int(lack.liq[0]), int(lack.liq[-1])
+        got = await self._rest(
+            functools.partial(self.client.liquidation_history, symbol, step, lo, hi)
+        )
+        kept = [r for r in got or () if chunk.start_ms <= r.ts_ms < chunk.end_ms]
+        if np.isin(lack.liq, [r.ts_ms for r in kept], invert=True).any():
+            self._shortfall("liquidations", got is not None, False, symbol, chunk)
         return kept
 
     async def _premium(self, plan: VenuePlan, symbol: str, chunk: Chunk, lack: Lack) -> list[Rec]:

@@ -27,6 +27,7 @@ from oiradar.records import (
     Candle,
     FundingSample,
     Instrument,
+    LiquidationBar,
     MarketSnapshot,
     OISample,
     Positioning,
@@ -148,6 +149,14 @@ class GateClient(RestClient):
     ) -> list[Positioning]:
         """Top-trader and all-account long/short ratios and the taker ratio, same rows."""
         return [s.positioning for s in await self._stats(symbol, period_ms, start_ms, end_ms)]
+
+    async def liquidation_history(
+        self, symbol: str, interval_ms: int, start_ms: int, end_ms: int
+    ) -> list[LiquidationBar]:
+        """Long/short liquidation totals of the bars opening in [start, end]: the same rows,
+        each stamped at its period's close (wire), so read one period later."""
+        rows = await self._stats(symbol, interval_ms, start_ms + interval_ms, end_ms + interval_ms)
+        return [s.liquidations for s in rows if start_ms <= s.liquidations.ts_ms <= end_ms]
 
     async def klines(
         self, symbol: str, interval_ms: int, start_ms: int, end_ms: int

@@ -307,7 +307,7 @@ async def test_a_burst_waits_inside_200_per_10s_per_endpoint() -> None:
 
 
 async def test_a_429_pauses_the_client_until_the_window_passes() -> None:
-    async with _client(limit_scale=5.0) as (sim, http, c):  # 2 s windows
+    async with _client(limit_scale=10.0) as (sim, http, c):  # 1 s windows
         await c.instruments()
         url = sim.url + "/api/v4/futures/usdt/tickers"
         statuses: list[int] = []

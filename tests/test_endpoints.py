@@ -57,13 +57,13 @@ def test_gate_serves_rest_and_its_usdt_socket_from_two_hosts() -> None:
     assert endpoints("dydx", env={}).rest == "https://indexer.dydx.trade"
 
 
-async def test_the_registry_knows_seven_venues_and_defaults_to_the_four() -> None:
+async def test_the_registry_knows_seven_venues_and_defaults_to_six() -> None:
     from oiradar.errors import UserError
     from oiradar.records import LiquidationFeed
     from oiradar.venues.registry import ALL_VENUES, DEFAULT_VENUES, client, parse_venues, stream
 
     assert parse_venues("gate, Hyperliquid,dydx,gate") == ("gate", "hyperliquid", "dydx")
-    assert DEFAULT_VENUES == ("binance", "bybit", "okx", "bitget")
+    assert DEFAULT_VENUES == ("binance", "bybit", "okx", "bitget", "gate", "dydx")
     assert set(ALL_VENUES) == set(PUBLIC) == set(VENUES)
     with pytest.raises(UserError, match="use binance, bybit, okx, bitget, gate, hyperliquid, dydx"):
         parse_venues("kraken")

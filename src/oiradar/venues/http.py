@@ -203,26 +203,26 @@ class HttpClient:
         self.stats.last_path = path
         query = {k: str(v) for k, v in (params or {}).items()}
         data = None if body is None else json.dumps(body, separators=(",", ":"))
+        # Charged before a connection slot is taken: a burst waiting on one endpoint's budget
+        # then holds no slot, so the venue's other endpoints (their own budgets) keep moving.
+        # A charged request waiting for a slot holds its units a little early: careful only.
+        ticket = await self.limiter.acquire(charges)
         try:
             async with self._sem:
-                # Charged once a connection slot is ours: charged before, a burst queued
-                # behind the slots would hold budget it is not yet using.
-                ticket = await self.limiter.acquire(charges)
                 self.stats.requests += 1
-                try:
-                    async with self.session.request(
-                        method,
-                        url,
-                        params=query,
-                        data=data,
-                        timeout=self._timeout,
-                        headers=_JSON if data is not None else None,
-                    ) as r:
-                        status, headers, raw = r.status, r.headers, await r.read()
-                finally:
-                    self.limiter.done(ticket)
+                async with self.session.request(
+                    method,
+                    url,
+                    params=query,
+                    data=data,
+                    timeout=self._timeout,
+                    headers=_JSON if data is not None else None,
+                ) as r:
+                    status, headers, raw = r.status, r.headers, await r.read()
         except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
             raise VenueUnavailable(self.venue, f"{type(exc).__name__} on {path}") from None
+        finally:
+            self.limiter.done(ticket)
         self.clock.observe(headers)
         if self._on_headers is not None:
             self._on_headers(headers)

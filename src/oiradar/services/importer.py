@@ -79,7 +79,7 @@ def import_paths(
                 key = (kind.value, venue, symbol)
                 report.read[key] = report.read.get(key, 0) + part.height
                 batches.append((key, kind, part))
-        changed = _write(store, batches)
+        changed = _write(store, batches, parsed.coverage)
         for key, n in changed.items():
             report.changed[key] = report.changed.get(key, 0) + n
         report.notes.extend(f"{path}: {note}" for note in parsed.notes)
@@ -94,10 +94,13 @@ def _groups(frame: pl.DataFrame) -> Iterator[tuple[tuple[str, str], pl.DataFrame
 
 
 def _write(
-    store: Store, batches: list[tuple[tuple[str, str, str], Kind, pl.DataFrame]]
+    store: Store,
+    batches: list[tuple[tuple[str, str, str], Kind, pl.DataFrame]],
+    coverage: list[tuple[str, str, int, int]],
 ) -> dict[tuple[str, str, str], int]:
     """One transaction per file: all of it or nothing of it."""
-    return store.write_grouped([(key, kind, _rows(part, kind)) for key, kind, part in batches])
+    rows = [(key, kind, _rows(part, kind)) for key, kind, part in batches]
+    return store.write_grouped(rows, coverage=coverage)
 
 
 @contextmanager

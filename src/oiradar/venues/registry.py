@@ -2,7 +2,7 @@
 
 `ALL_VENUES` is every venue oiradar can read; `DEFAULT_VENUES` what the commands use when
 none are named: the four majors plus Gate and dYdX, which are cheap (a cold `scan --all` of
-300 symbols: 602 requests, 24 s on Gate, 4 s on dYdX, against the simulator) and stream
+300 symbols: 602 requests, 13 s on Gate, 4 s on dYdX, against the simulator) and stream
 complete liquidations. Hyperliquid is left out: its 1,200 weight a minute makes the same
 scan 5 minutes, and it publishes no liquidations (docs/scan.md).
 """

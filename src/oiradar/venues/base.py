@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec, Self, TypeVar
 
-from oiradar.errors import RateLimited, VenueError, VenueProtocolError
+from oiradar.errors import RateLimited, UserError, VenueError, VenueProtocolError
 from oiradar.records import (
     Candle,
     FundingSample,
@@ -26,7 +26,7 @@ from oiradar.records import (
     Positioning,
     PremiumBar,
 )
-from oiradar.units import MINUTE_MS
+from oiradar.units import MINUTE_MS, interval_name
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -99,6 +99,16 @@ class VenueClient(ABC):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def interval_param(venue: str, table: Mapping[int, str], ms: int, what: str) -> str:
+    """The venue's name for a bar or period length (`table`: ms -> its name); a length it
+    does not publish is the user's choice to change, named with the ones it does."""
+    name = table.get(ms)
+    if name is None:
+        known = ", ".join(interval_name(k) for k in table)
+        raise UserError(f"{venue} has no {interval_name(ms)} {what}: use one of {known}")
+    return name
 
 
 def decimal(value: object) -> float:

@@ -24,13 +24,12 @@ from typing import Any, TypeVar
 from oiradar.errors import (
     RateLimited,
     UnknownSymbol,
-    UserError,
     VenueError,
     VenueProtocolError,
     VenueUnavailable,
 )
 from oiradar.records import Candle, FundingSample, Instrument, MarketSnapshot, OISample
-from oiradar.units import interval_name
+from oiradar.venues.base import interval_param
 from oiradar.venues.dydx.wire import (
     MARKETS,
     RESOLUTIONS,
@@ -149,10 +148,7 @@ class DydxClient(RestClient):
         self, symbol: str, interval_ms: int, start_ms: int, end_ms: int
     ) -> list[tuple[Candle, OISample]]:
         """(bar, OI at its open) for bars opening in [start, end], oldest first."""
-        resolution = RESOLUTIONS.get(interval_ms)
-        if resolution is None:
-            known = ", ".join(interval_name(ms) for ms in RESOLUTIONS)
-            raise UserError(f"dydx has no {interval_name(interval_ms)} candles: use {known}")
+        resolution = interval_param(VENUE, RESOLUTIONS, interval_ms, "candles")
         ticker = await self._ticker(symbol)
         path = f"{V4}/candles/perpetualMarkets/{ticker}"
         base: dict[str, str | int] = {"resolution": resolution, "fromISO": ms_iso(start_ms)}

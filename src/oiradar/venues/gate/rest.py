@@ -22,7 +22,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from oiradar.errors import UnknownSymbol, UserError, VenueProtocolError
+from oiradar.errors import UnknownSymbol, VenueProtocolError
 from oiradar.records import (
     Candle,
     FundingSample,
@@ -32,8 +32,7 @@ from oiradar.records import (
     OISample,
     Positioning,
 )
-from oiradar.units import interval_name
-from oiradar.venues.base import spaced_funding
+from oiradar.venues.base import interval_param, spaced_funding
 from oiradar.venues.gate.wire import (
     CANDLE_INTERVALS,
     FUTURES,
@@ -56,14 +55,6 @@ CONTRACTS_PAGE, STATS_PAGE, FUNDING_PAGE = 1000, 100, 1000
 CANDLE_WINDOW = 1999  # points per candlesticks query (the doc's maximum is 2,000)
 CANDLE_DEPTH = 9998  # points back from now (10,000 kept; margin for the second-truncated clock)
 SECOND = 1000
-
-
-def _name(table: Mapping[int, str], ms: int, what: str) -> str:
-    name = table.get(ms)
-    if name is None:
-        known = ", ".join(table.values())
-        raise UserError(f"gate has no {interval_name(ms)} {what}: use one of {known}")
-    return name
 
 
 class GateClient(RestClient):
@@ -119,7 +110,7 @@ class GateClient(RestClient):
 
     async def _stats(self, symbol: str, period_ms: int, start_ms: int, end_ms: int) -> list[Stat]:
         """`contract_stats` rows stamped in [start, end], oldest first, paged forward."""
-        interval = _name(STATS_INTERVALS, period_ms, "statistics period")
+        interval = interval_param(VENUE, STATS_INTERVALS, period_ms, "statistics period")
         inst = (await self._listing(symbol)).instrument
         found: dict[int, Stat] = {}
         since = -(-start_ms // SECOND)  # `from` in whole seconds
@@ -164,7 +155,7 @@ class GateClient(RestClient):
         """Bars opening in [start, end], oldest first, the forming last bar kept; windows page
         backwards from the end, and a window that comes back short at its old end is where
         the series begins (older windows are not asked for)."""
-        interval = _name(CANDLE_INTERVALS, interval_ms, "candles")
+        interval = interval_param(VENUE, CANDLE_INTERVALS, interval_ms, "candles")
         inst = (await self._listing(symbol)).instrument
         step, now = interval_ms, self.venue_now()
         lo = max(-(-start_ms // step), now // step - CANDLE_DEPTH) * step

@@ -25,14 +25,13 @@ from typing import Any
 
 from oiradar.errors import (
     UnknownSymbol,
-    UserError,
     VenueError,
     VenueProtocolError,
     VenueUnavailable,
 )
 from oiradar.records import Candle, FundingSample, Instrument, MarketSnapshot, OISample
-from oiradar.units import HOUR_MS, interval_name
-from oiradar.venues.base import spaced_funding, windows_back
+from oiradar.units import HOUR_MS
+from oiradar.venues.base import interval_param, spaced_funding, windows_back
 from oiradar.venues.http import RestClient
 from oiradar.venues.hyperliquid.wire import (
     CANDLE_DEPTH,
@@ -128,10 +127,7 @@ class HyperliquidClient(RestClient):
     ) -> list[Candle]:
         """Bars opening in [start, end], oldest first (the forming last bar kept), within the
         latest 5,000 the venue keeps: windows of up to 5,000 bars backwards from the end."""
-        name = INTERVALS.get(interval_ms)
-        if name is None:
-            known = ", ".join(INTERVALS.values())
-            raise UserError(f"hyperliquid has no {interval_name(interval_ms)} candles: {known}")
+        name = interval_param(VENUE, INTERVALS, interval_ms, "candles")
         coin, step, now = await self._coin(symbol), interval_ms, self.venue_now()
 
         async def window(first: int, last: int) -> list[Candle]:

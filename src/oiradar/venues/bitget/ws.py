@@ -10,6 +10,9 @@ coin, one side), mark/last price and funding, as `MarketSnapshot` (exchange-apis
 - The venue force-closes every connection after 24 h: handled like any drop (reconnect with
   backoff, resubscribe).
 - There is NO public liquidation feed on Bitget (`LiquidationFeed.NONE`).
+- `candle5m` (when `want_candles` asked) beside each `ticker`: two channels per symbol, so
+  22 symbols per connection; a bar is closed once a push made after its close carries it
+  (`wire.parse_candle_push`: the channel has no closed flag).
 - The push carries no funding interval: it is filled from the instruments when the stream
   fetched them itself (`symbols=None`), else left None.
 """
@@ -24,7 +27,13 @@ import aiohttp
 
 from oiradar.records import LiquidationFeed
 from oiradar.venues.bitget.rest import BitgetClient
-from oiradar.venues.bitget.wire import PRODUCT, VENUE, parse_ticker
+from oiradar.venues.bitget.wire import (
+    GRANULARITY,
+    PRODUCT,
+    VENUE,
+    parse_candle_push,
+    parse_ticker,
+)
 from oiradar.venues.stream import (
     Connection,
     StreamRecord,
@@ -47,9 +56,13 @@ def split_symbols(symbols: Sequence[str], per_conn: int = CHANNELS_PER_CONN) -> 
     return [list(symbols[i : i + per_conn]) for i in range(0, len(symbols), per_conn)]
 
 
-def subscribe_messages(symbols: Sequence[str], per_request: int = ARGS_PER_REQUEST) -> list[str]:
-    """`ticker` subscribe requests for `symbols`, `per_request` channels each."""
-    args = [{"instType": PRODUCT, "channel": "ticker", "instId": s} for s in symbols]
+def subscribe_messages(
+    symbols: Sequence[str], per_request: int = ARGS_PER_REQUEST, candle: str | None = None
+) -> list[str]:
+    """`ticker` (and `candle<g>`) subscribe requests for `symbols`, `per_request` channels
+    each."""
+    channels = ["ticker"] if candle is None else ["ticker", f"candle{candle}"]
+    args = [{"instType": PRODUCT, "channel": c, "instId": s} for s in symbols for c in channels]
     return [
         json.dumps({"op": "subscribe", "args": args[i : i + per_request]}, separators=(",", ":"))
         for i in range(0, len(args), per_request)
@@ -73,6 +86,12 @@ class BitgetStream(WsStream):
     def __init__(self, *args: Any, ping_s: float = 30.0, **kwargs: Any) -> None:
         super().__init__(*args, ping_s=ping_s, **kwargs)
         self._intervals: dict[str, float | None] = {}
+        self._candle: str | None = None
+
+    def want_candles(self, interval_ms: int) -> bool:
+        self._candle = GRANULARITY.get(interval_ms)
+        self.candle_ms = interval_ms if self._candle is not None else None
+        return self._candle is not None
 
     async def plan(
         self, session: aiohttp.ClientSession, symbols: Sequence[str] | None
@@ -85,13 +104,14 @@ class BitgetStream(WsStream):
                 await client.close()
             self._intervals = {i.symbol: i.funding_interval_h for i in instruments}
             symbols = [i.symbol for i in instruments]
-        return list(split_symbols(symbols, CHANNELS_PER_CONN))
+        per_symbol = 1 if self._candle is None else 2
+        return list(split_symbols(symbols, CHANNELS_PER_CONN // per_symbol))
 
     def url(self) -> str:
         return self.base_url + PATH
 
     def subscribe_messages(self, conn: Connection) -> list[str]:
-        return subscribe_messages(conn.items or ())
+        return subscribe_messages(conn.items or (), ARGS_PER_REQUEST, self._candle)
 
     def silence(self) -> tuple[float, int]:
         return max(3 * self.ping_s, SILENCE_MIN_S), 1
@@ -108,12 +128,18 @@ class BitgetStream(WsStream):
                 self.venue_error("stream_error", f"{code}: {error}", code=code, error=error)
             return None
         arg = msg.get("arg")
-        if not isinstance(arg, dict) or arg.get("channel") != "ticker":
+        if not isinstance(arg, dict) or arg.get("channel") not in ("ticker", self._channel):
             return None
         return f"{conn.link}:{text}"
 
     def message_ms(self, msg: Any) -> int | None:
         return envelope_ms(msg)
 
+    @property
+    def _channel(self) -> str | None:
+        return None if self._candle is None else f"candle{self._candle}"
+
     def records(self, msg: Any, symbols: frozenset[str] | None) -> list[StreamRecord]:
+        if self.candle_ms is not None and msg["arg"]["channel"] == self._channel:
+            return list(parse_candle_push(msg, self.candle_ms))
         return list(parse_ticker(msg, self._intervals))

@@ -82,7 +82,7 @@ async def measure(
     args: argparse.Namespace, tmp: Path, db: Path | str, watch_log: Path
 ) -> Run | None:
     speed: float = args.speed
-    settle_s = max(2.0, 0.3 * speed)
+    settle_s = max(1.0, 0.3 * speed)
     sim, base = start_sim(
         args.symbols, speed, args.regime_weights, args.cascade_delay, tmp / "sim.log"
     )
@@ -188,6 +188,7 @@ async def follow(
                 flush=True,
             )
             task = start_probe(base, probe_out)
+            run.sim_stats_running = await sim_json(http, base + "/_sim/stats")
         if now >= next_report:
             next_report += 60
             run.reads.append(await read_clock(http, base))
@@ -255,7 +256,11 @@ def main(argv: list[str] | None = None) -> int:
         default=CASCADE_DELAY,
         help=f"the simulator's --cascade-delay (default {CASCADE_DELAY:g}; 0 = the default market)",
     )
-    ap.add_argument("--log-level", default="warning", help="oiradar watch --log-level")
+    ap.add_argument(
+        "--log-level",
+        default="info",
+        help="oiradar watch --log-level (info: its event=bar_closed lines give the causes)",
+    )
     ap.add_argument("--db", help="the daemon's store: a URL such as postgresql://... (an empty "
                     "database); default: a SQLite file in a temp dir")  # fmt: skip
     ap.add_argument(

@@ -139,7 +139,7 @@ class BarClose(ABC):
         if rest:
             await self.ingest.flush_async()
             firsts = {s: last + self.bar_ms for s in rest if (last := self.states[s].last_ts)}
-            await self.gaps.fill(firsts, upto, False, self._each)
+            await self.gaps.fill(firsts, upto, self._each)
             self._mark_filled()
             await self.ingest.flush_async()
             # Each trip to the reader lets liquidations in: a burst must not wait for 500.

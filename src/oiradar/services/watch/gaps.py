@@ -33,12 +33,11 @@ class GapFill:
         self.status, self.bar_ms, self.interval = status, bar_ms, interval_name(bar_ms)
         self._filled: list[tuple[str, int]] = []  # (symbol, bar open) of candles REST filled
 
-    async def fill(self, firsts: dict[str, int], upto: int, whole: bool, each: Each) -> None:
-        """Bars opening in [firsts[symbol], upto]; `whole`: every one of them must be stored
-        (the warm-up), not only those after the newest stored. `each` runs the calls per
-        symbol, keeping one symbol's venue error from the others."""
-        lacking = functools.partial(self._lacking, firsts=firsts, upto=upto, whole=whole)
-        todo, stored_upto = await self.reads.run(lacking)
+    async def fill(self, firsts: dict[str, int], upto: int, each: Each) -> None:
+        """Bars opening in [firsts[symbol], upto], each one looked for in the store. `each`
+        runs the calls per symbol, keeping one symbol's venue error from the others."""
+        lacking = functools.partial(self._lacking, firsts=firsts, upto=upto)
+        todo, holes = await self.reads.run(lacking)
         close = upto + self.bar_ms
 
         async def fetch(sym: str) -> None:
@@ -50,10 +49,7 @@ class GapFill:
                     if c.ts_ms <= upto
                 ]
                 self.got("candles", candles)
-                stored = stored_upto.get(sym)
-                self._filled.extend(
-                    (sym, c.ts_ms) for c in candles if stored is None or c.ts_ms > stored
-                )
+                self._filled.extend((sym, c.ts_ms) for c in candles if c.ts_ms in holes[sym])
             if oi:
                 found = await self.client.oi_history(sym, self.bar_ms, first + self.bar_ms, close)
                 self.got("oi", found)
@@ -72,23 +68,24 @@ class GapFill:
         return filled
 
     def _lacking(
-        self, store: Store, firsts: dict[str, int], upto: int, whole: bool
-    ) -> tuple[dict[str, tuple[int, int | None, bool]], dict[str, int]]:
+        self, store: Store, firsts: dict[str, int], upto: int
+    ) -> tuple[dict[str, tuple[int, int | None, bool]], dict[str, set[int]]]:
         """Per symbol: (first bar open, where to fetch klines from (None: every bar is
-        stored), whether to fetch OI history); and the newest bar stored of those asked."""
+        stored), whether to fetch OI history); and the bars missing of those asked. Streamed
+        candles reach the store ahead of the step, so the newest bar stored says nothing of
+        the bars before it: every bar is looked for."""
         out: dict[str, tuple[int, int | None, bool]] = {}
-        stored: dict[str, int] = {}
+        holes: dict[str, set[int]] = {}
+        venue = self.client.name
         for sym, first in firsts.items():
-            span = store.candle_span(self.client.name, sym, self.interval, first, upto)
-            if span is not None:
-                stored[sym] = span[1]
-            k_from = None
-            if span is None or span[1] < upto or (whole and span[0] > first):
-                k_from = first if span is None or whole else span[1]
+            stamps = set(store.timestamps(Kind.CANDLES, venue, sym, first, upto).tolist())
+            missing = {b for b in range(first, upto + 1, self.bar_ms) if b not in stamps}
+            holes[sym] = missing
+            k_from = min(missing) if missing else None
             # Only bars no OI sample reached (a drop, a restart, a close sweep that failed).
             oi = self._oi_missing(store, sym, first, upto)
             out[sym] = (first, k_from, oi)
-        return out, stored
+        return out, holes
 
     def _oi_missing(self, store: Store, sym: str, first_open: int, upto: int) -> bool:
         """True if some bar opening in [first_open, upto] has no OI snapshot at or before its

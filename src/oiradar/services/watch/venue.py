@@ -144,6 +144,9 @@ class VenueWatch(BarClose):
             if state.last_ts is None:
                 state.last_ts = last_closed  # nothing stored: start stepping from now
         self._seeded_ms = self.now_ms()
+        # The feed's coverage starts now, not at the first close: the bar running now can be
+        # stepped from the streams at its close (`close._covered_since`).
+        self._record_coverage()
         log.info(
             "venue=%s event=started symbols=%d last_bar=%s",
             self.venue,
@@ -311,7 +314,7 @@ class VenueWatch(BarClose):
             first = start_ms if start_ms is not None else stepped + self.bar_ms
             if first <= upto:
                 firsts[sym] = first
-        await self.gaps.fill(firsts, upto, start_ms is not None, self._each)
+        await self.gaps.fill(firsts, upto, self._each)
 
     def describe(self) -> dict[str, Any]:
         """The venue's line in `oiradar status`."""

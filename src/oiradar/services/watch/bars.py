@@ -34,9 +34,20 @@ class SymbolBars:
 
 
 class BarBook:
+    """Also holds the streamed candles back from the store until their close is stepped:
+    the store's readers (the dashboard) take a bar's candle as the sign that the bar is
+    complete, so it must not land before the OI and liquidations that close it."""
+
     def __init__(self, bar_ms: int) -> None:
         self.bar_ms = bar_ms
         self.symbols: dict[str, SymbolBars] = {}
+        self._unstored: list[Candle] = []
+
+    def take_unstored(self, upto: int | None = None) -> list[Candle]:
+        """The streamed candles opening at or before `upto` (None: all), for the store."""
+        out = [c for c in self._unstored if upto is None or c.ts_ms <= upto]
+        self._unstored = [c for c in self._unstored if upto is not None and c.ts_ms > upto]
+        return out
 
     def _of(self, symbol: str) -> SymbolBars:
         book = self.symbols.get(symbol)
@@ -47,6 +58,7 @@ class BarBook:
     def add_candle(self, candle: Candle) -> None:
         if candle.interval_ms == self.bar_ms:
             self._of(candle.symbol).candles[candle.ts_ms] = candle
+            self._unstored.append(candle)
 
     def add_oi(self, symbol: str, ts_ms: int, oi_base: float) -> None:
         """A sample at (or just before) a close belongs to the bar it closes, as in the grid."""

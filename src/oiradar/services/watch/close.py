@@ -123,6 +123,7 @@ class BarClose(ABC):
         if self.poller is not None:  # its close sweep is the bar-close OI
             await self.poller.closed(upto + self.bar_ms, SWEEP_WAIT_S)
         computing = time.time()
+        self.ingest.extend(list(self.book.take_unstored(upto)))
         streamed, rest = self._partition(upto, self.symbols)
         await self._step_streamed(streamed)
         n_streamed = len(streamed)
@@ -136,6 +137,7 @@ class BarClose(ABC):
             streamed, rest = self._partition(upto, rest)
             await self._step_streamed(streamed)
             n_streamed += len(streamed)
+        self.ingest.extend(list(self.book.take_unstored(upto)))  # those the grace brought
         if rest:
             await self.ingest.flush_async()
             firsts = {s: last + self.bar_ms for s in rest if (last := self.states[s].last_ts)}
@@ -272,6 +274,11 @@ class BarClose(ABC):
             self.status.bars_stepped += 1
             self.decider.on_bar(self.venue, sym, result, self.funding.get(sym, (None, None)))
         self._stepped(sym)
+
+    def store_pending(self) -> None:
+        """At a stop: the streamed candles not stepped yet, and the feed's coverage."""
+        self.ingest.extend(list(self.book.take_unstored()))
+        self._record_coverage()
 
     def _record_coverage(self) -> None:
         """The liquidation feed's connected spans, per symbol, for the store."""

@@ -255,7 +255,7 @@ class Watch:
                 t.cancel()
             await asyncio.gather(*tasks, ingest_task, return_exceptions=True)
             for v in self.venues:
-                v._record_coverage()
+                v.store_pending()
             rows = self.ingest.pending
             await self.ingest.flush_async()  # everything in memory, in a last transaction
             log.info("event=stopped flushed_rows=%d", rows)

@@ -217,8 +217,7 @@ class VenueWatch(BarClose):
             self._on_liquidation(rec)
         elif isinstance(rec, Candle):
             if rec.symbol in self.running:
-                self.ingest.add(rec)
-                self.book.add_candle(rec)
+                self.book.add_candle(rec)  # stored at its close's step (`BarBook`)
         else:
             self._take_snapshot(rec, store_oi=True)
 

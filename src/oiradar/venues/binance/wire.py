@@ -27,7 +27,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from oiradar import units
 from oiradar.errors import UnknownSymbol, VenueError, VenueUnavailable
 from oiradar.records import (
     Candle,
@@ -41,6 +40,7 @@ from oiradar.records import (
     PremiumBar,
     Side,
 )
+from oiradar.units import interval_ms as interval_of
 from oiradar.venues.base import ErrorOf, code_error, decimal, opt_decimal, reads, routed
 from oiradar.venues.stream import StreamRecord
 
@@ -293,7 +293,7 @@ def parse_kline(data: Mapping[str, Any]) -> list[Candle]:
     if k["x"] is not True:
         return []
     o, h, lo, c, vol, quote, taker = (decimal(k[f]) for f in ("o", "h", "l", "c", "v", "q", "V"))
-    step = units.interval_ms(str(k["i"]))
+    step = interval_of(str(k["i"]))
     symbol = str(data["s"])
     return [Candle(VENUE, symbol, step, int(k["t"]), o, h, lo, c, vol, quote, taker, int(k["n"]))]
 

@@ -222,10 +222,12 @@ class Run:
     stop_s: float | None = None  # SIGTERM -> exit; None: killed after 60 s
     ru_maxrss_kb: int = 0
     sim_stats: dict[str, Any] = field(default_factory=dict)
+    sim_stats_running: dict[str, Any] = field(default_factory=dict)  # when it began running
     status: dict[str, Any] = field(default_factory=dict)
     received: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     malformed: int = 0
     probe: ProbeResult | None = None
+    bar_ms: list[float] = field(default_factory=list)  # bar close -> sink, per alert
 
     @property
     def steady(self) -> float:

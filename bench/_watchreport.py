@@ -7,6 +7,7 @@ import argparse
 import os
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from _watchkit import BAR_MS, Run
 from oiradar.units import interval_ms, parse_time
@@ -15,6 +16,7 @@ PUSH_WALL_S = 0.1  # the simulator's WebSocket push cadence (wall time)
 TARGET_RSS_MB = 300.0  # four venues (the watch issue); seven: 400 MB (issue #16)
 TARGET_RSS_MB_SEVEN = 400.0
 TARGET_P99_MS = 250.0
+TARGET_BAR_P99_MS = 1500.0
 MIN_BURSTS = 100  # fewer and a p99 is mostly the maximum
 SIM_SATURATED = 0.9  # CPU share of one core
 
@@ -149,10 +151,103 @@ def report_status(run: Run) -> int:
             f"simulator {name:8} {v.get('requests', 0):6d} requests, 429 {v.get('rejected_429', 0)}"
             f", 418/403 {v.get('bans', 0)}, {v.get('ws_messages', 0)} WebSocket messages"
         )
+    report_rest(run)
     return sum(int(v.get("rejected_429", 0)) + int(v.get("bans", 0)) for v in venues.values())
 
 
-def report_latency(args: argparse.Namespace, run: Run) -> tuple[list[float], int]:
+# Binance's OI poll runs on a cadence of its own, not at the bar close: counted apart.
+POLLED = {"/fapi/v1/openInterest", "/fapi/v1/premiumIndex"}
+
+
+def report_rest(run: Run) -> None:
+    """REST requests per bar close once the daemon runs (start-up backfill left out), per venue
+    and endpoint: the simulator's counters at the start of the steady state and at the stop."""
+    before = run.sim_stats_running.get("venues", {})
+    after = run.sim_stats.get("venues", {})
+    if not before or not run.t_running:
+        print("REST per bar close: not measured (the daemon never ran)")
+        return
+    first = int(run.clock.sim_at(run.t_running) // BAR_MS) + 1
+    last = int(run.clock.sim_at(run.t_stop) // BAR_MS)
+    closes = max(1, last - first + 1)
+    total = polled = 0
+    for name in sorted(after):
+        old = before.get(name, {}).get("paths", {})
+        new = after[name].get("paths", {})
+        delta = {p: n - old.get(p, 0) for p, n in new.items() if n - old.get(p, 0)}
+        venue_total = sum(delta.values())
+        venue_polled = sum(n for p, n in delta.items() if p in POLLED)
+        total += venue_total
+        polled += venue_polled
+        parts = ", ".join(f"{p} {n / closes:.0f}" for p, n in sorted(delta.items()))
+        print(f"REST per bar close {name:8} {venue_total / closes:7.0f}: {parts or '-'}")
+    print(
+        f"REST per bar close, all venues: {total / closes:.0f} over {closes} closes "
+        f"({(total - polled) / closes:.0f} without Binance's OI poll, {polled / closes:.0f} polled)"
+    )
+
+
+Steps = dict[tuple[str, int], tuple[float, float, float, int, int]]
+
+
+def bar_steps(watch_log: Path) -> Steps:
+    """(venue, bar open ms) -> (close step entered, computing from, done: wall s; bars stepped
+    from the streams, from the store) from the daemon's `event=bar_closed` lines (info)."""
+    out: Steps = {}
+    text = watch_log.read_text(errors="replace") if watch_log.exists() else ""
+    for line in text.splitlines():
+        if "event=bar_closed" not in line:
+            continue
+        kv = dict(p.split("=", 1) for p in line.split() if "=" in p)
+        out[(kv["venue"], parse_time(kv["bar"]))] = (
+            float(kv["close_wall"]),
+            float(kv["step_wall"]),
+            float(kv["done_wall"]),
+            int(kv["streamed"]),
+            int(kv["rest"]),
+        )
+    return out
+
+
+def report_causes(run: Run, steps: Steps, bar_alerts: list[tuple[float, dict[str, Any]]]) -> None:
+    """Bar close -> sink per venue and per cause. The venue that raised an alert is the one of
+    its drivers whose close step for that bar began last before the alert arrived; waiting =
+    the bar's close -> that step computing (the settle time, and Binance's OI sweep),
+    computing = -> the step done (or the alert, if sooner), delivering = -> the sink."""
+    if not steps:
+        print("  per cause: no event=bar_closed lines (run with --log-level info)")
+        return
+    clock = run.clock
+    per: dict[str, dict[str, list[float]]] = {}
+    for arrived, a in bar_alerts:
+        bar_open = a["ts_ms"] - BAR_MS
+        found = [
+            (s, v)
+            for v in a.get("drivers") or []
+            if (s := steps.get((v, bar_open))) and s[1] <= arrived
+        ]
+        if not found:
+            continue
+        (_, computing, done, _, _), venue = max(found, key=lambda x: x[0][1])
+        close = clock.wall_at(a["ts_ms"])
+        end = min(done, arrived)
+        book = per.setdefault(
+            venue, {"total": [], "waiting": [], "computing": [], "delivering": []}
+        )
+        book["total"].append((arrived - close) * 1000)
+        book["waiting"].append((computing - close) * 1000)
+        book["computing"].append((end - computing) * 1000)
+        book["delivering"].append((arrived - end) * 1000)
+    for venue, book in sorted(per.items()):
+        print(f"  {venue}: " + dist("bar close -> sink", book["total"]))
+        for cause in ("waiting", "computing", "delivering"):
+            print(f"    {dist(cause, book[cause])}")
+    streamed = sum(s[3] for s in steps.values())
+    rest = sum(s[4] for s in steps.values())
+    print(f"  bars stepped at closes: {streamed} from the streams, {rest} via REST/store")
+
+
+def report_latency(args: argparse.Namespace, run: Run, watch_log: Path) -> tuple[list[float], int]:
     """Prints the latency distributions; returns (message left the simulator -> sink, ms, for
     the escalations the probe saw the tipping order of; the number of escalations)."""
     clock, probe = run.clock, run.probe
@@ -212,10 +307,13 @@ def report_latency(args: argparse.Namespace, run: Run) -> tuple[list[float], int
         dist(
             f"bar close -> sink ({len(bar_alerts) - len(bar_ms)} alerts of bars closed before "
             f"the daemon was running left out; includes the {run.settle_s:g}s settle = "
-            f"{settle_wall:.0f} ms wall and the REST fetches of every symbol)",
+            f"{settle_wall:.0f} ms wall)",
             bar_ms,
         )
     )
+    steady = [(t, a) for t, a in bar_alerts if clock.wall_at(a["ts_ms"]) >= run.steady]
+    report_causes(run, bar_steps(watch_log), steady)
+    run.bar_ms = bar_ms
     return left, len(bursts)
 
 
@@ -227,7 +325,7 @@ def report(args: argparse.Namespace, run: Run, watch_log: Path) -> int:
     print()
     limited = report_status(run)
     print()
-    left, escalations = report_latency(args, run)
+    left, escalations = report_latency(args, run, watch_log)
     print()
     for line in log_summary(watch_log):
         print(line)
@@ -244,6 +342,12 @@ def report(args: argparse.Namespace, run: Run, watch_log: Path) -> int:
         )
     else:
         print("liquidation -> sink p99: no burst escalation measured (target: NOT MEASURED)")
+    if run.bar_ms:
+        p99 = pct(run.bar_ms, 0.99)
+        print(
+            f"bar close -> sink p99: {p99:.0f} ms over {len(run.bar_ms)} alerts (target < "
+            f"{TARGET_BAR_P99_MS:.0f} ms: {verdict(p99 < TARGET_BAR_P99_MS)})"
+        )
     print(f"429/418 from the simulator: {limited} (target 0: {verdict(limited == 0)})")
     print(
         f"graceful stop: exit code {run.exit_code}"

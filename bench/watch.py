@@ -72,6 +72,8 @@ from oiradar.store import open_store
 from oiradar.store.base import redacted
 from oiradar.venues.registry import DEFAULT_VENUES
 
+MAJORS = "binance,bybit,okx,bitget"
+
 # Squeezes drawn 12x as often as by default, shorts building up 11x (so OI and price stay
 # balanced over the history), calm spells half as often; each squeeze's cascade starts half
 # way in, so it reads as covering first and is upgraded as the cascade streams in. About 4
@@ -84,7 +86,7 @@ async def measure(
     args: argparse.Namespace, tmp: Path, db: Path | str, watch_log: Path
 ) -> Run | None:
     speed: float = args.speed
-    settle_s = max(2.0, 0.3 * speed)
+    settle_s = max(1.0, 0.3 * speed)
     sim, base = start_sim(
         args.symbols, speed, args.regime_weights, args.cascade_delay, tmp / "sim.log"
     )
@@ -191,6 +193,7 @@ async def follow(
                 flush=True,
             )
             task = start_probe(base, probe_out)
+            run.sim_stats_running = await sim_json(http, base + "/_sim/stats")
         if now >= next_report:
             next_report += 60
             run.reads.append(await read_clock(http, base))
@@ -260,11 +263,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--venues",
-        default=",".join(DEFAULT_VENUES),
-        help=f"oiradar watch --venues (default {','.join(DEFAULT_VENUES)}; the simulator serves "
-        "all seven)",
+        default=MAJORS,
+        help=f"oiradar watch --venues (default {MAJORS}, the venues the watch targets are "
+        f"stated on; `oiradar watch` itself defaults to {','.join(DEFAULT_VENUES)}; the "
+        "simulator serves all seven)",
     )
-    ap.add_argument("--log-level", default="warning", help="oiradar watch --log-level")
+    ap.add_argument(
+        "--log-level",
+        default="info",
+        help="oiradar watch --log-level (info: its event=bar_closed lines give the causes)",
+    )
     ap.add_argument("--db", help="the daemon's store: a URL such as postgresql://... (an empty "
                     "database); default: a SQLite file in a temp dir")  # fmt: skip
     ap.add_argument(

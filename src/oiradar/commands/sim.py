@@ -57,6 +57,10 @@ def sim(
     ws_reorder: Annotated[
         float, typer.Option(help="Probability a WS message is swapped with the next.")
     ] = 0.0,
+    ws_lose_close: Annotated[
+        float,
+        typer.Option(help="Probability a candle channel's closing message for a bar is lost."),
+    ] = 0.0,
     limit_scale: Annotated[
         float,
         typer.Option(
@@ -170,6 +174,7 @@ def sim(
         ws_drop_s=ws_drop_s,
         ws_duplicate=ws_duplicate,
         ws_reorder=ws_reorder,
+        ws_lose_close=ws_lose_close,
         regime_weights=weights,
         cascade_delay=cascade_delay,
         history_lag_ms=parse_history_lag(history_lag, chosen) if history_lag else {},

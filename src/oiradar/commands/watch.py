@@ -94,10 +94,12 @@ def watch(
     settle: Annotated[
         str,
         typer.Option(
-            help="Venue time to wait after a bar closes for late stream messages before it is "
-            "evaluated. Raise it when watching a simulator running many times real speed."
+            help="Venue time to wait after a bar closes for late stream messages (its close "
+            "message, the last liquidations: Binance pushes one a second) before it is "
+            "evaluated; a close message not in by then is filled from REST. Raise it when "
+            "watching a simulator running many times real speed."
         ),
-    ] = "2s",
+    ] = "1s",
     endpoint: EndpointOption = None,
     log_level: Annotated[
         str, typer.Option(help="debug, info, warning or error (logs go to stderr).")

@@ -33,10 +33,12 @@ class Faults:
     seed: int = 7
     kinds: tuple[Fault, ...] = tuple(Fault)
     slow_s: float = 2.0
-    # WebSocket: drop every ~N s (0 = never), duplicate / reorder probabilities per message.
+    # WebSocket: drop every ~N s (0 = never), duplicate / reorder probabilities per message,
+    # and the probability that a candle channel's closing message for a bar is never sent.
     ws_drop_s: float = 0.0
     ws_duplicate: float = 0.0
     ws_reorder: float = 0.0
+    ws_lose_close: float = 0.0
     _rng: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
@@ -54,6 +56,10 @@ class Faults:
 
     def chance(self, p: float) -> bool:
         return bool(p) and self._rng.random() < p
+
+    def lose_close(self) -> bool:
+        """True when a bar's closing candle message is to be lost (never sent)."""
+        return self.chance(self.ws_lose_close)
 
     def drop_after(self) -> float | None:
         """Seconds until the next forced WebSocket drop, or None."""

@@ -31,8 +31,9 @@ class VenueStats:
     faults: int = 0
     ws_connections: int = 0
     ws_messages: int = 0
+    paths: dict[str, int] = field(default_factory=dict)  # REST requests per route path
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__slots__}
 
 

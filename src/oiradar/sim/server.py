@@ -58,6 +58,7 @@ class SimConfig:
     ws_drop_s: float = 0.0
     ws_duplicate: float = 0.0
     ws_reorder: float = 0.0
+    ws_lose_close: float = 0.0
     fault_kinds: tuple[Fault, ...] = tuple(Fault)
     venues: tuple[str, ...] = SIM_VENUES
     regime_weights: dict[str, float] | None = None  # synthetic mix (None: the default)
@@ -127,6 +128,7 @@ def build_app(cfg: SimConfig, wall_now_ms: int) -> web.Application:
             ws_drop_s=cfg.ws_drop_s,
             ws_duplicate=cfg.ws_duplicate,
             ws_reorder=cfg.ws_reorder,
+            ws_lose_close=cfg.ws_lose_close,
         ),
         seed=cfg.seed,
         history_lag_ms=dict(cfg.history_lag_ms),
@@ -165,7 +167,9 @@ async def _middleware(request: web.Request, handler: Handler) -> web.StreamRespo
     if venue is None or request.headers.get("Upgrade", "").lower() == "websocket":
         return await handler(request)
     name, check = venue
-    ctx.limits.stats[name].requests += 1
+    stats = ctx.limits.stats[name]
+    stats.requests += 1
+    stats.paths[path] = stats.paths.get(path, 0) + 1
     await ctx.faults.delay()
     refused: web.StreamResponse | None = check(ctx, request)
     if refused is not None:

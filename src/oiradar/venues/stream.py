@@ -3,8 +3,10 @@
 A stream connects, subscribes, keeps the connection alive the venue's way (pings, pongs),
 reconnects with exponential backoff and jitter after any drop (including the venues' 24 h
 cuts), resubscribes, drops exact duplicate messages, and hands normalized records to a
-callback: `Liquidation` (side = the liquidated *position*) and `MarketSnapshot` updates
-(OI, funding, mark price, whichever the venue streams). Raw payloads never leave the module.
+callback: `Liquidation` (side = the liquidated *position*), `MarketSnapshot` updates
+(OI, funding, mark price, whichever the venue streams) and, once `want_candles` asked for
+them, `Candle`s of closed bars only (the venue's closed-bar flag; running bars are dropped at
+the boundary). Raw payloads never leave the module.
 """
 
 from __future__ import annotations
@@ -25,10 +27,10 @@ import aiohttp
 from aiohttp import WSServerHandshakeError
 
 from oiradar.backoff import Backoff, retry_after_s
-from oiradar.records import Liquidation, LiquidationFeed, MarketSnapshot
+from oiradar.records import Candle, Liquidation, LiquidationFeed, MarketSnapshot
 from oiradar.venues.endpoints import endpoints
 
-StreamRecord = Liquidation | MarketSnapshot
+StreamRecord = Liquidation | MarketSnapshot | Candle
 Handler = Callable[[StreamRecord], Awaitable[None] | None]
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,12 @@ class VenueStream(ABC):
     name: str
     liquidations: LiquidationFeed
     streams_oi = True  # False: OI must be polled over REST (Binance)
+    candle_ms: int | None = None  # the bar size whose closed candles are streamed (None: none)
+
+    def want_candles(self, interval_ms: int) -> bool:
+        """Stream closed candles of `interval_ms` from the next connection on; False where
+        the venue's stream has no such channel (then candles come from REST)."""
+        return False
 
     @abstractmethod
     async def run(self, symbols: Sequence[str] | None, on_record: Handler) -> None:
@@ -175,7 +183,7 @@ class WsStream(VenueStream):
     def url(self) -> str: ...
 
     def url_for(self, conn: Connection) -> str:
-        """Where `conn` connects; one URL for all unless a venue splits feeds over sockets."""
+        """Where `conn` connects (venues with several endpoints say which per connection)."""
         return self.url()
 
     def subscribe_messages(self, conn: Connection) -> list[str]:

@@ -50,7 +50,7 @@ class WatchRequest:
     top: int | None = 30
     params: EngineParams = field(default_factory=EngineParams)
     bar_ms: int = 5 * MINUTE_MS
-    settle_ms: int = 2_000  # venue ms after a close before the bar is evaluated
+    settle_ms: int = 1_000  # venue ms after a close before the bar is evaluated
     flush_s: float = 1.0
     endpoint: str | None = None  # every venue's requests go here (a simulator); None: the venues
     limit_scale: float = 1.0  # divide every rate-limit window by this (a simulator at N x)
@@ -255,7 +255,7 @@ class Watch:
                 t.cancel()
             await asyncio.gather(*tasks, ingest_task, return_exceptions=True)
             for v in self.venues:
-                v._record_coverage()
+                v.store_pending()
             rows = self.ingest.pending
             await self.ingest.flush_async()  # everything in memory, in a last transaction
             log.info("event=stopped flushed_rows=%d", rows)

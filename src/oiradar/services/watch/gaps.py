@@ -1,6 +1,7 @@
 """What one venue's store lacks, fetched from REST for `oiradar watch`: klines where a bar is
-missing, OI history where no snapshot fell inside a bar (always, without an OI stream). The
-store is asked once for every symbol (on the reader thread), then the venue for each."""
+missing (the streamed close never came, a drop, a restart), OI history where no sample fell
+inside a bar. The store is asked once for every symbol (on the reader thread), then the
+venue for each. The bars whose candle was filled are kept for the caller (`take_filled`)."""
 
 from __future__ import annotations
 
@@ -23,28 +24,32 @@ class GapFill:
     def __init__(
         self,
         client: VenueClient,
-        streams_oi: bool,
         reads: AsyncStore,
         ingest: Ingest,
         status: VenueStatus,
         bar_ms: int,
     ) -> None:
-        self.client, self.streams_oi, self.reads, self.ingest = client, streams_oi, reads, ingest
+        self.client, self.reads, self.ingest = client, reads, ingest
         self.status, self.bar_ms, self.interval = status, bar_ms, interval_name(bar_ms)
+        self._filled: list[tuple[str, int]] = []  # (symbol, bar open) of candles REST filled
 
-    async def fill(self, firsts: dict[str, int], upto: int, whole: bool, each: Each) -> None:
-        """Bars opening in [firsts[symbol], upto]; `whole`: every one of them must be stored
-        (the warm-up), not only those after the newest stored. `each` runs the calls per
-        symbol, keeping one symbol's venue error from the others."""
-        lacking = functools.partial(self._lacking, firsts=firsts, upto=upto, whole=whole)
-        todo = await self.reads.run(lacking)
+    async def fill(self, firsts: dict[str, int], upto: int, each: Each) -> None:
+        """Bars opening in [firsts[symbol], upto], each one looked for in the store. `each`
+        runs the calls per symbol, keeping one symbol's venue error from the others."""
+        lacking = functools.partial(self._lacking, firsts=firsts, upto=upto)
+        todo, holes = await self.reads.run(lacking)
         close = upto + self.bar_ms
 
         async def fetch(sym: str) -> None:
             first, k_from, oi = todo[sym]
             if k_from is not None:
-                candles = await self.client.klines(sym, self.bar_ms, k_from, upto)
-                self.got("candles", [c for c in candles if c.ts_ms <= upto])
+                candles = [
+                    c
+                    for c in await self.client.klines(sym, self.bar_ms, k_from, upto)
+                    if c.ts_ms <= upto
+                ]
+                self.got("candles", candles)
+                self._filled.extend((sym, c.ts_ms) for c in candles if c.ts_ms in holes[sym])
             if oi:
                 found = await self.client.oi_history(sym, self.bar_ms, first + self.bar_ms, close)
                 self.got("oi", found)
@@ -57,22 +62,30 @@ class GapFill:
             self.ingest.extend(list(rows))
             self.status.backfilled[kind] = self.status.backfilled.get(kind, 0) + len(rows)
 
+    def take_filled(self) -> list[tuple[str, int]]:
+        """(symbol, bar open) of the candles filled since the last call."""
+        filled, self._filled = self._filled, []
+        return filled
+
     def _lacking(
-        self, store: Store, firsts: dict[str, int], upto: int, whole: bool
-    ) -> dict[str, tuple[int, int | None, bool]]:
+        self, store: Store, firsts: dict[str, int], upto: int
+    ) -> tuple[dict[str, tuple[int, int | None, bool]], dict[str, set[int]]]:
         """Per symbol: (first bar open, where to fetch klines from (None: every bar is
-        stored), whether to fetch OI history)."""
+        stored), whether to fetch OI history); and the bars missing of those asked. Streamed
+        candles reach the store ahead of the step, so the newest bar stored says nothing of
+        the bars before it: every bar is looked for."""
         out: dict[str, tuple[int, int | None, bool]] = {}
+        holes: dict[str, set[int]] = {}
+        venue = self.client.name
         for sym, first in firsts.items():
-            span = store.candle_span(self.client.name, sym, self.interval, first, upto)
-            k_from = None
-            if span is None or span[1] < upto or (whole and span[0] > first):
-                k_from = first if span is None or whole else span[1]
-            # Without an OI stream the polls land anywhere in a bar: take the venue's own
-            # bar-close values; with one, only bars no snapshot reached (a drop, a restart).
-            oi = not self.streams_oi or self._oi_missing(store, sym, first, upto)
+            stamps = set(store.timestamps(Kind.CANDLES, venue, sym, first, upto).tolist())
+            missing = {b for b in range(first, upto + 1, self.bar_ms) if b not in stamps}
+            holes[sym] = missing
+            k_from = min(missing) if missing else None
+            # Only bars no OI sample reached (a drop, a restart, a close sweep that failed).
+            oi = self._oi_missing(store, sym, first, upto)
             out[sym] = (first, k_from, oi)
-        return out
+        return out, holes
 
     def _oi_missing(self, store: Store, sym: str, first_open: int, upto: int) -> bool:
         """True if some bar opening in [first_open, upto] has no OI snapshot at or before its

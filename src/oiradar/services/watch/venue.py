@@ -1,14 +1,12 @@
-"""One venue inside `oiradar watch`: its stream, its OI poller, its bar clock and engines.
+"""One venue inside `oiradar watch`: its stream, its OI poller, its bar clock and engines
+(the bar-close step is `close.BarClose`).
 
 Time is the venue's own (the newest timestamp any message or response carried), so the
-daemon runs the same against the live venue and a simulator at 100x. When a bar has closed
-(venue time past the close plus `settle_ms`), every watched symbol gets, from REST, exactly
-what the store lacks for the bars since the last one it stepped: klines, OI history where no
-snapshot fell inside a bar (a stream drop, a restart), settled funding when one was due.
-Then each symbol's engine steps those bars from the store, the same rows `oiradar analyze`
-reads. Liquidations update a running window per symbol and are checked against the squeeze
-rule as they arrive, so an escalation does not wait for the bar to close. Store reads run on
-the daemon's reader thread (`store.aio`), a few symbols per trip, never on the loop.
+daemon runs the same against the live venue and a simulator at 100x. Closed candles and OI
+come from the streams (Binance's OI from the sweep that starts at each close, `poll`), kept
+in memory (`bars`) and in the store. Liquidations update a running window per symbol and are
+checked against the squeeze rule as they arrive, so an escalation does not wait for the bar
+to close; while a worker steps a symbol, its check waits for the step.
 """
 
 from __future__ import annotations
@@ -18,24 +16,28 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from oiradar.errors import Banned, UnknownSymbol, VenueError
 from oiradar.kinds import Kind
-from oiradar.records import Liquidation, LiquidationFeed, MarketSnapshot, OISample, Side
+from oiradar.records import (
+    Candle,
+    Liquidation,
+    LiquidationFeed,
+    MarketSnapshot,
+    OISample,
+    Side,
+)
+from oiradar.services.watch.bars import BarBook
+from oiradar.services.watch.close import BarClose, Running
 from oiradar.services.watch.decide import Burst, Decider, Phase
 from oiradar.services.watch.gaps import GapFill
 from oiradar.services.watch.ingest import Ingest
-from oiradar.services.watch.venue_status import (
-    FeedSpans,
-    VenueStatus,
-    poll_interval_s,
-)
-from oiradar.signals.live import LiveState, bar_at, grid_bars, provisional_squeeze, seed, step
+from oiradar.services.watch.poll import OIPoller
+from oiradar.services.watch.venue_status import FeedSpans, VenueStatus
+from oiradar.signals.live import LiveState, bar_at, provisional_squeeze, seed, step
 from oiradar.signals.params import EngineParams
-from oiradar.signals.windows import Grid, build_grid
 from oiradar.store import Store
 from oiradar.store.aio import AsyncStore
 from oiradar.units import DAY_MS, interval_name, iso
@@ -46,19 +48,12 @@ log = logging.getLogger(__name__)
 CLOCK_IDLE_S = 5.0  # no venue time for this long (stream down): ask REST for it
 FUNDING_PASS_S = 30.0  # how often settled funding is checked for
 YIELD_EVERY = 10  # symbols read per trip to the reader thread, stepped between two turns
+STEP_EVERY = 50  # streamed bars stepped per trip to a worker thread
 FUNDING_RETRY_S = 300.0  # after a fetch, the symbol's next try
+SWEEP_WAIT_S = 10.0  # wall seconds a close waits at most for its OI sweep
 
 
-@dataclass(slots=True)
-class Running:
-    """Liquidation sums per bar open not stepped yet. Duplicated messages were already
-    dropped by the stream; keeping every order's key here cost ~10 MB per venue at 500
-    symbols, for no better burst check (the stored rows are deduplicated by the store)."""
-
-    bars: dict[int, list[float]] = field(default_factory=dict)  # open -> [long, short]
-
-
-class VenueWatch:
+class VenueWatch(BarClose):
     def __init__(
         self,
         client: VenueClient,
@@ -86,7 +81,16 @@ class VenueWatch:
         self._clock_mono = -CLOCK_IDLE_S  # when the stream's time last moved (monotonic s)
         self._clock_seen = 0
         self._feed_spans = FeedSpans()
-        self.gaps = GapFill(client, stream.streams_oi, reads, ingest, self.status, bar_ms)
+        self.gaps = GapFill(client, reads, ingest, self.status, bar_ms)
+        self.book = BarBook(bar_ms)
+        self.status.candles = "stream" if stream.want_candles(bar_ms) else "rest"
+        self.poller = None if stream.streams_oi else OIPoller(
+            client, self.status, self.now_ms, self._take_polled, bar_ms=bar_ms,
+            settle_ms=settle_ms,
+        )  # fmt: skip
+        self._seeded_ms: int | None = None  # venue time the engines were seeded at
+        self._busy: set[str] = set()  # symbols a worker is stepping
+        self._deferred: dict[str, Liquidation] = {}  # their burst checks, for after
 
     @property
     def feed(self) -> LiquidationFeed:
@@ -127,6 +131,7 @@ class VenueWatch:
         now = self.now_ms()
         last_closed = now - now % self.bar_ms - self.bar_ms
         await self._backfill(now - warm_ms, last_closed)
+        self.gaps.take_filled()  # the warm-up, not gaps in what was streamed
         await self.ingest.flush_async()
         async for sym, grid in self._grids(
             dict.fromkeys(self.symbols, last_closed - seed_ms), last_closed
@@ -138,6 +143,10 @@ class VenueWatch:
                 self.decider.on_bar(self.venue, sym, result, self.funding.get(sym, (None, None)))
             if state.last_ts is None:
                 state.last_ts = last_closed  # nothing stored: start stepping from now
+        self._seeded_ms = self.now_ms()
+        # The feed's coverage starts now, not at the first close: the bar running now can be
+        # stepped from the streams at its close (`close._covered_since`).
+        self._record_coverage()
         log.info(
             "venue=%s event=started symbols=%d last_bar=%s",
             self.venue,
@@ -161,8 +170,8 @@ class VenueWatch:
             tg.create_task(self.stream.run(self.symbols, self.on_record))
             tg.create_task(self._clock_keeper())
             tg.create_task(self._funding_loop(warm_ms))
-            if not self.stream.streams_oi:
-                tg.create_task(self._poll_loop())
+            if self.poller is not None:
+                tg.create_task(self.poller.run(self.symbols))
             await self.warm_up(warm_ms, seed_ms)
             tg.create_task(self._bar_loop())
 
@@ -178,7 +187,10 @@ class VenueWatch:
                 lambda s: s.last_ts(Kind.FUNDING, self.venue, sym, None, None)
             )
             since = last + 1 if last is not None else now - max(warm_ms, DAY_MS)
-            self.gaps.got("funding", await self.client.funding_history(sym, since, now))
+            settled = await self.client.funding_history(sym, since, now)
+            self.gaps.got("funding", settled)
+            for sample in settled:
+                self.book.add_funding(sample)
             # Published late, or nothing new: ask again in a few minutes, not every pass.
             retry[sym] = time.monotonic() + FUNDING_RETRY_S
 
@@ -203,6 +215,9 @@ class VenueWatch:
         if isinstance(rec, Liquidation):
             self.ingest.add(rec)
             self._on_liquidation(rec)
+        elif isinstance(rec, Candle):
+            if rec.symbol in self.running:
+                self.book.add_candle(rec)  # stored at its close's step (`BarBook`)
         else:
             self._take_snapshot(rec, store_oi=True)
 
@@ -210,9 +225,25 @@ class VenueWatch:
         if snap.funding_rate is not None:
             self.funding[snap.symbol] = (snap.funding_rate, snap.funding_interval_h)
         if store_oi and snap.oi_base is not None and snap.symbol in self.running:
-            self.ingest.add(
-                OISample(self.venue, snap.symbol, snap.ts_ms, snap.oi_base, None, snap.oi_usd)
-            )
+            self._take_oi(snap, snap.ts_ms)
+
+    def _take_oi(self, snap: MarketSnapshot, ts_ms: int) -> None:
+        assert snap.oi_base is not None
+        self.ingest.add(OISample(self.venue, snap.symbol, ts_ms, snap.oi_base, None, snap.oi_usd))
+        self.book.add_oi(snap.symbol, ts_ms, snap.oi_base)
+
+    def _take_polled(self, snaps: list[MarketSnapshot], close: int | None) -> None:
+        """A poll sweep's readings; those of a close's sweep within the settle time are that
+        bar's close OI, stamped at the close (`poll`)."""
+        if snaps:
+            self._rest_ms = max(self._rest_ms, *(s.ts_ms for s in snaps))
+        for s in snaps:
+            self._take_snapshot(s, store_oi=False)
+            if s.oi_base is None or s.symbol not in self.running:
+                continue
+            poller = self.poller
+            at_close = close is not None and poller is not None and poller.at_close(s.ts_ms, close)
+            self._take_oi(s, close if at_close and close is not None else s.ts_ms)
 
     def _on_liquidation(self, liq: Liquidation) -> None:
         run, state = self.running.get(liq.symbol), self.states.get(liq.symbol)
@@ -224,6 +255,13 @@ class VenueWatch:
         sums = run.bars.setdefault(bar_open, [0.0, 0.0])
         sums[0 if liq.position_side is Side.LONG else 1] += liq.usd
         if liq.position_side is Side.SHORT and self.decider.phase(liq.symbol) is Phase.COVERING:
+            if liq.symbol in self._busy:  # a worker is stepping it: checked right after
+                self._deferred[liq.symbol] = liq
+                return
+            self._burst_check(liq, run, state, bar_open)
+
+    def _burst_check(self, liq: Liquidation, run: Running, state: LiveState, bar_open: int) -> None:
+        if state.last_ts is not None and bar_open > state.last_ts:
             pending = [run.bars.get(b, [0.0, 0.0]) for b in self._open_bars(state, bar_open)]
             hit = provisional_squeeze(state, pending)
             if hit is not None:
@@ -244,83 +282,6 @@ class VenueWatch:
             elif not self._stream_fresh and self.symbols:
                 with contextlib.suppress(VenueError):
                     await self._snapshot(self.symbols[:1])
-
-    async def _poll_loop(self) -> None:
-        """OI snapshots for every symbol, as often as the venue's limits allow."""
-        cost = self.client.snapshot_cost(len(self.symbols))
-        limiter = getattr(self.client, "limiter", None)
-        if cost is None or limiter is None:
-            return
-        budgets = {k: (float(b.limit), b.period_s) for k, b in limiter.budgets.items()}
-        per_bar = self.client.snapshot_cost(0) or {}
-        # Reserved: one klines call (weight ~1) per symbol per bar, and the clock keeper.
-        reserved = {k: len(self.symbols) / (self.bar_ms / 1000) for k in per_bar}
-        interval = poll_interval_s(cost, budgets, reserved)
-        self.status.poll_s = interval
-        log.info(
-            "venue=%s event=oi_poll symbols=%d cadence_s=%.2f cost=%s",
-            self.venue,
-            len(self.symbols),
-            interval,
-            cost,
-        )
-        while True:
-            started = time.monotonic()
-            try:
-                await self._snapshot(self.symbols)
-                self.status.polls += 1
-            except VenueError as exc:
-                self._error(exc)
-            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
-
-    async def _bar_loop(self) -> None:
-        while True:
-            last = min((s.last_ts for s in self.states.values() if s.last_ts is not None),
-                       default=None)  # fmt: skip
-            if last is None:
-                return
-            close = last + 2 * self.bar_ms  # the close of the next unstepped bar
-            while self.now_ms() < close + self.settle_ms:
-                await asyncio.sleep(0.02)
-            now = self.now_ms()
-            upto = now - now % self.bar_ms - self.bar_ms  # the newest closed bar's open
-            try:
-                await self.close_bars(upto)
-            except Banned as exc:
-                self._error(exc)
-                await asyncio.sleep(min(exc.seconds, 60.0))
-
-    # -- a bar closed ----------------------------------------------------------------------
-
-    async def close_bars(self, upto: int) -> None:
-        """Backfill, store and step every symbol up to the bar opening at `upto`."""
-        self._record_coverage()
-        await self.ingest.flush_async()
-        await self._backfill(None, upto)
-        await self.ingest.flush_async()
-        unstepped = {  # each symbol's first bar its engine has not stepped
-            sym: last + self.bar_ms
-            for sym in self.symbols
-            if (last := self.states[sym].last_ts) is not None and upto > last
-        }
-        # Each trip to the reader lets liquidations in: a burst must not wait for 500.
-        async for sym, grid in self._grids(unstepped, upto):
-            self._step_symbol(sym, grid, unstepped[sym], upto)
-        self.status.last_bar_ms = upto
-
-    async def _grids(self, first: dict[str, int], upto: int) -> AsyncIterator[tuple[str, Grid]]:
-        """Each symbol's grid of the stored bars opening in [first[symbol], upto], read and
-        built on the reader thread, YIELD_EVERY symbols a trip."""
-        items = list(first.items())
-        for k in range(0, len(items), YIELD_EVERY):
-            batch = items[k : k + YIELD_EVERY]
-            read = functools.partial(self._read_grids, batch=batch, upto=upto)
-            for (sym, _), grid in zip(batch, await self.reads.run(read), strict=True):
-                yield sym, grid
-
-    def _read_grids(self, store: Store, batch: list[tuple[str, int]], upto: int) -> list[Grid]:
-        series = (store.read_series(self.venue, sym, self.interval, lo, upto) for sym, lo in batch)
-        return [build_grid(s) for s in series]
 
     async def _each(self, fn: Callable[[str], Any], symbols: Sequence[str] | None = None) -> None:
         async def guarded(sym: str) -> None:
@@ -352,26 +313,7 @@ class VenueWatch:
             first = start_ms if start_ms is not None else stepped + self.bar_ms
             if first <= upto:
                 firsts[sym] = first
-        await self.gaps.fill(firsts, upto, start_ms is not None, self._each)
-
-    def _step_symbol(self, sym: str, grid: Grid, lo: int, upto: int) -> None:
-        """Step the bars of `grid` (read up to `upto`) from the bar opening at `lo`."""
-        state = self.states[sym]
-        run = self.running[sym]
-        for bar in grid_bars(grid):
-            if bar.ts_ms < lo:
-                continue
-            result = step(state, bar)
-            self.status.bars_stepped += 1
-            self.decider.on_bar(self.venue, sym, result, self.funding.get(sym, (None, None)))
-        for b in [b for b in run.bars if b <= (state.last_ts or upto)]:
-            del run.bars[b]
-
-    def _record_coverage(self) -> None:
-        """The liquidation feed's connected spans, per symbol, for the store."""
-        if self.feed is not LiquidationFeed.NONE:
-            spans = self._feed_spans.spans(self.stream.stats)
-            self.ingest.cover([(self.venue, s, a, b) for a, b in spans for s in self.symbols])
+        await self.gaps.fill(firsts, upto, self._each)
 
     def describe(self) -> dict[str, Any]:
         """The venue's line in `oiradar status`."""

@@ -42,6 +42,10 @@ class VenueStatus:
     last_error: str | None = None
     poll_s: float | None = None
     polls: int = 0
+    candles: str = "rest"  # "stream": closed candles come from the venue's WebSocket
+    streamed_bars: int = 0  # bars stepped from what the streams built (no REST, no store read)
+    filled: dict[str, int] = field(default_factory=dict)  # cause -> bars whose candle REST filled
+    last_filled: list[str] = field(default_factory=list)  # "SYMBOL@bar open (cause)", newest last
     rate_mark: tuple[float, int] = field(default_factory=lambda: (time.monotonic(), 0))
 
     def line(
@@ -66,6 +70,10 @@ class VenueStatus:
             "last_message": iso(st.last_message_ms) if st.last_message_ms else None,
             "last_bar": iso(self.last_bar_ms) if self.last_bar_ms else None,
             "bars_stepped": self.bars_stepped,
+            "candles": self.candles,
+            "streamed_bars": self.streamed_bars,
+            "filled": dict(self.filled),
+            "last_filled": self.last_filled[-10:],
             "symbols": symbols,
             "liquidations": feed.value,
             "oi": "stream" if stream.streams_oi else f"poll every {self.poll_s or 0:.1f} s",

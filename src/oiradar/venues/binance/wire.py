@@ -40,6 +40,7 @@ from oiradar.records import (
     PremiumBar,
     Side,
 )
+from oiradar.units import interval_ms as interval_of
 from oiradar.venues.base import ErrorOf, code_error, decimal, opt_decimal, reads, routed
 from oiradar.venues.stream import StreamRecord
 
@@ -284,9 +285,23 @@ def parse_mark_price(data: Mapping[str, Any]) -> list[MarketSnapshot]:
     ]
 
 
+@reads(VENUE)
+def parse_kline(data: Mapping[str, Any]) -> list[Candle]:
+    """A `kline` event -> its bar once closed (`k.x` true), as `parse_klines` reads the REST
+    row: `v` coin, `q` quote, `V` taker-buy coin, `n` trades; a running update -> []."""
+    k = data["k"]
+    if k["x"] is not True:
+        return []
+    o, h, lo, c, vol, quote, taker = (decimal(k[f]) for f in ("o", "h", "l", "c", "v", "q", "V"))
+    step = interval_of(str(k["i"]))
+    symbol = str(data["s"])
+    return [Candle(VENUE, symbol, step, int(k["t"]), o, h, lo, c, vol, quote, taker, int(k["n"]))]
+
+
 EVENTS: dict[str, Callable[[Mapping[str, Any]], Iterable[StreamRecord]]] = {
     "forceOrder": parse_force_order,  # by the event type `e`
     "markPriceUpdate": parse_mark_price,
+    "kline": parse_kline,
 }
 
 

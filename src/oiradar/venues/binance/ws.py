@@ -1,7 +1,15 @@
-"""Binance USD-M market streams (exchange-apis.md §1.4): liquidations and mark price/funding.
+"""Binance USD-M market streams (exchange-apis.md §1.4): liquidations, mark price/funding and,
+when asked (`want_candles`), closed klines.
 
 One combined connection `/market/stream?streams=!forceOrder@arr/!markPrice@arr@1s` carries
-every symbol; `symbols` filters on our side. `!forceOrder@arr` is *sampled* (the latest order
+every symbol; `symbols` filters on our side. Klines are `<symbol>@kline_<interval>` streams on
+the same `/market` path (a connection holds at most 1024 streams, so 1000 symbols' klines per
+connection), added by `SUBSCRIBE` messages of 200 streams each, paced 0.25 s apart (the
+venue closes a connection that sends more than 10 messages a second). A kline pushes every
+250 ms; `k.x` true marks the closing update (developers.binance.com, USD-M "Kline/Candlestick
+Streams"): running updates are dropped before they are decoded (`"x":false` in the text).
+
+`!forceOrder@arr` is *sampled* (the latest order
 per symbol per second). `S` is the side of the forced order: BUY closes a short, so the
 liquidated position is SHORT; notional = filled qty `z` x average price `ap` (read in
 `wire`). The server pings every 3 min (aiohttp answers) and cuts a connection at 24 h; any
@@ -13,13 +21,31 @@ connection, idle keepalive (no text pings), every message deduplicated by raw te
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any
 
+import aiohttp
+
 from oiradar.records import LiquidationFeed
-from oiradar.venues.binance.wire import VENUE, message_ms, parse_message
-from oiradar.venues.stream import StreamRecord, WsStream
+from oiradar.units import interval_name
+from oiradar.venues.binance.wire import KLINE_INTERVALS, VENUE, message_ms, parse_message
+from oiradar.venues.stream import Connection, StreamRecord, WsStream
 
 STREAMS = ("!forceOrder@arr", "!markPrice@arr@1s")
+KLINES_PER_CONN = 1000  # of the 1024 streams a connection may hold, beside STREAMS
+KLINES_PER_REQUEST = 200
+RUNNING_KLINE = '"x":false'  # a kline update that does not close its bar
+
+
+def subscribe_messages(symbols: Sequence[str], interval: str, first_id: int = 1) -> list[str]:
+    """`SUBSCRIBE` requests for the symbols' kline streams, `KLINES_PER_REQUEST` each."""
+    names = [f"{s.lower()}@kline_{interval}" for s in symbols]
+    chunks = [names[i : i + KLINES_PER_REQUEST] for i in range(0, len(names), KLINES_PER_REQUEST)]
+    return [
+        json.dumps({"method": "SUBSCRIBE", "params": c, "id": first_id + k}, separators=(",", ":"))
+        for k, c in enumerate(chunks)
+    ]
 
 
 class BinanceStream(WsStream):
@@ -28,9 +54,31 @@ class BinanceStream(WsStream):
     name = VENUE
     liquidations = LiquidationFeed.SAMPLED
     streams_oi = False  # no public OI stream: `oiradar watch` polls openInterest
+    subscribe_gap_s = 0.25  # <= 4 subscribe messages/s of the 10 incoming messages/s allowed
+
+    def want_candles(self, interval_ms: int) -> bool:
+        if interval_name(interval_ms) not in KLINE_INTERVALS:
+            return False
+        self.candle_ms = interval_ms
+        return True
+
+    async def plan(
+        self, session: aiohttp.ClientSession, symbols: Sequence[str] | None
+    ) -> list[Sequence[str] | None]:
+        if symbols is None or self.candle_ms is None:
+            return [None if symbols is None else list(symbols)]
+        return [symbols[i : i + KLINES_PER_CONN] for i in range(0, len(symbols), KLINES_PER_CONN)]
 
     def url(self) -> str:
         return f"{self.base_url}/market/stream?streams={'/'.join(STREAMS)}"
+
+    def subscribe_messages(self, conn: Connection) -> list[str]:
+        if self.candle_ms is None or not conn.items:
+            return []
+        return subscribe_messages(conn.items, interval_name(self.candle_ms))
+
+    def decode(self, text: str) -> Any:
+        return None if RUNNING_KLINE in text else super().decode(text)
 
     def records(self, msg: Any, symbols: frozenset[str] | None) -> list[StreamRecord]:
         out = parse_message(msg)

@@ -132,6 +132,17 @@ def parse_candles(rows: Any, symbol: str, interval_ms: int) -> list[Candle]:
 
 
 @reads(VENUE)
+def parse_candle_push(msg: Mapping[str, Any], interval_ms: int) -> list[Candle]:
+    """A `candle<g>` push -> its closed bars. The channel has no closed flag (the doc: data
+    "pushed every 500 ms", a snapshot after subscribing, then updates), so a row is final
+    when the push was generated at or after its bar's close (`ts` of the push >= open +
+    bar): a bar cannot change after its close. Rows read like `parse_candles`' REST rows."""
+    pushed = int(msg["ts"])
+    rows = parse_candles(msg["data"], str(msg["arg"]["instId"]), interval_ms)
+    return [c for c in rows if c.ts_ms + interval_ms <= pushed]
+
+
+@reads(VENUE)
 def parse_funding(rows: Any, symbol: str, interval_h: float) -> list[FundingSample]:
     """`history-fund-rate` rows: the settled rate (fraction) at `fundingTime`."""
     return [

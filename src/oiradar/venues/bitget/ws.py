@@ -15,6 +15,9 @@
   symbol, only the largest long and the largest short liquidation (`LiquidationFeed.SAMPLED`;
   sums are lower bounds). The v3 socket's rules are assumed to be v2's (text `ping` every
   30 s, 10 messages/s, 24 h cut): the v3 intro page is not in the stored copies.
+- `candle5m` (when `want_candles` asked) beside each `ticker`: two channels per symbol, so
+  22 symbols per connection; a bar is closed once a push made after its close carries it
+  (`wire.parse_candle_push`: the channel has no closed flag).
 - The push carries no funding interval: it is filled from the instruments when the stream
   fetched them itself (`symbols=None`), else left None.
 """
@@ -29,7 +32,14 @@ import aiohttp
 
 from oiradar.records import LiquidationFeed
 from oiradar.venues.bitget.rest import BitgetClient
-from oiradar.venues.bitget.wire import PRODUCT, VENUE, parse_liquidations, parse_ticker
+from oiradar.venues.bitget.wire import (
+    GRANULARITY,
+    PRODUCT,
+    VENUE,
+    parse_candle_push,
+    parse_liquidations,
+    parse_ticker,
+)
 from oiradar.venues.stream import (
     Connection,
     StreamRecord,
@@ -57,9 +67,13 @@ def split_symbols(symbols: Sequence[str], per_conn: int = CHANNELS_PER_CONN) -> 
     return [list(symbols[i : i + per_conn]) for i in range(0, len(symbols), per_conn)]
 
 
-def subscribe_messages(symbols: Sequence[str], per_request: int = ARGS_PER_REQUEST) -> list[str]:
-    """`ticker` subscribe requests for `symbols`, `per_request` channels each."""
-    args = [{"instType": PRODUCT, "channel": "ticker", "instId": s} for s in symbols]
+def subscribe_messages(
+    symbols: Sequence[str], per_request: int = ARGS_PER_REQUEST, candle: str | None = None
+) -> list[str]:
+    """`ticker` (and `candle<g>`) subscribe requests for `symbols`, `per_request` channels
+    each."""
+    channels = ["ticker"] if candle is None else ["ticker", f"candle{candle}"]
+    args = [{"instType": PRODUCT, "channel": c, "instId": s} for s in symbols for c in channels]
     return [
         json.dumps({"op": "subscribe", "args": args[i : i + per_request]}, separators=(",", ":"))
         for i in range(0, len(args), per_request)
@@ -86,6 +100,12 @@ class BitgetStream(WsStream):
         super().__init__(*args, ping_s=ping_s, **kwargs)
         self._intervals: dict[str, float | None] = {}
         self._uta = -1  # index of the liquidation connection
+        self._candle: str | None = None
+
+    def want_candles(self, interval_ms: int) -> bool:
+        self._candle = GRANULARITY.get(interval_ms)
+        self.candle_ms = interval_ms if self._candle is not None else None
+        return self._candle is not None
 
     async def plan(
         self, session: aiohttp.ClientSession, symbols: Sequence[str] | None
@@ -98,7 +118,10 @@ class BitgetStream(WsStream):
                 await client.close()
             self._intervals = {i.symbol: i.funding_interval_h for i in instruments}
             symbols = [i.symbol for i in instruments]
-        groups: list[Sequence[str] | None] = list(split_symbols(symbols, CHANNELS_PER_CONN))
+        per_symbol = 1 if self._candle is None else 2
+        groups: list[Sequence[str] | None] = list(
+            split_symbols(symbols, CHANNELS_PER_CONN // per_symbol)
+        )
         self._uta = len(groups)
         return [*groups, None]
 
@@ -111,7 +134,7 @@ class BitgetStream(WsStream):
     def subscribe_messages(self, conn: Connection) -> list[str]:
         if conn.index == self._uta:
             return [LIQUIDATIONS]
-        return subscribe_messages(conn.items or ())
+        return subscribe_messages(conn.items or (), ARGS_PER_REQUEST, self._candle)
 
     def silence(self) -> tuple[float, int]:
         return max(3 * self.ping_s, SILENCE_MIN_S), 1
@@ -132,13 +155,21 @@ class BitgetStream(WsStream):
             return None
         if arg.get("topic") == "liquidation":
             return text
-        return f"{conn.link}:{text}" if arg.get("channel") == "ticker" else None
+        channel = arg.get("channel")
+        wanted = channel is not None and channel in ("ticker", self._channel)
+        return f"{conn.link}:{text}" if wanted else None
 
     def message_ms(self, msg: Any) -> int | None:
         return envelope_ms(msg)
+
+    @property
+    def _channel(self) -> str | None:
+        return None if self._candle is None else f"candle{self._candle}"
 
     def records(self, msg: Any, symbols: frozenset[str] | None) -> list[StreamRecord]:
         if msg["arg"].get("topic") == "liquidation":
             found = parse_liquidations(msg)
             return [r for r in found if symbols is None or r.symbol in symbols]
+        if self.candle_ms is not None and msg["arg"].get("channel") == self._channel:
+            return list(parse_candle_push(msg, self.candle_ms))
         return list(parse_ticker(msg, self._intervals))

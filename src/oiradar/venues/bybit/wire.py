@@ -217,3 +217,20 @@ def parse_liquidations(msg: Mapping[str, Any]) -> list[Liquidation]:
         qty, price = decimal(row["v"]), decimal(row["p"])
         out.append(Liquidation(VENUE, str(row["s"]), int(row["T"]), side, qty, price, qty * price))
     return out
+
+
+@reads(VENUE)
+def parse_kline_push(msg: Mapping[str, Any]) -> list[Candle]:
+    """A `kline.<interval>.<symbol>` push -> its closed bars (`confirm` true; the doc:
+    "If confirm=true, this means that the candle has closed"), read like `parse_kline`'s REST
+    rows: `volume` coin, `turnover` USDT. Running bars -> []."""
+    _, interval, symbol = str(msg["topic"]).split(".")
+    step = next(ms for ms, name in KLINE_INTERVALS.items() if name == interval)
+    out = []
+    for row in msg["data"]:
+        if row["confirm"] is not True:
+            continue
+        o, h, lo, c = (decimal(row[k]) for k in ("open", "high", "low", "close"))
+        bar = (int(row["start"]), o, h, lo, c, decimal(row["volume"]), decimal(row["turnover"]))
+        out.append(Candle(VENUE, symbol, step, *bar))
+    return out

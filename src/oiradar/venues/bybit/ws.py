@@ -11,6 +11,9 @@
   `v` is in coin, `p` is the bankruptcy price.
 - There is no all-symbol topic: two topics per symbol; one connection's args may total at most
   21 000 characters, so symbols are split over several connections (each its own task).
+- `kline.<interval>.<SYM>` (when `want_candles` asked): pushed every 1-60 s; `confirm` true
+  marks the closed candle (docs `websocket/public/kline.mdx`). Running pushes are dropped
+  before decoding (`"confirm":false` and no `"confirm":true` in the text).
 - Keepalive: `{"op":"ping"}` every 20 s.
 """
 
@@ -26,7 +29,14 @@ import aiohttp
 from oiradar.records import LiquidationFeed, MarketSnapshot
 from oiradar.venues.base import routed
 from oiradar.venues.bybit.rest import BybitClient
-from oiradar.venues.bybit.wire import VENUE, merge_ticker, parse_liquidations, parse_ticker
+from oiradar.venues.bybit.wire import (
+    KLINE_INTERVALS,
+    VENUE,
+    merge_ticker,
+    parse_kline_push,
+    parse_liquidations,
+    parse_ticker,
+)
 from oiradar.venues.stream import (
     Connection,
     StreamRecord,
@@ -39,22 +49,26 @@ ARGS_CAP = 21_000  # characters of subscribed args per public connection (§2.5)
 ARGS_BUDGET = 20_000  # what we pack per connection, leaving a margin under the cap
 ARGS_PER_REQUEST = 200  # topics per subscribe message (linear has no cap; keeps frames small)
 SILENCE_MIN_S = 30.0  # no message at all for this long (and 3 pings): the link is dead
+RUNNING, CLOSED = '"confirm":false', '"confirm":true'
 
 
 # -- connections -----------------------------------------------------------------------------
 
 
-def topics(symbol: str) -> list[str]:
-    """The two topics streamed per symbol."""
-    return [f"tickers.{symbol}", f"allLiquidation.{symbol}"]
+def topics(symbol: str, kline: str | None = None) -> list[str]:
+    """The topics streamed per symbol (with `kline.<interval>` when candles are wanted)."""
+    out = [f"tickers.{symbol}", f"allLiquidation.{symbol}"]
+    return out if kline is None else [*out, f"kline.{kline}.{symbol}"]
 
 
-def split_symbols(symbols: Sequence[str], budget: int = ARGS_BUDGET) -> list[list[str]]:
+def split_symbols(
+    symbols: Sequence[str], budget: int = ARGS_BUDGET, kline: str | None = None
+) -> list[list[str]]:
     """Symbols packed in order into groups whose topics total at most `budget` characters."""
     groups: list[list[str]] = []
     size = budget + 1  # forces a first group
     for sym in symbols:
-        need = sum(len(t) for t in topics(sym))
+        need = sum(len(t) for t in topics(sym, kline))
         if size + need > budget:
             groups.append([])
             size = 0
@@ -63,9 +77,11 @@ def split_symbols(symbols: Sequence[str], budget: int = ARGS_BUDGET) -> list[lis
     return groups
 
 
-def subscribe_messages(symbols: Sequence[str], req_ids: Iterable[int]) -> list[str]:
+def subscribe_messages(
+    symbols: Sequence[str], req_ids: Iterable[int], kline: str | None = None
+) -> list[str]:
     """Subscribe requests covering every topic of `symbols`, `ARGS_PER_REQUEST` args each."""
-    args = [t for s in symbols for t in topics(s)]
+    args = [t for s in symbols for t in topics(s, kline)]
     chunks = [args[i : i + ARGS_PER_REQUEST] for i in range(0, len(args), ARGS_PER_REQUEST)]
     return [
         json.dumps({"req_id": str(rid), "op": "subscribe", "args": chunk}, separators=(",", ":"))
@@ -95,7 +111,14 @@ class BybitStream(WsStream):
         self._topics: dict[str, Callable[[Mapping[str, Any]], Iterable[StreamRecord]]] = {
             "allLiquidation": parse_liquidations,
             "tickers": self._ticker,
+            "kline": parse_kline_push,
         }
+        self._kline: str | None = None
+
+    def want_candles(self, interval_ms: int) -> bool:
+        self._kline = KLINE_INTERVALS.get(interval_ms)
+        self.candle_ms = interval_ms if self._kline is not None else None
+        return self._kline is not None
 
     async def plan(
         self, session: aiohttp.ClientSession, symbols: Sequence[str] | None
@@ -106,7 +129,7 @@ class BybitStream(WsStream):
                 symbols = [i.symbol for i in await client.instruments()]
             finally:
                 await client.close()
-        return list(split_symbols(symbols, ARGS_BUDGET))
+        return list(split_symbols(symbols, ARGS_BUDGET, self._kline))
 
     def url(self) -> str:
         return self.base_url + PATH
@@ -116,7 +139,11 @@ class BybitStream(WsStream):
             self._tickers.pop(sym, None)
 
     def subscribe_messages(self, conn: Connection) -> list[str]:
-        return subscribe_messages(conn.items or (), self._req_ids)
+        return subscribe_messages(conn.items or (), self._req_ids, self._kline)
+
+    def decode(self, text: str) -> Any:
+        running = RUNNING in text and CLOSED not in text  # a kline push of a running bar only
+        return None if running else super().decode(text)
 
     def silence(self) -> tuple[float, int]:
         return max(3 * self.ping_s, SILENCE_MIN_S), 1  # pongs arrive every ping_s

@@ -8,6 +8,12 @@ in one subscription, *sampled* to one order per contract per second) and `open-i
 ctVal, with ctVal read once from the REST instruments list. The text `ping` goes out whenever
 nothing arrived for `ping_s` (< 30 s, after which OKX closes); a missing answer means
 reconnect.
+
+Candles (when `want_candles` asked) come from a second connection, to `/ws/v5/business`
+(OKX serves `candle*` channels there only): `candle5m` per instId; rows like the REST
+candles, `confirm` "1" on the closed bar ("0 represents that it is uncompleted, 1 represents
+that it is completed"). A push of a running bar only (its text ends `"0"]]}`) is dropped
+before decoding; candle rows carry no venue time for the clock (their `ts` is the open).
 """
 
 from __future__ import annotations
@@ -21,10 +27,19 @@ import aiohttp
 
 from oiradar.records import LiquidationFeed
 from oiradar.venues.okx.rest import OkxClient
-from oiradar.venues.okx.wire import VENUE, message_ms, parse_message
+from oiradar.venues.okx.wire import (
+    BARS,
+    VENUE,
+    canonical,
+    message_ms,
+    parse_candles,
+    parse_message,
+)
 from oiradar.venues.stream import Connection, StreamRecord, WsStream
 
 BATCH = 200  # args per subscribe message: ~11 KB, far below the 64 KB cap
+BUSINESS = 1  # the connection index of `/ws/v5/business` (candles)
+RUNNING_CANDLE = '"0"]]}'  # the end of a candle push whose only row is still forming
 log = logging.getLogger(__name__)
 
 
@@ -34,6 +49,15 @@ def subscribe_messages(inst_ids: Sequence[str], batch: int = BATCH) -> list[str]
     for inst_id in inst_ids:
         args.append({"channel": "open-interest", "instId": inst_id})
         args.append({"channel": "funding-rate", "instId": inst_id})
+    return [
+        json.dumps({"op": "subscribe", "args": args[i : i + batch]}, separators=(",", ":"))
+        for i in range(0, len(args), batch)
+    ]
+
+
+def candle_messages(inst_ids: Sequence[str], bar: str, batch: int = BATCH) -> list[str]:
+    """`candle<bar>` subscriptions per instId on the business connection, batched."""
+    args = [{"channel": f"candle{bar}", "instId": i} for i in inst_ids]
     return [
         json.dumps({"op": "subscribe", "args": args[i : i + batch]}, separators=(",", ":"))
         for i in range(0, len(args), batch)
@@ -61,8 +85,21 @@ class OkxStream(WsStream):
         self.ct_val = {i.venue_symbol: i.contract_size for i in listed}
         self.inst_ids = {i.symbol: i.venue_symbol for i in listed}
 
+    def want_candles(self, interval_ms: int) -> bool:
+        self.candle_ms = interval_ms if interval_ms in BARS else None
+        return self.candle_ms is not None
+
+    async def plan(
+        self, session: aiohttp.ClientSession, symbols: Sequence[str] | None
+    ) -> list[Sequence[str] | None]:
+        items = None if symbols is None else list(symbols)
+        return [items] if self.candle_ms is None else [items, items]
+
     def url(self) -> str:
         return f"{self.base_url}/ws/v5/public"
+
+    def url_for(self, conn: Connection) -> str:
+        return f"{self.base_url}/ws/v5/business" if conn.index == BUSINESS else self.url()
 
     def subscribe_messages(self, conn: Connection) -> list[str]:
         symbols = conn.items
@@ -70,17 +107,30 @@ class OkxStream(WsStream):
         unknown = [s for s in wanted if s not in self.inst_ids]
         if unknown:
             log.warning("venue=okx event=stream_skipped symbols=%s", ",".join(unknown))
-        return subscribe_messages([self.inst_ids[s] for s in wanted if s in self.inst_ids])
+        inst_ids = [self.inst_ids[s] for s in wanted if s in self.inst_ids]
+        if conn.index == BUSINESS and self.candle_ms is not None:
+            return candle_messages(inst_ids, BARS[self.candle_ms])
+        return subscribe_messages(inst_ids)
 
     def decode(self, text: str) -> Any:
-        return None if text == "pong" else super().decode(text)
+        if text == "pong" or text.endswith(RUNNING_CANDLE):
+            return None
+        return super().decode(text)
 
     def records(self, msg: Any, symbols: frozenset[str] | None) -> list[StreamRecord]:
         if isinstance(msg, dict) and msg.get("event") == "error":
             error = f"okx {msg.get('code')}: {msg.get('msg')}"
             self.venue_error("stream_error", error, error=error)
             return []
-        out = parse_message(msg, self.ct_val)
+        arg = msg.get("arg") if isinstance(msg, dict) else None
+        channel = arg.get("channel") if isinstance(arg, dict) else None
+        candle = isinstance(channel, str) and channel.startswith("candle") and "data" in msg
+        if candle and self.candle_ms:
+            symbol = canonical(str(arg["instId"]))  # type: ignore[index]
+            rows = parse_candles(msg["data"], symbol, self.candle_ms)
+            out: list[StreamRecord] = [bar for bar, closed in rows if closed]
+        else:
+            out = parse_message(msg, self.ct_val)
         return out if symbols is None else [r for r in out if r.symbol in symbols]
 
     def message_ms(self, msg: Any) -> int | None:

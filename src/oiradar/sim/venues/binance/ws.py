@@ -4,7 +4,9 @@ price, klines.
 
 `!forceOrder@arr` pushes at most the latest forced order per symbol per 1000 ms (the
 *latest* order in each window, as documented); mark price every 3 s (or 1 s with `@1s`);
-klines every push with `x=true` on the closing update. A connection lives 24 h of simulated
+klines push the running bar when it changed ("every 250 ms (if existing)", read as: when
+there is an update; the simulated market moves once per base bar) and, once more, each bar
+as it closes with `x=true` (lost with `Faults.ws_lose_close`). A connection lives 24 h of simulated
 time; more than 10 incoming messages a second closes it. Assumed where the doc is silent:
 the lifetime and the cadences run on simulated time, and pushes are throttled to ~10 per wall
 second so fast clocks do not flood clients.
@@ -39,6 +41,7 @@ class Conn:
     last_ms: int = 0
     last_mark: dict[str, int] = field(default_factory=dict)
     last_kline: dict[str, int] = field(default_factory=dict)
+    last_k: dict[str, Any] = field(default_factory=dict)  # the running bar last pushed
 
 
 def _valid(ctx: SimContext, stream: str) -> bool:
@@ -205,10 +208,13 @@ def _klines(conn: Conn, stream: str, sd: SymbolData, interval: str, t0: int, now
     off = WEEK_OFFSET_MS if interval == "1w" else 0
     current = now - (now - off) % step
     previous = conn.last_kline.get(stream, t0 - (t0 - off) % step)
-    if previous < current:
+    if previous < current and not conn.ctx.faults.lose_close():
         out.append(_kline_msg(sd, interval, step, previous, now, closed=True))
     conn.last_kline[stream] = current
-    out.append(_kline_msg(sd, interval, step, current, now, closed=False))
+    running = _kline_msg(sd, interval, step, current, now, closed=False)
+    if running is not None and running["k"] != conn.last_k.get(stream):
+        conn.last_k[stream] = running["k"]
+        out.append(running)
     return [m for m in out if m is not None]
 
 

@@ -4,7 +4,9 @@ Assumptions where the doc is silent (unverified): `ticker` pushes a snapshot eve
 simulated (the v2 doc says 300-400 ms on change); `candle<g>` pushes a snapshot of the last
 100 bars on subscribe,
 then every 1 s simulated an `update` with every bar changed since the previous push (the
-just-closed bar, final, then the running one); rows carry 8 fields (+ USDT volume). Pushes
+just-closed bar, final, then the running one), none when nothing changed (the doc says every
+500 ms; the simulated market moves once per base bar); rows carry 8 fields (+ USDT volume).
+With `Faults.ws_lose_close` the just-closed bar's final row is left out of its update. Pushes
 are throttled to one per channel per 100 ms wall. The 2-min no-`ping` close runs on wall
 time, the 24 h forced close on simulated time; more than 10 incoming messages in a wall
 second closes the connection; over 300 connection requests per 5 min or 100 open
@@ -65,6 +67,7 @@ class _Conn:
     subs: dict[Key, dict[str, str]] = field(default_factory=dict)
     due: dict[Key, int] = field(default_factory=dict)  # next push, simulated ms
     candle_open: dict[Key, int] = field(default_factory=dict)  # last pushed running bar
+    candle_last: dict[Key, list[Any]] = field(default_factory=dict)  # its last pushed row
     last_ping: float = field(default_factory=time.monotonic)
 
 
@@ -190,7 +193,16 @@ def _ws_candles(conn: _Conn, key: Key, sd: SymbolData, now: int) -> tuple[str, l
     since = conn.candle_open.get(key)
     b = bars_of(sd, key[0].removeprefix("candle"), since or 0, now, now, SNAPSHOT_BARS)
     conn.candle_open[key] = int(b.ts[-1]) if len(b.ts) else since or 0
-    return ("snapshot" if since is None else "update"), candle_rows(sd, b, usdt=True)
+    rows = candle_rows(sd, b, usdt=True)
+    if since is None:
+        conn.candle_last[key] = rows[-1] if rows else []
+        return "snapshot", rows
+    running = rows[-1:] if rows and int(rows[-1][0]) == conn.candle_open[key] else []
+    closed = [r for r in rows if r not in running and not conn.ctx.faults.lose_close()]
+    if running and running[0] == conn.candle_last.get(key) and not closed:
+        return "update", []
+    conn.candle_last[key] = running[0] if running else []
+    return "update", closed + running
 
 
 def setup(app: web.Application) -> None:

@@ -9,7 +9,8 @@
   one `allLiquidation` message carries every order since the last push (not replaying more
   than 10 simulated minutes after a clock jump), and `v` is rounded to the lot step (at
   least one lot); a kline push repeats only when the candle changed, and after a clock jump
-  at most the last 20 candles are pushed.
+  at most the last 20 candles are pushed; a candle's closing push (`confirm` true) is lost
+  with `Faults.ws_lose_close`.
 """
 
 from __future__ import annotations
@@ -174,6 +175,8 @@ async def _push_kline(conn: Conn, name: str, topic: Topic, now: int) -> None:
         if data == topic.last:
             continue
         topic.last, topic.since_ms = data, c.start
+        if c.closed and conn.ctx.faults.lose_close():
+            continue
         row = {**data, "timestamp": c.end if c.closed else now}
         await conn.sender.send({"topic": name, "data": [row], "ts": now, "type": "snapshot"})
 

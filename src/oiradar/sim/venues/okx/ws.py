@@ -11,7 +11,7 @@ answers `pong`. Assumptions where the doc is silent:
   `SimConfig.extra["okx_idle_s"]` shortens it for tests. OI only changes once per base bar,
   so a client subscribed to `open-interest` alone must send `ping`, as the doc asks;
 - candles push the running bar on change, and the closed bar's final row (`confirm` "1")
-  when the next one opens;
+  when the next one opens (lost with `Faults.ws_lose_close`);
 - `liquidation-orders` covers completed simulated seconds only, keeps the latest order per
   instrument per second (`posSide` "net", `bkLoss` "0"), and sends one message per tick
   listing every instrument with orders; a lag beyond 120 s of simulated time (a clock jump)
@@ -115,7 +115,7 @@ def _poll_candle(v: Okx, s: Sub, now: int) -> list[Any]:
     t = s.bar.floor(min(now, sd.end_ms - 1))
     row = candle_row(s.inst, s.bar, t, now)
     out = []
-    if s.last is not None and s.last[0] != row[0]:
+    if s.last is not None and s.last[0] != row[0] and not v.ctx.faults.lose_close():
         out.append([candle_row(s.inst, s.bar, int(s.last[0]), now)])
     if row != s.last:
         out.append([row])

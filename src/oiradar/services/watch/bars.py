@@ -1,0 +1,139 @@
+"""The bars `oiradar watch` builds from its own streams, kept in memory until stepped.
+
+A bar the streams delivered whole (its closed candle, an OI sample inside it, the
+liquidation feed connected from before its open) is stepped from memory: no REST call and
+no store read, in a worker thread. It is assembled as a one-bar `MarketSeries` and read by
+the same `build_grid` the batch engine reads the store with, so it reads as `oiradar
+analyze` reads the same rows once stored. Anything less (a lost close message, a drop, a
+restart) goes the store way: REST fills what the store lacks, and the bar is read back.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from oiradar.records import Candle, FundingSample, MarketSeries
+from oiradar.signals.live import LiveState, bar_at, step
+from oiradar.signals.reading import MarketReading
+from oiradar.signals.windows import build_grid
+
+I64, F64 = np.int64, np.float64
+
+
+@dataclass(slots=True)
+class SymbolBars:
+    """One symbol's streamed data for bars not stepped yet: closed candles and the newest OI
+    sample per bar (by bar open), and the newest settled funding known."""
+
+    candles: dict[int, Candle] = field(default_factory=dict)
+    oi: dict[int, tuple[int, float]] = field(default_factory=dict)  # open -> (ts, OI base)
+    funding: FundingSample | None = None
+
+
+class BarBook:
+    """Also holds the streamed candles back from the store until their close is stepped:
+    the store's readers (the dashboard) take a bar's candle as the sign that the bar is
+    complete, so it must not land before the OI and liquidations that close it."""
+
+    def __init__(self, bar_ms: int) -> None:
+        self.bar_ms = bar_ms
+        self.symbols: dict[str, SymbolBars] = {}
+        self._unstored: list[Candle] = []
+
+    def take_unstored(self, upto: int | None = None) -> list[Candle]:
+        """The streamed candles opening at or before `upto` (None: all), for the store."""
+        out = [c for c in self._unstored if upto is None or c.ts_ms <= upto]
+        self._unstored = [c for c in self._unstored if upto is not None and c.ts_ms > upto]
+        return out
+
+    def _of(self, symbol: str) -> SymbolBars:
+        book = self.symbols.get(symbol)
+        if book is None:
+            book = self.symbols[symbol] = SymbolBars()
+        return book
+
+    def add_candle(self, candle: Candle) -> None:
+        if candle.interval_ms == self.bar_ms:
+            self._of(candle.symbol).candles[candle.ts_ms] = candle
+            self._unstored.append(candle)
+
+    def add_oi(self, symbol: str, ts_ms: int, oi_base: float) -> None:
+        """A sample at (or just before) a close belongs to the bar it closes, as in the grid."""
+        bars = self._of(symbol).oi
+        bar_open = (ts_ms - 1) // self.bar_ms * self.bar_ms
+        held = bars.get(bar_open)
+        if held is None or ts_ms >= held[0]:
+            bars[bar_open] = (ts_ms, oi_base)
+
+    def add_funding(self, sample: FundingSample) -> None:
+        book = self._of(sample.symbol)
+        if book.funding is None or sample.ts_ms >= book.funding.ts_ms:
+            book.funding = sample
+
+    def prune(self, symbol: str, upto: int) -> None:
+        """Forget the bars opening at or before `upto` (stepped)."""
+        book = self._of(symbol)
+        for bars in (book.candles, book.oi):
+            for bar_open in [b for b in bars if b <= upto]:
+                del bars[bar_open]
+
+    def series(
+        self,
+        venue: str,
+        symbol: str,
+        bar_open: int,
+        liq: list[float] | None,
+        covered_since: int | None,
+    ) -> MarketSeries | None:
+        """The bar opening at `bar_open` as a one-bar series, or None if the streams did not
+        deliver it whole. `liq` is the bar's [long, short] USD, None for a venue without a
+        liquidation feed; `covered_since` when that feed has been connected since (None:
+        not now)."""
+        book = self.symbols.get(symbol)
+        candle = book.candles.get(bar_open) if book else None
+        oi = book.oi.get(bar_open) if book else None
+        if book is None or candle is None or oi is None:
+            return None
+        close = bar_open + self.bar_ms
+        if liq is not None and (covered_since is None or covered_since > bar_open):
+            return None
+        funding = book.funding if book.funding and book.funding.ts_ms <= close else None
+        taker = candle.taker_buy_base
+        tracked = liq is not None
+        return MarketSeries(
+            venue,
+            symbol,
+            self.bar_ms,
+            np.array([bar_open], I64),
+            np.array([candle.open]),
+            np.array([candle.high]),
+            np.array([candle.low]),
+            np.array([candle.close]),
+            np.array([candle.volume_base]),
+            np.array([oi[0]], I64),
+            np.array([oi[1]]),
+            np.array([funding.ts_ms] if funding else [], I64),
+            np.array([funding.rate] if funding else [], F64),
+            np.array([funding.interval_h] if funding else [], F64),
+            np.array([bar_open] if liq else [], I64),
+            np.array([liq[0]] if liq else [], F64),
+            np.array([liq[1]] if liq else [], F64),
+            liq_coverage=tracked,
+            liq_bar_ts=np.empty(0, I64),
+            liq_spans=np.array([[covered_since or 0, close]], I64)
+            if tracked
+            else np.empty((0, 2), I64),
+            liq_tracked=tracked,
+            taker_buy=np.array([math.nan if taker is None else taker]),
+        )
+
+
+def step_streamed(
+    work: list[tuple[str, LiveState, MarketSeries]],
+) -> list[tuple[str, MarketReading]]:
+    """Step each state by its one-bar series (in a worker thread: the loop keeps checking
+    liquidation bursts meanwhile; no other code touches these states until it returns)."""
+    return [(symbol, step(state, bar_at(build_grid(s), 0))) for symbol, state, s in work]

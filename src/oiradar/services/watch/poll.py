@@ -1,0 +1,109 @@
+"""OI over REST for a venue without an OI stream (Binance), inside `oiradar watch`.
+
+Every close starts a sweep of all watched symbols as soon as the venue's clock passes it;
+its readings, taken within the settle time (at least a sixth of a bar) after the close, are
+stored as the bar-close OI (stamped at the close): the bar close then needs no OI-history
+call, and in the simulator they equal the venue's own 5-minute history. Between closes,
+sweeps run as often as half of the weight budget left after one sweep per bar allows (never
+faster than once a second), but none that would still run at the next close. A later
+reading is stored at its own time; the bar then lacks OI and the close fills it from the
+venue's history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from oiradar.errors import VenueError
+from oiradar.records import MarketSnapshot
+from oiradar.services.watch.venue_status import VenueStatus, poll_interval_s
+from oiradar.venues.base import VenueClient
+
+log = logging.getLogger(__name__)
+TICK_S = 0.02  # how often the venue clock is looked at for a close
+Take = Callable[[list[MarketSnapshot], int | None], None]  # (readings, the close they are for)
+
+
+class OIPoller:
+    def __init__(
+        self,
+        client: VenueClient,
+        status: VenueStatus,
+        now_ms: Callable[[], int],
+        take: Take,
+        *,
+        bar_ms: int,
+        settle_ms: int,
+    ) -> None:
+        self.client, self.status, self.now_ms, self.take = client, status, now_ms, take
+        self.bar_ms, self.settle_ms = bar_ms, settle_ms
+        self.swept = 0  # the newest close a sweep has finished for
+        self._sweep_ms = 0  # venue ms the last sweep took
+
+    def interval_s(self, symbols: int) -> float | None:
+        """The cadence between closes its limits allow; None where it cannot poll."""
+        cost = self.client.snapshot_cost(symbols)
+        limiter = getattr(self.client, "limiter", None)
+        if cost is None or limiter is None:
+            return None
+        budgets = {k: (float(b.limit), b.period_s) for k, b in limiter.budgets.items()}
+        reserved = {k: units / (self.bar_ms / 1000) for k, units in cost.items()}
+        return poll_interval_s(cost, budgets, reserved)
+
+    def at_close(self, ts_ms: int, close_ms: int) -> bool:
+        """Whether a reading at `ts_ms` of the sweep of `close_ms` is that close's OI."""
+        return 0 <= ts_ms - close_ms <= max(self.settle_ms, self.bar_ms // 6)
+
+    async def closed(self, close_ms: int, timeout_s: float) -> None:
+        """Until the sweep of `close_ms` is done (or `timeout_s` of wall time passed)."""
+        deadline = time.monotonic() + timeout_s
+        while self.swept < close_ms and time.monotonic() < deadline:
+            await asyncio.sleep(TICK_S)
+
+    async def run(self, symbols: list[str]) -> None:
+        interval = self.interval_s(len(symbols))
+        if interval is None:
+            return
+        self.status.poll_s = interval
+        log.info(
+            "venue=%s event=oi_poll symbols=%d cadence_s=%.2f",
+            self.client.name,
+            len(symbols),
+            interval,
+        )
+        now = self.now_ms()
+        self.swept = now - now % self.bar_ms
+        next_regular = time.monotonic() + interval
+        while True:
+            now = self.now_ms()
+            close = now - now % self.bar_ms
+            if close > self.swept:
+                await self._sweep(symbols, close)
+                self.swept = close
+                next_regular = time.monotonic() + interval
+            elif time.monotonic() >= next_regular:
+                next_regular = time.monotonic() + interval
+                if now + 2 * self._sweep_ms < close + self.bar_ms:  # done before the close
+                    await self._sweep(symbols, None)
+            await asyncio.sleep(TICK_S)
+
+    async def _sweep(self, symbols: list[str], close: int | None) -> None:
+        started = self.now_ms()
+        try:
+            snaps = await self.client.snapshot(symbols)
+        except VenueError as exc:
+            self.status.errors += 1
+            self.status.last_error = str(exc)
+            log.warning("venue=%s event=rest_error error=%s", self.client.name, exc)
+            return
+        self.status.polls += 1
+        self._sweep_ms = max(0, self.now_ms() - started)
+        if close is not None:
+            late = [s for s in snaps if not self.at_close(s.ts_ms, close)]
+            if late:
+                log.info("venue=%s event=oi_late close_ms=%d symbols=%d", self.client.name,
+                         close, len(late))  # fmt: skip
+        self.take(snaps, close)

@@ -67,6 +67,9 @@ async def test_watch_carries_each_new_feed_and_its_completeness(tmp_path: Path) 
                 assert not series.liq_coverage and orders.size == 0
             else:
                 assert series.liq_tracked and orders.size > 0, venue
+                # The stop's record: the feed covered the bars stored then, to its newest message.
+                newest = parse_time(status[venue]["last_message"])
+                assert int(series.liq_spans[:, 1].max()) >= newest, venue
             assert series.oi_ts.size > 0, venue  # OI streamed (or polled) and stored
         board = Board(params)  # the dashboard's table, from the same store
         board.refresh(store)

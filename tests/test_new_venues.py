@@ -86,6 +86,9 @@ async def test_backfill_stores_gates_liquidation_bars_and_dydx_oi(tmp_path: Path
         req = BackfillRequest(NEW, day, day + DAY_MS, ("BTCUSDT",), endpoint=sim.url)
         with open_store(db) as store:
             first = await run(req, store)
+            stats_pages = sim.ctx.limits.stats["gate"].paths.get(
+                "/api/v4/futures/usdt/contract_stats"
+            )
             again = await run(req, store)
         gate = client("gate", sim.url)
         try:
@@ -96,6 +99,8 @@ async def test_backfill_stores_gates_liquidation_bars_and_dydx_oi(tmp_path: Path
     assert {v: (r.fetched, r.failed) for v, r in reports.items()} == dict.fromkeys(NEW, (1, None))
     assert [(v.venue, v.fetched, v.skipped) for v in again.venues] == [(v, 0, 1) for v in NEW]
     assert reports["gate"].rows["liquidations"] == 288 == len(want)
+    # OI, positioning and liquidations of the day share contract_stats' 3 pages of 100 rows.
+    assert stats_pages == 3
     assert reports["dydx"].rows["open_interest"] == 288
     assert reports["hyperliquid"].rows["open_interest"] == 0
     assert any("hyperliquid publishes no OI history" in m for m in reports["hyperliquid"].missing)

@@ -1,8 +1,11 @@
 """Gate USDT-perpetual REST connector (exchange-apis.md §10) within 200 requests / 10 s per
 endpoint per IP; the payloads are read in `wire`.
 
-One `tickers` call carries OI, prices and funding for every contract (`snapshot`); OI history
-and positioning come from `contract_stats`, paged forward with `from` (100 rows a page);
+One `tickers` call carries OI, prices and funding for every contract (`snapshot`); OI history,
+positioning and per-bar liquidations come from `contract_stats`, paged forward with `from`
+(100 rows a page) from period boundaries, so the three readers of one range (backfill asks
+them together) share each page: one request in flight per page, and a page of closed
+periods kept (`STATS_KEPT` pages, oldest dropped first; closed periods never change);
 candles from `candlesticks` in windows of at most 1,999 points (the doc allows 2,000 per
 query, and `limit` may not be combined with `from`/`to`), never further back than the
 10,000 points the venue keeps (an older `from` is an error); funding history pages back
@@ -19,7 +22,8 @@ answer is asked again up to `EMPTY_RETRIES` times before it is believed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 
 from oiradar.errors import UnknownSymbol, VenueProtocolError
@@ -52,6 +56,7 @@ from oiradar.venues.limiter import Budget
 
 BUDGETS = {"endpoint": Budget(200, 10.0)}  # per endpoint (path) per IP, all public (§10.5)
 CONTRACTS_PAGE, STATS_PAGE, FUNDING_PAGE = 1000, 100, 1000
+STATS_KEPT = 128  # contract_stats pages kept for the other readers (~40 KB each)
 CANDLE_WINDOW = 1999  # points per candlesticks query (the doc's maximum is 2,000)
 CANDLE_DEPTH = 9998  # points back from now (10,000 kept; margin for the second-truncated clock)
 SECOND = 1000
@@ -68,6 +73,7 @@ class GateClient(RestClient):
     def init_state(self) -> None:
         self._listings: dict[str, Listing] | None = None  # contract -> listing
         self._lock = asyncio.Lock()
+        self._pages: dict[tuple[str, str, int], asyncio.Task[list[Stat]]] = {}
 
     async def _get(self, name: str, params: Mapping[str, str | int], must_exist: bool) -> Any:
         """The rows of `FUTURES + name`; an empty list where rows must exist is asked again."""
@@ -110,24 +116,54 @@ class GateClient(RestClient):
 
     async def _stats(self, symbol: str, period_ms: int, start_ms: int, end_ms: int) -> list[Stat]:
         """`contract_stats` rows stamped in [start, end], oldest first, paged forward."""
-        interval = interval_param(VENUE, STATS_INTERVALS, period_ms, "statistics period")
-        inst = (await self._listing(symbol)).instrument
+        interval_param(VENUE, STATS_INTERVALS, period_ms, "statistics period")
+        await self._listing(symbol)
         found: dict[int, Stat] = {}
-        since = -(-start_ms // SECOND)  # `from` in whole seconds
+        since = -(-start_ms // period_ms) * period_ms // SECOND  # rows sit on period bounds
         while since * SECOND <= end_ms:
-            params: dict[str, str | int] = {"contract": inst.venue_symbol, "interval": interval}
-            params |= {"from": since, "limit": STATS_PAGE}
-            due = since * SECOND <= self.venue_now() - period_ms  # a row should be there by now
-            rows = parse_stats(await self._get("contract_stats", params, due), symbol,
-                               period_ms, inst.contract_size)  # fmt: skip
+            rows = await self._stats_page(symbol, period_ms, since)
             found.update((r.oi.ts_ms, r) for r in rows if start_ms <= r.oi.ts_ms <= end_ms)
             if len(rows) < STATS_PAGE:
                 break
-            newest = max(r.oi.ts_ms for r in rows) // SECOND + 1
-            if newest <= since:
+            newest = max(r.oi.ts_ms for r in rows) + period_ms
+            if newest <= since * SECOND:
                 raise VenueProtocolError(VENUE, f"contract_stats from={since} did not advance")
-            since = newest
+            since = newest // SECOND
         return [found[t] for t in sorted(found)]
+
+    async def _stats_page(self, symbol: str, period_ms: int, since: int) -> list[Stat]:
+        """One `contract_stats` page from `since` (s), shared by concurrent readers and kept
+        while every row in it is a closed period."""
+        interval = interval_param(VENUE, STATS_INTERVALS, period_ms, "statistics period")
+        inst = (await self._listing(symbol)).instrument
+        key = (inst.venue_symbol, interval, since)
+        task = self._pages.get(key)
+        if task is None:
+            params: dict[str, str | int] = {"contract": inst.venue_symbol, "interval": interval}
+            params |= {"from": since, "limit": STATS_PAGE}
+            due = since * SECOND <= self.venue_now() - period_ms  # a row should be there by now
+            reply = self._get("contract_stats", params, due)
+            task = asyncio.ensure_future(self._parsed(reply, symbol, period_ms, inst))
+            task.add_done_callback(functools.partial(self._forget_failed, key))
+            self._pages[key] = task
+        rows = await asyncio.shield(task)  # one reader cancelled leaves the others theirs
+        closed = self.venue_now() - period_ms
+        if len(rows) < STATS_PAGE or max(r.oi.ts_ms for r in rows) > closed:
+            self._pages.pop(key, None)  # the newest rows may still change or grow
+        while len(self._pages) > STATS_KEPT:
+            del self._pages[next(iter(self._pages))]
+        return rows
+
+    @staticmethod
+    async def _parsed(
+        reply: Awaitable[Any], symbol: str, period_ms: int, inst: Instrument
+    ) -> list[Stat]:
+        return parse_stats(await reply, symbol, period_ms, inst.contract_size)
+
+    def _forget_failed(self, key: tuple[str, str, int], task: asyncio.Task[list[Stat]]) -> None:
+        """A failed page is asked again by the next reader (and its error is retrieved)."""
+        if (task.cancelled() or task.exception() is not None) and self._pages.get(key) is task:
+            del self._pages[key]
 
     async def oi_history(
         self, symbol: str, period_ms: int, start_ms: int, end_ms: int

@@ -1,34 +1,37 @@
 """Binance's archive liquidation snapshots: `oiradar import` reads them (sides, repeated rows,
-the day covered whole) and `oiradar backtest` runs on them, squeezes called on the imported
-liquidations. The day files are written here from the simulator's own forced orders, sampled
-as Binance samples them (the last order per symbol per second)."""
+the day covered whole, the CHECKSUM beside a file verified) and `oiradar backtest` runs on
+them, squeezes called on the imported liquidations; the simulator serves the day files
+under the archive's paths, from its own forced orders sampled as Binance samples them."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import io
 import json
+import shutil
 import zipfile
 from pathlib import Path
-from typing import Any
 
+import aiohttp
 import numpy as np
 
+from oiradar.datafiles.archive import RemoteArchive, liquidation_file
 from oiradar.kinds import Kind
 from oiradar.services.backfill import BackfillRequest, run
 from oiradar.signals.engine import timeline
 from oiradar.signals.params import EngineParams
-from oiradar.sim.market import liquidation_orders
+from oiradar.sim.server import SimServer
+from oiradar.sim.venues.binance.archive import HEADER
 from oiradar.store import open_store
 from oiradar.units import DAY_MS, MINUTE_MS, parse_time
 from tests.conftest import run_cli
-from tests.simkit import running
+from tests.simkit import configured
 
-HEADER = (
-    "time,side,order_type,time_in_force,original_quantity,price,average_price,order_status,"
-    "last_fill_quantity,accumulated_fill_quantity"
-)
 SYMBOL = "ADAUSDT"
-DAYS = ("2026-05-24", "2026-05-25", "2026-05-26", "2026-05-27")  # whole days, published
+# The archive's last four USD-M liquidation days, published (the simulator's clock after them).
+DAYS = ("2024-03-28", "2024-03-29", "2024-03-30", "2024-03-31")
+WALL_NOW = parse_time("2024-04-02T12:00Z")
 
 
 def snapshot_zip(folder: Path, day: str, rows: list[str], symbol: str = SYMBOL) -> Path:
@@ -40,20 +43,6 @@ def snapshot_zip(folder: Path, day: str, rows: list[str], symbol: str = SYMBOL) 
         zf.writestr(path.with_suffix(".csv").name, "\n".join([HEADER, *rows, *rows]) + "\n")
     path.write_bytes(buf.getvalue())
     return path
-
-
-def sim_day_rows(sim: Any, day_ms: int, symbol: str) -> list[str]:
-    """The simulator's Binance forced orders of the day (Binance's share of the market), the
-    last per second kept, as its stream samples them."""
-    ctx = sim.ctx
-    last: dict[int, str] = {}
-    orders = liquidation_orders(ctx.market.get(symbol), day_ms, day_ms + DAY_MS - 1,
-                                ctx.venue_seed("binance"))  # fmt: skip
-    for o in orders:
-        side = "SELL" if o.long else "BUY"
-        qty, px = f"{o.qty_base * ctx.share('binance'):.6f}", f"{o.price:.6f}"
-        last[o.ts_ms // 1000] = f"{o.ts_ms},{side},LIMIT,IOC,{qty},{px},{px},FILLED,{qty},{qty}"
-    return list(last.values())
 
 
 def test_import_maps_sides_drops_repeats_and_covers_the_day(tmp_path: Path) -> None:
@@ -85,25 +74,47 @@ def test_a_bad_side_rejects_the_file_by_line(tmp_path: Path) -> None:
     assert res.code == 2 and "side must be BUY or SELL" in res.err and ":2" in res.err, res.err
 
 
-async def test_backtest_calls_squeezes_on_imported_snapshots(tmp_path: Path) -> None:
-    db = tmp_path / "h.sqlite"
+async def test_the_sims_archive_files_verify_import_and_carry_the_squeeze_upgrade(
+    tmp_path: Path,
+) -> None:
+    """The simulator's archive serves each day's file with its CHECKSUM (and none past the
+    archive's last day); downloaded and verified, imported, `backtest` calls squeezes on
+    them; a corrupted copy is refused by its checksum with one line and stores nothing."""
+    db, cache = tmp_path / "h.sqlite", tmp_path / "cache"
     start = parse_time(DAYS[0])
-    async with running(symbols=7) as (sim, _):
-        symbols = tuple(sim.ctx.market.symbols)
-        end = sim.ctx.now_ms() // (5 * MINUTE_MS) * (5 * MINUTE_MS)
-        req = BackfillRequest(("binance",), start, end, symbols, archive=False,
-                              endpoint=sim.url)  # fmt: skip
-        with open_store(db) as store:
-            await run(req, store)
-        files = [
-            snapshot_zip(tmp_path, d, sim_day_rows(sim, parse_time(d), s), s)
-            for d in DAYS
-            for s in symbols
-        ]
-    res = run_cli("--db", str(db), "import", *map(str, files), "--format", "json")
+    with configured(symbols=5, seed=7, speed=0.0) as cfg:
+        async with SimServer(cfg, wall_now_ms=WALL_NOW) as sim, aiohttp.ClientSession() as http:
+            symbols = tuple(sim.ctx.market.symbols)
+            end = sim.ctx.now_ms() // (5 * MINUTE_MS) * (5 * MINUTE_MS)
+            req = BackfillRequest(("binance",), start, end, symbols, archive=False,
+                                  endpoint=sim.url)  # fmt: skip
+            with open_store(db) as store:
+                await run(req, store)
+            archive = RemoteArchive(sim.url, cache)
+            try:
+                wanted = [liquidation_file(s, parse_time(d)) for d in DAYS for s in symbols]
+                paths = await asyncio.gather(*map(archive.fetch, wanted))
+                past = await archive.fetch(liquidation_file(symbols[0], parse_time("2024-04-01")))
+            finally:
+                await archive.close()
+            async with http.get(f"{sim.url}/{wanted[0].path}.CHECKSUM") as r:
+                digest = await r.text()
+            async with http.get(f"{sim.url}/{liquidation_file('NOPEUSDT', start).path}") as r:
+                unknown = r.status
+    assert None not in paths and past is None and unknown == 404
+    assert digest == f"{hashlib.sha256(paths[0].read_bytes()).hexdigest()}  {wanted[0].name}\n"
+    with zipfile.ZipFile(paths[0]) as zf:
+        header, *rows = zf.read(zf.namelist()[0]).decode().splitlines()
+    half = len(rows) // 2
+    assert header == HEADER and rows[:half] == rows[half:] and half > 100  # each row twice
+    assert {r.split(",")[1] for r in rows} == {"BUY", "SELL"}
+
+    res = run_cli("--db", str(db), "import", str(cache), "--format", "json")
     assert res.code == 0, res.err
     with open_store(db, readonly=True) as store:
-        series = store.read_series("binance", SYMBOL, "5m", start, parse_time(DAYS[-1]) + DAY_MS)
+        series = store.read_series(
+            "binance", symbols[0], "5m", start, parse_time(DAYS[-1]) + DAY_MS
+        )
     tl = timeline(series, EngineParams())
     known = ~np.isnan(tl.short_liq_usd)
     assert known.sum() > 3 * 288 and float(np.nansum(tl.short_liq_usd)) > 0
@@ -117,3 +128,15 @@ async def test_backtest_calls_squeezes_on_imported_snapshots(tmp_path: Path) -> 
         k: [e for e in v["events"] if e["regime"] == "SHORT_SQUEEZE"] for k, v in runs.items()
     }
     assert squeezes["liquidations"] and not squeezes["none"], squeezes
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    shutil.copy(paths[0].with_name(paths[0].name + ".CHECKSUM"), bad)
+    body = bytearray(paths[0].read_bytes())
+    body[len(body) // 2] ^= 0xFF
+    (bad / paths[0].name).write_bytes(bytes(body))
+    res = run_cli("--db", str(tmp_path / "bad.sqlite"), "import", str(bad))
+    assert res.code == 2 and res.err.count("\n") == 1, res.err
+    assert f"checksum mismatch for {bad / paths[0].name}: expected " in res.err
+    with open_store(tmp_path / "bad.sqlite", readonly=True) as store:
+        assert list(store.rows(Kind.LIQUIDATION_ORDERS)) == []

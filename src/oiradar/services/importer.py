@@ -11,7 +11,8 @@ from pathlib import Path
 import polars as pl
 
 from oiradar.datafiles import parse_file
-from oiradar.datafiles.detect import Detected, detect
+from oiradar.datafiles.archive import verify_beside
+from oiradar.datafiles.detect import Detected, FileKind, detect
 from oiradar.errors import DataError, UserError
 from oiradar.kinds import LAYOUTS, Kind
 from oiradar.store import Store, open_store
@@ -48,7 +49,8 @@ def discover(paths: Iterable[Path]) -> list[tuple[Path, Detected]]:
             if det is None:
                 raise UserError(
                     f"{path}: not a file oiradar can import (Binance archive klines/metrics/"
-                    "fundingRate/premiumIndexKlines CSV or zip, or candles/open_interest/"
+                    "fundingRate/premiumIndexKlines/liquidationSnapshot CSV or zip, or "
+                    "candles/open_interest/"
                     "funding/liquidations/liquidation_orders/positioning/premium_index "
                     ".csv/.parquet)"
                 )
@@ -63,12 +65,15 @@ def _rows(frame: pl.DataFrame, kind: Kind) -> list[tuple[object, ...]]:
 def import_paths(
     store: Store, paths: Iterable[Path], progress: Callable[[Path], None] | None = None
 ) -> ImportReport:
-    """Import every file; a malformed file is rejected whole and the others still go in."""
+    """Import every file; a malformed file (or an archive file whose `.CHECKSUM` beside it
+    does not match) is rejected whole and the others still go in."""
     report = ImportReport()
     for path, det in discover(paths):
         if progress:
             progress(path)
         try:
+            if det.kind is not FileKind.INTERCHANGE:
+                verify_beside(path)
             parsed = parse_file(path, det)
         except DataError as exc:
             report.rejected.append(str(exc))

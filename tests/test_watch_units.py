@@ -10,14 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from oiradar.records import Candle, LiquidationFeed
+from oiradar.records import Candle, FundingSample, LiquidationFeed
 from oiradar.services.alerts import Alert
+from oiradar.services.watch.bars import BarBook
 from oiradar.services.watch.decide import STALE_MS, Burst, Decider, Phase
 from oiradar.services.watch.ingest import Ingest
 from oiradar.services.watch.venue_status import MIN_POLL_S, poll_interval_s
+from oiradar.signals.live import Bar, bar_at
 from oiradar.signals.params import EngineParams
 from oiradar.signals.reading import MarketReading
 from oiradar.signals.regimes import Regime
+from oiradar.signals.windows import build_grid
 from oiradar.store import open_store
 from oiradar.store.sqlite import SqliteStore
 from oiradar.units import MINUTE_MS
@@ -240,3 +243,51 @@ def test_a_venue_still_on_an_older_bar_cannot_reopen_the_episode(
     assert [a.kind.value for a in sent] == ["new", "exhaustion"]
     decider.on_bar("binance", "BTCUSDT", reading(Regime.SHORT_COVERING, 1))  # late, older bar
     assert [a.kind.value for a in sent] == ["new", "exhaustion"]
+
+
+def _candle(bar_open: int) -> Candle:
+    return Candle("binance", "BTCUSDT", BAR, bar_open, 1.0, 2.0, 0.5, 1.5, 10.0, 15.0, 4.0)
+
+
+def test_a_polled_venue_bar_is_whole_only_with_an_oi_reading_at_its_close() -> None:
+    """Binance's OI is polled: a mid-bar poll is not the close OI its history holds, so a
+    bar whose close sweep failed or came late must go the REST way (history), not step."""
+    polled, streamed = BarBook(BAR, close_oi_only=True), BarBook(BAR)
+    for book in (polled, streamed):
+        book.add_candle(_candle(T0))
+        book.add_oi("BTCUSDT", T0 + BAR - 40_000, 100.0)  # the last poll before the close
+    assert streamed.series("binance", "BTCUSDT", T0, None, T0 - BAR) is not None
+    assert polled.series("binance", "BTCUSDT", T0, None, T0 - BAR) is None
+    polled.add_oi("BTCUSDT", T0 + BAR, 101.0)  # the close sweep's reading, stamped at the close
+    series = polled.series("binance", "BTCUSDT", T0, None, T0 - BAR)
+    assert series is not None and series.oi_base.tolist() == [101.0]
+
+
+@pytest.mark.parametrize("liq", [None, [0.0, 0.0], [1234.5, 0.25]])
+@pytest.mark.parametrize(
+    "funding",
+    [
+        None,
+        (-30 * MINUTE_MS, -1e-4, 8.0),  # settled half an hour before the bar opened
+        (-30 * 60 * MINUTE_MS, 2e-4, 8.0),  # 30 h old: stale, unknown
+        (-20 * 60 * MINUTE_MS, 2e-4, 4.0),  # 20 h old on a 4 h interval: still in force
+        (BAR + 1, 5e-4, 8.0),  # after the close: not this bar's
+    ],
+)
+@pytest.mark.parametrize("taker", [None, 4.0])
+def test_a_streamed_bar_is_the_bar_build_grid_makes_of_the_same_rows(
+    liq: list[float] | None, funding: tuple[int, float, float] | None, taker: float | None
+) -> None:
+    book = BarBook(BAR)
+    book.add_candle(replace(_candle(T0), taker_buy_base=taker))
+    book.add_oi("BTCUSDT", T0 + 123_000, 99.5)
+    if funding is not None:
+        at, rate, hours = funding
+        book.add_funding(FundingSample("binance", "BTCUSDT", T0 + at, rate, hours))
+    series = book.series("binance", "BTCUSDT", T0, liq, T0 - BAR)
+    bar = book.bar("BTCUSDT", T0, liq, T0 - BAR)
+    assert series is not None and bar is not None
+    want = bar_at(build_grid(series), 0)
+    assert [getattr(bar, f) for f in Bar.__slots__] == pytest.approx(
+        [getattr(want, f) for f in Bar.__slots__], nan_ok=True, rel=0, abs=0
+    )

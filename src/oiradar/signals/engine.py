@@ -279,11 +279,11 @@ def event_spans(
 ) -> list[tuple[Regime, int, int]]:
     """(regime, first bar, last bar) of every event `events` would build, by first bar: what
     a sweep needs to enter trades, without building the events' readings."""
-    out = [
-        (regime, s, e)
-        for regime, mask in _event_masks(tl, regimes).items()
-        for s, e in _runs(mask, tl.horizons.longest)
-    ]
+    return _spans(_event_masks(tl, regimes), tl.horizons.longest)
+
+
+def _spans(masks: dict[Regime, BoolArray], merge_gap: int) -> list[tuple[Regime, int, int]]:
+    out = [(regime, s, e) for regime, mask in masks.items() for s, e in _runs(mask, merge_gap)]
     out.sort(key=lambda span: span[1])
     return out
 
@@ -299,7 +299,7 @@ def events(
     vol_base = trailing_median(grid.volume, lb.context, lb.min_history)
     return [
         _event(tl, params, regime, s, e, masks[regime], vol_base)
-        for regime, s, e in event_spans(tl, regimes)
+        for regime, s, e in _spans(masks, tl.horizons.longest)
     ]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,8 @@ from typing import Any
 from aiohttp import web
 
 from oiradar.clock import SimClock
+from oiradar.errors import UserError
+from oiradar.lifecycle import stop_on_signals
 from oiradar.sim.context import (
     EMPTY,
     HEADERS,
@@ -312,11 +315,6 @@ class SimServer:
 async def serve_until_stopped(cfg: SimConfig, host: str, port: int) -> None:
     """`oiradar sim`: listen until SIGINT/SIGTERM, printing the URL once it is listening
     (scripts wait for that line)."""
-    import sys
-
-    from oiradar.errors import UserError
-    from oiradar.lifecycle import stop_on_signals
-
     try:
         server = SimServer(cfg, host=host, port=port)
     except OSError as exc:

@@ -21,14 +21,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from oiradar.errors import Banned
-from oiradar.records import FundingSample, Liquidation, LiquidationFeed, MarketSeries
+from oiradar.records import FundingSample, Liquidation, LiquidationFeed
 from oiradar.services.watch.bars import BarBook, step_streamed
 from oiradar.services.watch.decide import Decider
 from oiradar.services.watch.gaps import GapFill
 from oiradar.services.watch.ingest import Ingest
 from oiradar.services.watch.poll import OIPoller
 from oiradar.services.watch.venue_status import FeedSpans, VenueStatus
-from oiradar.signals.live import LiveState, grid_bars, step
+from oiradar.signals.live import Bar, LiveState, grid_bars, step
 from oiradar.signals.windows import Grid, build_grid
 from oiradar.store import Store
 from oiradar.store.aio import AsyncStore
@@ -154,27 +154,25 @@ class BarClose(ABC):
             self.venue, iso(upto), started, computing, time.time(), n_streamed, len(rest),
         )  # fmt: skip
 
-    def _partition(
-        self, upto: int, symbols: list[str]
-    ) -> tuple[list[tuple[str, MarketSeries]], list[str]]:
-        """(those of `symbols` whose one unstepped bar the streams delivered whole, with it
-        as a series; those with anything else to step)."""
+    def _partition(self, upto: int, symbols: list[str]) -> tuple[list[tuple[str, Bar]], list[str]]:
+        """(those of `symbols` whose one unstepped bar the streams delivered whole, with it;
+        those with anything else to step)."""
         since = self._covered_since()
         streamed, rest = [], []
         for sym in symbols:
             last = self.states[sym].last_ts
             if last is None or upto <= last:
                 continue
-            series = None
+            bar = None
             if last == upto - self.bar_ms and since is not None:
                 liq = None
                 if self.feed is not LiquidationFeed.NONE:
                     liq = list(self.running[sym].bars.get(upto, [0.0, 0.0]))
-                series = self.book.series(self.venue, sym, upto, liq, since)
-            if series is None:
+                bar = self.book.bar(sym, upto, liq, since)
+            if bar is None:
                 rest.append(sym)
             else:
-                streamed.append((sym, series))
+                streamed.append((sym, bar))
         return streamed, rest
 
     def _covered_since(self) -> int | None:
@@ -188,13 +186,13 @@ class BarClose(ABC):
         start = self._feed_spans.start
         return None if start is None else max(start, self._seeded_ms)
 
-    async def _step_streamed(self, bars: list[tuple[str, MarketSeries]]) -> None:
+    async def _step_streamed(self, bars: list[tuple[str, Bar]]) -> None:
         for k in range(0, len(bars), STEP_EVERY):
             await self._step_chunk(bars[k : k + STEP_EVERY])
 
-    async def _step_chunk(self, chunk: list[tuple[str, MarketSeries]]) -> None:
+    async def _step_chunk(self, chunk: list[tuple[str, Bar]]) -> None:
         """Step `chunk` in a worker thread; its symbols' burst checks wait for it."""
-        work = [(sym, self.states[sym], series) for sym, series in chunk]
+        work = [(sym, self.states[sym], bar) for sym, bar in chunk]
         self._busy.update(sym for sym, _ in chunk)
         try:
             results = await asyncio.to_thread(step_streamed, work)

@@ -28,8 +28,11 @@ class GapFill:
         ingest: Ingest,
         status: VenueStatus,
         bar_ms: int,
+        *,
+        close_oi_only: bool = False,
     ) -> None:
         self.client, self.reads, self.ingest = client, reads, ingest
+        self.close_oi_only = close_oi_only  # polled OI: only a sample at the close counts
         self.status, self.bar_ms, self.interval = status, bar_ms, interval_name(bar_ms)
         self._filled: list[tuple[str, int]] = []  # (symbol, bar open) of candles REST filled
 
@@ -82,17 +85,20 @@ class GapFill:
             missing = {b for b in range(first, upto + 1, self.bar_ms) if b not in stamps}
             holes[sym] = missing
             k_from = min(missing) if missing else None
-            # Only bars no OI sample reached (a drop, a restart, a close sweep that failed).
+            # Only bars no OI sample reached (a drop, a restart); polled: bars whose close
+            # sweep failed or came late (a mid-bar poll is not the bar's close OI).
             oi = self._oi_missing(store, sym, first, upto)
             out[sym] = (first, k_from, oi)
         return out, holes
 
     def _oi_missing(self, store: Store, sym: str, first_open: int, upto: int) -> bool:
-        """True if some bar opening in [first_open, upto] has no OI snapshot at or before its
-        close."""
+        """True if some bar opening in [first_open, upto] has no OI snapshot in it (with
+        `close_oi_only`: none stamped at its close)."""
         close = upto + self.bar_ms
         venue = self.client.name
         stamps = store.timestamps(Kind.OPEN_INTEREST, venue, sym, first_open + 1, close)
+        if self.close_oi_only:
+            stamps = stamps[stamps % self.bar_ms == 0]
         bars = {int(t - 1) // self.bar_ms for t in stamps}
         need = range(first_open // self.bar_ms, close // self.bar_ms)
         return any(b not in bars for b in need)

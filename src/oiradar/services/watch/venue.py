@@ -81,8 +81,10 @@ class VenueWatch(BarClose):
         self._clock_mono = -CLOCK_IDLE_S  # when the stream's time last moved (monotonic s)
         self._clock_seen = 0
         self._feed_spans = FeedSpans()
-        self.gaps = GapFill(client, reads, ingest, self.status, bar_ms)
-        self.book = BarBook(bar_ms)
+        # Without an OI stream only a close sweep's reading is a bar's close OI (`poll`).
+        polled = not stream.streams_oi
+        self.gaps = GapFill(client, reads, ingest, self.status, bar_ms, close_oi_only=polled)
+        self.book = BarBook(bar_ms, close_oi_only=polled)
         self.status.candles = "stream" if stream.want_candles(bar_ms) else "rest"
         self.poller = None if stream.streams_oi else OIPoller(
             client, self.status, self.now_ms, self._take_polled, bar_ms=bar_ms,

@@ -5,7 +5,6 @@ under the archive's paths, from its own forced orders sampled as Binance samples
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
 import json
@@ -15,8 +14,9 @@ from pathlib import Path
 
 import aiohttp
 import numpy as np
+import pytest
 
-from oiradar.datafiles.archive import RemoteArchive, liquidation_file
+from oiradar.datafiles.archive import liquidation_file
 from oiradar.kinds import Kind
 from oiradar.services.backfill import BackfillRequest, run
 from oiradar.signals.engine import timeline
@@ -74,43 +74,45 @@ def test_a_bad_side_rejects_the_file_by_line(tmp_path: Path) -> None:
     assert res.code == 2 and "side must be BUY or SELL" in res.err and ":2" in res.err, res.err
 
 
-async def test_the_sims_archive_files_verify_import_and_carry_the_squeeze_upgrade(
-    tmp_path: Path,
+async def test_backfill_reads_the_sims_archive_days_and_backtest_calls_squeezes_on_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The simulator's archive serves each day's file with its CHECKSUM (and none past the
-    archive's last day); downloaded and verified, imported, `backtest` calls squeezes on
-    them; a corrupted copy is refused by its checksum with one line and stores nothing."""
+    """The simulator's archive serves each day's file with its CHECKSUM (none past the
+    archive's last day); `backfill` downloads, verifies and stores them with the days covered
+    (asked once: a second run finds them covered), `backtest` calls squeezes on them, and a
+    corrupted copy is refused by `import` with one line, nothing stored."""
     db, cache = tmp_path / "h.sqlite", tmp_path / "cache"
+    monkeypatch.setenv("OIRADAR_CACHE_DIR", str(cache))
     start = parse_time(DAYS[0])
     with configured(symbols=5, seed=7, speed=0.0) as cfg:
         async with SimServer(cfg, wall_now_ms=WALL_NOW) as sim, aiohttp.ClientSession() as http:
+            monkeypatch.setenv("OIRADAR_ARCHIVE_URL", sim.url)
             symbols = tuple(sim.ctx.market.symbols)
             end = sim.ctx.now_ms() // (5 * MINUTE_MS) * (5 * MINUTE_MS)
-            req = BackfillRequest(("binance",), start, end, symbols, archive=False,
-                                  endpoint=sim.url)  # fmt: skip
+            req = BackfillRequest(("binance",), start, end, symbols, endpoint=sim.url)
             with open_store(db) as store:
-                await run(req, store)
-            archive = RemoteArchive(sim.url, cache)
-            try:
-                wanted = [liquidation_file(s, parse_time(d)) for d in DAYS for s in symbols]
-                paths = await asyncio.gather(*map(archive.fetch, wanted))
-                past = await archive.fetch(liquidation_file(symbols[0], parse_time("2024-04-01")))
-            finally:
-                await archive.close()
-            async with http.get(f"{sim.url}/{wanted[0].path}.CHECKSUM") as r:
+                [first] = (await run(req, store)).venues
+                [again] = (await run(req, store)).venues
+            past = liquidation_file(symbols[0], parse_time("2024-04-01"))  # after the last day
+            wanted = liquidation_file(symbols[0], start)
+            statuses = []
+            for path in (past.path, wanted.path.replace(symbols[0], "NOPEUSDT")):
+                async with http.get(f"{sim.url}/{path}") as r:
+                    statuses.append(r.status)
+            async with http.get(f"{sim.url}/{wanted.path}.CHECKSUM") as r:
                 digest = await r.text()
-            async with http.get(f"{sim.url}/{liquidation_file('NOPEUSDT', start).path}") as r:
-                unknown = r.status
-    assert None not in paths and past is None and unknown == 404
-    assert digest == f"{hashlib.sha256(paths[0].read_bytes()).hexdigest()}  {wanted[0].name}\n"
+    assert statuses == [404, 404]
+    assert first.archive_files == len(DAYS) * len(symbols) and first.rows["liquidation_orders"]
+    assert again.archive_files == 0 and again.rows["liquidation_orders"] == 0
+    paths = [cache / "archive" / liquidation_file(s, parse_time(d)).path
+             for d in DAYS for s in symbols]  # fmt: skip
+    assert digest == f"{hashlib.sha256(paths[0].read_bytes()).hexdigest()}  {wanted.name}\n"
     with zipfile.ZipFile(paths[0]) as zf:
         header, *rows = zf.read(zf.namelist()[0]).decode().splitlines()
     half = len(rows) // 2
     assert header == HEADER and rows[:half] == rows[half:] and half > 100  # each row twice
     assert {r.split(",")[1] for r in rows} == {"BUY", "SELL"}
 
-    res = run_cli("--db", str(db), "import", str(cache), "--format", "json")
-    assert res.code == 0, res.err
     with open_store(db, readonly=True) as store:
         series = store.read_series(
             "binance", symbols[0], "5m", start, parse_time(DAYS[-1]) + DAY_MS

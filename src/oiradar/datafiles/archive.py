@@ -33,6 +33,8 @@ ENV_CACHE = "OIRADAR_CACHE_DIR"
 DEFAULT_URL = "https://data.binance.vision"
 USDM_ROOT = "data/futures/um"
 # Daily kline files exist for these intervals; 3d, 1w and 1mo are monthly only.
+# USD-M liquidation snapshots stop here (binance-public-data issues #337, #361, #420).
+LIQUIDATION_LAST_DAY = "2024-03-31"
 DAILY_KLINE_INTERVALS = frozenset(
     ["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d"]
 )

@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from oiradar.datafiles.archive import LIQUIDATION_LAST_DAY
 from oiradar.errors import UserError
 from oiradar.records import (
     Candle,
     FundingSample,
+    Liquidation,
     LiquidationBar,
     MarketSeries,
     OISample,
@@ -27,7 +29,7 @@ from oiradar.venues.binance import OI_RETENTION_MS, RETENTION_MARGIN_MS
 
 BINANCE = "binance"
 CONCURRENCY = 8  # symbols in flight per venue: keeps per-instrument budgets (OKX) busy
-Rec = Candle | OISample | FundingSample | PremiumBar | Positioning | LiquidationBar
+Rec = Candle | OISample | FundingSample | PremiumBar | Positioning | LiquidationBar | Liquidation
 I64 = NDArray[np.int64]
 Progress = Callable[[str, int], None]  # (venue, n): n > 0 sets the total, -1 advances one chunk
 
@@ -156,6 +158,7 @@ class VenuePlan:
     pos_rest_from_ms: int | None = None  # the oldest slot the ratio endpoints serve
     premium_asked: bool = False  # --premium: say so where the venue has none
     liq_period_ms: int | None = None  # per-bar liquidation totals (Gate); None: none
+    liq_archive: bool = False  # Binance's archive liquidation snapshot days (to 2024-03-31)
 
 
 def plan_for(venue: str, req: BackfillRequest, now_ms: int, archive: bool) -> VenuePlan:
@@ -188,6 +191,7 @@ def plan_for(venue: str, req: BackfillRequest, now_ms: int, archive: bool) -> Ve
         pos_rest,
         req.premium,
         liq,
+        oi_archive,
     )
 
 
@@ -204,12 +208,13 @@ class Lack:
     pos_rest: I64 = field(default_factory=lambda: np.empty(0, np.int64))  # slot closes
     pos_archive: I64 = field(default_factory=lambda: np.empty(0, np.int64))
     liq: I64 = field(default_factory=lambda: np.empty(0, np.int64))  # liquidation bar opens
+    liq_day: bool = False  # the archive's liquidation snapshot of the (whole, uncovered) day
 
     @property
     def nothing(self) -> bool:
         slots = (self.oi_rest, self.oi_archive, self.premium, self.pos_rest, self.pos_archive,
                  self.liq)  # fmt: skip
-        return not (self.bars.size or any(x.size for x in slots) or self.funding)
+        return not (self.bars.size or any(x.size for x in slots) or self.funding or self.liq_day)
 
 
 def uncovered(slots: I64, ts: I64, period: int | None) -> I64:
@@ -266,9 +271,13 @@ def lacks(plan: VenuePlan, cks: Sequence[Chunk], have: MarketSeries, funding_ms:
         if (lp := plan.liq_period_ms) is not None:
             liq_opens = np.arange(-(-c.start_ms // lp) * lp, c.end_ms, lp, dtype=np.int64)
             liq = liq_opens[~np.isin(liq_opens, have.liq_bar_ts)]
+        spans = have.liq_spans
+        covered = bool(((spans[:, 0] <= c.start_ms) & (spans[:, 1] >= c.end_ms)).any())
+        whole = c.end_ms - c.start_ms == DAY_MS and c.day <= LIQUIDATION_LAST_DAY
+        liq_day = plan.liq_archive and whole and not covered
         due = np.arange(-(-c.start_ms // funding_ms) * funding_ms, c.end_ms, funding_ms).size
         held = int(((have.funding_ts >= c.start_ms) & (have.funding_ts < c.end_ms)).sum())
         lack = Lack(bars, rest, archive, held < due, tuple(notes), premium, pos_rest, pos_archive,
-                    liq)  # fmt: skip
+                    liq, liq_day)  # fmt: skip
         out.append(lack)
     return out

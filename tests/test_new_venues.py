@@ -51,7 +51,7 @@ async def test_watch_carries_each_new_feed_and_its_completeness(tmp_path: Path) 
     req = WatchRequest(venues, ("ADAUSDT", "BTCUSDT"), None, params, settle_ms=60_000)
     # Streams connect after the warm-up (~14:08); the 15m liquidation sums need 15 min of feed.
     run_ = await watch_until(
-        tmp_path, req, start + 45 * MINUTE_MS, speed=300.0, limit_scale=300.0, start_ms=start
+        tmp_path, req, start + 45 * MINUTE_MS, speed=600.0, limit_scale=600.0, start_ms=start
     )
     status = {v["venue"]: v for v in run_.status["venues"]}
     feeds = {v: status[v]["liquidations"] for v in venues}

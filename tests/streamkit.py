@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 
-from oiradar.records import Liquidation, MarketSnapshot
+from oiradar.records import Liquidation, MarketSnapshot, Side
 from oiradar.sim.server import SimServer
 from oiradar.venues.stream import State, StreamRecord, WsStream
 
@@ -42,6 +42,23 @@ async def streaming(
         with contextlib.suppress(asyncio.CancelledError):
             await task
         assert stream.stats.state is State.STOPPED
+
+
+@asynccontextmanager
+async def primed(stream: WsStream, sim: SimServer) -> AsyncIterator[list[StreamRecord]]:
+    """`streaming(stream)` once every symbol of the market has had a snapshot."""
+    async with streaming(stream) as got:
+        names = set(sim.ctx.market.symbols)
+        await until(lambda: {s.symbol for s in snaps(got)} == names)
+        yield got
+
+
+Key = tuple[str, int, Side]
+
+
+def keyed(got: list[StreamRecord]) -> dict[Key, float]:
+    """Liquidations by (symbol, time, liquidated side) -> quantity in base units."""
+    return {(x.symbol, x.ts_ms, x.position_side): x.qty_base for x in liqs(got)}
 
 
 def liqs(got: list[StreamRecord]) -> list[Liquidation]:

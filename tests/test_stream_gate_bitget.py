@@ -20,9 +20,8 @@ from oiradar.venues.gate import GateStream
 from oiradar.venues.gate import ws as gate_ws
 from oiradar.venues.stream import State
 from tests.simkit import MINUTE, running
-from tests.streamkit import fast, liqs, snaps, streaming, until
+from tests.streamkit import Key, fast, keyed, liqs, primed, snaps, streaming, until
 
-Key = tuple[str, int, Side]
 # exchange-apis.md §12: the verbatim push of Bitget's UTA liquidation page.
 BITGET_LIQ = json.loads(
     '{"data":[{"symbol":"BTCUSDT","side":"buy","price":"89000","amount":"37.722858",'
@@ -63,17 +62,11 @@ def gate_truth(sim: SimServer, t0: int, t1: int) -> dict[Key, float]:
     return out
 
 
-def keyed(got: list[Liquidation]) -> dict[Key, float]:
-    return {(x.symbol, x.ts_ms, x.position_side): x.qty_base for x in got}
-
-
 async def test_gate_delivers_every_liquidation_and_oi_in_coin() -> None:
     async with running(venues=("gate",)) as (sim, http):
         stream = fast(GateStream, sim, http)
         assert stream.liquidations is LiquidationFeed.COMPLETE
-        async with streaming(stream) as got:
-            names = set(sim.ctx.market.symbols)
-            await until(lambda: {s.symbol for s in snaps(got)} == names)
+        async with primed(stream, sim) as got:
             t0 = sim.ctx.now_ms()
             for s in snaps(got):
                 sd = sim.ctx.market.get(s.symbol)
@@ -86,7 +79,7 @@ async def test_gate_delivers_every_liquidation_and_oi_in_coin() -> None:
             await until(lambda: len(liqs(got)) >= len(truth))
             await asyncio.sleep(0.15)  # nothing more may follow
         assert truth and {w[2] for w in truth} == {Side.LONG, Side.SHORT}
-        assert keyed(liqs(got)) == pytest.approx(truth) and len(liqs(got)) == len(truth)
+        assert keyed(got) == pytest.approx(truth) and len(liqs(got)) == len(truth)
         assert stream.stats.connects == 1 and stream.stats.last_message_ms == t0 + 6 * MINUTE
 
 
@@ -102,7 +95,7 @@ async def test_gate_duplicates_and_reordering_lose_nothing() -> None:
                 await asyncio.sleep(0.05)
             await until(lambda: len(liqs(got)) >= len(truth))
             await asyncio.sleep(0.3)
-        assert keyed(liqs(got)) == pytest.approx(truth) and len(liqs(got)) == len(truth)
+        assert keyed(got) == pytest.approx(truth) and len(liqs(got)) == len(truth)
         assert stream.stats.duplicates >= stream.stats.messages // 3
 
 
@@ -148,7 +141,7 @@ async def test_bitget_liquidations_are_the_largest_per_side_per_second() -> None
             sim.ctx.clock.set(t0 + 2 * MINUTE)  # the simulator replays at most 2 minutes
             await until(lambda: len(liqs(got)) >= len(truth))
             await asyncio.sleep(0.15)
-        assert truth and keyed(liqs(got)) == pytest.approx(truth, rel=1e-6)
+        assert truth and keyed(got) == pytest.approx(truth, rel=1e-6)
         assert len(liqs(got)) == len(truth) and stream.stats.duplicates > 0
         per_second = {(x.symbol, x.ts_ms // 1000, x.position_side) for x in liqs(got)}
         assert len(per_second) == len(truth)  # at most one a side per symbol per second

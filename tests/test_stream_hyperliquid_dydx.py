@@ -21,9 +21,8 @@ from oiradar.venues.hyperliquid import HyperliquidStream
 from oiradar.venues.hyperliquid import wire as hl_wire
 from oiradar.venues.stream import State
 from tests.simkit import MINUTE, running
-from tests.streamkit import fast, liqs, snaps, streaming, until
+from tests.streamkit import Key, fast, keyed, liqs, primed, snaps, streaming, until
 
-Key = tuple[str, int, Side]
 # exchange-apis.md §11.4 / §9.1: the subscribe reply and the per-coin context push.
 CTX = {
     "dayNtlVlm": "9450588.2273", "funding": "0.0000198", "markPx": "0.010804",
@@ -58,12 +57,14 @@ async def test_hyperliquid_contexts_follow_the_venues_clock_not_ours() -> None:
     async with running(venues=("hyperliquid",)) as (sim, http):
         stream = fast(HyperliquidStream, sim, http)
         assert stream.liquidations is LiquidationFeed.NONE
-        async with streaming(stream) as got:
-            names = set(sim.ctx.market.symbols)
-            await until(lambda: {s.symbol for s in snaps(got)} == names)
+        async with primed(stream, sim) as got:
             t1 = sim.ctx.now_ms() + 2 * MINUTE
             sim.ctx.clock.set(t1)  # the venue jumps; only its trades can tell the stream
-            await until(lambda: {s.symbol for s in snaps(got) if s.ts_ms >= t1} == names)
+            await until(
+                lambda: (
+                    {s.symbol for s in snaps(got) if s.ts_ms >= t1} == set(sim.ctx.market.symbols)
+                )
+            )
         for s in (s for s in snaps(got) if s.ts_ms >= t1):
             sd = sim.ctx.market.get(s.symbol)
             assert s.ts_ms - t1 < 1000  # stamped by the venue's clock
@@ -101,17 +102,11 @@ def dydx_truth(sim: SimServer, t0: int, t1: int) -> dict[Key, float]:
     return out
 
 
-def dydx_keyed(sim: SimServer, got: list[object]) -> dict[Key, float]:
-    return {(x.symbol, x.ts_ms, x.position_side): x.qty_base for x in liqs(got)}  # type: ignore[arg-type]
-
-
 async def test_dydx_every_liquidation_and_merged_market_state() -> None:
     async with running(venues=("dydx",)) as (sim, http):
         stream = fast(DydxStream, sim, http)
         assert stream.liquidations is LiquidationFeed.COMPLETE
-        async with streaming(stream) as got:
-            names = set(sim.ctx.market.symbols)
-            await until(lambda: {s.symbol for s in snaps(got)} == names)
+        async with primed(stream, sim) as got:
             assert not liqs(got)  # the first replay of each market only primes
             t0 = sim.ctx.now_ms()
             truth = dydx_truth(sim, t0, t0 + 5 * MINUTE)
@@ -119,7 +114,7 @@ async def test_dydx_every_liquidation_and_merged_market_state() -> None:
             await until(lambda: len(liqs(got)) >= len(truth))
             await until(lambda: any(s.ts_ms == t0 + 5 * MINUTE for s in snaps(got)))
             await asyncio.sleep(0.15)
-        assert truth and dydx_keyed(sim, got) == truth and len(liqs(got)) == len(truth)
+        assert truth and keyed(got) == truth and len(liqs(got)) == len(truth)
         late = [s for s in snaps(got) if s.ts_ms == t0 + 5 * MINUTE]
         for s in late:  # deltas merged onto the subscribe reply: every field still known
             sd = sim.ctx.market.get(s.symbol)
@@ -138,8 +133,8 @@ async def test_dydx_drops_lose_no_liquidation_thanks_to_the_replay() -> None:
                 sim.ctx.clock.set(t)
                 await asyncio.sleep(0.05)
             truth = dydx_truth(sim, t0, t)
-            await until(lambda: set(dydx_keyed(sim, got)) >= set(truth), timeout=6)
-        assert stream.stats.disconnects >= 2 and dydx_keyed(sim, got) == truth
+            await until(lambda: set(keyed(got)) >= set(truth), timeout=6)
+        assert stream.stats.disconnects >= 2 and keyed(got) == truth
 
 
 async def test_dydx_duplicates_reordering_and_split_connections(
@@ -158,5 +153,5 @@ async def test_dydx_duplicates_reordering_and_split_connections(
                 await asyncio.sleep(0.05)
             await until(lambda: len(liqs(got)) >= len(truth))
             await asyncio.sleep(0.3)
-        assert dydx_keyed(sim, got) == truth and len(liqs(got)) == len(truth)
+        assert keyed(got) == truth and len(liqs(got)) == len(truth)
         assert stream.stats.duplicates > 0

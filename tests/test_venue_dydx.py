@@ -30,7 +30,7 @@ from oiradar.venues.dydx.wire import (
     parse_market,
     parse_markets,
 )
-from tests.simkit import MINUTE, get, running
+from tests.simkit import MINUTE, faults_change_nothing, get, running
 
 HOUR, DAY, FIVE = 60 * MINUTE, 24 * 60 * MINUTE, 5 * MINUTE
 # Real replies recorded by ccxt (2025-07-29) and v4-chain's documentation (testnet push).
@@ -166,15 +166,8 @@ async def _everything(sim: SimServer, c: DydxClient) -> list[Any]:
 @pytest.mark.parametrize("kinds", [tuple(Fault), (Fault.EMPTY,)], ids=["all-faults", "empty"])
 async def test_faults_change_nothing_in_the_output(kinds: tuple[Fault, ...]) -> None:
     kw: dict[str, Any] = {"seed": 4, "limit_scale": 20.0, "extra": {"dydx_api_limit": 100}}
-    async with _client(**kw) as (sim, _, c):
-        clean = await _everything(sim, c)
-    async with _client(**kw, fault_rate=0.2, fault_kinds=kinds) as (sim, http, c):
-        sim.ctx.faults.slow_s = 0.05
-        c.http.backoff_s, c.http.max_attempts = 0.005, 10
-        assert await _everything(sim, c) == clean
-        _, stats = await get(http, sim, "/_sim/stats")
-        assert stats["venues"]["dydx"]["faults"] >= 5
-        assert c.http.stats.retries + c.empty_retries >= 5
+    await faults_change_nothing(_client, _everything, "dydx", kinds, fault_rate=0.2, at_least=5,
+                                **kw)  # fmt: skip
 
 
 async def test_a_burst_waits_inside_100_per_10s() -> None:

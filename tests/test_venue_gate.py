@@ -35,7 +35,7 @@ from oiradar.venues.gate.wire import (
     parse_stats,
     parse_tickers,
 )
-from tests.simkit import MINUTE, get, running
+from tests.simkit import MINUTE, faults_change_nothing, get, running
 
 HOUR, DAY, FIVE = 60 * MINUTE, 24 * 60 * MINUTE, 5 * MINUTE
 
@@ -286,15 +286,8 @@ async def _everything(sim: SimServer, c: GateClient) -> list[Any]:
 
 @pytest.mark.parametrize("kinds", [tuple(Fault), (Fault.EMPTY,)], ids=["all-faults", "empty"])
 async def test_faults_change_nothing_in_the_output(kinds: tuple[Fault, ...]) -> None:
-    async with _client(seed=3) as (sim, _, c):
-        clean = await _everything(sim, c)
-    async with _client(seed=3, fault_rate=0.3, fault_kinds=kinds) as (sim, http, c):
-        sim.ctx.faults.slow_s = 0.05
-        c.http.backoff_s, c.http.max_attempts = 0.005, 10
-        assert await _everything(sim, c) == clean
-        _, stats = await get(http, sim, "/_sim/stats")
-        assert stats["venues"]["gate"]["faults"] >= 5
-        assert c.http.stats.retries + c.empty_retries >= 5
+    await faults_change_nothing(_client, _everything, "gate", kinds, fault_rate=0.3, at_least=5,
+                                seed=3)  # fmt: skip
 
 
 async def test_a_burst_waits_inside_200_per_10s_per_endpoint() -> None:

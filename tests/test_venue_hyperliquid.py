@@ -26,7 +26,7 @@ from oiradar.venues.hyperliquid.wire import (
     parse_meta_and_ctxs,
     weight,
 )
-from tests.simkit import MINUTE, get, running
+from tests.simkit import MINUTE, faults_change_nothing, get, running
 
 HOUR, DAY = 60 * MINUTE, 24 * 60 * MINUTE
 # Recorded replies: the ccxt-quoted context, the SDK's mainnet cassettes (2023).
@@ -165,19 +165,8 @@ async def _everything(sim: SimServer, c: HyperliquidClient) -> list[Any]:
 
 @pytest.mark.parametrize("kinds", [tuple(Fault), (Fault.EMPTY,)], ids=["all-faults", "empty"])
 async def test_faults_change_nothing_in_the_output(kinds: tuple[Fault, ...]) -> None:
-    async with _client(seed=6, limit_scale=20.0) as (sim, _, c):
-        clean = await _everything(sim, c)
-    async with _client(seed=6, limit_scale=20.0, fault_rate=0.2, fault_kinds=kinds) as (
-        sim,
-        http,
-        c,
-    ):
-        sim.ctx.faults.slow_s = 0.05
-        c.http.backoff_s, c.http.max_attempts = 0.005, 10
-        assert await _everything(sim, c) == clean
-        _, stats = await get(http, sim, "/_sim/stats")
-        assert stats["venues"]["hyperliquid"]["faults"] >= 2
-        assert c.http.stats.retries + c.empty_retries >= 2
+    await faults_change_nothing(_client, _everything, "hyperliquid", kinds, fault_rate=0.2,
+                                at_least=2, seed=6, limit_scale=20.0)  # fmt: skip
     always = running(venues=("hyperliquid",), fault_rate=1.0, fault_kinds=(Fault.EMPTY,))
     async with always as (sim, _):
         client = HyperliquidClient(sim.url)

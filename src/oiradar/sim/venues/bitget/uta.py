@@ -24,12 +24,12 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from aiohttp import WSCloseCode, web
+from aiohttp import web
 
 from oiradar.sim.context import SimContext, ctx_of, num, price_decimals, qty_decimals
 from oiradar.sim.market import LiqOrder, SymbolData, liquidation_orders
 from oiradar.sim.venues.bitget.data import VENUE, listed
-from oiradar.sim.venues.bitget.ws import IDLE_S, LIFETIME_MS, read
+from oiradar.sim.venues.bitget.ws import LIFETIME_MS, closed_for_silence, read
 from oiradar.sim.ws import Sender, drop_later, run_until_closed
 
 TICK_S, CATCHUP_MS = 0.1, 120_000
@@ -98,8 +98,7 @@ def sampled(ctx: SimContext, t0: int, t1: int) -> dict[int, list[dict[str, str]]
 
 async def _pusher(conn: _Conn, ws: web.WebSocketResponse) -> None:
     while not ws.closed:
-        if time.monotonic() - conn.last_ping > IDLE_S:
-            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"No ping for 2 minutes")
+        if await closed_for_silence(conn.last_ping, ws):
             return
         edge = conn.ctx.now_ms() // 1000 * 1000
         usdt = {"instType": "usdt-futures", "topic": "liquidation"}

@@ -157,10 +157,17 @@ def _channel(ctx: SimContext, arg: dict[str, str]) -> Key | None:
     return None
 
 
+async def closed_for_silence(last_ping: float, ws: web.WebSocketResponse) -> bool:
+    """Bitget closes a connection that sent no `ping` for 2 minutes (wall time): True if so."""
+    if time.monotonic() - last_ping <= IDLE_S:
+        return False
+    await ws.close(code=WSCloseCode.GOING_AWAY, message=b"No ping for 2 minutes")
+    return True
+
+
 async def _pusher(conn: _Conn, ws: web.WebSocketResponse) -> None:
     while not ws.closed:
-        if time.monotonic() - conn.last_ping > IDLE_S:
-            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"No ping for 2 minutes")
+        if await closed_for_silence(conn.last_ping, ws):
             return
         now = conn.ctx.now_ms()
         for key, arg in list(conn.subs.items()):

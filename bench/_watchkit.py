@@ -223,6 +223,8 @@ class Run:
     ru_maxrss_kb: int = 0
     sim_stats: dict[str, Any] = field(default_factory=dict)
     sim_stats_running: dict[str, Any] = field(default_factory=dict)  # when it began running
+    sim_stats_warm: dict[str, Any] = field(default_factory=dict)  # two closes later
+    t_warm: float | None = None
     status: dict[str, Any] = field(default_factory=dict)
     received: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     malformed: int = 0

@@ -161,13 +161,21 @@ POLLED = {"/fapi/v1/openInterest", "/fapi/v1/premiumIndex"}
 
 def report_rest(run: Run) -> None:
     """REST requests per bar close once the daemon runs (start-up backfill left out), per venue
-    and endpoint: the simulator's counters at the start of the steady state and at the stop."""
-    before = run.sim_stats_running.get("venues", {})
-    after = run.sim_stats.get("venues", {})
-    if not before or not run.t_running:
+    and endpoint: the simulator's counters at the start of the steady state and at the stop;
+    then the same after the warm-up closes (their bars still go via REST and the cold funding
+    fill lands in them), where the run lasted long enough."""
+    if not run.sim_stats_running or not run.t_running:
         print("REST per bar close: not measured (the daemon never ran)")
         return
-    first = int(run.clock.sim_at(run.t_running) // BAR_MS) + 1
+    _rest_since(run, run.sim_stats_running, run.t_running, "")
+    if run.sim_stats_warm and run.t_warm is not None:
+        _rest_since(run, run.sim_stats_warm, run.t_warm, " after the warm-up")
+
+
+def _rest_since(run: Run, stats: dict[str, Any], t_from: float, label: str) -> None:
+    before = stats.get("venues", {})
+    after = run.sim_stats.get("venues", {})
+    first = int(run.clock.sim_at(t_from) // BAR_MS) + 1
     last = int(run.clock.sim_at(run.t_stop) // BAR_MS)
     closes = max(1, last - first + 1)
     total = polled = 0
@@ -180,9 +188,9 @@ def report_rest(run: Run) -> None:
         total += venue_total
         polled += venue_polled
         parts = ", ".join(f"{p} {n / closes:.0f}" for p, n in sorted(delta.items()))
-        print(f"REST per bar close {name:8} {venue_total / closes:7.0f}: {parts or '-'}")
+        print(f"REST per bar close{label} {name:8} {venue_total / closes:7.0f}: {parts or '-'}")
     print(
-        f"REST per bar close, all venues: {total / closes:.0f} over {closes} closes "
+        f"REST per bar close{label}, all venues: {total / closes:.0f} over {closes} closes "
         f"({(total - polled) / closes:.0f} without Binance's OI poll, {polled / closes:.0f} polled)"
     )
 

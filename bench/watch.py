@@ -157,6 +157,9 @@ def published(db: Path | str) -> dict[str, Any]:
     return state.status if state is not None else {}
 
 
+WARM_CLOSES = 2  # closes after the start still stepped via REST (the warm-up)
+
+
 async def follow(
     args: argparse.Namespace,
     run: Run,
@@ -171,6 +174,7 @@ async def follow(
     process (False: never running; None: the daemon exited)."""
     task: subprocess.Popen[bytes] | bool = False
     next_report = run.t_start + 60
+    bar_wall_s = 300.0 / args.speed  # one 5-minute bar in wall seconds
     while True:
         now = time.time()
         if run.t_running is not None and now >= run.t_running + args.minutes * 60:
@@ -194,6 +198,10 @@ async def follow(
             )
             task = start_probe(base, probe_out)
             run.sim_stats_running = await sim_json(http, base + "/_sim/stats")
+        warm_at = None if run.t_running is None else run.t_running + WARM_CLOSES * bar_wall_s
+        if run.t_warm is None and warm_at is not None and now >= warm_at:
+            run.t_warm = now  # the closes of the warm-up went via REST: counted apart
+            run.sim_stats_warm = await sim_json(http, base + "/_sim/stats")
         if now >= next_report:
             next_report += 60
             run.reads.append(await read_clock(http, base))

@@ -291,3 +291,12 @@ def test_a_streamed_bar_is_the_bar_build_grid_makes_of_the_same_rows(
     assert [getattr(bar, f) for f in Bar.__slots__] == pytest.approx(
         [getattr(want, f) for f in Bar.__slots__], nan_ok=True, rel=0, abs=0
     )
+
+
+def test_the_close_sweep_asks_the_biggest_moves_first() -> None:
+    book = BarBook(BAR, close_oi_only=True)
+    for sym, close in (("AUSDT", 1.01), ("BUSDT", 0.95), ("CUSDT", 1.0)):
+        book.add_candle(replace(_candle(T0), symbol=sym, open=1.0, close=close))
+    # DUSDT's closing candle has not come yet: it could be any move, so it is asked early.
+    order = book.by_move(["AUSDT", "BUSDT", "CUSDT", "DUSDT"], T0 + BAR)
+    assert order == ["DUSDT", "BUSDT", "AUSDT", "CUSDT"]

@@ -206,9 +206,8 @@ def _readings(
     return oi_h, px_h, oi_band, px_band, gaps
 
 
-def _step(state: LiveState, bar: Bar) -> MarketReading:
-    p, hz, t = state.params, state.horizons, state.t
-    min_hist = lookbacks(p, state.bar_ms).min_history
+def push_bar(state: LiveState, bar: Bar) -> None:
+    """The bar's own values into the rings, first thing of a step."""
     state.close.push(bar.close)
     state.oi.push(bar.oi)
     state.volume.push(bar.volume)
@@ -218,6 +217,11 @@ def _step(state: LiveState, bar: Bar) -> MarketReading:
     valid = not (math.isnan(bar.close) or math.isnan(bar.oi))
     state.valid.push(1.0 if valid else 0.0)
 
+
+def _step(state: LiveState, bar: Bar) -> MarketReading:
+    p, hz, t = state.params, state.horizons, state.t
+    min_hist = lookbacks(p, state.bar_ms).min_history
+    push_bar(state, bar)
     oi_h, px_h, oi_band, px_band, gaps = _readings(state, bar)
     _, codes, picks, masks = rules.read(
         oi_h[:, None], px_h[:, None], oi_band[:, None], px_band[:, None], p.reference
@@ -260,8 +264,35 @@ def _step(state: LiveState, bar: Bar) -> MarketReading:
     state.volume_hist.push(bar.volume)
     state.t += 1
     state.last_ts = bar.ts_ms
+    reading = make_reading(
+        state, bar, k, regime, (fired, strong), (squeeze, int(bits)),
+        (oi_h, px_h, oi_band, px_band), gaps[k], (short_w, long_w, vol_base),
+    )  # fmt: skip
+    state.last = reading
+    return reading
+
+
+def make_reading(
+    state: LiveState,
+    bar: Bar,
+    k: int,
+    regime: Regime,
+    fired_strong: tuple[int, bool],
+    squeeze: tuple[float, int],
+    per_horizon: tuple[FloatArray, FloatArray, FloatArray, FloatArray],
+    gap: bool,
+    sums: tuple[float, float, float],
+) -> MarketReading:
+    """The reading of `bar` at horizon `k`, once `state` has stepped past it: `per_horizon`
+    holds OI %, price % and their bands per horizon, `squeeze` the flag and evidence bits,
+    `sums` the burst-window short and long liquidations and the volume baseline."""
+    p, hz = state.params, state.horizons
+    w = hz.bars[k]
+    fired, strong = fired_strong
+    oi_h, px_h, oi_band, px_band = per_horizon
+    short_w, long_w, vol_base = sums
     rate, ivl = _opt(bar.funding_rate), _opt(bar.funding_interval_h)
-    reading = MarketReading(
+    return MarketReading(
         ts_ms=bar.ts_ms,
         bar_ms=state.bar_ms,
         regime=regime,
@@ -273,12 +304,12 @@ def _step(state: LiveState, bar: Bar) -> MarketReading:
         oi_threshold=float(oi_band[k]),
         price_threshold=float(px_band[k]),
         strong=strong,
-        squeeze=squeeze,
-        evidence=rules.evidence_names(int(bits)),
-        gap=gaps[k],
+        squeeze=squeeze[0],
+        evidence=rules.evidence_names(squeeze[1]),
+        gap=gap,
         short_liq_usd=short_w,
         long_liq_usd=long_w,
-        oi_then=oi_then,
+        oi_then=state.oi.ago(w),
         oi_now=bar.oi,
         price_then=state.close.ago(w),
         price_now=bar.close,
@@ -291,8 +322,6 @@ def _step(state: LiveState, bar: Bar) -> MarketReading:
         oi_then_h=tuple(state.oi.ago(b) for b in hz.bars),
         oi_falling=bool(oi_h[0] < -oi_band[0]),
     )
-    state.last = reading
-    return reading
 
 
 def _opt(x: float) -> float | None:

@@ -11,7 +11,6 @@ The result equals `step` field for field (a property test holds them equal).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,10 +19,19 @@ from numpy.typing import NDArray
 
 from oiradar.signals import rules
 from oiradar.signals.horizons import bands, lookbacks
-from oiradar.signals.live import NAN, Bar, FloatArray, LiveState, Ring, _opt, _step, missing
+from oiradar.signals.live import (
+    NAN,
+    Bar,
+    FloatArray,
+    LiveState,
+    Ring,
+    _step,
+    make_reading,
+    missing,
+    push_bar,
+)
 from oiradar.signals.reading import MarketReading
-from oiradar.signals.regimes import COVERING, Regime
-from oiradar.units import funding_8h
+from oiradar.signals.regimes import Regime
 
 
 def step_many(states: Sequence[LiveState], bars: Sequence[Bar]) -> list[MarketReading]:
@@ -76,7 +84,7 @@ def _step_group(states: list[LiveState], bars: list[Bar]) -> list[MarketReading]
     p, hz = first.params, first.horizons
     min_hist = lookbacks(p, first.bar_ms).min_history
     for state, bar in zip(states, bars, strict=True):
-        _push(state, bar)
+        push_bar(state, bar)
     h = _horizons(states, bars, min_hist)
     _, codes, picks, masks = rules.read(h.oi, h.px, h.oi_band, h.px_band, p.reference)
     x = _squeeze_inputs(states, bars, [hz.bars[int(k)] for k in picks], min_hist)
@@ -93,25 +101,15 @@ def _step_group(states: list[LiveState], bars: list[Bar]) -> list[MarketReading]
         state.t += 1
         state.last_ts = bar.ts_ms
         k = int(picks[j])
-        reading = _reading(
-            state, bar, h, j, k, Regime(int(regimes[j])), int(masks[j]), strong,
+        reading = make_reading(
+            state, bar, k, Regime(int(regimes[j])), (int(masks[j]), strong),
             (float(squeeze_a[j]), int(bits_a[j])),
+            (h.oi[:, j], h.px[:, j], h.oi_band[:, j], h.px_band[:, j]), bool(h.gaps[k, j]),
             (float(x.short_liq_usd[j]), float(x.long_liq_usd[j]), float(vol_base[j])),
         )  # fmt: skip
         state.last = reading
         out.append(reading)
     return out
-
-
-def _push(state: LiveState, bar: Bar) -> None:
-    state.close.push(bar.close)
-    state.oi.push(bar.oi)
-    state.volume.push(bar.volume)
-    state.net_taker.push(2.0 * bar.taker_buy - bar.volume)
-    state.liq_long.push(bar.liq_long_usd)
-    state.liq_short.push(bar.liq_short_usd)
-    valid = not (math.isnan(bar.close) or math.isnan(bar.oi))
-    state.valid.push(1.0 if valid else 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,58 +190,6 @@ def _strong(state: LiveState, bar: Bar) -> bool:
         return rules.pct(bar.oi, state.oi.ago(v)), rules.pct(bar.close, state.close.ago(v))
 
     return bool(rules.strong(changes, state.params, state.bar_ms))
-
-
-def _reading(
-    state: LiveState,
-    bar: Bar,
-    h: _Horizons,
-    j: int,
-    k: int,
-    regime: Regime,
-    fired: int,
-    strong: bool,
-    squeeze: tuple[float, int],
-    sums: tuple[float, float, float],
-) -> MarketReading:
-    """Series `j`'s reading at horizon `k` (state already stepped past `bar`)."""
-    p, hz = state.params, state.horizons
-    w = hz.bars[k]
-    short_w, long_w, vol_base = sums
-    rate, ivl = _opt(bar.funding_rate), _opt(bar.funding_interval_h)
-    oi_then = state.oi.ago(w)
-    return MarketReading(
-        ts_ms=bar.ts_ms,
-        bar_ms=state.bar_ms,
-        regime=regime,
-        horizons_ms=hz.ms,
-        reading=k,
-        fired_ms=tuple(m for i, m in enumerate(hz.ms) if fired >> i & 1),
-        oi_pct=float(h.oi[k, j]),
-        price_pct=float(h.px[k, j]),
-        oi_threshold=float(h.oi_band[k, j]),
-        price_threshold=float(h.px_band[k, j]),
-        strong=strong,
-        squeeze=squeeze[0],
-        evidence=rules.evidence_names(squeeze[1]),
-        gap=bool(h.gaps[k, j]),
-        short_liq_usd=short_w,
-        long_liq_usd=long_w,
-        oi_then=oi_then,
-        oi_now=bar.oi,
-        price_then=state.close.ago(w),
-        price_now=bar.close,
-        volume_ratio=rules.volume_ratio(float(np.nansum(state.volume.last(w))), vol_base, w),
-        funding_rate=rate,
-        funding_interval_h=ivl,
-        more_to_come=rules.more_to_come(funding_8h(rate, ivl), p) if regime in COVERING else None,
-        changes=tuple((float(o), float(x)) for o, x in zip(h.oi[:, j], h.px[:, j], strict=True)),
-        bands=tuple(
-            (float(o), float(x)) for o, x in zip(h.oi_band[:, j], h.px_band[:, j], strict=True)
-        ),
-        oi_then_h=tuple(state.oi.ago(b) for b in hz.bars),
-        oi_falling=bool(h.oi[0, j] < -h.oi_band[0, j]),
-    )
 
 
 __all__ = ["NAN", "row_medians", "step_many"]

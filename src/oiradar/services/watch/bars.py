@@ -74,6 +74,21 @@ class BarBook:
         if held is None or ts_ms >= held[0]:
             bars[bar_open] = (ts_ms, oi_base)
 
+    def by_move(self, symbols: list[str], close: int) -> list[str]:
+        """`symbols` by the size of the price move of the bar closing at `close`, biggest
+        first: where an alert is likeliest (covering moves price). A bar whose closing
+        candle has not come yet could be any move: those go first too."""
+        bar_open = close - self.bar_ms
+
+        def move(symbol: str) -> float:
+            book = self.symbols.get(symbol)
+            c = book.candles.get(bar_open) if book else None
+            if c is None or not c.open > 0:
+                return math.inf
+            return abs(c.close / c.open - 1.0)
+
+        return sorted(symbols, key=move, reverse=True)
+
     def add_funding(self, sample: FundingSample) -> None:
         book = self._of(sample.symbol)
         if book.funding is None or sample.ts_ms >= book.funding.ts_ms:

@@ -120,13 +120,14 @@ class BarClose(ABC):
         delivered the bar whole, else from the store once REST filled what it lacks."""
         started = time.time()
         self._record_coverage()
-        if self.poller is not None:  # its close sweep is the bar-close OI
-            await self.poller.closed(upto + self.bar_ms, SWEEP_WAIT_S)
+        n_streamed = 0
+        if self.poller is not None:  # its close sweep is the bar-close OI, in parts
+            n_streamed = await self._step_as_swept(upto)
         computing = time.time()
         self.ingest.extend(list(self.book.take_unstored(upto)))
         streamed, rest = self._partition(upto, self.symbols)
         await self._step_streamed(streamed)
-        n_streamed = len(streamed)
+        n_streamed += len(streamed)
         # Close messages still on their way (a loaded link or machine): a little longer for
         # them, stepping each as it comes, before REST fills the rest.
         deadline = time.monotonic() + CLOSE_GRACE_S
@@ -153,6 +154,24 @@ class BarClose(ABC):
             "streamed=%d rest=%d",
             self.venue, iso(upto), started, computing, time.time(), n_streamed, len(rest),
         )  # fmt: skip
+
+    async def _step_as_swept(self, upto: int) -> int:
+        """Step each symbol as its part of the close sweep brings its OI (the sweep asks the
+        likeliest alerts first, `poll`), until the sweep is done or `SWEEP_WAIT_S` passed.
+        Returns how many were stepped."""
+        assert self.poller is not None
+        close, stepped = upto + self.bar_ms, 0
+        deadline = time.monotonic() + SWEEP_WAIT_S
+        while True:
+            done = self.poller.swept >= close or time.monotonic() >= deadline
+            streamed, _ = self._partition(upto, self.symbols)
+            if streamed:
+                self.ingest.extend(list(self.book.take_unstored(upto)))
+                await self._step_streamed(streamed)
+                stepped += len(streamed)
+            if done:
+                return stepped
+            await asyncio.sleep(GRACE_TICK_S)
 
     def _partition(self, upto: int, symbols: list[str]) -> tuple[list[tuple[str, Bar]], list[str]]:
         """(those of `symbols` whose one unstepped bar the streams delivered whole, with it;

@@ -50,7 +50,6 @@ FUNDING_PASS_S = 30.0  # how often settled funding is checked for
 YIELD_EVERY = 10  # symbols read per trip to the reader thread, stepped between two turns
 STEP_EVERY = 50  # streamed bars stepped per trip to a worker thread
 FUNDING_RETRY_S = 300.0  # after a fetch, the symbol's next try
-SWEEP_WAIT_S = 10.0  # wall seconds a close waits at most for its OI sweep
 
 
 class VenueWatch(BarClose):
@@ -88,7 +87,7 @@ class VenueWatch(BarClose):
         self.status.candles = "stream" if stream.want_candles(bar_ms) else "rest"
         self.poller = None if stream.streams_oi else OIPoller(
             client, self.status, self.now_ms, self._take_polled, bar_ms=bar_ms,
-            settle_ms=settle_ms,
+            settle_ms=settle_ms, urgency=self.book.by_move,
         )  # fmt: skip
         self._seeded_ms: int | None = None  # venue time the engines were seeded at
         self._busy: set[str] = set()  # symbols a worker is stepping

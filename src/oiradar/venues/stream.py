@@ -53,9 +53,7 @@ class StreamStats:
     last_message_ms: int | None = None  # venue time of the newest message
     last_error: str | None = None
     gaps: list[tuple[int, int]] = field(default_factory=list)  # (down since, back at) ms
-    # Stopped while live: the feed was connected up to last_message_ms (what a final
-    # coverage record needs; a stop during a reconnect leaves it False).
-    stopped_live: bool = False
+    stopped_live: bool = False  # stopped while live: connected up to last_message_ms
 
 
 class Dedupe:

@@ -20,8 +20,10 @@ WATCH = Path(__file__).with_name("watch.py")  # runs the probe with `--probe BAS
 
 
 class Probe:
-    """A bare WebSocket client of every liquidation feed the daemon reads (Binance
-    `!forceOrder@arr`, Bybit `allLiquidation.*`, OKX `liquidation-orders`), doing nothing else.
+    """A bare WebSocket client of the liquidation feeds the daemon reads (Binance
+    `!forceOrder@arr`, Bybit `allLiquidation.*`, OKX `liquidation-orders`, Gate
+    `futures.public_liquidates` `!all`), doing nothing else. Bitget's and dYdX's are not
+    probed: an escalation one of their orders tips has no latency figure (counted apart).
 
     It runs in a process of its own (`--probe`), so that neither its parsing nor this
     process's webhook receiver delays the other's clock readings. Where it saw an order
@@ -39,9 +41,10 @@ class Probe:
         self.seen.setdefault((symbol, ts_ms), arrived)
 
     async def run(self, http: aiohttp.ClientSession, base: str) -> None:
-        feeds = (self._binance(http, base), self._bybit(http, base), self._okx(http, base))
+        feeds = (self._binance(http, base), self._bybit(http, base), self._okx(http, base),
+                 self._gate(http, base))  # fmt: skip
         outcomes = await asyncio.gather(*feeds, return_exceptions=True)
-        for name, outcome in zip(("binance", "bybit", "okx"), outcomes, strict=True):
+        for name, outcome in zip(("binance", "bybit", "okx", "gate"), outcomes, strict=True):
             if isinstance(outcome, Exception):  # reported: an escalation it missed has no figure
                 self.errors.append(f"{name}: {type(outcome).__name__}: {outcome}")
 
@@ -87,6 +90,23 @@ class Probe:
                                 self._saw(symbol, int(d["ts"]), arrived)
             finally:
                 pinger.cancel()
+
+    async def _gate(self, http: aiohttp.ClientSession, base: str) -> None:
+        async with http.ws_connect(f"{base}/v4/ws/usdt") as ws:
+            channel = "futures.public_liquidates"
+            sub = {"time": int(time.time()), "channel": channel, "event": "subscribe"}
+            await ws.send_json(sub | {"payload": ["!all"]})
+            async for msg in ws:
+                arrived = time.time()
+                if msg.type is not aiohttp.WSMsgType.TEXT:
+                    continue
+                push = json.loads(msg.data)
+                if push.get("channel") != channel or push.get("event") != "update":
+                    continue
+                for row in push.get("result") or []:
+                    ts = row.get("time_ms", row.get("time"))
+                    if float(row.get("size", 0)) > 0 and ts is not None:  # a short's forced buy
+                        self._saw(str(row["contract"]).replace("_", ""), int(ts), arrived)
 
     @staticmethod
     async def _ping(ws: aiohttp.ClientWebSocketResponse, text: str) -> None:

@@ -13,7 +13,8 @@ from _watchkit import BAR_MS, Run
 from oiradar.units import interval_ms, parse_time
 
 PUSH_WALL_S = 0.1  # the simulator's WebSocket push cadence (wall time)
-TARGET_RSS_MB = 300.0
+TARGET_RSS_MB = 300.0  # four venues (the watch issue); seven: 400 MB (issue #16)
+TARGET_RSS_MB_SEVEN = 400.0
 TARGET_P99_MS = 250.0
 TARGET_BAR_P99_MS = 1500.0
 MIN_BURSTS = 100  # fewer and a p99 is mostly the maximum
@@ -287,7 +288,7 @@ def report_latency(args: argparse.Namespace, run: Run, watch_log: Path) -> tuple
         "  "
         + dist(
             "the simulator's part, order time -> bare client, every short liquidation of "
-            f"Binance, Bybit and OKX (push batching every {PUSH_WALL_S * 1000:.0f} ms wall, "
+            f"Binance, Bybit, OKX and Gate (push batching every {PUSH_WALL_S * 1000:.0f} ms wall, "
             "its loop running late)",
             sim_part,
         )
@@ -328,6 +329,7 @@ def report(args: argparse.Namespace, run: Run, watch_log: Path) -> int:
     print()
     print("=" * 94)
     peak = report_resources(args, run)
+    target_rss = TARGET_RSS_MB if len(args.venues.split(",")) <= 4 else TARGET_RSS_MB_SEVEN
     print()
     limited = report_status(run)
     print()
@@ -337,10 +339,7 @@ def report(args: argparse.Namespace, run: Run, watch_log: Path) -> int:
         print(line)
     print()
     print("=" * 94)
-    print(
-        f"peak RSS: {peak:.1f} MB "
-        f"(target < {TARGET_RSS_MB:.0f} MB: {verdict(peak < TARGET_RSS_MB)})"
-    )
+    print(f"peak RSS: {peak:.1f} MB (target < {target_rss:.0f} MB: {verdict(peak < target_rss)})")
     if left:
         p99 = pct(left, 0.99)
         enough = "" if len(left) >= MIN_BURSTS else f"; fewer than {MIN_BURSTS}: indicative"

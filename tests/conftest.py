@@ -140,6 +140,6 @@ async def sim() -> object:
 def _never_the_real_exchanges(monkeypatch: pytest.MonkeyPatch) -> None:
     """A test that forgets its endpoint hits a closed loopback port, never a venue's host."""
     monkeypatch.setenv("OIRADAR_ENDPOINT", "http://127.0.0.1:9")
-    for venue in ("BINANCE", "BYBIT", "OKX", "BITGET"):
+    for venue in ("BINANCE", "BYBIT", "OKX", "BITGET", "GATE", "HYPERLIQUID", "DYDX"):
         monkeypatch.delenv(f"OIRADAR_{venue}_REST", raising=False)
         monkeypatch.delenv(f"OIRADAR_{venue}_WS", raising=False)

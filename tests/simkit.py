@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any
 
 import aiohttp
@@ -67,3 +67,29 @@ def threaded(**kw: Any) -> Iterator[SimServer]:
             loop.call_soon_threadsafe(stop.set)
             thread.join(10)
             loop.close()
+
+
+Connect = Callable[..., AbstractAsyncContextManager[tuple[SimServer, aiohttp.ClientSession, Any]]]
+
+
+async def faults_change_nothing(
+    connect: Connect,
+    everything: Callable[[SimServer, Any], Awaitable[Any]],
+    venue: str,
+    kinds: tuple[Any, ...],
+    *,
+    fault_rate: float,
+    at_least: int,
+    **kw: Any,
+) -> None:
+    """`everything(sim, client)` on a simulator with faults equals the fault-free run, and
+    the faults really happened (at least `at_least`, each retried or asked again)."""
+    async with connect(**kw) as (sim, _, client):
+        clean = await everything(sim, client)
+    async with connect(**kw, fault_rate=fault_rate, fault_kinds=kinds) as (sim, http, client):
+        sim.ctx.faults.slow_s = 0.05
+        client.http.backoff_s, client.http.max_attempts = 0.005, 10
+        assert await everything(sim, client) == clean
+        _, stats = await get(http, sim, "/_sim/stats")
+        assert stats["venues"][venue]["faults"] >= at_least
+        assert client.http.stats.retries + client.empty_retries >= at_least

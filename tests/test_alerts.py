@@ -257,7 +257,7 @@ def test_alert_dict_and_sentence() -> None:
     assert d["ts"] == "2026-05-28T20:26:40Z"
     assert d["window"] == "15m"
     assert d["more_to_come"] is True
-    assert d["liq_feeds"] == {"bybit": "complete", "binance": "sampled", "bitget": "none"}
+    assert d["liq_feeds"] == {"bybit": "complete", "binance": "sampled", "hyperliquid": "none"}
     assert d["drivers"] == ["binance", "bybit"]
     s = a.sentence()
     assert s.startswith("SOLUSDT: shorts are being squeezed")

@@ -13,9 +13,11 @@ import pytest
 from oiradar.errors import StoreError
 from oiradar.kinds import Kind
 from oiradar.records import Candle, Liquidation, MarketSeries, Side
+from oiradar.services.watch.venue_status import FeedSpans
 from oiradar.signals.windows import build_grid
 from oiradar.store import Store, open_store
 from oiradar.store.schema import MIGRATIONS, SCHEMA_VERSION
+from oiradar.venues.stream import State, StreamStats
 from tests.synth import FIVE_MIN as BAR
 from tests.synth import T0, series
 
@@ -210,3 +212,15 @@ def test_a_range_read_of_a_tracked_series_keeps_span_rules(store: Store) -> None
     # The last bar read owns the orders up to its close (not only those at its open).
     last = store.read_series("okx", "ADAUSDT", "5m", T0 + BAR, T0 + BAR)
     assert list(last.liq_ts) == [T0 + BAR + 5]
+
+
+def test_feed_spans_reach_the_last_message_of_a_stream_stopped_while_live() -> None:
+    """The stop's coverage record closes the open span (the candles stored at a stop may
+    close after the last bar-close record); a stop during a reconnect claims nothing more."""
+    live = StreamStats(state=State.LIVE, last_message_ms=T0 + 60_000)
+    spans = FeedSpans()
+    assert spans.spans(live) == [(T0 + 60_000, T0 + 60_000)]
+    stopped = replace(live, state=State.STOPPED, last_message_ms=T0 + 400_000, stopped_live=True)
+    assert spans.spans(stopped) == [(T0 + 60_000, T0 + 400_000)]
+    down = FeedSpans(start=T0 + 60_000)
+    assert down.spans(replace(stopped, stopped_live=False)) == []

@@ -107,6 +107,7 @@ async def test_symbol_chart_events_alerts_status_openapi(api: Any) -> None:
         ("/api/symbols/BTC-USDT/chart", 400, "not a symbol"),
         ("/api/symbols/NOPEUSDT/chart", 404, "no candles for NOPEUSDT"),
         ("/api/symbols/SOLUSDT/chart?venue=kraken", 400, "unknown venue"),
+        ("/api/symbols/SOLUSDT/events?venue=gate", 404, "no candles for SOLUSDT"),
         ("/api/symbols/SOLUSDT/chart?from=yesterday", 400, "not an ISO 8601"),
         ("/api/symbols/SOLUSDT/chart?from=2024-06-03&to=2024-06-01", 400, "before"),
         ("/api/symbols/SOLUSDT/events?venue=all", 400, "one venue"),

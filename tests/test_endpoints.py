@@ -50,3 +50,32 @@ async def test_the_endpoint_reaches_the_simulator() -> None:
         async with http.ws_connect(ws_base + "/market/ws") as ws:
             await ws.send_json({"method": "LIST_SUBSCRIPTIONS", "id": 1})
             assert await ws.receive_json() == {"result": [], "id": 1}
+
+
+def test_gate_serves_rest_and_its_usdt_socket_from_two_hosts() -> None:
+    assert endpoints("gate", env={}) == Endpoints("https://api.gateio.ws", "wss://fx-ws.gateio.ws")
+    assert endpoints("dydx", env={}).rest == "https://indexer.dydx.trade"
+
+
+async def test_the_registry_knows_seven_venues_and_defaults_to_six() -> None:
+    from oiradar.errors import UserError
+    from oiradar.records import LiquidationFeed
+    from oiradar.venues.registry import ALL_VENUES, DEFAULT_VENUES, client, parse_venues, stream
+
+    assert parse_venues("gate, Hyperliquid,dydx,gate") == ("gate", "hyperliquid", "dydx")
+    assert DEFAULT_VENUES == ("binance", "bybit", "okx", "bitget", "gate", "dydx")
+    assert set(ALL_VENUES) == set(PUBLIC) == set(VENUES)
+    with pytest.raises(UserError, match="use binance, bybit, okx, bitget, gate, hyperliquid, dydx"):
+        parse_venues("kraken")
+    feeds = {}
+    for venue in ALL_VENUES:
+        made = client(venue, "http://127.0.0.1:9")
+        assert made.name == venue
+        await made.close()
+        feeds[venue] = stream(venue, "http://127.0.0.1:9").liquidations
+    assert feeds == {
+        "binance": LiquidationFeed.SAMPLED, "bybit": LiquidationFeed.COMPLETE,
+        "okx": LiquidationFeed.SAMPLED, "bitget": LiquidationFeed.SAMPLED,
+        "gate": LiquidationFeed.COMPLETE, "hyperliquid": LiquidationFeed.NONE,
+        "dydx": LiquidationFeed.COMPLETE,
+    }  # fmt: skip

@@ -18,11 +18,12 @@ from oiradar.signals.params import EngineParams
 from oiradar.signals.regimes import Regime
 from oiradar.sim.market import bars, oi_at, oi_snapshots
 from oiradar.store import open_store
+from oiradar.venues.registry import DEFAULT_VENUES
 from tests.conftest import run_cli
 from tests.simkit import MINUTE, NOW, threaded
 
 FIVE = 5 * MINUTE
-VENUES = ("binance", "bybit", "okx", "bitget")
+VENUES = DEFAULT_VENUES  # binance, bybit, okx, bitget, gate, dydx
 REQUIRED = {
     "venue",
     "symbol",
@@ -147,13 +148,15 @@ def test_scan_says_covering_when_the_market_is_covering(tmp_path: Path) -> None:
     assert code == 0, err
     got = {r["venue"]: r["regime"] for r in rows}
     # Same market on every venue; Bitget keeps no OI history, so a cold scan cannot know its
-    # OI change yet (NO_DATA, never a guess) and the cross-venue row sums the other three.
+    # OI change yet (NO_DATA, never a guess) and the cross-venue row sums the other five.
     assert truth == "SHORT_SQUEEZE"
     assert got == {
         "binance": truth,
         "bybit": "SHORT_COVERING",
         "okx": "SHORT_COVERING",
         "bitget": "NO_DATA",
+        "gate": "SHORT_COVERING",  # no taker volume either
+        "dydx": "SHORT_COVERING",
         "all": "SHORT_SQUEEZE",  # a venue shows the squeeze
     }, got
     # A cold scan stores an hour: no track record yet, and it says so (issue #12, item 6).
@@ -228,7 +231,7 @@ def test_unreachable_venue_is_named_and_the_others_report(
     assert res.code == 5
     assert "okx unreachable" in res.err
     venues = {r["venue"] for r in json.loads(res.out)}
-    assert venues == {"binance", "bybit", "bitget", "all"}
+    assert venues == {"binance", "bybit", "bitget", "gate", "dydx", "all"}
 
 
 def test_no_venue_answering_is_its_own_exit_code(tmp_path: Path) -> None:
@@ -271,7 +274,7 @@ def test_reference_and_filters(tmp_path: Path) -> None:
         table = run_cli(
             "--db", str(tmp_path / "s.sqlite"), "scan", "--endpoint", sim.url, "--top", "2"
         )
-    assert table.code == 0 and "scan of binance, bybit, okx, bitget" in table.out
+    assert table.code == 0 and "scan of binance, bybit, okx, bitget, gate, dydx" in table.out
 
 
 @pytest.mark.parametrize(
@@ -303,6 +306,6 @@ def test_csv_has_every_column_of_venue_and_cross_venue_rows(tmp_path: Path) -> N
     rows = list(csv.DictReader(io.StringIO(res.out)))
     assert set(rows[0]) >= REQUIRED | {"driver", "venues"}
     by_venue = {(r["venue"], r["symbol"]): r for r in rows}
-    assert len(by_venue) == len(rows) == 10  # 2 symbols x 4 venues + 2 cross-venue rows
+    assert len(by_venue) == len(rows) == 14  # 2 symbols x 6 venues + 2 cross-venue rows
     assert by_venue[("all", "BTCUSDT")]["driver"] in VENUES
     assert by_venue[("binance", "BTCUSDT")]["driver"] == ""

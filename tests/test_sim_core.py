@@ -245,7 +245,7 @@ def test_bars_aggregate_base_bars_without_peeking() -> None:
     assert b.close[-1] == sd.close[done - 1] and b.high[-1] == sd.high[done - 2 : done].max()
 
 
-async def test_fixture_serves_all_four_venues_on_one_port(sim: object) -> None:
+async def test_fixture_serves_all_seven_venues_on_one_port(sim: object) -> None:
     from oiradar.sim.server import SimServer
 
     assert isinstance(sim, SimServer) and sim.url.startswith("http://127.0.0.1:")
@@ -254,13 +254,18 @@ async def test_fixture_serves_all_four_venues_on_one_port(sim: object) -> None:
         "bybit": "/v5/market/tickers?category=linear&symbol=BTCUSDT",
         "okx": "/api/v5/public/open-interest?instType=SWAP&instId=BTC-USDT-SWAP",
         "bitget": "/api/v2/mix/market/open-interest?symbol=BTCUSDT&productType=USDT-FUTURES",
+        "gate": "/api/v4/futures/usdt/tickers?contract=BTC_USDT",
+        "dydx": "/v4/perpetualMarkets?market=BTC-USD",
     }
     async with aiohttp.ClientSession() as http:
         for venue, path in paths.items():
             status, _ = await get(http, sim, path)
             assert status == 200, venue
+        async with http.post(sim.url + "/info", json={"type": "meta"}) as r:
+            assert r.status == 200 and (await r.json())["universe"][0]["name"] == "BTC"
         _, stats = await get(http, sim, "/_sim/stats")
-    assert {v: s["requests"] for v, s in stats["venues"].items()} == dict.fromkeys(paths, 1)
+    served = {v: s["requests"] for v, s in stats["venues"].items()}
+    assert served == dict.fromkeys([*paths, "hyperliquid"], 1)
 
 
 async def test_websocket_faults_duplicate_and_drop() -> None:

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
-import aiohttp
 import pytest
 
 from oiradar.records import Liquidation, MarketSnapshot, Side
@@ -23,15 +19,11 @@ from oiradar.venues.binance import wire as binance_wire
 from oiradar.venues.okx import OkxStream
 from oiradar.venues.okx import wire as okx_wire
 from oiradar.venues.okx import ws as okx_ws
-from oiradar.venues.stream import LiquidationFeed, State, StreamRecord, WsStream
+from oiradar.venues.stream import LiquidationFeed, State, WsStream
 from tests.simkit import running
+from tests.streamkit import fast, liqs, snaps, streaming, until
 
 MINUTE = 60_000
-
-
-def fast(cls: type[WsStream], sim: SimServer, http: aiohttp.ClientSession, **kw: Any) -> WsStream:
-    """A stream on the simulator that reconnects within ~50 ms."""
-    return cls(sim.url, session=http, reconnect_base_s=0.01, reconnect_max_s=0.05, **kw)
 
 
 # -- parsers on the payloads quoted in exchange-apis.md §1.4 / §3.5 -------------------------
@@ -183,37 +175,6 @@ def test_okx_error_event_is_the_last_error_and_a_warning(caplog: pytest.LogCaptu
 
 
 # -- against the simulator over real sockets --------------------------------------------------
-
-
-async def until(cond: Callable[[], bool], timeout: float = 4.0) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError("timed out waiting")
-        await asyncio.sleep(0.02)
-
-
-@asynccontextmanager
-async def streaming(
-    stream: WsStream, symbols: list[str] | None = None
-) -> AsyncIterator[list[StreamRecord]]:
-    got: list[StreamRecord] = []
-    task = asyncio.create_task(stream.run(symbols, got.append))
-    try:
-        yield got
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        assert stream.stats.state is State.STOPPED
-
-
-def liqs(got: list[StreamRecord]) -> list[Liquidation]:
-    return [r for r in got if isinstance(r, Liquidation)]
-
-
-def snaps(got: list[StreamRecord]) -> list[MarketSnapshot]:
-    return [r for r in got if isinstance(r, MarketSnapshot)]
 
 
 def binance_truth(

@@ -29,13 +29,13 @@ from oiradar.sim.market import (
     oi_snapshots,
 )
 from oiradar.sim.server import SimServer
+from oiradar.venues.base import spaced_funding
 from oiradar.venues.limiter import Budget
 from oiradar.venues.okx.rest import BUDGETS, MARK_PRICE, OkxClient
 from oiradar.venues.okx.wire import (
     Listing,
     check_envelope,
     first_open,
-    funding_samples,
     merge_snapshot,
     parse_candles,
     parse_funding_history,
@@ -146,12 +146,14 @@ def test_parse_funding_now_history_and_intervals() -> None:
     ]  # fmt: skip
     settled = dict(parse_funding_history(rows))  # realizedRate (charged) where present
     assert settled == {t0: 0.00019, t0 - 4 * HOUR: 0.0001, t0 - 12 * HOUR: -0.0001}
-    samples = funding_samples("XUSDT", settled, t0 - 4 * HOUR, t0)
+    samples = spaced_funding("okx", "XUSDT", settled, t0 - 4 * HOUR, t0, 8.0)
     assert [(s.ts_ms, s.interval_h) for s in samples] == [(t0 - 4 * HOUR, 8.0), (t0, 4.0)]
     assert samples[1].rate_8h == pytest.approx(0.00038)
     four_hourly = {t0 - 8 * HOUR: 0.0, t0 - 4 * HOUR: 0.0, t0: 0.0}  # the oldest: gap after it
-    assert [s.interval_h for s in funding_samples("XUSDT", four_hourly, 0, t0)] == [4.0] * 3
-    assert [s.interval_h for s in funding_samples("XUSDT", {t0: 0.0}, 0, t0)] == [8.0]
+    assert [s.interval_h for s in spaced_funding("okx", "XUSDT", four_hourly, 0, t0, 8.0)] == [
+        4.0
+    ] * 3
+    assert [s.interval_h for s in spaced_funding("okx", "XUSDT", {t0: 0.0}, 0, t0, 8.0)] == [8.0]
 
 
 def test_parse_prices_and_merge_into_one_snapshot() -> None:

@@ -27,9 +27,9 @@ class LiquidationFeed(StrEnum):
     """How much of a venue's liquidations its public stream shows: said on every figure and
     alert built from them."""
 
-    COMPLETE = "complete"  # Bybit allLiquidation
-    SAMPLED = "sampled"  # Binance, OKX: at most one order per symbol per second
-    NONE = "none"  # Bitget: no public liquidation feed
+    COMPLETE = "complete"  # Bybit allLiquidation, Gate public_liquidates, dYdX LIQUIDATED fills
+    SAMPLED = "sampled"  # Binance, OKX: one order per symbol per second; Bitget: the largest
+    NONE = "none"  # Hyperliquid: no public liquidation feed
 
 
 class ContractKind(StrEnum):

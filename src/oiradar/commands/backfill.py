@@ -14,7 +14,7 @@ from rich.progress import TaskID
 
 from oiradar.commands.app import DbOption, _store, app, err, fail
 from oiradar.commands.selection import (
-    ALL_VENUES,
+    DEFAULT_VENUES_OPTION,
     AllOption,
     EndpointOption,
     SymbolsOption,
@@ -41,6 +41,7 @@ COLUMNS = [
     ("funding", "funding"),
     ("premium_index", "premium"),
     ("positioning", "positioning"),
+    ("liquidations", "liquidations"),
     ("archive_files", "archive files"),
     ("requests", "requests"),
 ]
@@ -86,7 +87,8 @@ def backfill(
         str | None,
         typer.Option(
             "--venues",
-            help=f"Comma list of venues [default: {ALL_VENUES}; binance with --archive-only].",
+            help=f"Comma list of venues [default: {DEFAULT_VENUES_OPTION}; binance with "
+            "--archive-only].",
             show_default=False,
         ),
     ] = None,
@@ -130,8 +132,8 @@ def backfill(
     ] = SummaryFormat.TABLE,
     db: DbOption = None,
 ) -> None:
-    """Fill the store with OI, klines, funding, premium-index and (Binance) positioning
-    history from the venues' REST APIs and, for Binance, the official public data archive
+    """Fill the store with OI, klines, funding, premium-index, positioning (Binance, Gate)
+    and per-bar liquidation (Gate) history from the venues' REST APIs and, for Binance, the official public data archive
     (data.binance.vision).
 
     The range is walked per symbol in UTC days; a day already complete in the store is
@@ -193,7 +195,7 @@ def _request(
 
     start_ms = _when(start, "--from", end=False)
     end_ms = _when(end, "--to", end=True) if end is not None else WallClock().now_ms()
-    chosen = parse_venues(venues or ("binance" if archive_only else ALL_VENUES))
+    chosen = parse_venues(venues or ("binance" if archive_only else DEFAULT_VENUES_OPTION))
     if archive_only and chosen != ("binance",):
         raise UserError("--archive-only is for binance (the only venue with an archive)")
     picked, top_n = select(*selection)

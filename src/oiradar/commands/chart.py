@@ -41,7 +41,8 @@ ChartVenue = Annotated[
     typer.Option(
         help="A venue, or all: every venue with candles of the symbol (OI per venue and "
         "summed, liquidations summed). Candles, regimes and events come from a venue with "
-        "liquidation data (so squeezes show), binance first, then bybit, okx, bitget.",
+        "liquidation data (so squeezes show), binance first, then bybit, okx, bitget, gate, "
+        "hyperliquid, dydx.",
     ),
 ]
 Output = Annotated[

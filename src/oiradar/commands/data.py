@@ -21,7 +21,8 @@ def import_(
         typer.Argument(
             help="Files or folders (searched recursively): Binance archive *-metrics-* (OI "
             "and positioning), *-<interval>-* klines (premium index under a "
-            "premiumIndexKlines folder) and *-fundingRate-* (.csv or .zip), or interchange "
+            "premiumIndexKlines folder), *-fundingRate-* and *-liquidationSnapshot-* (.csv "
+            "or .zip), or interchange "
             "files candles/open_interest/funding/liquidations/liquidation_orders/positioning/"
             "premium_index (.csv/.parquet).",
             show_default=False,

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from oiradar.commands.app import app
-from oiradar.commands.selection import ALL_VENUES, EndpointOption, VenuesOption
+from oiradar.commands.selection import DEFAULT_VENUES_OPTION, EndpointOption, VenuesOption
 from oiradar.errors import UserError
 from oiradar.render import Format, emit
 
@@ -22,7 +22,7 @@ COLUMNS = (("venue", "venue"), ("name", "check"), ("endpoint", "endpoint"),
 
 @app.command("doctor")
 def doctor(
-    venues: VenuesOption = ALL_VENUES,
+    venues: VenuesOption = DEFAULT_VENUES_OPTION,
     endpoint: EndpointOption = None,
     fmt: Annotated[
         Format, typer.Option("--format", help="table, or json to paste into a bug report.")

@@ -21,7 +21,7 @@ from oiradar.commands.engine_options import (
     WindowsOption,
 )
 from oiradar.commands.selection import (
-    ALL_VENUES,
+    DEFAULT_VENUES_OPTION,
     AllOption,
     EndpointOption,
     SymbolsOption,
@@ -72,7 +72,7 @@ def _min_regime(text: str | None) -> set[str] | None:
 
 @app.command("scan")
 def scan(
-    venues: VenuesOption = ALL_VENUES,
+    venues: VenuesOption = DEFAULT_VENUES_OPTION,
     symbols: SymbolsOption = None,
     watchlist: WatchlistOption = None,
     top: TopOption = None,

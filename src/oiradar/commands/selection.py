@@ -10,6 +10,7 @@ import typer
 
 from oiradar.errors import UserError
 from oiradar.units import canonical_symbol
+from oiradar.venues.registry import DEFAULT_VENUES
 
 VenuesOption = Annotated[str, typer.Option("--venues", help="Comma list of venues.")]
 SymbolsOption = Annotated[
@@ -27,7 +28,7 @@ TopOption = Annotated[
     ),
 ]
 AllOption = Annotated[bool, typer.Option("--all", help="Every listed perpetual.")]
-ALL_VENUES = "binance,bybit,okx,bitget"
+DEFAULT_VENUES_OPTION = ",".join(DEFAULT_VENUES)  # --venues when none are named
 
 
 def watchlist_symbols(path: Path) -> tuple[str, ...]:

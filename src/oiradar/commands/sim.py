@@ -1,4 +1,4 @@
-"""`oiradar sim`: run the local exchange (all four venues on one port) until interrupted."""
+"""`oiradar sim`: run the local exchange (all seven venues on one port) until interrupted."""
 
 from __future__ import annotations
 
@@ -107,14 +107,14 @@ def sim(
         ),
     ] = None,
     venues: Annotated[str, typer.Option(help="Comma list of venues to serve.")] = (
-        "binance,bybit,okx,bitget"
+        "binance,bybit,okx,bitget,gate,hyperliquid,dydx"
     ),
     host: Annotated[
         str, typer.Option(help="Interface to bind (loopback by default).")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port; 0 picks a free one.")] = 0,
 ) -> None:
-    """Run a local exchange serving Binance, Bybit, OKX and Bitget public market data.
+    """Run a local exchange: Binance, Bybit, OKX, Bitget, Gate, Hyperliquid, dYdX public data.
 
     Every venue's REST and WebSocket paths are served on one port (they do not collide), in
     each venue's own units, symbol names, orderings, rate limits and error codes, on a
@@ -126,7 +126,7 @@ def sim(
     Example: oiradar sim --symbols 500 --speed 60 --fault-rate 0.05 --port 8765
     """
     from oiradar.services.importer import history_store
-    from oiradar.sim.server import SimConfig, parse_history_lag, serve_until_stopped
+    from oiradar.sim.server import SIM_VENUES, SimConfig, parse_history_lag, serve_until_stopped
     from oiradar.sim.synth import parse_weights
 
     if symbols < 0:
@@ -153,10 +153,10 @@ def sim(
         except ValueError as exc:
             raise UserError(f"--regime-weights {exc}") from None
     chosen = tuple(v.strip().lower() for v in venues.split(",") if v.strip())
-    unknown = sorted(set(chosen) - {"binance", "bybit", "okx", "bitget"})
+    unknown = sorted(set(chosen) - set(SIM_VENUES))
     if unknown or not chosen:
         raise UserError(
-            f"unknown venue(s) {', '.join(unknown) or '(none)'}: use binance, bybit, okx, bitget"
+            f"unknown venue(s) {', '.join(unknown) or '(none)'}: use {', '.join(SIM_VENUES)}"
         )
     cfg = SimConfig(
         venues=chosen,

@@ -22,7 +22,7 @@ from oiradar.commands.engine_options import (
     WindowsOption,
 )
 from oiradar.commands.selection import (
-    ALL_VENUES,
+    DEFAULT_VENUES_OPTION,
     AllOption,
     EndpointOption,
     SymbolsOption,
@@ -70,7 +70,7 @@ def _logging(level: str, fmt: str) -> None:
 
 @app.command("watch")
 def watch(
-    venues: VenuesOption = ALL_VENUES,
+    venues: VenuesOption = DEFAULT_VENUES_OPTION,
     symbols: SymbolsOption = None,
     watchlist: WatchlistOption = None,
     top: TopOption = None,

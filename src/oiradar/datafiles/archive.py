@@ -33,6 +33,8 @@ ENV_CACHE = "OIRADAR_CACHE_DIR"
 DEFAULT_URL = "https://data.binance.vision"
 USDM_ROOT = "data/futures/um"
 # Daily kline files exist for these intervals; 3d, 1w and 1mo are monthly only.
+# USD-M liquidation snapshots stop here (binance-public-data issues #337, #361, #420).
+LIQUIDATION_LAST_DAY = "2024-03-31"
 DAILY_KLINE_INTERVALS = frozenset(
     ["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d"]
 )
@@ -44,6 +46,7 @@ class Dataset(StrEnum):
     KLINES = "klines"
     PREMIUM = "premiumIndexKlines"  # named like klines: only the folder tells them apart
     FUNDING = "fundingRate"  # monthly files only
+    LIQUIDATIONS = "liquidationSnapshot"  # USD-M daily files up to 2024-03-31 only
 
 
 class ArchiveError(DataError):
@@ -104,6 +107,10 @@ def premium_file(symbol: str, interval: str, day_ms: int) -> ArchiveFile:
     return ArchiveFile(Dataset.PREMIUM, symbol, iso(day_ms)[:10], interval)
 
 
+def liquidation_file(symbol: str, day_ms: int) -> ArchiveFile:
+    return ArchiveFile(Dataset.LIQUIDATIONS, symbol, iso(day_ms)[:10])
+
+
 def funding_file(symbol: str, ts_ms: int) -> ArchiveFile:
     return ArchiveFile(Dataset.FUNDING, symbol, iso(ts_ms)[:7])
 
@@ -126,6 +133,15 @@ def verify(data: bytes, checksum: bytes, name: str, shown: str, hint: str) -> No
         raise ArchiveError(
             f"checksum mismatch for {shown}: expected {want[:16]}…, got {got[:16]}…; {hint}"
         )
+
+
+def verify_beside(path: Path) -> None:
+    """Check a file against the `.CHECKSUM` the archive publishes beside it, when one is
+    there (`oiradar import`: a file without one is the user's own and read as it is)."""
+    checksum = path.with_name(path.name + ".CHECKSUM")
+    if checksum.is_file():
+        hint = "the file is corrupt (download it again); nothing of it was imported"
+        verify(path.read_bytes(), checksum.read_bytes(), path.name, str(path), hint)
 
 
 class ArchiveSource(ABC):

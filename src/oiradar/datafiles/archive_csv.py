@@ -1,5 +1,15 @@
-"""Binance's public-archive CSV layouts (klines, premium-index klines, metrics, funding rate)
-parsed into frames in `kinds.LAYOUTS` order; any defect raises DataError with file:line."""
+"""Binance's public-archive CSV layouts (klines, premium-index klines, metrics, funding rate,
+liquidation snapshots) parsed into frames in `kinds.LAYOUTS` order; any defect raises
+DataError with file:line.
+
+Liquidation snapshots (`daily/liquidationSnapshot/SYM/SYM-liquidationSnapshot-DAY.zip`):
+columns `time, side, order_type, time_in_force, original_quantity, price, average_price,
+order_status, last_fill_quantity, accumulated_fill_quantity` (a `symbol` column after `time`
+is accepted too), as recorded by several public readers of the files (found by exact search
+of the code corpus). `side` is the forced ORDER's: a SELL closed a LONG. The quantity is
+`accumulated_fill_quantity` (what filled), priced at `average_price`. Whole rows repeat in
+the files (binance-public-data#259): dropped. USD-M files stop after 2024-03-31 and were
+later taken out of the listing (#337, #361, #420): they are read where you have them."""
 
 from __future__ import annotations
 
@@ -10,7 +20,7 @@ import polars as pl
 from oiradar.datafiles.columns import Parsed, cast, check, check_ts, dedupe, read_strings
 from oiradar.datafiles.detect import Detected
 from oiradar.kinds import Kind
-from oiradar.units import MINUTE_MS, interval_ms, parse_time
+from oiradar.units import DAY_MS, MINUTE_MS, interval_ms, parse_time
 
 VENUE_BINANCE = "binance"
 _KLINE_COLUMNS = (
@@ -46,6 +56,19 @@ _RATIO_COLUMNS = {
     "sum_taker_long_short_vol_ratio": "taker_buy_sell_ratio",
 }
 _FUNDING_COLUMNS = ("calc_time", "funding_interval_hours", "last_funding_rate")
+_LIQ_COLUMNS = (
+    "time",
+    "side",
+    "order_type",
+    "time_in_force",
+    "original_quantity",
+    "price",
+    "average_price",
+    "order_status",
+    "last_fill_quantity",
+    "accumulated_fill_quantity",
+)
+_POSITION_OF_ORDER = {"SELL": "LONG", "BUY": "SHORT"}  # the forced order closes the other side
 # Binance switched metrics labels from end-of-period to start-of-period on this date
 # (binance-public-data#491); we store the snapshot instant, so later files shift by 5 min.
 _METRICS_LABEL_SWITCH_MS = parse_time("2026-06-25")
@@ -210,3 +233,44 @@ def parse_funding(path: Path, det: Detected, text: str) -> Parsed:
     notes: list[str] = []
     frame = dedupe(frame, ["ts_ms"], notes, "funding")
     return Parsed(path, {Kind.FUNDING: frame}, notes)
+
+
+def parse_liquidations(path: Path, det: Detected, text: str) -> Parsed:
+    """One day of forced orders, by side of the liquidated position; the day is covered
+    whole (a quiet bar is 0 liquidated, not unknown)."""
+    first = text.split("\n", 1)[0].lower()
+    has_header = first.startswith("time,")
+    columns: tuple[str, ...] = _LIQ_COLUMNS
+    if "symbol" in first.split(","):
+        columns = ("time", "symbol", *_LIQ_COLUMNS[1:])
+    raw = read_strings(path, text, columns, has_header)
+    line0 = 2 if has_header else 1
+    specs = {"time": "int", "accumulated_fill_quantity": "float", "average_price": "float"}
+    num = cast(path, raw, specs, line0)
+    check_ts(path, num["time"], line0)
+    side = raw["side"].str.strip_chars().str.to_uppercase()
+    check(path, num, ~side.is_in(list(_POSITION_OF_ORDER)), line0, "side must be BUY or SELL")
+    bad = (num["accumulated_fill_quantity"] < 0) | (num["average_price"] <= 0)
+    check(path, num, bad, line0, "negative quantity or non-positive price")
+    symbol = det.symbol or ""
+    frame = pl.DataFrame(
+        {
+            "ts_ms": num["time"],
+            "venue": VENUE_BINANCE,
+            "symbol": symbol,
+            "position_side": side.replace_strict(_POSITION_OF_ORDER),
+            "qty_base": num["accumulated_fill_quantity"],
+            "price": num["average_price"],
+            "usd": num["accumulated_fill_quantity"] * num["average_price"],
+        }
+    )
+    notes: list[str] = []
+    unfilled = frame["qty_base"] == 0
+    if unfilled.any():
+        notes.append(f"{int(unfilled.sum())} unfilled orders dropped")
+        frame = frame.filter(~unfilled)
+    key = ["ts_ms", "position_side", "price", "qty_base"]
+    frame = dedupe(frame, key, notes, "liquidation")
+    day = parse_time(det.date or "1970-01-01")
+    return Parsed(path, {Kind.LIQUIDATION_ORDERS: frame}, notes,
+                  [(VENUE_BINANCE, symbol, day, day + DAY_MS)])  # fmt: skip

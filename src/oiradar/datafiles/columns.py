@@ -32,6 +32,9 @@ class Parsed:
     path: Path
     frames: dict[Kind, pl.DataFrame]
     notes: list[str] = field(default_factory=list)
+    # (venue, symbol, start ms, end ms): when a liquidation feed is whole in the file (a
+    # day of Binance's liquidation snapshots), so its quiet bars read 0, not unknown.
+    coverage: list[tuple[str, str, int, int]] = field(default_factory=list)
 
 
 def read_text(path: Path, fmt: str) -> str:

@@ -9,9 +9,11 @@ from pathlib import Path
 
 from oiradar.kinds import Kind
 
-# BTCUSDT-5m-2024-03-01.zip, BTCUSDT-metrics-2024-03-01.csv, BTCUSDT-fundingRate-2024-03.zip
+# BTCUSDT-5m-2024-03-01.zip, BTCUSDT-metrics-2024-03-01.csv, BTCUSDT-fundingRate-2024-03.zip,
+# BTCUSDT-liquidationSnapshot-2024-03-01.zip
 _ARCHIVE_RE = re.compile(
-    r"^(?P<symbol>[A-Z0-9]+)-(?P<what>metrics|fundingRate|\d+[mhdw])-(?P<date>\d{4}-\d{2}(?:-\d{2})?)$"
+    r"^(?P<symbol>[A-Z0-9]+)-(?P<what>metrics|fundingRate|liquidationSnapshot|\d+[mhdw])"
+    r"-(?P<date>\d{4}-\d{2}(?:-\d{2})?)$"
 )
 # Other price series share the klines file name; only the folder tells them apart. Premium
 # index klines are read (as premium bars); mark and index price klines are not.
@@ -24,6 +26,7 @@ class FileKind(StrEnum):
     ARCHIVE_METRICS = "binance-metrics"
     ARCHIVE_FUNDING = "binance-fundingRate"
     ARCHIVE_PREMIUM = "binance-premiumIndexKlines"
+    ARCHIVE_LIQUIDATIONS = "binance-liquidationSnapshot"
     INTERCHANGE = "interchange"
 
 
@@ -60,6 +63,9 @@ def detect(path: Path) -> Detected | None:
         return Detected(FileKind.ARCHIVE_METRICS, record_kind=Kind.OPEN_INTEREST, **common)
     if what == "fundingRate":
         return Detected(FileKind.ARCHIVE_FUNDING, record_kind=Kind.FUNDING, **common)
+    if what == "liquidationSnapshot":
+        kind = Kind.LIQUIDATION_ORDERS
+        return Detected(FileKind.ARCHIVE_LIQUIDATIONS, record_kind=kind, **common)
     if any(part in _SKIPPED_KLINES for part in path.parts):
         return None
     if PREMIUM_FOLDER in path.parts:

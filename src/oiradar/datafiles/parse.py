@@ -7,7 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from oiradar.datafiles.archive_csv import parse_funding, parse_klines, parse_metrics, parse_premium
+from oiradar.datafiles.archive_csv import (
+    parse_funding,
+    parse_klines,
+    parse_liquidations,
+    parse_metrics,
+    parse_premium,
+)
 from oiradar.datafiles.columns import Parsed, read_text
 from oiradar.datafiles.detect import Detected, FileKind, detect
 from oiradar.datafiles.interchange import parse_interchange
@@ -20,6 +26,7 @@ ARCHIVE_READERS = {
     FileKind.ARCHIVE_METRICS: parse_metrics,
     FileKind.ARCHIVE_PREMIUM: parse_premium,
     FileKind.ARCHIVE_FUNDING: parse_funding,
+    FileKind.ARCHIVE_LIQUIDATIONS: parse_liquidations,
 }
 
 

@@ -25,6 +25,7 @@ from oiradar.signals.regimes import Regime
 from oiradar.signals.windows import Grid, build_grid
 from oiradar.store import Store
 from oiradar.units import DAY_MS, interval_ms, interval_name, iso
+from oiradar.venues.registry import ALL_VENUES
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -219,15 +220,16 @@ def select(
     return Selection(symbol, venues, interval, start_ms, end_ms)
 
 
-VENUE_ORDER = ("binance", "bybit", "okx", "bitget")
+VENUE_ORDER = ALL_VENUES  # the majors first, then Gate, Hyperliquid, dYdX
 FULL_SHARE = 0.9  # a venue with this share of the best one's complete bars counts as full
 
 
 def pick_price_venue(series: dict[str, MarketSeries]) -> str:
     """The venue whose candles, regimes and events are drawn: one that can show squeezes (it
-    has liquidation data in range; Bitget publishes none), Binance first, then Bybit, OKX,
-    Bitget, passing over a venue with under 90 % of the best one's complete bars (a close
-    and an OI snapshot). Raw row counts favoured whichever venue streamed OI most often."""
+    has liquidation data in range; Hyperliquid publishes none), Binance first, then Bybit,
+    OKX, Bitget, Gate, Hyperliquid, dYdX (`registry.ALL_VENUES`), passing over a venue with
+    under 90 % of the best one's complete bars (a close and an OI snapshot). Raw row counts
+    favoured whichever venue streamed OI most often."""
     liq = [v for v, s in series.items() if s.liq_coverage]
     pool = liq or list(series)
     complete = {v: int(build_grid(series[v]).valid.sum()) for v in pool}

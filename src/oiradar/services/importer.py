@@ -11,7 +11,8 @@ from pathlib import Path
 import polars as pl
 
 from oiradar.datafiles import parse_file
-from oiradar.datafiles.detect import Detected, detect
+from oiradar.datafiles.archive import verify_beside
+from oiradar.datafiles.detect import Detected, FileKind, detect
 from oiradar.errors import DataError, UserError
 from oiradar.kinds import LAYOUTS, Kind
 from oiradar.store import Store, open_store
@@ -48,7 +49,8 @@ def discover(paths: Iterable[Path]) -> list[tuple[Path, Detected]]:
             if det is None:
                 raise UserError(
                     f"{path}: not a file oiradar can import (Binance archive klines/metrics/"
-                    "fundingRate/premiumIndexKlines CSV or zip, or candles/open_interest/"
+                    "fundingRate/premiumIndexKlines/liquidationSnapshot CSV or zip, or "
+                    "candles/open_interest/"
                     "funding/liquidations/liquidation_orders/positioning/premium_index "
                     ".csv/.parquet)"
                 )
@@ -63,12 +65,15 @@ def _rows(frame: pl.DataFrame, kind: Kind) -> list[tuple[object, ...]]:
 def import_paths(
     store: Store, paths: Iterable[Path], progress: Callable[[Path], None] | None = None
 ) -> ImportReport:
-    """Import every file; a malformed file is rejected whole and the others still go in."""
+    """Import every file; a malformed file (or an archive file whose `.CHECKSUM` beside it
+    does not match) is rejected whole and the others still go in."""
     report = ImportReport()
     for path, det in discover(paths):
         if progress:
             progress(path)
         try:
+            if det.kind is not FileKind.INTERCHANGE:
+                verify_beside(path)
             parsed = parse_file(path, det)
         except DataError as exc:
             report.rejected.append(str(exc))
@@ -79,7 +84,7 @@ def import_paths(
                 key = (kind.value, venue, symbol)
                 report.read[key] = report.read.get(key, 0) + part.height
                 batches.append((key, kind, part))
-        changed = _write(store, batches)
+        changed = _write(store, batches, parsed.coverage)
         for key, n in changed.items():
             report.changed[key] = report.changed.get(key, 0) + n
         report.notes.extend(f"{path}: {note}" for note in parsed.notes)
@@ -94,10 +99,13 @@ def _groups(frame: pl.DataFrame) -> Iterator[tuple[tuple[str, str], pl.DataFrame
 
 
 def _write(
-    store: Store, batches: list[tuple[tuple[str, str, str], Kind, pl.DataFrame]]
+    store: Store,
+    batches: list[tuple[tuple[str, str, str], Kind, pl.DataFrame]],
+    coverage: list[tuple[str, str, int, int]],
 ) -> dict[tuple[str, str, str], int]:
     """One transaction per file: all of it or nothing of it."""
-    return store.write_grouped([(key, kind, _rows(part, kind)) for key, kind, part in batches])
+    rows = [(key, kind, _rows(part, kind)) for key, kind, part in batches]
+    return store.write_grouped(rows, coverage=coverage)
 
 
 @contextmanager

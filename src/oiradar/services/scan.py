@@ -158,16 +158,32 @@ async def _collect(
         c_span, bar, last_oi = await store.run(
             lambda s: _stored(s, venue, symbol, (start, running, now), price)
         )
-        try:
+
+        async def candles() -> list[Candle]:
             if bar is not None:
                 # Every closed bar is stored: the running bar comes from the snapshot's price.
-                data.candles.append(bar)
-            else:
-                k_from = start if c_span is None else c_span[1]  # re-read the last stored bar
-                data.candles.extend(await client.klines(symbol, BAR_MS, k_from, now))
+                return [bar]
+            k_from = start if c_span is None else c_span[1]  # re-read the last stored bar
+            return await client.klines(symbol, BAR_MS, k_from, now)
+
+        async def oi() -> list[OISample]:
             o_from = start if last_oi is None else last_oi + 1
-            if o_from < now - BAR_MS:
-                data.oi.extend(await client.oi_history(symbol, BAR_MS, o_from, now))
+            return (
+                await client.oi_history(symbol, BAR_MS, o_from, now)
+                if o_from < now - BAR_MS
+                else []
+            )
+
+        # Together: where they have budgets of their own, neither waits on the other's; both
+        # end before an error of either is raised (no request left running unobserved).
+        got_candles, got_oi = await asyncio.gather(candles(), oi(), return_exceptions=True)
+        try:
+            if isinstance(got_candles, BaseException):
+                raise got_candles
+            if isinstance(got_oi, BaseException):
+                raise got_oi
+            data.candles.extend(got_candles)
+            data.oi.extend(got_oi)
         except UnknownSymbol:
             result.warnings.append(f"{symbol} is not listed on {venue}; skipped")
             data.snaps.pop(symbol, None)

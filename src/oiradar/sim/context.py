@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import math
 from dataclasses import dataclass, field
@@ -15,8 +16,12 @@ from oiradar.sim.faults import Faults
 from oiradar.sim.limits import Limits
 from oiradar.sim.market import Market, SymbolData
 
-# Each venue carries a constant share of the one underlying market's OI and liquidations.
+# Each venue carries a constant share of the one underlying market's OI and liquidations. The
+# four majors' shares sum to one; the three newer venues come on top (kept apart so the
+# majors serve what they always served).
 VENUE_SHARE = {"binance": 0.40, "bybit": 0.30, "okx": 0.20, "bitget": 0.10}
+VENUE_SHARE |= {"gate": 0.08, "hyperliquid": 0.06, "dydx": 0.03}
+_SEED_ORDER = ("binance", "bitget", "bybit", "okx", "dydx", "gate", "hyperliquid")
 
 
 @dataclass(slots=True)
@@ -41,7 +46,7 @@ class SimContext:
         return VENUE_SHARE[venue]
 
     def venue_seed(self, venue: str) -> int:
-        return self.seed * 1000 + sorted(VENUE_SHARE).index(venue)
+        return self.seed * 1000 + _SEED_ORDER.index(venue)
 
 
 SIM = web.AppKey("sim", SimContext)
@@ -70,6 +75,11 @@ def client_ip(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
+def http_date(ts_ms: int) -> str:
+    """An RFC 9110 `Date` value (whole seconds): what a venue's clock says in its headers."""
+    return email.utils.formatdate(ts_ms / 1000, usegmt=True)
+
+
 def price_decimals(sd: SymbolData) -> int:
     """Tick size as decimals, from the symbol's price level (BTC 60000 -> 1, DOGE 0.1 -> 5)."""
     return int(min(8, max(1, 5 - math.floor(math.log10(max(float(sd.close[0]), 1e-9))))))
@@ -83,6 +93,15 @@ def qty_decimals(sd: SymbolData) -> int:
 def num(x: float, decimals: int) -> str:
     """A venue-style decimal string."""
     return f"{x:.{decimals}f}"
+
+
+def dec(x: float, decimals: int) -> str:
+    """A venue-style decimal string with trailing zeros stripped (`"108.04"`, `"0"`): how
+    Bitget, OKX, Gate, Hyperliquid and dYdX print numbers."""
+    s = num(x, decimals)
+    if "." in s:
+        s = s.rstrip("0").rstrip(".")
+    return "0" if s in ("-0", "") else s
 
 
 def json_response(

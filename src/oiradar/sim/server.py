@@ -1,4 +1,8 @@
-"""The simulator's aiohttp app: four venues on one port plus `/_sim/*` control endpoints."""
+"""The simulator's aiohttp app: seven venues on one port plus `/_sim/*` control endpoints.
+
+Every response's `Date` header is the simulated clock (a venue's own clock, which clients
+of venues whose payloads carry no time read), faults and WebSocket upgrades included.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from oiradar.sim.context import (
     SIM,
     SimContext,
     ctx_of,
+    http_date,
     is_empty_fault,
     json_response,
 )
@@ -36,6 +41,7 @@ from oiradar.units import DAY_MS, MINUTE_MS
 __all__ = ["SimConfig", "SimServer", "build_app", "is_empty_fault"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+SIM_VENUES = ("binance", "bybit", "okx", "bitget", "gate", "hyperliquid", "dydx")
 
 
 @dataclass(slots=True)
@@ -57,7 +63,7 @@ class SimConfig:
     ws_reorder: float = 0.0
     ws_lose_close: float = 0.0
     fault_kinds: tuple[Fault, ...] = tuple(Fault)
-    venues: tuple[str, ...] = ("binance", "bybit", "okx", "bitget")
+    venues: tuple[str, ...] = SIM_VENUES
     regime_weights: dict[str, float] | None = None  # synthetic mix (None: the default)
     cascade_delay: float = 0.0  # share of a synthetic squeeze before its cascade
     history_lag_ms: dict[str, int] = field(default_factory=dict)  # venue -> OI history lag
@@ -133,6 +139,7 @@ def build_app(cfg: SimConfig, wall_now_ms: int) -> web.Application:
     )
     modules = _venue_modules(cfg.venues)
     app = web.Application(middlewares=[_middleware])
+    app.on_response_prepare.append(_date_header)
     app[SIM] = ctx
     app[VENUES] = [(m.VENUE, m.PREFIXES, m.check_limits) for m in modules]
     app[CONFIG] = cfg
@@ -144,6 +151,10 @@ def build_app(cfg: SimConfig, wall_now_ms: int) -> web.Application:
     app.router.add_post("/_sim/stats/reset", _reset_stats)
     app.router.add_get("/_sim/info", _get_info)
     return app
+
+
+async def _date_header(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Date"] = http_date(ctx_of(request).now_ms())
 
 
 @web.middleware

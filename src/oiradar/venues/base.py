@@ -10,20 +10,23 @@ inside its package. Histories are returned oldest first and complete for the ran
 from __future__ import annotations
 
 import functools
+import itertools
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec, Self, TypeVar
 
-from oiradar.errors import RateLimited, VenueError, VenueProtocolError
+from oiradar.errors import RateLimited, UserError, VenueError, VenueProtocolError
 from oiradar.records import (
     Candle,
     FundingSample,
     Instrument,
+    LiquidationBar,
     MarketSnapshot,
     OISample,
     Positioning,
     PremiumBar,
 )
+from oiradar.units import MINUTE_MS, interval_name
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -75,6 +78,13 @@ class VenueClient(ABC):
         the venue publishes no positioning history."""
         return []
 
+    async def liquidation_history(
+        self, symbol: str, interval_ms: int, start_ms: int, end_ms: int
+    ) -> list[LiquidationBar]:
+        """Per-bar liquidation totals by side of the liquidated position, bars opening in
+        [start, end], oldest first; [] where the venue publishes none (most: only streams)."""
+        return []
+
     def snapshot_cost(self, symbols: int) -> dict[str, float] | None:
         """Limiter units per bucket that `snapshot()` of `symbols` symbols spends, so a poller
         can compute the fastest cadence the venue allows; None where polling is not needed."""
@@ -89,6 +99,16 @@ class VenueClient(ABC):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def interval_param(venue: str, table: Mapping[int, str], ms: int, what: str) -> str:
+    """The venue's name for a bar or period length (`table`: ms -> its name); a length it
+    does not publish is the user's choice to change, named with the ones it does."""
+    name = table.get(ms)
+    if name is None:
+        known = ", ".join(interval_name(k) for k in table)
+        raise UserError(f"{venue} has no {interval_name(ms)} {what}: use one of {known}")
+    return name
 
 
 def decimal(value: object) -> float:
@@ -145,3 +165,38 @@ def routed(
     it does not route (acks, pongs, channels not read)."""
     handler = table.get(key)
     return [] if handler is None else list(handler(*args, **kwargs))
+
+
+def spaced_funding(
+    venue: str, symbol: str, settled: Mapping[int, float], start_ms: int, end_ms: int,
+    lone_h: float,
+) -> list[FundingSample]:  # fmt: skip
+    """Settlements in [start, end], oldest first, for venues whose rows carry no interval:
+    each one's is the gap from the previous settlement, to the minute (some venues stamp a
+    second or two past the hour); the oldest takes its successor's, a lone one `lone_h`.
+    `settled` may reach before `start` for that."""
+    times = sorted(settled)
+    gaps = [round((b - a) / MINUTE_MS) / 60 for a, b in itertools.pairwise(times)]
+    hours = [gaps[0], *gaps] if gaps else [lone_h] * len(times)
+    return [
+        FundingSample(venue, symbol, t, settled[t], h)
+        for t, h in zip(times, hours, strict=True)
+        if start_ms <= t <= end_ms
+    ]
+
+
+async def windows_back(
+    lo: int, hi: int, step: int, size: int, fetch: Callable[[int, int], Awaitable[list[Candle]]]
+) -> list[Candle]:
+    """Bars opening in [lo, hi] (on the `step` grid), oldest first, asked `size` bars a
+    window from the newest back; a window that comes back short at its old end is where the
+    series begins, so nothing older is asked for."""
+    found: dict[int, Candle] = {}
+    while hi >= lo:
+        first = max(lo, hi - (size - 1) * step)
+        page = [c for c in await fetch(first, hi) if first <= c.ts_ms <= hi]
+        found.update((c.ts_ms, c) for c in page)
+        if not page or min(c.ts_ms for c in page) > first:
+            break
+        hi = first - step
+    return [found[t] for t in sorted(found)]

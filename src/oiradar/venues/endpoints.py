@@ -3,7 +3,9 @@
 Precedence: an explicit override (`--endpoint`) > `OIRADAR_<VENUE>_REST` / `_WS` >
 `OIRADAR_ENDPOINT` (one simulator for every venue) > the venue's public hosts. Clients append
 the venue's own paths (`/fapi/...`, `/market/stream`, `/v5/public/linear`, `/ws/v5/public`,
-`/v2/ws/public`), which are the same on the simulator.
+`/v2/ws/public`, `/api/v4/futures/usdt/...`, `/v4/ws/usdt`, `/info`, `/ws`, `/v4/...`,
+`/v4/ws`), which are the same on the simulator. Gate serves REST and its USDT-perpetual
+socket from different hosts.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from urllib.parse import urlsplit
 
 from oiradar.errors import ConfigError
 
-VENUES = ("binance", "bybit", "okx", "bitget")
+VENUES = ("binance", "bybit", "okx", "bitget", "gate", "hyperliquid", "dydx")
 ENV_ALL = "OIRADAR_ENDPOINT"
 
 
@@ -30,6 +32,9 @@ PUBLIC = {
     "bybit": Endpoints("https://api.bybit.com", "wss://stream.bybit.com"),
     "okx": Endpoints("https://www.okx.com", "wss://ws.okx.com:8443"),
     "bitget": Endpoints("https://api.bitget.com", "wss://ws.bitget.com"),
+    "gate": Endpoints("https://api.gateio.ws", "wss://fx-ws.gateio.ws"),
+    "hyperliquid": Endpoints("https://api.hyperliquid.xyz", "wss://api.hyperliquid.xyz"),
+    "dydx": Endpoints("https://indexer.dydx.trade", "wss://indexer.dydx.trade"),
 }
 
 

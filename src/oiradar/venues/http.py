@@ -4,16 +4,20 @@ transient failures, Retry-After, and no request at all while a venue has us bann
 
 Venue modules plug in two small functions: `check_response` (status/headers/body -> an
 error, for venue-specific statuses such as Bybit's 403 ban) and `check_payload` (the decoded
-JSON -> an error, for envelope codes such as `retCode`).
+JSON -> an error, for envelope codes such as `retCode`). GET takes query parameters; POST
+(Hyperliquid's one `/info` endpoint) a JSON body. Every reply's `Date` header sets
+`ServerClock`, the venue's time for venues whose payloads carry none.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import aiohttp
 
@@ -25,11 +29,15 @@ from oiradar.errors import (
     VenueProtocolError,
     VenueUnavailable,
 )
+from oiradar.records import MarketSnapshot
 from oiradar.venues.base import VenueClient
 from oiradar.venues.endpoints import endpoints
 from oiradar.venues.limiter import SAFETY, Budget, Limiter
 
 Charges = list[tuple[str, str, int]]
+T = TypeVar("T")
+EMPTY_RETRIES = 2  # an empty answer where rows must exist is asked this many more times
+_JSON = {"Content-Type": "application/json"}
 ResponseCheck = Callable[[int, Mapping[str, str], bytes], VenueError | None]
 PayloadCheck = Callable[[Any], VenueError | None]
 HeaderHook = Callable[[Mapping[str, str]], None]
@@ -41,6 +49,40 @@ class HttpStats:
     retries: int = 0
     last_path: str = ""  # the endpoint asked last (`oiradar doctor` names it on a failure)
     failures: dict[str, int] = field(default_factory=dict)
+
+
+class ServerClock:
+    """The venue's time from the HTTP `Date` header of its latest reply (RFC 9110: whole
+    seconds, truncated) plus the monotonic time since; None before any reply carried one.
+
+    Gate's tickers, Hyperliquid's `/info` and dYdX's markets carry no time of their own, and
+    venue modules never read the wall clock: this is the venue's own clock, as Bitget's
+    `requestTime` or Bybit's `time` are elsewhere."""
+
+    def __init__(self) -> None:
+        self._stamp: tuple[int, float] | None = None  # (venue ms, monotonic then)
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        text = headers.get("Date")
+        if not text:
+            return
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return
+        if when.tzinfo is not None:
+            self.observe_ms(int(when.timestamp()) * 1000)
+
+    def observe_ms(self, ts_ms: int) -> None:
+        """The venue stamped something `ts_ms` just now (a trade, an oracle price): a stream
+        keeps its clock on the venue's this way between REST replies."""
+        self._stamp = (ts_ms, time.monotonic())
+
+    def now_ms(self) -> int | None:
+        if self._stamp is None:
+            return None
+        stamp, at = self._stamp
+        return stamp + int((time.monotonic() - at) * 1000)
 
 
 def default_check(
@@ -89,6 +131,7 @@ class HttpClient:
         self._check_payload = check_payload
         self._on_headers = on_headers
         self.stats = HttpStats()
+        self.clock = ServerClock()
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -109,6 +152,20 @@ class HttpClient:
 
     async def get(self, path: str, params: Mapping[str, str | int] | None, charges: Charges) -> Any:
         """The decoded JSON of GET `path`, retried on transient failures."""
+        return await self._send("GET", path, params, None, charges)
+
+    async def post(self, path: str, body: Mapping[str, Any], charges: Charges) -> Any:
+        """The decoded JSON of POST `path` with a JSON `body` (a read: retried the same way)."""
+        return await self._send("POST", path, None, body, charges)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str | int] | None,
+        body: Mapping[str, Any] | None,
+        charges: Charges,
+    ) -> Any:
         last: VenueError | None = None
         for attempt in range(self.max_attempts):
             if self._closed:
@@ -117,7 +174,7 @@ class HttpClient:
             if banned:
                 raise Banned(self.venue, f"banned for another {banned:.0f} s; not sending", banned)
             try:
-                return await self._once(path, params, charges)
+                return await self._once(method, path, params, body, charges)
             except RateLimited as exc:
                 self.limiter.pause(exc.retry_after_s)
                 last = exc
@@ -135,26 +192,44 @@ class HttpClient:
         raise last
 
     async def _once(
-        self, path: str, params: Mapping[str, str | int] | None, charges: Charges
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str | int] | None,
+        body: Mapping[str, Any] | None,
+        charges: Charges,
     ) -> Any:
         url = self.base_url + path
         self.stats.last_path = path
         query = {k: str(v) for k, v in (params or {}).items()}
+        data = None if body is None else json.dumps(body, separators=(",", ":"))
+        # Charged before a connection slot is taken: a burst waiting on one endpoint's budget
+        # then holds no slot, so the venue's other endpoints (their own budgets) keep moving.
+        # A charged request waiting for a slot holds its units a little early: careful only.
+        ticket = await self.limiter.acquire(charges)
         try:
             async with self._sem:
-                # Charged once a connection slot is ours: charged before, a burst queued
-                # behind the slots would hold budget it is not yet using.
-                ticket = await self.limiter.acquire(charges)
                 self.stats.requests += 1
-                try:
-                    async with self.session.get(url, params=query, timeout=self._timeout) as r:
-                        status, headers, body = r.status, r.headers, await r.read()
-                finally:
-                    self.limiter.done(ticket)
+                async with self.session.request(
+                    method,
+                    url,
+                    params=query,
+                    data=data,
+                    timeout=self._timeout,
+                    headers=_JSON if data is not None else None,
+                ) as r:
+                    status, headers, raw = r.status, r.headers, await r.read()
         except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
             raise VenueUnavailable(self.venue, f"{type(exc).__name__} on {path}") from None
+        finally:
+            self.limiter.done(ticket)
+        self.clock.observe(headers)
         if self._on_headers is not None:
             self._on_headers(headers)
+        return self._decode(path, status, headers, raw)
+
+    def _decode(self, path: str, status: int, headers: Mapping[str, str], body: bytes) -> Any:
+        """The reply's JSON, or the error its status, headers or envelope mean."""
         err = self._check_response(status, headers, body) if self._check_response else None
         err = err or default_check(status, headers, body, self.venue)
         if err is None and status >= 400:
@@ -216,7 +291,42 @@ class RestClient(VenueClient):
             on_headers=self.on_headers,
         )
         self.unknown: list[str] = []  # symbols the last snapshot() asked for but not listed
+        self.empty_retries = 0  # empty answers asked again (`refetch_empty`)
         self.init_state()
+
+    async def refetch_empty(
+        self, fetch: Callable[[], Awaitable[T]], empty: Callable[[T], bool] = lambda r: r == []
+    ) -> T:
+        """`fetch()`, asked again up to EMPTY_RETRIES times while its answer is `empty`: call it
+        only where rows must exist, since an empty list is what a flaky edge or a half-failed
+        node returns (a fault rate p leaves three empties in a row with p^3). The last answer
+        is believed."""
+        answer = await fetch()
+        for _ in range(EMPTY_RETRIES):
+            if not empty(answer):
+                break
+            self.empty_retries += 1
+            answer = await fetch()
+        return answer
+
+    def venue_now(self) -> int:
+        """The venue's time (ms) by the `Date` header of its latest reply (`ServerClock`):
+        for venues whose payloads carry none."""
+        now = self.http.clock.now_ms()
+        if now is None:
+            raise VenueProtocolError(self.name, "replies carry no Date header: no venue clock")
+        return now
+
+    def chosen(
+        self, found: Mapping[str, MarketSnapshot], symbols: Sequence[str] | None
+    ) -> list[MarketSnapshot]:
+        """The snapshots `snapshot(symbols)` returns from one bulk answer: all, or those asked
+        for in their order, the ones the venue lacks noted in `unknown`."""
+        if symbols is None:
+            return list(found.values())
+        wanted = list(dict.fromkeys(symbols))
+        self.unknown = [s for s in wanted if s not in found]
+        return [found[s] for s in wanted if s in found]
 
     def init_state(self) -> None:
         """Per-connector caches and counters."""

@@ -74,7 +74,10 @@ class Limiter:
         self.budgets = budgets
         self.safety = safety
         self._windows: dict[tuple[str, str], _Window] = {}
-        self._lock = asyncio.Lock()
+        # Callers queue fairly per set of windows they charge: one waiting for a spent
+        # endpoint budget (Gate's candlesticks) never holds up one whose budget is free
+        # (contract_stats). Check and charge run with no await between: never over a cap.
+        self._locks: dict[frozenset[tuple[str, str]], asyncio.Lock] = {}
         self._replied = asyncio.Event()
         self._paused_until = 0.0
         self.banned_until = 0.0
@@ -90,28 +93,40 @@ class Limiter:
     def banned_for(self) -> float:
         return max(0.0, self.banned_until - time.monotonic())
 
+    def _lock(self, charges: list[tuple[str, str, int]]) -> asyncio.Lock:
+        keys = frozenset((bucket, key) for bucket, key, _ in charges)
+        lock = self._locks.get(keys)
+        if lock is None:
+            lock = self._locks[keys] = asyncio.Lock()
+        return lock
+
+    async def _fit(self, charges: list[tuple[str, str, int]]) -> None:
+        """Return once every charge fits (not charged: the caller charges with no await)."""
+        while True:
+            now = time.monotonic()
+            wait = max(0.0, self._paused_until - now)
+            for bucket, key, cost in charges:
+                cap = self.budgets[bucket].limit * self.safety
+                wait = max(wait, self._window(bucket, key).wait_for(cost, cap, now))
+            if wait <= 0:
+                return
+            self._replied.clear()
+            started = time.monotonic()
+            try:
+                if math.isinf(wait):
+                    await self._replied.wait()
+                else:
+                    await asyncio.sleep(wait)
+            finally:  # counted even when the caller gives up waiting
+                self.waited_s += time.monotonic() - started
+
     async def acquire(self, charges: list[tuple[str, str, int]]) -> Ticket:
-        """Wait until every charge fits, then record them (callers queue fairly on a lock).
+        """Wait until every charge fits, then record them (callers charging the same windows
+        queue fairly on their lock).
 
         Hand the ticket to `done` when the reply has arrived (or the request failed)."""
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                wait = max(0.0, self._paused_until - now)
-                for bucket, key, cost in charges:
-                    cap = self.budgets[bucket].limit * self.safety
-                    wait = max(wait, self._window(bucket, key).wait_for(cost, cap, now))
-                if wait <= 0:
-                    break
-                self._replied.clear()
-                started = time.monotonic()
-                try:
-                    if math.isinf(wait):
-                        await self._replied.wait()
-                    else:
-                        await asyncio.sleep(wait)
-                finally:  # counted even when the caller gives up waiting
-                    self.waited_s += time.monotonic() - started
+        async with self._lock(charges):
+            await self._fit(charges)
             ticket: Ticket = []
             for bucket, key, cost in charges:
                 w = self._window(bucket, key)

@@ -53,6 +53,7 @@ class StreamStats:
     last_message_ms: int | None = None  # venue time of the newest message
     last_error: str | None = None
     gaps: list[tuple[int, int]] = field(default_factory=list)  # (down since, back at) ms
+    stopped_live: bool = False  # stopped while live: connected up to last_message_ms
 
 
 class Dedupe:
@@ -225,12 +226,14 @@ class WsStream(VenueStream):
         wanted = frozenset(symbols) if symbols is not None else None
         try:
             groups = await self.plan(session, symbols)
+            self._stats.stopped_live = False
             self._set_state(None, State.CONNECTING)
             async with asyncio.TaskGroup() as tg:
                 for k, items in enumerate(groups):
                     conn = Connection(k, items)
                     tg.create_task(self._connection(conn, session, wanted, on_record))
         finally:
+            self._stats.stopped_live = self._stats.state is State.LIVE
             self._stats.state = State.STOPPED
             if self._session is None:
                 with contextlib.suppress(Exception):

@@ -27,6 +27,7 @@ from oiradar.services.dashboard import Board, symbol_chart, symbol_events
 from oiradar.services.watch.state import checked
 from oiradar.signals.params import EngineParams
 from oiradar.store import Store, location_of
+from oiradar.venues.registry import ALL_VENUES
 from oiradar.web import params
 from oiradar.web.guard import make_guard, security_headers
 from oiradar.web.openapi import SPEC
@@ -169,7 +170,7 @@ async def events(request: web.Request) -> web.Response:
     symbol = params.symbol(request)
     venue = params.venue(request, "binance")
     if venue == "all":
-        raise params.BadRequest("events come from one venue: binance, bybit, okx or bitget")
+        raise params.BadRequest(f"events come from one venue: {', '.join(ALL_VENUES)}")
     days = params.whole(request, "days", 30, 1, 3650)
     window = params.window(request, hub.config.window_ms)
     payload = await hub.reader.run(lambda s: symbol_events(s, symbol, venue, days, window))

@@ -9,10 +9,11 @@ from aiohttp import web
 
 from oiradar.errors import OiradarError
 from oiradar.units import MINUTE_MS, interval_ms, parse_time
+from oiradar.venues.registry import ALL_VENUES
 
 # `\Z`, not `$`: `$` also matches before a trailing newline ("BTCUSDT\n").
 SYMBOL_RE = re.compile(r"[A-Z0-9]{2,30}\Z")
-VENUE_RE = re.compile(r"(binance|bybit|okx|bitget|all)\Z")
+VENUES = (*ALL_VENUES, "all")  # matched whole, so no pattern can let a trailing newline in
 WHOLE_RE = re.compile(r"[0-9]{1,9}\Z")  # ASCII: str.isdigit() takes '²', which int() refuses
 
 
@@ -42,8 +43,8 @@ def symbol(request: web.Request) -> str:
 
 def venue(request: web.Request, default: str) -> str:
     venue = request.query.get("venue", default).lower()
-    if not VENUE_RE.match(venue):
-        raise BadRequest(f"unknown venue {venue!r}: binance, bybit, okx, bitget or all")
+    if venue not in VENUES:
+        raise BadRequest(f"unknown venue {venue!r}: {', '.join(ALL_VENUES)} or all")
     return venue
 
 

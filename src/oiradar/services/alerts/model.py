@@ -143,7 +143,7 @@ def sample_alert(ts_ms: int) -> Alert:
         liq_feeds=(
             ("bybit", LiquidationFeed.COMPLETE),
             ("binance", LiquidationFeed.SAMPLED),
-            ("bitget", LiquidationFeed.NONE),
+            ("hyperliquid", LiquidationFeed.NONE),
         ),
         volume_ratio=3.4,
         session="us",

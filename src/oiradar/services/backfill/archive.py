@@ -16,7 +16,15 @@ from oiradar.datafiles.archive import (
 )
 from oiradar.errors import DataError
 from oiradar.kinds import DEFAULT_FUNDING_INTERVAL_H, LAYOUTS, Kind
-from oiradar.records import Candle, FundingSample, OISample, Positioning, PremiumBar
+from oiradar.records import (
+    Candle,
+    FundingSample,
+    Liquidation,
+    OISample,
+    Positioning,
+    PremiumBar,
+    Side,
+)
 from oiradar.services.backfill.plan import Chunk, Rec
 from oiradar.services.backfill.report import BackfillResult, VenueReport
 from oiradar.units import interval_ms
@@ -123,4 +131,7 @@ def records_of(frames: dict[Kind, pl.DataFrame]) -> list[Rec]:
             out.extend(Positioning(r[1], r[2], r[0], *r[3:]) for r in rows)
         elif kind is Kind.PREMIUM_INDEX:
             out.extend(PremiumBar(r[1], r[2], interval_ms(r[3]), r[0], *r[4:]) for r in rows)
+        elif kind is Kind.LIQUIDATION_ORDERS:
+            out.extend(Liquidation(v, s, t, Side(side), q, p, usd)
+                       for t, v, s, side, q, p, usd in rows)  # fmt: skip
     return out

@@ -12,10 +12,13 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from oiradar.datafiles.archive import LIQUIDATION_LAST_DAY
 from oiradar.errors import UserError
 from oiradar.records import (
     Candle,
     FundingSample,
+    Liquidation,
+    LiquidationBar,
     MarketSeries,
     OISample,
     Positioning,
@@ -26,7 +29,7 @@ from oiradar.venues.binance import OI_RETENTION_MS, RETENTION_MARGIN_MS
 
 BINANCE = "binance"
 CONCURRENCY = 8  # symbols in flight per venue: keeps per-instrument budgets (OKX) busy
-Rec = Candle | OISample | FundingSample | PremiumBar | Positioning
+Rec = Candle | OISample | FundingSample | PremiumBar | Positioning | LiquidationBar | Liquidation
 I64 = NDArray[np.int64]
 Progress = Callable[[str, int], None]  # (venue, n): n > 0 sets the total, -1 advances one chunk
 
@@ -36,10 +39,22 @@ KLINE_TABLES = {
     "bybit": "KLINE_INTERVALS",
     "okx": "BARS",
     "bitget": "GRANULARITY",
+    "gate": "CANDLE_INTERVALS",
+    "hyperliquid": "INTERVALS",
+    "dydx": "RESOLUTIONS",
 }
-OI_TABLES = {"binance": "OI_PERIODS", "bybit": "OI_PERIODS", "okx": "OI_PERIODS"}
+OI_TABLES = {
+    "binance": "OI_PERIODS",
+    "bybit": "OI_PERIODS",
+    "okx": "OI_PERIODS",
+    "gate": "STATS_INTERVALS",  # contract_stats
+    "dydx": "RESOLUTIONS",  # each candle's starting OI
+}
 PREMIUM_TABLES = dict.fromkeys(("binance", "bybit", "okx"), "PREMIUM_INTERVALS")
-POSITIONING_TABLES = {"binance": "POSITIONING_PERIODS"}  # the ratio endpoints' periods
+# the ratio endpoints' periods (Binance), contract_stats (Gate)
+POSITIONING_TABLES = {"binance": "POSITIONING_PERIODS", "gate": "STATS_INTERVALS"}
+# Per-bar liquidation totals by side: only Gate's contract_stats publishes them.
+LIQUIDATION_TABLES = {"gate": "STATS_INTERVALS"}
 # What each venue's REST API keeps of OI history (exchange-apis.md): Binance the latest 30
 # days (its connector stays a minute clear of the edge), OKX the latest 1,440 rows per
 # period, Bybit everything since listing, Bitget nothing.
@@ -50,6 +65,8 @@ NO_DATA_HINTS = {
     ("okx", "OI"): "OKX keeps the latest 1,440 rows per period",
     ("bitget", "candles"): "Bitget keeps one month of 1m-5m bars",
     ("okx", "premium index"): "OKX keeps six months of premium samples",
+    ("gate", "candles"): "Gate keeps the latest 10,000 bars per interval",
+    ("hyperliquid", "candles"): "Hyperliquid keeps the latest 5,000 bars per interval",
 }
 
 
@@ -140,6 +157,8 @@ class VenuePlan:
     pos_period_ms: int | None = None  # positioning (Binance); None: the venue has none
     pos_rest_from_ms: int | None = None  # the oldest slot the ratio endpoints serve
     premium_asked: bool = False  # --premium: say so where the venue has none
+    liq_period_ms: int | None = None  # per-bar liquidation totals (Gate); None: none
+    liq_archive: bool = False  # Binance's archive liquidation snapshot days (to 2024-03-31)
 
 
 def plan_for(venue: str, req: BackfillRequest, now_ms: int, archive: bool) -> VenuePlan:
@@ -156,7 +175,9 @@ def plan_for(venue: str, req: BackfillRequest, now_ms: int, archive: bool) -> Ve
     with_premium = req.premium and req.interval_ms in _lengths(venue, PREMIUM_TABLES)
     premium = req.interval_ms if with_premium else None
     pos = oi_period(venue, req.interval_ms, POSITIONING_TABLES)
-    pos_rest = None if req.archive_only or pos is None else now_ms - BINANCE_OI_KEEP_MS
+    pos_keep = now_ms - BINANCE_OI_KEEP_MS if venue == BINANCE else -(2**62)
+    pos_rest = None if req.archive_only or pos is None else pos_keep
+    liq = None if req.archive_only else oi_period(venue, req.interval_ms, LIQUIDATION_TABLES)
     return VenuePlan(
         venue,
         req.interval_ms,
@@ -169,6 +190,8 @@ def plan_for(venue: str, req: BackfillRequest, now_ms: int, archive: bool) -> Ve
         pos,
         pos_rest,
         req.premium,
+        liq,
+        oi_archive,
     )
 
 
@@ -184,11 +207,14 @@ class Lack:
     premium: I64 = field(default_factory=lambda: np.empty(0, np.int64))  # bar opens
     pos_rest: I64 = field(default_factory=lambda: np.empty(0, np.int64))  # slot closes
     pos_archive: I64 = field(default_factory=lambda: np.empty(0, np.int64))
+    liq: I64 = field(default_factory=lambda: np.empty(0, np.int64))  # liquidation bar opens
+    liq_day: bool = False  # the archive's liquidation snapshot of the (whole, uncovered) day
 
     @property
     def nothing(self) -> bool:
-        slots = (self.oi_rest, self.oi_archive, self.premium, self.pos_rest, self.pos_archive)
-        return not (self.bars.size or any(x.size for x in slots) or self.funding)
+        slots = (self.oi_rest, self.oi_archive, self.premium, self.pos_rest, self.pos_archive,
+                 self.liq)  # fmt: skip
+        return not (self.bars.size or any(x.size for x in slots) or self.funding or self.liq_day)
 
 
 def uncovered(slots: I64, ts: I64, period: int | None) -> I64:
@@ -241,8 +267,17 @@ def lacks(plan: VenuePlan, cks: Sequence[Chunk], have: MarketSeries, funding_ms:
         if plan.pos_period_ms is not None:
             pos = ("positioning", plan.pos_period_ms, plan.pos_rest_from_ms, plan.oi_keep)
             pos_rest, pos_archive = _slots(plan, c, pos, have.pos_ts, notes)
+        liq = empty
+        if (lp := plan.liq_period_ms) is not None:
+            liq_opens = np.arange(-(-c.start_ms // lp) * lp, c.end_ms, lp, dtype=np.int64)
+            liq = liq_opens[~np.isin(liq_opens, have.liq_bar_ts)]
+        spans = have.liq_spans
+        covered = bool(((spans[:, 0] <= c.start_ms) & (spans[:, 1] >= c.end_ms)).any())
+        whole = c.end_ms - c.start_ms == DAY_MS and c.day <= LIQUIDATION_LAST_DAY
+        liq_day = plan.liq_archive and whole and not covered
         due = np.arange(-(-c.start_ms // funding_ms) * funding_ms, c.end_ms, funding_ms).size
         held = int(((have.funding_ts >= c.start_ms) & (have.funding_ts < c.end_ms)).sum())
-        lack = Lack(bars, rest, archive, held < due, tuple(notes), premium, pos_rest, pos_archive)
+        lack = Lack(bars, rest, archive, held < due, tuple(notes), premium, pos_rest, pos_archive,
+                    liq, liq_day)  # fmt: skip
         out.append(lack)
     return out

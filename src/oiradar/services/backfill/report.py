@@ -55,6 +55,8 @@ class VenueReport:
             "funding": self.rows[Kind.FUNDING.value],
             "premium_index": self.rows[Kind.PREMIUM_INDEX.value],
             "positioning": self.rows[Kind.POSITIONING.value],
+            "liquidations": self.rows[Kind.LIQUIDATIONS.value]
+            + self.rows[Kind.LIQUIDATION_ORDERS.value],
             "archive_files": self.archive_files,
             "requests": self.requests,
             "missing": [m.text(reason) for reason, m in self.missing.items()],

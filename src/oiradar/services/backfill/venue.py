@@ -18,6 +18,7 @@ from oiradar.datafiles.archive import (
     ArchiveSource,
     funding_file,
     klines_file,
+    liquidation_file,
     metrics_file,
     premium_file,
 )
@@ -41,7 +42,7 @@ from oiradar.services.backfill.plan import (
     uncovered,
 )
 from oiradar.services.backfill.report import BackfillResult, VenueReport
-from oiradar.store import Store
+from oiradar.store import Span, Store
 from oiradar.store.aio import AsyncStore
 from oiradar.units import HOUR_MS, interval_name, iso
 from oiradar.venues.base import VenueClient
@@ -154,10 +155,12 @@ class VenueRun:
                 if lack.nothing:
                     self.report.skipped += 1
                 else:
-                    records = await self._chunk(plan, symbol, chunk, lack, funding.get(i, []))
+                    got = await self._chunk(plan, symbol, chunk, lack, funding.get(i, []))
+                    records, covered = got
                     self.report.fetched += 1
-                    if records:  # the chunk's one transaction
-                        counts = await self.store.run(functools.partial(_write, records=records))
+                    if records or covered:  # the chunk's one transaction
+                        write = functools.partial(_write, records=records, coverage=covered)
+                        counts = await self.store.run(write)
                         for kind, n in counts.items():
                             self.report.rows[kind.value] += n
                 done += 1
@@ -192,14 +195,31 @@ class VenueRun:
 
     async def _chunk(
         self, plan: VenuePlan, symbol: str, chunk: Chunk, lack: Lack, funding: list[Rec]
-    ) -> list[Rec]:
-        """What the chunk lacks, every kind concurrently (they use different budgets)."""
+    ) -> tuple[list[Rec], list[Span]]:
+        """What the chunk lacks, every kind concurrently (they use different budgets), and
+        the liquidation feed's coverage an archive day brings."""
         async with asyncio.TaskGroup() as tg:
             bars = tg.create_task(self._candles(plan, symbol, chunk, lack))
             oi = tg.create_task(self._oi(plan, symbol, chunk, lack))
             pos = tg.create_task(self._positioning(plan, symbol, chunk, lack))
             premium = tg.create_task(self._premium(plan, symbol, chunk, lack))
-        return [*bars.result(), *oi.result(), *pos.result(), *premium.result(), *funding]
+            liq = tg.create_task(self._liquidations(plan, symbol, chunk, lack))
+            day = tg.create_task(self._liquidation_day(symbol, chunk, lack, plan.now_ms))
+        fetched = (bars, oi, pos, premium, liq)
+        orders, covered = day.result()
+        return [*(r for task in fetched for r in task.result()), *orders, *funding], covered
+
+    async def _liquidation_day(
+        self, symbol: str, chunk: Chunk, lack: Lack, now_ms: int
+    ) -> tuple[list[Rec], list[Span]]:
+        """Binance's archive liquidation snapshot of the day: its forced orders, and the day
+        recorded as covered (a quiet bar reads 0 liquidated, as `oiradar import` stores it)."""
+        if not lack.liq_day:
+            return [], []
+        got = await self._archive(liquidation_file(symbol, chunk.start_ms), symbol, chunk, now_ms)
+        return (
+            ([], []) if got is None else (got, [(self.venue, symbol, chunk.start_ms, chunk.end_ms)])
+        )
 
     async def _candles(self, plan: VenuePlan, symbol: str, chunk: Chunk, lack: Lack) -> list[Rec]:
         if not lack.bars.size:
@@ -297,6 +317,22 @@ class VenueRun:
             self._shortfall(name, asked, read, symbol, chunk)
         return kept
 
+    async def _liquidations(
+        self, plan: VenuePlan, symbol: str, chunk: Chunk, lack: Lack
+    ) -> list[Rec]:
+        """Per-bar liquidation totals (Gate's contract_stats): REST only, no archive."""
+        step = plan.liq_period_ms
+        if step is None or not lack.liq.size:
+            return []
+        lo, hi = int(lack.liq[0]), int(lack.liq[-1])
+        got = await self._rest(
+            functools.partial(self.client.liquidation_history, symbol, step, lo, hi)
+        )
+        kept = [r for r in got or () if chunk.start_ms <= r.ts_ms < chunk.end_ms]
+        if np.isin(lack.liq, [r.ts_ms for r in kept], invert=True).any():
+            self._shortfall("liquidations", got is not None, False, symbol, chunk)
+        return kept
+
     async def _premium(self, plan: VenuePlan, symbol: str, chunk: Chunk, lack: Lack) -> list[Rec]:
         """Like candles: REST, or the archive's premiumIndexKlines when REST is not asked."""
         step = plan.premium_ms
@@ -356,5 +392,5 @@ def _ts(records: Sequence[Rec]) -> I64:
     return np.sort(np.array([r.ts_ms for r in records], dtype=np.int64))
 
 
-def _write(store: Store, records: list[Rec]) -> dict[Kind, int]:
-    return store.write_records(records)
+def _write(store: Store, records: list[Rec], coverage: list[Span]) -> dict[Kind, int]:
+    return store.write_records(records, coverage=coverage)

@@ -100,8 +100,11 @@ class FeedSpans:
             self.start = back
         self.gaps_seen = len(stats.gaps)
         last = stats.last_message_ms
-        if self.start is None and last is not None and stats.state == "live":
+        # At a stop the open span still counts if the stream was live up to it (the candles
+        # stored then may close after the last bar-close record).
+        up = stats.state == "live" or (stats.state == "stopped" and stats.stopped_live)
+        if self.start is None and last is not None and up:
             self.start = last
-        if self.start is not None and last is not None and stats.state == "live":
+        if self.start is not None and last is not None and up:
             out.append((self.start, last))
         return out

@@ -1,5 +1,6 @@
-"""Bitget v2 public WebSocket, USDT-FUTURES `ticker` channel: real-time OI (`holdingAmount`,
-coin, one side), mark/last price and funding, as `MarketSnapshot` (exchange-apis.md §4.4).
+"""Bitget public WebSockets: the v2 USDT-FUTURES `ticker` channel (real-time OI
+`holdingAmount`, coin, one side; mark/last price; funding) as `MarketSnapshot`
+(exchange-apis.md §4.4), and the UTA v3 `liquidation` topic as `Liquidation` (§12).
 
 - Fewer than 50 channels per connection are recommended: symbols are split over several
   connections (each its own task), `CHANNELS_PER_CONN` each.
@@ -9,7 +10,11 @@ coin, one side), mark/last price and funding, as `MarketSnapshot` (exchange-apis
 - Keepalive: the text `ping` every 30 s, answered by `pong`.
 - The venue force-closes every connection after 24 h: handled like any drop (reconnect with
   backoff, resubscribe).
-- There is NO public liquidation feed on Bitget (`LiquidationFeed.NONE`).
+- Liquidations come from `/v3/ws/public`, topic `liquidation`, instType `usdt-futures`: one
+  subscription for every symbol on a connection of its own. **Sampled**: once a second, per
+  symbol, only the largest long and the largest short liquidation (`LiquidationFeed.SAMPLED`;
+  sums are lower bounds). The v3 socket's rules are assumed to be v2's (text `ping` every
+  30 s, 10 messages/s, 24 h cut): the v3 intro page is not in the stored copies.
 - `candle5m` (when `want_candles` asked) beside each `ticker`: two channels per symbol, so
   22 symbols per connection; a bar is closed once a push made after its close carries it
   (`wire.parse_candle_push`: the channel has no closed flag).
@@ -32,6 +37,7 @@ from oiradar.venues.bitget.wire import (
     PRODUCT,
     VENUE,
     parse_candle_push,
+    parse_liquidations,
     parse_ticker,
 )
 from oiradar.venues.stream import (
@@ -42,6 +48,11 @@ from oiradar.venues.stream import (
 )
 
 PATH = "/v2/ws/public"
+UTA_PATH = "/v3/ws/public"
+LIQUIDATIONS = json.dumps(
+    {"op": "subscribe", "args": [{"instType": "usdt-futures", "topic": "liquidation"}]},
+    separators=(",", ":"),
+)
 CHANNELS_PER_CONN = 45  # the venue recommends < 50 per connection
 ARGS_PER_REQUEST = 45
 SUBSCRIBE_GAP_S = 0.25  # <= 4 subscribe messages/s, well under 10 messages/s with pings
@@ -73,12 +84,14 @@ def subscribe_messages(
 
 
 class BitgetStream(WsStream):
-    """Bitget USDT-FUTURES tickers over connections of < 50 channels each.
+    """Bitget USDT-FUTURES tickers over connections of < 50 channels each, and liquidations
+    on one more connection (the last: `items` None, since the topic covers every symbol).
 
-    Dedupe per connection: the snapshot after a resubscribe may repeat the last one exactly."""
+    Dedupe: tickers per connection (the snapshot after a resubscribe may repeat the last one
+    exactly); liquidation pushes are events, a repeat is a duplicate."""
 
     name = VENUE
-    liquidations = LiquidationFeed.NONE
+    liquidations = LiquidationFeed.SAMPLED
     ping_text = "ping"
     ping_periodic = True
     subscribe_gap_s = SUBSCRIBE_GAP_S  # the 10 messages/s budget is shared with pings
@@ -86,6 +99,7 @@ class BitgetStream(WsStream):
     def __init__(self, *args: Any, ping_s: float = 30.0, **kwargs: Any) -> None:
         super().__init__(*args, ping_s=ping_s, **kwargs)
         self._intervals: dict[str, float | None] = {}
+        self._uta = -1  # index of the liquidation connection
         self._candle: str | None = None
 
     def want_candles(self, interval_ms: int) -> bool:
@@ -105,12 +119,21 @@ class BitgetStream(WsStream):
             self._intervals = {i.symbol: i.funding_interval_h for i in instruments}
             symbols = [i.symbol for i in instruments]
         per_symbol = 1 if self._candle is None else 2
-        return list(split_symbols(symbols, CHANNELS_PER_CONN // per_symbol))
+        groups: list[Sequence[str] | None] = list(
+            split_symbols(symbols, CHANNELS_PER_CONN // per_symbol)
+        )
+        self._uta = len(groups)
+        return [*groups, None]
 
     def url(self) -> str:
         return self.base_url + PATH
 
+    def url_for(self, conn: Connection) -> str:
+        return self.base_url + (UTA_PATH if conn.index == self._uta else PATH)
+
     def subscribe_messages(self, conn: Connection) -> list[str]:
+        if conn.index == self._uta:
+            return [LIQUIDATIONS]
         return subscribe_messages(conn.items or (), ARGS_PER_REQUEST, self._candle)
 
     def silence(self) -> tuple[float, int]:
@@ -128,9 +151,13 @@ class BitgetStream(WsStream):
                 self.venue_error("stream_error", f"{code}: {error}", code=code, error=error)
             return None
         arg = msg.get("arg")
-        if not isinstance(arg, dict) or arg.get("channel") not in ("ticker", self._channel):
+        if not isinstance(arg, dict):
             return None
-        return f"{conn.link}:{text}"
+        if arg.get("topic") == "liquidation":
+            return text
+        channel = arg.get("channel")
+        wanted = channel is not None and channel in ("ticker", self._channel)
+        return f"{conn.link}:{text}" if wanted else None
 
     def message_ms(self, msg: Any) -> int | None:
         return envelope_ms(msg)
@@ -140,6 +167,9 @@ class BitgetStream(WsStream):
         return None if self._candle is None else f"candle{self._candle}"
 
     def records(self, msg: Any, symbols: frozenset[str] | None) -> list[StreamRecord]:
-        if self.candle_ms is not None and msg["arg"]["channel"] == self._channel:
+        if msg["arg"].get("topic") == "liquidation":
+            found = parse_liquidations(msg)
+            return [r for r in found if symbols is None or r.symbol in symbols]
+        if self.candle_ms is not None and msg["arg"].get("channel") == self._channel:
             return list(parse_candle_push(msg, self.candle_ms))
         return list(parse_ticker(msg, self._intervals))

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from oiradar.errors import UnknownSymbol, UserError, VenueProtocolError, VenueUnavailable
+from oiradar.errors import UnknownSymbol, VenueProtocolError, VenueUnavailable
 from oiradar.records import Candle, FundingSample, Instrument, MarketSnapshot, OISample, PremiumBar
-from oiradar.units import HOUR_MS, interval_name
+from oiradar.units import HOUR_MS
+from oiradar.venues.base import interval_param, spaced_funding
 from oiradar.venues.http import RestClient
 from oiradar.venues.limiter import Budget
 from oiradar.venues.okx.wire import (
@@ -33,7 +34,6 @@ from oiradar.venues.okx.wire import (
     Listing,
     check_envelope,
     first_open,
-    funding_samples,
     merge_snapshot,
     parse_candles,
     parse_funding_history,
@@ -88,14 +88,6 @@ def _older(cursor: int, stamps: Iterable[int]) -> int:
     if oldest >= cursor:
         raise VenueProtocolError(VENUE, f"a page at or after its own cursor {cursor}")
     return oldest
-
-
-def _name(table: Mapping[int, str], ms: int, what: str) -> str:
-    name = table.get(ms)
-    if name is None:
-        known = ", ".join(interval_name(k) for k in table)
-        raise UserError(f"okx has no {interval_name(ms)} {what}: use one of {known}")
-    return name
 
 
 class OkxClient(RestClient):
@@ -173,7 +165,7 @@ class OkxClient(RestClient):
         self, symbol: str, period_ms: int, start_ms: int, end_ms: int
     ) -> list[OISample]:
         """OKX keeps only the latest 1,440 rows per period: older parts come back missing."""
-        period = _name(OI_PERIODS, period_ms, "OI period")
+        period = interval_param(VENUE, OI_PERIODS, period_ms, "OI period")
         listing = await self._listing(symbol)
         inst_id, lowest = listing.instrument.venue_symbol, first_open(start_ms, period_ms)
         found: dict[int, OISample] = {}
@@ -193,7 +185,7 @@ class OkxClient(RestClient):
     ) -> list[Candle]:
         """`candles` (latest 1,440 rows, the cheaper budget) then `history-candles` for the
         older rest; a still-forming last bar is kept unless `forming` is False."""
-        bar = _name(BARS, interval_ms, "candles")
+        bar = interval_param(VENUE, BARS, interval_ms, "candles")
         listing = await self._listing(symbol)
         inst_id = listing.instrument.venue_symbol
         lowest = first_open(max(start_ms, listing.list_ms - interval_ms + 1), interval_ms)
@@ -228,14 +220,14 @@ class OkxClient(RestClient):
             if len(rows) < FUNDING_PAGE:
                 break
             cursor = _older(cursor, (t for t, _ in rows))
-        return funding_samples(symbol, settled, start_ms, end_ms)
+        return spaced_funding(VENUE, symbol, settled, start_ms, end_ms, 8.0)
 
     async def premium_history(
         self, symbol: str, interval_ms: int, start_ms: int, end_ms: int
     ) -> list[PremiumBar]:
         """Bars built from premium samples (`premium-history` keeps six months); pages back
         with `after` ("older than") from the end of the last bar."""
-        _name(PREMIUM_INTERVALS, interval_ms, "premium bars")
+        interval_param(VENUE, PREMIUM_INTERVALS, interval_ms, "premium bars")
         inst_id = (await self._listing(symbol)).instrument.venue_symbol
         lower, upper = start_ms, end_ms + interval_ms  # samples in (start, end + bar]
         samples: dict[int, float] = {}

@@ -20,7 +20,6 @@ side (buy closes a short => SHORT liquidated); `posSide` counts only when it is
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -29,7 +28,6 @@ from typing import Any
 from oiradar.errors import UnknownSymbol, VenueError, VenueProtocolError, VenueUnavailable
 from oiradar.records import (
     Candle,
-    FundingSample,
     Instrument,
     Liquidation,
     MarketSnapshot,
@@ -186,22 +184,6 @@ def parse_funding_history(data: list[Any]) -> list[tuple[int, float]]:
     return [
         (int(row["fundingTime"]), decimal(row.get("realizedRate") or row["fundingRate"]))
         for row in data
-    ]
-
-
-def funding_samples(
-    symbol: str, settled: Mapping[int, float], start_ms: int, end_ms: int
-) -> list[FundingSample]:
-    """Settlements in [start, end], oldest first. OKX's history has no interval field, so each
-    interval is the gap from the previous settlement (`settled` may reach further back for
-    that); the oldest known one takes the gap to its successor, a lone one 8 h."""
-    times = sorted(settled)
-    gaps = [(b - a) / HOUR_MS for a, b in itertools.pairwise(times)]
-    hours = [gaps[0], *gaps] if gaps else [8.0] * len(times)
-    return [
-        FundingSample(VENUE, symbol, t, settled[t], h)
-        for t, h in zip(times, hours, strict=True)
-        if start_ms <= t <= end_ms
     ]
 
 

@@ -216,7 +216,8 @@ function drawChart(d) {
     name: `${d.symbol} price`, xaxis: "x", yaxis: "y", showlegend: false,
     increasing: { line: { color: "#3fb950" } }, decreasing: { line: { color: "#f85149" } },
   }];
-  const colors = { binance: "#f0b90b", bybit: "#e6a23c", okx: "#58a6ff", bitget: "#1abc9c" };
+  const colors = { binance: "#f0b90b", bybit: "#e6a23c", okx: "#58a6ff", bitget: "#1abc9c",
+    gate: "#c678dd", hyperliquid: "#7ee787", dydx: "#a371f7" };
   // OI as % since the chart's first bar: venues of very different size become comparable and
   // a 2 % drop is visible; the hover shows the USD value.
   const indexed = (values) => {

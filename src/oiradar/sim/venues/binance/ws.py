@@ -131,7 +131,7 @@ def _events(conn: Conn, stream: str, t0: int, t1: int) -> list[Any]:
     if stream == "!forceOrder@arr":
         out: list[Any] = []
         for s in ctx.market.symbols:
-            out.extend(_force_orders(ctx, ctx.market.get(s), t0, t1))
+            out.extend(force_orders(ctx, ctx.market.get(s), t0, t1))
         return sorted(out, key=lambda m: m["o"]["T"])
     if stream.startswith("!markPrice@arr"):
         step = 1000 if stream.endswith("@1s") else 3000
@@ -141,7 +141,7 @@ def _events(conn: Conn, stream: str, t0: int, t1: int) -> list[Any]:
     sym, _, kind = stream.partition("@")
     sd = ctx.market.get(sym.upper())
     if kind == "forceOrder":
-        return _force_orders(ctx, sd, t0, t1)
+        return force_orders(ctx, sd, t0, t1)
     if kind.startswith("markPrice"):
         step = 1000 if kind.endswith("@1s") else 3000
         return [_mark(ctx, sd, t1)] if _due(conn.last_mark, stream, t1, step) else []
@@ -156,7 +156,7 @@ def _due(last: dict[str, int], key: str, now: int, step: int) -> bool:
     return True
 
 
-def _force_orders(ctx: SimContext, sd: SymbolData, t0: int, t1: int) -> list[dict[str, Any]]:
+def force_orders(ctx: SimContext, sd: SymbolData, t0: int, t1: int) -> list[dict[str, Any]]:
     """At most the latest order per symbol in each 1000 ms window (the doc's sampling)."""
     share = ctx.share(VENUE)
     latest: dict[int, Any] = {}

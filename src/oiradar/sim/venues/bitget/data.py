@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from oiradar.sim.context import SimContext, json_response, num, price_decimals, qty_decimals
+from oiradar.sim.context import SimContext, dec, json_response, price_decimals, qty_decimals
 from oiradar.sim.market import Bars, SymbolData, bars, completed, funding_now, last_price, oi_at
 
 VENUE = "bitget"
@@ -40,14 +40,6 @@ def envelope(ctx: SimContext, data: Any, code: str = "00000", msg: str = "succes
     return json_response(
         {"code": code, "msg": msg, "requestTime": ctx.now_ms(), "data": data}, status=status
     )
-
-
-def dec(x: float, decimals: int) -> str:
-    """A Bitget-style decimal string: fixed precision, trailing zeros stripped."""
-    s = num(x, decimals)
-    if "." in s:
-        s = s.rstrip("0").rstrip(".")
-    return "0" if s == "-0" else s
 
 
 def listed(ctx: SimContext, name: str) -> SymbolData | None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from oiradar.sim.context import SimContext, client_ip, ctx_of, is_empty_fault, qty_decimals
+from oiradar.sim.context import SimContext, client_ip, ctx_of, dec, is_empty_fault, qty_decimals
 from oiradar.sim.limits import Rule
 from oiradar.sim.market import SymbolData, funding_history, funding_now, oi_at
 from oiradar.sim.venues.bitget.data import (
@@ -30,7 +30,6 @@ from oiradar.sim.venues.bitget.data import (
     bars_of,
     candle_rows,
     contract_row,
-    dec,
     envelope,
     listed,
     ticker_row,

@@ -1,7 +1,8 @@
 """Bitget v2 public WebSocket `/v2/ws/public`, USDT-FUTURES, as the simulator serves it: the
-`ticker` and `candle<granularity>` channels (no public liquidation feed). Assumptions where
-the doc is silent (unverified): `ticker` pushes a snapshot every 300 ms simulated (the v2 doc
-says 300-400 ms on change); `candle<g>` pushes a snapshot of the last 100 bars on subscribe,
+`ticker` and `candle<granularity>` channels (liquidations are on the v3 socket: `uta`).
+Assumptions where the doc is silent (unverified): `ticker` pushes a snapshot every 300 ms
+simulated (the v2 doc says 300-400 ms on change); `candle<g>` pushes a snapshot of the last
+100 bars on subscribe,
 then every 1 s simulated an `update` with every bar changed since the previous push (the
 just-closed bar, final, then the running one), none when nothing changed (the doc says every
 500 ms; the simulated market moves once per base bar); rows carry 8 fields (+ USDT volume).
@@ -20,8 +21,9 @@ import asyncio
 import json
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import WSCloseCode, web
 
@@ -93,13 +95,27 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-async def _reader(conn: _Conn, ws: web.WebSocketResponse) -> None:
+class Pinged(Protocol):
+    """A connection that answers `ping` and remembers when it last heard one."""
+
+    sender: Sender
+    last_ping: float
+
+
+async def read(conn: Pinged, ws: web.WebSocketResponse, command: Callable[[str], Any]) -> None:
+    """The client's text frames: `ping` is answered `pong` (and keeps the link from the idle
+    cut), the rest go to `command`; the 11th frame in a wall second closes the connection.
+    Both Bitget sockets (v2, UTA v3) follow these rules."""
     async for text in texts(ws, MAX_INCOMING_PER_S, b"Too many messages"):
         if text == "ping":
             conn.last_ping = time.monotonic()
             await conn.sender.send("pong")
         else:
-            await _command(conn, text)
+            await command(text)
+
+
+async def _reader(conn: _Conn, ws: web.WebSocketResponse) -> None:
+    await read(conn, ws, lambda text: _command(conn, text))
 
 
 async def _command(conn: _Conn, text: str) -> None:
@@ -141,10 +157,17 @@ def _channel(ctx: SimContext, arg: dict[str, str]) -> Key | None:
     return None
 
 
+async def closed_for_silence(last_ping: float, ws: web.WebSocketResponse) -> bool:
+    """Bitget closes a connection that sent no `ping` for 2 minutes (wall time): True if so."""
+    if time.monotonic() - last_ping <= IDLE_S:
+        return False
+    await ws.close(code=WSCloseCode.GOING_AWAY, message=b"No ping for 2 minutes")
+    return True
+
+
 async def _pusher(conn: _Conn, ws: web.WebSocketResponse) -> None:
     while not ws.closed:
-        if time.monotonic() - conn.last_ping > IDLE_S:
-            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"No ping for 2 minutes")
+        if await closed_for_silence(conn.last_ping, ws):
             return
         now = conn.ctx.now_ms()
         for key, arg in list(conn.subs.items()):

@@ -27,7 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
-from oiradar.sim.context import SimContext, json_response, price_decimals
+from oiradar.sim.context import SimContext, dec, json_response, price_decimals
 from oiradar.sim.market import (
     SymbolData,
     completed,
@@ -51,14 +51,6 @@ OI_PERIODS = frozenset(
     ("5m", "15m", "30m", "1H", "2H", "4H", *_LONG_OI, *(b + "utc" for b in _LONG_OI))
 )
 _UNIT_MS = {"m": 60_000, "H": HOUR, "D": DAY, "W": 7 * DAY}
-
-
-def dec(x: float, dp: int) -> str:
-    """OKX-style decimal string: `dp` decimals at most, no trailing zeros."""
-    s = f"{x:.{dp}f}"
-    if "." in s:
-        s = s.rstrip("0").rstrip(".")
-    return "0" if s in ("-0", "") else s
 
 
 def _pow10(exp: int) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
-from oiradar.sim.context import SimContext, client_ip, is_empty_fault, json_response
+from oiradar.sim.context import SimContext, client_ip, dec, is_empty_fault, json_response
 from oiradar.sim.limits import Rule
 from oiradar.sim.market import completed, funding_history, oi_at
 from oiradar.sim.venues.okx.data import (
@@ -36,7 +36,6 @@ from oiradar.sim.venues.okx.data import (
     Inst,
     Okx,
     candle_row,
-    dec,
     funding_row,
     instrument_row,
     mark_row,

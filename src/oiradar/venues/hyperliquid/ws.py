@@ -1,0 +1,113 @@
+"""Hyperliquid public WebSocket `/ws` (exchange-apis.md §9.1, §11.4): real-time OI, mark and
+funding per coin from `activeAssetCtx`, as `MarketSnapshot`.
+
+- There is **no public liquidation feed** (REST or WS; the main SDK's maintainer: no API for
+  all users' liquidations): `LiquidationFeed.NONE`, so liquidation figures stay null.
+- One `activeAssetCtx` subscription per coin (the all-coin `allDexsAssetCtxs` is not on the
+  official page: unverified, not used). Per IP: 1,000 subscriptions and 2,000 client
+  messages a minute, so subscribe frames go out `SUBSCRIBE_GAP_S` apart (<= 1,200 a minute)
+  on one connection (10 connections per IP in the newest page copy).
+- Keepalive: the server closes a connection after 60 s without traffic; `{"method":"ping"}`
+  every `ping_s` (30 s), answered by `{"channel":"pong"}`.
+- A context carries no time: each is stamped with the venue's clock, set from the REST `Date`
+  header while preparing and then from the trades of the universe's first coin (`trades`
+  rows carry `time`; BTC trades several times a second), plus the monotonic time since — so
+  it follows the venue, not this machine's clock. Nor a sequence: only a push equal to the
+  coin's previous one on the same connection counts as a duplicate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+from oiradar.records import LiquidationFeed
+from oiradar.venues.http import ServerClock
+from oiradar.venues.hyperliquid.rest import HyperliquidClient
+from oiradar.venues.hyperliquid.wire import (
+    VENUE,
+    coins_of,
+    parse_active_ctx,
+    subscribe_message,
+    trade_times,
+)
+from oiradar.venues.stream import Connection, StreamRecord, WsStream
+
+PATH = "/ws"
+SUBSCRIBE_GAP_S = 0.05  # 20 frames/s: 1,200 a minute, under the 2,000 client messages a minute
+
+
+class HyperliquidStream(WsStream):
+    """Every listed perp (or `symbols`) on one connection, one subscription per coin."""
+
+    name = VENUE
+    liquidations = LiquidationFeed.NONE
+    ping_text = '{"method":"ping"}'
+    ping_periodic = True
+    subscribe_gap_s = SUBSCRIBE_GAP_S
+
+    def __init__(self, *args: Any, ping_s: float = 30.0, **kwargs: Any) -> None:
+        super().__init__(*args, ping_s=ping_s, **kwargs)
+        self._coins: dict[str, str] = {}  # coin -> canonical symbol
+        self.clock = ServerClock()
+        self._pushes: dict[tuple[int, str], tuple[str, int]] = {}  # (link, coin) -> (text, n)
+
+    async def prepare(self, session: aiohttp.ClientSession) -> None:
+        client = HyperliquidClient(self.endpoint, env=self.env, session=session)
+        try:
+            self._coins = coins_of(list((await client.markets()).values()))
+        finally:
+            await client.close()
+        seed = client.http.clock.now_ms()
+        if seed is not None:
+            self.clock.observe_ms(seed)
+
+    def url(self) -> str:
+        return self.base_url + PATH
+
+    def on_connect(self, conn: Connection) -> None:
+        self._pushes.clear()  # one connection: the previous link's states are gone
+
+    def subscribe_messages(self, conn: Connection) -> list[str]:
+        wanted = None if conn.items is None else set(conn.items)
+        clock = [subscribe_message(c, "trades") for c in list(self._coins)[:1]]
+        return clock + [subscribe_message(c) for c, s in self._coins.items()
+                        if wanted is None or s in wanted]  # fmt: skip
+
+    def silence(self) -> tuple[float, int]:
+        return max(3 * self.ping_s, 60.0), 1  # pongs arrive every ping_s
+
+    def dedupe_key(self, text: str, msg: Any, conn: Connection) -> str | None:
+        if not isinstance(msg, dict):
+            return None
+        channel = msg.get("channel")
+        if channel == "error":
+            self.venue_error("stream_error", str(msg.get("data")), error=msg.get("data"))
+            return None
+        if channel == "trades":  # rows carry `tid` and `time`: a repeat is a duplicate
+            return text
+        if channel != "activeAssetCtx":  # subscriptionResponse, pong
+            return None
+        coin = str(msg.get("data", {}).get("coin"))
+        last, n = self._pushes.get((conn.link, coin), ("", 0))
+        n = n if text == last else n + 1  # the same state again: the same key
+        self._pushes[(conn.link, coin)] = (text, n)
+        return f"{conn.link}:{coin}:{n}"
+
+    def message_ms(self, msg: Any) -> int | None:
+        if msg.get("channel") == "trades":
+            return max(trade_times(msg), default=None)
+        return self.clock.now_ms()
+
+    def records(self, msg: Any, symbols: frozenset[str] | None) -> list[StreamRecord]:
+        if msg.get("channel") == "trades":
+            newest = max(trade_times(msg), default=None)
+            if newest is not None:
+                self.clock.observe_ms(newest)
+            return []
+        now = self.clock.now_ms()
+        if now is None:
+            raise ValueError("no venue clock yet")
+        out = parse_active_ctx(msg, self._coins, now)
+        return [r for r in out if symbols is None or r.symbol in symbols]

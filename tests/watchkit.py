@@ -4,6 +4,7 @@ POSTed to a local HTTP receiver on loopback, until the simulated clock reaches a
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -92,10 +93,29 @@ async def run_daemon(
                 await asyncio.sleep(0.05)
         finally:
             stop.set()
-            await task
+            await _stopped(task)
             for c in clients:
                 await c.close()
         run.status = daemon.status()
+
+
+STOP_LIMIT_S = 60.0  # wall seconds a stopped daemon may take to wind down
+
+
+async def _stopped(task: asyncio.Task[None]) -> None:
+    """Wait for the daemon to end; a hung shutdown fails with every task's stack (a hang
+    would otherwise hold the whole suite until CI's timeout, saying nothing)."""
+    done, _ = await asyncio.wait([task], timeout=STOP_LIMIT_S)
+    if not done:
+        stacks = io.StringIO()
+        for t in asyncio.all_tasks():
+            if t is not asyncio.current_task():
+                t.print_stack(limit=12, file=stacks)
+        task.cancel()
+        raise AssertionError(
+            f"watch did not stop within {STOP_LIMIT_S:.0f} s:\n{stacks.getvalue()}"
+        )
+    await task
 
 
 async def watch_until(

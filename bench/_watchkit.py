@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,10 +81,16 @@ def scaled(speed: float) -> list[str]:
 
 
 def start_sim(
-    symbols: int, speed: float, weights: str, cascade_delay: float, log: Path
+    symbols: int,
+    speed: float,
+    weights: str,
+    cascade_delay: float,
+    log: Path,
+    extra: Sequence[str] = (),
 ) -> tuple[subprocess.Popen[bytes], str]:
+    """`oiradar sim` on a free port (`extra`: more of its options); (process, base URL)."""
     mix = ["--regime-weights", weights] if weights else []
-    mix += ["--cascade-delay", str(cascade_delay)]
+    mix += ["--cascade-delay", str(cascade_delay), *extra]
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [str(EXE), "sim", "--symbols", str(symbols), "--port", "0", *scaled(speed), *mix],

@@ -1,0 +1,227 @@
+"""What `bench/soak.py` checks once a soak is over: the fits (RSS, store size), the soak's
+store against the truth store (bars lost or wrong), duplicate alerts, and the verdict."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from _watchkit import BAR_MS
+from oiradar.kinds import Kind
+from oiradar.store import Store, open_store
+from oiradar.units import HOUR_MS, iso
+
+TARGET_RSS_MB_PER_H = 1.0
+STORE_TOLERANCE = 0.25  # measured growth within 25 % of the predicted
+RAW_KINDS = (Kind.OPEN_INTEREST, Kind.LIQUIDATION_ORDERS)  # what `--retain` reduces
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    sim_hours: float  # since the daemon reported `running`
+    rss_kb: int
+    db_bytes: int
+    rows_written: int  # the daemon's own counter
+
+
+@dataclass
+class Soak:
+    start_ms: int  # the simulators' --start
+    db: Path
+    truth_db: Path
+    watch_log: Path
+    settle_s: float
+    running_ms: int | None = None  # simulated time the daemon reported `running`
+    stop_ms: int = 0  # simulated time of the SIGTERM
+    exit_code: int | None = None
+    samples: list[Sample] = field(default_factory=list)
+    received: list[dict[str, Any]] = field(default_factory=list)
+    status: dict[str, Any] = field(default_factory=dict)
+    sim_stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Diff:
+    """The soak's store against the truth, over the compared bars."""
+
+    candles: int = 0  # truth candles compared
+    oi_bars: int = 0  # truth bars with an OI history row
+    lost: list[str] = field(default_factory=list)
+    wrong: list[str] = field(default_factory=list)
+
+
+def slope(xs: Iterable[float], ys: Iterable[float]) -> float:
+    """Least-squares slope (nan with fewer than 3 points)."""
+    x, y = np.asarray(list(xs), dtype=float), np.asarray(list(ys), dtype=float)
+    if len(x) < 3 or np.ptp(x) == 0:
+        return math.nan
+    return float(np.polyfit(x, y, 1)[0])
+
+
+def same(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is b
+    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+
+
+def compare(soak: Store, truth: Store, lo_ms: int, hi_ms: int) -> Diff:
+    """Every truth 5m candle opening in [lo, hi] and every truth OI row in (lo, hi + bar]
+    must be in the soak's store: candles with the same close and volume; OI as a row in the
+    same bar, with the same value where the soak has one at the very same time."""
+    diff = Diff()
+    for venue, symbol in truth.symbols():
+        stored = {r[0]: r for r in soak.rows(Kind.CANDLES, venue, symbol) if r[3] == "5m"}
+        for r in truth.rows(Kind.CANDLES, venue, symbol):
+            if r[3] != "5m" or not lo_ms <= r[0] <= hi_ms:
+                continue
+            diff.candles += 1
+            got = stored.get(r[0])
+            where = f"{venue} {symbol} candle {iso(r[0])}"
+            if got is None:
+                diff.lost.append(where)
+            elif not (same(got[7], r[7]) and same(got[8], r[8])):
+                diff.wrong.append(f"{where}: close/volume {got[7]}/{got[8]} != {r[7]}/{r[8]}")
+        oi_rows = [
+            r
+            for r in truth.rows(Kind.OPEN_INTEREST, venue, symbol)
+            if lo_ms < r[0] <= hi_ms + BAR_MS
+        ]
+        if not oi_rows:
+            continue
+        ts = soak.timestamps(Kind.OPEN_INTEREST, venue, symbol, lo_ms, hi_ms + BAR_MS)
+        buckets = set(((ts - 1) // BAR_MS).tolist())
+        exact = {r[0]: r[3] for r in soak.rows(Kind.OPEN_INTEREST, venue, symbol)
+                 if lo_ms < r[0] <= hi_ms + BAR_MS}  # fmt: skip
+        for r in oi_rows:
+            diff.oi_bars += 1
+            where = f"{venue} {symbol} OI {iso(r[0])}"
+            if (r[0] - 1) // BAR_MS not in buckets:
+                diff.lost.append(where)
+            elif r[0] in exact and not same(exact[r[0]], r[3]):
+                diff.wrong.append(f"{where}: {exact[r[0]]} != {r[3]}")
+    return diff
+
+
+def duplicates(alerts: Iterable[dict[str, Any]]) -> int:
+    """Alerts sent more than once: the same (symbol, kind, ts_ms)."""
+    keys = Counter((a.get("symbol"), a.get("kind"), a.get("ts_ms")) for a in alerts)
+    return sum(n - 1 for n in keys.values() if n > 1)
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def report(args: argparse.Namespace, soak: Soak) -> int:
+    """Prints the figures and the verdict; 0 when every target is met."""
+    assert soak.running_ms is not None
+    steady = [s for s in soak.samples if s.sim_hours >= args.warmup_hours]
+    hours = [s.sim_hours for s in steady]
+    print(
+        f"soak: {args.symbols} symbols x 4 venues, {args.hours:g} simulated h at speed "
+        f"{args.speed:g} from {iso(soak.running_ms)}; faults {args.fault_rate:g} of REST, "
+        f"WebSocket drops every ~{args.ws_drop_s:g} wall s, duplicates {args.ws_duplicate:g}; "
+        f"{len(soak.samples)} samples, fits over {len(steady)} after {args.warmup_hours:g} h"
+    )
+    rss_slope = slope(hours, (s.rss_kb / 1024 for s in steady))
+    rss = [s.rss_kb / 1024 for s in soak.samples]
+    print(
+        f"memory: RSS {rss[0]:.0f} MB at running, {max(rss):.0f} MB peak, {rss[-1]:.0f} MB at "
+        f"the end; slope after warm-up {rss_slope:+.2f} MB per simulated hour "
+        f"(target < {TARGET_RSS_MB_PER_H:g}): {verdict(rss_slope < TARGET_RSS_MB_PER_H)}"
+    )
+    store_ok = report_store(args, soak, steady)
+    with (
+        open_store(soak.db, readonly=True) as store,
+        open_store(soak.truth_db, readonly=True) as tr,
+    ):
+        newest = (soak.stop_ms - int(soak.settle_s * 1000)) // BAR_MS * BAR_MS - 2 * BAR_MS
+        lo = -(-soak.running_ms // BAR_MS) * BAR_MS
+        diff = compare(store, tr, lo, newest)
+        logged = [a.alert for a in store.alerts()]
+    print(
+        f"bars: {diff.candles} candles and {diff.oi_bars} OI bars of the truth from "
+        f"{iso(lo)} to {iso(newest)}: {len(diff.lost)} lost, {len(diff.wrong)} wrong: "
+        f"{verdict(diff.candles > 0 and not diff.lost and not diff.wrong)}"
+    )
+    for line in (diff.lost + diff.wrong)[:10]:
+        print(f"  {line}")
+    dup_log, dup_sink = duplicates(logged), duplicates(soak.received)
+    print(
+        f"alerts: {len(logged)} logged, {len(soak.received)} received at the sink; duplicates "
+        f"{dup_log} in the log, {dup_sink} at the sink: {verdict(dup_log == dup_sink == 0)}"
+    )
+    report_counters(soak)
+    ok = (
+        rss_slope < TARGET_RSS_MB_PER_H
+        and store_ok
+        and diff.candles > 0
+        and not diff.lost
+        and not diff.wrong
+        and dup_log == dup_sink == 0
+    )
+    print(f"soak: {verdict(ok)}")
+    return 0 if ok else 1
+
+
+def report_store(args: argparse.Namespace, soak: Soak, steady: list[Sample]) -> bool:
+    """Measured store growth against the growth its writes predict, and the retention
+    horizon: nothing raw older than `--retain` before the end but each bar's last OI."""
+    hours = [s.sim_hours for s in steady]
+    measured = slope(hours, (s.db_bytes / 1e6 for s in steady))
+    rows_per_h = slope(hours, (s.rows_written for s in steady))
+    with open_store(soak.db, readonly=True) as store:
+        summary = store.summary()
+        horizon = soak.stop_ms - args.retain_ms
+        stale = 0  # OI: snapshots beyond a bar's last; liquidation orders: any
+        for kind, venue, symbol, *_ in summary:
+            if Kind(kind) in RAW_KINDS:
+                ts = store.timestamps(Kind(kind), venue, symbol, 0, horizon - BAR_MS)
+                kept = len(np.unique((ts - 1) // BAR_MS)) if kind == Kind.OPEN_INTEREST else 0
+                stale += len(ts) - kept
+    rows = sum(r[3] for r in summary)
+    per_row = soak.samples[-1].db_bytes / max(1, rows)
+    predicted = rows_per_h * per_row / 1e6
+    by_kind: Counter[str] = Counter()
+    for kind, *_, n, _first, _last in summary:
+        by_kind[kind] += n
+    raw_per_h = sum(by_kind[k] for k in RAW_KINDS) / max(1e-9, args.hours + 1)
+    bar_per_h = (rows - sum(by_kind[k] for k in RAW_KINDS)) / max(1e-9, args.hours + 1)
+    ok = abs(measured - predicted) <= STORE_TOLERANCE * abs(predicted) and stale == 0
+    print(
+        f"store: {soak.samples[-1].db_bytes / 1e6:.0f} MB, {rows} rows "
+        f"({', '.join(f'{k} {n}' for k, n in sorted(by_kind.items()))}), {per_row:.0f} B/row; "
+        f"growth after warm-up {measured:.1f} MB per simulated hour, predicted by "
+        f"{rows_per_h:.0f} rows written per hour {predicted:.1f} MB; raw rows older than "
+        f"--retain {args.retain} at the end: {stale}: {verdict(ok)}"
+    )
+    retain_h = args.retain_ms / HOUR_MS
+    raw_mb = raw_per_h * retain_h * per_row / 1e6
+    note = "" if args.hours > retain_h else " (this run is shorter: nothing was old enough)"
+    print(
+        f"  with --retain {args.retain} the store settles at ~{raw_mb:.0f} MB of raw rows plus "
+        f"{bar_per_h * 24 * per_row / 1e6:.0f} MB of per-bar rows per day{note}"
+    )
+    return ok
+
+
+def report_counters(soak: Soak) -> None:
+    for v in soak.status.get("venues", []):
+        print(
+            f"  {v.get('venue'):8} messages {v.get('messages', 0)}, drops "
+            f"{v.get('disconnects', 0)}, duplicates dropped {v.get('duplicates', 0)}, REST errors "
+            f"{v.get('rest_errors', 0)}, last bar {v.get('last_bar')}"
+        )
+    for name, v in sorted((soak.sim_stats.get("venues") or {}).items()):
+        print(
+            f"  simulator {name:8} {v.get('requests', 0)} requests, {v.get('faults', 0)} faults, "
+            f"429 {v.get('rejected_429', 0)}, bans {v.get('bans', 0)}"
+        )
+    print(f"  watch exit code after SIGTERM: {soak.exit_code}")

@@ -218,6 +218,9 @@ def test_a_crashed_watch_reads_stale_not_running(tmp_path: Path) -> None:
             store.put_watch_state(WatchState(status, {}))
         res = run_cli("--db", str(db), "status", "--format", "json")
         assert res.code == 0 and json.loads(res.out)["state"] == shown, (pid, where, res.out)
+        health = run_cli("--db", str(db), "status", "--check")  # the Dockerfile's HEALTHCHECK
+        assert (health.code, health.out) == (0 if shown == "running" else 1, ""), health
+        assert shown == "running" or health.err.strip() == f"watch stale (updated {updated})"
 
         async def api(db: Path = db) -> Any:
             async with serving(ServeConfig(db, port=0)) as url:

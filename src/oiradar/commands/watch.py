@@ -204,6 +204,14 @@ def watch(
 @app.command("status")
 def status(
     fmt: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.TABLE,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Print nothing but exit 1 (with one line on stderr) unless the daemon is "
+            "running: a container or service health check.",
+        ),
+    ] = False,
     db: DbOption = None,
 ) -> None:
     """What the `oiradar watch` writing this store is doing: per venue its stream state,
@@ -224,6 +232,11 @@ def status(
             f"no watch status in {location_of(store_url(db))}: is `oiradar watch` running on "
             "this store?"
         ) from None
+    if check:
+        if data.get("state") != "running":
+            typer.echo(f"watch {data.get('state')} (updated {data.get('updated')})", err=True)
+            raise typer.Exit(1)
+        return
     if fmt is Format.JSON:
         typer.echo(json.dumps(data, indent=2))
         return

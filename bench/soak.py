@@ -148,8 +148,8 @@ async def follow(
                 next_print += max(1.0, args.hours / 12)
                 print(
                     f"  sim +{hours:5.1f} h: RSS {rss_kb / 1024:.0f} MB, store "
-                    f"{db_bytes(soak.db) / 1e6:.0f} MB, rows written {rows}, alerts "
-                    f"{len(soak.received)}",
+                    f"{db_bytes(soak.db) / 1e6:.0f} MB, rows written {rows}, alerts sent "
+                    f"{(status.get('alerts') or {}).get('sent', 0)}",
                     flush=True,
                 )
             if hours >= args.hours:

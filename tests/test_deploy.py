@@ -5,8 +5,10 @@ must parse with oiradar's own parser, and the linters that exist check the rest.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -115,3 +117,38 @@ def test_hadolint_passes_the_dockerfile() -> None:
         check=False,
     )
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_grafana_dashboard_queries_only_metrics_oiradar_exports() -> None:
+    """Every metric a panel asks for is one `/metrics` serves for a full status (a renamed
+    metric leaves an empty panel nobody notices)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from oiradar.clock import WallClock
+    from oiradar.services.watch.metrics import exposition
+    from oiradar.units import iso
+
+    now = WallClock().now_ms()
+    venue = {
+        "venue": "binance", "stream": "live", "messages": 9, "msg_per_s": 1.5, "connects": 1,
+        "disconnects": 0, "duplicates": 0, "rest_errors": 0, "rest_requests": 4, "rest_429": 0,
+        "last_bar": iso(now - 300_000), "limiter": {"weight": "5/2400"},
+        "backfilled": {"candles": 3},
+    }  # fmt: skip
+    status = {
+        "state": "running", "pid": os.getpid(), "host": socket.gethostname(),
+        "updated": iso(now), "rss_bytes": 1 << 27, "venues": [venue],
+        "store": {"rows_written": 5, "flushes": 2, "write_failures": 0, "pending": 1,
+                  "write_s": 0.01, "last_write_s": 0.004},
+        "alerts": {"produced": 1, "sent": 1, "delivered": {"hook": 1}, "failed": {"hook": 0}},
+    }  # fmt: skip
+    served = {
+        s.name
+        for family in text_string_to_metric_families(exposition(status, now).decode())
+        for s in family.samples
+    }
+    board = json.loads((ROOT / "contrib" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in board["panels"] for t in p["targets"]]
+    asked = {m for e in exprs for m in re.findall(r"\boiradar_[a-z_]+", e)}
+    assert len(board["panels"]) >= 10 and asked, board["title"]
+    assert asked <= served, sorted(asked - served)

@@ -87,6 +87,11 @@ def test_watch_runs_reports_status_and_stops_cleanly_on_sigterm(tmp_path: Path) 
             assert scraped[("oiradar_store_rows_written_total", ())] > 0
             assert scraped[("oiradar_process_resident_memory_bytes", ())] > 10e6
             assert ("oiradar_store_pending_rows", ()) in scraped
+            assert scraped[("oiradar_store_write_seconds_total", ())] > 0
+            assert ("oiradar_store_last_write_seconds", ()) in scraped
+            # Binance polls OI over REST; the simulator's limits are kept, so no 429.
+            assert scraped[("oiradar_rest_requests_total", (("venue", "binance"),))] > 0
+            assert scraped[("oiradar_rest_rate_limited_total", (("venue", "binance"),))] == 0
             # A second process reads the store while the daemon writes it.
             reader = run_cli("--db", str(db), "regimes", "ETHUSDT", "--venue", "okx")
             assert reader.code == 0, reader.err

@@ -306,6 +306,8 @@ class Watch:
                 "flushes": self.ingest.stats.flushes,
                 "pending": self.ingest.pending,
                 "write_failures": self.ingest.stats.failures,
+                "write_s": round(self.ingest.stats.flush_s, 4),
+                "last_write_s": round(self.ingest.stats.last_flush_s, 4),
             },
             "alerts": {
                 "produced": self.log.produced,

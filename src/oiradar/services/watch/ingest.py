@@ -38,6 +38,7 @@ class IngestStats:
     flushes: int = 0
     failures: int = 0
     last_flush_s: float = 0.0  # wall seconds the last flush took
+    flush_s: float = 0.0  # wall seconds all flushes took (/ flushes: the mean write latency)
     pending: int = 0
 
 
@@ -153,6 +154,7 @@ class Ingest:
         self.stats.rows += rows
         self.stats.flushes += 1
         self.stats.last_flush_s = time.perf_counter() - started
+        self.stats.flush_s += self.stats.last_flush_s
 
     @property
     def pending(self) -> int:

@@ -3,8 +3,8 @@ the store every 2 s (the same JSON `oiradar status` shows): the dashboard's `/me
 `watch --metrics-port` render it, so the daemon itself keeps no second set of counters.
 
 Counters are the daemon's own running totals (they restart at zero with it, which
-Prometheus' `rate()` handles). Not in the status, so not here yet: REST requests and 429s
-per venue, store write latency.
+Prometheus' `rate()` handles). The store's mean write latency is
+`rate(oiradar_store_write_seconds_total) / rate(oiradar_store_flushes_total)`.
 """
 
 from __future__ import annotations
@@ -60,6 +60,8 @@ def _venues(venues: list[dict[str, Any]], now_ms: int) -> Iterator[Metric]:
             ("disconnects", "stream_disconnects", "stream drops"),
             ("duplicates", "stream_duplicates", "duplicated stream messages dropped"),
             ("rest_errors", "rest_errors", "REST failures"),
+            ("rest_requests", "rest_requests", "REST requests sent (retries included)"),
+            ("rest_429", "rest_rate_limited", "REST requests answered 429"),
         )
     }
     usage = GaugeMetricFamily(
@@ -91,6 +93,8 @@ def _store(store: dict[str, Any]) -> Iterator[Metric]:
         ("flushes", "store_flushes", "write batches", CounterMetricFamily),
         ("write_failures", "store_write_failures", "failed write batches", CounterMetricFamily),
         ("pending", "store_pending_rows", "rows queued for the store", GaugeMetricFamily),
+        ("write_s", "store_write_seconds", "wall seconds spent writing", CounterMetricFamily),
+        ("last_write_s", "store_last_write_seconds", "the last write batch", GaugeMetricFamily),
     ):
         metric = family(f"oiradar_{name}", text)
         metric.add_metric([], float(store.get(key) or 0))

@@ -55,6 +55,7 @@ class VenueStatus:
         st = stream.stats
         limiter = getattr(client, "limiter", None)
         usage = limiter.usage() if limiter is not None else {}
+        http = getattr(getattr(client, "http", None), "stats", None)  # REST clients have one
         mono, seen = self.rate_mark
         now = time.monotonic()
         rate = (st.messages - seen) / (now - mono) if now > mono else 0.0
@@ -80,6 +81,8 @@ class VenueStatus:
             "limiter": {k: f"{u}/{lim}" for k, (u, lim) in usage.items()},
             "backfilled": dict(self.backfilled),
             "rest_errors": self.errors,
+            "rest_requests": http.requests if http is not None else 0,
+            "rest_429": http.failures.get("RateLimited", 0) if http is not None else 0,
             "last_error": self.last_error or st.last_error,
         }
 

@@ -33,7 +33,7 @@ from oiradar.units import DAY_MS, MINUTE_MS, parse_time
 from oiradar.venues.base import VenueClient
 from oiradar.venues.registry import client
 from tests.conftest import run_cli
-from tests.simkit import get, running, threaded
+from tests.simkit import NOW, get, running, threaded
 
 FIVE = 5 * MINUTE_MS
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
@@ -204,6 +204,33 @@ async def test_a_killed_run_resumes_without_duplicates_or_holes(tmp_path: Path) 
         assert await _requests(sim, http) <= 2 * len(venues) + 2  # instruments + one snapshot
     for kind in Kind:  # positioning and premium too
         assert _rows(killed, kind) == _rows(tmp_path / "clean.sqlite", kind), kind
+
+
+async def test_a_rerun_fetches_nothing_the_venue_can_never_serve(tmp_path: Path) -> None:
+    """The days before a listing and OKX's OI beyond its latest 1,440 rows come back empty
+    every time: a second run asks for none of them (it used to fetch those chunks again on
+    every run). The simulator's history starts 2026-05-20, its clock is 2026-05-28T20:26Z."""
+    req = BackfillRequest(("binance", "bybit", "okx"), parse_time("2026-05-18"), NOW, ("BTCUSDT",))
+    db = tmp_path / "s.sqlite"
+    async with running() as (sim, http):
+        first = await _run(sim.url, db, req)
+        assert [v.failed for v in first.venues] == [None] * 3
+        await _reset(sim, http)
+        again = await _run(sim.url, db, req)
+        assert [(v.venue, v.fetched) for v in again.venues] == [
+            ("binance", 0),
+            ("bybit", 0),
+            ("okx", 0),
+        ]
+        # Only the instrument lists and one snapshot per venue: 4 Binance, 2 Bybit, 4 OKX.
+        assert await _requests(sim, http) <= 4 + 2 + 4
+    notes = [m for v in first.venues for m in v.missing]
+    assert any(
+        "lists it from 2026-05-20T00:00:00Z: its REST API has nothing before" in m for m in notes
+    ), notes
+    with open_store(db, readonly=True) as store:
+        okx_oi = store.timestamps(Kind.OPEN_INTEREST, "okx", "BTCUSDT", 0, NOW)
+    assert len(okx_oi) == 1_440  # all it keeps, and nothing was skipped at its old end
 
 
 def _count(db: Path, table: str) -> int:

@@ -163,8 +163,9 @@ def test_history_kline_funding_and_instrument_parsers() -> None:
         FundingSample("bybit", "ETHUSDT", 1789459200000, -0.00006352, 8.0)
     ]
     assert parse_instrument(INSTRUMENT) == Instrument(
-        "bybit", "BTCUSDT", "BTCUSDT", "BTC", "USDT", 1.0, funding_interval_h=8.0
-    )
+        "bybit", "BTCUSDT", "BTCUSDT", "BTC", "USDT", 1.0, funding_interval_h=8.0,
+        listed_ms=1585526400000,  # launchTime: backfill asks REST for nothing before it
+    )  # fmt: skip
     for other in (
         {"symbol": "BTCPERP", "quoteCoin": "USDC"},
         {"symbol": "BTC-26DEC25", "contractType": "LinearFutures"},

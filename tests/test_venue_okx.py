@@ -96,9 +96,16 @@ def test_parse_instruments_keeps_live_linear_usdt_swaps() -> None:
         _inst_row("NEW-USDT-SWAP", "10", state="preopen"),
     ]
     got = parse_instruments(rows)
+    listed = 1611916800000  # listTime: backfill asks REST for nothing before it
     assert got == [
-        Listing(Instrument("okx", "BTCUSDT", "BTC-USDT-SWAP", "BTC", "USDT", 0.01), 1611916800000),
-        Listing(Instrument("okx", "ETHUSDT", "ETH-USDT-SWAP", "ETH", "USDT", 0.1), 1611916800000),
+        Listing(
+            Instrument("okx", "BTCUSDT", "BTC-USDT-SWAP", "BTC", "USDT", 0.01, listed_ms=listed),
+            listed,
+        ),
+        Listing(
+            Instrument("okx", "ETHUSDT", "ETH-USDT-SWAP", "ETH", "USDT", 0.1, listed_ms=listed),
+            listed,
+        ),
     ]
 
 

@@ -39,7 +39,8 @@ class ContractKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Instrument:
-    """A perpetual contract; `contract_size` is base units per contract (OKX ctVal, else 1)."""
+    """A perpetual contract; `contract_size` is base units per contract (OKX ctVal, else 1).
+    `listed_ms`: its listing time where the venue says (no history before it), else None."""
 
     venue: str
     symbol: str
@@ -49,6 +50,7 @@ class Instrument:
     contract_size: float
     kind: ContractKind = ContractKind.LINEAR
     funding_interval_h: float | None = None
+    listed_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -169,7 +169,9 @@ def plan_for(venue: str, req: BackfillRequest, now_ms: int, archive: bool) -> Ve
     elif venue == "okx" and period is not None:
         rows_days = OKX_OI_ROWS * period / DAY_MS
         keep = f"the latest 1,440 rows: {rows_days:g} days at {interval_name(period)}"
-        rest_from = now_ms - OKX_OI_ROWS * period
+        # The newest row is the slot closed last, the oldest 1,439 slots before it: one
+        # slot further back is never served, and asking for it made every re-run fetch again.
+        rest_from = (now_ms // period - (OKX_OI_ROWS - 1)) * period
     rest = None if req.archive_only or period is None else rest_from
     oi_archive = archive and venue == BINANCE
     with_premium = req.premium and req.interval_ms in _lengths(venue, PREMIUM_TABLES)
@@ -232,6 +234,7 @@ def _slots(
     what: tuple[str, int, int | None, str],
     have_ts: I64,
     notes: list[str],
+    listed_ms: int,
 ) -> tuple[I64, I64]:
     """(slot closes to ask REST for, slot closes to read from the archive) of one kind of
     snapshot; `what` = (name, period, the oldest slot REST serves, what the venue keeps)."""
@@ -240,33 +243,52 @@ def _slots(
     slots = np.arange((c.start_ms // p + 1) * p, c.end_ms + 1, p, dtype=np.int64)
     missing = uncovered(slots, have_ts, p)
     by_rest = missing >= (oldest if oldest is not None else 2**62)
+    # The listing bounds what REST serves; the archive's files are what they are.
+    missing = missing[(missing >= listed_ms + p) | (~by_rest & plan.oi_archive)]
+    by_rest = missing >= (oldest if oldest is not None else 2**62)
     if oldest is not None and not plan.oi_archive and not by_rest.all():
         tip = "; the Binance archive has it (drop --no-archive)" * (plan.venue == BINANCE)
         notes.append(f"{name} before {iso(oldest)} is beyond what {plan.venue} keeps ({keep}){tip}")
     return missing[by_rest], (missing[~by_rest] if plan.oi_archive else empty)
 
 
-def lacks(plan: VenuePlan, cks: Sequence[Chunk], have: MarketSeries, funding_ms: int) -> list[Lack]:
-    """Compare each chunk with what the store holds (one read per symbol, done beforehand)."""
+def lacks(
+    plan: VenuePlan,
+    cks: Sequence[Chunk],
+    have: MarketSeries,
+    funding_ms: int,
+    listed_ms: int | None = None,
+) -> list[Lack]:
+    """Compare each chunk with what the store holds (one read per symbol, done beforehand).
+    Nothing is due from REST before `listed_ms` (the venue's listing time, where it gives
+    one): no bar opens a full bar before it, no OI or positioning slot closes within a period
+    after it, no funding settles at or before it. Asked for anyway, those would come back
+    empty on every re-run."""
     out = []
     empty = np.empty(0, np.int64)
+    listed = -(2**62) if listed_ms is None else listed_ms
     for c in cks:
         opens = np.arange(c.start_ms, c.end_ms, plan.bar_ms, dtype=np.int64)
+        opens = opens[opens > listed - plan.bar_ms]
         bars = opens[~np.isin(opens, have.candle_ts)]
         notes: list[str] = []
+        if listed > c.start_ms:
+            notes.append(
+                f"{plan.venue} lists it from {iso(listed)}: its REST API has nothing before"
+            )
         rest, archive = empty, empty
         if plan.oi_period_ms is None:
             notes.append(f"{plan.venue} publishes no OI history; record it live with oiradar watch")
         else:
             oi = ("OI", plan.oi_period_ms, plan.oi_rest_from_ms, plan.oi_keep)
-            rest, archive = _slots(plan, c, oi, have.oi_ts, notes)
+            rest, archive = _slots(plan, c, oi, have.oi_ts, notes, listed)
         premium = opens[~np.isin(opens, have.premium_ts)] if plan.premium_ms else empty
         if plan.premium_ms is None and plan.premium_asked:
             notes.append(f"{plan.venue} publishes no premium-index history")
         pos_rest, pos_archive = empty, empty
         if plan.pos_period_ms is not None:
             pos = ("positioning", plan.pos_period_ms, plan.pos_rest_from_ms, plan.oi_keep)
-            pos_rest, pos_archive = _slots(plan, c, pos, have.pos_ts, notes)
+            pos_rest, pos_archive = _slots(plan, c, pos, have.pos_ts, notes, listed)
         liq = empty
         if (lp := plan.liq_period_ms) is not None:
             liq_opens = np.arange(-(-c.start_ms // lp) * lp, c.end_ms, lp, dtype=np.int64)
@@ -275,7 +297,8 @@ def lacks(plan: VenuePlan, cks: Sequence[Chunk], have: MarketSeries, funding_ms:
         covered = bool(((spans[:, 0] <= c.start_ms) & (spans[:, 1] >= c.end_ms)).any())
         whole = c.end_ms - c.start_ms == DAY_MS and c.day <= LIQUIDATION_LAST_DAY
         liq_day = plan.liq_archive and whole and not covered
-        due = np.arange(-(-c.start_ms // funding_ms) * funding_ms, c.end_ms, funding_ms).size
+        first_due = max(c.start_ms, listed + 1)
+        due = np.arange(-(-first_due // funding_ms) * funding_ms, c.end_ms, funding_ms).size
         held = int(((have.funding_ts >= c.start_ms) & (have.funding_ts < c.end_ms)).sum())
         lack = Lack(bars, rest, archive, held < due, tuple(notes), premium, pos_rest, pos_archive,
                     liq, liq_day)  # fmt: skip

@@ -87,6 +87,7 @@ class VenueRun:
         )
         self.rest_down: str | None = None
         self.funding_h: dict[str, float] = {}
+        self.listed_ms: dict[str, int | None] = {}  # the venue's listing times, where it says
 
     async def run(self) -> VenueReport:
         try:
@@ -122,6 +123,7 @@ class VenueRun:
             return self.clock.now_ms(), list(self.req.symbols or ())
         listed = {i.symbol: i for i in await self.client.instruments()}
         self.funding_h = {s: i.funding_interval_h or 8.0 for s, i in listed.items()}
+        self.listed_ms = {s: i.listed_ms for s, i in listed.items()}
         if self.req.symbols is not None:
             wanted = [s for s in self.req.symbols if s in listed]
             self.report.warnings.extend(
@@ -145,7 +147,7 @@ class VenueRun:
             lambda s: s.read_series(self.venue, symbol, interval, first, last)
         )
         funding_ms = int(self.funding_h.get(symbol, DEFAULT_FUNDING_INTERVAL_H) * HOUR_MS)
-        todo = lacks(plan, cks, have, funding_ms)
+        todo = lacks(plan, cks, have, funding_ms, self.listed_ms.get(symbol))
         done = 0
         try:
             funding = await self._funding(plan, symbol, cks, todo)

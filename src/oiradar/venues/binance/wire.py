@@ -118,7 +118,10 @@ def parse_exchange_info(payload: Any, intervals_h: Mapping[str, float]) -> list[
         if all(row.get(k) == v for k, v in LIVE_PERPETUAL.items()):
             sym, hours = row["symbol"], intervals_h.get(row["symbol"], DEFAULT_FUNDING_H)
             kind = ContractKind.LINEAR
-            out.append(Instrument(VENUE, sym, sym, row["baseAsset"], "USDT", 1.0, kind, hours))
+            listed = ms(row["onboardDate"]) if "onboardDate" in row else None
+            out.append(
+                Instrument(VENUE, sym, sym, row["baseAsset"], "USDT", 1.0, kind, hours, listed)
+            )
     return out
 
 

@@ -112,6 +112,7 @@ def parse_instrument(row: Json) -> Instrument | None:
         quote=row["quoteCoin"],
         contract_size=1.0,  # linear contracts are quoted in the base coin
         funding_interval_h=int(minutes) / 60 if minutes not in (None, "") else None,
+        listed_ms=int(row["launchTime"]) if row.get("launchTime") else None,
     )
 
 

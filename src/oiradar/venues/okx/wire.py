@@ -112,8 +112,12 @@ def parse_instruments(data: list[Any]) -> list[Listing]:
             continue
         inst_id = row["instId"]
         base, quote = (row.get("instFamily") or inst_id.removesuffix("-SWAP")).split("-")[:2]
-        inst = Instrument(VENUE, canonical(inst_id), inst_id, base, quote, decimal(row["ctVal"]))
-        out.append(Listing(inst, int(row.get("listTime") or 0)))
+        listed = int(row.get("listTime") or 0)
+        inst = Instrument(
+            VENUE, canonical(inst_id), inst_id, base, quote, decimal(row["ctVal"]),
+            listed_ms=listed or None,
+        )  # fmt: skip
+        out.append(Listing(inst, listed))
     return out
 
 

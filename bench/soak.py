@@ -216,7 +216,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--startup-minutes", type=float, default=15.0, help="give up if not running by then"
     )
-    ap.add_argument("--keep", type=Path, help="keep the stores and logs in this folder")
+    ap.add_argument(
+        "--keep", type=Path, help="keep the stores, logs and samples.csv in this folder"
+    )
     args = ap.parse_args(argv)
     if min(args.hours, args.speed, args.symbols) <= 0 or not 0 <= args.fault_rate < 1:
         ap.error("--hours, --speed and --symbols must be positive, --fault-rate in [0, 1)")
@@ -248,6 +250,11 @@ def main(argv: list[str] | None = None) -> int:
             print(soak.watch_log.read_text(errors="replace")[-3000:])
             return 1
         print(f"soak: {(time.time() - t0) / 60:.1f} min wall; exit code {soak.exit_code}")
+        if args.keep is not None:  # the samples behind the fits, for a second look
+            rows = [
+                f"{s.sim_hours:.4f},{s.rss_kb},{s.db_bytes},{s.rows_written}" for s in soak.samples
+            ]
+            (tmp / "samples.csv").write_text("\n".join(["sim_hours,rss_kb,db_bytes,rows", *rows]))
         if asyncio.run(truth(args, tmp, soak)) != 0:
             return 1
         return report(args, soak)

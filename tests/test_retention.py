@@ -90,12 +90,16 @@ async def test_the_daemon_prunes_through_its_writer_at_the_venues_time(tmp_path:
             done.append(result)
             return result
 
-        ticks = iter([None, None])  # no venue has told the time yet, twice; then one has
+        # No venue has told the time yet, twice; then one has, and its clock moves on: half
+        # an hour (not due), then a full hour after the first prune (due again).
+        t = T0 + 2 * DAY_MS
+        ticks = iter([None, None, t, t + 30 * MINUTE_MS, t + 60 * MINUTE_MS])
         req = PruneRequest(DAY_MS, FIVE)
-        now = lambda: next(ticks, T0 + 2 * DAY_MS)  # noqa: E731
-        task = asyncio.create_task(keep_bounded(write, req, now, every_s=0.01))
-        while not done:
+        now = lambda: next(ticks, t + 60 * MINUTE_MS)  # noqa: E731
+        task = asyncio.create_task(keep_bounded(write, req, now, poll_s=0.01))
+        while len(done) < 2:
             await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # the clock stands still: no third prune
         task.cancel()
-        assert done[0].cutoff_ms == T0 + DAY_MS
+        assert [d.cutoff_ms for d in done] == [T0 + DAY_MS, T0 + DAY_MS + 60 * MINUTE_MS]
         assert done[0].removed == {Kind.OPEN_INTEREST: 1440 - 288, Kind.LIQUIDATION_ORDERS: 1440}

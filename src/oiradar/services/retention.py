@@ -20,11 +20,12 @@ from oiradar.clock import Clock, WallClock
 from oiradar.errors import UserError
 from oiradar.kinds import Kind
 from oiradar.store import Store
-from oiradar.units import DAY_MS, MINUTE_MS, iso
+from oiradar.units import DAY_MS, HOUR_MS, MINUTE_MS, iso
 
 log = logging.getLogger(__name__)
 MIN_AGE_MS = DAY_MS  # younger raw data may still be re-read by a running daemon's gap repair
-EVERY_S = 3600.0  # how often `watch --retain` prunes
+EVERY_MS = HOUR_MS  # how often `watch --retain` prunes, in the venues' time
+POLL_S = 60.0  # how often it looks at the venues' time (wall seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,14 +58,19 @@ async def keep_bounded(
     write: Callable[[Callable[[Store], PruneResult]], Awaitable[PruneResult]],
     req: PruneRequest,
     now_ms: Callable[[], int | None],
-    every_s: float = EVERY_S,
+    every_ms: int = EVERY_MS,
+    poll_s: float = POLL_S,
 ) -> None:
-    """`prune` every `every_s` through the daemon's writer (`write`), at the venues' time
-    (`now_ms`; None while no venue has told it): runs until cancelled."""
+    """`prune` through the daemon's writer (`write`) once the venues' time (`now_ms`; None
+    while no venue has told it) has moved `every_ms` since the last time: hourly on the
+    venues' clock, so a simulator at 60x prunes every wall minute, as a month of it would
+    live. Runs until cancelled."""
     check(req)
+    last: int | None = None
     while True:
         now = now_ms()
-        if now is not None:
+        if now is not None and (last is None or now - last >= every_ms):
+            last = now
             try:
                 result = await write(functools.partial(prune, req=req, clock=_At(now)))
             except Exception as exc:  # a store hiccup: the next round retries
@@ -76,7 +82,7 @@ async def keep_bounded(
                     result.removed[Kind.OPEN_INTEREST],
                     result.removed[Kind.LIQUIDATION_ORDERS],
                 )
-        await asyncio.sleep(every_s)
+        await asyncio.sleep(poll_s)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from oiradar.errors import OiradarError
+from oiradar.store import open_store
+
 EXE = Path(sys.executable).parent / "oiradar"
 BAR_MS = 300_000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -119,6 +122,27 @@ def stop_sim(sim: subprocess.Popen[bytes]) -> None:
         sim.wait()
 
 
+async def shut(
+    watch: subprocess.Popen[bytes] | None, sim: subprocess.Popen[bytes], receiver: Receiver
+) -> None:
+    """What a run leaves behind: a daemon still up is killed, the simulator and sink stop."""
+    if watch is not None and watch.poll() is None:
+        watch.kill()
+        watch.wait()
+    stop_sim(sim)
+    await receiver.stop()
+
+
+def published(db: Path | str) -> dict[str, Any]:
+    """What the daemon last published in the store ({} before it did)."""
+    try:
+        with open_store(db, readonly=True) as store:
+            state = store.watch_state()
+    except OiradarError:  # not created (or not migrated) yet
+        return {}
+    return state.status if state is not None else {}
+
+
 def reap(proc: subprocess.Popen[Any]) -> tuple[int, Any] | None:
     """Non-blocking wait4: (exit code, rusage) once `proc` has exited."""
     pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
@@ -165,6 +189,12 @@ class Receiver:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def config(self, path: Path, sink: str) -> Path:
+        """Starts the receiver; writes a config file whose one webhook sink posts to it."""
+        hook = await self.start()
+        path.write_text(f'[[sinks]]\ntype = "webhook"\nname = "{sink}"\nurl = "{hook}"\n')
+        return path
 
 
 @dataclass(frozen=True)

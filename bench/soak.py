@@ -37,14 +37,23 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
 from _soakcheck import Sample, Soak, report
-from _watchkit import EXE, Receiver, SimTime, Usage, read_clock, sim_json, start_sim, stop_sim
+from _watchkit import (
+    EXE,
+    Receiver,
+    SimTime,
+    Usage,
+    published,
+    read_clock,
+    shut,
+    sim_json,
+    start_sim,
+    stop_sim,
+)
 from oiradar.errors import OiradarError
-from oiradar.store import open_store
 from oiradar.units import DAY_MS, HOUR_MS, interval_ms, iso
 
 SAMPLE_S = 5.0
@@ -54,16 +63,6 @@ def sim_options(args: argparse.Namespace, start_ms: int) -> list[str]:
     """What both simulators share: the same market (seed, start, span)."""
     days = args.hours / 24 + 0.5
     return ["--seed", str(args.seed), "--start", iso(start_ms), "--future-days", f"{days:g}"]
-
-
-def published(db: Path) -> dict[str, Any]:
-    """The status the daemon last published ({} before it did)."""
-    try:
-        with open_store(db, readonly=True) as store:
-            state = store.watch_state()
-    except OiradarError:
-        return {}
-    return state.status if state is not None else {}
 
 
 def db_bytes(db: Path) -> int:
@@ -88,9 +87,7 @@ async def run_watch(args: argparse.Namespace, tmp: Path, soak: Soak) -> bool:
     receiver = Receiver()
     watch: subprocess.Popen[bytes] | None = None
     try:
-        hook = await receiver.start()
-        cfg = tmp / "config.toml"
-        cfg.write_text(f'[[sinks]]\ntype = "webhook"\nname = "soak"\nurl = "{hook}"\n')
+        cfg = await receiver.config(tmp / "config.toml", "soak")
         async with aiohttp.ClientSession() as http:
             best = min([await read_clock(http, base) for _ in range(5)], key=lambda c: c.rtt_s)
             clock = SimTime(best.wall, best.sim_ms, args.speed)
@@ -110,11 +107,7 @@ async def run_watch(args: argparse.Namespace, tmp: Path, soak: Soak) -> bool:
             await asyncio.sleep(0.5)  # deliveries made while stopping are in
             soak.sim_stats = await sim_json(http, base + "/_sim/stats")
     finally:
-        if watch is not None and watch.poll() is None:
-            watch.kill()
-            watch.wait()
-        stop_sim(sim)
-        await receiver.stop()
+        await shut(watch, sim, receiver)
     soak.received = [body for _, body in receiver.received]
     soak.status = published(soak.db)
     return True

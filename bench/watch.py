@@ -49,7 +49,6 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
@@ -59,16 +58,15 @@ from _watchkit import (
     Run,
     SimTime,
     Usage,
+    published,
     read_clock,
     reap,
+    shut,
     sim_json,
     start_sim,
-    stop_sim,
 )
 from _watchprobe import probe_main, start_probe, stop_probe
 from _watchreport import log_summary, report
-from oiradar.errors import OiradarError
-from oiradar.store import open_store
 from oiradar.store.base import redacted
 from oiradar.venues.registry import DEFAULT_VENUES
 
@@ -93,9 +91,7 @@ async def measure(
     receiver = Receiver()
     watch: subprocess.Popen[bytes] | None = None
     try:
-        hook = await receiver.start()
-        cfg = tmp / "config.toml"
-        cfg.write_text(f'[[sinks]]\ntype = "webhook"\nname = "bench"\nurl = "{hook}"\n')
+        cfg = await receiver.config(tmp / "config.toml", "bench")
         async with aiohttp.ClientSession() as http:
             reads = [await read_clock(http, base) for _ in range(5)]
             best = min(reads, key=lambda c: c.rtt_s)
@@ -137,24 +133,10 @@ async def measure(
             run.sim_stats = await sim_json(http, base + "/_sim/stats")
             reads.append(await read_clock(http, base))
     finally:
-        if watch is not None and watch.poll() is None:
-            watch.kill()
-            watch.wait()
-        stop_sim(sim)
-        await receiver.stop()
+        await shut(watch, sim, receiver)
     run.status = published(db)
     run.received, run.malformed = receiver.received, receiver.bad
     return run
-
-
-def published(db: Path | str) -> dict[str, Any]:
-    """What the daemon last published in the store ({} before it did)."""
-    try:
-        with open_store(db, readonly=True) as store:
-            state = store.watch_state()
-    except OiradarError:  # not created (or not migrated) yet
-        return {}
-    return state.status if state is not None else {}
 
 
 WARM_CLOSES = 2  # closes after the start still stepped via REST (the warm-up)

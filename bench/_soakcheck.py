@@ -15,6 +15,7 @@ import numpy as np
 
 from _watchkit import BAR_MS
 from oiradar.kinds import Kind
+from oiradar.services.retention import EVERY_MS as PRUNE_EVERY_MS
 from oiradar.store import Store, open_store
 from oiradar.units import HOUR_MS, iso
 
@@ -173,13 +174,14 @@ def report(args: argparse.Namespace, soak: Soak) -> int:
 
 def report_store(args: argparse.Namespace, soak: Soak, steady: list[Sample]) -> bool:
     """Measured store growth against the growth its writes predict, and the retention
-    horizon: nothing raw older than `--retain` before the end but each bar's last OI."""
+    horizon: nothing raw older than `--retain` (plus the hour between two prunes) before the
+    end but each bar's last OI."""
     hours = [s.sim_hours for s in steady]
     measured = slope(hours, (s.db_bytes / 1e6 for s in steady))
     rows_per_h = slope(hours, (s.rows_written for s in steady))
     with open_store(soak.db, readonly=True) as store:
         summary = store.summary()
-        horizon = soak.stop_ms - args.retain_ms
+        horizon = soak.stop_ms - args.retain_ms - PRUNE_EVERY_MS
         stale = 0  # OI: snapshots beyond a bar's last; liquidation orders: any
         for kind, venue, symbol, *_ in summary:
             if Kind(kind) in RAW_KINDS:
@@ -200,7 +202,7 @@ def report_store(args: argparse.Namespace, soak: Soak, steady: list[Sample]) -> 
         f"({', '.join(f'{k} {n}' for k, n in sorted(by_kind.items()))}), {per_row:.0f} B/row; "
         f"growth after warm-up {measured:.1f} MB per simulated hour, predicted by "
         f"{rows_per_h:.0f} rows written per hour {predicted:.1f} MB; raw rows older than "
-        f"--retain {args.retain} at the end: {stale}: {verdict(ok)}"
+        f"--retain {args.retain} + 1 h at the end: {stale}: {verdict(ok)}"
     )
     retain_h = args.retain_ms / HOUR_MS
     raw_mb = raw_per_h * retain_h * per_row / 1e6

@@ -128,7 +128,8 @@ def report(args: argparse.Namespace, soak: Soak) -> int:
     print(
         f"soak: {args.symbols} symbols x 4 venues, {args.hours:g} simulated h at speed "
         f"{args.speed:g} from {iso(soak.running_ms)}; faults {args.fault_rate:g} of REST, "
-        f"WebSocket drops every ~{args.ws_drop_s:g} wall s, duplicates {args.ws_duplicate:g}; "
+        f"WebSocket drops every ~{args.ws_drop_s:g} wall s, duplicates {args.ws_duplicate:g}, "
+        f"lost candle closes {args.ws_lose_close:g}; "
         f"{len(soak.samples)} samples, fits over {len(steady)} after {args.warmup_hours:g} h"
     )
     rss_slope = slope(hours, (s.rss_kb / 1024 for s in steady))

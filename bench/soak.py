@@ -1,10 +1,10 @@
 """By-hand soak of `oiradar watch` (issue #17, item 7): a simulated day under faults.
 
 Runs `oiradar sim --symbols N --speed S` with REST faults (--fault-rate), WebSocket drops
-(--ws-drop-s, wall seconds) and duplicated WebSocket messages (--ws-duplicate), and
-`oiradar watch --all --retain R` on it with one webhook sink in this process, for --hours of
-simulated time once the daemon reports `running`. Samples the daemon every few wall seconds
-and, after a SIGTERM, checks:
+(--ws-drop-s, wall seconds), duplicated WebSocket messages (--ws-duplicate) and lost candle
+closes (--ws-lose-close), and `oiradar watch --all --retain R` on it with one webhook sink in
+this process, for --hours of simulated time once the daemon reports `running`. Samples the
+daemon every few wall seconds and, after a SIGTERM, checks:
 
 - memory: a least-squares line through the watch's RSS against simulated hours after the
   warm-up (--warmup-hours). Target slope < 1 MB per simulated hour.
@@ -74,7 +74,7 @@ async def run_watch(args: argparse.Namespace, tmp: Path, soak: Soak) -> bool:
     daemon exited or never ran."""
     faults = [
         "--fault-rate", str(args.fault_rate), "--ws-drop-s", str(args.ws_drop_s),
-        "--ws-duplicate", str(args.ws_duplicate),
+        "--ws-duplicate", str(args.ws_duplicate), "--ws-lose-close", str(args.ws_lose_close),
     ]  # fmt: skip
     sim, base = start_sim(
         args.symbols,
@@ -199,6 +199,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     "~N wall s (default 60: about once a simulated hour at speed 60)")  # fmt: skip
     ap.add_argument(
         "--ws-duplicate", type=float, default=0.01, help="duplicated WS messages (default 0.01)"
+    )
+    ap.add_argument(
+        "--ws-lose-close",
+        type=float,
+        default=0.01,
+        help="candle closes lost on the streams (default 0.01): bars REST must fill",
     )
     ap.add_argument("--retain", default="1d", help="watch --retain (default 1d, the minimum)")
     ap.add_argument("--min-history", default="1h", help="watch --min-history (default 1h)")

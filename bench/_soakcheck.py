@@ -129,7 +129,8 @@ def report(args: argparse.Namespace, soak: Soak) -> int:
     steady = [s for s in soak.samples if s.sim_hours >= args.warmup_hours]
     hours = [s.sim_hours for s in steady]
     print(
-        f"soak: {args.symbols} symbols x 4 venues, {args.hours:g} simulated h at speed "
+        f"soak: {args.symbols} symbols x {len(soak.status.get('venues', []))} venues, "
+        f"{args.hours:g} simulated h at speed "
         f"{args.speed:g} from {iso(soak.running_ms)}; faults {args.fault_rate:g} of REST, "
         f"WebSocket drops every ~{args.ws_drop_s:g} wall s, duplicates {args.ws_duplicate:g}, "
         f"lost candle closes {args.ws_lose_close:g}; "

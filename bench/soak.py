@@ -20,7 +20,7 @@ daemon every few wall seconds and, after a SIGTERM, checks:
 - duplicate alerts: the same (symbol, kind, ts_ms) twice in the store's alert log or at the
   sink. Target 0.
 
-    python bench/soak.py               # 24 simulated hours, 100 symbols x 4 venues, speed 60
+    python bench/soak.py               # 24 simulated hours, 100 symbols x watch's venues, speed 60
     python bench/soak.py --hours 1     # a smoke run (a few minutes)
 
 Beside it: `_watchkit.py` (processes, the sink, the simulator's clock), `_soakcheck.py` (the

@@ -326,3 +326,22 @@ async def test_many_symbols_at_once_stay_inside_the_limits() -> None:
         assert stats["venues"]["bitget"]["requests"] == 1 + 30  # funding-time, then `candles`
         assert stats["venues"]["bitget"]["rejected_429"] == 0
         assert c.limiter.waited_s > 0
+
+
+def test_klines_reach_the_newest_bar_when_the_venues_time_runs_faster_than_ours() -> None:
+    """The client estimates Bitget's time from its last answer plus our elapsed time. Where
+    the venue's time runs faster (the simulator at speed 60, as the soak runs it) the estimate
+    fell behind and clamped away the newest bars: a watch's gap fill got none and the bar was
+    lost. A range reaching past the estimate asks the venue's time afresh."""
+
+    async def go() -> None:
+        async with _client(speed=600.0) as (server, _, client):
+            start = server.ctx.now_ms() - HOUR
+            await client.klines("BTCUSDT", 5 * MINUTE, start, start + HOUR)  # sets its clock
+            await asyncio.sleep(2.5)  # 25 venue minutes: the estimate is now 25 minutes slow
+            now = server.ctx.now_ms()
+            newest = now // (5 * MINUTE) * (5 * MINUTE) - 5 * MINUTE  # the last closed bar
+            got = await client.klines("BTCUSDT", 5 * MINUTE, newest - HOUR, newest)
+            assert got and got[-1].ts_ms == newest
+
+    asyncio.run(go())

@@ -52,6 +52,7 @@ MAX_SPAN_MS = 90 * DAY_MS  # endTime - startTime of one candle request
 FUNDING_PAGE = 100
 EMPTY_RETRIES = 2
 CLOCK_TTL_S = 60.0  # re-read the venue's clock when the last response is older than this
+CLOCK_FRESH_S = 2.0  # ... or than this, when a range reaches past the clock's estimate
 
 
 class BitgetClient(RestClient):
@@ -92,16 +93,20 @@ class BitgetClient(RestClient):
             data = await self._get(name, params)
         return data
 
-    async def _venue_now(self, symbol: str) -> int:
-        """Bitget's time (ms): `candles`' one-month reach counts from it, not from our clock."""
+    async def _venue_now(self, symbol: str, reach_ms: int | None = None) -> int:
+        """Bitget's time (ms): `candles`' one-month reach counts from it, not from our clock.
+        A range reaching past the estimate (`reach_ms`) asks afresh unless the estimate is
+        only seconds old: the estimate runs on our clock, and one that ran slow (a venue, or
+        a simulator, whose time runs faster) would clamp away the newest bars."""
         async with self._clock_lock:
             clock = self._venue_clock
-            if clock is None or time.monotonic() - clock[1] > CLOCK_TTL_S:
+            age = None if clock is None else time.monotonic() - clock[1]
+            ahead = clock is not None and reach_ms is not None and reach_ms > _estimate(clock)
+            if age is None or age > CLOCK_TTL_S or (ahead and age > CLOCK_FRESH_S):
                 await self._get("funding-time", {"symbol": symbol})
         if self._venue_clock is None:
             raise VenueProtocolError(VENUE, "responses carry no requestTime")
-        stamp, at = self._venue_clock
-        return stamp + int((time.monotonic() - at) * 1000)
+        return _estimate(self._venue_clock)
 
     async def instruments(self) -> list[Instrument]:
         async with self._instruments_lock:
@@ -141,7 +146,7 @@ class BitgetClient(RestClient):
         if start_ms > end_ms:
             return []
         step = interval_ms
-        now = await self._venue_now(symbol)
+        now = await self._venue_now(symbol, end_ms)
         lo, hi = -(-start_ms // step) * step, min(end_ms, now) // step * step
         cutoff = -(-(now - CANDLES_REACH_MS) // step) * step
         found: dict[int, Candle] = {}
@@ -189,3 +194,9 @@ class BitgetClient(RestClient):
         spacing = (settled[-1].ts_ms - settled[-2].ts_ms) / HOUR_MS if len(settled) > 1 else 8.0
         hours = live.get(symbol) or spacing
         return [replace(s, interval_h=hours) for s in settled if start_ms <= s.ts_ms <= end_ms]
+
+
+def _estimate(clock: tuple[int, float]) -> int:
+    """The venue's time now from (its stamp, our monotonic time when it came)."""
+    stamp, at = clock
+    return stamp + int((time.monotonic() - at) * 1000)

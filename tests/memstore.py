@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from oiradar.errors import NoDataError, StoreError
 from oiradar.kinds import LAYOUTS, Kind, Layout
 from oiradar.records import Candle, MarketSeries
-from oiradar.store.base import LoggedAlert, RowWrites, Span, WatchState
+from oiradar.store.base import Heartbeat, LoggedAlert, RowWrites, Span, WatchState
 from oiradar.store.schema import SCHEMA_VERSION
 from oiradar.store.series import (
     UNBOUNDED,
@@ -45,7 +45,13 @@ class _Data:
     version: int = 0
     state: WatchState | None = None
     alerts: list[LoggedAlert] = field(default_factory=list)
+    workers: dict[str, Heartbeat] = field(default_factory=dict)
+    leases: dict[str, tuple[str, int]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    changed: threading.Condition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.changed = threading.Condition(self.lock)
 
 
 _DATASETS: dict[str, _Data] = {}
@@ -108,6 +114,7 @@ class MemoryStore(RowWrites):
             data.tables = tables
             if any(changed.values()) or spans:
                 data.version += 1
+                data.changed.notify_all()
         return changed
 
     def _upsert(self, layout: Layout, table: dict[Row, Row], raw: Sequence[Any]) -> int:
@@ -158,6 +165,7 @@ class MemoryStore(RowWrites):
             self._add_totals(sums, interval_name(bar_ms))
             if gone or rolled:
                 data.version += 1
+                data.changed.notify_all()
         return {Kind.OPEN_INTEREST: len(gone), Kind.LIQUIDATION_ORDERS: len(rolled)}
 
     def _add_totals(self, sums: dict[tuple[str, str, int], list[float]], name: str) -> None:
@@ -379,6 +387,51 @@ class MemoryStore(RowWrites):
         with self._data.lock:
             newer = [a for a in self._data.alerts if a.seq > after]
         return copy.deepcopy(newer if limit is None else newer[-limit:] if limit else [])
+
+    # -- many processes on one store ---------------------------------------------------------
+
+    def wait_changed(self, version: int, timeout_s: float) -> int:
+        with self._data.changed:
+            self._data.changed.wait_for(lambda: self._data.version != version, timeout_s)
+            return self._data.version
+
+    def liquidation_sums(
+        self, venue: str, bar_ms: int, since_ms: int
+    ) -> list[tuple[str, int, float, float]]:
+        sums: dict[tuple[str, int], list[float]] = {}
+        for r in self._series(Kind.LIQUIDATION_ORDERS, venue, None):
+            if r["ts_ms"] >= since_ms:
+                acc = sums.setdefault((r["symbol"], r["ts_ms"] - r["ts_ms"] % bar_ms), [0.0, 0.0])
+                acc[0 if r["position_side"] == "LONG" else 1] += r["usd"]
+        return [(s, b, lo, sh) for (s, b), (lo, sh) in sorted(sums.items())]
+
+    def beat(self, heartbeat: Heartbeat) -> None:
+        data = self._writable()
+        with data.lock:
+            data.workers[heartbeat.worker] = copy.deepcopy(heartbeat)
+
+    def workers(self) -> list[Heartbeat]:
+        with self._data.lock:
+            return copy.deepcopy([self._data.workers[w] for w in sorted(self._data.workers)])
+
+    def take_lease(self, name: str, holder: str, now_ms: int, ttl_ms: int) -> bool:
+        data = self._writable()
+        with data.lock:
+            held = data.leases.get(name)
+            if held is not None and held[0] != holder and held[1] >= now_ms:
+                return False
+            data.leases[name] = (holder, now_ms + ttl_ms)
+            return True
+
+    def release_lease(self, name: str, holder: str) -> None:
+        data = self._writable()
+        with data.lock:
+            if data.leases.get(name, ("", 0))[0] == holder:
+                del data.leases[name]
+
+    def lease(self, name: str) -> tuple[str, int] | None:
+        with self._data.lock:
+            return self._data.leases.get(name)
 
 
 def _bounds(start_ms: int | None, end_ms: int | None) -> tuple[int, int]:

@@ -57,6 +57,20 @@ class LoggedAlert:
     alert: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """One `watch` process's latest beat (a collector's or a decider's), replaced each beat:
+    what it watches (`detail`: per venue its symbols, newest bar stored, feed, status line)
+    and when it last wrote, in wall ms (hosts' clocks are assumed NTP-synced)."""
+
+    worker: str  # "host:pid", unique while the process lives
+    role: str  # "collector" or "decider"
+    host: str
+    pid: int
+    beat_ms: int
+    detail: dict[str, Any]
+
+
 class Store(Protocol):
     """Persistence behind one interface. Use as a context manager to close it."""
 
@@ -103,6 +117,18 @@ class Store(Protocol):
     def version(self) -> int:
         """A number that grows whenever a write changes stored market data, from any handle:
         equal numbers mean nothing changed in between (cheap to ask every few seconds)."""
+        ...
+
+    def wait_changed(self, version: int, timeout_s: float) -> int:
+        """Block until `version()` differs from `version` (a write from any handle or host),
+        at most `timeout_s`; the version then. PostgreSQL wakes on NOTIFY, SQLite polls."""
+        ...
+
+    def liquidation_sums(
+        self, venue: str, bar_ms: int, since_ms: int
+    ) -> list[tuple[str, int, float, float]]:
+        """(symbol, bar open, long USD, short USD) of the venue's liquidation orders at or
+        after `since_ms`, summed per `bar_ms` bar: the running bars a decider checks."""
         ...
 
     # -- market data: reading --------------------------------------------------------------
@@ -201,6 +227,29 @@ class Store(Protocol):
 
     def alerts(self, after: int = 0, limit: int | None = None) -> list[LoggedAlert]:
         """Logged alerts with `seq` > `after`, oldest first; `limit`: only the newest so many."""
+        ...
+
+    # -- many processes on one store (collectors, deciders) --------------------------------
+
+    def beat(self, heartbeat: Heartbeat) -> None:
+        """Replace the worker's heartbeat row."""
+        ...
+
+    def workers(self) -> list[Heartbeat]:
+        """Every heartbeat stored (the living and the dead: the caller judges by age)."""
+        ...
+
+    def take_lease(self, name: str, holder: str, now_ms: int, ttl_ms: int) -> bool:
+        """Take or renew the lease `name` until `now_ms + ttl_ms`, in one conditional upsert:
+        granted if free, expired (at `now_ms`) or already `holder`'s; else False."""
+        ...
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up at once (a clean stop), if `holder` has it."""
+        ...
+
+    def lease(self, name: str) -> tuple[str, int] | None:
+        """(holder, expires wall ms) of the lease, or None if never taken or released."""
         ...
 
 

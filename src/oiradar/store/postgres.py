@@ -12,11 +12,15 @@ Assumptions (psycopg 3.2+ docs): `Cursor.copy` streams rows in text format (a No
 NULL); `ConnectionPool(open=False)` then `open()`; a pooled connection commits on leaving
 `pool.connection()` and rolls back on an exception. NaN floats are stored as NULL, as
 SQLite stores them (PostgreSQL would keep NaN as a value): the upsert maps them.
+`Connection.notifies(timeout=, stop_after=)` (3.2+) yields the NOTIFYs of a LISTEN
+connection in autocommit mode; a NOTIFY is delivered when its transaction commits.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -31,11 +35,12 @@ from oiradar.store import pg_schema
 from oiradar.store.base import Span, redacted
 from oiradar.store.schema import SCHEMA_VERSION
 from oiradar.store.sql import BUMP_VERSION, SqlStore, dump_json
-from oiradar.store.sql_series import Cursor
+from oiradar.store.sql_series import Cursor, Sql
 
 _K = TypeVar("_K")
 POOL_MAX = 8  # the daemon's store threads plus the dashboard's, with room to spare
 CONNECT_TIMEOUT_S = 10
+LISTEN_CHECK_S = 1.0  # a LISTEN wait re-reads the version at least this often
 
 
 @functools.lru_cache(maxsize=256)
@@ -89,10 +94,13 @@ class PostgresStore(SqlStore):
         )
         self._pool.open()
         self._closed = False
+        self._listen: psycopg.Connection[Any] | None = None
+        self._listen_lock = threading.Lock()
 
     def close(self) -> None:
         self._closed = True
         self._pool.close()
+        self._drop_listener()
 
     # -- connections -----------------------------------------------------------------------
 
@@ -186,8 +194,46 @@ class PostgresStore(SqlStore):
                 with conn.cursor() as cur:
                     cur.executemany(pg_schema.COVERAGE_UPSERT, spans)
             if spans or any(changed.values()):
-                conn.execute(BUMP_VERSION)
+                self._bump(_PgSql(conn))
         return changed
+
+    def _bump(self, db: Sql) -> None:
+        """The version grows and every listener is told at the commit (PostgreSQL delivers a
+        NOTIFY only once its transaction commits, and folds repeats within one)."""
+        db.execute(BUMP_VERSION)
+        db.execute(f"NOTIFY {pg_schema.CHANNEL}")
+
+    def wait_changed(self, version: int, timeout_s: float) -> int:
+        """Sleeps on a LISTEN connection of its own until a commit NOTIFYs (or `timeout_s`),
+        then reads the version. One waiter at a time per handle; a dropped listener is
+        reconnected on the next call (a notification missed meanwhile costs one re-read:
+        the version is compared, not the notifications counted)."""
+        deadline = time.monotonic() + timeout_s
+        with self._listen_lock:
+            while (now := self.version()) == version:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    listener = self._listener()
+                    for _ in listener.notifies(timeout=min(left, LISTEN_CHECK_S), stop_after=1):
+                        pass
+                except psycopg.Error as exc:
+                    self._drop_listener()
+                    raise StoreError(f"store {self.location}: {_reason(exc)}") from None
+        return now
+
+    def _listener(self) -> psycopg.Connection[Any]:
+        if self._listen is None or self._listen.closed:
+            conn = psycopg.connect(self._conninfo, autocommit=True)
+            conn.execute(f"LISTEN {pg_schema.CHANNEL}")
+            self._listen = conn
+        return self._listen
+
+    def _drop_listener(self) -> None:
+        conn, self._listen = getattr(self, "_listen", None), None
+        if conn is not None:
+            conn.close()
 
     def append_alert(self, alert: dict[str, Any]) -> int:
         with self._connection() as conn, conn.transaction():

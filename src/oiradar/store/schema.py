@@ -30,6 +30,14 @@ V1_KINDS = (
     Kind.LIQUIDATION_ORDERS,
 )
 
+WORKERS_TABLE = """CREATE TABLE workers (
+  worker TEXT NOT NULL PRIMARY KEY, role TEXT NOT NULL, host TEXT NOT NULL, pid {int} NOT NULL,
+  beat_ms {int} NOT NULL, detail TEXT NOT NULL
+)"""
+LEASES_TABLE = """CREATE TABLE leases (
+  name TEXT NOT NULL PRIMARY KEY, holder TEXT NOT NULL, expires_ms {int} NOT NULL
+)"""
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # v1: one table per record kind, clustered on its natural key; instruments by venue id.
     (
@@ -64,6 +72,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE meta (key TEXT NOT NULL PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
         "INSERT INTO meta VALUES ('market_version', 0)",
     ),
+    # v5: collectors and deciders on many hosts (`watch --collect-only/--decide-only`): a
+    # heartbeat row per process, and the lease that lets one decider alert at a time.
+    (WORKERS_TABLE.format(int="INTEGER"), LEASES_TABLE.format(int="INTEGER")),
 )
 STATE_VERSION = 4  # the migration that moved the daemon's state into the store
 

@@ -9,6 +9,7 @@ one (`_reading`: a connection, or a pooled one behind an adapter). The write sid
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Any
@@ -18,7 +19,8 @@ from numpy.typing import NDArray
 
 from oiradar.kinds import LAYOUTS, Kind
 from oiradar.records import Candle, MarketSeries
-from oiradar.store.base import Episode, LoggedAlert, RowWrites, WatchState
+from oiradar.store import sql_workers
+from oiradar.store.base import Episode, Heartbeat, LoggedAlert, RowWrites, WatchState
 from oiradar.store.series import UNBOUNDED
 from oiradar.store.sql_series import Sql, read_series
 from oiradar.units import interval_ms, interval_name
@@ -67,6 +69,7 @@ DROP_ORDERS = (
     "c.symbol = liquidation_orders.symbol)"
 )
 BUMP_VERSION = "UPDATE meta SET value = value + 1 WHERE key = 'market_version'"
+POLL_S = 0.01  # how often `wait_changed` asks the version where nothing wakes it (SQLite)
 
 
 class SqlStore(RowWrites):
@@ -79,6 +82,10 @@ class SqlStore(RowWrites):
     def _writing(self) -> AbstractContextManager[Sql]:
         raise NotImplementedError
 
+    def _bump(self, db: Sql) -> None:
+        """Market data changed in this transaction: the version grows (wakes `wait_changed`)."""
+        db.execute(BUMP_VERSION)
+
     def prune(self, before_ms: int, bar_ms: int) -> dict[Kind, int]:
         """Raw rows before the last whole bar of `before_ms` to per-bar values (base.Store)."""
         cutoff = before_ms // bar_ms * bar_ms
@@ -87,7 +94,7 @@ class SqlStore(RowWrites):
             db.execute(ROLL_UP_ORDERS, (bar_ms, interval_name(bar_ms), cutoff, *(bar_ms,) * 3))
             orders = db.execute(DROP_ORDERS, (cutoff,)).rowcount
             if oi or orders:
-                db.execute(BUMP_VERSION)
+                self._bump(db)
         return {Kind.OPEN_INTEREST: max(oi, 0), Kind.LIQUIDATION_ORDERS: max(orders, 0)}
 
     def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
@@ -190,6 +197,40 @@ class SqlStore(RowWrites):
         """The count of writes that changed market data (one row: cheap)."""
         ((value,),) = self._all("SELECT value FROM meta WHERE key = 'market_version'")
         return int(value)
+
+    def wait_changed(self, version: int, timeout_s: float) -> int:
+        """Polls the one-row version every POLL_S (a SQLite read of microseconds: no server
+        to push a change; PostgreSQL overrides this with LISTEN)."""
+        deadline = time.monotonic() + timeout_s
+        while (now := self.version()) == version and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+        return now
+
+    def liquidation_sums(
+        self, venue: str, bar_ms: int, since_ms: int
+    ) -> list[tuple[str, int, float, float]]:
+        with self._reading() as db:
+            return sql_workers.liquidation_sums(db, venue, bar_ms, since_ms)
+
+    def beat(self, heartbeat: Heartbeat) -> None:
+        with self._writing() as db:
+            sql_workers.beat(db, heartbeat)
+
+    def workers(self) -> list[Heartbeat]:
+        with self._reading() as db:
+            return sql_workers.workers(db)
+
+    def take_lease(self, name: str, holder: str, now_ms: int, ttl_ms: int) -> bool:
+        with self._writing() as db:
+            return sql_workers.take_lease(db, name, holder, now_ms, ttl_ms)
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self._writing() as db:
+            sql_workers.release_lease(db, name, holder)
+
+    def lease(self, name: str) -> tuple[str, int] | None:
+        with self._reading() as db:
+            return sql_workers.lease(db, name)
 
     def timestamps(
         self, kind: Kind, venue: str, symbol: str, start_ms: int, end_ms: int

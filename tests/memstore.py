@@ -46,6 +46,7 @@ class _Data:
     state: WatchState | None = None
     alerts: list[LoggedAlert] = field(default_factory=list)
     workers: dict[str, Heartbeat] = field(default_factory=dict)
+    beats: int = 0
     leases: dict[str, tuple[str, int]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     changed: threading.Condition = field(init=False)
@@ -390,25 +391,28 @@ class MemoryStore(RowWrites):
 
     # -- many processes on one store ---------------------------------------------------------
 
-    def wait_changed(self, version: int, timeout_s: float) -> int:
-        with self._data.changed:
-            self._data.changed.wait_for(lambda: self._data.version != version, timeout_s)
-            return self._data.version
+    def changes(self) -> int:
+        return self._data.version + self._data.beats
 
-    def liquidation_sums(
-        self, venue: str, bar_ms: int, since_ms: int
-    ) -> list[tuple[str, int, float, float]]:
-        sums: dict[tuple[str, int], list[float]] = {}
-        for r in self._series(Kind.LIQUIDATION_ORDERS, venue, None):
-            if r["ts_ms"] >= since_ms:
-                acc = sums.setdefault((r["symbol"], r["ts_ms"] - r["ts_ms"] % bar_ms), [0.0, 0.0])
-                acc[0 if r["position_side"] == "LONG" else 1] += r["usd"]
-        return [(s, b, lo, sh) for (s, b), (lo, sh) in sorted(sums.items())]
+    def wait_changed(self, seen: int, timeout_s: float) -> int:
+        with self._data.changed:
+            self._data.changed.wait_for(lambda: self.changes() != seen, timeout_s)
+            return self.changes()
+
+    def liquidation_orders_since(
+        self, venue: str, since_ms: int
+    ) -> list[tuple[str, int, str, float]]:
+        rows = [(r["symbol"], r["ts_ms"], r["position_side"], r["usd"])
+                for r in self._series(Kind.LIQUIDATION_ORDERS, venue, None)
+                if r["ts_ms"] >= since_ms]  # fmt: skip
+        return sorted(rows, key=lambda r: (r[1], r[0]))
 
     def beat(self, heartbeat: Heartbeat) -> None:
         data = self._writable()
         with data.lock:
             data.workers[heartbeat.worker] = copy.deepcopy(heartbeat)
+            data.beats += 1
+            data.changed.notify_all()
 
     def workers(self) -> list[Heartbeat]:
         with self._data.lock:

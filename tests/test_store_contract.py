@@ -399,6 +399,7 @@ def test_heartbeats_are_replaced_per_worker_and_read_from_any_handle(backend: Op
         collector.beat(later)
         assert reader.workers() == [later, Heartbeat("h2:20", "decider", "h2", 20, T0 + 5, {})]
         assert reader.version() == 0  # a heartbeat is not market data
+        assert reader.changes() == 3  # but a decider waiting for news wakes on it
 
 
 def test_one_lease_holder_at_a_time_until_it_expires_or_is_released(backend: Opener) -> None:
@@ -418,9 +419,10 @@ def test_one_lease_holder_at_a_time_until_it_expires_or_is_released(backend: Ope
         assert a.take_lease("decider", "A", T0 + 20_003, 15_000)
 
 
-def test_wait_changed_wakes_on_another_handles_write(backend: Opener) -> None:
+@pytest.mark.parametrize("write", ["market", "heartbeat"])
+def test_wait_changed_wakes_on_another_handles_write(backend: Opener, write: str) -> None:
     with backend() as writer, backend() as waiter:
-        v0 = waiter.version()
+        v0 = waiter.changes()
         assert waiter.wait_changed(v0, 0.05) == v0  # nothing written: back after the timeout
         woke: list[tuple[int, float]] = []
 
@@ -431,30 +433,34 @@ def test_wait_changed_wakes_on_another_handles_write(backend: Opener) -> None:
         thread = threading.Thread(target=wait)
         thread.start()
         time.sleep(0.2)  # the waiter is asleep by now (its wake-up is what is measured)
-        writer.write_records(bars("okx", 1))
+        if write == "market":
+            writer.write_records(bars("okx", 1))
+        else:
+            writer.beat(Heartbeat("h:1", "collector", "h", 1, T0, {}))
         thread.join(10.0)
         assert woke and woke[0][0] > v0
         assert woke[0][1] < 2.0, "woken by the write, not by the timeout"
 
 
-def test_liquidation_sums_per_running_bar(store: Store) -> None:
+def test_liquidation_orders_since_a_time_oldest_first(store: Store) -> None:
     def order(ts: int, side: Side, usd: float, symbol: str = "BTCUSDT") -> Liquidation:
         return Liquidation("okx", symbol, ts, side, usd / 100.0, 100.0, usd)
 
     store.write_records(
         [
-            order(T0 - 1, Side.SHORT, 7.0),  # before `since`: not summed
-            order(T0, Side.SHORT, 10.0),
-            order(T0 + MIN, Side.LONG, 4.0),
             order(T0 + FIVE + 1, Side.SHORT, 2.5),
+            order(T0 - 1, Side.SHORT, 7.0),  # before `since`
+            order(T0 + MIN, Side.LONG, 4.0),
+            order(T0, Side.SHORT, 10.0),
             order(T0 + 2, Side.SHORT, 1.0, "ETHUSDT"),
-            Liquidation("bybit", "BTCUSDT", T0, Side.SHORT, 1.0, 1.0, 1.0),
+            Liquidation("bybit", "BTCUSDT", T0, Side.SHORT, 1.0, 1.0, 1.0),  # another venue
         ]
     )
-    assert store.liquidation_sums("okx", FIVE, T0) == [
-        ("BTCUSDT", T0, 4.0, 10.0),
-        ("BTCUSDT", T0 + FIVE, 0.0, 2.5),
-        ("ETHUSDT", T0, 0.0, 1.0),
+    assert store.liquidation_orders_since("okx", T0) == [
+        ("BTCUSDT", T0, "SHORT", 10.0),
+        ("ETHUSDT", T0 + 2, "SHORT", 1.0),
+        ("BTCUSDT", T0 + MIN, "LONG", 4.0),
+        ("BTCUSDT", T0 + FIVE + 1, "SHORT", 2.5),
     ]
 
 

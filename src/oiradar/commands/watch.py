@@ -142,6 +142,37 @@ def watch(
             "dashboard serves /metrics itself).",
         ),
     ] = None,
+    collect_only: Annotated[
+        bool,
+        typer.Option(
+            "--collect-only",
+            help="Only stream and poll the venues into the store (a shared PostgreSQL), with a "
+            "heartbeat; no alerts. Run any number, each any subset of venues/symbols.",
+        ),
+    ] = False,
+    decide_only: Annotated[
+        bool,
+        typer.Option(
+            "--decide-only",
+            help="Run the engine and alerts from what collectors store, woken by their writes; "
+            "one decider alerts at a time (a lease), others stand by.",
+        ),
+    ] = False,
+    flush: Annotated[
+        str,
+        typer.Option(
+            help="Write what the streams brought to the store this often (one transaction); a "
+            "decider on another host sees it this much later.",
+        ),
+    ] = "1s",
+    lease_ttl: Annotated[
+        str,
+        typer.Option(
+            hidden=True,
+            help="A decider's lease (at most 20s): a stand-by takes over this long after the "
+            "leader died (tests shorten it).",
+        ),
+    ] = "15s",
     db: DbOption = None,
 ) -> None:
     """Watch the market in real time and alert on short covering and short squeezes.
@@ -157,18 +188,24 @@ def watch(
     Stop with Ctrl-C or SIGTERM: everything in memory is written first. `oiradar status`
     shows what a running daemon is doing.
 
+    Across hosts: collectors (`--collect-only`) write a shared store and deciders
+    (`--decide-only`) read it (docs/scaling.md).
+
     Example: oiradar watch --top 50 --config ~/.config/oiradar/config.toml
     """
     from oiradar.config import load
     from oiradar.services.retention import PruneRequest
     from oiradar.services.retention import check as check_retention
-    from oiradar.services.watch import WatchRequest
+    from oiradar.services.watch import Role, WatchRequest
     from oiradar.services.watch import run as run_watch
     from oiradar.venues.registry import parse_venues
     from oiradar.web.app import ServeConfig
     from oiradar.web.server import check_binding, serving, serving_metrics
 
     _logging(log_level, log_format)
+    if collect_only and decide_only:
+        raise UserError("--collect-only and --decide-only exclude each other: run two processes")
+    role = Role.COLLECT if collect_only else Role.DECIDE if decide_only else Role.ALL
     if serve:
         check_binding(host, token)
         if metrics_port is not None:
@@ -190,7 +227,14 @@ def watch(
         endpoint=endpoint,
         limit_scale=limit_scale,
         retain_ms=None if retain is None else interval_ms(retain),
+        role=role,
+        flush_s=_duration_ms(flush, "--flush") / 1000,
+        lease_ttl_ms=_duration_ms(lease_ttl, "--lease-ttl"),
     )
+    if not req.flush_s > 0:
+        raise UserError(f"--flush {flush!r}: must be more than 0")
+    if not 0 < req.lease_ttl_ms <= 20_000:
+        raise UserError(f"--lease-ttl {lease_ttl!r}: at most 20s")
     if req.retain_ms is not None:
         check_retention(PruneRequest(req.retain_ms, req.bar_ms))
     dashboard = ServeConfig(store_url(db), host, port, token, params=params) if serve else None

@@ -119,16 +119,22 @@ class Store(Protocol):
         equal numbers mean nothing changed in between (cheap to ask every few seconds)."""
         ...
 
-    def wait_changed(self, version: int, timeout_s: float) -> int:
-        """Block until `version()` differs from `version` (a write from any handle or host),
-        at most `timeout_s`; the version then. PostgreSQL wakes on NOTIFY, SQLite polls."""
+    def changes(self) -> int:
+        """Like `version`, growing with heartbeats (`beat`) too: what a decider waits on."""
         ...
 
-    def liquidation_sums(
-        self, venue: str, bar_ms: int, since_ms: int
-    ) -> list[tuple[str, int, float, float]]:
-        """(symbol, bar open, long USD, short USD) of the venue's liquidation orders at or
-        after `since_ms`, summed per `bar_ms` bar: the running bars a decider checks."""
+    def wait_changed(self, seen: int, timeout_s: float) -> int:
+        """Block until `changes()` differs from `seen` (a write or a heartbeat from any handle
+        or host), at most `timeout_s`; `changes()` then. PostgreSQL wakes on NOTIFY, SQLite
+        polls."""
+        ...
+
+    def liquidation_orders_since(
+        self, venue: str, since_ms: int
+    ) -> list[tuple[str, int, str, float]]:
+        """(symbol, ts, position side "LONG"/"SHORT", USD) of the venue's liquidation orders
+        at or after `since_ms`, oldest first: the running bars a decider replays against the
+        squeeze rule, order by order as the streams delivered them."""
         ...
 
     # -- market data: reading --------------------------------------------------------------

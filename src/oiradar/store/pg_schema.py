@@ -17,6 +17,7 @@ from __future__ import annotations
 from oiradar.kinds import LAYOUTS, Kind
 from oiradar.store.rows import on_conflict
 from oiradar.store.schema import (
+    ADD_WORKERS_VERSION,
     LEASES_TABLE,
     SCHEMA_VERSION,
     V1_KINDS,
@@ -28,7 +29,7 @@ from oiradar.store.schema import (
 PG_TYPES = {"int": "BIGINT", "float": "DOUBLE PRECISION", "str": 'TEXT COLLATE "C"'}
 _BINARY = {"int": "int8", "float": "float8", "str": "text"}
 MIGRATION_LOCK = 0x6F69_7261_6461_72  # "oiradar": one advisory lock id for every host
-CHANNEL = "oiradar_market"  # NOTIFY'd by every commit that changed market data
+CHANNEL = "oiradar_changes"  # NOTIFY'd by every commit that changed market data or a heartbeat
 
 
 def _table(kind: Kind) -> str:
@@ -66,7 +67,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE meta (key TEXT NOT NULL PRIMARY KEY, value BIGINT NOT NULL)",
         "INSERT INTO meta VALUES ('market_version', 0)",
     ),
-    (WORKERS_TABLE.format(int="BIGINT"), LEASES_TABLE.format(int="BIGINT")),
+    (WORKERS_TABLE.format(int="BIGINT"), LEASES_TABLE.format(int="BIGINT"), ADD_WORKERS_VERSION),
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION, "a SQLite migration lacks its PostgreSQL twin"
 

@@ -34,7 +34,7 @@ from oiradar.kinds import Kind
 from oiradar.store import pg_schema
 from oiradar.store.base import Span, redacted
 from oiradar.store.schema import SCHEMA_VERSION
-from oiradar.store.sql import BUMP_VERSION, SqlStore, dump_json
+from oiradar.store.sql import SqlStore, dump_json
 from oiradar.store.sql_series import Cursor, Sql
 
 _K = TypeVar("_K")
@@ -197,20 +197,19 @@ class PostgresStore(SqlStore):
                 self._bump(_PgSql(conn))
         return changed
 
-    def _bump(self, db: Sql) -> None:
-        """The version grows and every listener is told at the commit (PostgreSQL delivers a
-        NOTIFY only once its transaction commits, and folds repeats within one)."""
-        db.execute(BUMP_VERSION)
+    def _notify(self, db: Sql) -> None:
+        """Every listener is told at the commit (PostgreSQL delivers a NOTIFY only once its
+        transaction commits, and folds repeats within one)."""
         db.execute(f"NOTIFY {pg_schema.CHANNEL}")
 
-    def wait_changed(self, version: int, timeout_s: float) -> int:
+    def wait_changed(self, seen: int, timeout_s: float) -> int:
         """Sleeps on a LISTEN connection of its own until a commit NOTIFYs (or `timeout_s`),
         then reads the version. One waiter at a time per handle; a dropped listener is
         reconnected on the next call (a notification missed meanwhile costs one re-read:
-        the version is compared, not the notifications counted)."""
+        the count is compared, not the notifications counted)."""
         deadline = time.monotonic() + timeout_s
         with self._listen_lock:
-            while (now := self.version()) == version:
+            while (now := self.changes()) == seen:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break

@@ -38,6 +38,10 @@ LEASES_TABLE = """CREATE TABLE leases (
   name TEXT NOT NULL PRIMARY KEY, holder TEXT NOT NULL, expires_ms {int} NOT NULL
 )"""
 
+# Grows with every heartbeat, as market_version with every market-data change: a decider
+# waits on their sum (`Store.changes`), the dashboard's caches only on the market's.
+ADD_WORKERS_VERSION = "INSERT INTO meta VALUES ('workers_version', 0)"
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # v1: one table per record kind, clustered on its natural key; instruments by venue id.
     (
@@ -74,7 +78,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # v5: collectors and deciders on many hosts (`watch --collect-only/--decide-only`): a
     # heartbeat row per process, and the lease that lets one decider alert at a time.
-    (WORKERS_TABLE.format(int="INTEGER"), LEASES_TABLE.format(int="INTEGER")),
+    (WORKERS_TABLE.format(int="INTEGER"), LEASES_TABLE.format(int="INTEGER"), ADD_WORKERS_VERSION),
 )
 STATE_VERSION = 4  # the migration that moved the daemon's state into the store
 

@@ -85,6 +85,7 @@ class SqlStore(RowWrites):
     def _bump(self, db: Sql) -> None:
         """Market data changed in this transaction: the version grows (wakes `wait_changed`)."""
         db.execute(BUMP_VERSION)
+        self._notify(db)
 
     def prune(self, before_ms: int, bar_ms: int) -> dict[Kind, int]:
         """Raw rows before the last whole bar of `before_ms` to per-bar values (base.Store)."""
@@ -198,23 +199,31 @@ class SqlStore(RowWrites):
         ((value,),) = self._all("SELECT value FROM meta WHERE key = 'market_version'")
         return int(value)
 
-    def wait_changed(self, version: int, timeout_s: float) -> int:
-        """Polls the one-row version every POLL_S (a SQLite read of microseconds: no server
-        to push a change; PostgreSQL overrides this with LISTEN)."""
+    def changes(self) -> int:
+        with self._reading() as db:
+            return sql_workers.changes(db)
+
+    def wait_changed(self, seen: int, timeout_s: float) -> int:
+        """Polls the two-row count every POLL_S (a SQLite read of microseconds: no server to
+        push a change; PostgreSQL overrides this with LISTEN)."""
         deadline = time.monotonic() + timeout_s
-        while (now := self.version()) == version and time.monotonic() < deadline:
+        while (now := self.changes()) == seen and time.monotonic() < deadline:
             time.sleep(POLL_S)
         return now
 
-    def liquidation_sums(
-        self, venue: str, bar_ms: int, since_ms: int
-    ) -> list[tuple[str, int, float, float]]:
+    def liquidation_orders_since(
+        self, venue: str, since_ms: int
+    ) -> list[tuple[str, int, str, float]]:
         with self._reading() as db:
-            return sql_workers.liquidation_sums(db, venue, bar_ms, since_ms)
+            return sql_workers.liquidation_orders_since(db, venue, since_ms)
 
     def beat(self, heartbeat: Heartbeat) -> None:
         with self._writing() as db:
             sql_workers.beat(db, heartbeat)
+            self._notify(db)
+
+    def _notify(self, db: Sql) -> None:
+        """Waiters on another host are woken (PostgreSQL's NOTIFY; SQLite's poll needs none)."""
 
     def workers(self) -> list[Heartbeat]:
         with self._reading() as db:

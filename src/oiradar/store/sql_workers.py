@@ -1,5 +1,5 @@
 """What the SQL backends share for many processes on one store: heartbeats, the lease, and
-the running bars' liquidation sums a decider reads, each query spelled once with `?` marks.
+the running bars' liquidation orders a decider reads, each query spelled once with `?` marks.
 
 The lease is one conditional upsert (SQLite 3.24+ and PostgreSQL 9.5+ both run `INSERT …
 ON CONFLICT … DO UPDATE … WHERE`): the row changes only if it is free, expired or already the
@@ -24,18 +24,24 @@ TAKE_LEASE = (
     "UPDATE SET holder = excluded.holder, expires_ms = excluded.expires_ms "
     "WHERE leases.holder = excluded.holder OR leases.expires_ms < ?"
 )
-SUMS = (
-    "SELECT symbol, ts_ms - ts_ms % ? AS bar_ts, "
-    "SUM(CASE position_side WHEN 'LONG' THEN usd ELSE 0 END), "
-    "SUM(CASE position_side WHEN 'SHORT' THEN usd ELSE 0 END) "
-    "FROM liquidation_orders WHERE venue = ? AND ts_ms >= ? GROUP BY symbol, bar_ts "
-    "ORDER BY symbol, bar_ts"
+ORDERS_SINCE = (
+    "SELECT symbol, ts_ms, position_side, usd FROM liquidation_orders "
+    "WHERE venue = ? AND ts_ms >= ? ORDER BY ts_ms, symbol"
 )
+
+
+BUMP_WORKERS = "UPDATE meta SET value = value + 1 WHERE key = 'workers_version'"
+CHANGES = "SELECT SUM(value) FROM meta WHERE key IN ('market_version', 'workers_version')"
 
 
 def beat(db: Sql, hb: Heartbeat) -> None:
     detail = json.dumps(hb.detail, separators=(",", ":"))
     db.execute(BEAT, (hb.worker, hb.role, hb.host, hb.pid, hb.beat_ms, detail))
+    db.execute(BUMP_WORKERS)
+
+
+def changes(db: Sql) -> int:
+    return int(db.execute(CHANGES).fetchone()[0])
 
 
 def workers(db: Sql) -> list[Heartbeat]:
@@ -61,8 +67,8 @@ def lease(db: Sql, name: str) -> tuple[str, int] | None:
     return None if row is None else (str(row[0]), int(row[1]))
 
 
-def liquidation_sums(
-    db: Sql, venue: str, bar_ms: int, since_ms: int
-) -> list[tuple[str, int, float, float]]:
-    rows = db.execute(SUMS, (bar_ms, venue, since_ms)).fetchall()
-    return [(str(s), int(b), float(lo or 0.0), float(sh or 0.0)) for s, b, lo, sh in rows]
+def liquidation_orders_since(
+    db: Sql, venue: str, since_ms: int
+) -> list[tuple[str, int, str, float]]:
+    rows = db.execute(ORDERS_SINCE, (venue, since_ms)).fetchall()
+    return [(str(s), int(t), str(side), float(usd or 0.0)) for s, t, side, usd in rows]

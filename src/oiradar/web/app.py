@@ -25,6 +25,7 @@ from oiradar.clock import WallClock
 from oiradar.errors import OiradarError
 from oiradar.services.dashboard import Board, symbol_chart, symbol_events
 from oiradar.services.watch.state import checked
+from oiradar.services.watch.workers import with_workers
 from oiradar.signals.params import EngineParams
 from oiradar.store import Store, location_of
 from oiradar.venues.registry import ALL_VENUES
@@ -140,14 +141,16 @@ async def alerts(request: web.Request) -> web.Response:
 
 async def status(request: web.Request) -> web.Response:
     hub = request.app[HUB]
-    state = await hub.reader.run(lambda s: s.watch_state())
+    state, beats = await hub.reader.run(lambda s: (s.watch_state(), s.workers()))
+    now = WallClock().now_ms()
     data: dict[str, Any] = {"state": "not running"}
     if state is not None:
-        data = checked(state.status, WallClock().now_ms())
+        data = checked(state.status, now)
+    data = with_workers(data, beats, now)
     # Only what the page shows: no paths, pids or error texts from the daemon.
     keep = ("state", "started", "updated")
     venues = [
-        {k: v.get(k) for k in ("venue", "stream", "msg_per_s", "last_bar", "liquidations")}
+        {k: v.get(k) for k in ("venue", "stream", "msg_per_s", "last_bar", "liquidations", "stale")}
         for v in data.get("venues", [])
     ]
     return web.json_response({**{k: data.get(k) for k in keep}, "venues": venues})

@@ -7,10 +7,12 @@ from oiradar.services.watch.daemon import Watch, WatchRequest
 from oiradar.services.watch.decide import Decider, Phase
 from oiradar.services.watch.run import run
 from oiradar.services.watch.state import engine_params, read_status
+from oiradar.services.watch.workers import Role
 
 __all__ = [
     "Decider",
     "Phase",
+    "Role",
     "Watch",
     "WatchRequest",
     "engine_params",

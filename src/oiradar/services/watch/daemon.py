@@ -30,6 +30,7 @@ from oiradar.services.watch.decide import Decider, Phase
 from oiradar.services.watch.ingest import Ingest
 from oiradar.services.watch.state import engine_settings, rss_bytes
 from oiradar.services.watch.venue import VenueWatch
+from oiradar.services.watch.workers import Role
 from oiradar.signals.params import EngineParams
 from oiradar.signals.regimes import Regime
 from oiradar.store import Episode, Store, WatchState
@@ -55,6 +56,8 @@ class WatchRequest:
     endpoint: str | None = None  # every venue's requests go here (a simulator); None: the venues
     limit_scale: float = 1.0  # divide every rate-limit window by this (a simulator at N x)
     retain_ms: int | None = None  # raw OI/orders older than this become per-bar (retention)
+    role: Role = Role.ALL  # or a collector / decider of a split deployment (docs/scaling.md)
+    lease_ttl_ms: int = 15_000  # a decider's lease (services.lease); renewed every fifth
 
 
 @dataclass(slots=True)

@@ -2,9 +2,10 @@
 
 Clients and streams for the venues asked (at `req.endpoint`), the sinks of the config (the
 console when it names none), the gate and the retries of its `[alerts]`, and SIGINT/SIGTERM
-to stop unless the caller brings its own `stop` event. `beside` runs for the daemon's
-lifetime (the dashboard of `watch --serve`): entered before the venues start, left after
-they stop; what it yields (a URL) is logged.
+to stop unless the caller brings its own `stop` event. `req.role` picks the daemon: all in
+one (`Watch`), a collector (`collect.Collector`) or a decider (`deciding.DecideOnly`, no
+venue clients). `beside` runs for the daemon's lifetime (the dashboard of `watch --serve`):
+entered before the venues start, left after they stop; what it yields (a URL) is logged.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from oiradar.config import Config, SinkConfig, SinkType
 from oiradar.lifecycle import stop_on_signals
 from oiradar.services.alerts import Gate, build_sink
 from oiradar.services.clients import venue_clients
+from oiradar.services.watch.collect import Collector
 from oiradar.services.watch.daemon import Watch, WatchRequest
+from oiradar.services.watch.deciding import DecideOnly
+from oiradar.services.watch.workers import Role
 from oiradar.store import Store
 from oiradar.venues.registry import stream
 
@@ -39,19 +43,23 @@ async def run(
     stored before it returns the stopped daemon (its `status()` says what it did)."""
     cfg = config or Config()
     alerts = cfg.alerts
+    sinks = [build_sink(s) for s in cfg.sinks or (CONSOLE,)]
+    gate = Gate(alerts.cooldown_s, alerts.min_confidence, alerts.regimes)
+    retry = {"max_attempts": alerts.max_attempts, "backoff_s": alerts.backoff_s}
+    deciding = req.role is Role.DECIDE  # reads the store: no venue clients
     async with (
         _stopping(stop) as until,
-        venue_clients(req.venues, req.endpoint, limit_scale=req.limit_scale) as clients,
+        venue_clients(
+            () if deciding else req.venues, req.endpoint, limit_scale=req.limit_scale
+        ) as clients,
     ):
-        daemon = Watch(
-            req,
-            store,
-            clients,
-            [stream(v, req.endpoint) for v in req.venues],
-            [build_sink(s) for s in cfg.sinks or (CONSOLE,)],
-            Gate(alerts.cooldown_s, alerts.min_confidence, alerts.regimes),
-            dispatcher_kw={"max_attempts": alerts.max_attempts, "backoff_s": alerts.backoff_s},
-        )
+        daemon: Watch
+        if deciding:
+            daemon = DecideOnly(req, store, sinks, gate, dispatcher_kw=retry)
+        else:
+            kind = Collector if req.role is Role.COLLECT else Watch
+            streams = [stream(v, req.endpoint) for v in req.venues]
+            daemon = kind(req, store, clients, streams, sinks, gate, dispatcher_kw=retry)
         if beside is None:
             await daemon.run(until)
         else:

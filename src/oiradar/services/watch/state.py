@@ -10,6 +10,7 @@ from typing import Any
 
 from oiradar.clock import Clock, WallClock
 from oiradar.errors import UserError
+from oiradar.services.watch.workers import with_workers
 from oiradar.signals.params import EngineParams, Evidence
 from oiradar.store import Store
 from oiradar.units import parse_time
@@ -55,13 +56,16 @@ def engine_params(store: Store) -> EngineParams:
 
 
 def read_status(store: Store, clock: Clock | None = None) -> dict[str, Any]:
-    """What the daemon on `store` published last (`oiradar status`), checked for life."""
-    state = store.watch_state()
-    if state is None:
+    """What the daemon on `store` published last (`oiradar status`), checked for life, with
+    the collectors' and deciders' heartbeats (a venue whose collectors stopped is stale)."""
+    state, beats = store.watch_state(), store.workers()
+    if state is None and not beats:
         raise UserError(
             f"no watch status in {store.location}: is `oiradar watch` running on this store?"
         )
-    return checked(state.status, (clock or WallClock()).now_ms())
+    now = (clock or WallClock()).now_ms()
+    status = checked(state.status, now) if state is not None else {"state": "no decider"}
+    return with_workers(status, beats, now)
 
 
 def checked(status: dict[str, Any], now_ms: int) -> dict[str, Any]:

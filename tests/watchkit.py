@@ -72,16 +72,17 @@ async def run_daemon(
     *,
     wall_limit_s: float = 120.0,
     probe: Callable[[Watch], None] | None = None,
+    kind: type[Watch] = Watch,
 ) -> None:
     """One daemon on `run`'s simulator and store until the sim clock passes `until_ms`, then
-    stopped the way SIGTERM stops it. Its limiters are scaled like the simulator's
-    (`watch --limit-scale`, as the README's replay recipe gives both)."""
+    stopped the way SIGTERM stops it (`kind`: a `Collector` too). Its limiters are scaled
+    like the simulator's (`watch --limit-scale`, as the README's replay recipe gives both)."""
     sim = run.sim
     hook = SinkConfig(SinkType.WEBHOOK, "hook", url=Secret(run.hook))
     clients = [client(v, sim.url, limit_scale=sim.ctx.limits.scale) for v in req.venues]
     streams = [stream(v, sim.url) for v in req.venues]
     with open_store(run.db) as store:
-        daemon = Watch(req, store, clients, streams, [build_sink(hook)], Gate(cooldown_s=900))
+        daemon = kind(req, store, clients, streams, [build_sink(hook)], Gate(cooldown_s=900))
         if probe is not None:
             probe(daemon)
         stop = asyncio.Event()

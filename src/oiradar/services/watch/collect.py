@@ -37,6 +37,7 @@ CATCH_UP_MS = 7 * DAY_MS  # the longest gap a restarted collector fills before s
 class Collector(Watch):
     _stored: dict[str, int | None]
     _firsts: dict[str, int]
+    _refilled = 0  # rows dropped over the ingest's bound that a catch-up has refetched
     _last_write_ms: int | None = None
 
     def _emit(self, alert: Alert) -> None:
@@ -46,8 +47,13 @@ class Collector(Watch):
         """A collector back after a stop longer than the warm-up fills its gap first: from
         each symbol's newest stored bar (at most CATCH_UP_MS back), as REST still serves it."""
         vw = await super()._start_venue(client, stream)
-        if vw is None:
-            return None
+        if vw is not None:
+            await self._catch_up(vw)
+        return vw
+
+    async def _catch_up(self, vw: VenueWatch, since_ms: int | None = None) -> None:
+        """Every bar the store lacks from each symbol's newest stored one (or `since_ms`:
+        where rows were dropped) up to the last closed one."""
         now, bar = vw.now_ms(), self.req.bar_ms
         last_closed = now - now % bar - bar
 
@@ -55,10 +61,11 @@ class Collector(Watch):
             return {s: store.last_ts(Kind.CANDLES, vw.venue, s, None, None) for s in vw.symbols}
 
         firsts = {
-            sym: max(last + bar, last_closed - CATCH_UP_MS)
+            sym: max(last + bar if since_ms is None else since_ms - since_ms % bar,
+                     last_closed - CATCH_UP_MS)
             for sym, last in (await self.reads.run(newest)).items()
-            if last is not None and last < last_closed
-        }
+            if last is not None and (last < last_closed or since_ms is not None)
+        }  # fmt: skip
         if firsts:
             try:
                 await vw.gaps.fill(firsts, last_closed, vw._each)
@@ -66,7 +73,6 @@ class Collector(Watch):
                 log.warning("venue=%s event=catch_up_failed error=%s", vw.venue, exc)
             filled = vw.gaps.take_filled()
             log.info("venue=%s event=caught_up bars=%d", vw.venue, len(filled))
-        return vw
 
     async def _resume(self) -> None:
         self._stored, self._firsts = {}, {}
@@ -84,6 +90,11 @@ class Collector(Watch):
         failures = self.ingest.stats.failures
         await self.ingest.flush_async()
         if self.ingest.stats.failures == failures:
+            if self.ingest.stats.dropped > self._refilled:  # the store was down too long
+                self._refilled = self.ingest.stats.dropped
+                for vw in self.venues:
+                    await self._catch_up(vw, self.ingest.stats.dropped_from_ms)
+                await self.ingest.flush_async()
             self._stored = marks
             for venue, mark in marks.items():
                 if mark is not None:  # the first close after the warm-up: one bar on

@@ -6,8 +6,9 @@ read the store meanwhile (WAL). The daemon's flushes run on a writer thread (`st
 batch of thousands of rows takes tens of milliseconds, and the event loop is where
 liquidation bursts wait to be checked. The daemon's other writes (its state, the alert log)
 go through the same thread, one at a time with the flushes. A failed write keeps the batch
-for the next attempt, so a locked or full disk delays data but does not drop it while
-memory lasts.
+for the next attempt, so a locked or full disk (or a database restarting) delays data but
+does not drop it, up to `max_pending` rows: past that the oldest rows a venue serves again
+are dropped (counted, logged) and liquidation orders kept.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 Record = OISample | Candle | FundingSample | Liquidation
 Span = tuple[str, str, int, int]  # venue, symbol, start ms, end ms
 T = TypeVar("T")
+MAX_PENDING = 2_000_000  # rows kept in memory while the store is down (~0.5 GB)
 
 
 @dataclass(slots=True)
@@ -37,6 +39,8 @@ class IngestStats:
     rows: int = 0  # rows handed to the store (duplicates included)
     flushes: int = 0
     failures: int = 0
+    dropped: int = 0  # rows over `max_pending` while the store was down (REST serves them)
+    dropped_from_ms: int | None = None  # the oldest of them
     last_flush_s: float = 0.0  # wall seconds the last flush took
     flush_s: float = 0.0  # wall seconds all flushes took (/ flushes: the mean write latency)
     pending: int = 0
@@ -45,8 +49,15 @@ class IngestStats:
 class Ingest:
     """The daemon's single writer. `add` never blocks; `flush` writes what is waiting."""
 
-    def __init__(self, store: Store, flush_s: float = 1.0, max_rows: int = 20_000) -> None:
+    def __init__(
+        self,
+        store: Store,
+        flush_s: float = 1.0,
+        max_rows: int = 20_000,
+        max_pending: int = MAX_PENDING,
+    ) -> None:
         self.store, self.flush_s, self.max_rows = store, flush_s, max_rows
+        self.max_pending = max_pending
         self._records: list[Record] = []
         self._spans: list[Span] = []
         self._wake = asyncio.Event()
@@ -148,7 +159,28 @@ class Ingest:
         self._records = records + self._records
         self._spans = spans + self._spans
         self.stats.failures += 1
+        self._bound()
         log.error("event=store_write_failed rows=%d error=%s", len(records), exc)
+
+    def _bound(self) -> None:
+        """Past `max_pending` rows kept for a store that is down, the oldest rows a venue
+        serves again (candles, OI, funding: `collect` fills them back from REST) go; the
+        liquidation orders, which no venue serves twice, stay."""
+        over = len(self._records) - self.max_pending
+        if over <= 0:
+            return
+        kept: list[Record] = []
+        for rec in self._records:
+            if over > 0 and not isinstance(rec, Liquidation):
+                over -= 1
+                self.stats.dropped += 1
+                oldest = self.stats.dropped_from_ms
+                self.stats.dropped_from_ms = min(rec.ts_ms, oldest or rec.ts_ms)
+            else:
+                kept.append(rec)
+        self._records = kept
+        log.error("event=ingest_over_bound kept=%d dropped_total=%d", len(kept),
+                  self.stats.dropped)  # fmt: skip
 
     def _written(self, rows: int, started: float) -> None:
         self.stats.rows += rows

@@ -1,0 +1,146 @@
+"""The parts of a split deployment (docs/scaling.md) one at a time: the ingest's bound while
+the store is down, how heartbeats make a venue stale, the CLI's refusals, a collector and a
+decider on one SQLite file (the decider polls), and a PostgreSQL restart under a collector."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import psycopg
+
+from oiradar.kinds import Kind
+from oiradar.records import Candle, Liquidation, Side
+from oiradar.services.alerts import Gate
+from oiradar.services.watch import WatchRequest
+from oiradar.services.watch.collect import Collector
+from oiradar.services.watch.deciding import DecideOnly
+from oiradar.services.watch.ingest import Ingest
+from oiradar.services.watch.workers import STALE_AFTER_MS, venue_views, with_workers
+from oiradar.signals.params import EngineParams
+from oiradar.store import Heartbeat, open_store
+from oiradar.units import MINUTE_MS, parse_time
+from oiradar.venues.registry import client
+from tests.conftest import run_cli
+from tests.pgkit import PgServer
+from tests.watchkit import Run, run_daemon, simulated
+
+T0 = 1_780_000_200_000
+FIVE = 5 * MINUTE_MS
+SPEED = 300.0
+
+
+def test_the_ingest_keeps_liquidations_and_drops_the_oldest_servable_rows_past_its_bound(
+    tmp_path: Path,
+) -> None:
+    store = open_store(tmp_path / "s.sqlite")
+    store.close()  # every write now fails, as against a database that is down
+    ingest = Ingest(store, max_pending=4)
+    liqs = [Liquidation("okx", "BTCUSDT", T0 + i, Side.SHORT, 1.0, 100.0, 100.0) for i in range(3)]
+    bars = [Candle("okx", "BTCUSDT", FIVE, T0 + i * FIVE, 1, 1, 1, 1, 1, 1) for i in range(4)]
+    ingest.extend([bars[0], liqs[0], bars[1], liqs[1], bars[2], liqs[2], bars[3]])
+    assert ingest.flush() == 0
+    assert ingest.stats.dropped == 3 and ingest.stats.dropped_from_ms == T0
+    assert ingest._records == [*liqs, bars[3]]  # every order kept; the newest bar too
+
+
+def _beat(worker: str, age_ms: int, venues: dict[str, object], now: int) -> Heartbeat:
+    return Heartbeat(worker, "collector", "h", 1, now - age_ms, {"state": "running",
+                     "venues": venues})  # fmt: skip
+
+
+def test_a_venue_whose_collectors_stopped_beating_is_stale_never_stepped() -> None:
+    now = T0 + 3_600_000
+    okx = {"okx": {"symbols": ["BTCUSDT"], "last_bar_ms": T0, "feed": "complete"}}
+    bybit = {"bybit": {"symbols": ["BTCUSDT", "ETHUSDT"], "last_bar_ms": T0 - FIVE}}
+    beats = [_beat("a:1", 1_000, okx, now), _beat("b:2", STALE_AFTER_MS + 1, bybit, now)]
+    views = venue_views(beats, now)
+    assert views["okx"].marks == {"BTCUSDT": T0} and not views["okx"].stale
+    assert views["bybit"].marks == {} and views["bybit"].stale == {"BTCUSDT", "ETHUSDT"}
+    # A second collector takes ETHUSDT over: only BTCUSDT stays unknown.
+    beats.append(_beat("c:3", 0, {"bybit": {"symbols": ["ETHUSDT"], "last_bar_ms": T0}}, now))
+    assert venue_views(beats, now)["bybit"].stale == {"BTCUSDT"}
+    status = with_workers({"state": "running", "venues": [{"venue": "okx"}]}, beats[:2], now)
+    lines = {v["venue"]: v for v in status["venues"]}
+    assert lines["bybit"]["stream"] == "stale" and "stale" not in lines["okx"]
+    assert [w["stale"] for w in status["workers"]] == [False, True]
+
+
+def test_the_split_flags_refuse_each_other_and_a_long_lease(tmp_path: Path) -> None:
+    db = str(tmp_path / "s.sqlite")
+    res = run_cli("--db", db, "watch", "--collect-only", "--decide-only")
+    assert res.code == 2 and "exclude each other" in res.err
+    res = run_cli("--db", db, "watch", "--decide-only", "--lease-ttl", "30s")
+    assert res.code == 2 and "at most 20s" in res.err and "Traceback" not in res.err
+
+
+def test_a_collector_and_a_decider_on_sqlite_alert_as_one_process(tmp_path: Path) -> None:
+    """The README's replay: one process, then a collector and a decider on another file (the
+    decider polls SQLite's change count); the same alerts, at the same times."""
+    params = EngineParams(min_history_ms=30 * MINUTE_MS)
+    venues = ("binance", "bybit")
+    req = WatchRequest(venues, ("ADAUSDT",), None, params, settle_ms=60_000, flush_s=0.02)
+    start, end = parse_time("2026-05-28T13:50Z"), parse_time("2026-05-28T14:50Z")
+
+    async def one() -> Run:
+        async with simulated(tmp_path / "one.sqlite", speed=SPEED, limit_scale=SPEED,
+                             start_ms=start) as run:  # fmt: skip
+            await run_daemon(run, req, end)
+        return run
+
+    async def split() -> tuple[Run, DecideOnly]:
+        db = tmp_path / "split.sqlite"
+        async with simulated(db, speed=SPEED, limit_scale=SPEED, start_ms=start) as run:
+            with open_store(db) as store:
+                from oiradar.config import Secret, SinkConfig, SinkType
+                from oiradar.services.alerts import build_sink
+
+                hook = build_sink(SinkConfig(SinkType.WEBHOOK, "hook", url=Secret(run.hook)))
+                decider = DecideOnly(req, store, [hook], Gate(cooldown_s=900))
+                stop = asyncio.Event()
+                deciding = asyncio.create_task(decider.run(stop))
+                await run_daemon(run, req, end + 2 * FIVE, kind=Collector)
+                stop.set()
+                await deciding
+        return run, decider
+
+    single = asyncio.run(one())
+    run, decider = asyncio.run(split())
+    want = [(a["kind"], a["ts_ms"]) for a in single.alerts()]
+    got = [(a["kind"], a["ts_ms"]) for a in run.alerts() if a["ts_ms"] <= end]
+    assert [k for k, _ in want] == ["new", "escalation"]
+    assert got == want
+    assert decider.leading and [v["venue"] for v in decider.status()["venues"]] == list(venues)
+
+
+def test_a_database_restart_under_a_collector_loses_no_bar(
+    pg_server: PgServer, pg_url: str
+) -> None:
+    """The server restarts (every connection cut) under a collector: its writes wait for the
+    pool to reconnect (up to 30 s; longer, they fail and the ingest keeps them up to its
+    bound, above), every bar the venue serves is stored, nothing is left pending, and its
+    heartbeat row is back."""
+    symbols = ("BTCUSDT", "ETHUSDT")
+    req = WatchRequest(("okx",), symbols, None, EngineParams(), settle_ms=60_000)
+    start = parse_time("2026-05-28T16:00Z")
+
+    async def go() -> tuple[Run, dict[str, list[int]], int]:
+        async with simulated(pg_url, speed=300.0, limit_scale=300.0, start_ms=start) as run:
+            task = asyncio.create_task(run_daemon(run, req, start + 50 * MINUTE_MS, kind=Collector))
+            while run.sim.ctx.now_ms() < start + 20 * MINUTE_MS:
+                await asyncio.sleep(0.05)
+            await asyncio.to_thread(pg_server.restart)
+            await task
+            last = int(parse_time(str(run.status["venues"][0]["last_bar"])))
+            async with client("okx", run.sim.url) as c:
+                truth = {s: [k.ts_ms for k in await c.klines(s, FIVE, start, last)
+                             if k.ts_ms <= last] for s in symbols}  # fmt: skip
+        return run, truth, last
+
+    run, truth, last = asyncio.run(go())
+    assert run.status["store"]["pending"] == 0
+    with open_store(pg_url, readonly=True) as s, psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM workers").fetchone() == (1,)
+        for sym, want in truth.items():
+            got = s.timestamps(Kind.CANDLES, "okx", sym, start, last).tolist()
+            assert got == want and len(want) >= 9, sym

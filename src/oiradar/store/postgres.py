@@ -40,7 +40,7 @@ from oiradar.store.sql_series import Cursor, Sql
 _K = TypeVar("_K")
 POOL_MAX = 8  # the daemon's store threads plus the dashboard's, with room to spare
 CONNECT_TIMEOUT_S = 10
-LISTEN_CHECK_S = 1.0  # a LISTEN wait re-reads the version at least this often
+LISTEN_CHECK_S = 0.1  # a LISTEN wait re-reads the count at least this often (a lost NOTIFY)
 
 
 @functools.lru_cache(maxsize=256)

@@ -111,7 +111,8 @@ def run(url: str, n_symbols: int, bursts: int) -> dict[str, Any]:
         thread = threading.Thread(target=loop.run_until_complete, args=(decider.run(stop),))
         thread.start()
         deadline = time.monotonic() + 60
-        while not (decider.leading and len(decider.feeds.get(VENUE, _Empty()).states) == n_symbols):
+        while not (decider.leading and VENUE in decider.feeds
+                   and len(decider.feeds[VENUE].states) == n_symbols):  # fmt: skip
             assert time.monotonic() < deadline, "the decider did not start"
             time.sleep(0.05)
         latencies = []
@@ -138,10 +139,6 @@ def run(url: str, n_symbols: int, bursts: int) -> dict[str, Any]:
         "max_ms": latencies[-1],
         "rss_mb": (rss or 0) / 1e6,
     }
-
-
-class _Empty:
-    states: dict[str, object] = {}
 
 
 def main() -> None:

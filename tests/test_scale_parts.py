@@ -144,3 +144,32 @@ def test_a_database_restart_under_a_collector_loses_no_bar(
         for sym, want in truth.items():
             got = s.timestamps(Kind.CANDLES, "okx", sym, start, last).tolist()
             assert got == want and len(want) >= 9, sym
+
+
+def test_the_dashboard_shows_a_venue_whose_collector_stopped_as_stale(tmp_path: Path) -> None:
+    import aiohttp
+
+    from oiradar.clock import WallClock
+    from oiradar.web.app import ServeConfig
+    from oiradar.web.server import serving
+
+    db = tmp_path / "s.sqlite"
+    now = WallClock().now_ms()
+    with open_store(db) as store:
+        store.beat(_beat("a:1", 1_000, {"okx": {"symbols": ["BTCUSDT"], "last_bar_ms": T0}}, now))
+        store.beat(_beat("b:2", 60_000, {"bybit": {"symbols": ["BTCUSDT"]}}, now))
+
+    async def status() -> dict[str, object]:
+        async with (
+            serving(ServeConfig(str(db), port=0, refresh_s=0.2)) as url,
+            aiohttp.ClientSession() as http,
+            http.get(url + "/api/status") as r,
+        ):
+            assert r.status == 200
+            doc: dict[str, object] = await r.json()
+            return doc
+
+    doc = asyncio.run(status())
+    venues = {v["venue"]: v for v in doc["venues"]}  # type: ignore[attr-defined]
+    assert venues["bybit"]["stream"] == "stale" and venues["bybit"]["stale"] is True
+    assert venues["okx"]["stale"] is None and doc["state"] == "not running"

@@ -25,7 +25,7 @@ from typing import Any
 from oiradar.clock import WallClock
 from oiradar.errors import StoreError
 from oiradar.records import LiquidationFeed
-from oiradar.services.alerts import Alert, Gate, Sink
+from oiradar.services.alerts import Alert, AlertKind, Gate, Sink
 from oiradar.services.lease import Lease
 from oiradar.services.watch.daemon import TRACKS_EVERY_S, Watch, WatchRequest
 from oiradar.services.watch.fed import StoreFeed
@@ -76,9 +76,12 @@ class DecideOnly(Watch):
         """The alert log says what the previous leader sent; the rest of what this one
         computed meanwhile goes out now."""
         logged = [a.alert for a in await self.reads.run(lambda s: s.alerts(limit=1000))]
-        for a in logged:
+        newest = {str(a.get("symbol")): a for a in logged}  # in the order sent
+        for symbol, a in newest.items():
+            if a.get("kind") == AlertKind.EXHAUSTION.value:
+                continue  # its episode is over: the gate forgets it, as when it was sent
             with contextlib.suppress(KeyError, ValueError, TypeError):
-                self.gate.remember(str(a["symbol"]), Regime[str(a["regime"])], int(a["ts_ms"]))
+                self.gate.remember(symbol, Regime[str(a["regime"])], int(a["ts_ms"]))
         self.leading = True
         held, self.held = list(self.held), collections.deque(maxlen=self.held.maxlen)
         sent = 0
@@ -94,8 +97,13 @@ class DecideOnly(Watch):
     async def _lease_loop(self) -> None:
         while True:
             granted = await self.lease.renew()
-            if granted and not self.leading:
-                await self._take_over()
+            # Held alerts while leading: a renewal was late and the lease ran out meanwhile.
+            if granted and (not self.leading or self.held):
+                try:
+                    await self._take_over()
+                except StoreError as exc:  # the log unread: not leading yet, next round
+                    self.leading = False
+                    log.warning("event=take_over_failed error=%s", exc)
             elif not granted and self.leading:
                 self.leading = False
                 log.warning("event=lease_lost worker=%s", self.worker)
@@ -142,10 +150,14 @@ class DecideOnly(Watch):
         version = -1
         try:
             while not stop.is_set():
-                version = await self.waits.run(
-                    functools.partial(_wait, version=version, timeout_s=WAKE_S)
-                )
-                await self._tick()
+                try:
+                    version = await self.waits.run(
+                        functools.partial(_wait, version=version, timeout_s=WAKE_S)
+                    )
+                    await self._tick()
+                except StoreError as exc:  # a database restarting: the pool reconnects
+                    log.warning("event=store_read_failed error=%s", exc)
+                    await asyncio.sleep(WAKE_S)
         finally:
             self.state = "stopping"
             for t in tasks:

@@ -173,3 +173,46 @@ def test_the_dashboard_shows_a_venue_whose_collector_stopped_as_stale(tmp_path: 
     venues = {v["venue"]: v for v in doc["venues"]}  # type: ignore[attr-defined]
     assert venues["bybit"]["stream"] == "stale" and venues["bybit"]["stale"] is True
     assert venues["okx"]["stale"] is None and doc["state"] == "not running"
+
+
+def test_a_stand_by_sends_on_takeover_only_what_the_alert_log_lacks(tmp_path: Path) -> None:
+    """Computed while standing by: one alert the dead leader logged, one it did not (it died
+    first). Taking the lease over sends the second only, once; the log then holds both."""
+    from dataclasses import replace
+
+    from oiradar.services.alerts.model import sample_alert
+
+    class Stamp:
+        name = "stamp"
+
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+
+        async def send(self, alert: object) -> None:
+            self.sent.append(f"{alert.symbol}:{alert.kind.value}")  # type: ignore[attr-defined]
+
+        async def close(self) -> None:
+            return None
+
+    logged, lost = sample_alert(T0), replace(sample_alert(T0 + FIVE), symbol="ADAUSDT")
+    sink = Stamp()
+
+    async def go() -> list[str]:
+        with open_store(tmp_path / "s.sqlite") as store:
+            store.append_alert(logged.to_dict())  # the leader sent this one before it died
+            req = WatchRequest(("bybit",), None, None, EngineParams())
+            decider = DecideOnly(req, store, [sink], Gate(cooldown_s=900))
+            decider.dispatcher.start()
+            decider._emit(logged)
+            decider._emit(lost)
+            assert sink.sent == [] and len(decider.held) == 2  # standing by: nothing sent
+            await decider._take_over()
+            await decider._take_over()  # a second takeover sends nothing again
+            await decider._drain_alerts()
+            await decider.dispatcher.close(timeout_s=5.0)
+            await decider.ingest.close()
+            return [f"{a.alert['symbol']}:{a.alert['kind']}" for a in store.alerts()]
+
+    in_log = asyncio.run(go())
+    assert sink.sent == ["ADAUSDT:escalation"]
+    assert in_log == ["SOLUSDT:escalation", "ADAUSDT:escalation"]

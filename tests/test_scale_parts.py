@@ -224,3 +224,19 @@ def test_a_stand_by_sends_on_takeover_only_what_the_alert_log_lacks(tmp_path: Pa
     in_log = asyncio.run(go())
     assert sink.sent == ["ADAUSDT:escalation"]
     assert in_log == ["SOLUSDT:escalation", "ADAUSDT:escalation"]
+
+
+def test_status_lists_the_workers_and_a_stopped_collectors_venue_as_stale(tmp_path: Path) -> None:
+    from oiradar.clock import WallClock
+
+    db = tmp_path / "s.sqlite"
+    now = WallClock().now_ms()
+    with open_store(db) as store:
+        store.beat(_beat("a:1", 1_000, {"okx": {"symbols": ["BTCUSDT"], "last_bar_ms": T0}}, now))
+        store.beat(_beat("b:2", 60_000, {"bybit": {"symbols": ["BTCUSDT"]}}, now))
+    res = subprocess.run([str(EXE), "--db", str(db), "status"], capture_output=True, text=True,
+                         check=False)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    bybit = next(line for line in res.stdout.splitlines() if "bybit" in line and "│" in line)
+    assert "stale" in bybit
+    assert "collector a:1: live" in res.stdout and "collector b:2: stale" in res.stdout

@@ -298,6 +298,13 @@ def status(
         f"batches, {store.get('pending', 0)} pending; alerts: {alerts.get('sent', 0)} sent, "
         f"delivered {alerts.get('delivered') or {}}, failed {alerts.get('failed') or {}}"
     )
+    for w in data.get("workers", []):  # collectors and deciders on this store
+        lead = " leading" if w.get("leading") else ""
+        state = "stale" if w.get("stale") else "live"
+        typer.echo(
+            f"{w['role']} {w['worker']}{lead}: {state}, last beat {w['age_s']} s ago, "
+            f"venues {','.join(w.get('venues') or []) or '-'}"
+        )
 
 
 def _status_row(v: dict[str, Any]) -> dict[str, Any]:

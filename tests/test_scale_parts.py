@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psycopg
 
+from oiradar.clock import WallClock
 from oiradar.kinds import Kind
 from oiradar.records import Candle, Liquidation, Side
 from oiradar.services.alerts import Gate
@@ -154,18 +155,22 @@ def test_a_database_restart_under_a_collector_loses_no_bar(
             assert got == want and len(want) >= 9, sym
 
 
-def test_the_dashboard_shows_a_venue_whose_collector_stopped_as_stale(tmp_path: Path) -> None:
-    import aiohttp
-
-    from oiradar.clock import WallClock
-    from oiradar.web.app import ServeConfig
-    from oiradar.web.server import serving
-
-    db = tmp_path / "s.sqlite"
+def _two_collectors(db: Path) -> Path:
+    """A store where okx's collector beats and bybit's stopped a minute ago."""
     now = WallClock().now_ms()
     with open_store(db) as store:
         store.beat(_beat("a:1", 1_000, {"okx": {"symbols": ["BTCUSDT"], "last_bar_ms": T0}}, now))
         store.beat(_beat("b:2", 60_000, {"bybit": {"symbols": ["BTCUSDT"]}}, now))
+    return db
+
+
+def test_the_dashboard_shows_a_venue_whose_collector_stopped_as_stale(tmp_path: Path) -> None:
+    import aiohttp
+
+    from oiradar.web.app import ServeConfig
+    from oiradar.web.server import serving
+
+    db = _two_collectors(tmp_path / "s.sqlite")
 
     async def status() -> dict[str, object]:
         async with (
@@ -227,13 +232,7 @@ def test_a_stand_by_sends_on_takeover_only_what_the_alert_log_lacks(tmp_path: Pa
 
 
 def test_status_lists_the_workers_and_a_stopped_collectors_venue_as_stale(tmp_path: Path) -> None:
-    from oiradar.clock import WallClock
-
-    db = tmp_path / "s.sqlite"
-    now = WallClock().now_ms()
-    with open_store(db) as store:
-        store.beat(_beat("a:1", 1_000, {"okx": {"symbols": ["BTCUSDT"], "last_bar_ms": T0}}, now))
-        store.beat(_beat("b:2", 60_000, {"bybit": {"symbols": ["BTCUSDT"]}}, now))
+    db = _two_collectors(tmp_path / "s.sqlite")
     res = subprocess.run([str(EXE), "--db", str(db), "status"], capture_output=True, text=True,
                          check=False)  # fmt: skip
     assert res.returncode == 0, res.stderr

@@ -143,3 +143,32 @@ def _never_the_real_exchanges(monkeypatch: pytest.MonkeyPatch) -> None:
     for venue in ("BINANCE", "BYBIT", "OKX", "BITGET", "GATE", "HYPERLIQUID", "DYDX"):
         monkeypatch.delenv(f"OIRADAR_{venue}_REST", raising=False)
         monkeypatch.delenv(f"OIRADAR_{venue}_WS", raising=False)
+
+
+# The suite runs on two workers (pytest-xdist, `--dist loadgroup` in pyproject.toml). Tests
+# that run the simulator and a daemon side by side use more than a core each and assert
+# latencies and bar closes that a second such run on a 2-core machine would starve: they are
+# one group, run one after another on one worker, first, while the other worker runs the
+# rest module by module (a module's fixtures are built once, on one worker).
+END_TO_END = frozenset(
+    {
+        "test_dashboard",
+        "test_docs_examples",
+        "test_liquidation_archive",
+        "test_python_api",
+        "test_scale",
+        "test_scale_parts",
+        "test_store_postgres",
+        "test_watch",
+        "test_watch_cli",
+        "test_watch_streams",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.path.stem
+        group = "end-to-end" if module in END_TO_END else module
+        item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: item.path.stem not in END_TO_END)  # stable: the heavy first

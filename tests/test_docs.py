@@ -71,3 +71,21 @@ def test_check_mode_reports_a_stale_file(gen: ModuleType, tmp_path: Path) -> Non
     stale.write_text(gen.render() + "\nhand edit\n", encoding="utf-8")
     assert not gen.is_current(stale)
     assert not gen.is_current(tmp_path / "absent.md")
+
+
+def test_help_lists_commands_in_one_order_whichever_ran_first(tmp_path: Path) -> None:
+    """Commands register as their module is imported: `oiradar status` run in-process first
+    (a test, a notebook) must not move `watch` and `status` to the top of `--help`."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.path[:0] = ['scripts', '.']\n"
+        "from tests.conftest import run_cli\n"
+        f"run_cli('--db', {str(tmp_path / 'none.sqlite')!r}, 'status')\n"
+        "import gen_cli_docs\n"
+        "sys.exit(0 if gen_cli_docs.is_current() else 1)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         check=False)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]

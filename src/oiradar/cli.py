@@ -58,6 +58,21 @@ def load_commands(args: list[str]) -> None:
         wanted = {COMMANDS[name]: None}
     for module in wanted:
         importlib.import_module(f"oiradar.commands.{module}")
+    _in_listed_order()
+
+
+def _in_listed_order() -> None:
+    """Commands in `COMMANDS` order whichever module was imported first (`--help` and
+    docs/cli.md list them so, also in a process that ran `oiradar status` before)."""
+    from oiradar.commands.app import app
+
+    rank = {name: i for i, name in enumerate(COMMANDS)}
+
+    def key(info: typer.models.CommandInfo) -> int:
+        name = info.name or getattr(info.callback, "__name__", "").replace("_", "-")
+        return rank.get(name, len(rank))
+
+    app.registered_commands.sort(key=key)
 
 
 def full_app() -> typer.Typer:

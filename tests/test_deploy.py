@@ -63,19 +63,28 @@ def test_dockerfile_runs_real_commands_as_a_non_root_user_on_a_data_volume() -> 
     assert user and user[-1].split(":")[0] not in ("root", "0")
 
 
-def test_compose_runs_watch_on_postgresql_with_real_flags() -> None:
+def test_compose_runs_collectors_and_deciders_on_postgresql_with_real_flags() -> None:
     doc: dict[str, Any] = yaml.safe_load((ROOT / "contrib" / "compose.yaml").read_text())
-    services = doc["services"]
-    assert services["db"]["image"] == "postgres:15"
-    watch = services["watch"]
-    ctx = parses([str(a) for a in watch["command"]])
-    assert ctx.info_name == "watch" and ctx.params["serve"] is True
-    env = watch["environment"]
-    assert env["OIRADAR_DB"].startswith("postgresql://oiradar@db:")  # no password in the URL
-    assert "OIRADAR_SERVE_TOKEN" in env  # needed: the dashboard listens on 0.0.0.0 inside
-    assert all(p.startswith("127.0.0.1:") for p in watch["ports"])  # the host's loopback only
-    assert watch["depends_on"]["db"]["condition"] == "service_healthy"
-    assert "--collect-only" not in watch["command"]  # one plain watch until the split lands
+    services = doc.pop("services")
+    assert services.pop("db")["image"] == "postgres:15"
+    runs = {name: parses([str(a) for a in s["command"]]) for name, s in services.items()}
+    assert all(ctx.info_name == "watch" for ctx in runs.values())
+    collectors = [n for n, ctx in runs.items() if ctx.params["collect_only"]]
+    deciders = [n for n, ctx in runs.items() if ctx.params["decide_only"]]
+    assert len(collectors) == 2 and len(deciders) == 2 and len(runs) == 4, runs
+    venues = [runs[n].params["venues"].split(",") for n in collectors]
+    assert not set(venues[0]) & set(venues[1]), venues  # each venue collected once
+    serving = [n for n in deciders if runs[n].params["serve"]]
+    assert len(serving) == 1, deciders
+    for name, s in services.items():
+        env = s["environment"]
+        assert env["OIRADAR_DB"].startswith("postgresql://oiradar@db:")  # no password in it
+        assert "PGPASSWORD" in env and s["depends_on"]["db"]["condition"] == "service_healthy"
+        assert s["restart"] == "unless-stopped", name
+    board = services[serving[0]]
+    assert "OIRADAR_SERVE_TOKEN" in board["environment"]  # it listens on 0.0.0.0 inside
+    assert all(p.startswith("127.0.0.1:") for p in board["ports"])  # the host's loopback only
+    assert all("ports" not in services[n] for n in services if n != serving[0])
 
 
 def _unit() -> dict[str, list[str]]:

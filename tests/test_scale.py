@@ -10,12 +10,15 @@ apart, and a 15 s lease would outlast the run (docs/scaling.md has the real-time
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +31,7 @@ from oiradar.kinds import Kind
 from oiradar.sim.server import SimServer
 from oiradar.store import open_store
 from oiradar.units import MINUTE_MS, parse_time
+from oiradar.venues.registry import client
 from tests.pgkit import PgServer
 from tests.simkit import threaded
 
@@ -76,8 +80,14 @@ class Fleet:
     def collector(self, venue: str) -> None:
         self.start(f"collect-{venue}", "--collect-only", "--venues", venue, "--flush", "20ms")
 
-    def decider(self, name: str) -> None:
-        self.start(name, "--decide-only", "--venues", "binance,bybit", "--lease-ttl", "4s")
+    def decider(self, name: str) -> str:
+        """Started with the dashboard (`--serve`) on a free port: its URL."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.start(name, "--decide-only", "--venues", "binance,bybit", "--lease-ttl", "4s",
+                   "--serve", "--port", str(port))  # fmt: skip
+        return f"http://127.0.0.1:{port}"
 
     def alerts(self, name: str) -> list[tuple[str, str, str]]:
         return _alerts(self.tmp / f"{name}.jsonl")
@@ -129,6 +139,29 @@ def fleet(tmp: Path, db: str) -> Iterator[Fleet]:
                     p.wait()
 
 
+async def _oi_history(url: str, venue: str, upto: int) -> dict[str, dict[int, float]]:
+    """Per symbol, each bar's OI as the venue's 5m history serves it, by bar open."""
+    async with client(venue, url) as c:
+        out = {}
+        for sym in SYMBOLS.split(","):
+            rows = await c.oi_history(sym, FIVE, START, upto)
+            out[sym] = {x.ts_ms - FIVE: round(x.oi_base, 6) for x in rows}  # stamped at the close
+        return out
+
+
+def _bar_oi(db: str, upto: int) -> dict[tuple[str, str], list[tuple[int, float]]]:
+    """Each bar's OI as the engine reads it (the last sample at or before its close)."""
+    from oiradar.signals.windows import build_grid
+
+    out = {}
+    with open_store(db, readonly=True) as s:
+        for venue, symbol in sorted({(r[1], r[2]) for r in s.rows(Kind.CANDLES)}):
+            grid = build_grid(s.read_series(venue, symbol, "5m", START, upto))
+            bars = zip(grid.ts, grid.oi, strict=True)
+            out[(venue, symbol)] = [(int(t), round(float(x), 6)) for t, x in bars]
+    return out
+
+
 def _candles(db: str, upto: int) -> dict[tuple[str, str], list[tuple[Any, ...]]]:
     """Every stored bar from the first one both runs' warm-ups hold up to `upto`."""
     with open_store(db, readonly=True) as s:
@@ -155,8 +188,7 @@ def test_collectors_and_two_deciders_survive_kill_9_and_match_one_process(
     with fleet(tmp_path, split_db) as split:
         split.collector("binance")
         split.collector("bybit")
-        split.decider("d1")
-        split.decider("d2")
+        boards = {"d1": split.decider("d1"), "d2": split.decider("d2")}
         split.go(_split_ready)
         # The leader sends the NEW alert and dies (kill -9: its lease stays in the store).
         split.until(lambda: bool(split.alerts("d1") or split.alerts("d2")), "the first alert")
@@ -177,9 +209,14 @@ def test_collectors_and_two_deciders_survive_kill_9_and_match_one_process(
         # restarted, it backfills what it missed.
         split.until(lambda: len(split.alerts(standby)) >= 1, "the squeeze")
         split.procs["collect-bybit"].kill()
+        dead = split.sim.ctx.now_ms()
         with open_store(split_db, readonly=True) as s:
             split.until(lambda: bool(_venue_line(s, "bybit").get("stale_symbols")), "stale")
             stale = _venue_line(s, "bybit")
+            board = _get(boards[standby], "/api/status")  # the dashboard of the decider left
+            shown = {v["venue"]: v for v in board["venues"]}
+            board_alerts = _get(boards[standby], "/api/alerts")["alerts"]
+            markets = _get(boards[standby], "/api/markets")["rows"]
             stepped = _venue_line(s, "binance")["decided_bars"]
             split.until(  # the decider goes on with binance meanwhile
                 lambda: _venue_line(s, "binance")["decided_bars"] > stepped + 2, "binance bars"
@@ -190,6 +227,7 @@ def test_collectors_and_two_deciders_survive_kill_9_and_match_one_process(
             split.until(lambda: _bybit_mark(s) > back + 2 * FIVE, "bybit back")
             upto = _bybit_mark(s)
         split.stop()
+        history = asyncio.run(_oi_history(split.sim.url, "bybit", upto + FIVE))
 
     assert takeover_s < 30.0
     expected = [a for a in single if parse_time(a[0]) <= upto + FIVE]  # known by the stop
@@ -204,10 +242,33 @@ def test_collectors_and_two_deciders_survive_kill_9_and_match_one_process(
     with open_store(split_db, readonly=True) as s:
         assert sorted(_alerts_logged(s)) == sent
     assert stale["stream"] == "stale" and stale["stale_symbols"] == SYMBOLS.split(",")
+    assert board["state"] == "running" and shown["bybit"]["stale"] is True
+    assert shown["bybit"]["stream"] == "stale" and not shown["binance"].get("stale")
+    logged_then = [(a["ts"], a["symbol"], a["kind"]) for a in reversed(board_alerts)]
+    assert len(logged_then) >= 2 and logged_then == sent[: len(logged_then)]  # new, escalation
+    assert {(r["venue"], r["symbol"]) for r in markets} >= {("binance", "ADAUSDT")}
     assert upto < END - 2 * FIVE
     ref = _candles(single_db, upto)
     assert _candles(split_db, upto) == ref, "gaps backfilled: the store equals one process's"
+    # Each bar's OI too: the one process's everywhere, but where bybit's collector was down
+    # the backfill stored the venue's history (stamped at the close) and the one process
+    # the last ticker push before the close (at 300x, up to a minute of market earlier).
+    oi, ref_oi = _bar_oi(split_db, upto), _bar_oi(single_db, upto)
+    assert oi.keys() == ref_oi.keys() and len(oi) == 4
+    for key, bars in oi.items():
+        assert [t for t, _ in bars] == [t for t, _ in ref_oi[key]]
+        filled = [(t, x) for (t, x), (_, y) in zip(bars, ref_oi[key], strict=True) if x != y]
+        if key[0] == "binance":  # polled: the bar-close history row in both runs
+            assert not filled, (key, filled)
+            continue
+        assert filled == [(t, history[key[1]][t]) for t, _ in filled], key
+        assert all(dead <= t + FIVE <= upto + FIVE for t, _ in filled), (key, filled, dead)
     assert all(len(bars) >= 20 for bars in ref.values()) and len(ref) == 4
+
+
+def _get(url: str, path: str) -> Any:
+    with urllib.request.urlopen(url + path, timeout=10) as r:
+        return json.load(r)
 
 
 def _venue_line(store: Any, venue: str) -> dict[str, Any]:

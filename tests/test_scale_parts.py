@@ -5,6 +5,7 @@ decider on one SQLite file (the decider polls), and a PostgreSQL restart under a
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -242,3 +243,41 @@ def test_status_lists_the_workers_and_a_stopped_collectors_venue_as_stale(tmp_pa
     bybit = next(line for line in res.stdout.splitlines() if "bybit" in line and "│" in line)
     assert "stale" in bybit
     assert "collector a:1: live" in res.stdout and "collector b:2: stale" in res.stdout
+
+
+def test_status_check_judges_this_hosts_own_collector_or_decider(tmp_path: Path) -> None:
+    """A container's health check runs on the host of its process: a collector or a
+    stand-by decider beating here is healthy although no decider publishes a status; one
+    whose beats stopped is not; a host running none is judged by the published status."""
+    import socket
+
+    now, here = WallClock().now_ms(), socket.gethostname()
+    venues = {"okx": {"symbols": ["BTCUSDT"]}}
+
+    def check(*beats: Heartbeat) -> tuple[int, str]:
+        db = tmp_path / f"{len(list(tmp_path.iterdir()))}.sqlite"
+        with open_store(db) as store:
+            for hb in beats:
+                store.beat(hb)
+        res = subprocess.run([str(EXE), "--db", str(db), "status", "--check"],
+                             capture_output=True, text=True, check=False)  # fmt: skip
+        assert res.stdout == ""
+        return res.returncode, res.stderr.strip()
+
+    def beat(role: str, pid: int, age_ms: int, host: str = here) -> Heartbeat:
+        detail = {"state": "running", "venues": venues, "leading": False}
+        return Heartbeat(f"{host}:{pid}", role, host, pid, now - age_ms, detail)
+
+    assert check(beat("collector", os.getpid(), 1_000)) == (0, "")
+    assert check(beat("decider", os.getpid(), 1_000)) == (0, "")  # standing by: alive
+    code, why = check(beat("collector", os.getpid(), 60_000))
+    age = why.removeprefix(f"collector {here}:{os.getpid()} stale: last heartbeat ")
+    assert code == 1 and age.endswith(" s ago") and 60 <= int(age.split()[0]) < 120, why
+    # beating here, but the process is gone (a pid is only believed on its own host)
+    assert check(beat("collector", 2**22 + 7, 1_000))[0] == 1
+    # nothing of this host's: a collector elsewhere does not make this host healthy
+    code, why = check(beat("collector", 1, 1_000, host="elsewhere"))
+    assert (
+        code == 1
+        and why == f"no collector or decider beats on {here}, and no watch publishes a status"
+    )

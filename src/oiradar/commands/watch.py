@@ -252,8 +252,9 @@ def status(
         bool,
         typer.Option(
             "--check",
-            help="Print nothing but exit 1 (with one line on stderr) unless the daemon is "
-            "running: a container or service health check.",
+            help="Print nothing but exit 1 (with one line on stderr) unless this host's "
+            "watch is alive: a collector or decider (leading or standing by) beating, or a "
+            "plain watch running. A container or service health check.",
         ),
     ] = False,
     db: DbOption = None,
@@ -265,22 +266,23 @@ def status(
     Example: oiradar status --format json
     """
     from oiradar.errors import NoDataError
-    from oiradar.services.watch import read_status
+    from oiradar.services.watch import health, read_status
     from oiradar.store import location_of
 
     try:
         with _store(readonly=True, db=db) as store:
+            if check:
+                ok, why = health(store)
+                if not ok:
+                    typer.echo(why, err=True)
+                    raise typer.Exit(1)
+                return
             data = read_status(store)
     except NoDataError:  # no store at all: nothing ever ran on it
         raise UserError(
             f"no watch status in {location_of(store_url(db))}: is `oiradar watch` running on "
             "this store?"
         ) from None
-    if check:
-        if data.get("state") != "running":
-            typer.echo(f"watch {data.get('state')} (updated {data.get('updated')})", err=True)
-            raise typer.Exit(1)
-        return
     if fmt is Format.JSON:
         typer.echo(json.dumps(data, indent=2))
         return

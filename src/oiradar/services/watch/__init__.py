@@ -6,7 +6,7 @@
 from oiradar.services.watch.daemon import Watch, WatchRequest
 from oiradar.services.watch.decide import Decider, Phase
 from oiradar.services.watch.run import run
-from oiradar.services.watch.state import engine_params, read_status
+from oiradar.services.watch.state import engine_params, health, read_status
 from oiradar.services.watch.workers import Role
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "Watch",
     "WatchRequest",
     "engine_params",
+    "health",
     "read_status",
     "run",
 ]

@@ -10,7 +10,7 @@ from typing import Any
 
 from oiradar.clock import Clock, WallClock
 from oiradar.errors import UserError
-from oiradar.services.watch.workers import with_workers
+from oiradar.services.watch.workers import is_stale, with_workers
 from oiradar.signals.params import EngineParams, Evidence
 from oiradar.store import Store
 from oiradar.units import parse_time
@@ -66,6 +66,30 @@ def read_status(store: Store, clock: Clock | None = None) -> dict[str, Any]:
     now = (clock or WallClock()).now_ms()
     status = checked(state.status, now) if state is not None else {"state": "no decider"}
     return with_workers(status, beats, now)
+
+
+def health(store: Store, clock: Clock | None = None) -> tuple[bool, str]:
+    """Whether the watch process of *this host* is alive (`oiradar status --check`, a
+    container's or a service's health check), and a line saying why not.
+
+    A host running a collector or a decider (leading or standing by) is healthy while one of
+    its processes beats; a host running none is judged by the status a plain watch (or the
+    leading decider) publishes."""
+    now = (clock or WallClock()).now_ms()
+    here = socket.gethostname()
+    mine = [hb for hb in store.workers() if hb.host == here]
+    if mine:
+        if any(not is_stale(hb, now) and (hb.pid <= 0 or _alive(hb.pid)) for hb in mine):
+            return True, ""
+        last = max(mine, key=lambda hb: hb.beat_ms)
+        age_s = max(0, now - last.beat_ms) // 1000
+        return False, f"{last.role} {last.worker} stale: last heartbeat {age_s} s ago"
+    status = read_status(store, clock)
+    if status.get("state") == "running":
+        return True, ""
+    if store.watch_state() is None:
+        return False, f"no collector or decider beats on {here}, and no watch publishes a status"
+    return False, f"watch {status.get('state')} (updated {status.get('updated')})"
 
 
 def checked(status: dict[str, Any], now_ms: int) -> dict[str, Any]:

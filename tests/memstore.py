@@ -49,6 +49,7 @@ class _Data:
     workers: dict[str, Heartbeat] = field(default_factory=dict)
     beats: int = 0
     leases: dict[str, tuple[str, int]] = field(default_factory=dict)
+    listings: dict[tuple[str, str], int] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     changed: threading.Condition = field(init=False)
 

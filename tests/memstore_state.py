@@ -92,3 +92,13 @@ class DaemonState:
     def lease(self, name: str) -> tuple[str, int] | None:
         with self._data.lock:
             return self._data.leases.get(name)
+
+    def learn_listing(self, venue: str, symbol: str, listed_ms: int) -> None:
+        data = self._writable()
+        with data.lock:
+            known = data.listings.get((venue, symbol))
+            data.listings[(venue, symbol)] = listed_ms if known is None else min(known, listed_ms)
+
+    def listings(self, venue: str) -> dict[str, int]:
+        with self._data.lock:
+            return {s: ms for (v, s), ms in sorted(self._data.listings.items()) if v == venue}

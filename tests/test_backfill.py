@@ -209,21 +209,25 @@ async def test_a_killed_run_resumes_without_duplicates_or_holes(tmp_path: Path) 
 async def test_a_rerun_fetches_nothing_the_venue_can_never_serve(tmp_path: Path) -> None:
     """The days before a listing and OKX's OI beyond its latest 1,440 rows come back empty
     every time: a second run asks for none of them (it used to fetch those chunks again on
-    every run). The simulator's history starts 2026-05-20, its clock is 2026-05-28T20:26Z."""
-    req = BackfillRequest(("binance", "bybit", "okx"), parse_time("2026-05-18"), NOW, ("BTCUSDT",))
+    every run). Binance, Bybit and OKX say when they listed a contract; for the others the
+    first run learns it (two empty days, then candles) and the store remembers it. The
+    simulator's history starts 2026-05-20, its clock is 2026-05-28T20:26Z."""
+    venues = ("binance", "bybit", "okx", "bitget", "gate", "hyperliquid", "dydx")
+    req = BackfillRequest(venues, parse_time("2026-05-18"), NOW, ("BTCUSDT",))
     db = tmp_path / "s.sqlite"
     async with running() as (sim, http):
         first = await _run(sim.url, db, req)
-        assert [v.failed for v in first.venues] == [None] * 3
+        assert [v.failed for v in first.venues] == [None] * len(venues)
         await _reset(sim, http)
         again = await _run(sim.url, db, req)
-        assert [(v.venue, v.fetched) for v in again.venues] == [
-            ("binance", 0),
-            ("bybit", 0),
-            ("okx", 0),
-        ]
-        # Only the instrument lists and one snapshot per venue: 4 Binance, 2 Bybit, 4 OKX.
-        assert await _requests(sim, http) <= 4 + 2 + 4
+        assert [(v.venue, v.fetched) for v in again.venues] == [(v, 0) for v in venues]
+        # Only the instrument lists and one snapshot per venue: 4 Binance, 2 Bybit, 4 OKX,
+        # and two each for the others.
+        assert await _requests(sim, http) <= 4 + 2 + 4 + 4 * 2
+    with open_store(db, readonly=True) as store:
+        learned = {v: store.listings(v) for v in venues}
+    listed = parse_time("2026-05-20")
+    assert learned == {v: {} for v in venues[:3]} | {v: {"BTCUSDT": listed} for v in venues[3:]}
     notes = [m for v in first.venues for m in v.missing]
     assert any(
         "lists it from 2026-05-20T00:00:00Z: its REST API has nothing before" in m for m in notes

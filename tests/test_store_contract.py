@@ -388,6 +388,19 @@ def test_alerts_are_logged_in_order_and_read_after_a_seq(backend: Opener) -> Non
         assert dashboard.alerts(after=seqs[3]) == []
 
 
+def test_a_learned_listing_is_kept_and_only_an_earlier_one_replaces_it(backend: Opener) -> None:
+    with backend() as backfill, backend() as reader:
+        assert reader.listings("bitget") == {}
+        backfill.learn_listing("bitget", "ADAUSDT", T0 + FIVE)
+        backfill.learn_listing("bitget", "ADAUSDT", T0 + 2 * FIVE)  # later: not a listing
+        backfill.learn_listing("gate", "ADAUSDT", T0 + 3 * FIVE)
+        backfill.learn_listing("bitget", "BTCUSDT", T0)
+        assert reader.listings("bitget") == {"ADAUSDT": T0 + FIVE, "BTCUSDT": T0}
+        backfill.learn_listing("bitget", "ADAUSDT", T0)
+        assert reader.listings("bitget")["ADAUSDT"] == T0
+        assert reader.listings("gate") == {"ADAUSDT": T0 + 3 * FIVE}
+
+
 # -- URLs ----------------------------------------------------------------------------------
 
 

@@ -235,6 +235,15 @@ class Store(Protocol):
         """Logged alerts with `seq` > `after`, oldest first; `limit`: only the newest so many."""
         ...
 
+    def learn_listing(self, venue: str, symbol: str, listed_ms: int) -> None:
+        """Remember where `venue`'s REST history of `symbol` starts (the venue publishes no
+        listing time; a backfill found it); an earlier time already known is kept."""
+        ...
+
+    def listings(self, venue: str) -> dict[str, int]:
+        """Symbol -> the listing time learned for it on `venue` (`learn_listing`)."""
+        ...
+
     # -- many processes on one store (collectors, deciders) --------------------------------
 
     def beat(self, heartbeat: Heartbeat) -> None:

@@ -19,6 +19,7 @@ from oiradar.store.rows import on_conflict
 from oiradar.store.schema import (
     ADD_WORKERS_VERSION,
     LEASES_TABLE,
+    LISTINGS_TABLE,
     SCHEMA_VERSION,
     V1_KINDS,
     WORKERS_TABLE,
@@ -68,6 +69,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "INSERT INTO meta VALUES ('market_version', 0)",
     ),
     (WORKERS_TABLE.format(int="BIGINT"), LEASES_TABLE.format(int="BIGINT"), ADD_WORKERS_VERSION),
+    (LISTINGS_TABLE.replace("TEXT", 'TEXT COLLATE "C"').format(int="BIGINT"),),
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION, "a SQLite migration lacks its PostgreSQL twin"
 

@@ -38,6 +38,13 @@ LEASES_TABLE = """CREATE TABLE leases (
   name TEXT NOT NULL PRIMARY KEY, holder TEXT NOT NULL, expires_ms {int} NOT NULL
 )"""
 
+# Where a venue that publishes no listing time starts serving a symbol's history, as a
+# backfill found it: later runs ask nothing before it (it used to re-fetch that every run).
+LISTINGS_TABLE = """CREATE TABLE listings (
+  venue TEXT NOT NULL, symbol TEXT NOT NULL, listed_ms {int} NOT NULL,
+  PRIMARY KEY (venue, symbol)
+)"""
+
 # Grows with every heartbeat, as market_version with every market-data change: a decider
 # waits on their sum (`Store.changes`), the dashboard's caches only on the market's.
 ADD_WORKERS_VERSION = "INSERT INTO meta VALUES ('workers_version', 0)"
@@ -79,6 +86,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # v5: collectors and deciders on many hosts (`watch --collect-only/--decide-only`): a
     # heartbeat row per process, and the lease that lets one decider alert at a time.
     (WORKERS_TABLE.format(int="INTEGER"), LEASES_TABLE.format(int="INTEGER"), ADD_WORKERS_VERSION),
+    # v6: the listing times a backfill learned for venues that publish none.
+    (LISTINGS_TABLE.format(int="INTEGER") + " WITHOUT ROWID",),
 )
 STATE_VERSION = 4  # the migration that moved the daemon's state into the store
 

@@ -72,6 +72,12 @@ BUMP_VERSION = "UPDATE meta SET value = value + 1 WHERE key = 'market_version'"
 POLL_S = 0.01  # how often `wait_changed` asks the version where nothing wakes it (SQLite)
 
 
+LEARN_LISTING = (
+    "INSERT INTO listings (venue, symbol, listed_ms) VALUES (?, ?, ?) ON CONFLICT (venue, symbol) "
+    "DO UPDATE SET listed_ms = excluded.listed_ms WHERE excluded.listed_ms < listings.listed_ms"
+)
+
+
 class SqlStore(RowWrites):
     """`Store` over `_reading()`, which yields an `Sql` for the calls inside, and (for the
     few writes the dialects share) `_writing()`, which yields one inside a transaction."""
@@ -86,6 +92,17 @@ class SqlStore(RowWrites):
         """Market data changed in this transaction: the version grows (wakes `wait_changed`)."""
         db.execute(BUMP_VERSION)
         self._notify(db)
+
+    def learn_listing(self, venue: str, symbol: str, listed_ms: int) -> None:
+        with self._writing() as db:
+            db.execute(LEARN_LISTING, (venue, symbol, listed_ms))
+
+    def listings(self, venue: str) -> dict[str, int]:
+        with self._reading() as db:
+            rows = db.execute(
+                "SELECT symbol, listed_ms FROM listings WHERE venue = ? ORDER BY symbol", (venue,)
+            ).fetchall()
+        return {str(sym): int(ms) for sym, ms in rows}
 
     def prune(self, before_ms: int, bar_ms: int) -> dict[Kind, int]:
         """Raw rows before the last whole bar of `before_ms` to per-bar values (base.Store)."""

@@ -292,6 +292,7 @@ def lacks(
         liq = empty
         if (lp := plan.liq_period_ms) is not None:
             liq_opens = np.arange(-(-c.start_ms // lp) * lp, c.end_ms, lp, dtype=np.int64)
+            liq_opens = liq_opens[liq_opens > listed - lp]  # per-bar sums, like the bars
             liq = liq_opens[~np.isin(liq_opens, have.liq_bar_ts)]
         spans = have.liq_spans
         covered = bool(((spans[:, 0] <= c.start_ms) & (spans[:, 1] >= c.end_ms)).any())

@@ -26,6 +26,7 @@ from oiradar.errors import UnknownSymbol, VenueError
 from oiradar.kinds import DEFAULT_FUNDING_INTERVAL_H, Kind
 from oiradar.records import OISample, Positioning
 from oiradar.services.backfill.archive import ArchiveReads
+from oiradar.services.backfill.listing import ListingFinder, remember
 from oiradar.services.backfill.plan import (
     BINANCE,
     I64,
@@ -88,6 +89,7 @@ class VenueRun:
         self.rest_down: str | None = None
         self.funding_h: dict[str, float] = {}
         self.listed_ms: dict[str, int | None] = {}  # the venue's listing times, where it says
+        self.listings = ListingFinder()  # or where a backfill found them (`listing`)
 
     async def run(self) -> VenueReport:
         try:
@@ -123,7 +125,9 @@ class VenueRun:
             return self.clock.now_ms(), list(self.req.symbols or ())
         listed = {i.symbol: i for i in await self.client.instruments()}
         self.funding_h = {s: i.funding_interval_h or 8.0 for s, i in listed.items()}
-        self.listed_ms = {s: i.listed_ms for s, i in listed.items()}
+        learned = await self.store.run(lambda s: s.listings(self.venue))
+        self.listed_ms = {s: i.listed_ms or learned.get(s) for s, i in listed.items()}
+        self.listings.learnable = {s for s, ms in self.listed_ms.items() if ms is None}
         if self.req.symbols is not None:
             wanted = [s for s in self.req.symbols if s in listed]
             self.report.warnings.extend(
@@ -156,6 +160,7 @@ class VenueRun:
                     self.report.note(reason, symbol, chunk)
                 if lack.nothing:
                     self.report.skipped += 1
+                    self.listings.skipped(symbol)
                 else:
                     got = await self._chunk(plan, symbol, chunk, lack, funding.get(i, []))
                     records, covered = got
@@ -229,7 +234,13 @@ class VenueRun:
         lo, hi = int(lack.bars[0]), int(lack.bars[-1])
         fetch = functools.partial(self.client.klines, symbol, plan.bar_ms, lo, hi)
         file = klines_file(symbol, interval_name(plan.bar_ms), chunk.start_ms)
-        return await self._bars("candles", lack.bars, fetch, file, symbol, chunk, plan.now_ms)
+        got = await self._bars("candles", lack.bars, fetch, file, symbol, chunk, plan.now_ms)
+        if self.rest_down is None and not self.req.archive_only:
+            first = min((r.ts_ms for r in got), default=None)
+            listed = self.listings.answered(symbol, lo, first)
+            if listed is not None:
+                await remember(self.store, self.venue, symbol, interval_name(plan.bar_ms), listed)
+        return got
 
     async def _bars(
         self,

@@ -221,3 +221,39 @@ def test_a_database_restart_under_a_running_daemon_loses_no_bar(
         for (venue, sym), want in truth.items():
             got = s.timestamps(Kind.CANDLES, venue, sym, start, last).tolist()
             assert got == want and len(want) >= 9, (venue, sym)
+
+
+def test_backfill_backtest_and_serve_on_postgresql_read_as_on_sqlite(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """The research path on a postgresql:// store: `backfill` from the simulator, then
+    `backtest`, `regimes` and the dashboard's table read what they read on SQLite."""
+    sqlite = str(tmp_path / "s.sqlite")
+    span = ["--from", "2026-05-20", "--to", "2026-05-28"]
+    outs: list[tuple[Any, ...]] = []
+    with threaded() as sim:
+        for db in (sqlite, pg_url):
+            fill = run_cli("--db", db, "backfill", "--endpoint", sim.url, "--venues", "bybit",
+                           "--symbols", "BTCUSDT,ETHUSDT", *span, "--format", "json")  # fmt: skip
+            assert fill.code == 0, fill.err
+            test = run_cli("--db", db, "backtest", "--venue", "bybit", "--regime", "all",
+                           "--format", "json")  # fmt: skip
+            assert test.code == 0, test.err
+            regimes = run_cli("--db", db, "regimes", "ETHUSDT", "--venue", "bybit", *span,
+                              "--format", "json")  # fmt: skip
+            assert regimes.code == 0, regimes.err
+
+            async def table(db: str = db) -> Any:
+                async with (
+                    serving(ServeConfig(db, port=0)) as url,
+                    aiohttp.ClientSession() as http,
+                    http.get(f"{url}/api/markets") as r,
+                ):
+                    assert r.status == 200
+                    return await r.json()
+
+            outs.append((json.loads(test.out), json.loads(regimes.out), asyncio.run(table())))
+    (bt, reg, board), pg = outs
+    assert pg == outs[0]
+    assert reg and {r["venue"] for r in board["rows"]} == {"bybit"} and len(board["rows"]) == 2
+    assert bt["groups"][0]["events"] > 100  # an event study over a week of two symbols

@@ -136,10 +136,26 @@ async def sim() -> object:
         yield s
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _a_cache_of_the_sessions_own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Never the user's cache: the rate-limit budget other processes spent
+    (venues/usage.py) is kept there per endpoint, and two simulators of a session may get
+    the same port. Module fixtures see this one; each test gets its own (below)."""
+    before = os.environ.get("OIRADAR_CACHE_DIR")
+    os.environ["OIRADAR_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if before is None:
+        del os.environ["OIRADAR_CACHE_DIR"]
+    else:
+        os.environ["OIRADAR_CACHE_DIR"] = before
+
+
 @pytest.fixture(autouse=True)
-def _never_the_real_exchanges(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A test that forgets its endpoint hits a closed loopback port, never a venue's host."""
+def _never_the_real_exchanges(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A test that forgets its endpoint hits a closed loopback port, never a venue's host;
+    its cache is its own."""
     monkeypatch.setenv("OIRADAR_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("OIRADAR_CACHE_DIR", str(tmp_path / "cache"))
     for venue in ("BINANCE", "BYBIT", "OKX", "BITGET", "GATE", "HYPERLIQUID", "DYDX"):
         monkeypatch.delenv(f"OIRADAR_{venue}_REST", raising=False)
         monkeypatch.delenv(f"OIRADAR_{venue}_WS", raising=False)

@@ -8,6 +8,7 @@ import itertools
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from oiradar.venues.limiter import Budget, Limiter
 
@@ -75,3 +76,33 @@ async def test_a_request_in_flight_holds_its_units_until_the_reply() -> None:
     await asyncio.sleep(0.02)
     assert not waiter.done()  # the reply came, but the venue may have counted it just now
     limiter.done(await asyncio.wait_for(waiter, 1.0))
+
+
+def test_spent_budget_is_shared_through_the_cache_merged_and_forgotten_in_time(
+    tmp_path: Path,
+) -> None:
+    """Two processes' spending adds up in the file (each counted once, also when a process
+    re-saves what it was seeded with); a charge older than its window is dropped."""
+    from oiradar.venues import usage
+
+    path = tmp_path / "limits" / "x.json"
+    budgets = {"w": Budget(100, 60.0), "short": Budget(10, 0.2)}
+
+    def spend(n: int, bucket: str = "w") -> Limiter:
+        lim = Limiter("x", budgets)
+        usage.load(lim, path)
+        for _ in range(n):
+            lim.done(asyncio.run(lim.acquire([(bucket, "", 1)])))
+        return lim
+
+    first = spend(30)
+    first_short = spend(5, "short")
+    usage.save(first, path)
+    usage.save(first_short, path)
+    second = spend(20)  # starts with the 30 (and the 5 on the short window)
+    assert second.usage()["w"] == (50, 100)
+    usage.save(second, path)  # its 20, not the 30 it was seeded with again
+    time.sleep(0.5)  # the short window passes (its charges are kept to the tenth, up)
+    third = Limiter("x", budgets)
+    usage.load(third, path)
+    assert third.usage() == {"w": (50, 100), "short": (0, 10)}

@@ -386,3 +386,46 @@ async def test_no_request_while_banned() -> None:
                 with pytest.raises(Banned):
                     await call()
             assert (await stats(sim, http))["requests"] == sent
+
+
+async def test_requests_queued_for_their_budget_are_not_sent_into_a_ban() -> None:
+    """A client that believes it has more budget than the venue grants (another process on
+    the IP, a wrong limit) runs into a 429 and, with 64 requests in flight, a ban. The
+    hundreds still queued behind its limiter must not go out then: before, 250 of a scan's
+    requests were sent into the ban. The venue's windows are long here (scale 0.01), the
+    client's short (100), so only the venue stops it."""
+    params = {"symbol": "BTCUSDT", "period": "5m", "limit": "30"}
+    async with (
+        running(venues=("binance",), limit_scale=0.01) as (sim, http),
+        BinanceClient(sim.url, limit_scale=100.0) as client,
+    ):
+        burst = asyncio.gather(
+            *(client._get("/futures/data/openInterestHist", params) for _ in range(1_300)),
+            return_exceptions=True,
+        )
+        got = await asyncio.wait_for(burst, 60)  # refused at once, not after the Retry-After
+        st = await stats(sim, http)
+    assert sum(isinstance(g, Banned) for g in got) > 100  # refused without being sent
+    assert (st["rejected_429"], st["bans"]) == (1, 1)
+    assert st["while_banned"] <= 64  # at most those already in flight when the ban came
+    assert st["requests"] <= 1_000 + 1 + 64 + 64
+
+
+async def test_a_new_client_starts_with_what_the_last_one_spent() -> None:
+    """Binance reports no usage for /futures/data (1,000 requests per 5 minutes per IP): a
+    scan started right after another one believed it had the whole budget, and the fourth
+    300-symbol scan within five minutes hit a 429 and a ban. The budget a client spent is
+    left in the cache (venues/usage.py) for the next one, which waits instead."""
+    params = {"symbol": "BTCUSDT", "period": "5m", "limit": "30"}
+    path = "/futures/data/openInterestHist"
+    async with running(venues=("binance",), limit_scale=0.01) as (sim, http):
+        async with BinanceClient(sim.url, limit_scale=0.01) as first:
+            await asyncio.gather(*(first._get(path, params) for _ in range(990)))
+        async with BinanceClient(sim.url, limit_scale=0.01) as second:
+            assert second.limiter.usage()["futures_data"] == (990, 1000)
+            sent = (await stats(sim, http))["requests"]
+            burst = asyncio.gather(*(second._get(path, params) for _ in range(20)))
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(burst, 0.5)
+            st = await stats(sim, http)
+    assert st["requests"] == sent + 10 and (st["rejected_429"], st["bans"]) == (0, 0)

@@ -22,14 +22,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
-import platformdirs
 
 from oiradar.backoff import Backoff, retry_after_s
+from oiradar.cache import cache_root
 from oiradar.errors import ConfigError, DataError, OiradarError, UserError
 from oiradar.units import DAY_MS, iso
 
 ENV_URL = "OIRADAR_ARCHIVE_URL"
-ENV_CACHE = "OIRADAR_CACHE_DIR"
 DEFAULT_URL = "https://data.binance.vision"
 USDM_ROOT = "data/futures/um"
 # Daily kline files exist for these intervals; 3d, 1w and 1mo are monthly only.
@@ -313,8 +312,7 @@ def base_url(env: Mapping[str, str]) -> str:
 
 def cache_dir(env: Mapping[str, str]) -> Path:
     """`$OIRADAR_CACHE_DIR/archive`, else `archive` in the platform's user-cache directory."""
-    root = env.get(ENV_CACHE) or platformdirs.user_cache_dir("oiradar", appauthor=False)
-    return Path(root).expanduser() / "archive"
+    return cache_root(env) / "archive"
 
 
 def open_archive(local_dir: Path | None, env: Mapping[str, str] | None = None) -> ArchiveSource:

@@ -30,9 +30,11 @@ from oiradar.errors import (
     VenueUnavailable,
 )
 from oiradar.records import MarketSnapshot
+from oiradar.venues import usage
 from oiradar.venues.base import VenueClient
 from oiradar.venues.endpoints import endpoints
 from oiradar.venues.limiter import SAFETY, Budget, Limiter
+from oiradar.venues.usage import usage_file
 
 Charges = list[tuple[str, str, int]]
 T = TypeVar("T")
@@ -209,6 +211,7 @@ class HttpClient:
         ticket = await self.limiter.acquire(charges)
         try:
             async with self._sem:
+                await self._clear_to_send()
                 self.stats.requests += 1
                 async with self.session.request(
                     method,
@@ -227,6 +230,19 @@ class HttpClient:
         if self._on_headers is not None:
             self._on_headers(headers)
         return self._decode(path, status, headers, raw)
+
+    async def _clear_to_send(self) -> None:
+        """Checked again at the moment of sending: a request that waited for its budget or a
+        connection while a 429 (Retry-After) or a ban came back must not go out (a scan's
+        hundreds of queued requests kept the ban going, 250 of them sent into it)."""
+        while True:
+            banned = self.limiter.banned_for()
+            if banned:
+                raise Banned(self.venue, f"banned for another {banned:.0f} s; not sending", banned)
+            paused = self.limiter.paused_for()
+            if paused <= 0:
+                return
+            await asyncio.sleep(min(paused, 1.0))  # a ban meanwhile: refused within a second
 
     def _decode(self, path: str, status: int, headers: Mapping[str, str], body: bytes) -> Any:
         """The reply's JSON, or the error its status, headers or envelope mean."""
@@ -278,9 +294,12 @@ class RestClient(VenueClient):
         """`limit_scale` divides every budget period (only to match a scaled simulator)."""
         budgets = {k: Budget(b.limit, b.period_s / limit_scale) for k, b in self.budgets.items()}
         self.limiter = Limiter(self.name, budgets, safety)
+        rest = endpoints(self.name, endpoint, env).rest
+        self._usage = usage_file(self.name, rest, env)  # what this host's others spent
+        usage.load(self.limiter, self._usage)
         self.http = HttpClient(
             self.name,
-            endpoints(self.name, endpoint, env).rest,
+            rest,
             self.limiter,
             session=session,
             concurrency=concurrency,
@@ -346,3 +365,4 @@ class RestClient(VenueClient):
 
     async def close(self) -> None:
         await self.http.close()
+        usage.save(self.limiter, self._usage)

@@ -34,6 +34,7 @@ class Budget:
 class _Charge:
     cost: int
     done: float = math.inf  # when the reply arrived; until then the units stay charged
+    shared: bool = False  # spent by another process (`seed`): not ours to report again
 
 
 @dataclass(slots=True)
@@ -104,6 +105,8 @@ class Limiter:
         """Return once every charge fits (not charged: the caller charges with no await)."""
         while True:
             now = time.monotonic()
+            if self.banned_until > now:
+                return  # the sender refuses it at once (`HttpClient`), never after the ban
             wait = max(0.0, self._paused_until - now)
             for bucket, key, cost in charges:
                 cap = self.budgets[bucket].limit * self.safety
@@ -115,8 +118,8 @@ class Limiter:
             try:
                 if math.isinf(wait):
                     await self._replied.wait()
-                else:
-                    await asyncio.sleep(wait)
+                else:  # a ban coming back meanwhile is noticed within a second
+                    await asyncio.sleep(min(wait, 1.0))
             finally:  # counted even when the caller gives up waiting
                 self.waited_s += time.monotonic() - started
 
@@ -157,12 +160,37 @@ class Limiter:
         w = self._window(bucket, key)
         w.expire(time.monotonic())
         if used > w.used:
-            w.charges.append(_Charge(used - w.used, time.monotonic()))
+            w.charges.append(_Charge(used - w.used, time.monotonic(), shared=True))
             w.used = used
+
+    def spent(self) -> list[tuple[str, str, int, float]]:
+        """(bucket, key, cost, monotonic time its reply came) of every charge still held
+        whose reply came: what another process must not spend again (`venues.usage`)."""
+        now = time.monotonic()
+        out: list[tuple[str, str, int, float]] = []
+        for (bucket, key), w in self._windows.items():
+            w.expire(now)
+            out.extend(
+                (bucket, key, c.cost, c.done) for c in w.charges if c.done <= now and not c.shared
+            )
+        return out
+
+    def seed(self, bucket: str, key: str, cost: int, done: float) -> None:
+        """Charge `cost` that another process spent, its reply at monotonic `done`."""
+        if bucket not in self.budgets:
+            return
+        w = self._window(bucket, key)
+        w.charges.append(_Charge(cost, done, shared=True))
+        w.used += cost
+        w.charges = deque(sorted(w.charges, key=lambda c: c.done))
+        w.expire(time.monotonic())
 
     def pause(self, seconds: float) -> None:
         """Retry-After: no request to this venue for `seconds`."""
         self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    def paused_for(self) -> float:
+        return max(0.0, self._paused_until - time.monotonic())
 
     def ban(self, seconds: float) -> None:
         self.banned_until = max(self.banned_until, time.monotonic() + seconds)

@@ -3,7 +3,7 @@
 Layers, lowest first; a module imports its own package, lower layers, and the same layer
 only where `SIDEWAYS` names it:
 
-0. foundations: errors, units, kinds, records, clock, lifecycle, backoff
+0. foundations: errors, units, kinds, records, clock, lifecycle, backoff, logs, cache, memory
 1. config, store, venues, signals, datafiles
 2. research (studies over the signal core)
 3. services (the Python API: scan, watch, backfill, import, ...)
@@ -28,7 +28,19 @@ from tests.conftest import ROOT
 SRC = ROOT / "src"
 LAYER = {
     **dict.fromkeys(
-        ("errors", "units", "kinds", "records", "clock", "lifecycle", "backoff", "logs"), 0
+        (
+            "errors",
+            "units",
+            "kinds",
+            "records",
+            "clock",
+            "lifecycle",
+            "backoff",
+            "logs",
+            "cache",
+            "memory",
+        ),
+        0,
     ),
     **dict.fromkeys(("config", "store", "venues", "signals", "datafiles"), 1),
     "research": 2,

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from oiradar.errors import StoreError, VenueError
+from oiradar.memory import keep_trimmed
 from oiradar.services.alerts import Alert, Delivery, Dispatcher, Gate, Sink
 from oiradar.services.history import TrackBook
 from oiradar.services.retention import PruneRequest, keep_bounded
@@ -248,6 +249,7 @@ class Watch:
             self.state = "running"
             tasks = [asyncio.create_task(self._guard(v)) for v in self.venues]
             tasks.append(asyncio.create_task(self._tracks_loop()))
+            tasks.append(asyncio.create_task(keep_trimmed()))  # RSS flat over months
             if self.req.retain_ms is not None:
                 keep = PruneRequest(self.req.retain_ms, self.req.bar_ms)
                 tasks.append(asyncio.create_task(keep_bounded(self.ingest.write, keep, self._now)))

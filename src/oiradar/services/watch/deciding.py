@@ -24,6 +24,7 @@ from typing import Any
 
 from oiradar.clock import WallClock
 from oiradar.errors import StoreError
+from oiradar.memory import keep_trimmed
 from oiradar.records import LiquidationFeed
 from oiradar.services.alerts import Alert, AlertKind, Gate, Sink
 from oiradar.services.lease import Lease
@@ -145,6 +146,7 @@ class DecideOnly(Watch):
             asyncio.create_task(self._status_loop()),
             asyncio.create_task(self._lease_loop()),
             asyncio.create_task(self._tracks_loop()),
+            asyncio.create_task(keep_trimmed()),
         ]
         self.state = "running"
         version = -1

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import polars as pl
 from numpy.typing import NDArray
 
 from oiradar.records import MarketSeries
@@ -227,6 +226,8 @@ def trailing_median(x: FloatArray, bars: int, min_periods: int) -> FloatArray:
     """Median of x over the `bars` values BEFORE t (t itself excluded: no look-ahead)."""
     if len(x) == 0:
         return np.empty(0)
+    import polars as pl  # ~0.1 s to import: only where a median is asked (not every scan)
+
     s = pl.Series(x, dtype=pl.Float64).fill_nan(None)
     med = s.rolling_median(window_size=bars, min_samples=min_periods).shift(1)
     return med.fill_null(np.nan).to_numpy().astype(np.float64)

@@ -17,7 +17,7 @@ from _watchkit import BAR_MS
 from oiradar.kinds import Kind
 from oiradar.services.retention import EVERY_MS as PRUNE_EVERY_MS
 from oiradar.store import Store, open_store
-from oiradar.units import HOUR_MS, iso
+from oiradar.units import HOUR_MS, iso, parse_time
 
 TARGET_RSS_MB_PER_H = 1.0
 # A bar-close OI snapshot (Binance's close sweep) is rounded to the symbol's quantity step,
@@ -149,6 +149,12 @@ def report(args: argparse.Namespace, soak: Soak) -> int:
         open_store(soak.truth_db, readonly=True) as tr,
     ):
         newest = (soak.stop_ms - int(soak.settle_s * 1000)) // BAR_MS * BAR_MS - 2 * BAR_MS
+        # Up to the last bar every venue had closed when SIGTERM came: at 60x a close whose
+        # REST fills meet faults can take longer than a bar of simulated time, and the bars
+        # the daemon had not closed yet are the next start's to fill, not lost.
+        closed = [parse_time(str(v["last_bar"])) for v in soak.status.get("venues", [])
+                  if v.get("last_bar")]  # fmt: skip
+        newest = min([newest, *closed])
         lo = -(-soak.running_ms // BAR_MS) * BAR_MS
         diff = compare(store, tr, lo, newest)
         logged = [a.alert for a in store.alerts()]

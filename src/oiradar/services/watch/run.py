@@ -24,6 +24,7 @@ from oiradar.services.watch.collect import Collector
 from oiradar.services.watch.daemon import Watch, WatchRequest
 from oiradar.services.watch.deciding import DecideOnly
 from oiradar.services.watch.workers import Role
+from oiradar.signals.windows import load_medians
 from oiradar.store import Store
 from oiradar.venues.registry import stream
 
@@ -47,6 +48,8 @@ async def run(
     gate = Gate(alerts.cooldown_s, alerts.min_confidence, alerts.regimes)
     retry = {"max_attempts": alerts.max_attempts, "backoff_s": alerts.backoff_s}
     deciding = req.role is Role.DECIDE  # reads the store: no venue clients
+    if req.role is not Role.COLLECT:
+        load_medians()  # the track record's, a day from now: its memory from the start
     async with (
         _stopping(stop) as until,
         venue_clients(

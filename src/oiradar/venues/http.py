@@ -172,9 +172,7 @@ class HttpClient:
         for attempt in range(self.max_attempts):
             if self._closed:
                 raise VenueUnavailable(self.venue, "client closed")
-            banned = self.limiter.banned_for()
-            if banned:
-                raise Banned(self.venue, f"banned for another {banned:.0f} s; not sending", banned)
+            self._refuse_if_banned()  # before waiting for a budget it could not use
             try:
                 return await self._once(method, path, params, body, charges)
             except RateLimited as exc:
@@ -231,14 +229,17 @@ class HttpClient:
             self._on_headers(headers)
         return self._decode(path, status, headers, raw)
 
+    def _refuse_if_banned(self) -> None:
+        banned = self.limiter.banned_for()
+        if banned:
+            raise Banned(self.venue, f"banned for another {banned:.0f} s; not sending", banned)
+
     async def _clear_to_send(self) -> None:
         """Checked again at the moment of sending: a request that waited for its budget or a
         connection while a 429 (Retry-After) or a ban came back must not go out (a scan's
         hundreds of queued requests kept the ban going, 250 of them sent into it)."""
         while True:
-            banned = self.limiter.banned_for()
-            if banned:
-                raise Banned(self.venue, f"banned for another {banned:.0f} s; not sending", banned)
+            self._refuse_if_banned()
             paused = self.limiter.paused_for()
             if paused <= 0:
                 return

@@ -16,6 +16,7 @@ import asyncio
 import math
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 # The share of each budget we use. In-flight time is charged, so the whole budget is safe
@@ -175,15 +176,21 @@ class Limiter:
             )
         return out
 
-    def seed(self, bucket: str, key: str, cost: int, done: float) -> None:
-        """Charge `cost` that another process spent, its reply at monotonic `done`."""
-        if bucket not in self.budgets:
-            return
-        w = self._window(bucket, key)
-        w.charges.append(_Charge(cost, done, shared=True))
-        w.used += cost
-        w.charges = deque(sorted(w.charges, key=lambda c: c.done))
-        w.expire(time.monotonic())
+    def seed(self, spent: Iterable[tuple[str, str, int, float]]) -> None:
+        """Charge what other processes spent: (bucket, key, cost, monotonic time of its
+        reply), each window's charges kept in reply order (sorted once, not per charge)."""
+        touched = set()
+        for bucket, key, cost, done in spent:
+            if bucket in self.budgets:
+                w = self._window(bucket, key)
+                w.charges.append(_Charge(cost, done, shared=True))
+                w.used += cost
+                touched.add((bucket, key))
+        now = time.monotonic()
+        for bucket, key in touched:
+            w = self._window(bucket, key)
+            w.charges = deque(sorted(w.charges, key=lambda c: c.done))
+            w.expire(now)
 
     def pause(self, seconds: float) -> None:
         """Retry-After: no request to this venue for `seconds`."""

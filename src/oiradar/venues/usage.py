@@ -45,10 +45,11 @@ def usage_file(venue: str, base_url: str, env: Mapping[str, str] | None = None) 
 def load(limiter: Limiter, path: Path) -> None:
     """Charge `limiter` with what other processes spent within its windows."""
     now_wall, now_mono = time.time(), time.monotonic()
-    for bucket, key, cost, done in _read(path):
-        budget = limiter.budgets.get(bucket)
-        if budget is not None and done + budget.period_s > now_wall:
-            limiter.seed(bucket, key, cost, now_mono - (now_wall - done))
+    limiter.seed(
+        (bucket, key, cost, now_mono - (now_wall - done))
+        for bucket, key, cost, done in _read(path)
+        if _live(limiter, (bucket, key, cost, done), now_wall)
+    )
 
 
 def save(limiter: Limiter, path: Path) -> None:

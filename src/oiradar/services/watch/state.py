@@ -87,7 +87,7 @@ def health(store: Store, clock: Clock | None = None) -> tuple[bool, str]:
     status = read_status(store, clock)
     if status.get("state") == "running":
         return True, ""
-    if store.watch_state() is None:
+    if status.get("state") == "no decider":  # no watch ever published one
         return False, f"no collector or decider beats on {here}, and no watch publishes a status"
     return False, f"watch {status.get('state')} (updated {status.get('updated')})"
 

@@ -11,6 +11,8 @@ import pytest
 from oiradar.sim.faults import Fault
 from oiradar.sim.market import oi_at
 from oiradar.sim.server import SimServer
+from oiradar.sim.venues.dydx.data import markets, trades
+from oiradar.sim.venues.dydx.rest import trade_page
 from tests.simkit import MINUTE, get, running
 
 HOUR, DAY = 60 * MINUTE, 24 * 60 * MINUTE
@@ -143,3 +145,23 @@ async def test_ws_connected_subscribed_channel_data_and_caps() -> None:
         assert replies[-1]["type"] == "error" and "Too many subscribe attempts" in replies[-1][
             "message"]  # fmt: skip
         assert ws.close_code == 1008
+
+
+async def test_trade_page_reads_back_only_the_bars_it_needs_with_the_same_rows() -> None:
+    """The page is read back bar by bar (a subscription must not draw 1,000 bars of forced
+    orders): it equals the newest `limit` of the whole `limit` + 1 bars, in a squeeze-heavy
+    market (bars of dozens of orders) and near the start of the data."""
+    weights = {"SHORT_SQUEEZE": 1.0, "NEW_SHORTS": 1.0, "NEUTRAL": 0.2}
+    async with running(venues=("dydx",), regime_weights=weights) as (sim, _):
+        ctx, now = sim.ctx, sim.ctx.now_ms()
+        for m in list(markets(ctx).values())[:3]:
+            first = m.sd.first_ms
+            for upto, limit in (
+                (now, 1000),
+                (now - 7 * MINUTE + 123, 50),
+                (first + 5 * MINUTE, 40),
+            ):
+                whole = trades(ctx, m, upto - (limit + 1) * m.sd.bar_ms, upto)[::-1][:limit]
+                assert trade_page(ctx, m, upto, limit) == whole
+            liquidated = [t for t in trade_page(ctx, m, now, 1000) if t["type"] == "LIQUIDATED"]
+            assert liquidated  # forced orders are on the page, not only bar-close trades

@@ -10,6 +10,7 @@ answer "as of simulated time `now`" and never look past it.
 
 from __future__ import annotations
 
+import bisect
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -43,10 +44,21 @@ class SymbolData:
     ls_top_account: F64 | None = None  # long/short ratios; None: 1.0 (balanced)
     ls_top_position: F64 | None = None
     ls_account: F64 | None = None
+    # Every WebSocket push tick (ten a wall second, per symbol and venue) asks for the forced
+    # orders of a few hundred ms: each bar's orders, drawn once per venue seed, are kept here
+    # with their times for a bisect (`liquidation_orders`); a `replace`d copy starts empty.
+    _orders: dict[tuple[int, int], tuple[list[int], tuple[LiqOrder, ...]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _first_ms: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if len(self.ts):
+            object.__setattr__(self, "_first_ms", int(self.ts[0]))
 
     @property
     def first_ms(self) -> int:
-        return int(self.ts[0])
+        return self._first_ms if len(self.ts) else int(self.ts[0])  # empty: IndexError
 
     @property
     def end_ms(self) -> int:
@@ -309,18 +321,35 @@ def liquidation_orders(sd: SymbolData, t0_ms: int, t1_ms: int, seed: int) -> lis
     """The individual forced orders in (t0, t1], split deterministically from bar totals."""
     if t1_ms <= t0_ms:
         return []
-    b0 = max((t0_ms - sd.first_ms) // sd.bar_ms, 0)
-    b1 = min((t1_ms - sd.first_ms) // sd.bar_ms, len(sd.ts) - 1)
+    first = sd.first_ms
+    b0 = max((t0_ms - first) // sd.bar_ms, 0)
+    b1 = min((t1_ms - first) // sd.bar_ms, len(sd.ts) - 1)
     out: list[LiqOrder] = []
-    for b in range(int(b0), int(b1) + 1):
-        for side_long, total in ((True, sd.liq_long[b]), (False, sd.liq_short[b])):
-            if not total > 0:
-                continue
-            out.extend(
-                o for o in _split(sd, b, side_long, float(total), seed) if t0_ms < o.ts_ms <= t1_ms
-            )
-    out.sort(key=lambda o: o.ts_ms)
+    for b in range(int(b0), int(b1) + 1):  # bars are disjoint in time: `out` stays sorted
+        times, orders = _bar_orders(sd, b, seed)
+        out.extend(orders[bisect.bisect_right(times, t0_ms) : bisect.bisect_right(times, t1_ms)])
     return out
+
+
+ORDER_BARS_KEPT = 512  # bars of forced orders kept per symbol (a few hours of 1 m bars)
+
+
+def _bar_orders(sd: SymbolData, b: int, seed: int) -> tuple[list[int], tuple[LiqOrder, ...]]:
+    """Bar `b`'s forced orders of both sides by time (a long before a short at the same ms),
+    with their times."""
+    key = (b, seed)
+    got = sd._orders.get(key)
+    if got is None:
+        orders: list[LiqOrder] = []
+        for side_long, total in ((True, sd.liq_long[b]), (False, sd.liq_short[b])):
+            if total > 0:
+                orders.extend(_split(sd, b, side_long, float(total), seed))
+        orders.sort(key=lambda o: o.ts_ms)
+        got = ([o.ts_ms for o in orders], tuple(orders))
+        if len(sd._orders) >= ORDER_BARS_KEPT:
+            del sd._orders[next(iter(sd._orders))]
+        sd._orders[key] = got
+    return got
 
 
 def _split(

@@ -160,9 +160,17 @@ def historical_funding(ctx: SimContext, request: web.Request) -> Any:
 
 
 def trade_page(ctx: SimContext, m: Market, upto: int, limit: int) -> list[dict[str, Any]]:
-    """The newest `limit` trades at or before `upto`, newest first."""
-    tape = trades(ctx, m, upto - (limit + 1) * m.sd.bar_ms, upto)
-    return tape[::-1][:limit]
+    """The newest `limit` trades at or before `upto`, newest first. Every base bar holds a
+    trade, so `limit` + 1 bars hold them all; the tape is read back from `upto` one bar at a
+    time until `limit` trades are in (a squeeze bar holds dozens of forced orders): drawing
+    1,000 bars of orders for each of 500 subscriptions held the loop for half a minute."""
+    bar_ms, newest_first = m.sd.bar_ms, []
+    for k in range(limit + 1):
+        hi = upto - k * bar_ms
+        newest_first.extend(reversed(trades(ctx, m, hi - bar_ms, hi)))
+        if len(newest_first) >= limit:
+            break
+    return newest_first[:limit]
 
 
 def perpetual_trades(ctx: SimContext, request: web.Request) -> Any:

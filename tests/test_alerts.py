@@ -367,6 +367,36 @@ async def test_a_dead_or_slow_sink_does_not_block_the_others(
     assert "/dead" not in caplog.text  # the webhook URL (the credential) is never logged
 
 
+async def test_a_webhook_takes_alerts_in_parallel_each_symbol_in_order(receiver: Receiver) -> None:
+    """Fifty alerts of one close must not queue one round trip behind another (the bar close
+    -> sink latency), yet one symbol's alerts (new, then escalation) never overtake."""
+    receiver.gate = asyncio.Event()
+    done: list[Delivery] = []
+    sink = build_sink(sink_cfg(SinkType.WEBHOOK, "w", url=Secret(f"{receiver.base}/slow")))
+    dispatcher = Dispatcher([sink], backoff_s=0.001, on_delivery=done.append)
+    symbols = [f"X{i}USDT" for i in range(12)]
+    try:
+        dispatcher.submit(alert(symbol="SOLUSDT", ts_ms=TS))
+        dispatcher.submit(alert("SHORT_SQUEEZE", AlertKind.ESCALATION, TS + 1, "SOLUSDT"))
+        for sym in symbols:
+            dispatcher.submit(alert(symbol=sym))
+        # Held by the receiver, yet more than one is in flight.
+        await receiver.wait_for(lambda: len(receiver.bodies("/slow")) >= 3)
+        await asyncio.sleep(0.2)
+        held = receiver.bodies("/slow")
+        assert 3 <= len(held) <= getattr(sink, "lanes", 1)
+        assert [b["ts"] for b in held if b["symbol"] == "SOLUSDT"] == [held[0]["ts"]]
+        receiver.gate.set()
+        await asyncio.wait_for(dispatcher.flush(), WAIT_S)
+    finally:
+        receiver.gate.set()
+        await dispatcher.close(timeout_s=WAIT_S)
+    got = receiver.bodies("/slow")
+    assert sorted(b["symbol"] for b in got) == sorted(["SOLUSDT"] * 2 + symbols)
+    assert [b["kind"] for b in got if b["symbol"] == "SOLUSDT"] == ["new", "escalation"]
+    assert len(done) == 14 and all(d.ok for d in done)
+
+
 async def test_client_errors_are_not_retried(receiver: Receiver) -> None:
     receiver.always["/gone"] = 404
     done: list[Delivery] = []

@@ -1,14 +1,18 @@
 """Getting alerts out: a `Gate` that decides what is news, a `Dispatcher` that delivers it.
 
-Each sink has its own queue and worker task, so a slow or failing sink delays only itself;
-`submit` never waits. Failures are retried by the one backoff rule (`oiradar.backoff`), never
-sooner than a 429's `Retry-After`, then logged and dropped.
+Each sink has its own queues and worker tasks, so a slow or failing sink delays only itself;
+`submit` never waits. A sink that takes requests in parallel (a webhook: `lanes` > 1) gets
+that many workers, each symbol always on the same one: a close that raises fifty alerts is
+not delivered one round trip after another, and one symbol's alerts still arrive in order.
+Failures are retried by the one backoff rule (`oiradar.backoff`), never sooner than a 429's
+`Retry-After`, then logged and dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -112,8 +116,15 @@ class Dispatcher:
         self.max_backoff_s = max_backoff_s
         self.on_delivery = on_delivery
         self._sleep = sleep
-        self._queues = [asyncio.Queue[Alert](queue_size) for _ in self.sinks]
+        self._lanes = [
+            [asyncio.Queue[Alert](queue_size) for _ in range(max(1, getattr(sink, "lanes", 1)))]
+            for sink in self.sinks
+        ]
         self._workers: list[asyncio.Task[None]] = []
+
+    @property
+    def _queues(self) -> list[asyncio.Queue[Alert]]:
+        return [q for lanes in self._lanes for q in lanes]
 
     async def __aenter__(self) -> Dispatcher:
         self.start()
@@ -125,14 +136,17 @@ class Dispatcher:
     def start(self) -> None:
         if not self._workers:
             self._workers = [
-                asyncio.create_task(self._work(sink, queue), name=f"sink:{sink.name}")
-                for sink, queue in zip(self.sinks, self._queues, strict=True)
+                asyncio.create_task(self._work(sink, queue), name=f"sink:{sink.name}:{k}")
+                for sink, lanes in zip(self.sinks, self._lanes, strict=True)
+                for k, queue in enumerate(lanes)
             ]
 
     def submit(self, alert: Alert) -> None:
         """Queue `alert` for every sink and return at once; a full queue drops it (logged)."""
         self.start()
-        for sink, queue in zip(self.sinks, self._queues, strict=True):
+        lane = zlib.crc32(alert.symbol.encode())
+        for sink, lanes in zip(self.sinks, self._lanes, strict=True):
+            queue = lanes[lane % len(lanes)]
             try:
                 queue.put_nowait(alert)
             except asyncio.QueueFull:

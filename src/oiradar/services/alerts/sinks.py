@@ -38,6 +38,9 @@ class SinkError(Exception):
 
 
 class Sink(Protocol):
+    """Besides these, a sink may say how many alerts it takes at once (`lanes`, default 1:
+    one after another)."""
+
     name: str
 
     async def send(self, alert: Alert) -> None: ...
@@ -166,7 +169,12 @@ def _origin(url: str) -> str:
 
 
 class WebhookSink(HttpSink):
-    """Generic webhook: the alert's dict as the JSON body."""
+    """Generic webhook: the alert's dict as the JSON body. Up to `lanes` POSTs at once (one
+    symbol's in order): a receiver of our own takes them in parallel. Chat services keep one
+    lane: Telegram allows about one message a second per chat, Discord five per two seconds
+    per webhook, Slack one a second."""
+
+    lanes = 4
 
     def __init__(self, config: SinkConfig) -> None:
         assert config.url is not None

@@ -3,6 +3,7 @@ sink's other end, the simulator's linear clock, and the figures one run collects
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from oiradar.store import open_store
 
 EXE = Path(sys.executable).parent / "oiradar"
 BAR_MS = 300_000
+WARM_CLOSES = 2  # closes after the start still stepped via REST (the warm-up)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -78,6 +80,31 @@ class Usage:
         return self.samples[-1][2] if self.samples else float("nan")
 
 
+class Usages:
+    """Several processes sampled as one (the simulators): CPU summed, memory of the largest."""
+
+    def __init__(self, pids: Sequence[int]) -> None:
+        self.parts = [Usage(pid) for pid in pids]
+
+    def sample(self) -> None:
+        for part in self.parts:
+            part.sample()
+
+    @property
+    def peak_kb(self) -> int:
+        return max(p.peak_kb for p in self.parts)
+
+    def share(self, since: float = 0.0) -> float:
+        return sum(p.share(since) for p in self.parts)
+
+    def busiest(self, since: float = 0.0) -> float:
+        """The largest one process's share: a process near 1.0 is saturated."""
+        return max(p.share(since) for p in self.parts)
+
+    def cpu_total(self) -> float:
+        return sum(p.cpu_total() for p in self.parts)
+
+
 def scaled(speed: float) -> list[str]:
     """The simulator's speed, with its rate-limit windows scaled to match."""
     return ["--speed", str(speed), "--limit-scale", str(speed)]
@@ -90,8 +117,10 @@ def start_sim(
     cascade_delay: float,
     log: Path,
     extra: Sequence[str] = (),
+    nice: int = 0,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """`oiradar sim` on a free port (`extra`: more of its options); (process, base URL)."""
+    """`oiradar sim` on a free port (`extra`: more of its options; `nice`: its scheduling
+    priority, below the daemon's when > 0); (process, base URL)."""
     mix = ["--regime-weights", weights] if weights else []
     mix += ["--cascade-delay", str(cascade_delay), *extra]
     with log.open("wb") as out:
@@ -99,6 +128,7 @@ def start_sim(
             [str(EXE), "sim", "--symbols", str(symbols), "--port", "0", *scaled(speed), *mix],
             stdout=out,
             stderr=subprocess.STDOUT,
+            preexec_fn=(lambda: os.nice(nice)) if nice else None,  # noqa: PLW1509
         )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -113,6 +143,89 @@ def start_sim(
     raise SystemExit(f"simulator did not start:\n{log.read_text(errors='replace')[-2000:]}")
 
 
+@dataclass
+class Sims:
+    """Simulator processes that together serve the run's venues, each venue from one of them
+    (`bases`: venue -> base URL), on one shared clock: a one-process simulator saturates its
+    core at 500 symbols x 4 venues and then inflates every latency it is used to measure."""
+
+    procs: list[subprocess.Popen[bytes]]
+    bases: dict[str, str]
+
+    @property
+    def first(self) -> str:
+        return next(iter(self.bases.values()))
+
+    def unique(self) -> list[str]:
+        return list(dict.fromkeys(self.bases.values()))
+
+    def env(self) -> dict[str, str]:
+        """The daemon's environment: each venue's REST and WebSocket base (the endpoints'
+        per-venue variables), so no `--endpoint` is needed."""
+        out = {}
+        for venue, base in self.bases.items():
+            out[f"OIRADAR_{venue.upper()}_REST"] = base
+            out[f"OIRADAR_{venue.upper()}_WS"] = "ws" + base.removeprefix("http")
+        return out
+
+    async def start_clocks(self, http: aiohttp.ClientSession, speed: float) -> None:
+        """Start every frozen clock at once; each maps wall time to venue time linearly from
+        the moment its POST is handled, so they differ by those moments (checked by
+        `offsets_ms`)."""
+        await asyncio.gather(*(
+            _post(http, f"{b}/_sim/clock", {"speed": speed}) for b in self.unique()
+        ))  # fmt: skip
+
+    async def offsets_ms(self, http: aiohttp.ClientSession, speed: float) -> float:
+        """Largest difference in wall ms between the clocks, beyond the reads' round trips."""
+        reads = [await read_clock(http, b) for b in self.unique()]
+        walls = [SimTime(r.wall, r.sim_ms, speed).wall_at(reads[0].sim_ms) for r in reads]
+        slack = max(r.rtt_s for r in reads)
+        return max(0.0, (max(walls) - min(walls) - slack)) * 1000
+
+    async def stats(self, http: aiohttp.ClientSession) -> dict[str, Any]:
+        """The counters of every venue, each from the process serving it."""
+        venues: dict[str, Any] = {}
+        for base in self.unique():
+            got = (await sim_json(http, base + "/_sim/stats")).get("venues", {})
+            venues.update({v: got[v] for v, b in self.bases.items() if b == base and v in got})
+        return {"venues": venues}
+
+
+async def _post(http: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> None:
+    async with http.post(url, json=body) as r:
+        r.raise_for_status()
+
+
+def start_sims(
+    groups: Sequence[Sequence[str]],
+    symbols: int,
+    speed: float,
+    weights: str,
+    cascade_delay: float,
+    logs: Path,
+    nice: int = 0,
+) -> Sims:
+    """One `oiradar sim` per group of venues, the same market (seed, start, symbols) in each,
+    clocks frozen until `Sims.start_clocks`; rate limits scaled by `speed`."""
+    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    procs: list[subprocess.Popen[bytes]] = []
+    bases: dict[str, str] = {}
+    try:
+        for k, group in enumerate(groups):
+            extra = ["--venues", ",".join(group), "--start", start, "--speed", "0"]
+            proc, base = start_sim(
+                symbols, speed, weights, cascade_delay, logs / f"sim{k}.log", extra, nice
+            )
+            procs.append(proc)
+            bases.update(dict.fromkeys(group, base))
+    except BaseException:
+        for proc in procs:
+            stop_sim(proc)
+        raise
+    return Sims(procs, bases)
+
+
 def stop_sim(sim: subprocess.Popen[bytes]) -> None:
     sim.terminate()
     try:
@@ -123,13 +236,16 @@ def stop_sim(sim: subprocess.Popen[bytes]) -> None:
 
 
 async def shut(
-    watch: subprocess.Popen[bytes] | None, sim: subprocess.Popen[bytes], receiver: Receiver
+    watch: subprocess.Popen[bytes] | None,
+    sim: subprocess.Popen[bytes] | Sequence[subprocess.Popen[bytes]],
+    receiver: Receiver,
 ) -> None:
-    """What a run leaves behind: a daemon still up is killed, the simulator and sink stop."""
+    """What a run leaves behind: a daemon still up is killed, the simulators and sink stop."""
     if watch is not None and watch.poll() is None:
         watch.kill()
         watch.wait()
-    stop_sim(sim)
+    for proc in [sim] if isinstance(sim, subprocess.Popen) else sim:
+        stop_sim(proc)
     await receiver.stop()
 
 
@@ -249,7 +365,7 @@ class Run:
 
     clock: SimTime
     watch: Usage
-    sim: Usage
+    sim: Usages
     settle_s: float  # simulated seconds after a close before the daemon evaluates it
     t_start: float
     reads: list[ClockRead]
@@ -267,6 +383,9 @@ class Run:
     malformed: int = 0
     probe: ProbeResult | None = None
     bar_ms: list[float] = field(default_factory=list)  # bar close -> sink, per alert
+    bar_ms_warmed: list[float] = field(default_factory=list)  # the same after the warm-up
+    venues: list[str] = field(default_factory=list)
+    sim_error: str = ""  # a simulator stopped answering: the run ended there
 
     @property
     def steady(self) -> float:

@@ -40,11 +40,15 @@ class Probe:
     def _saw(self, symbol: str, ts_ms: int, arrived: float) -> None:
         self.seen.setdefault((symbol, ts_ms), arrived)
 
-    async def run(self, http: aiohttp.ClientSession, base: str) -> None:
-        feeds = (self._binance(http, base), self._bybit(http, base), self._okx(http, base),
-                 self._gate(http, base))  # fmt: skip
-        outcomes = await asyncio.gather(*feeds, return_exceptions=True)
-        for name, outcome in zip(("binance", "bybit", "okx", "gate"), outcomes, strict=True):
+    async def run(self, http: aiohttp.ClientSession, bases: dict[str, str]) -> None:
+        """Every probed venue among `bases` (venue -> its simulator's base URL)."""
+        feeds = {"binance": self._binance, "bybit": self._bybit, "okx": self._okx,
+                 "gate": self._gate}  # fmt: skip
+        names = [v for v in feeds if v in bases]
+        outcomes = await asyncio.gather(
+            *(feeds[v](http, bases[v]) for v in names), return_exceptions=True
+        )
+        for name, outcome in zip(names, outcomes, strict=True):
             if isinstance(outcome, Exception):  # reported: an escalation it missed has no figure
                 self.errors.append(f"{name}: {type(outcome).__name__}: {outcome}")
 
@@ -115,15 +119,18 @@ class Probe:
             await ws.send_str(text)
 
 
-def probe_main(base: str, out: Path) -> int:
-    """`bench/watch.py --probe BASE OUT`: the probe until SIGTERM, then what it saw to OUT."""
+def probe_main(bases_json: str, out: Path) -> int:
+    """`bench/watch.py --probe BASES OUT` (BASES: JSON venue -> base URL): the probe until
+    SIGTERM, then what it saw to OUT."""
+    bases: dict[str, str] = json.loads(bases_json)
+    base = next(iter(bases.values()))
 
     async def go() -> Probe:
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         async with aiohttp.ClientSession() as http:
             probe = Probe((await sim_json(http, base + "/_sim/info"))["symbols"])
-            task = asyncio.create_task(probe.run(http, base))
+            task = asyncio.create_task(probe.run(http, bases))
             await stop.wait()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -136,8 +143,8 @@ def probe_main(base: str, out: Path) -> int:
     return 0
 
 
-def start_probe(base: str, out: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, str(WATCH), "--probe", base, str(out)])
+def start_probe(bases: dict[str, str], out: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, str(WATCH), "--probe", json.dumps(bases), str(out)])
 
 
 def stop_probe(proc: subprocess.Popen[bytes], out: Path) -> ProbeResult:

@@ -1,9 +1,9 @@
 """By-hand benchmark of `oiradar watch` against `oiradar sim` (the watch issue's targets).
 
 Runs `oiradar sim --symbols N --speed S` and `oiradar watch --all --venues V` on it (N
-symbols x the venues: by default the six default venues, all seven with `--venues`), with
-one webhook sink pointing at a receiver in this process, for --minutes of wall time once
-the daemon reports `running` (its start-up backfill is timed separately), and reports:
+symbols x the venues: by default the four majors, all seven with `--venues`), with one
+webhook sink pointing at a receiver in this process, for --minutes of wall time once the
+daemon reports `running` (its start-up backfill is timed separately), and reports:
 
 - peak RSS of the watch process (max VmHWM of /proc/PID/status). Target < 300 MB (four
   venues), < 400 MB (seven).
@@ -20,9 +20,17 @@ the daemon reports `running` (its start-up backfill is timed separately), and re
   (--regime-weights, --cascade-delay) so that a 10-minute run has enough escalations for a
   p99.
 - bar close -> sink latency of the alerts a 5m bar close raises, separately (it includes
-  the --settle wait and the REST fetches of every symbol at each close).
+  the --settle wait), per venue and cause, after the two warm-up closes after the start
+  (whose bars the streams saw only in part, so they go via REST) and for those apart.
 - bars stepped, messages per venue, rows written and alerts sent (its published status), 429/418
   from the simulator's counters (target 0), and the graceful stop (SIGTERM -> exit).
+
+The venues are served by `--sims` simulator processes (default 2, the venues dealt by their
+load), each serving only its venues of the same market (seed, start) on clocks started
+together (their offset is printed); the daemon finds each venue through
+`OIRADAR_<VENUE>_REST`/`_WS`. They run at `--sim-nice` (default 10): they stand for the
+venues' own machines, so the daemon gets the CPU first. A simulator that stops answering
+ends the measurement early, with the figures so far.
 
 The simulator runs at --speed S so that 10 minutes cover S x 10 simulated minutes (20 bars
 at the default 10) and produce alerts; both the simulator and the daemon get
@@ -43,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import signal
 import subprocess
@@ -54,21 +63,24 @@ import aiohttp
 
 from _watchkit import (
     EXE,
+    WARM_CLOSES,
     Receiver,
     Run,
+    Sims,
     SimTime,
     Usage,
+    Usages,
     published,
     read_clock,
     reap,
     shut,
     sim_json,
-    start_sim,
+    start_sims,
 )
 from _watchprobe import probe_main, start_probe, stop_probe
 from _watchreport import log_summary, report
 from oiradar.store.base import redacted
-from oiradar.venues.registry import DEFAULT_VENUES
+from oiradar.venues.registry import DEFAULT_VENUES, parse_venues
 
 MAJORS = "binance,bybit,okx,bitget"
 
@@ -78,6 +90,21 @@ MAJORS = "binance,bybit,okx,bitget"
 # squeezes per symbol-day instead of 0.3, most of them escalations (tests/test_sim_core.py).
 SQUEEZE_HEAVY = "NEW_SHORTS=1,SHORT_SQUEEZE=1,NEUTRAL=0.2"
 CASCADE_DELAY = 0.5
+# The simulator's CPU per venue at 500 symbols (py-spy of a one-process run, relative): how
+# `--sims` deals the venues.
+SIM_LOAD = {"bybit": 3.0, "okx": 2.2, "bitget": 2.2, "binance": 2.0}
+
+
+def sim_groups(venues: list[str], n: int) -> list[list[str]]:
+    """`venues` dealt over `n` simulators in `SIM_LOAD` order (heaviest first), each to the
+    least loaded so far."""
+    groups: list[list[str]] = [[] for _ in range(max(1, min(n, len(venues))))]
+    load = [0.0] * len(groups)
+    for v in sorted(venues, key=lambda v: -SIM_LOAD.get(v, 1.0)):
+        k = load.index(min(load))
+        groups[k].append(v)
+        load[k] += SIM_LOAD.get(v, 1.0)
+    return groups
 
 
 async def measure(
@@ -85,42 +112,53 @@ async def measure(
 ) -> Run | None:
     speed: float = args.speed
     settle_s = max(1.0, 0.3 * speed)
-    sim, base = start_sim(
-        args.symbols, speed, args.regime_weights, args.cascade_delay, tmp / "sim.log"
-    )
+    venues = list(parse_venues(args.venues))
+    sims = start_sims(
+        sim_groups(venues, args.sims), args.symbols, speed, args.regime_weights,
+        args.cascade_delay, tmp, args.sim_nice,
+    )  # fmt: skip
     receiver = Receiver()
     watch: subprocess.Popen[bytes] | None = None
     try:
         cfg = await receiver.config(tmp / "config.toml", "bench")
         async with aiohttp.ClientSession() as http:
+            await sims.start_clocks(http, speed)
+            base = sims.first
             reads = [await read_clock(http, base) for _ in range(5)]
             best = min(reads, key=lambda c: c.rtt_s)
-            speed = float((await sim_json(http, base + "/_sim/clock"))["speed"])
             clock = SimTime(best.wall, best.sim_ms, speed)
             info = await sim_json(http, base + "/_sim/info")
+            groups = " | ".join(
+                f"{b} {','.join(v for v, x in sims.bases.items() if x == b)}" for b in sims.unique()
+            )
             print(
-                f"simulator {base}: {len(info['symbols'])} symbols x {len(info['venues'])} "
-                f"venues, speed {speed:g} (simulated s per wall s), "
-                f"rate limits scaled by {speed:g}; regime mix "
+                f"simulators: {groups}; {len(info['symbols'])} symbols per venue, speed "
+                f"{speed:g} (simulated s per wall s), rate limits scaled by {speed:g}, clocks "
+                f"{await sims.offsets_ms(http, speed):.1f} ms apart; regime mix "
                 + ", ".join(f"{k} {v:g}" for k, v in info["regime_weights"].items())
                 + f"; cascade delay {info['cascade_delay']:g}",
                 flush=True,
             )
             cmd = [
-                str(EXE), "watch", "--all", "--venues", args.venues, "--endpoint", base,
-                "--db", str(db),
+                str(EXE), "watch", "--all", "--venues", ",".join(venues), "--db", str(db),
                 "--config", str(cfg), "--min-history", args.min_history,
                 "--log-level", args.log_level, "--settle", f"{settle_s:g}s",
                 "--limit-scale", str(args.speed),
             ]  # fmt: skip
             shown = [redacted(a) if a == str(db) and "://" in a else a for a in cmd[1:]]
-            print(f"$ oiradar {' '.join(shown)}", flush=True)  # no password of a --db URL
+            print(f"$ oiradar {' '.join(shown)}  (each venue's OIRADAR_<VENUE>_REST/_WS set)",
+                  flush=True)  # fmt: skip  # no password of a --db URL
             t_start = time.time()
+            env = {k: v for k, v in os.environ.items() if k != "OIRADAR_ENDPOINT"}
             with watch_log.open("wb") as err:
-                watch = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
-            run = Run(clock, Usage(watch.pid), Usage(sim.pid), settle_s, t_start, reads)
+                watch = subprocess.Popen(
+                    cmd, stdout=subprocess.DEVNULL, stderr=err, env=env | sims.env()
+                )
+            sim_usage = Usages([p.pid for p in sims.procs])
+            run = Run(clock, Usage(watch.pid), sim_usage, settle_s, t_start, reads)
+            run.venues = venues
             probe_out = tmp / "probe.json"
-            probe = await follow(args, run, watch, db, receiver, http, base, probe_out)
+            probe = await follow(args, run, watch, db, receiver, http, sims, probe_out)
             if probe is None:
                 print(f"watch exited early with code {watch.returncode}")
                 for line in log_summary(watch_log):
@@ -130,16 +168,16 @@ async def measure(
             if isinstance(probe, subprocess.Popen):
                 run.probe = stop_probe(probe, probe_out)
             await asyncio.sleep(0.5)  # deliveries the daemon made while stopping are in
-            run.sim_stats = await sim_json(http, base + "/_sim/stats")
-            reads.append(await read_clock(http, base))
+            try:
+                run.sim_stats = await sims.stats(http)
+                reads.append(await read_clock(http, base))
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                run.sim_error = run.sim_error or f"{type(exc).__name__}: {exc}"
     finally:
-        await shut(watch, sim, receiver)
+        await shut(watch, sims.procs, receiver)
     run.status = published(db)
     run.received, run.malformed = receiver.received, receiver.bad
     return run
-
-
-WARM_CLOSES = 2  # closes after the start still stepped via REST (the warm-up)
 
 
 async def follow(
@@ -149,7 +187,7 @@ async def follow(
     db: Path | str,
     receiver: Receiver,
     http: aiohttp.ClientSession,
-    base: str,
+    sims: Sims,
     probe_out: Path,
 ) -> subprocess.Popen[bytes] | bool | None:
     """Samples once a second until --minutes after the daemon is running; returns the probe's
@@ -157,45 +195,53 @@ async def follow(
     task: subprocess.Popen[bytes] | bool = False
     next_report = run.t_start + 60
     bar_wall_s = 300.0 / args.speed  # one 5-minute bar in wall seconds
-    while True:
-        now = time.time()
-        if run.t_running is not None and now >= run.t_running + args.minutes * 60:
-            return task
-        if run.t_running is None and now >= run.t_start + args.startup_minutes * 60:
-            print(f"  not running after {args.startup_minutes:g} minutes: stopping")
-            return task
-        run.watch.sample()
-        run.sim.sample()
-        if watch.poll() is not None:
-            if isinstance(task, subprocess.Popen):
-                task.kill()
-                task.wait()
-            return None
-        if run.t_running is None and published(db).get("state") == "running":
-            run.t_running = time.time()
-            print(
-                f"  daemon running after {run.t_running - run.t_start:.1f} s; "
-                f"measuring for {args.minutes:g} minutes",
-                flush=True,
-            )
-            task = start_probe(base, probe_out)
-            run.sim_stats_running = await sim_json(http, base + "/_sim/stats")
-        warm_at = None if run.t_running is None else run.t_running + WARM_CLOSES * bar_wall_s
-        if run.t_warm is None and warm_at is not None and now >= warm_at:
-            run.t_warm = now  # the closes of the warm-up went via REST: counted apart
-            run.sim_stats_warm = await sim_json(http, base + "/_sim/stats")
-        if now >= next_report:
-            next_report += 60
-            run.reads.append(await read_clock(http, base))
-            rss = run.watch.samples[-1][1] / 1024 if run.watch.samples else float("nan")
-            print(
-                f"  t+{now - run.t_start:4.0f} s: watch RSS {rss:.0f} MB (peak "
-                f"{run.watch.peak_kb / 1024:.0f}), CPU {100 * run.watch.share(now - 60):.0f} %, "
-                f"sim CPU {100 * run.sim.share(now - 60):.0f} %, alerts received "
-                f"{len(receiver.received)}",
-                flush=True,
-            )
-        await asyncio.sleep(1.0 - (time.time() - now) % 1.0)
+    try:
+        while True:
+            now = time.time()
+            if run.t_running is not None and now >= run.t_running + args.minutes * 60:
+                return task
+            if run.t_running is None and now >= run.t_start + args.startup_minutes * 60:
+                print(f"  not running after {args.startup_minutes:g} minutes: stopping")
+                return task
+            run.watch.sample()
+            run.sim.sample()
+            if watch.poll() is not None:
+                if isinstance(task, subprocess.Popen):
+                    task.kill()
+                    task.wait()
+                return None
+            if run.t_running is None and published(db).get("state") == "running":
+                run.t_running = time.time()
+                print(
+                    f"  daemon running after {run.t_running - run.t_start:.1f} s; "
+                    f"measuring for {args.minutes:g} minutes",
+                    flush=True,
+                )
+                task = start_probe(sims.bases, probe_out)
+                run.sim_stats_running = await sims.stats(http)
+            warm_at = None if run.t_running is None else run.t_running + WARM_CLOSES * bar_wall_s
+            if run.t_warm is None and warm_at is not None and now >= warm_at:
+                run.t_warm = now  # the closes of the warm-up went via REST: counted apart
+                run.sim_stats_warm = await sims.stats(http)
+            if now >= next_report:
+                next_report += 60
+                run.reads.append(await read_clock(http, sims.first))
+                rss = run.watch.samples[-1][1] / 1024 if run.watch.samples else float("nan")
+                print(
+                    f"  t+{now - run.t_start:4.0f} s: watch RSS {rss:.0f} MB (peak "
+                    f"{run.watch.peak_kb / 1024:.0f}), CPU "
+                    f"{100 * run.watch.share(now - 60):.0f} %, sim CPU "
+                    f"{100 * run.sim.share(now - 60):.0f} %, alerts received "
+                    f"{len(receiver.received)}",
+                    flush=True,
+                )
+            await asyncio.sleep(1.0 - (time.time() - now) % 1.0)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        # A simulator that stops answering (its loop saturated) ends the measurement; the
+        # figures so far are still reported.
+        run.sim_error = f"{type(exc).__name__}: {exc}"
+        print(f"  a simulator stopped answering ({run.sim_error}): stopping", flush=True)
+        return task
 
 
 async def stop_watch(watch: subprocess.Popen[bytes], run: Run) -> None:
@@ -259,6 +305,21 @@ def main(argv: list[str] | None = None) -> int:
         "simulator serves all seven)",
     )
     ap.add_argument(
+        "--sims",
+        type=int,
+        default=2,
+        help="simulator processes, the venues dealt over them by load (default 2: one "
+        "process saturates its core at 500 symbols x 4 venues; this machine has "
+        f"{os.cpu_count()} CPUs for them, the daemon and this process)",
+    )
+    ap.add_argument(
+        "--sim-nice",
+        type=int,
+        default=10,
+        help="the simulators' niceness (default 10): they stand for the venues' own machines, "
+        "so the daemon under test gets the CPU first; their lag is measured apart (the probe)",
+    )
+    ap.add_argument(
         "--log-level",
         default="info",
         help="oiradar watch --log-level (info: its event=bar_closed lines give the causes)",
@@ -272,8 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.probe:
         return probe_main(args.probe[0], Path(args.probe[1]))
-    if args.speed <= 0 or args.symbols <= 0 or args.minutes <= 0:
-        ap.error("--speed, --symbols and --minutes must be positive")
+    if args.speed <= 0 or args.symbols <= 0 or args.minutes <= 0 or args.sims <= 0:
+        ap.error("--speed, --symbols, --minutes and --sims must be positive")
     tmp = Path(tempfile.mkdtemp(prefix="oiradar-bench-watch-"))
     watch_log = args.log or tmp / "watch.stderr.log"
     db = args.db or tmp / "watch.sqlite"

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import threading
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from oiradar.records import Candle, FundingSample, LiquidationFeed
+from oiradar.records import Candle, FundingSample, LiquidationFeed, OISample
 from oiradar.services.alerts import Alert
-from oiradar.services.watch.bars import BarBook
+from oiradar.services.watch.bars import BarBook, MinuteOI
 from oiradar.services.watch.decide import STALE_MS, Burst, Decider, Phase
 from oiradar.services.watch.ingest import Ingest
 from oiradar.services.watch.venue_status import MIN_POLL_S, poll_interval_s
@@ -291,6 +292,43 @@ def test_a_streamed_bar_is_the_bar_build_grid_makes_of_the_same_rows(
     assert [getattr(bar, f) for f in Bar.__slots__] == pytest.approx(
         [getattr(want, f) for f in Bar.__slots__], nan_ok=True, rel=0, abs=0
     )
+
+
+def _last_per_bar(samples: list[OISample], interval_ms: int) -> dict[tuple[str, int], float]:
+    """Each bar's OI as `build_grid` reads it: the last sample in (open, close]."""
+    out: dict[tuple[str, int], tuple[int, float]] = {}
+    for s in samples:
+        key = (s.symbol, (s.ts_ms - 1) // interval_ms)
+        if key not in out or s.ts_ms >= out[key][0]:
+            out[key] = (s.ts_ms, s.oi_base)
+    return {k: v for k, (_, v) in out.items()}
+
+
+def test_streamed_oi_is_stored_a_sample_a_minute_with_every_bar_unchanged() -> None:
+    """Ticker pushes carry OI many times a second; the store gets each minute's last sample
+    (when the next minute begins, at a close, at the stop): every bar of every interval
+    reads the same OI from those as from all of them, reordered messages included."""
+    rng, thin = random.Random(5), MinuteOI()
+    every: list[OISample] = []
+    stored: list[OISample] = []
+    t = T0
+    while t < T0 + 23 * MINUTE_MS:
+        t += rng.choice([1, 150, 700, 4_000, 20_000, 60_000 - (t - T0) % 60_000])
+        for sym in ("AUSDT", "BUSDT"):
+            sample = OISample("bybit", sym, t - rng.choice([0, 0, 0, 900]), rng.uniform(1, 2))
+            every.append(sample)
+            if (due := thin.add(sample)) is not None:
+                stored.append(due)
+        if t - T0 in (5 * MINUTE_MS, 10 * MINUTE_MS + 1):  # closes read the store
+            close = t - (t - T0) % BAR
+            stored += thin.take(close)
+            assert all(s.ts_ms <= close for s in thin.take(close)) and not thin.take(close)
+    stored += thin.take()
+    for interval in (MINUTE_MS, BAR, 3 * BAR):
+        assert _last_per_bar(stored, interval) == _last_per_bar(every, interval)
+    keys = [(s.symbol, s.ts_ms) for s in stored]
+    assert len(keys) == len(set(keys))  # none stored twice
+    assert len(stored) < len(every) / 3
 
 
 def test_the_close_sweep_asks_the_biggest_moves_first() -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from oiradar.errors import Banned
 from oiradar.records import FundingSample, Liquidation, LiquidationFeed
-from oiradar.services.watch.bars import BarBook, step_streamed
+from oiradar.services.watch.bars import BarBook, MinuteOI, step_streamed
 from oiradar.services.watch.decide import Decider
 from oiradar.services.watch.gaps import GapFill
 from oiradar.services.watch.ingest import Ingest
@@ -65,6 +65,7 @@ class BarClose(ABC):
     status: VenueStatus
     gaps: GapFill
     book: BarBook
+    minute_oi: MinuteOI
     poller: OIPoller | None
     states: dict[str, LiveState]
     running: dict[str, Running]
@@ -120,6 +121,7 @@ class BarClose(ABC):
         delivered the bar whole, else from the store once REST filled what it lacks."""
         started = time.time()
         self._record_coverage()
+        self.ingest.extend(self.minute_oi.take(upto + self.bar_ms))  # the bar's close OI
         n_streamed = 0
         if self.poller is not None:  # its close sweep is the bar-close OI, in parts
             n_streamed = await self._step_as_swept(upto)
@@ -293,8 +295,10 @@ class BarClose(ABC):
         self._stepped(sym)
 
     def store_pending(self) -> None:
-        """At a stop: the streamed candles not stepped yet, and the feed's coverage."""
+        """At a stop: the streamed candles not stepped yet, the newest OI, and the feed's
+        coverage."""
         self.ingest.extend(list(self.book.take_unstored()))
+        self.ingest.extend(self.minute_oi.take())
         self._record_coverage()
 
     def _record_coverage(self) -> None:

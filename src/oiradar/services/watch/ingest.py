@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -71,7 +71,7 @@ class Ingest:
         if len(self._records) >= self.max_rows:
             self._wake.set()
 
-    def extend(self, records: list[Record]) -> None:
+    def extend(self, records: Iterable[Record]) -> None:
         self._records.extend(records)
         if len(self._records) >= self.max_rows:
             self._wake.set()

@@ -29,7 +29,7 @@ from oiradar.records import (
     OISample,
     Side,
 )
-from oiradar.services.watch.bars import BarBook
+from oiradar.services.watch.bars import BarBook, MinuteOI
 from oiradar.services.watch.close import BarClose, Running
 from oiradar.services.watch.decide import Burst, Decider, Phase
 from oiradar.services.watch.gaps import GapFill
@@ -84,6 +84,7 @@ class VenueWatch(BarClose):
         polled = not stream.streams_oi
         self.gaps = GapFill(client, reads, ingest, self.status, bar_ms, close_oi_only=polled)
         self.book = BarBook(bar_ms, close_oi_only=polled)
+        self.minute_oi = MinuteOI()  # streamed OI to the store, a sample a minute
         self.status.candles = "stream" if stream.want_candles(bar_ms) else "rest"
         self.poller = None if stream.streams_oi else OIPoller(
             client, self.status, self.now_ms, self._take_polled, bar_ms=bar_ms,
@@ -226,11 +227,15 @@ class VenueWatch(BarClose):
         if snap.funding_rate is not None:
             self.funding[snap.symbol] = (snap.funding_rate, snap.funding_interval_h)
         if store_oi and snap.oi_base is not None and snap.symbol in self.running:
-            self._take_oi(snap, snap.ts_ms)
+            self._take_oi(snap, snap.ts_ms, streamed=True)
 
-    def _take_oi(self, snap: MarketSnapshot, ts_ms: int) -> None:
+    def _take_oi(self, snap: MarketSnapshot, ts_ms: int, streamed: bool = False) -> None:
         assert snap.oi_base is not None
-        self.ingest.add(OISample(self.venue, snap.symbol, ts_ms, snap.oi_base, None, snap.oi_usd))
+        sample = OISample(self.venue, snap.symbol, ts_ms, snap.oi_base, None, snap.oi_usd)
+        if not streamed:
+            self.ingest.add(sample)
+        elif (due := self.minute_oi.add(sample)) is not None:
+            self.ingest.add(due)
         self.book.add_oi(snap.symbol, ts_ms, snap.oi_base)
 
     def _take_polled(self, snaps: list[MarketSnapshot], close: int | None) -> None:

@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 CLOCK_IDLE_S = 5.0  # no venue time for this long (stream down): ask REST for it
 FUNDING_PASS_S = 30.0  # how often settled funding is checked for
 YIELD_EVERY = 10  # symbols read per trip to the reader thread, stepped between two turns
-STEP_EVERY = 50  # streamed bars stepped per trip to a worker thread
 FUNDING_RETRY_S = 300.0  # after a fetch, the symbol's next try
 
 

@@ -248,9 +248,14 @@ class BarClose(ABC):
             self._burst_check(liq, run, state, liq.ts_ms - liq.ts_ms % self.bar_ms)
 
     def _mark_filled(self) -> None:
-        """Bars whose candle REST filled: counted and logged by cause, never skipped."""
+        """Bars whose candle REST filled: counted and logged by cause, never skipped. A venue
+        without a candle channel (Gate, Hyperliquid, dYdX) takes every candle from REST at
+        its close: that is its way, not a fill (it logged 500 `close_lost` lines a close)."""
+        filled = self.gaps.take_filled()
+        if self.status.candles != "stream":
+            return
         gaps = self.stream.stats.gaps
-        for sym, bar_open in self.gaps.take_filled():
+        for sym, bar_open in filled:
             close = bar_open + self.bar_ms
             if self._seeded_ms is None or bar_open < self._seeded_ms - self.bar_ms:
                 cause = "restart"

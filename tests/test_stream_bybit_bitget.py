@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,7 @@ from oiradar.venues.bitget import ws as bitget_ws
 from oiradar.venues.bybit import BybitStream
 from oiradar.venues.bybit import wire as bybit_wire
 from oiradar.venues.bybit import ws as bybit_ws
-from oiradar.venues.stream import LiquidationFeed, State, StreamRecord, VenueStream
+from oiradar.venues.stream import LiquidationFeed, State, StreamRecord, VenueStream, WsStream
 from tests.simkit import MINUTE, running
 
 BYBIT_TICKER = json.loads(
@@ -345,3 +346,31 @@ async def test_stream_splits_symbols_over_connections_and_pings(
         assert run.stream.stats.last_error is None
         assert run.stream.stats.connects == conns
         await run.stop()
+
+
+async def test_a_stop_while_a_dropped_connection_tears_down_ends_the_stream(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stop cancels the stream while a dropped connection waits for its ping task to
+    end: that cancellation must end the stream, not be swallowed (it reconnected instead,
+    and a watch under load did not stop within a minute)."""
+    tearing = asyncio.Event()
+
+    async def slow_ping(self: WsStream, ws: Any, text: str) -> None:
+        try:
+            while not ws.closed:
+                await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            tearing.set()
+            await asyncio.sleep(0.5)  # a helper slow to end: the stop lands meanwhile
+            raise
+
+    monkeypatch.setattr(WsStream, "_ping", slow_ping)
+    async with running(venues=("bybit",), ws_drop_s=0.2) as (sim, http):
+        stream = BybitStream(sim.url, session=http, reconnect_base_s=0.01, reconnect_max_s=0.05)
+        task = asyncio.create_task(stream.run(["BTCUSDT"], lambda rec: None))
+        await asyncio.wait_for(tearing.wait(), 10)
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=5)
+        assert task in done and task.cancelled(), stream.stats
+        assert stream.stats.state is State.STOPPED

@@ -318,11 +318,7 @@ class WsStream(VenueStream):
         try:
             return await self._receive(ws, conn, wanted, on_record)
         finally:
-            for task in helpers:
-                task.cancel()
-            for task in helpers:
-                with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-                    await task
+            await _end(helpers)
 
     async def _send_paced(self, ws: aiohttp.ClientWebSocketResponse, texts: list[str]) -> None:
         for n, text in enumerate(texts):
@@ -403,3 +399,19 @@ class WsStream(VenueStream):
             self._stats.records += 1
             await deliver(on_record, record)
         return ts is not None
+
+
+async def _end(helpers: list[asyncio.Task[None]]) -> None:
+    """Cancel a connection's helper tasks and wait for them. `asyncio.wait`, not each awaited
+    under `suppress(CancelledError)`: a stop cancelling the connection meanwhile was
+    swallowed there, and the stream reconnected instead of ending (a watch that never
+    stopped). A helper's ConnectionError (its socket died) is expected; others propagate."""
+    for task in helpers:
+        task.cancel()
+    if not helpers:
+        return
+    await asyncio.wait(helpers)
+    for task in helpers:
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None and not isinstance(exc, ConnectionError):
+            raise exc

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -28,6 +26,7 @@ from aiohttp import WSServerHandshakeError
 
 from oiradar.backoff import Backoff, retry_after_s
 from oiradar.records import Candle, Liquidation, LiquidationFeed, MarketSnapshot
+from oiradar.venues.dedupe import Dedupe
 from oiradar.venues.endpoints import endpoints
 
 StreamRecord = Liquidation | MarketSnapshot | Candle
@@ -54,27 +53,6 @@ class StreamStats:
     last_error: str | None = None
     gaps: list[tuple[int, int]] = field(default_factory=list)  # (down since, back at) ms
     stopped_live: bool = False  # stopped while live: connected up to last_message_ms
-
-
-class Dedupe:
-    """Remembers the last `size` message fingerprints; duplicated messages are dropped.
-
-    Only a 16-byte digest of each is kept: a fingerprint is often the whole message, and
-    Binance's all-market mark-price push is ~100 KB a second (4,096 of them were 400 MB)."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self._seen: OrderedDict[bytes, None] = OrderedDict()
-        self._size = size
-
-    def fresh(self, fingerprint: str) -> bool:
-        key = hashlib.blake2b(fingerprint.encode(), digest_size=16).digest()
-        if key in self._seen:
-            self._seen.move_to_end(key)
-            return False
-        self._seen[key] = None
-        if len(self._seen) > self._size:
-            self._seen.popitem(last=False)
-        return True
 
 
 def envelope_ms(msg: Any) -> int | None:

@@ -305,3 +305,14 @@ def lacks(
                     liq, liq_day)  # fmt: skip
         out.append(lack)
     return out
+
+
+def runs(indices: list[int]) -> list[list[int]]:
+    """[1, 2, 3, 7, 8] -> [[1, 2, 3], [7, 8]]: consecutive chunks, asked for in one go."""
+    out: list[list[int]] = []
+    for i in indices:
+        if out and out[-1][-1] == i - 1:
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out

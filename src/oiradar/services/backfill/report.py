@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from oiradar.kinds import Kind
-from oiradar.services.backfill.plan import Chunk
+from oiradar.services.backfill.plan import NO_DATA_HINTS, Chunk
 
 
 @dataclass(slots=True)
@@ -73,3 +73,18 @@ class BackfillResult:
     @property
     def failed(self) -> list[str]:
         return [v.venue for v in self.venues if v.failed]
+
+
+def shortfall_reason(
+    venue: str, kind: str, asked: bool, read: bool, rest_down: str | None
+) -> str | None:
+    """Why part of a chunk of `kind` stays missing (`asked`: the venue was asked; `read`: the
+    archive was read); None when the archive already said why."""
+    if asked:
+        hint = NO_DATA_HINTS.get((venue, kind), "before the listing, or a venue gap")
+        return f"{venue} has no {kind} for all or part of these days ({hint})"
+    if rest_down is not None and not read:
+        return f"{kind} not fetched: {venue} failed ({rest_down})"
+    if read:
+        return f"the archive's files lack {kind} for all or part of these days"
+    return None

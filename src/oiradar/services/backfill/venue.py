@@ -30,7 +30,6 @@ from oiradar.services.backfill.listing import ListingFinder, remember
 from oiradar.services.backfill.plan import (
     BINANCE,
     I64,
-    NO_DATA_HINTS,
     BackfillRequest,
     Chunk,
     Lack,
@@ -40,9 +39,10 @@ from oiradar.services.backfill.plan import (
     chunks,
     lacks,
     plan_for,
+    runs,
     uncovered,
 )
-from oiradar.services.backfill.report import BackfillResult, VenueReport
+from oiradar.services.backfill.report import BackfillResult, VenueReport, shortfall_reason
 from oiradar.store import Span, Store
 from oiradar.store.aio import AsyncStore
 from oiradar.units import HOUR_MS, interval_name, iso
@@ -50,17 +50,6 @@ from oiradar.venues.base import VenueClient
 from oiradar.venues.http import RestClient
 
 log = logging.getLogger(__name__)
-
-
-def _runs(indices: list[int]) -> list[list[int]]:
-    """[1, 2, 3, 7, 8] -> [[1, 2, 3], [7, 8]]."""
-    runs: list[list[int]] = []
-    for i in indices:
-        if runs and runs[-1][-1] == i - 1:
-            runs[-1].append(i)
-        else:
-            runs.append([i])
-    return runs
 
 
 class VenueRun:
@@ -365,7 +354,7 @@ class VenueRun:
         it (one call instead of one per day) and handed to each chunk's transaction."""
         out: dict[int, list[Rec]] = {}
         starts = np.array([c.start_ms for c in cks], dtype=np.int64)
-        for run in _runs([i for i, lack in enumerate(todo) if lack.funding]):
+        for run in runs([i for i, lack in enumerate(todo) if lack.funding]):
             lo, hi = cks[run[0]].start_ms, cks[run[-1]].end_ms - 1
             got = await self._rest(functools.partial(self.client.funding_history, symbol, lo, hi))
             asked = got is not None
@@ -388,17 +377,9 @@ class VenueRun:
         return out
 
     def _shortfall(self, kind: str, asked: bool, read: bool, symbol: str, chunk: Chunk) -> None:
-        """Why part of a chunk stays missing; silent when the archive already said why."""
-        if asked:
-            hint = NO_DATA_HINTS.get((self.venue, kind), "before the listing, or a venue gap")
-            reason = f"{self.venue} has no {kind} for all or part of these days ({hint})"
-        elif self.rest_down is not None and not read:
-            reason = f"{kind} not fetched: {self.venue} failed ({self.rest_down})"
-        elif read:
-            reason = f"the archive's files lack {kind} for all or part of these days"
-        else:
-            return
-        self.report.note(reason, symbol, chunk)
+        reason = shortfall_reason(self.venue, kind, asked, read, self.rest_down)
+        if reason is not None:
+            self.report.note(reason, symbol, chunk)
 
 
 def _ts(records: Sequence[Rec]) -> I64:

@@ -25,9 +25,10 @@ from typing import Any
 import aiohttp
 
 from oiradar.records import LiquidationFeed
+from oiradar.venues.dedupe import Dedupe
 from oiradar.venues.dydx.rest import DydxClient
 from oiradar.venues.dydx.wire import VENUE, canonical, iso_ms, parse_liquidations, parse_market
-from oiradar.venues.stream import Connection, Dedupe, StreamRecord, WsStream
+from oiradar.venues.stream import Connection, StreamRecord, WsStream
 
 PATH = "/v4/ws"
 TRADES_PER_CONN = 30  # the indexer allows 32 v4_trades subscriptions per connection

@@ -37,11 +37,13 @@ from oiradar.venues.stream import VenueStream
 
 log = logging.getLogger(__name__)
 YIELD_EVERY = 10  # symbols read per trip to the reader thread, stepped between two turns
-# Streamed bars go to a worker thread in two trips: the likeliest alerts first (the biggest
-# price moves), then the rest. Each trip waits for the loop, which runs thousands of
-# messages a second: ten trips of 50 took 0.4-0.7 s of a close's 500 symbols in
-# bench/watch.py, for ~60 ms of stepping.
+# Streamed bars go to a worker thread in few trips: the likeliest alerts first (the biggest
+# price moves), then the rest, at most STEP_MAX a trip. Each trip waits for the loop, which
+# runs thousands of messages a second: ten trips of 50 took 0.4-0.7 s of a close's 500
+# symbols in bench/watch.py, for ~60 ms of stepping; one trip of 450 held ~35 MB more at
+# once (peak RSS 273 vs 239 MB).
 FIRST_STEP = 50
+STEP_MAX = 250
 SWEEP_WAIT_S = 10.0  # wall seconds a close waits at most for its OI sweep
 CLOSE_GRACE_S = 1.0  # wall seconds close messages still missing at the settle time may take
 GRACE_TICK_S = 0.02
@@ -212,13 +214,15 @@ class BarClose(ABC):
         return None if start is None else max(start, self._seeded_ms)
 
     async def _step_streamed(self, bars: list[tuple[str, Bar]]) -> None:
+        if not bars:
+            return
         if len(bars) > FIRST_STEP:
             by_symbol = dict(bars)
             order = self.book.by_move(list(by_symbol), bars[0][1].ts_ms + self.bar_ms)
             bars = [(sym, by_symbol[sym]) for sym in order]
-        for chunk in (bars[:FIRST_STEP], bars[FIRST_STEP:]):
-            if chunk:
-                await self._step_chunk(chunk)
+        await self._step_chunk(bars[:FIRST_STEP])
+        for k in range(FIRST_STEP, len(bars), STEP_MAX):
+            await self._step_chunk(bars[k : k + STEP_MAX])
 
     async def _step_chunk(self, chunk: list[tuple[str, Bar]]) -> None:
         """Step `chunk` in a worker thread; its symbols' burst checks wait for it."""

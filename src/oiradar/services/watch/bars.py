@@ -19,10 +19,9 @@ from oiradar.records import Candle, FundingSample, MarketSeries, OISample
 from oiradar.signals.live import Bar, LiveState
 from oiradar.signals.live_many import step_many
 from oiradar.signals.reading import MarketReading
-from oiradar.units import HOUR_MS
+from oiradar.units import HOUR_MS, MINUTE_MS
 
 MAX_FUNDING_AGE_H = 24.0  # as `build_grid`'s default: older funding is unknown
-MINUTE_MS = 60_000
 
 I64, F64 = np.int64, np.float64
 
@@ -215,10 +214,10 @@ class MinuteOI:
         """Takes the newest sample; returns one to store now (a minute that has ended)."""
         prev = self._pending.get(sample.symbol)
         if prev is not None and sample.ts_ms < prev.ts_ms:  # a reordered message
-            older = (sample.ts_ms - 1) // MINUTE_MS < (prev.ts_ms - 1) // MINUTE_MS
+            older = _minute(sample.ts_ms) < _minute(prev.ts_ms)
             return sample if older else None  # a newer one of its minute is pending
         self._pending[sample.symbol] = sample
-        if prev is None or (prev.ts_ms - 1) // MINUTE_MS == (sample.ts_ms - 1) // MINUTE_MS:
+        if prev is None or _minute(prev.ts_ms) == _minute(sample.ts_ms):
             return None
         return self._mark(prev)
 
@@ -235,6 +234,11 @@ class MinuteOI:
             return None
         self._stored[sample.symbol] = sample.ts_ms
         return sample
+
+
+def _minute(ts_ms: int) -> int:
+    """The minute a sample belongs to, as a bar (open, close] holds it."""
+    return (ts_ms - 1) // MINUTE_MS
 
 
 def step_streamed(work: list[tuple[str, LiveState, Bar]]) -> list[tuple[str, MarketReading]]:

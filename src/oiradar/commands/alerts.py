@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +9,7 @@ import typer
 
 from oiradar.commands.app import app
 from oiradar.errors import UserError
+from oiradar.lifecycle import run
 
 _CONFIG_HELP = (
     "Config file (TOML). Default: $OIRADAR_CONFIG, else the platform's user config dir, "
@@ -102,7 +102,7 @@ def alerts_test(config: ConfigOption = None) -> None:
     if not cfg.sinks:
         where = cfg.source or "the config (none found; create one with oiradar config init)"
         raise UserError(f"no [[sinks]] configured in {where}")
-    results = asyncio.run(check_sinks(cfg, WallClock().now_ms()))
+    results = run(check_sinks(cfg, WallClock().now_ms()))
     for sink in cfg.sinks:
         done = results.get(sink.name)
         status = "ok" if done and done.ok else f"failed: {done.error if done else 'no result'}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import replace
 from enum import StrEnum
@@ -23,6 +22,7 @@ from oiradar.commands.selection import (
     select,
 )
 from oiradar.errors import UserError
+from oiradar.lifecycle import run
 from oiradar.render import Format, emit, progress_bar
 from oiradar.services.backfill import BackfillRequest, BackfillResult
 from oiradar.units import DAY_MS, interval_ms, iso, parse_time
@@ -168,7 +168,7 @@ def backfill(
             else:
                 bar.advance(tasks[venue])
 
-        result = asyncio.run(run_backfill(req, store, progress=progress))
+        result = run(run_backfill(req, store, progress=progress))
     answered = [v for v in result.venues if v.failed is None]
     if req.symbols is not None and answered and not any(v.symbols for v in answered):
         for v in answered:  # a table of zeros would read "nothing left to fetch"

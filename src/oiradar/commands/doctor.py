@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import asdict
 from typing import Annotated
@@ -12,6 +11,7 @@ import typer
 from oiradar.commands.app import app
 from oiradar.commands.selection import DEFAULT_VENUES_OPTION, EndpointOption, VenuesOption
 from oiradar.errors import UserError
+from oiradar.lifecycle import run
 from oiradar.render import Format, emit
 
 DRIFT_EXIT = 6  # a payload changed: oiradar needs an update
@@ -44,7 +44,7 @@ def doctor(
 
     if fmt is Format.CSV:
         raise UserError("oiradar doctor prints a table or json")
-    reports = asyncio.run(run_doctor(parse_venues(venues), endpoint))
+    reports = run(run_doctor(parse_venues(venues), endpoint))
     if fmt is Format.JSON:
         typer.echo(json.dumps([r.to_dict() for r in reports], indent=2))
     else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
@@ -31,6 +30,7 @@ from oiradar.commands.selection import (
     select,
 )
 from oiradar.errors import UserError
+from oiradar.lifecycle import run
 from oiradar.render import Format, emit, progress_bar
 from oiradar.units import MINUTE_MS
 
@@ -132,7 +132,7 @@ def scan(
             else:
                 bar.advance(tasks[venue])
 
-        result = asyncio.run(run_scan(req, store, progress))
+        result = run(run_scan(req, store, progress))
     if len(result.failed) == len(chosen):
         for warning in result.warnings:
             err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)

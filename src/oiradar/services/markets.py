@@ -150,36 +150,52 @@ class CoinRow:
 
 def aggregate(rows: Sequence[MarketRow], params: EngineParams) -> list[CoinRow]:
     """One row per coin across venues (OI now summed in USD over every venue); a coin whose OI
-    change no venue knows has none."""
+    change no venue knows has none. Coins are read together, one `rules.read` over a column
+    per coin (the same rules as one venue's bar; per coin it was most of a 300-coin scan's
+    own time)."""
     by_symbol: dict[str, list[MarketRow]] = {}
     for r in rows:
         by_symbol.setdefault(r.symbol, []).append(r)
-    out = []
+    coins: list[tuple[str, list[MarketRow], list[MarketRow], MarketRow]] = []
     for symbol, group in by_symbol.items():
-        coin = _across_venues(symbol, group, params)
-        if coin is not None:
-            out.append(coin)
-    return out
+        ok = [r for r in group if any(_known(t, r.reading.oi_now) for t in r.reading.oi_then_h)]
+        if ok:
+            driver = max(ok, key=lambda r: abs(r.oi_change_usd or 0.0))
+            coins.append((symbol, group, ok, driver))
+    if not coins:
+        return []
+    n_h = max(len(driver.reading.oi_then_h) for *_, driver in coins)
+    oi_h, px_h = np.full((n_h, len(coins)), np.nan), np.full((n_h, len(coins)), np.nan)
+    oi_band, px_band = np.full_like(oi_h, np.inf), np.full_like(px_h, np.inf)
+    for j, (_, _, ok, driver) in enumerate(coins):
+        reading = driver.reading
+        for k in range(len(reading.oi_then_h)):
+            pairs = [(r.reading.oi_then_h[k], r.reading.oi_now) for r in ok]
+            pairs = [(t, n) for t, n in pairs if _known(t, n)]
+            oi_h[k, j] = rules.pct(sum(n for _, n in pairs), sum(t for t, _ in pairs))
+            px_h[k, j] = reading.changes[k][1]
+            oi_band[k, j], px_band[k, j] = reading.bands[k]
+    _, codes, picks, _ = rules.read(oi_h, px_h, oi_band, px_band, params.reference)
+    return [
+        _coin(symbol, group, ok, driver, Regime(int(codes[j])), int(picks[j]), oi_h, px_h, j)
+        for j, (symbol, group, ok, driver) in enumerate(coins)
+    ]
 
 
-def _across_venues(symbol: str, group: list[MarketRow], params: EngineParams) -> CoinRow | None:
-    ok = [r for r in group if any(_known(t, r.reading.oi_now) for t in r.reading.oi_then_h)]
-    if not ok:
-        return None
-    driver = max(ok, key=lambda r: abs(r.oi_change_usd or 0.0))
-    n_h = len(driver.reading.oi_then_h)
-    oi_h, px_h = np.full((n_h, 1), np.nan), np.full((n_h, 1), np.nan)
-    for k in range(n_h):
-        pairs = [(r.reading.oi_then_h[k], r.reading.oi_now) for r in ok]
-        pairs = [(t, n) for t, n in pairs if _known(t, n)]
-        oi_h[k, 0] = rules.pct(sum(n for _, n in pairs), sum(t for t, _ in pairs))
-        px_h[k, 0] = driver.reading.changes[k][1]
-    bands = np.array(driver.reading.bands, dtype=np.float64)
-    _, codes, picks, _ = rules.read(oi_h, px_h, bands[:, :1], bands[:, 1:], params.reference)
-    k = int(picks[0])
+def _coin(
+    symbol: str,
+    group: list[MarketRow],
+    ok: list[MarketRow],
+    driver: MarketRow,
+    read: Regime,
+    k: int,
+    oi_h: np.ndarray[Any, np.dtype[np.float64]],
+    px_h: np.ndarray[Any, np.dtype[np.float64]],
+    j: int,
+) -> CoinRow:
     # A venue's own evidence (its liquidations, its taker flow) already shows the squeeze.
     shown = any(r.regime is Regime.SHORT_SQUEEZE for r in ok)
-    regime = rules.upgrade(Regime(int(codes[0])), 1.0 if shown else 0.0)
+    regime = rules.upgrade(read, 1.0 if shown else 0.0)
     usd = [(r.oi_usd or 0.0, num(r.reading.funding_8h, 8)) for r in ok]
     weight = sum(u for u, f in usd if f is not None)
     funding_8h = sum(u * f for u, f in usd if f is not None) / weight if weight else None
@@ -187,8 +203,8 @@ def _across_venues(symbol: str, group: list[MarketRow], params: EngineParams) ->
         symbol,
         regime,
         driver.reading.horizons_ms[k],
-        float(oi_h[k, 0]),
-        float(px_h[k, 0]),
+        float(oi_h[k, j]),
+        float(px_h[k, j]),
         funding_8h,
         driver,
         tuple(group),

@@ -12,7 +12,6 @@ moving meanwhile.
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -102,11 +101,16 @@ def history_columns(track: Track | None) -> dict[str, Any]:
 
 @dataclass(slots=True)
 class _VenueData:
+    """A venue's rows in snapshot order, whatever order its symbols' fetches ended in."""
+
     venue: str
     now_ms: int
     snaps: dict[str, MarketSnapshot]
-    candles: list[Candle] = field(default_factory=list)
-    oi: list[OISample] = field(default_factory=list)
+    rows: dict[str, MarketRow] = field(default_factory=dict)
+    tracks: dict[str, Track | None] = field(default_factory=dict)
+
+    def markets(self) -> list[MarketRow]:
+        return [self.rows[s] for s in self.snaps if s in self.rows]
 
 
 def window_name(params: EngineParams) -> str:
@@ -150,14 +154,14 @@ async def _collect(
     start = now - now % BAR_MS - lookback_ms(req.params)
     progress(venue, len(snaps))
 
-    running = now - now % BAR_MS
+    times = (start, now - now % BAR_MS, now)
+    # What the store holds of every symbol, read in one trip to the worker, not one each.
+    held = await store.run(
+        lambda s: {sym: _stored(s, venue, snap, times) for sym, snap in snaps.items()}
+    )
 
     async def one(symbol: str) -> None:
-        snap = snaps[symbol]
-        price = snap.last_price if snap.last_price is not None else snap.mark_price
-        c_span, bar, last_oi = await store.run(
-            lambda s: _stored(s, venue, symbol, (start, running, now), price)
-        )
+        c_span, bar, last_oi = held[symbol]
 
         async def candles() -> list[Candle]:
             if bar is not None:
@@ -177,29 +181,43 @@ async def _collect(
         # Together: where they have budgets of their own, neither waits on the other's; both
         # end before an error of either is raised (no request left running unobserved).
         got_candles, got_oi = await asyncio.gather(candles(), oi(), return_exceptions=True)
-        try:
-            if isinstance(got_candles, BaseException):
-                raise got_candles
-            if isinstance(got_oi, BaseException):
-                raise got_oi
-            data.candles.extend(got_candles)
-            data.oi.extend(got_oi)
-        except UnknownSymbol:
+        if isinstance(got_candles, BaseException) or isinstance(got_oi, BaseException):
+            first = next(g for g in (got_candles, got_oi) if isinstance(g, BaseException))
+            if not isinstance(first, UnknownSymbol):
+                raise first
             result.warnings.append(f"{symbol} is not listed on {venue}; skipped")
             data.snaps.pop(symbol, None)
+        else:
+            fetched.append((symbol, [*got_candles, *got_oi]))
+            await evaluate()
         progress(venue, -1)
+
+    # Stored and read while the other symbols' requests are still out (the engine's time
+    # hides behind the network's instead of following it), in batches of whatever arrived
+    # while the last batch ran: one transaction each, not one per symbol.
+    fetched: list[tuple[str, list[Candle | OISample]]] = []
+    one_batch = asyncio.Lock()
+
+    async def evaluate() -> None:
+        async with one_batch:
+            batch = fetched[:]
+            fetched.clear()
+            if batch:
+                await store.run(lambda s: _store_and_evaluate(s, data, batch, req.params))
 
     await asyncio.gather(*(one(s) for s in list(snaps)))
     return data
 
 
 def _stored(
-    store: Store, venue: str, symbol: str, times: tuple[int, int, int], price: float | None
+    store: Store, venue: str, snap: MarketSnapshot, times: tuple[int, int, int]
 ) -> tuple[tuple[int, int] | None, Candle | None, int | None]:
     """What the store holds of one symbol's window (start, running bar open, now): the span
-    of its candles, the running bar at `price` when every closed bar is stored, the newest
-    OI."""
+    of its candles, the running bar at the snapshot's price when every closed bar is
+    stored, the newest OI."""
     start, running, now = times
+    symbol = snap.symbol
+    price = snap.last_price if snap.last_price is not None else snap.mark_price
     c_span = store.candle_span(venue, symbol, interval_name(BAR_MS), start, now)
     bar = None
     if c_span is not None and c_span[1] >= running - BAR_MS and price is not None:
@@ -221,20 +239,29 @@ def _running_bar(store: Store, venue: str, symbol: str, open_ms: int, price: flo
     )
 
 
-def _store(store: Store, data: _VenueData) -> None:
-    snap_oi = [
-        OISample(data.venue, s.symbol, s.ts_ms, s.oi_base, None, s.oi_usd)
-        for s in data.snaps.values()
-        if s.oi_base is not None
-    ]
-    store.write_records([*data.candles, *data.oi, *snap_oi])
-
-
 def _store_and_evaluate(
-    store: Store, data: _VenueData, params: EngineParams, result: ScanResult
+    store: Store,
+    data: _VenueData,
+    fetched: Sequence[tuple[str, Sequence[Candle | OISample]]],
+    params: EngineParams,
 ) -> None:
-    _store(store, data)
-    _evaluate(store, data, params, result)
+    """Store the symbols' fetched bars and snapshot OI, then read each one's row (and,
+    covering, its track record) from the store, as `analyze` would."""
+    rows: list[Candle | OISample] = []
+    for symbol, records in fetched:
+        snap = data.snaps[symbol]
+        rows.extend(records)
+        if snap.oi_base is not None:
+            rows.append(OISample(data.venue, symbol, snap.ts_ms, snap.oi_base, None, snap.oi_usd))
+    store.write_records(rows)
+    for symbol, _ in fetched:
+        row = scan_row(store, data.venue, data.snaps[symbol], data.now_ms, params)
+        if row is None:
+            continue
+        data.rows[symbol] = row
+        if row.reading.covering:
+            track = track_record(store, data.venue, symbol, row.regime, data.now_ms, params)
+            data.tracks[symbol] = track
 
 
 def scan_row(
@@ -270,18 +297,6 @@ def with_lagging_history(series: MarketSeries, snap: MarketSnapshot) -> tuple[Ma
         oi_ts=np.insert(series.oi_ts, at, close),
         oi_base=np.insert(series.oi_base, at, snap.oi_base),
     ), "snapshot"
-
-
-def _evaluate(store: Store, data: _VenueData, params: EngineParams, result: ScanResult) -> None:
-    """Every symbol's row; covering rows carry the symbol's track record."""
-    for symbol, snap in data.snaps.items():
-        row = scan_row(store, data.venue, snap, data.now_ms, params)
-        if row is None:
-            continue
-        result.markets.append(row)
-        if row.reading.covering:
-            track = track_record(store, data.venue, symbol, row.regime, data.now_ms, params)
-            result.tracks[(data.venue, symbol)] = track
 
 
 async def scan(
@@ -335,10 +350,8 @@ async def _scan(
 
     gathered = await asyncio.gather(*(guarded(c) for c in clients))
     for data in gathered:
-        if data is None or not data.snaps:
+        if data is None:
             continue
-        evaluate = functools.partial(
-            _store_and_evaluate, data=data, params=req.params, result=result
-        )
-        await store.run(evaluate)
+        result.markets.extend(data.markets())
+        result.tracks.update(((data.venue, s), t) for s, t in data.tracks.items())
     result.coins = aggregate(result.markets, req.params)

@@ -276,6 +276,9 @@ def upgrade(
     regime: Regime | NDArray[np.int8], squeeze_flag: float | FloatArray
 ) -> Regime | NDArray[np.int8]:
     """Short covering with squeeze evidence (flag 1) is a short squeeze."""
+    if not isinstance(regime, np.ndarray):  # one reading: no numpy round trip per coin
+        up1 = regime == Regime.SHORT_COVERING and float(squeeze_flag) == 1.0
+        return Regime.SHORT_SQUEEZE if up1 else Regime(regime)
     up = (np.asarray(regime) == Regime.SHORT_COVERING) & (np.asarray(squeeze_flag) == 1.0)
     out = np.where(up, np.int8(Regime.SHORT_SQUEEZE), regime).astype(np.int8)
     return out if isinstance(regime, np.ndarray) else Regime(int(out))

@@ -63,17 +63,16 @@ class ServerClock:
 
     def __init__(self) -> None:
         self._stamp: tuple[int, float] | None = None  # (venue ms, monotonic then)
+        self._date: tuple[str, int | None] = ("", None)  # the last header and its ms
 
     def observe(self, headers: Mapping[str, str]) -> None:
         text = headers.get("Date")
         if not text:
             return
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return
-        if when.tzinfo is not None:
-            self.observe_ms(int(when.timestamp()) * 1000)
+        if text != self._date[0]:  # parsed once a second, not once a reply
+            self._date = (text, _date_ms(text))
+        if self._date[1] is not None:
+            self.observe_ms(self._date[1])
 
     def observe_ms(self, ts_ms: int) -> None:
         """The venue stamped something `ts_ms` just now (a trade, an oracle price): a stream
@@ -85,6 +84,15 @@ class ServerClock:
             return None
         stamp, at = self._stamp
         return stamp + int((time.monotonic() - at) * 1000)
+
+
+def _date_ms(text: str) -> int | None:
+    """An HTTP date in ms; None if it does not parse or names no zone."""
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return int(when.timestamp()) * 1000 if when.tzinfo is not None else None
 
 
 def default_check(
@@ -114,7 +122,7 @@ class HttpClient:
         limiter: Limiter,
         *,
         session: aiohttp.ClientSession | None = None,
-        concurrency: int = 64,
+        concurrency: int = 256,
         timeout_s: float = 10.0,
         max_attempts: int = 5,
         backoff_s: float = 0.25,
@@ -285,7 +293,7 @@ class RestClient(VenueClient):
         endpoint: str | None = None,
         *,
         session: aiohttp.ClientSession | None = None,
-        concurrency: int = 64,
+        concurrency: int = 256,
         safety: float = SAFETY,
         env: Mapping[str, str] | None = None,
         limit_scale: float = 1.0,

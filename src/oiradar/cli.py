@@ -83,6 +83,19 @@ def full_app() -> typer.Typer:
     return app
 
 
+def _collect_less(own_process: bool) -> None:
+    """Leave what the imports built out of the cyclic collector's scans, and scan the young
+    generation every 10,000 allocations instead of 700: a 300-symbol scan spent ~120 ms in
+    250 collections, ~30 ms so (the objects a command frees without cycles go at once, by
+    reference counting, either way). Not in a process that calls `main` (tests)."""
+    if not own_process:
+        return
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: every known failure becomes one line on stderr and an exit code."""
     args = sys.argv[1:] if argv is None else argv
@@ -96,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     from oiradar.errors import OiradarError
 
     load_commands(args)
+    _collect_less(own_process=argv is None)
     debug = "--debug" in args
     try:
         # Without standalone mode the parser returns typer.Exit codes instead of raising.

@@ -31,7 +31,7 @@ from oiradar.records import (
 )
 from oiradar.signals.windows import Grid, build_grid
 from oiradar.store import Episode, LoggedAlert, Store, WatchState, open_store
-from oiradar.store.aio import AsyncStore
+from oiradar.store.aio import AsyncStore, Batches
 from oiradar.store.backends import BACKENDS
 from tests.memstore import open_memory
 
@@ -196,6 +196,39 @@ def test_one_store_serves_several_threads(store: Store) -> None:
 
     assert asyncio.run(read_all()) == [50, 50]
     reads.close()
+
+
+def test_batches_take_what_arrived_while_the_last_ran(store: Store) -> None:
+    """Items asked one by one go to the worker together while it is busy, each waiter gets
+    its own result, and a failing call fails only its own batch's waiters."""
+    calls: list[list[int]] = []
+    gate = threading.Event()
+
+    def fn(s: Store, items: list[int]) -> list[int]:
+        calls.append(items)
+        if len(calls) == 1:
+            gate.wait(5)  # the first call holds the worker while the rest arrive
+        if -1 in items:
+            raise ValueError("bad item")
+        return [i * 10 for i in items]
+
+    async def main() -> tuple[list[int | BaseException], list[list[int]]]:
+        worker = AsyncStore(store)
+        batches = Batches(worker, fn)
+        first = asyncio.create_task(batches(1))
+        await asyncio.sleep(0.05)
+        rest = [asyncio.create_task(batches(i)) for i in (2, 3, 4)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        got = await asyncio.gather(first, *rest)
+        failed = await asyncio.gather(batches(-1), return_exceptions=True)
+        worker.close()
+        return [*got, *failed], calls
+
+    got, seen = asyncio.run(main())
+    assert got[:4] == [10, 20, 30, 40]
+    assert isinstance(got[4], ValueError)
+    assert seen == [[1], [2, 3, 4], [-1]]
 
 
 # -- reading -------------------------------------------------------------------------------

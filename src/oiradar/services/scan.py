@@ -12,7 +12,9 @@ moving meanwhile.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import contextlib
+import functools
+from collections.abc import AsyncGenerator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,7 +32,7 @@ from oiradar.signals.params import EngineParams
 from oiradar.signals.reading import reading_at
 from oiradar.signals.regimes import REFERENCE_BARS
 from oiradar.store import Store
-from oiradar.store.aio import AsyncStore
+from oiradar.store.aio import AsyncStore, Batches
 from oiradar.units import DAY_MS, interval_name
 from oiradar.venues.base import VenueClient
 
@@ -101,16 +103,30 @@ def history_columns(track: Track | None) -> dict[str, Any]:
 
 @dataclass(slots=True)
 class _VenueData:
-    """A venue's rows in snapshot order, whatever order its symbols' fetches ended in."""
+    """A venue's rows in the order asked (the listing, the symbols given, the top ranks),
+    whatever order its snapshots and fetches came back in."""
 
     venue: str
-    now_ms: int
-    snaps: dict[str, MarketSnapshot]
+    order: list[str]
     rows: dict[str, MarketRow] = field(default_factory=dict)
     tracks: dict[str, Track | None] = field(default_factory=dict)
 
     def markets(self) -> list[MarketRow]:
-        return [self.rows[s] for s in self.snaps if s in self.rows]
+        return [self.rows[s] for s in self.order if s in self.rows]
+
+
+@dataclass(frozen=True, slots=True)
+class _Asked:
+    """A symbol's snapshot and the venue's time when it came (the newest time the venue's
+    snapshots had shown by then): the end of the window its history is fetched and read to."""
+
+    snap: MarketSnapshot
+    now_ms: int
+
+    def window(self, params: EngineParams) -> tuple[int, int, int]:
+        """(start of the history to fetch, the running bar's open, now)."""
+        running = self.now_ms - self.now_ms % BAR_MS
+        return running - lookback_ms(params), running, self.now_ms
 
 
 def window_name(params: EngineParams) -> str:
@@ -136,32 +152,36 @@ async def _collect(
     progress: Callable[[str, int], None],
 ) -> _VenueData:
     venue = client.name
-    listed = {i.symbol for i in await client.instruments()}
+    listed = [i.symbol for i in await client.instruments()]
     wanted: list[str] | None = None
     if req.symbols is not None:
-        wanted = [s for s in req.symbols if s in listed]
+        known = set(listed)
+        wanted = [s for s in req.symbols if s in known]
         result.warnings.extend(
-            f"{s} is not listed on {venue}; skipped" for s in req.symbols if s not in listed
+            f"{s} is not listed on {venue}; skipped" for s in req.symbols if s not in known
         )
-    snaps = {s.symbol: s for s in await client.snapshot(wanted)}
-    if not snaps:
-        return _VenueData(venue, 0, {})
-    now = max(s.ts_ms for s in snaps.values())
-    if wanted is None and req.top is not None:
-        ranked = sorted(snaps.values(), key=lambda s: -(s.quote_volume_24h or 0.0))
-        snaps = {s.symbol: s for s in ranked[: req.top]}
-    data = _VenueData(venue, now, snaps)
-    start = now - now % BAR_MS - lookback_ms(req.params)
-    progress(venue, len(snaps))
+    if wanted is None and req.top is not None:  # the whole market's snapshot, to rank it
+        ranked = sorted(await client.snapshot(None), key=lambda s: -(s.quote_volume_24h or 0.0))
+        data = _VenueData(venue, [s.symbol for s in ranked[: req.top]])
+        batches: AsyncGenerator[list[MarketSnapshot], None] = _as_batch(ranked[: req.top])
+    else:  # each symbol's history asked for as soon as its snapshot is in
+        data = _VenueData(venue, listed if wanted is None else wanted)
+        batches = client.snapshots(wanted)
+    if data.order:
+        progress(venue, len(data.order))
 
-    times = (start, now - now % BAR_MS, now)
-    # What the store holds of every symbol, read in one trip to the worker, not one each.
-    held = await store.run(
-        lambda s: {sym: _stored(s, venue, snap, times) for sym, snap in snaps.items()}
+    # The store's reads and writes go in batches of whatever arrived while the last batch
+    # ran (a transaction each, not one per symbol), the engine's time hidden behind the
+    # network's instead of following it.
+    held = Batches(store, functools.partial(_held, venue=venue, params=req.params))
+    evaluate = Batches(
+        store, functools.partial(_store_and_evaluate, venue=venue, params=req.params)
     )
 
-    async def one(symbol: str) -> None:
-        c_span, bar, last_oi = held[symbol]
+    async def one(asked: _Asked) -> None:
+        symbol = asked.snap.symbol
+        start, _, now = asked.window(req.params)
+        c_span, bar, last_oi = await held(asked)
 
         async def candles() -> list[Candle]:
             if bar is not None:
@@ -186,36 +206,49 @@ async def _collect(
             if not isinstance(first, UnknownSymbol):
                 raise first
             result.warnings.append(f"{symbol} is not listed on {venue}; skipped")
-            data.snaps.pop(symbol, None)
         else:
-            fetched.append((symbol, [*got_candles, *got_oi]))
-            await evaluate()
+            row, track = await evaluate((asked, [*got_candles, *got_oi]))
+            if row is not None:
+                data.rows[symbol] = row
+                if row.reading.covering:  # its track record, or None: none yet
+                    data.tracks[symbol] = track
         progress(venue, -1)
 
-    # Stored and read while the other symbols' requests are still out (the engine's time
-    # hides behind the network's instead of following it), in batches of whatever arrived
-    # while the last batch ran: one transaction each, not one per symbol.
-    fetched: list[tuple[str, list[Candle | OISample]]] = []
-    one_batch = asyncio.Lock()
-
-    async def evaluate() -> None:
-        async with one_batch:
-            batch = fetched[:]
-            fetched.clear()
-            if batch:
-                await store.run(lambda s: _store_and_evaluate(s, data, batch, req.params))
-
-    await asyncio.gather(*(one(s) for s in list(snaps)))
+    await _each_symbol(batches, one)
     return data
 
 
+async def _each_symbol(
+    batches: AsyncGenerator[list[MarketSnapshot], None],
+    one: Callable[[_Asked], Coroutine[Any, Any, None]],
+) -> None:
+    """`one(symbol)` for every symbol as its snapshot arrives, until all are done; a failure
+    (a ban, a venue gone) leaves none of them running."""
+    tasks: list[asyncio.Task[None]] = []
+    newest = 0
+    try:
+        async with contextlib.aclosing(batches) as arriving:
+            async for batch in arriving:
+                newest = max(newest, *(s.ts_ms for s in batch)) if batch else newest
+                tasks.extend(asyncio.create_task(one(_Asked(s, newest))) for s in batch)
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _as_batch(snaps: list[MarketSnapshot]) -> AsyncGenerator[list[MarketSnapshot], None]:
+    yield snaps
+
+
 def _stored(
-    store: Store, venue: str, snap: MarketSnapshot, times: tuple[int, int, int]
+    store: Store, venue: str, asked: _Asked, params: EngineParams
 ) -> tuple[tuple[int, int] | None, Candle | None, int | None]:
-    """What the store holds of one symbol's window (start, running bar open, now): the span
-    of its candles, the running bar at the snapshot's price when every closed bar is
-    stored, the newest OI."""
-    start, running, now = times
+    """What the store holds of one symbol's window: the span of its candles, the running
+    bar at the snapshot's price when every closed bar is stored, the newest OI."""
+    start, running, now = asked.window(params)
+    snap = asked.snap
     symbol = snap.symbol
     price = snap.last_price if snap.last_price is not None else snap.mark_price
     c_span = store.candle_span(venue, symbol, interval_name(BAR_MS), start, now)
@@ -223,6 +256,12 @@ def _stored(
     if c_span is not None and c_span[1] >= running - BAR_MS and price is not None:
         bar = _running_bar(store, venue, symbol, running, price)
     return c_span, bar, store.last_ts(Kind.OPEN_INTEREST, venue, symbol, start, now)
+
+
+def _held(
+    store: Store, asked: Sequence[_Asked], venue: str, params: EngineParams
+) -> list[tuple[tuple[int, int] | None, Candle | None, int | None]]:
+    return [_stored(store, venue, a, params) for a in asked]
 
 
 def _running_bar(store: Store, venue: str, symbol: str, open_ms: int, price: float) -> Candle:
@@ -241,27 +280,27 @@ def _running_bar(store: Store, venue: str, symbol: str, open_ms: int, price: flo
 
 def _store_and_evaluate(
     store: Store,
-    data: _VenueData,
-    fetched: Sequence[tuple[str, Sequence[Candle | OISample]]],
+    fetched: Sequence[tuple[_Asked, Sequence[Candle | OISample]]],
+    venue: str,
     params: EngineParams,
-) -> None:
+) -> list[tuple[MarketRow | None, Track | None]]:
     """Store the symbols' fetched bars and snapshot OI, then read each one's row (and,
     covering, its track record) from the store, as `analyze` would."""
     rows: list[Candle | OISample] = []
-    for symbol, records in fetched:
-        snap = data.snaps[symbol]
+    for asked, records in fetched:
+        snap = asked.snap
         rows.extend(records)
         if snap.oi_base is not None:
-            rows.append(OISample(data.venue, symbol, snap.ts_ms, snap.oi_base, None, snap.oi_usd))
+            rows.append(OISample(venue, snap.symbol, snap.ts_ms, snap.oi_base, None, snap.oi_usd))
     store.write_records(rows)
-    for symbol, _ in fetched:
-        row = scan_row(store, data.venue, data.snaps[symbol], data.now_ms, params)
-        if row is None:
-            continue
-        data.rows[symbol] = row
-        if row.reading.covering:
-            track = track_record(store, data.venue, symbol, row.regime, data.now_ms, params)
-            data.tracks[symbol] = track
+    out: list[tuple[MarketRow | None, Track | None]] = []
+    for asked, _ in fetched:
+        row = scan_row(store, venue, asked.snap, asked.now_ms, params)
+        track = None
+        if row is not None and row.reading.covering:
+            track = track_record(store, venue, row.symbol, row.regime, asked.now_ms, params)
+        out.append((row, track))
+    return out
 
 
 def scan_row(

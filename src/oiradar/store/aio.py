@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from oiradar.store.base import Store
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class AsyncStore:
@@ -41,3 +42,44 @@ class AsyncStore:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+
+
+class Batches(Generic[T, R]):
+    """`fn(store, items)` on the worker for whatever items arrived while its last call ran:
+    a stream of small requests (a scan's symbols as their bars come back) becomes a few
+    worker trips, one transaction each, and the first items need not wait for the last.
+    `await batches(item)` is that item's result."""
+
+    def __init__(self, store: AsyncStore, fn: Callable[[Store, list[T]], list[R]]) -> None:
+        self._store, self._fn = store, fn
+        self._queue: list[tuple[T, asyncio.Future[R]]] = []
+        self._drain: asyncio.Task[None] | None = None
+
+    async def __call__(self, item: T) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        if self._drain is None or self._drain.done():
+            self._drain = asyncio.create_task(self._run())
+        return await future
+
+    async def _run(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            await self._one(batch)
+
+    async def _one(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        items = [item for item, _ in batch]
+        try:
+            results = await self._store.run(lambda s: self._fn(s, items))
+        except asyncio.CancelledError:
+            for _, future in [*batch, *self._queue]:
+                future.cancel()
+            raise
+        except Exception as exc:  # each waiter gets it, as if it had called alone
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():  # its waiter may have been cancelled meanwhile
+                future.set_result(result)

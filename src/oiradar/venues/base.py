@@ -13,7 +13,7 @@ import contextlib
 import functools
 import itertools
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec, Self, TypeVar
 
 from oiradar.errors import RateLimited, UserError, VenueError, VenueProtocolError
@@ -47,6 +47,15 @@ class VenueClient(ABC):
     @abstractmethod
     async def snapshot(self, symbols: Sequence[str] | None = None) -> list[MarketSnapshot]:
         """Price, OI and funding now for `symbols` (None = all), in as few calls as possible."""
+
+    async def snapshots(
+        self, symbols: Sequence[str] | None = None
+    ) -> AsyncGenerator[list[MarketSnapshot], None]:
+        """`snapshot(symbols)` in batches, each as soon as it is known: a venue that pays a
+        request per symbol (Binance's OI) yields them as they come back, so a caller starts on
+        the first while the rest are out; the others yield their one bulk answer. Close it
+        (`contextlib.aclosing`) if you stop early: the requests still out are cancelled."""
+        yield await self.snapshot(symbols)
 
     @abstractmethod
     async def oi_history(

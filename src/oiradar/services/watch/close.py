@@ -129,7 +129,7 @@ class BarClose(ABC):
         self._record_coverage()
         self.ingest.extend(self.minute_oi.take(upto + self.bar_ms))  # the bar's close OI
         n_streamed = 0
-        if self.poller is not None:  # its close sweep is the bar-close OI, in parts
+        if self.poller is not None:  # its close sweep is the bar-close OI, as it comes
             n_streamed = await self._step_as_swept(upto)
         computing = time.time()
         self.ingest.extend(list(self.book.take_unstored(upto)))

@@ -4,9 +4,10 @@ Every close starts a sweep of all watched symbols as soon as the venue's clock p
 its readings, taken within the settle time (at least a sixth of a bar) after the close, are
 stored as the bar-close OI (stamped at the close): the bar close then needs no OI-history
 call, and in the simulator they equal the venue's own 5-minute history. At the venue's
-weight limit a sweep of hundreds of symbols takes seconds, so the close sweep goes in parts,
-the likeliest alerts first (`urgency`: the bar's biggest price moves), and each part is
-handed over as it completes: the close steps those symbols meanwhile. Between closes,
+weight limit a sweep of hundreds of symbols takes seconds, so the close sweep asks the
+likeliest alerts first (`urgency`: the bar's biggest price moves) and hands each reading
+over as it comes back (`VenueClient.snapshots`): the close steps those symbols meanwhile.
+Between closes,
 sweeps run as often as half of the weight budget left after one sweep per bar allows (never
 faster than once a second), but none that would still run at the next close. A later
 reading is stored at its own time; the bar then lacks OI and the close fills it from the
@@ -16,6 +17,7 @@ venue's history.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -27,7 +29,6 @@ from oiradar.venues.base import VenueClient
 
 log = logging.getLogger(__name__)
 TICK_S = 0.02  # how often the venue clock is looked at for a close
-CLOSE_PARTS = 4  # a close sweep's parts (each costs one more all-symbol mark price call)
 Take = Callable[[list[MarketSnapshot], int | None], None]  # (readings, the close they are for)
 Urgency = Callable[[list[str], int], list[str]]  # (symbols, close) -> the order to ask them in
 
@@ -56,11 +57,7 @@ class OIPoller:
         if cost is None or limiter is None:
             return None
         budgets = {k: (float(b.limit), b.period_s) for k, b in limiter.budgets.items()}
-        # The close sweep, in parts: each part pays the sweep's fixed cost again.
-        fixed = self.client.snapshot_cost(0) or {}
-        parts = min(CLOSE_PARTS, max(symbols, 1))
-        at_close = {k: units + (parts - 1) * fixed.get(k, 0.0) for k, units in cost.items()}
-        reserved = {k: units / (self.bar_ms / 1000) for k, units in at_close.items()}
+        reserved = {k: units / (self.bar_ms / 1000) for k, units in cost.items()}  # the close's
         return poll_interval_s(cost, budgets, reserved)
 
     def at_close(self, ts_ms: int, close_ms: int) -> bool:
@@ -111,35 +108,33 @@ class OIPoller:
 
     async def _sweep(self, symbols: list[str], close: int | None) -> None:
         started = self.now_ms()
-        if close is None:
-            parts = [symbols]
-        else:
-            order = self.urgency(symbols, close) if self.urgency else symbols
-            n = min(CLOSE_PARTS, len(order))
-            parts = [order[len(order) * k // n : len(order) * (k + 1) // n] for k in range(n)]
-        results = await asyncio.gather(*(self._part(p, close) for p in parts))
-        if not any(results):
+        order = self.urgency(symbols, close) if close is not None and self.urgency else symbols
+        if not await self._read(order, close):
             return
         self.status.polls += 1
         self._sweep_ms = max(0, self.now_ms() - started)
 
-    async def _part(self, symbols: list[str], close: int | None) -> bool:
-        """One part of a sweep, handed over as soon as it is read; False if it failed."""
+    async def _read(self, symbols: list[str], close: int | None) -> bool:
+        """The sweep, each batch of readings handed over as it comes back; False if it
+        failed (what came before the failure is kept)."""
         if not symbols:
             return True
+        late = 0
         try:
-            snaps = await self.client.snapshot(symbols)
+            async with contextlib.aclosing(self.client.snapshots(symbols)) as arriving:
+                async for snaps in arriving:
+                    if close is not None:
+                        late += sum(not self.at_close(s.ts_ms, close) for s in snaps)
+                    self.take(snaps, close)
         except VenueError as exc:
             self.status.errors += 1
             self.status.last_error = str(exc)
             log.warning("venue=%s event=rest_error error=%s", self.client.name, exc)
             return False
-        if close is not None:
-            late = [s for s in snaps if not self.at_close(s.ts_ms, close)]
+        finally:
             if late:
                 log.info("venue=%s event=oi_late close_ms=%d symbols=%d", self.client.name,
-                         close, len(late))  # fmt: skip
-        self.take(snaps, close)
+                         close, late)  # fmt: skip
         return True
 
 

@@ -19,7 +19,7 @@ import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from oiradar.errors import UnknownSymbol, UserError, VenueError, VenueProtocolError
@@ -143,6 +143,27 @@ async def _all(coros: Sequence[Awaitable[Any]]) -> list[Any]:
         raise
 
 
+def _snapshot_row(
+    oi: OISample,
+    marks: Mapping[str, MarketSnapshot],
+    listed: Mapping[str, Instrument],
+    activity: Mapping[str, tuple[float | None, float | None]],
+) -> MarketSnapshot:
+    """One symbol's snapshot: its OI (and the venue's time with it) on its mark and funding."""
+    base = marks.get(oi.symbol) or MarketSnapshot(VENUE, oi.symbol, oi.ts_ms)
+    mark = base.mark_price
+    last, quote_volume = activity.get(oi.symbol, (None, None))
+    return dataclasses.replace(
+        base,
+        ts_ms=oi.ts_ms,
+        oi_base=oi.oi_base,
+        oi_usd=oi.oi_base * mark if mark is not None else None,
+        funding_interval_h=listed[oi.symbol].funding_interval_h,
+        last_price=last,
+        quote_volume_24h=quote_volume,
+    )
+
+
 class BinanceClient(RestClient):
     """USD-M market data within Binance's IP limits; canonical symbols equal Binance's."""
 
@@ -224,41 +245,43 @@ class BinanceClient(RestClient):
 
     async def snapshot(self, symbols: Sequence[str] | None = None) -> list[MarketSnapshot]:
         """One premiumIndex for all marks and funding, plus one openInterest per symbol."""
+        got = [s async for batch in self.snapshots(symbols) for s in batch]
+        asked = [i.symbol for i in await self.instruments()] if symbols is None else symbols
+        order = {s: i for i, s in enumerate(asked)}
+        return sorted(got, key=lambda s: order[s.symbol])
+
+    async def snapshots(
+        self, symbols: Sequence[str] | None = None
+    ) -> AsyncGenerator[list[MarketSnapshot], None]:
+        """The snapshot as its openInterest calls come back (asked in `symbols` order, the
+        bulk calls beside them): whatever has arrived since the last batch, in that order."""
         listed = {i.symbol: i for i in await self.instruments()}
         wanted = list(listed) if symbols is None else list(dict.fromkeys(symbols))
         self.unknown = [s for s in wanted if s not in listed]
         wanted = [s for s in wanted if s in listed]
         if not wanted:
-            return []
-        path = "/fapi/v1/premiumIndex"
-        # The whole universe also gets the 24 h tickers (weight 40): last price and the
-        # quote volume that `scan --top` ranks by.
-        tickers = [self._get_rows("/fapi/v1/ticker/24hr", None, True)] if symbols is None else []
-        premium, *rest = await _all(
-            [self._get_rows(path, None, True), *tickers, *(self._open_interest(s) for s in wanted)]
-        )
-        activity = parse_ticker_24hr(rest.pop(0)) if tickers else {}
-        ois = rest
-        rows = parse_premium_index(premium, self._intervals_h)
-        marks = {r.symbol: r for r in rows}
-        out = []
-        for oi in ois:
-            if oi is None:
-                continue
-            base = marks.get(oi.symbol) or MarketSnapshot(VENUE, oi.symbol, oi.ts_ms)
-            mark = base.mark_price
-            out.append(
-                dataclasses.replace(
-                    base,
-                    ts_ms=oi.ts_ms,
-                    oi_base=oi.oi_base,
-                    oi_usd=oi.oi_base * mark if mark is not None else None,
-                    funding_interval_h=listed[oi.symbol].funding_interval_h,
-                    last_price=activity.get(oi.symbol, (None, None))[0],
-                    quote_volume_24h=activity.get(oi.symbol, (None, None))[1],
-                )
-            )
-        return out
+            return
+        rank = {s: i for i, s in enumerate(wanted)}
+        # The bulk calls first in line (every row needs its mark), the whole universe also
+        # with the 24 h tickers (weight 40): last price and the quote volume `--top` ranks by.
+        paths = ["/fapi/v1/premiumIndex", *(["/fapi/v1/ticker/24hr"] if symbols is None else [])]
+        bulk = [asyncio.ensure_future(self._get_rows(p, None, True)) for p in paths]
+        ois = [asyncio.ensure_future(self._open_interest(s)) for s in wanted]
+        try:
+            premium, *tickers = await asyncio.gather(*bulk)
+            activity = parse_ticker_24hr(tickers[0]) if tickers else {}
+            marks = {r.symbol: r for r in parse_premium_index(premium, self._intervals_h)}
+            pending: set[asyncio.Future[OISample | None]] = set(ois)
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                got = sorted((oi for t in done if (oi := t.result()) is not None),
+                             key=lambda oi: rank[oi.symbol])  # fmt: skip
+                if got:
+                    yield [_snapshot_row(oi, marks, listed, activity) for oi in got]
+        finally:
+            for task in [*bulk, *ois]:
+                task.cancel()
+            await asyncio.gather(*bulk, *ois, return_exceptions=True)
 
     def snapshot_cost(self, symbols: int) -> dict[str, float] | None:
         """premiumIndex (all symbols, weight 10) plus one openInterest (weight 1) per symbol."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterable
 from typing import Any, TypeVar
 
 
@@ -32,6 +32,19 @@ async def stop_on_signals() -> AsyncIterator[asyncio.Event]:
 
 
 T = TypeVar("T")
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any] | None]) -> list[BaseException]:
+    """Cancel `tasks` (None: none) and wait until each has ended; returns the errors they
+    ended with (a cancelled task has none). `asyncio.wait`, not each awaited under
+    `suppress(CancelledError)`: that also swallowed a cancellation of the caller landing
+    meanwhile (a stop), and a stream reconnected instead of ending."""
+    live = [t for t in tasks if t is not None]
+    for task in live:
+        task.cancel()
+    if live:
+        await asyncio.wait(live)
+    return [e for t in live if not t.cancelled() and (e := t.exception()) is not None]
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:

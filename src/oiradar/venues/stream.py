@@ -25,6 +25,7 @@ import aiohttp
 from aiohttp import WSServerHandshakeError
 
 from oiradar.backoff import Backoff, retry_after_s
+from oiradar.lifecycle import cancel_and_wait
 from oiradar.records import Candle, Liquidation, LiquidationFeed, MarketSnapshot
 from oiradar.venues.dedupe import Dedupe
 from oiradar.venues.endpoints import endpoints
@@ -380,16 +381,9 @@ class WsStream(VenueStream):
 
 
 async def _end(helpers: list[asyncio.Task[None]]) -> None:
-    """Cancel a connection's helper tasks and wait for them. `asyncio.wait`, not each awaited
-    under `suppress(CancelledError)`: a stop cancelling the connection meanwhile was
-    swallowed there, and the stream reconnected instead of ending (a watch that never
-    stopped). A helper's ConnectionError (its socket died) is expected; others propagate."""
-    for task in helpers:
-        task.cancel()
-    if not helpers:
-        return
-    await asyncio.wait(helpers)
-    for task in helpers:
-        exc = None if task.cancelled() else task.exception()
-        if exc is not None and not isinstance(exc, ConnectionError):
+    """Cancel a connection's helper tasks and wait for them (a stop landing meanwhile still
+    ends the stream: `lifecycle.cancel_and_wait`). A helper's ConnectionError (its socket
+    died) is expected; others propagate."""
+    for exc in await cancel_and_wait(helpers):
+        if not isinstance(exc, ConnectionError):
             raise exc

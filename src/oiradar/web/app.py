@@ -23,6 +23,7 @@ from aiohttp import web
 
 from oiradar.clock import WallClock
 from oiradar.errors import OiradarError
+from oiradar.lifecycle import cancel_and_wait
 from oiradar.services.dashboard import Board, symbol_chart, symbol_events
 from oiradar.services.watch.state import checked
 from oiradar.services.watch.workers import with_workers
@@ -267,9 +268,7 @@ def build_app(config: ServeConfig) -> web.Application:
     async def lifecycle(app: web.Application) -> Any:
         task = asyncio.create_task(hub.loop())
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait([task])
         hub.reader.close()
 
     async def end_streams(app: web.Application) -> None:

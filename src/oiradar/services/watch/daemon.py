@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from oiradar.errors import StoreError, VenueError
+from oiradar.lifecycle import cancel_and_wait
 from oiradar.memory import keep_trimmed
 from oiradar.services.alerts import Alert, Delivery, Dispatcher, Gate, Sink
 from oiradar.services.history import TrackBook
@@ -266,9 +267,7 @@ class Watch:
             log.info("event=stopped flushed_rows=%d", rows)
             await self._drain_alerts()
             await self.dispatcher.close(timeout_s=5.0)
-            status_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await status_task
+            await cancel_and_wait([status_task])
             self.state = "stopped"
             await self.publish()
             await self.ingest.close()

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 
 from oiradar.errors import VenueError
+from oiradar.lifecycle import cancel_and_wait
 from oiradar.records import MarketSnapshot
 from oiradar.services.watch.venue_status import VenueStatus, poll_interval_s
 from oiradar.venues.base import VenueClient
@@ -139,8 +140,7 @@ class OIPoller:
 
 
 async def _cancel(task: asyncio.Task[None] | None) -> None:
-    """Cancel `task` and wait for it to end (`asyncio.wait` leaves a cancellation of the
-    caller itself to propagate)."""
-    if task is not None and not task.done():
-        task.cancel()
-        await asyncio.wait([task])
+    """Cancel `task` and wait for it to end; an error it ended with (not the venue's: those
+    it reports itself) is not swallowed."""
+    for exc in await cancel_and_wait([task]):
+        raise exc

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from oiradar.errors import OiradarError
 from oiradar.store import open_store
+from oiradar.venues.endpoints import ws_of
 
 EXE = Path(sys.executable).parent / "oiradar"
 BAR_MS = 300_000
@@ -165,7 +166,7 @@ class Sims:
         out = {}
         for venue, base in self.bases.items():
             out[f"OIRADAR_{venue.upper()}_REST"] = base
-            out[f"OIRADAR_{venue.upper()}_WS"] = "ws" + base.removeprefix("http")
+            out[f"OIRADAR_{venue.upper()}_WS"] = ws_of(base)
         return out
 
     async def start_clocks(self, http: aiohttp.ClientSession, speed: float) -> None:

@@ -58,7 +58,10 @@ class SymbolData:
 
     @property
     def first_ms(self) -> int:
-        return self._first_ms if len(self.ts) else int(self.ts[0])  # empty: IndexError
+        """Open of the first bar (kept: every request asks it); an empty series has none."""
+        if not len(self.ts):
+            raise IndexError(f"{self.symbol} has no bars")
+        return self._first_ms
 
     @property
     def end_ms(self) -> int:

@@ -45,7 +45,8 @@ def _check(url: str, source: str, schemes: tuple[str, ...]) -> str:
     return url.rstrip("/")
 
 
-def _ws_of(rest: str) -> str:
+def ws_of(rest: str) -> str:
+    """The WebSocket base beside a REST base (a simulator serves both on one port)."""
     return "ws" + rest.removeprefix("http")  # http -> ws, https -> wss
 
 
@@ -58,12 +59,12 @@ def endpoints(
     env = os.environ if env is None else env
     if override:
         rest = _check(override, "--endpoint", ("http", "https"))
-        return Endpoints(rest, _ws_of(rest))
+        return Endpoints(rest, ws_of(rest))
     base = PUBLIC[venue]
     shared = env.get(ENV_ALL)
     if shared:
         rest = _check(shared, ENV_ALL, ("http", "https"))
-        base = Endpoints(rest, _ws_of(rest))
+        base = Endpoints(rest, ws_of(rest))
     key = f"OIRADAR_{venue.upper()}"
     rest_env, ws_env = env.get(f"{key}_REST"), env.get(f"{key}_WS")
     return Endpoints(

@@ -12,7 +12,7 @@ import pytest
 SRC = Path(__file__).resolve().parent.parent / "src" / "oiradar"
 # What a connector may import from oiradar: the records it returns, the errors it raises,
 # units, the one retry rule (and the clock it reads a Retry-After date on), where the cache
-# is (the budget spent by other processes), its own package.
+# is (the budget spent by other processes), how a task is ended (`lifecycle`), its own package.
 VENUES_MAY_IMPORT = (
     "oiradar.errors",
     "oiradar.records",
@@ -20,6 +20,7 @@ VENUES_MAY_IMPORT = (
     "oiradar.backoff",
     "oiradar.clock",
     "oiradar.cache",
+    "oiradar.lifecycle",
     "oiradar.venues",
 )
 

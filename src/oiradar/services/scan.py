@@ -2,11 +2,12 @@
 
 Per venue, concurrently: the instrument list and ONE bulk snapshot call where the venue has
 one (price, OI, funding for every symbol), then only the recent history the store does not
-already hold (klines and OI history for the window), all within the venue's limits. What
-was fetched is stored, and each (venue, symbol) is classified by the Core engine on the
-store's series — the same path as `oiradar analyze`, so both agree on the same data. Store
-reads and writes run on a worker thread (`store.aio`): the loop keeps the venues' requests
-moving meanwhile.
+already hold (klines and OI history for the window), all within the venue's limits; where
+the snapshot costs a call per symbol (Binance's OI) each symbol's history is asked as soon
+as its snapshot is in. What was fetched is stored, and each (venue, symbol) is classified
+by the Core engine on the store's series — the same path as `oiradar analyze`, so both
+agree on the same data. Store reads and writes run on a worker thread (`store.aio`), in
+batches of whatever arrived meanwhile: the loop keeps the venues' requests moving.
 """
 
 from __future__ import annotations

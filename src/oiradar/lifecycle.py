@@ -31,9 +31,6 @@ async def stop_on_signals() -> AsyncIterator[asyncio.Event]:
             loop.remove_signal_handler(sig)
 
 
-T = TypeVar("T")
-
-
 async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any] | None]) -> list[BaseException]:
     """Cancel `tasks` (None: none) and wait until each has ended; returns the errors they
     ended with (a cancelled task has none). `asyncio.wait`, not each awaited under
@@ -45,6 +42,9 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any] | None]) -> list[B
     if live:
         await asyncio.wait(live)
     return [e for t in live if not t.cancelled() and (e := t.exception()) is not None]
+
+
+T = TypeVar("T")
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:

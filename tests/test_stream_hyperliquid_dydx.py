@@ -122,6 +122,25 @@ async def test_dydx_every_liquidation_and_merged_market_state() -> None:
             assert s.funding_rate is not None and s.mark_price is not None
 
 
+async def test_dydx_market_pushes_follow_the_venues_clock_not_ours() -> None:
+    """A `trading` push carries no time: it is stamped by the venue's clock, which stamped
+    pushes (oracle prices) keep. From the REST `Date` read when connecting plus our own time
+    since, a 60x soak stored OI hours behind the venue's bars."""
+    async with running(venues=("dydx",)) as (sim, http):
+        stream = fast(DydxStream, sim, http)
+        async with primed(stream, sim) as got:
+            t1 = sim.ctx.now_ms() + 2 * MINUTE
+            sim.ctx.clock.set(t1)  # the venue jumps: its oracle prices tell the stream
+            await until(lambda: any(s.ts_ms == t1 for s in snaps(got)))
+            await asyncio.sleep(0.1)
+            n = len(snaps(got))
+            sim.ctx.clock.set(t1 + 2 * MINUTE)  # its next `trading` push comes first
+            await until(lambda: len(snaps(got)) > n)
+            await asyncio.sleep(0.1)
+        later = snaps(got)[n:]
+        assert later and min(s.ts_ms for s in later) >= t1
+
+
 async def test_dydx_drops_lose_no_liquidation_thanks_to_the_replay() -> None:
     async with running(venues=("dydx",), ws_drop_s=0.3) as (sim, http):
         stream = fast(DydxStream, sim, http)

@@ -12,14 +12,15 @@
   and emits the merged state of every market a message touched.
 - Keepalive: the server pings every 30 s (aiohttp answers) and closes (1011) without a pong;
   `{"type":"ping"}` also goes out after `ping_s` of silence.
-- Market pushes carry no time (oracle prices do): the venue's clock is the REST `Date`
-  header read while preparing plus the monotonic time since.
+- Market pushes carry no time (oracle prices and trades do): the venue's clock is the newest
+  of the REST `Date` header read while preparing and the stamps pushed since, plus the
+  monotonic time after it (a clock running faster than ours, as a simulator's, is followed).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -28,6 +29,7 @@ from oiradar.records import LiquidationFeed
 from oiradar.venues.dedupe import Dedupe
 from oiradar.venues.dydx.rest import DydxClient
 from oiradar.venues.dydx.wire import VENUE, canonical, iso_ms, parse_liquidations, parse_market
+from oiradar.venues.http import ServerClock
 from oiradar.venues.stream import Connection, StreamRecord, WsStream
 
 PATH = "/v4/ws"
@@ -55,7 +57,7 @@ class DydxStream(WsStream):
         self._markets: dict[str, dict[str, Any]] = {}  # ticker -> merged fields
         self._trade_ids = Dedupe(TRADE_MEMORY)
         self._primed: set[str] = set()  # tickers whose trade replay has been seen once
-        self._clock: Callable[[], int | None] = lambda: None
+        self._clock = ServerClock()  # the venue's: REST's `Date`, then every stamped push
 
     async def plan(
         self, session: aiohttp.ClientSession, symbols: Sequence[str] | None
@@ -65,7 +67,8 @@ class DydxStream(WsStream):
             listed = await client.instruments()
         finally:
             await client.close()
-        self._clock = client.http.clock.now_ms
+        if (now := client.http.clock.now_ms()) is not None:
+            self._clock.observe_ms(now)
         self._tickers = {i.symbol: i.venue_symbol for i in listed}
         wanted = [s for s in (self._tickers if symbols is None else symbols) if s in self._tickers]
         groups = [wanted[i : i + TRADES_PER_CONN] for i in range(0, len(wanted), TRADES_PER_CONN)]
@@ -93,7 +96,14 @@ class DydxStream(WsStream):
         stamps = [iso_ms(str(t["createdAt"])) for t in contents.get("trades") or ()]
         stamps += [iso_ms(str(p["effectiveAt"]))
                    for p in (contents.get("oraclePrices") or {}).values()]  # fmt: skip
-        return max(stamps) if stamps else self._clock()
+        if not stamps:
+            return self._clock.now_ms()
+        # Kept on the venue's clock by what it stamps (trades, oracle prices), not only by the
+        # REST reply read when connecting; never set back by a replay of older trades.
+        newest, now = max(stamps), self._clock.now_ms()
+        if now is None or newest > now:
+            self._clock.observe_ms(newest)
+        return newest
 
     def records(self, msg: Any, symbols: frozenset[str] | None) -> list[StreamRecord]:
         channel = msg.get("channel")

@@ -156,18 +156,18 @@ def aggregate(rows: Sequence[MarketRow], params: EngineParams) -> list[CoinRow]:
     by_symbol: dict[str, list[MarketRow]] = {}
     for r in rows:
         by_symbol.setdefault(r.symbol, []).append(r)
-    coins: list[tuple[str, list[MarketRow], list[MarketRow], MarketRow]] = []
-    for symbol, group in by_symbol.items():
+    coins: list[tuple[list[MarketRow], list[MarketRow], MarketRow]] = []
+    for group in by_symbol.values():
         ok = [r for r in group if any(_known(t, r.reading.oi_now) for t in r.reading.oi_then_h)]
         if ok:
             driver = max(ok, key=lambda r: abs(r.oi_change_usd or 0.0))
-            coins.append((symbol, group, ok, driver))
+            coins.append((group, ok, driver))
     if not coins:
         return []
     n_h = max(len(driver.reading.oi_then_h) for *_, driver in coins)
     oi_h, px_h = np.full((n_h, len(coins)), np.nan), np.full((n_h, len(coins)), np.nan)
     oi_band, px_band = np.full_like(oi_h, np.inf), np.full_like(px_h, np.inf)
-    for j, (_, _, ok, driver) in enumerate(coins):
+    for j, (_, ok, driver) in enumerate(coins):
         reading = driver.reading
         for k in range(len(reading.oi_then_h)):
             pairs = [(r.reading.oi_then_h[k], r.reading.oi_now) for r in ok]
@@ -176,23 +176,24 @@ def aggregate(rows: Sequence[MarketRow], params: EngineParams) -> list[CoinRow]:
             px_h[k, j] = reading.changes[k][1]
             oi_band[k, j], px_band[k, j] = reading.bands[k]
     _, codes, picks, _ = rules.read(oi_h, px_h, oi_band, px_band, params.reference)
-    return [
-        _coin(symbol, group, ok, driver, Regime(int(codes[j])), int(picks[j]), oi_h, px_h, j)
-        for j, (symbol, group, ok, driver) in enumerate(coins)
-    ]
+    out = []
+    for j, (group, ok, driver) in enumerate(coins):
+        k = int(picks[j])
+        read = Regime(int(codes[j]))
+        out.append(_coin(group, ok, driver, read, k, float(oi_h[k, j]), float(px_h[k, j])))
+    return out
 
 
 def _coin(
-    symbol: str,
     group: list[MarketRow],
     ok: list[MarketRow],
     driver: MarketRow,
     read: Regime,
     k: int,
-    oi_h: np.ndarray[Any, np.dtype[np.float64]],
-    px_h: np.ndarray[Any, np.dtype[np.float64]],
-    j: int,
+    oi_pct: float,
+    price_pct: float,
 ) -> CoinRow:
+    """The coin's row from its read over horizon `k` (its OI and price % there)."""
     # A venue's own evidence (its liquidations, its taker flow) already shows the squeeze.
     shown = any(r.regime is Regime.SHORT_SQUEEZE for r in ok)
     regime = rules.upgrade(read, 1.0 if shown else 0.0)
@@ -200,11 +201,11 @@ def _coin(
     weight = sum(u for u, f in usd if f is not None)
     funding_8h = sum(u * f for u, f in usd if f is not None) / weight if weight else None
     return CoinRow(
-        symbol,
+        driver.symbol,
         regime,
         driver.reading.horizons_ms[k],
-        float(oi_h[k, j]),
-        float(px_h[k, j]),
+        oi_pct,
+        price_pct,
         funding_8h,
         driver,
         tuple(group),

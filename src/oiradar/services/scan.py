@@ -23,6 +23,7 @@ import numpy as np
 
 from oiradar.errors import Banned, UnknownSymbol, VenueError
 from oiradar.kinds import Kind
+from oiradar.lifecycle import cancel_and_wait
 from oiradar.records import Candle, MarketSeries, MarketSnapshot, OISample
 from oiradar.services.clients import venue_clients
 from oiradar.services.history import Track, track_record
@@ -234,9 +235,7 @@ async def _each_symbol(
                 tasks.extend(asyncio.create_task(one(_Asked(s, newest))) for s in batch)
         await asyncio.gather(*tasks)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)  # those still running when one failed
 
 
 async def _as_batch(snaps: list[MarketSnapshot]) -> AsyncGenerator[list[MarketSnapshot], None]:

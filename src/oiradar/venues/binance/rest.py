@@ -15,7 +15,6 @@ present or the 30-day OI edge refreshes it with one `openInterest` call (weight 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import logging
 import time
@@ -23,6 +22,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequen
 from typing import Any, TypeVar
 
 from oiradar.errors import UnknownSymbol, UserError, VenueError, VenueProtocolError
+from oiradar.lifecycle import cancel_and_wait
 from oiradar.records import (
     Candle,
     FundingSample,
@@ -59,6 +59,7 @@ from oiradar.venues.binance.wire import (
     parse_ratios,
     parse_server_time,
     parse_ticker_24hr,
+    snapshot_row,
 )
 from oiradar.venues.http import Charges, RestClient
 from oiradar.venues.limiter import Budget
@@ -141,27 +142,6 @@ async def _all(coros: Sequence[Awaitable[Any]]) -> list[Any]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-
-
-def _snapshot_row(
-    oi: OISample,
-    marks: Mapping[str, MarketSnapshot],
-    listed: Mapping[str, Instrument],
-    activity: Mapping[str, tuple[float | None, float | None]],
-) -> MarketSnapshot:
-    """One symbol's snapshot: its OI (and the venue's time with it) on its mark and funding."""
-    base = marks.get(oi.symbol) or MarketSnapshot(VENUE, oi.symbol, oi.ts_ms)
-    mark = base.mark_price
-    last, quote_volume = activity.get(oi.symbol, (None, None))
-    return dataclasses.replace(
-        base,
-        ts_ms=oi.ts_ms,
-        oi_base=oi.oi_base,
-        oi_usd=oi.oi_base * mark if mark is not None else None,
-        funding_interval_h=listed[oi.symbol].funding_interval_h,
-        last_price=last,
-        quote_volume_24h=quote_volume,
-    )
 
 
 class BinanceClient(RestClient):
@@ -277,11 +257,9 @@ class BinanceClient(RestClient):
                 got = sorted((oi for t in done if (oi := t.result()) is not None),
                              key=lambda oi: rank[oi.symbol])  # fmt: skip
                 if got:
-                    yield [_snapshot_row(oi, marks, listed, activity) for oi in got]
-        finally:
-            for task in [*bulk, *ois]:
-                task.cancel()
-            await asyncio.gather(*bulk, *ois, return_exceptions=True)
+                    yield [snapshot_row(oi, marks, listed, activity) for oi in got]
+        finally:  # a failure, or a caller that stopped early: nothing left running
+            await cancel_and_wait([*bulk, *ois])
 
     def snapshot_cost(self, symbols: int) -> dict[str, float] | None:
         """premiumIndex (all symbols, weight 10) plus one openInterest (weight 1) per symbol."""

@@ -24,6 +24,7 @@ Assumed (the pages do not say): a ratio row's `timestamp` is the end of its peri
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -327,3 +328,24 @@ def message_ms(msg: Any) -> int | None:
     """The newest venue time (`E`) in a message, if it carries one."""
     stamps = [i["E"] for i in _items(msg) if isinstance(i, dict) and isinstance(i.get("E"), int)]
     return max(stamps) if stamps else None
+
+
+def snapshot_row(
+    oi: OISample,
+    marks: Mapping[str, MarketSnapshot],
+    listed: Mapping[str, Instrument],
+    activity: Mapping[str, tuple[float | None, float | None]],
+) -> MarketSnapshot:
+    """One symbol's snapshot: its OI (and the venue's time with it) on its mark and funding."""
+    base = marks.get(oi.symbol) or MarketSnapshot(VENUE, oi.symbol, oi.ts_ms)
+    mark = base.mark_price
+    last, quote_volume = activity.get(oi.symbol, (None, None))
+    return dataclasses.replace(
+        base,
+        ts_ms=oi.ts_ms,
+        oi_base=oi.oi_base,
+        oi_usd=oi.oi_base * mark if mark is not None else None,
+        funding_interval_h=listed[oi.symbol].funding_interval_h,
+        last_price=last,
+        quote_volume_24h=quote_volume,
+    )

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import sqlite3
 from collections import Counter
 from collections.abc import Iterable
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,8 @@ RAW_KINDS = (Kind.OPEN_INTEREST, Kind.LIQUIDATION_ORDERS)  # what `--retain` red
 class Sample:
     sim_hours: float  # since the daemon reported `running`
     rss_kb: int
-    db_bytes: int
+    db_bytes: int  # the store's file
+    wal_bytes: int  # its write-ahead log
     rows_written: int  # the daemon's own counter
 
 
@@ -184,53 +187,106 @@ def report(args: argparse.Namespace, soak: Soak) -> int:
 
 
 def report_store(args: argparse.Namespace, soak: Soak, steady: list[Sample]) -> bool:
-    """Measured store growth against the growth its writes predict, and the retention
-    horizon: nothing raw older than `--retain` (plus the hour between two prunes) before the
-    end but each bar's last OI."""
-    hours = [s.sim_hours for s in steady]
-    measured = slope(hours, (s.db_bytes / 1e6 for s in steady))
-    rows_per_h = slope(hours, (s.rows_written for s in steady))
+    """Measured growth of the store's file against the growth its writes predict, and the
+    retention horizon: nothing raw older than `--retain` (plus the hour between two prunes)
+    before the end but each bar's last OI. The WAL beside it is reported apart: it is
+    bounded (`store.sqlite.WAL_LIMIT_BYTES` once a checkpoint empties it), not growth."""
+    assert soak.running_ms is not None
+    horizon = soak.stop_ms - args.retain_ms - PRUNE_EVERY_MS
     with open_store(soak.db, readonly=True) as store:
         summary = store.summary()
-        horizon = soak.stop_ms - args.retain_ms - PRUNE_EVERY_MS
         stale = 0  # OI: snapshots beyond a bar's last; liquidation orders: any
         for kind, venue, symbol, *_ in summary:
             if Kind(kind) in RAW_KINDS:
                 ts = store.timestamps(Kind(kind), venue, symbol, 0, horizon - BAR_MS)
                 kept = len(np.unique((ts - 1) // BAR_MS)) if kind == Kind.OPEN_INTEREST else 0
                 stale += len(ts) - kept
+    tables = table_sizes(soak.db)
     rows = sum(r[3] for r in summary)
-    per_row = soak.samples[-1].db_bytes / max(1, rows)
-    predicted = rows_per_h * per_row / 1e6
+    retain_h = args.retain_ms / HOUR_MS
+    pruned = [s for s in steady if s.sim_hours >= retain_h + 1]
+    if len(pruned) >= 3 and horizon - soak.running_ms >= HOUR_MS:
+        # A run longer than its retention: once the hourly prune holds the raw rows to the
+        # window, only what it keeps of each bar adds to the store, at the rate that bar
+        # rows stand before the horizon (OI there is one row a bar), times each table's
+        # bytes per row.
+        hours = [s.sim_hours for s in pruned]
+        measured = slope(hours, (s.db_bytes / 1e6 for s in pruned))
+        span_h = (horizon - soak.running_ms) / HOUR_MS
+        per_h = {k: n / span_h for k, n in rows_between(soak.db, soak.running_ms, horizon).items()
+                if Kind(k) != Kind.LIQUIDATION_ORDERS}  # fmt: skip
+        predicted = sum(n * tables[k].per_row for k, n in per_h.items()) / 1e6
+        basis = "the bar rows kept an hour past --retain " + ", ".join(
+            f"{k} {n:.0f} x {tables[k].per_row:.0f} B" for k, n in sorted(per_h.items()) if n
+        )
+        growth = "after --retain"
+    else:
+        hours = [s.sim_hours for s in steady]
+        measured = slope(hours, (s.db_bytes / 1e6 for s in steady))
+        rows_per_h = slope(hours, (s.rows_written for s in steady))
+        per_row = sum(t.bytes for t in tables.values()) / max(1, rows)
+        predicted = rows_per_h * per_row / 1e6
+        basis = f"{rows_per_h:.0f} rows written an hour x {per_row:.0f} B"
+        growth = "after warm-up"
+    ok = abs(measured - predicted) <= STORE_TOLERANCE * abs(predicted) and stale == 0
     by_kind: Counter[str] = Counter()
     for kind, *_, n, _first, _last in summary:
         by_kind[kind] += n
-    raw_per_h = sum(by_kind[k] for k in RAW_KINDS) / max(1e-9, args.hours + 1)
-    bar_per_h = (rows - sum(by_kind[k] for k in RAW_KINDS)) / max(1e-9, args.hours + 1)
-    retain_h = args.retain_ms / HOUR_MS
-    basis = f"{rows_per_h:.0f} rows written per hour"
-    pruned = [s for s in steady if s.sim_hours >= retain_h + 1]
-    if len(pruned) >= 3 and args.hours >= retain_h + 3:
-        # A run longer than its retention: once the hourly prune holds the raw rows to the
-        # window, only the per-bar rows it keeps should add to the store.
-        measured = slope([s.sim_hours for s in pruned], (s.db_bytes / 1e6 for s in pruned))
-        predicted = bar_per_h * per_row / 1e6
-        basis = f"the {bar_per_h:.0f} per-bar rows an hour kept past --retain {args.retain}"
-    ok = abs(measured - predicted) <= STORE_TOLERANCE * abs(predicted) and stale == 0
     print(
         f"store: {soak.samples[-1].db_bytes / 1e6:.0f} MB, {rows} rows "
-        f"({', '.join(f'{k} {n}' for k, n in sorted(by_kind.items()))}), {per_row:.0f} B/row; "
-        f"growth {'after --retain' if basis.startswith('the') else 'after warm-up'} "
-        f"{measured:.1f} MB per simulated hour, predicted by {basis} {predicted:.1f} MB; raw "
+        f"({', '.join(f'{k} {n}' for k, n in sorted(by_kind.items()))}); growth {growth} "
+        f"{measured:.2f} MB per simulated hour, predicted by {basis}: {predicted:.2f} MB; raw "
         f"rows older than --retain {args.retain} + 1 h at the end: {stale}: {verdict(ok)}"
     )
-    raw_mb = raw_per_h * retain_h * per_row / 1e6
+    wal = [s.wal_bytes / 1e6 for s in soak.samples]
+    print(
+        f"  WAL beside it: peak {max(wal):.0f} MB, median {np.median(wal):.0f} MB, "
+        f"{wal[-1]:.0f} MB at the end"
+    )
+    raw = sum(tables[k].bytes for k in RAW_KINDS if k in tables) / 1e6
+    day = sum(tables[k].bytes for k in tables if Kind(k) not in RAW_KINDS) / 1e6
+    day *= 24 / max(1e-9, args.hours + 1)
     note = "" if args.hours > retain_h else " (this run is shorter: nothing was old enough)"
     print(
-        f"  with --retain {args.retain} the store settles at ~{raw_mb:.0f} MB of raw rows plus "
-        f"{bar_per_h * 24 * per_row / 1e6:.0f} MB of per-bar rows per day{note}"
+        f"  with --retain {args.retain} the store settles at ~{raw:.0f} MB of raw rows (those "
+        f"of the last {args.retain}) plus ~{day:.0f} MB of bar rows per day{note}"
     )
     return ok
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    bytes: int  # pages of the table and its indexes
+    rows: int
+
+    @property
+    def per_row(self) -> float:
+        return self.bytes / max(1, self.rows)
+
+
+def table_sizes(db: Path) -> dict[str, Table]:
+    """Each kind's table: its pages (SQLite's `dbstat` where the build has it, else the
+    file shared by rows) and its rows."""
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        counts = {k.value: conn.execute(f"SELECT COUNT(*) FROM {k.value}").fetchone()[0]
+                  for k in Kind}  # fmt: skip
+        try:
+            pages = dict(conn.execute(
+                "SELECT s.tbl_name, SUM(d.pgsize) FROM dbstat d JOIN sqlite_master s ON d.name ="
+                " s.name GROUP BY s.tbl_name"
+            ).fetchall())  # fmt: skip
+        except sqlite3.OperationalError:  # built without dbstat: the file by rows
+            each = db.stat().st_size / max(1, sum(counts.values()))
+            pages = {k: int(n * each) for k, n in counts.items()}
+    return {k: Table(int(pages.get(k) or 0), int(n)) for k, n in counts.items()}
+
+
+def rows_between(db: Path, lo_ms: int, hi_ms: int) -> dict[str, int]:
+    """Rows of each kind stamped in [lo, hi)."""
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        return {k.value: conn.execute(
+            f"SELECT COUNT(*) FROM {k.value} WHERE ts_ms >= ? AND ts_ms < ?", (lo_ms, hi_ms)
+        ).fetchone()[0] for k in Kind}  # fmt: skip
 
 
 def report_counters(soak: Soak) -> None:

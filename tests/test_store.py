@@ -213,3 +213,19 @@ def test_a_v3_store_adopts_the_daemons_old_files(tmp_path: Path) -> None:
         assert state.episodes == (Episode("ADAUSDT", "squeeze", 17),)
         assert [a.alert["kind"] for a in r.alerts()] == ["new", "escalation"]
     assert (tmp_path / "old.sqlite.watch.json").exists()  # left alone: the user may delete it
+
+
+def test_a_big_transaction_leaves_no_big_wal_behind(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The WAL file is cut back to the limit once a checkpoint has emptied it: a daemon's
+    hourly prune must not leave its size on the disk for good."""
+    monkeypatch.setattr("oiradar.store.sqlite.WAL_LIMIT_BYTES", 256 << 10)
+    wal = Path(f"{db_path}-wal")
+    with open_store(db_path) as s:
+        s.write([(Kind.OPEN_INTEREST, oi_rows(150_000))])  # one transaction past the autocheckpoint
+        peak = wal.stat().st_size
+        for i in range(3):  # the next writes after the checkpoint start the WAL over
+            s.write([(Kind.OPEN_INTEREST, oi_rows(1, start=1_800_000_000_000 + i))])
+        assert peak > 4 << 20
+        assert wal.stat().st_size <= 256 << 10

@@ -221,11 +221,35 @@ def bar_steps(watch_log: Path) -> Steps:
     return out
 
 
-def report_causes(run: Run, steps: Steps, bar_alerts: list[tuple[float, dict[str, Any]]]) -> None:
+Published = dict[tuple[str, str, int], tuple[float, float, float]]
+PARTS = ("record", "store", "sink")
+
+
+def published_alerts(watch_log: Path) -> Published:
+    """(kind, symbol, ts_ms) -> (decided, its record read, stored: wall s) from the daemon's
+    `event=alert` lines (info)."""
+    out: Published = {}
+    text = watch_log.read_text(errors="replace") if watch_log.exists() else ""
+    for line in text.splitlines():
+        if "event=alert " not in line or "stored_wall=" not in line:
+            continue
+        kv = dict(p.split("=", 1) for p in line.split() if "=" in p)
+        out[(kv["kind"], kv["symbol"], int(kv["ts_ms"]))] = (
+            float(kv["made_wall"]), float(kv["read_wall"]), float(kv["stored_wall"])
+        )  # fmt: skip
+    return out
+
+
+def report_causes(
+    run: Run, steps: Steps, bar_alerts: list[tuple[float, dict[str, Any]]], sent: Published
+) -> None:
     """Bar close -> sink per venue and per cause. The venue that raised an alert is the one of
     its drivers whose close step for that bar began last before the alert arrived; waiting =
     the bar's close -> that step computing (the settle time, and Binance's OI sweep),
-    computing = -> the step done (or the alert, if sooner), delivering = -> the sink."""
+    computing = -> the step done (or the alert, if sooner), delivering = -> the sink; and,
+    from the daemon's alert lines, from the decision: its record (the symbol's track record
+    read, after the symbol's previous alert), the store (the alert log and the episode
+    written), the sink (the webhook)."""
     if not steps:
         print("  per cause: no event=bar_closed lines (run with --log-level info)")
         return
@@ -243,17 +267,23 @@ def report_causes(run: Run, steps: Steps, bar_alerts: list[tuple[float, dict[str
         (_, computing, done, _, _), venue = max(found, key=lambda x: x[0][1])
         close = clock.wall_at(a["ts_ms"])
         end = min(done, arrived)
-        book = per.setdefault(
-            venue, {"total": [], "waiting": [], "computing": [], "delivering": []}
-        )
+        causes = ("total", "waiting", "computing", "delivering", *PARTS)
+        book = per.setdefault(venue, {c: [] for c in causes})
         book["total"].append((arrived - close) * 1000)
         book["waiting"].append((computing - close) * 1000)
         book["computing"].append((end - computing) * 1000)
         book["delivering"].append((arrived - end) * 1000)
+        if got := sent.get((a["kind"], a["symbol"], a["ts_ms"])):
+            made, read, stored = got
+            for part, ms in zip(PARTS, (read - made, stored - read, arrived - stored), strict=True):
+                book[part].append(ms * 1000)
     for venue, book in sorted(per.items()):
         print(f"  {venue}: " + dist("bar close -> sink", book["total"]))
         for cause in ("waiting", "computing", "delivering"):
             print(f"    {dist(cause, book[cause])}")
+        for part in PARTS:
+            if book[part]:
+                print(f"      from the decision, {dist(part, book[part])}")
     streamed = sum(s[3] for s in steps.values())
     rest = sum(s[4] for s in steps.values())
     print(f"  bars stepped at closes: {streamed} from the streams, {rest} via REST/store")
@@ -330,11 +360,15 @@ def report_latency(args: argparse.Namespace, run: Run, watch_log: Path) -> tuple
     warmed = [(t, a) for t, a in steady if clock.wall_at(a["ts_ms"]) > warm]
     run.bar_ms_warmed = [(t - clock.wall_at(a["ts_ms"])) * 1000 for t, a in warmed]
     print(dist("bar close -> sink after the warm-up closes", run.bar_ms_warmed))
-    steps = bar_steps(watch_log)
+    steps, sent = bar_steps(watch_log), published_alerts(watch_log)
     print(" after the warm-up, per venue and cause:")
-    report_causes(run, steps, warmed)
+    report_causes(run, steps, warmed, sent)
     print(" the warm-up closes:")
-    report_causes(run, steps, [x for x in steady if x not in warmed])
+    report_causes(run, steps, [x for x in steady if x not in warmed], sent)
+    parts = [(t, sent.get((a["kind"], a["symbol"], a["ts_ms"]))) for t, a in bursts]
+    for k, part in enumerate(PARTS):
+        ms = [((t if k == 2 else p[k + 1]) - p[k]) * 1000 for t, p in parts if p is not None]
+        print(f"  burst escalations from the decision, {dist(part, ms)}")
     run.bar_ms = bar_ms
     return left, len(bursts)
 

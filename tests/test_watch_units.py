@@ -338,3 +338,37 @@ def test_the_close_sweep_asks_the_biggest_moves_first() -> None:
     # DUSDT's closing candle has not come yet: it could be any move, so it is asked early.
     order = book.by_move(["AUSDT", "BUSDT", "CUSDT", "DUSDT"], T0 + BAR)
     assert order == ["DUSDT", "BUSDT", "AUSDT", "CUSDT"]
+
+
+async def test_an_alert_write_goes_ahead_of_flushes_waiting_for_their_turn(
+    tmp_path: Path,
+) -> None:
+    """A bar close queues several batches; the alert log must wait only for the one being
+    written, or each alert is late by all of them."""
+    store = open_store(tmp_path / "s.sqlite")
+    ingest = Ingest(store)
+    order: list[str] = []
+    held = threading.Event()
+    write = SqliteStore.write_records
+
+    def slow(self: SqliteStore, records: list[object], **kwargs: object) -> None:
+        held.wait(5)
+        order.append(f"flush {len(records)}")
+        write(self, records, **kwargs)  # type: ignore[arg-type]
+
+    bar = Candle("bybit", "BTCUSDT", BAR, T0, 1, 2, 0.5, 1.5, 10)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(SqliteStore, "write_records", slow)
+        ingest.add(bar)
+        first = asyncio.create_task(ingest.flush_async())  # in flight, held
+        await asyncio.sleep(0.05)
+        ingest.extend([bar, bar])
+        second = asyncio.create_task(ingest.flush_async())  # waits for its turn
+        await asyncio.sleep(0.05)
+        alert = asyncio.create_task(ingest.write(lambda s: order.append("alert")))
+        await asyncio.sleep(0.05)
+        held.set()
+        await asyncio.gather(first, second, alert)
+    await ingest.close()
+    store.close()
+    assert order == ["flush 1", "alert", "flush 2"]

@@ -132,7 +132,7 @@ class Watch:
             return
         self.log.admitted += 1
         before = self._publishing.get(alert.symbol)
-        task = asyncio.get_running_loop().create_task(self._publish(alert, before))
+        task = asyncio.get_running_loop().create_task(self._publish(alert, before, time.time()))
         self._publishing[alert.symbol] = task
         task.add_done_callback(functools.partial(self._published, alert.symbol))
 
@@ -140,18 +140,15 @@ class Watch:
         if self._publishing.get(symbol) is task:
             del self._publishing[symbol]
 
-    async def _publish(self, alert: Alert, before: asyncio.Task[None] | None) -> None:
+    async def _publish(self, alert: Alert, before: asyncio.Task[None] | None, made: float) -> None:
+        """Its record, the alert log and the episode stored, then the sinks. The log line
+        carries the wall times of each step (decided, record read, stored) for
+        `bench/watch.py`."""
         alert = await self.history.run(functools.partial(self._with_history, alert=alert))
         if before is not None:
             await asyncio.wait([before])
+        read = time.time()
         self.log.last = [*self.log.last[-19:], alert.to_dict()]
-        log.info(
-            "event=alert kind=%s symbol=%s regime=%s drivers=%s",
-            alert.kind.value,
-            alert.symbol,
-            alert.regime,
-            ",".join(alert.drivers),
-        )
         sent, state = alert.to_dict(), self.watch_state()
 
         def record(store: Store) -> None:
@@ -163,6 +160,12 @@ class Watch:
             await self.ingest.write(record)
         except StoreError as exc:
             log.warning("event=alert_log_failed error=%s", exc)
+        log.info(
+            "event=alert kind=%s symbol=%s regime=%s drivers=%s ts_ms=%d made_wall=%.3f "
+            "read_wall=%.3f stored_wall=%.3f",
+            alert.kind.value, alert.symbol, alert.regime, ",".join(alert.drivers), alert.ts_ms,
+            made, read, time.time(),
+        )  # fmt: skip
         # Only once its episode is stored: a crash after the dispatch must not send it again.
         if self.on_alert is not None:
             self.on_alert(alert)

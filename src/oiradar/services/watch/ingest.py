@@ -5,10 +5,11 @@ One transaction per flush keeps SQLite's write cost per row tiny and lets a seco
 read the store meanwhile (WAL). The daemon's flushes run on a writer thread (`store.aio`): a
 batch of thousands of rows takes tens of milliseconds, and the event loop is where
 liquidation bursts wait to be checked. The daemon's other writes (its state, the alert log)
-go through the same thread, one at a time with the flushes. A failed write keeps the batch
-for the next attempt, so a locked or full disk (or a database restarting) delays data but
-does not drop it, up to `max_pending` rows: past that the oldest rows a venue serves again
-are dropped (counted, logged) and liquidation orders kept.
+go through the same thread, one at a time with the flushes, each ahead of the flushes
+still waiting. A failed write keeps the batch for the next attempt, so a locked or full
+disk (or a database restarting) delays data but does not drop it, up to `max_pending`
+rows: past that the oldest rows a venue serves again are dropped (counted, logged) and
+liquidation orders kept.
 """
 
 from __future__ import annotations
@@ -127,11 +128,9 @@ class Ingest:
 
     async def write(self, fn: Callable[[Store], T]) -> T:
         """Another write (the daemon's state, an alert) on the writer thread, after the
-        flush in flight."""
-        async with self._lock:
-            if self._inflight is not None:
-                await asyncio.wait([self._inflight])
-            return await self._thread().run(fn)
+        flush in flight but ahead of flushes still waiting for their turn: at a bar close
+        several venues' batches queue up, and an alert is logged before it is sent."""
+        return await self._thread().run(fn)
 
     async def close(self) -> None:
         """Wait for a write in flight and stop the writer thread (its batch, if it failed, is

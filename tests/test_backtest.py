@@ -406,3 +406,23 @@ def test_alerts_read_a_precomputed_track_record(tmp_path: Path) -> None:
         got = young.read(store, *key, COVERING, T0 + 2 * 3_600_000)
         assert got is not None and not got.enough and got.stored_ms == 2 * 3_600_000
         assert key not in young.records
+
+
+def test_an_alert_under_a_day_of_history_reads_no_month_of_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first day's alerts at a bar close each loaded a month of rows on the daemon's
+    history threads to say "not enough history": one span query says it."""
+    from oiradar.services import history
+
+    def loads(*_: object, **__: object) -> None:
+        raise AssertionError("the study's rows were loaded")
+
+    with open_store(tmp_path / "h.sqlite") as store:
+        store.write_records(_ada_records())
+        monkeypatch.setattr(history, "load_samples", loads)
+        got = history.TrackBook(EngineParams()).read(
+            store, "bybit", "ADAUSDT", COVERING, T0 + 5 * 3_600_000
+        )
+    assert got is not None and not got.enough and got.stored_ms == 5 * 3_600_000
+    assert got.text("ADAUSDT") == "on ADAUSDT: not enough history for a track record (5 h stored)"

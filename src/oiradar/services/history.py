@@ -136,8 +136,9 @@ class TrackBook:
 
     A record is refreshed once it is `refresh_ms` old in venue time (a 30-day record gains at
     most an event's outcome an hour). Under a day of history there is no study to run, only
-    the hours stored to tell, so such a symbol is read afresh when it alerts (cheaply); the
-    background checks it hourly (one span query) and studies it once it holds a day."""
+    the hours stored to tell, so such a symbol's alert reads them (one span query: a first
+    day's alerts at a bar close loaded a month of rows each on the history threads); the
+    background checks it hourly (the same query) and studies it once it holds a day."""
 
     params: EngineParams
     refresh_ms: int = HOUR_MS
@@ -167,19 +168,26 @@ class TrackBook:
         """The alert path: the symbol's precomputed record; read here only when there is none
         yet (under a day of history, or before the background reached the symbol)."""
         got = self.records.get((venue, symbol))
-        if got is None or regime not in got:
-            fresh = self._study(store, venue, symbol, now_ms)
-            return None if fresh is None else fresh.get(regime)
-        return got[regime]
+        if got is not None and regime in got:
+            return got[regime]
+        stored = self._stored(store, venue, symbol, now_ms)
+        if stored is not None and stored < MIN_HISTORY_MS:  # the hours, from one span query
+            return Track(1, 0, None, None, max(0, stored))
+        fresh = self._study(store, venue, symbol, now_ms)
+        return None if fresh is None else fresh.get(regime)
 
-    def _holds_a_day(self, store: Store, venue: str, symbol: str, now_ms: int) -> bool:
+    def _stored(self, store: Store, venue: str, symbol: str, now_ms: int) -> int | None:
+        """History held within the lookback (None: no candles)."""
         span = store.candle_span(
             venue, symbol, self.interval, now_ms - self.days * DAY_MS - WARMUP_DAYS_MS, now_ms
         )
         if span is None:
-            return False
-        bar_ms = interval_ms(self.interval)
-        return _stored_ms(span[0], span[1], bar_ms, now_ms, self.days) >= MIN_HISTORY_MS
+            return None
+        return _stored_ms(span[0], span[1], interval_ms(self.interval), now_ms, self.days)
+
+    def _holds_a_day(self, store: Store, venue: str, symbol: str, now_ms: int) -> bool:
+        stored = self._stored(store, venue, symbol, now_ms)
+        return stored is not None and stored >= MIN_HISTORY_MS
 
     def _study(
         self, store: Store, venue: str, symbol: str, now_ms: int

@@ -14,6 +14,7 @@ from oiradar.venues.bitget.wire import parse_candle_push
 from oiradar.venues.bitget.ws import BitgetStream
 from oiradar.venues.bybit.wire import parse_kline_push
 from oiradar.venues.bybit.ws import BybitStream, split_symbols
+from oiradar.venues.hyperliquid import HyperliquidStream
 from oiradar.venues.okx.ws import OkxStream
 from oiradar.venues.stream import Connection
 
@@ -112,3 +113,43 @@ def test_bitget_candle_is_closed_by_a_push_after_its_close() -> None:
     assert stream.want_candles(BAR)
     (sub,) = stream.subscribe_messages(Connection(0, ["BTCUSDT"]))
     assert [a["channel"] for a in json.loads(sub)["args"]] == ["ticker", "candle5m"]
+
+
+def hl_push(t: int, close: str, coin: str = "BTC") -> dict[str, object]:
+    """A Hyperliquid `candle` push (the SDKs' schema; `T` = the bar's last ms)."""
+    return {"channel": "candle", "data": {
+        "t": t, "T": t + BAR - 1, "s": coin, "i": "5m", "o": "100", "c": close, "h": "110",
+        "l": "90", "v": "12.5", "n": 40}}  # fmt: skip
+
+
+def test_hyperliquid_candle_is_closed_by_a_later_bars_row() -> None:
+    stream = HyperliquidStream("http://127.0.0.1:1")
+    stream._coins = {"BTC": "BTCUSDT", "kPEPE": "1000PEPEUSDT"}  # as `prepare` reads them
+    assert stream.want_candles(BAR) and not HyperliquidStream("http://127.0.0.1:1").want_candles(
+        7 * MINUTE_MS
+    )
+    t = 1_700_000_100_000 // BAR * BAR
+    assert stream.records(hl_push(t, "101"), None) == []  # running
+    assert stream.records(hl_push(t, "102"), None) == []  # still running, newer row
+    (bar,) = stream.records(hl_push(t + BAR, "103"), None)  # the next bar's first row
+    assert isinstance(bar, Candle)
+    assert (bar.symbol, bar.ts_ms, bar.close, bar.volume_base, bar.trades) == (
+        "BTCUSDT", t, 102.0, 12.5, 40)  # fmt: skip
+    (late,) = stream.records(hl_push(t, "104"), None)  # reordered: the closed bar's own row
+    assert isinstance(late, Candle)
+    assert (late.ts_ms, late.close) == (t, 104.0)
+    assert stream.records(hl_push(t, "1", coin="NOPE"), None) == []  # a coin not listed
+    stream.on_connect(Connection(0, None, link=2))  # a new link forgets what the old held
+    assert stream.records(hl_push(t + 2 * BAR, "105"), None) == []
+
+
+def test_hyperliquid_candles_fill_what_the_subscription_cap_leaves() -> None:
+    stream = HyperliquidStream("http://127.0.0.1:1")
+    stream._coins = {f"C{i}": f"C{i}USDT" for i in range(600)}
+    assert not stream.streams_candles("C0USDT")
+    stream.want_candles(BAR)
+    subs = [json.loads(m)["subscription"] for m in stream.subscribe_messages(Connection(0, None))]
+    kinds = [s["type"] for s in subs]
+    assert len(subs) == 1000 and kinds[:3] == ["trades", "activeAssetCtx", "candle"]
+    assert kinds.count("activeAssetCtx") == 600 and kinds.count("candle") == 399
+    assert stream.streams_candles("C398USDT") and not stream.streams_candles("C399USDT")

@@ -121,3 +121,34 @@ async def test_ws_subscribe_contexts_trades_pong_and_idle_close() -> None:
         async for _ in ws:  # silence: the server hangs up after the idle window
             pass
         assert ws.closed
+
+
+async def test_ws_candles_push_the_running_bar_then_a_closed_bars_final_row() -> None:
+    """`candle`: the running bar whenever it changed, and at the first check after a close
+    the closed bar's final row (what `candleSnapshot` serves for it) before the new bar's."""
+    async with (
+        running(venues=("hyperliquid",)) as (sim, http),
+        http.ws_connect(sim.url.replace("http", "ws") + "/ws") as ws,
+    ):
+        bar = 5 * MINUTE
+        sim.ctx.clock.set(sim.ctx.now_ms() // bar * bar + 2 * MINUTE + 500)
+        opened = sim.ctx.now_ms() // bar * bar
+        sub = {"type": "candle", "coin": "ETH", "interval": "5m"}
+        await ws.send_json({"method": "subscribe", "subscription": sub})
+        assert (await ws.receive_json())["channel"] == "subscriptionResponse"
+        push = await ws.receive_json()
+        assert push["channel"] == "candle" and set(push["data"]) == CANDLE_KEYS
+        assert push["data"]["t"] == opened and push["data"]["T"] == opened + bar - 1
+        sim.ctx.clock.set(opened + bar + 1500)  # past the close
+        final, new = (await ws.receive_json())["data"], (await ws.receive_json())["data"]
+        _, rows = await info(http, sim, {"type": "candleSnapshot", "req": {
+            "coin": "ETH", "interval": "5m", "startTime": opened, "endTime": opened}})  # fmt: skip
+        assert final == rows[0] and final != push["data"]  # the bar grew after the first push
+        assert new["t"] == opened + bar
+        for bad in ({"type": "candle", "coin": "ETH", "interval": "7m"},
+                    {"type": "candle", "coin": "NOPE", "interval": "5m"}):  # fmt: skip
+            await ws.send_json({"method": "subscribe", "subscription": bad})
+            reply = await ws.receive_json()
+            while reply["channel"] == "candle":
+                reply = await ws.receive_json()
+            assert reply["channel"] == "error"

@@ -5,11 +5,13 @@ through drops, duplicates and reordering."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+from typing import Any
 
 import pytest
 
-from oiradar.records import LiquidationFeed, Side
+from oiradar.records import Candle, LiquidationFeed, Side
 from oiradar.sim.market import last_price, oi_at
 from oiradar.sim.server import SimServer
 from oiradar.sim.venues.dydx.data import markets, trades
@@ -17,7 +19,7 @@ from oiradar.sim.venues.hyperliquid.data import coin_of
 from oiradar.venues.dydx import DydxStream
 from oiradar.venues.dydx import ws as dydx_ws
 from oiradar.venues.dydx.wire import iso_ms
-from oiradar.venues.hyperliquid import HyperliquidStream
+from oiradar.venues.hyperliquid import HyperliquidClient, HyperliquidStream
 from oiradar.venues.hyperliquid import wire as hl_wire
 from oiradar.venues.stream import State
 from tests.simkit import MINUTE, running
@@ -87,6 +89,36 @@ async def test_hyperliquid_drops_duplicates_and_idle_pings() -> None:
             await until(lambda: stream.stats.state is State.LIVE)
             await asyncio.sleep(1.0)  # a frozen clock: only pongs keep the link alive
             assert stream.stats.connects == 1 and stream.stats.state is State.LIVE
+
+
+def closed_all(got: list[Any], bar_open: int, names: set[str]) -> bool:
+    return {c.symbol for c in got if isinstance(c, Candle) and c.ts_ms == bar_open} == names
+
+
+async def test_hyperliquid_candles_close_as_rest_serves_them_through_reordering() -> None:
+    """Bars closed by the `candle` channel equal the bars `candleSnapshot` serves, with
+    duplicated and reordered pushes (a bar's final row and the next bar's first are sent
+    together, so a swap delivers the bar first from its older row, then corrected)."""
+    bar = 5 * MINUTE
+    async with running(venues=("hyperliquid",), ws_duplicate=0.2, ws_reorder=0.3) as (sim, http):
+        stream = fast(HyperliquidStream, sim, http)
+        assert stream.want_candles(bar)
+        t0 = sim.ctx.now_ms() // bar * bar + bar
+        sim.ctx.clock.set(t0 + 30_000)
+        async with primed(stream, sim) as got:
+            names = set(sim.ctx.market.symbols)
+            await until(lambda: stream.streams_candles(min(names)))
+            for k in range(1, 4):  # three closes, a minute at a time so each bar grows
+                for m in range(1, 7):  # and into the next bar: a held (reordered) push goes
+                    sim.ctx.clock.set(t0 + (k - 1) * bar + m * MINUTE + 30_000)
+                    await asyncio.sleep(0.25)
+                await until(functools.partial(closed_all, got, t0 + (k - 1) * bar, names))
+            client = HyperliquidClient(sim.url, session=http)
+            for sym in names:
+                truth = await client.klines(sym, bar, t0, t0 + 2 * bar)
+                last = {c.ts_ms: c for c in got if isinstance(c, Candle) and c.symbol == sym}
+                assert len(truth) == 3 and [last[c.ts_ms] for c in truth] == truth
+        assert stream.stats.duplicates > 0
 
 
 # -- dYdX against the simulator ----------------------------------------------------------------

@@ -73,6 +73,11 @@ class VenueStream(ABC):
         the venue's stream has no such channel (then candles come from REST)."""
         return False
 
+    def streams_candles(self, symbol: str) -> bool:
+        """Whether `symbol`'s closed candles come from the stream (a venue whose subscription
+        cap leaves some symbols to REST says no for those)."""
+        return self.candle_ms is not None
+
     @abstractmethod
     async def run(self, symbols: Sequence[str] | None, on_record: Handler) -> None:
         """Stream until cancelled; `symbols` None = every listed perpetual."""

@@ -139,7 +139,11 @@ class BarClose(ABC):
         # Close messages still on their way (a loaded link or machine): a little longer for
         # them, stepping each as it comes, before REST fills the rest.
         deadline = time.monotonic() + CLOSE_GRACE_S
-        while rest and self.status.candles == "stream" and time.monotonic() < deadline:
+        while (
+            any(self.stream.streams_candles(s) for s in rest)
+            and self.status.candles == "stream"
+            and time.monotonic() < deadline
+        ):
             if self._covered_since() is None:
                 break
             await asyncio.sleep(GRACE_TICK_S)
@@ -253,13 +257,16 @@ class BarClose(ABC):
 
     def _mark_filled(self) -> None:
         """Bars whose candle REST filled: counted and logged by cause, never skipped. A venue
-        without a candle channel (Gate, Hyperliquid, dYdX) takes every candle from REST at
-        its close: that is its way, not a fill (it logged 500 `close_lost` lines a close)."""
+        without a candle channel (Gate, dYdX), or a symbol its subscription cap leaves out
+        (Hyperliquid past 1,000), takes its candles from REST at the close: that is its way,
+        not a fill (it logged 500 `close_lost` lines a close)."""
         filled = self.gaps.take_filled()
         if self.status.candles != "stream":
             return
         gaps = self.stream.stats.gaps
         for sym, bar_open in filled:
+            if not self.stream.streams_candles(sym):
+                continue
             close = bar_open + self.bar_ms
             if self._seeded_ms is None or bar_open < self._seeded_ms - self.bar_ms:
                 cause = "restart"

@@ -134,6 +134,24 @@ def subscribe_message(coin: str, kind: str = "activeAssetCtx") -> str:
     return f'{{"method":"subscribe","subscription":{{"type":"{kind}","coin":"{coin}"}}}}'
 
 
+def candle_subscribe_message(coin: str, interval: str) -> str:
+    return (
+        '{"method":"subscribe","subscription":'
+        f'{{"type":"candle","coin":"{coin}","interval":"{interval}"}}}}'
+    )
+
+
+@reads(VENUE)
+def parse_candle_push(
+    msg: Mapping[str, Any], symbols: Mapping[str, str], interval_ms: int
+) -> Candle | None:
+    """A `candle` push `{"channel", "data": {t, T, s, i, o, c, h, l, v, n}}`: the bar's row
+    so far, as `parse_candles` reads it (None: a coin not listed)."""
+    data = msg["data"]
+    symbol = symbols.get(str(data["s"]))
+    return None if symbol is None else parse_candles([data], symbol, interval_ms)[0]
+
+
 @reads(VENUE)
 def trade_times(msg: Mapping[str, Any]) -> list[int]:
     """The `time` (ms) of each row of a `trades` push: the venue's clock between replies."""

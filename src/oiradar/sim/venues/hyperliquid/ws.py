@@ -1,5 +1,5 @@
 """Hyperliquid WebSocket `/ws` as the simulator serves it (exchange-apis.md §9.1, §11.4): the
-`activeAssetCtx` (OI, funding, mark per coin) and `trades` subscriptions and
+`activeAssetCtx` (OI, funding, mark per coin), `trades` and `candle` subscriptions and
 `{"method":"ping"}` -> `{"channel":"pong"}`. No liquidation channel exists, as on
 Hyperliquid.
 
@@ -16,6 +16,15 @@ closed). Assumptions where the docs are silent:
 - `trades`: one trade per coin per simulated second at the last price (the market has no
   trade tape), rows `{coin, side, px, sz, time, hash, tid, users}`, batched per push; after
   a clock jump only the last minute is sent;
+- `candle` (`{"type":"candle","coin":C,"interval":I}`, I as `candleSnapshot` takes it):
+  `{"channel":"candle","data":{T,c,h,i,l,n,o,s,t,v}}`, one row a message as `candleSnapshot`
+  serves it, the running bar whenever it changed (checked with the contexts), without a
+  closed flag or a push time, as the SDKs' schemas show the native channel. Native pushes
+  follow trades, so a bar's last push holds its last trade; here a running bar grows a base
+  bar at a time, so the first check after a close first pushes the closed bar's final row
+  (as the doc of a mirror of the feed describes: "when a candle closes and a new one opens,
+  both events are sent"), then the new bar's. `--ws-lose-close` does not apply: there is
+  no closing message to lose (a dropped connection is what leaves a bar without its end);
 - the 60 s idle rule runs on wall time, counting what the server sent (pongs included);
   `SimConfig.extra["hyperliquid_idle_s"]` shortens it for tests.
 """
@@ -32,8 +41,17 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from oiradar.sim.context import SimContext, client_ip, ctx_of
+from oiradar.sim.market import bars
 from oiradar.sim.server import CONFIG
-from oiradar.sim.venues.hyperliquid.data import VENUE, Coin, coins, ctx_row, trade_row
+from oiradar.sim.venues.hyperliquid.data import (
+    INTERVALS,
+    VENUE,
+    Coin,
+    candle_row,
+    coins,
+    ctx_row,
+    trade_row,
+)
 from oiradar.sim.ws import Sender, drop_later, run_until_closed
 
 TICK_S, PUSH_MS = 0.1, 1000
@@ -59,6 +77,9 @@ class Conn:
     ip: IpState
     subs: dict[str, Coin] = field(default_factory=dict)
     trades: dict[str, Coin] = field(default_factory=dict)
+    candles: dict[tuple[str, str], Coin] = field(default_factory=dict)  # (coin, interval)
+    candle_open: dict[tuple[str, str], int] = field(default_factory=dict)  # its running bar
+    candle_last: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     traded_to: int = 0  # trades pushed up to this simulated second (ms)
     last: dict[str, dict[str, Any]] = field(default_factory=dict)
     due: int = 0
@@ -71,24 +92,34 @@ class Conn:
 
 async def _subscription(conn: Conn, method: str, sub: Any, text: str) -> None:
     kind = sub.get("type") if isinstance(sub, dict) else None
-    if kind not in ("activeAssetCtx", "trades"):
+    interval = sub.get("interval") if kind == "candle" else None
+    if kind not in ("activeAssetCtx", "trades", "candle") or (
+        kind == "candle" and interval not in INTERVALS
+    ):
         await conn.send({"channel": "error", "data": PARSE_ERROR + text})
         return
     coin = next((c for c in coins(conn.ctx) if c.name == sub.get("coin")), None)
-    if coin is None:
+    if coin is None or (interval is not None and INTERVALS[interval] % coin.sd.bar_ms):
         await conn.send({"channel": "error", "data": f"Invalid subscription {text}"})
         return
-    table = conn.subs if kind == "activeAssetCtx" else conn.trades
-    if method == "subscribe" and coin.name not in table:
+    table: dict[Any, Coin] = (
+        conn.subs if kind == "activeAssetCtx" else conn.trades if kind == "trades" else conn.candles
+    )
+    key: Any = coin.name if interval is None else (coin.name, str(interval))
+    if method == "subscribe" and key not in table:
         if conn.ip.subscriptions >= MAX_SUBSCRIPTIONS:
             await conn.send({"channel": "error", "data": "Too many subscriptions"})
             return
         conn.ip.subscriptions += 1
-        table[coin.name] = coin
+        table[key] = coin
         conn.due = 0
-    elif method == "unsubscribe" and table.pop(coin.name, None) is not None:
+    elif method == "unsubscribe" and table.pop(key, None) is not None:
         conn.ip.subscriptions -= 1
-        conn.last.pop(coin.name, None)
+        if interval is None:
+            conn.last.pop(coin.name, None)
+        else:
+            conn.candle_open.pop(key, None)
+            conn.candle_last.pop(key, None)
     response = {"method": method, "subscription": sub}
     await conn.send({"channel": "subscriptionResponse", "data": response})
 
@@ -136,7 +167,32 @@ async def _pusher(conn: Conn, idle_s: float) -> None:
                     conn.last[name] = row
                     await conn.send({"channel": "activeAssetCtx",
                                      "data": {"coin": name, "ctx": row}})  # fmt: skip
+            for key, coin in list(conn.candles.items()):
+                for row in _candle_pushes(conn, key, coin, now):
+                    await conn.send({"channel": "candle", "data": row})
         await asyncio.sleep(TICK_S)
+
+
+def _candle_pushes(conn: Conn, key: tuple[str, str], coin: Coin, now: int) -> list[Any]:
+    """The rows to push for one candle subscription: a closed bar's final row first (at the
+    first check after its close), then the running bar's, each only if it changed."""
+    interval = key[1]
+    step = INTERVALS[interval]
+    opened, before = now // step * step, conn.candle_open.get(key)
+    out = []
+    if before is not None and before < opened:
+        b = bars(coin.sd, step, before, before, now)
+        final = candle_row(coin, interval, step, 0, b) if len(b.ts) else None
+        if final is not None and final != conn.candle_last.get(key):
+            out.append(final)
+    b = bars(coin.sd, step, opened, opened, now)
+    if len(b.ts):
+        row = candle_row(coin, interval, step, 0, b)
+        if row != conn.candle_last.get(key):
+            out.append(row)
+            conn.candle_last[key] = row
+    conn.candle_open[key] = opened
+    return out
 
 
 async def _push_trades(conn: Conn, now: int) -> None:
@@ -167,7 +223,7 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
         await run_until_closed(ws, *(asyncio.create_task(j) for j in jobs))
     finally:
         ip.connections -= 1
-        ip.subscriptions -= len(conn.subs) + len(conn.trades)
+        ip.subscriptions -= len(conn.subs) + len(conn.trades) + len(conn.candles)
     return ws
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 
-from oiradar.records import Liquidation, MarketSnapshot, Side
+from oiradar.records import Candle, Liquidation, MarketSnapshot, Side
 from oiradar.sim.server import SimServer
 from oiradar.venues.stream import State, StreamRecord, WsStream
 
@@ -67,3 +67,8 @@ def liqs(got: list[StreamRecord]) -> list[Liquidation]:
 
 def snaps(got: list[StreamRecord]) -> list[MarketSnapshot]:
     return [r for r in got if isinstance(r, MarketSnapshot)]
+
+
+def closed_all(got: list[StreamRecord], bar_open: int, names: set[str]) -> bool:
+    """Every one of `names` has a closed candle opening at `bar_open` in `got`."""
+    return {c.symbol for c in got if isinstance(c, Candle) and c.ts_ms == bar_open} == names

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 
-from oiradar.records import Candle
+import pytest
+
+from oiradar.records import Candle, Instrument
 from oiradar.units import MINUTE_MS
 from oiradar.venues.binance.wire import parse_kline
 from oiradar.venues.binance.ws import BinanceStream
@@ -14,6 +16,8 @@ from oiradar.venues.bitget.wire import parse_candle_push
 from oiradar.venues.bitget.ws import BitgetStream
 from oiradar.venues.bybit.wire import parse_kline_push
 from oiradar.venues.bybit.ws import BybitStream, split_symbols
+from oiradar.venues.gate.wire import Listing
+from oiradar.venues.gate.ws import GateStream
 from oiradar.venues.hyperliquid import HyperliquidStream
 from oiradar.venues.okx.ws import OkxStream
 from oiradar.venues.stream import Connection
@@ -153,3 +157,24 @@ def test_hyperliquid_candles_fill_what_the_subscription_cap_leaves() -> None:
     assert len(subs) == 1000 and kinds[:3] == ["trades", "activeAssetCtx", "candle"]
     assert kinds.count("activeAssetCtx") == 600 and kinds.count("candle") == 399
     assert stream.streams_candles("C398USDT") and not stream.streams_candles("C399USDT")
+
+
+def test_gate_candle_is_closed_by_a_push_after_its_close() -> None:
+    """exchange-apis.md §10.5: `futures.candlesticks` rows `{t,v,c,h,l,o,n,a}`, no flag."""
+    stream = GateStream("http://127.0.0.1:1")
+    inst = Instrument("gate", "BTCUSDT", "BTC_USDT", "BTC", "USDT", contract_size=0.0001)
+    stream._listings = {"BTC_USDT": Listing(inst, None)}  # as `prepare` reads them
+    assert stream.want_candles(BAR)
+    t = 1_700_000_100
+    row = {"t": t, "v": 97151, "c": "1.032", "h": "1.04", "l": "1.03", "o": "1.031",
+           "n": "5m_BTC_USDT", "a": "9.7151"}  # fmt: skip
+    push = {"time": t + 299, "time_ms": (t + 299) * 1000, "channel": "futures.candlesticks",
+            "event": "update", "result": [row]}  # fmt: skip
+    assert stream.records(push, None) == []  # pushed before the close: still running
+    (bar,) = stream.records(push | {"time_ms": (t + 300) * 1000}, None)
+    assert isinstance(bar, Candle)
+    assert (bar.symbol, bar.ts_ms, bar.close, bar.volume_base) == (
+        "BTCUSDT", t * 1000, 1.032, pytest.approx(9.7151))  # fmt: skip
+    frames = [json.loads(m) for m in stream.subscribe_messages(Connection(0, None))]
+    assert frames[-1]["channel"] == "futures.candlesticks"
+    assert frames[-1]["payload"] == ["5m", "BTC_USDT"]

@@ -62,7 +62,7 @@ async def test_watch_carries_each_new_feed_and_its_completeness(tmp_path: Path) 
         # Candles from REST at each close is the way of a venue without a candle channel,
         # not a bar filled for a lost close (it was counted and logged per bar).
         rest = status[v]["candles"] == "rest"
-        assert rest == (v in ("gate", "dydx")), status[v]  # Hyperliquid: its `candle` channel
+        assert rest == (v == "dydx"), status[v]  # Gate and Hyperliquid: their candle channels
         assert not status[v]["filled"] if rest else True, status[v]
     with open_store(run_.db, readonly=True) as store:
         for venue in venues:

@@ -162,3 +162,31 @@ async def test_ws_acks_pings_tickers_and_aggregated_liquidations() -> None:
             assert 1 <= len(rows) <= 20 and len({r["contract"] for r in rows}) == 1
             assert all(m["time_ms"] - 1000 < r["time"] <= m["time_ms"] for r in rows)
             assert all(isinstance(r["size"], int) and r["size"] != 0 for r in rows)
+
+
+async def test_ws_candlesticks_push_running_rows_and_a_closed_bars_final_row() -> None:
+    async with (
+        running(venues=("gate",)) as (sim, http),
+        http.ws_connect(sim.url.replace("http", "ws") + "/v4/ws/usdt") as ws,
+    ):
+        bar = 5 * MINUTE
+        sim.ctx.clock.set(sim.ctx.now_ms() // bar * bar + 2 * MINUTE + 500)
+        opened = sim.ctx.now_ms() // bar * bar
+        sub = {"time": 0, "channel": "futures.candlesticks", "event": "subscribe"}
+        await ws.send_json(sub | {"payload": ["5m", "ETH_USDT"]})
+        assert (await ws.receive_json())["result"] == {"status": "success"}
+        push = await ws.receive_json()
+        (row,) = push["result"]
+        assert set(row) == {"t", "v", "c", "h", "l", "o", "n", "a"} and row["n"] == "5m_ETH_USDT"
+        assert row["t"] * 1000 == opened and push["time_ms"] < opened + bar
+        sim.ctx.clock.set(opened + bar + 1500)
+        push = await ws.receive_json()
+        final, new = push["result"]
+        assert push["time_ms"] >= opened + bar and new["t"] * 1000 == opened + bar
+        _, rest = await get(http, sim, f"/api/v4/futures/usdt/candlesticks?contract=ETH_USDT"
+                            f"&interval=5m&from={opened // 1000}&to={opened // 1000}")  # fmt: skip
+        assert {k: final[k] for k in ("t", "v", "c", "h", "l", "o")} == {
+            k: rest[0][k] for k in ("t", "v", "c", "h", "l", "o")}  # fmt: skip
+        await ws.send_json(sub | {"payload": ["7m", "ETH_USDT"]})
+        reply = await ws.receive_json()
+        assert reply["error"]["code"] == 2

@@ -5,11 +5,13 @@ sockets, through drops, duplicates and reordering."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+from dataclasses import replace
 
 import pytest
 
-from oiradar.records import Liquidation, LiquidationFeed, Side
+from oiradar.records import Candle, Liquidation, LiquidationFeed, Side
 from oiradar.sim.context import num, price_decimals, qty_decimals
 from oiradar.sim.market import LiqOrder, last_price, liquidation_orders, oi_at
 from oiradar.sim.server import SimServer
@@ -18,9 +20,20 @@ from oiradar.venues.bitget import BitgetStream
 from oiradar.venues.bitget import wire as bitget_wire
 from oiradar.venues.gate import GateStream
 from oiradar.venues.gate import ws as gate_ws
+from oiradar.venues.registry import client
 from oiradar.venues.stream import State
 from tests.simkit import MINUTE, running
-from tests.streamkit import Key, fast, keyed, liqs, primed, snaps, streaming, until
+from tests.streamkit import (
+    Key,
+    closed_all,
+    fast,
+    keyed,
+    liqs,
+    primed,
+    snaps,
+    streaming,
+    until,
+)
 
 # exchange-apis.md §12: the verbatim push of Bitget's UTA liquidation page.
 BITGET_LIQ = json.loads(
@@ -97,6 +110,34 @@ async def test_gate_duplicates_and_reordering_lose_nothing() -> None:
             await asyncio.sleep(0.3)
         assert keyed(got) == pytest.approx(truth) and len(liqs(got)) == len(truth)
         assert stream.stats.duplicates >= stream.stats.messages // 3
+
+
+async def test_gate_candles_close_as_rest_serves_them_through_reordering() -> None:
+    """Bars closed by `futures.candlesticks` (a row pushed at or after its close) equal the
+    REST candlesticks, with duplicated and reordered pushes."""
+    bar = 5 * MINUTE
+    async with running(venues=("gate",), ws_duplicate=0.3, ws_reorder=0.3) as (sim, http):
+        stream = fast(GateStream, sim, http, ping_s=0.1)  # pongs flush a held-back message
+        assert stream.want_candles(bar)
+        t0 = sim.ctx.now_ms() // bar * bar + bar
+        sim.ctx.clock.set(t0 + 30_000)
+        async with primed(stream, sim) as got:
+            names = set(sim.ctx.market.symbols)
+            for k in range(1, 4):
+                for m in range(1, 7):
+                    sim.ctx.clock.set(t0 + (k - 1) * bar + m * MINUTE + 30_000)
+                    await asyncio.sleep(0.25)
+                await until(functools.partial(closed_all, got, t0 + (k - 1) * bar, names))
+            async with client("gate", sim.url) as rest:
+                for sym in names:
+                    truth = await rest.klines(sym, bar, t0, t0 + 2 * bar)
+                    want = {c.ts_ms: replace(c, volume_quote=None) for c in truth}
+                    mine = [c for c in got if isinstance(c, Candle) and c.symbol == sym]
+                    assert len(want) == 3 and want.keys() <= {c.ts_ms for c in mine}
+                    # Every bar delivered is the final one (no quote volume on the channel):
+                    # a running row is never taken for a closed one.
+                    assert all(c == want[c.ts_ms] for c in mine if c.ts_ms in want)
+        assert stream.stats.duplicates > 0
 
 
 async def test_gate_reconnects_after_drops_and_resubscribes() -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from typing import Any
 
 import pytest
 
@@ -23,7 +22,17 @@ from oiradar.venues.hyperliquid import HyperliquidClient, HyperliquidStream
 from oiradar.venues.hyperliquid import wire as hl_wire
 from oiradar.venues.stream import State
 from tests.simkit import MINUTE, running
-from tests.streamkit import Key, fast, keyed, liqs, primed, snaps, streaming, until
+from tests.streamkit import (
+    Key,
+    closed_all,
+    fast,
+    keyed,
+    liqs,
+    primed,
+    snaps,
+    streaming,
+    until,
+)
 
 # exchange-apis.md §11.4 / §9.1: the subscribe reply and the per-coin context push.
 CTX = {
@@ -89,10 +98,6 @@ async def test_hyperliquid_drops_duplicates_and_idle_pings() -> None:
             await until(lambda: stream.stats.state is State.LIVE)
             await asyncio.sleep(1.0)  # a frozen clock: only pongs keep the link alive
             assert stream.stats.connects == 1 and stream.stats.state is State.LIVE
-
-
-def closed_all(got: list[Any], bar_open: int, names: set[str]) -> bool:
-    return {c.symbol for c in got if isinstance(c, Candle) and c.ts_ms == bar_open} == names
 
 
 async def test_hyperliquid_candles_close_as_rest_serves_them_through_reordering() -> None:

@@ -20,8 +20,8 @@ BAR = 5 * MINUTE_MS
 START = parse_time("2026-05-28T16:00Z")
 SYMBOLS = ("BTCUSDT", "SOLUSDT")
 VENUES = ("binance", "bybit", "okx", "bitget")
-# Hyperliquid's `candle` channel has no closing message to lose: it joins the drops only.
-DROPPING = (*VENUES, "hyperliquid")
+# Gate's and Hyperliquid's candle channels too (Hyperliquid's has no closing message to lose).
+DROPPING = (*VENUES, "gate", "hyperliquid")
 SPEED = 120.0  # one simulator push (0.1 s wall) spans 12 s of venue time
 SETTLE = 30_000  # two and a half pushes
 
@@ -57,7 +57,7 @@ def _scenario(
 
 @pytest.fixture(scope="module")
 def dropping(tmp_path_factory: pytest.TempPathFactory) -> tuple[Run, Readings, dict[Any, Any]]:
-    """Five venues; every WebSocket dropped every ~30 s of venue time; 5 % of messages
+    """Six venues; every WebSocket dropped every ~30 s of venue time; 5 % of messages
     duplicated, 5 % reordered; a fifth of the bars' close messages lost."""
     faults = {
         "ws_drop_s": 30.0 / SPEED,

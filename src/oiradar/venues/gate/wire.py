@@ -170,6 +170,25 @@ def parse_candles(rows: Any, symbol: str, interval_ms: int, quanto: float) -> li
 
 
 @reads(VENUE)
+def parse_candle_push(
+    msg: Mapping[str, Any], listings: Mapping[str, Listing], interval_ms: int
+) -> list[Candle]:
+    """A `futures.candlesticks` push -> its closed bars. Rows `{t (s), v (contracts), c, h,
+    l, o, n: "<interval>_<contract>", a}` carry no closed flag: a row is final when pushed
+    (`time_ms`) at or after its bar's close; a bar cannot change after it. Contracts not
+    listed are skipped; volume as REST reads it (contracts x multiplier), no quote volume."""
+    pushed = envelope_ms(msg)
+    out = []
+    for r in _rows(msg["result"]):
+        listing = listings.get(str(r["n"]).partition("_")[2])
+        if listing is None or pushed is None or int(decimal(r["t"])) * 1000 + interval_ms > pushed:
+            continue
+        inst = listing.instrument
+        out += parse_candles([r], inst.symbol, interval_ms, inst.contract_size)
+    return out
+
+
+@reads(VENUE)
 def parse_funding(rows: Any) -> dict[int, float]:
     """`{t (s), r}` rows (order undocumented) -> settlement ms -> rate."""
     return {int(decimal(r["t"])) * 1000: decimal(r["r"]) for r in _rows(rows)}

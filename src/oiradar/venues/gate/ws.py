@@ -7,6 +7,11 @@ every liquidation and real-time OI, normalized to `Liquidation` / `MarketSnapsho
 - `futures.tickers` per contract (payload = contract list, 100 per frame as a measured
   client does; no per-connection topic cap is documented): `total_size` is OI in contracts,
   x `quanto_multiplier` (read once over REST) = base units.
+- `futures.candlesticks` (when `want_candles` asked): one `[interval, contract]` subscription
+  per contract (the doc shows one pair a request); rows carry no closed flag, so a row is
+  final when its push (`time_ms`) is at or after the bar's close (`wire.parse_candle_push`).
+  That Gate pushes a bar's final row after its close is assumed (unverified): a bar without
+  one is filled from REST after the close's grace, never taken from an earlier row.
 - The bare `/v4/ws` routes to BTC-settled contracts: never used.
 - Keepalive: the server pings at the protocol level (aiohttp answers); `futures.ping` goes
   out after `ping_s` of silence. The doc's examples send a fixed `time` in requests, so it is
@@ -25,9 +30,11 @@ from oiradar.records import LiquidationFeed
 from oiradar.venues.base import routed
 from oiradar.venues.gate.rest import GateClient
 from oiradar.venues.gate.wire import (
+    CANDLE_INTERVALS,
     VENUE,
     Listing,
     envelope_ms,
+    parse_candle_push,
     parse_liquidations,
     stream_tickers,
 )
@@ -36,18 +43,22 @@ from oiradar.venues.stream import Connection, StreamRecord, WsStream
 PATH = "/v4/ws/usdt"
 CONTRACTS_PER_FRAME = 100
 LIQUIDATIONS, TICKERS = "futures.public_liquidates", "futures.tickers"
+CANDLES = "futures.candlesticks"
 
 
-def subscribe_messages(contracts: list[str], time_s: int) -> list[str]:
-    """The all-contract liquidation subscription, then tickers 100 contracts a frame."""
+def subscribe_messages(contracts: list[str], time_s: int, candle: str | None = None) -> list[str]:
+    """The all-contract liquidation subscription, then tickers 100 contracts a frame, then
+    (with `candle`, an interval name) one candlesticks subscription per contract."""
 
     def frame(channel: str, payload: list[str]) -> str:
         body = {"time": time_s, "channel": channel, "event": "subscribe", "payload": payload}
         return json.dumps(body, separators=(",", ":"))
 
     chunks = range(0, len(contracts), CONTRACTS_PER_FRAME)
+    candles = [] if candle is None else [frame(CANDLES, [candle, c]) for c in contracts]
     return [frame(LIQUIDATIONS, ["!all"]),
-            *(frame(TICKERS, contracts[i : i + CONTRACTS_PER_FRAME]) for i in chunks)]  # fmt: skip
+            *(frame(TICKERS, contracts[i : i + CONTRACTS_PER_FRAME]) for i in chunks),
+            *candles]  # fmt: skip
 
 
 class GateStream(WsStream):
@@ -64,10 +75,17 @@ class GateStream(WsStream):
         super().__init__(*args, **kwargs)
         self._listings: dict[str, Listing] = {}  # contract -> listing
         self._clock: Callable[[], int | None] = lambda: None
+        self._candle: str | None = None
         self._channels: dict[str, Callable[[Mapping[str, Any]], Iterable[StreamRecord]]] = {
             LIQUIDATIONS: self._liquidations,
             TICKERS: lambda msg: stream_tickers(msg, self._listings),
+            CANDLES: self._candles,
         }
+
+    def want_candles(self, interval_ms: int) -> bool:
+        self._candle = CANDLE_INTERVALS.get(interval_ms)
+        self.candle_ms = interval_ms if self._candle is not None else None
+        return self._candle is not None
 
     async def prepare(self, session: aiohttp.ClientSession) -> None:
         client = GateClient(self.endpoint, env=self.env, session=session)
@@ -84,7 +102,7 @@ class GateStream(WsStream):
         wanted = None if conn.items is None else set(conn.items)
         contracts = [c for c, x in self._listings.items()
                      if wanted is None or x.instrument.symbol in wanted]  # fmt: skip
-        return subscribe_messages(contracts, (self._clock() or 0) // 1000)
+        return subscribe_messages(contracts, (self._clock() or 0) // 1000, self._candle)
 
     def dedupe_key(self, text: str, msg: Any, conn: Connection) -> str | None:
         if not isinstance(msg, dict):
@@ -97,7 +115,7 @@ class GateStream(WsStream):
             return None
         if event != "update":  # subscribe acks, futures.pong
             return None
-        return f"{conn.link}:{text}" if channel == TICKERS else text
+        return f"{conn.link}:{text}" if channel in (TICKERS, CANDLES) else text
 
     def message_ms(self, msg: Any) -> int | None:
         return envelope_ms(msg)
@@ -109,3 +127,8 @@ class GateStream(WsStream):
     def _liquidations(self, msg: Mapping[str, Any]) -> list[StreamRecord]:
         quanto = {c: x.instrument.contract_size for c, x in self._listings.items()}
         return list(parse_liquidations(msg["result"], quanto))
+
+    def _candles(self, msg: Mapping[str, Any]) -> list[StreamRecord]:
+        if self.candle_ms is None:
+            return []
+        return list(parse_candle_push(msg, self._listings, self.candle_ms))

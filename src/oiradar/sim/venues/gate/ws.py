@@ -1,5 +1,6 @@
 """Gate futures WebSocket `/v4/ws/usdt` as the simulator serves it (exchange-apis.md §10.3,
-§10.5): `futures.tickers`, `futures.public_liquidates` and `futures.ping`.
+§10.5): `futures.tickers`, `futures.public_liquidates`, `futures.candlesticks` and
+`futures.ping`.
 
 Requests are `{"time", "channel", "event", "payload"}`; acks `{"time", "time_ms", "channel",
 "event", "error": null, "result": {"status": "success"}}`; a bad request answers `error`
@@ -13,6 +14,12 @@ Assumptions where the doc is silent:
   after 20 rows); rows `{price, size, time (ms), contract}`, `size` the order's signed
   contracts; pushes start at the subscription and skip, never replay, more than 10
   simulated minutes after a clock jump;
+- `futures.candlesticks` (payload `[interval, contract]`, one pair a request; an unknown
+  contract or interval is error 2): every second of simulated time, the subscribed bar's
+  running row if it changed, `{t (s), v (contracts), c, h, l, o, n: "<interval>_<contract>",
+  a}` (`a` the base amount, unverified), one push per subscription; the first push after a
+  close carries the closed bar's final row before the running one, so a row pushed at or
+  after its bar's close (`time_ms`) is final. `--ws-lose-close` drops that final row;
 - the server pings every 15 s of wall time and drops a client that does not answer (aiohttp
   heartbeat); no idle rule, lifetime or connection cap is documented, so none is simulated.
 """
@@ -26,9 +33,17 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from oiradar.sim.context import SimContext, ctx_of
-from oiradar.sim.market import liquidation_orders
-from oiradar.sim.venues.gate.data import VENUE, Contract, contracts, liquidation_row, ticker_row
+from oiradar.sim.context import SimContext, ctx_of, dec
+from oiradar.sim.market import bars, liquidation_orders
+from oiradar.sim.venues.gate.data import (
+    CANDLE_INTERVALS,
+    VENUE,
+    Contract,
+    candle_row,
+    contracts,
+    liquidation_row,
+    ticker_row,
+)
 from oiradar.sim.ws import Sender, drop_later, run_until_closed
 
 TICK_S = 0.1  # wall seconds between pushes
@@ -38,6 +53,7 @@ LIQ_CATCHUP_MS = 10 * 60_000
 HEARTBEAT_S = 15.0
 PING, PONG = "futures.ping", "futures.pong"
 TICKERS, LIQUIDATIONS = "futures.tickers", "futures.public_liquidates"
+CANDLES = "futures.candlesticks"
 
 
 @dataclass(slots=True)
@@ -50,6 +66,10 @@ class Conn:
     liq_all: bool = False
     liq_names: set[str] = field(default_factory=set)
     liq_edge: int | None = None  # liquidations pushed up to here (simulated ms)
+    candles: dict[tuple[str, str], Contract] = field(default_factory=dict)  # (interval, name)
+    candle_open: dict[tuple[str, str], int] = field(default_factory=dict)  # its running bar
+    candle_last: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    candle_due: int = 0
 
     async def reply(self, channel: str, event: str, error: tuple[int, str] | None = None) -> None:
         now = self.ctx.now_ms()
@@ -82,7 +102,26 @@ async def _liquidates(conn: Conn, event: str, payload: list[str]) -> None:
     await conn.reply(LIQUIDATIONS, event)
 
 
-CHANNELS = {TICKERS: _tickers, LIQUIDATIONS: _liquidates}
+async def _candlesticks(conn: Conn, event: str, payload: list[str]) -> None:
+    listed = contracts(conn.ctx)
+    interval, name = (payload[0], payload[1]) if len(payload) == 2 else ("", "")
+    c = listed.get(name)
+    step = CANDLE_INTERVALS.get(interval)
+    if c is None or step is None or (step * 1000) % c.sd.bar_ms:
+        await conn.reply(CANDLES, event, (2, f"invalid argument {payload}"))
+        return
+    key = (interval, name)
+    if event == "unsubscribe":
+        conn.candles.pop(key, None)
+        conn.candle_open.pop(key, None)
+        conn.candle_last.pop(key, None)
+    else:
+        conn.candles[key] = c
+        conn.candle_due = 0
+    await conn.reply(CANDLES, event)
+
+
+CHANNELS = {TICKERS: _tickers, LIQUIDATIONS: _liquidates, CANDLES: _candlesticks}
 
 
 async def _command(conn: Conn, text: str) -> None:
@@ -144,11 +183,46 @@ async def _push_liquidations(conn: Conn, now: int) -> None:
         await conn.sender.send(head | {"event": "update", "result": rows})
 
 
+async def _push_candles(conn: Conn, now: int) -> None:
+    """Per subscription: a closed bar's final row (the first push after its close), then the
+    running bar's row, each only if it changed."""
+    if now < conn.candle_due or not conn.candles:
+        return
+    conn.candle_due = now + TICKER_MS
+    for key, c in list(conn.candles.items()):
+        interval = key[0]
+        step = CANDLE_INTERVALS[interval] * 1000
+        opened, before = now // step * step, conn.candle_open.get(key)
+        rows = []
+        if before is not None and before < opened and not conn.ctx.faults.lose_close():
+            rows += _ws_rows(c, interval, bars(c.sd, step, before, before, now))
+        running = _ws_rows(c, interval, bars(c.sd, step, opened, opened, now))
+        if running and running[0] != conn.candle_last.get(key):
+            rows += running
+            conn.candle_last[key] = running[0]
+        conn.candle_open[key] = opened
+        if rows:
+            await conn.sender.send({"time": now // 1000, "time_ms": now, "channel": CANDLES,
+                                    "event": "update", "result": rows})  # fmt: skip
+
+
+def _ws_rows(c: Contract, interval: str, b: Any) -> list[dict[str, Any]]:
+    """REST's candle rows as the channel sends them: `n` names the series, `a` the base
+    amount in place of `sum`."""
+    out = []
+    for k in range(len(b.ts)):
+        row = candle_row(c, b, k, True)
+        del row["sum"]
+        out.append(row | {"n": f"{interval}_{c.name}", "a": dec(float(b.volume[k]), 8)})
+    return out
+
+
 async def _pusher(conn: Conn, ws: web.WebSocketResponse) -> None:
     while not ws.closed:
         now = conn.ctx.now_ms()
         await _push_tickers(conn, now)
         await _push_liquidations(conn, now)
+        await _push_candles(conn, now)
         await asyncio.sleep(TICK_S)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from oiradar.errors import StoreError
 from oiradar.records import Candle, FundingSample, LiquidationFeed, OISample
 from oiradar.services.alerts import Alert
 from oiradar.services.watch.bars import BarBook, MinuteOI
@@ -372,3 +373,49 @@ async def test_an_alert_write_goes_ahead_of_flushes_waiting_for_their_turn(
     await ingest.close()
     store.close()
     assert order == ["flush 1", "alert", "flush 2"]
+
+
+async def test_a_flush_goes_in_chunks_an_alert_between_them_and_a_failure_keeps_the_rest(
+    tmp_path: Path,
+) -> None:
+    """A bar close's batch is written a chunk a transaction: an alert's write waits for one
+    chunk, not the whole batch; a failed chunk and those after it stay queued, in order."""
+    store = open_store(tmp_path / "s.sqlite")
+    ingest = Ingest(store, chunk_rows=2)
+    order: list[str] = []
+    held, fail = threading.Event(), threading.Event()
+    write = SqliteStore.write_records
+
+    def slow(self: SqliteStore, records: list[Candle], **kwargs: object) -> None:
+        held.wait(5)
+        if fail.is_set():
+            fail.clear()
+            order.append("failed")
+            raise StoreError("disk full")
+        order.append(f"rows {[c.close for c in records]}")
+        write(self, records, **kwargs)  # type: ignore[arg-type]
+
+    bars = [Candle("bybit", "BTCUSDT", BAR, T0 + i * BAR, 1, 2, 0.5, i, 10) for i in range(5)]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(SqliteStore, "write_records", slow)
+        ingest.extend(bars)
+        flush = asyncio.create_task(ingest.flush_async())
+        await asyncio.sleep(0.05)  # the first chunk is held on the writer thread
+        alert = asyncio.create_task(ingest.write(lambda s: order.append("alert")))
+        await asyncio.sleep(0.05)
+        held.set()
+        assert await flush == 5 and await alert is None
+        assert order == ["rows [0, 1]", "alert", "rows [2, 3]", "rows [4]"]
+        order.clear()
+        ingest.extend([replace(b, close=10 + b.close) for b in bars])
+        fail.set()
+        held.clear()
+        flush = asyncio.create_task(ingest.flush_async())
+        await asyncio.sleep(0.05)
+        held.set()
+        assert await flush == 0 and order == ["failed"]
+        assert [c.close for c in ingest._records] == [10, 11, 12, 13, 14]  # all, in order
+        assert await ingest.flush_async() == 5
+    await ingest.close()
+    assert store.candle_at("bybit", "BTCUSDT", "5m", T0 + 4 * BAR) == replace(bars[4], close=14)
+    store.close()

@@ -33,6 +33,10 @@ Record = OISample | Candle | FundingSample | Liquidation
 Span = tuple[str, str, int, int]  # venue, symbol, start ms, end ms
 T = TypeVar("T")
 MAX_PENDING = 2_000_000  # rows kept in memory while the store is down (~0.5 GB)
+# Rows per transaction of a flush: in bench/watch.py an alert's log write waited p95 0.5-0.65
+# s behind a bar close's flush of ~10,000 rows on a loaded machine (WAL, synchronous=NORMAL:
+# a commit is no fsync, so smaller transactions cost little).
+CHUNK_ROWS = 2_000
 
 
 @dataclass(slots=True)
@@ -56,9 +60,10 @@ class Ingest:
         flush_s: float = 1.0,
         max_rows: int = 20_000,
         max_pending: int = MAX_PENDING,
+        chunk_rows: int = CHUNK_ROWS,
     ) -> None:
         self.store, self.flush_s, self.max_rows = store, flush_s, max_rows
-        self.max_pending = max_pending
+        self.max_pending, self.chunk_rows = max_pending, chunk_rows
         self._records: list[Record] = []
         self._spans: list[Span] = []
         self._wake = asyncio.Event()
@@ -98,33 +103,58 @@ class Ingest:
 
     async def flush_async(self) -> int:
         """`flush` on the writer thread; the loop runs on meanwhile. Flushes keep their order
-        (one at a time), and a write a cancelled caller left running still completes and is
-        accounted for (see `close`)."""
+        (one at a time), each in transactions of at most `chunk_rows` rows in order (the
+        coverage spans with the last, after the orders they cover), so that another write
+        (`write`: an alert's) waits for one of them, not for a whole bar close's batch. A
+        write a cancelled caller left running still completes and is accounted for (see
+        `close`); the chunks it had not started go back to the queue, as a failed one does
+        with those after it."""
         async with self._lock:
             if self._inflight is not None:
                 await asyncio.wait([self._inflight])
             records, spans = self._take()
             if not records and not spans:
                 return 0
-            started = time.perf_counter()
-            fut = self._thread().submit(lambda s: s.write_records(records, coverage=spans))
-            self._inflight = fut
+            done = 0
+            for k in range(0, len(records) or 1, self.chunk_rows):
+                chunk, tail = records[k : k + self.chunk_rows], records[k + self.chunk_rows :]
+                try:
+                    ok = await self._write_chunk(chunk, [] if tail else spans)
+                except asyncio.CancelledError:
+                    self._requeue(tail, spans if tail else [], after=0)
+                    raise
+                if not ok:  # the chunk is back at the front (`_failed`): the rest after it
+                    self._requeue(tail, spans if tail else [], after=len(chunk))
+                    return done
+                done += len(chunk)
+            return done
 
-            def settle(f: asyncio.Future[dict[Kind, int]]) -> None:
-                exc = f.exception() if not f.cancelled() else StoreError("write cancelled")
-                if isinstance(exc, StoreError):
-                    self._failed(records, spans, exc)
-                elif exc is None:
-                    self._written(len(records), started)
-                else:
-                    log.error("event=store_write_failed rows=%d error=%r", len(records), exc)
+    async def _write_chunk(self, records: list[Record], spans: list[Span]) -> bool:
+        started = time.perf_counter()
+        fut = self._thread().submit(lambda s: s.write_records(records, coverage=spans))
+        self._inflight = fut
 
-            fut.add_done_callback(settle)
-            try:
-                await asyncio.shield(fut)
-            except StoreError:
-                return 0  # kept for the next flush (settle)
-            return len(records)
+        def settle(f: asyncio.Future[dict[Kind, int]]) -> None:
+            exc = f.exception() if not f.cancelled() else StoreError("write cancelled")
+            if isinstance(exc, StoreError):
+                self._failed(records, spans, exc)
+            elif exc is None:
+                self._written(len(records), started)
+            else:
+                log.error("event=store_write_failed rows=%d error=%r", len(records), exc)
+
+        fut.add_done_callback(settle)
+        try:
+            await asyncio.shield(fut)
+        except StoreError:
+            return False  # kept for the next flush (settle)
+        return True
+
+    def _requeue(self, records: list[Record], spans: list[Span], after: int) -> None:
+        """Unwritten `records` and `spans` back in the queue, after its first `after` rows
+        (a failed chunk put back there) and ahead of anything newer."""
+        self._records[after:after] = records
+        self._spans = spans + self._spans
 
     async def write(self, fn: Callable[[Store], T]) -> T:
         """Another write (the daemon's state, an alert) on the writer thread, after the

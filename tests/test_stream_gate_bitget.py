@@ -127,7 +127,8 @@ async def test_gate_candles_close_as_rest_serves_them_through_reordering() -> No
                 for m in range(1, 7):
                     sim.ctx.clock.set(t0 + (k - 1) * bar + m * MINUTE + 30_000)
                     await asyncio.sleep(0.25)
-                await until(functools.partial(closed_all, got, t0 + (k - 1) * bar, names))
+                closed = functools.partial(closed_all, got, t0 + (k - 1) * bar, names)
+                await until(closed, timeout=20)  # a loaded machine: pushes come late
             async with client("gate", sim.url) as rest:
                 for sym in names:
                     truth = await rest.klines(sym, bar, t0, t0 + 2 * bar)

@@ -47,8 +47,8 @@ def _scenario(
             run.sim.ctx.faults.ws_lose_close = 0.0
             truth: dict[Any, Any] = {}
             for v in venues:
-                stepped = sorted(ts for vv, _, ts in readings if vv == v)
-                for sym in SYMBOLS:
+                for sym in SYMBOLS:  # a stop may land between two symbols' steps of a close
+                    stepped = sorted(ts for vv, s, ts in readings if (vv, s) == (v, sym))
                     truth[(v, sym)] = await _truth(run, v, sym, stepped[0], stepped[-1])
             return run, readings, truth
 

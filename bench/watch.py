@@ -44,7 +44,8 @@ miscounted: rare).
     python bench/watch.py --db postgresql://me@db:5432/bench   # the store on PostgreSQL
 
 Beside it: `_watchkit.py` (processes, the sink, the simulator's clock, `Run`),
-`_watchprobe.py` (the bare-client probe), `_watchreport.py` (the figures and the verdict).
+`_watchprobe.py` (the bare-client probe), `_watchreport.py` (the figures and the verdict),
+`_watchcauses.py` (bar close -> sink per venue and cause, from the daemon's log lines).
 """
 
 from __future__ import annotations

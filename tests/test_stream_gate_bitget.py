@@ -98,7 +98,7 @@ async def test_gate_delivers_every_liquidation_and_oi_in_coin() -> None:
 
 async def test_gate_duplicates_and_reordering_lose_nothing() -> None:
     async with running(venues=("gate",), ws_duplicate=1.0, ws_reorder=0.3) as (sim, http):
-        stream = fast(GateStream, sim, http, ping_s=0.1)  # pongs flush a held-back message
+        stream = fast(GateStream, sim, http, ping_s=0.5)  # pongs flush held-back pushes; 0.5: below
         async with streaming(stream) as got:
             await until(lambda: stream.stats.state is State.LIVE and bool(snaps(got)))
             t0 = sim.ctx.now_ms()
@@ -117,7 +117,10 @@ async def test_gate_candles_close_as_rest_serves_them_through_reordering() -> No
     REST candlesticks, with duplicated and reordered pushes."""
     bar = 5 * MINUTE
     async with running(venues=("gate",), ws_duplicate=0.3, ws_reorder=0.3) as (sim, http):
-        stream = fast(GateStream, sim, http, ping_s=0.1)  # pongs flush a held-back message
+        # Pongs flush a held-back message. Silence of 2 x ping_s means a dead link: at 0.1 s a
+        # loaded test process stalling past 0.2 s reconnected, and a bar whose closing push
+        # went to the old connection never closed on the stream (the daemon takes it from REST).
+        stream = fast(GateStream, sim, http, ping_s=0.5)
         assert stream.want_candles(bar)
         t0 = sim.ctx.now_ms() // bar * bar + bar
         sim.ctx.clock.set(t0 + 30_000)

@@ -199,7 +199,9 @@ async def test_dydx_duplicates_reordering_and_split_connections(
 ) -> None:
     monkeypatch.setattr(dydx_ws, "TRADES_PER_CONN", 2)
     async with running(venues=("dydx",), ws_duplicate=1.0, ws_reorder=0.3) as (sim, http):
-        stream = fast(DydxStream, sim, http, ping_s=0.1)  # pongs flush a held-back message
+        # Pongs flush held-back pushes; at 0.1 s a stalled test process reconnected (2 quiet
+        # windows) and lost what was pushed meanwhile.
+        stream = fast(DydxStream, sim, http, ping_s=0.5)
         async with streaming(stream) as got:
             await until(lambda: stream.stats.connects == 3 and stream.stats.state is State.LIVE)
             await until(lambda: bool(snaps(got)))

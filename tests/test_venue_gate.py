@@ -248,6 +248,20 @@ async def test_klines_in_windows_of_1999_points_within_the_10000_kept() -> None:
         assert len(deep) == 9999 and deep[-1] == got[-1]
 
 
+async def test_klines_asked_to_a_closed_bar_come_whatever_the_clock_says() -> None:
+    """The venue's clock (its `Date` headers, run on since) is not the bound of what is
+    asked: a clock ten minutes behind (a simulator at speed 120, seconds after the last
+    reply) hid the two newest closed bars from every retry of a bar close."""
+    async with _client() as (sim, _, c):
+        await c.snapshot(["ETHUSDT"])  # the clock, from the reply's Date
+        now, sd = sim.ctx.now_ms(), sim.ctx.market.get("ETHUSDT")
+        upto = now // FIVE * FIVE - FIVE  # the newest closed bar
+        c.http.clock.observe_ms(now - 10 * MINUTE)
+        got = await c.klines("ETHUSDT", FIVE, upto - HOUR, upto)
+        truth = bars(sd, FIVE, upto - HOUR, upto, now)
+        assert [k.ts_ms for k in got] == [int(t) for t in truth.ts] and got[-1].ts_ms == upto
+
+
 async def test_funding_history_sorted_with_intervals_from_spacing() -> None:
     async with _client(history_days=45) as (sim, _, c):
         now, sd = sim.ctx.now_ms(), sim.ctx.market.get("ETHUSDT")

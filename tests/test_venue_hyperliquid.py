@@ -133,6 +133,18 @@ async def test_snapshot_is_one_weight_20_call_in_coin_with_k_coins_per_1000() ->
         assert await c.oi_history("BTCUSDT", 5 * MINUTE, now - DAY, now) == []
 
 
+async def test_klines_asked_to_a_closed_bar_come_whatever_the_clock_says() -> None:
+    """As Gate's: a venue clock behind the venue must not hide the bars asked for."""
+    async with _client() as (sim, _, c):
+        await c.snapshot(["ETHUSDT"])  # the clock, from the reply's Date
+        now, sd = sim.ctx.now_ms(), sim.ctx.market.get("ETHUSDT")
+        upto = now // (5 * MINUTE) * 5 * MINUTE - 5 * MINUTE  # the newest closed bar
+        c.http.clock.observe_ms(now - 10 * MINUTE)
+        got = await c.klines("ETHUSDT", 5 * MINUTE, upto - HOUR, upto)
+        truth = bars(sd, 5 * MINUTE, upto - HOUR, upto, now)
+        assert [k.ts_ms for k in got] == [int(t) for t in truth.ts] and got[-1].ts_ms == upto
+
+
 async def test_klines_within_the_5000_kept_and_funding_paged_by_500() -> None:
     async with _client(history_days=30) as (sim, _, c):
         now, sd = sim.ctx.now_ms(), sim.ctx.market.get("ETHUSDT")

@@ -196,6 +196,16 @@ def spaced_funding(
     ]
 
 
+def newest_open(end_ms: int, now_ms: int, step: int, size: int) -> int:
+    """The newest bar open a backwards walk of `size`-bar windows asks for: the `end_ms`
+    asked, unless its first window would lie wholly past the venue's clock (empty, so read
+    as the series' start). Not the clock itself: a `Date` header's clock (whole seconds, run
+    on since) may be behind the venue, and clamping to it hid the newest closed bars (in
+    the simulator at speed 120, a clock a few wall seconds old hid whole bars from every
+    retry of a close)."""
+    return min(end_ms, now_ms + (size - 1) * step) // step * step
+
+
 async def windows_back(
     lo: int, hi: int, step: int, size: int, fetch: Callable[[int, int], Awaitable[list[Candle]]]
 ) -> list[Candle]:

@@ -36,7 +36,7 @@ from oiradar.records import (
     OISample,
     Positioning,
 )
-from oiradar.venues.base import interval_param, spaced_funding
+from oiradar.venues.base import interval_param, newest_open, spaced_funding, windows_back
 from oiradar.venues.gate.wire import (
     CANDLE_INTERVALS,
     FUTURES,
@@ -195,20 +195,15 @@ class GateClient(RestClient):
         inst = (await self._listing(symbol)).instrument
         step, now = interval_ms, self.venue_now()
         lo = max(-(-start_ms // step), now // step - CANDLE_DEPTH) * step
-        hi = min(end_ms, now) // step * step
-        found: dict[int, Candle] = {}
-        while hi >= lo:
-            first = max(lo, hi - (CANDLE_WINDOW - 1) * step)
+
+        async def window(first: int, last: int) -> list[Candle]:
             params: dict[str, str | int] = {"contract": inst.venue_symbol, "interval": interval}
-            params |= {"from": first // SECOND, "to": hi // SECOND}
+            params |= {"from": first // SECOND, "to": last // SECOND}
             rows = await self._get("candlesticks", params, must_exist=True)
-            page = [c for c in parse_candles(rows, symbol, step, inst.contract_size)
-                    if first <= c.ts_ms <= hi]  # fmt: skip
-            found.update((c.ts_ms, c) for c in page)
-            if not page or min(c.ts_ms for c in page) > first:
-                break
-            hi = first - step
-        return [found[t] for t in sorted(found)]
+            return parse_candles(rows, symbol, step, inst.contract_size)
+
+        hi = newest_open(end_ms, now, step, CANDLE_WINDOW)
+        return await windows_back(lo, hi, step, CANDLE_WINDOW, window)
 
     async def funding_history(self, symbol: str, start_ms: int, end_ms: int) -> list[FundingSample]:
         """Settled rates in [start, end], oldest first; pages of 1,000 back from `to`, one

@@ -31,7 +31,7 @@ from oiradar.errors import (
 )
 from oiradar.records import Candle, FundingSample, Instrument, MarketSnapshot, OISample
 from oiradar.units import HOUR_MS
-from oiradar.venues.base import interval_param, spaced_funding, windows_back
+from oiradar.venues.base import interval_param, newest_open, spaced_funding, windows_back
 from oiradar.venues.http import RestClient
 from oiradar.venues.hyperliquid.wire import (
     CANDLE_DEPTH,
@@ -138,7 +138,8 @@ class HyperliquidClient(RestClient):
             return parse_candles(reply, symbol, step)
 
         lo = max(-(-start_ms // step), now // step - (CANDLE_DEPTH - 1)) * step
-        return await windows_back(lo, min(end_ms, now) // step * step, step, CANDLE_DEPTH, window)
+        hi = newest_open(end_ms, now, step, CANDLE_DEPTH)
+        return await windows_back(lo, hi, step, CANDLE_DEPTH, window)
 
     async def funding_history(self, symbol: str, start_ms: int, end_ms: int) -> list[FundingSample]:
         """Settlements in [start, end], oldest first; one hourly slot before `start` is read

@@ -47,6 +47,7 @@ STEP_MAX = 250
 SWEEP_WAIT_S = 10.0  # wall seconds a close waits at most for its OI sweep
 CLOSE_GRACE_S = 1.0  # wall seconds close messages still missing at the settle time may take
 GRACE_TICK_S = 0.02
+STALL_BASE_S, STALL_MAX_S = 0.5, 30.0  # wall s before a close that left a symbol behind is retried
 
 
 @dataclass(slots=True)
@@ -103,10 +104,15 @@ class BarClose(ABC):
         self, liq: Liquidation, run: Running, state: LiveState, bar_open: int
     ) -> None: ...
 
+    def _laggard(self) -> int | None:
+        """The oldest last stepped bar of any symbol (None: none stepped yet)."""
+        return min((s.last_ts for s in self.states.values() if s.last_ts is not None),
+                   default=None)  # fmt: skip
+
     async def _bar_loop(self) -> None:
+        stalled = 0  # closes in a row that left some symbol where it was
         while True:
-            last = min((s.last_ts for s in self.states.values() if s.last_ts is not None),
-                       default=None)  # fmt: skip
+            last = self._laggard()
             if last is None:
                 return
             close = last + 2 * self.bar_ms  # the close of the next unstepped bar
@@ -119,6 +125,26 @@ class BarClose(ABC):
             except Banned as exc:
                 self._error(exc)
                 await asyncio.sleep(min(exc.seconds, 60.0))
+                continue
+            if self._laggard() == last:
+                stalled += 1
+                await self._stalled(last, upto, stalled)
+            else:
+                stalled = 0
+
+    async def _stalled(self, last: int, upto: int, times: int) -> None:
+        """A close that left a symbol at `last`: REST answered without the bar it lacks (a
+        venue's REST behind its stream, a market gone quiet). The close is tried again after
+        a backoff or at the next bar's close, whichever comes first, not at once: it was
+        tried again at once, thousands of times a bar, each a round of REST calls."""
+        behind = sorted(s for s, st in self.states.items() if st.last_ts == last)
+        if times == 1:
+            log.warning("venue=%s event=bar_stalled bar=%s symbols=%d first=%s", self.venue,
+                        iso(last + self.bar_ms), len(behind), ",".join(behind[:5]))  # fmt: skip
+        deadline = time.monotonic() + min(STALL_MAX_S, STALL_BASE_S * 2 ** (times - 1))
+        next_close = upto + 2 * self.bar_ms + self.settle_ms
+        while time.monotonic() < deadline and self.now_ms() < next_close:
+            await asyncio.sleep(GRACE_TICK_S)
 
     # -- a bar closed ----------------------------------------------------------------------
 

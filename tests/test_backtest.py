@@ -426,3 +426,30 @@ def test_an_alert_under_a_day_of_history_reads_no_month_of_rows(
         )
     assert got is not None and not got.enough and got.stored_ms == 5 * 3_600_000
     assert got.text("ADAUSDT") == "on ADAUSDT: not enough history for a track record (5 h stored)"
+
+
+def test_the_book_tells_an_alert_its_record_without_the_store_once_it_looked(
+    tmp_path: Path,
+) -> None:
+    """`TrackBook.cached` (on the daemon's loop: an alert asked for its record on the
+    history threads queued behind a bar close's other alerts) is what `read` gives, known
+    without the store: under a day the hours since the first stored bar, then the study;
+    None (ask `read`) before the book has looked, and once a day is held but not studied."""
+    from oiradar.services.history import TrackBook
+
+    book, key, hour = TrackBook(EngineParams()), ("bybit", "ADAUSDT"), 3_600_000
+    with open_store(tmp_path / "h.sqlite") as store:
+        store.write_records(_ada_records())
+        assert book.cached(*key, COVERING, T0 + 2 * hour) is None
+        assert book.refresh_due(store, [(*key, T0 + 2 * hour)]) == 0
+        for now in (T0 + 2 * hour, T0 + 5 * hour, T0 + 23 * hour):  # bar closes
+            got = book.cached(*key, COVERING, now)
+            assert got is not None and got == TrackBook(EngineParams()).read(
+                store, *key, COVERING, now
+            )
+            assert got.stored_ms == now - T0 and not got.enough
+        assert book.cached(*key, COVERING, T0 + DAY_MS) is None  # a day: the study's turn
+        assert book.refresh_due(store, [(*key, T0 + DAY_MS)]) == 1
+        studied = book.cached(*key, COVERING, T0 + DAY_MS + 5 * MINUTE_MS)
+        assert studied is not None and studied.enough
+        assert studied == book.read(store, *key, COVERING, T0 + DAY_MS)

@@ -214,7 +214,7 @@ def test_batches_take_what_arrived_while_the_last_ran(store: Store) -> None:
 
     async def main() -> tuple[list[int | BaseException], list[list[int]]]:
         worker = AsyncStore(store)
-        batches = Batches(worker, fn)
+        batches = Batches(worker.run, fn)
         first = asyncio.create_task(batches(1))
         await asyncio.sleep(0.05)
         rest = [asyncio.create_task(batches(i)) for i in (2, 3, 4)]

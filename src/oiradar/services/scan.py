@@ -175,9 +175,9 @@ async def _collect(
     # The store's reads and writes go in batches of whatever arrived while the last batch
     # ran (a transaction each, not one per symbol), the engine's time hidden behind the
     # network's instead of following it.
-    held = Batches(store, functools.partial(_held, venue=venue, params=req.params))
+    held = Batches(store.run, functools.partial(_held, venue=venue, params=req.params))
     evaluate = Batches(
-        store, functools.partial(_store_and_evaluate, venue=venue, params=req.params)
+        store.run, functools.partial(_store_and_evaluate, venue=venue, params=req.params)
     )
 
     async def one(asked: _Asked) -> None:

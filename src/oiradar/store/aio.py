@@ -10,7 +10,7 @@ long-lived threads, not the loop's default pool, keep them few.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
@@ -48,10 +48,16 @@ class Batches(Generic[T, R]):
     """`fn(store, items)` on the worker for whatever items arrived while its last call ran:
     a stream of small requests (a scan's symbols as their bars come back) becomes a few
     worker trips, one transaction each, and the first items need not wait for the last.
-    `await batches(item)` is that item's result."""
+    `await batches(item)` is that item's result. `run` puts a call on the worker: an
+    `AsyncStore`'s `run`, or the daemon's writer (`Ingest.write`: its alert log, a batch
+    of a bar close's alerts in one transaction)."""
 
-    def __init__(self, store: AsyncStore, fn: Callable[[Store, list[T]], list[R]]) -> None:
-        self._store, self._fn = store, fn
+    def __init__(
+        self,
+        run: Callable[[Callable[[Store], list[R]]], Awaitable[list[R]]],
+        fn: Callable[[Store, list[T]], list[R]],
+    ) -> None:
+        self._run_on, self._fn = run, fn
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
         self._drain: asyncio.Task[None] | None = None
 
@@ -70,7 +76,7 @@ class Batches(Generic[T, R]):
     async def _one(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         items = [item for item, _ in batch]
         try:
-            results = await self._store.run(lambda s: self._fn(s, items))
+            results = await self._run_on(lambda s: self._fn(s, items))
         except asyncio.CancelledError:
             for _, future in [*batch, *self._queue]:
                 future.cancel()

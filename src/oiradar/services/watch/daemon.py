@@ -36,7 +36,7 @@ from oiradar.services.watch.workers import Role
 from oiradar.signals.params import EngineParams
 from oiradar.signals.regimes import Regime
 from oiradar.store import Episode, Store, WatchState
-from oiradar.store.aio import AsyncStore
+from oiradar.store.aio import AsyncStore, Batches
 from oiradar.units import MINUTE_MS, iso
 from oiradar.venues.base import VenueClient
 from oiradar.venues.stream import VenueStream
@@ -99,6 +99,7 @@ class Watch:
         self.decider = Decider(req.params, req.bar_ms, feeds, self._emit)
         self._publishing: dict[str, asyncio.Task[None]] = {}  # the newest alert per symbol
         self.tracks = TrackBook(req.params)  # precomputed: alerts never run the study
+        self._alert_log = Batches(self.ingest.write, self._record_alerts)
         self.venues: list[VenueWatch] = []
         self.started_wall = time.time()
         self.state = "starting"
@@ -144,20 +145,18 @@ class Watch:
         """Its record, the alert log and the episode stored, then the sinks. The log line
         carries the wall times of each step (decided, record read, stored) for
         `bench/watch.py`."""
-        alert = await self.history.run(functools.partial(self._with_history, alert=alert))
+        venue = self._driver(alert)
+        track = self.tracks.cached(venue, alert.symbol, alert.regime, alert.ts_ms)
+        if track is not None:  # known on the loop: no queue on the history threads
+            alert = replace(alert, history=track.text(alert.symbol))
+        else:
+            alert = await self.history.run(functools.partial(self._with_history, alert=alert))
         if before is not None:
             await asyncio.wait([before])
         read = time.time()
         self.log.last = [*self.log.last[-19:], alert.to_dict()]
-        sent, state = alert.to_dict(), self.watch_state()
-
-        def record(store: Store) -> None:
-            """The dashboard's alert feed, and the episode `_resume` will not announce again."""
-            store.append_alert(sent)
-            store.put_watch_state(state)
-
         try:
-            await self.ingest.write(record)
+            await self._alert_log((alert.to_dict(), self.watch_state()))
         except StoreError as exc:
             log.warning("event=alert_log_failed error=%s", exc)
         log.info(
@@ -171,10 +170,24 @@ class Watch:
             self.on_alert(alert)
         self.dispatcher.submit(alert)
 
+    @staticmethod
+    def _record_alerts(store: Store, alerts: list[tuple[dict[str, Any], WatchState]]) -> list[None]:
+        """The dashboard's alert feed, and the episodes `_resume` will not announce again (the
+        newest state holds every one of them): the alerts of a bar close in one transaction,
+        so that a burst escalation queues behind one write, not behind each of theirs."""
+        for sent, _ in alerts:
+            store.append_alert(sent)
+        store.put_watch_state(alerts[-1][1])
+        return [None] * len(alerts)
+
+    def _driver(self, alert: Alert) -> str:
+        """The venue whose stored history is the symbol's record."""
+        return alert.drivers[0] if alert.drivers else (self.req.venues or ("binance",))[0]
+
     def _with_history(self, store: Store, alert: Alert) -> Alert:
         """The symbol's own record for this regime (the driving venue's stored history), as
         the track book holds it; on a history thread."""
-        venue = alert.drivers[0] if alert.drivers else (self.req.venues or ("binance",))[0]
+        venue = self._driver(alert)
         try:
             track = self.tracks.read(store, venue, alert.symbol, alert.regime, alert.ts_ms)
         except Exception as exc:  # the record is a garnish: the alert goes out regardless

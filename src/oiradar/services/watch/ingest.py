@@ -34,9 +34,10 @@ Span = tuple[str, str, int, int]  # venue, symbol, start ms, end ms
 T = TypeVar("T")
 MAX_PENDING = 2_000_000  # rows kept in memory while the store is down (~0.5 GB)
 # Rows per transaction of a flush: in bench/watch.py an alert's log write waited p95 0.5-0.65
-# s behind a bar close's flush of ~10,000 rows on a loaded machine (WAL, synchronous=NORMAL:
-# a commit is no fsync, so smaller transactions cost little).
-CHUNK_ROWS = 2_000
+# s behind a bar close's flush of ~10,000 rows on a loaded machine, and still p99 ~170 ms
+# behind one chunk of 2,000 (WAL, synchronous=NORMAL: a commit is no fsync, so smaller
+# transactions cost little).
+CHUNK_ROWS = 500
 
 
 @dataclass(slots=True)

@@ -263,6 +263,19 @@ def report_latency(args: argparse.Namespace, run: Run, watch_log: Path) -> tuple
     print(" the warm-up closes:")
     report_causes(run, steps, [x for x in steady if x not in warmed], sent)
     parts = [(t, sent.get((a["kind"], a["symbol"], a["ts_ms"]))) for t, a in bursts]
+    deciding = [
+        (p[0] - seen[(a["symbol"], a["ts_ms"])]) * 1000
+        for (_, p), (_, a) in zip(parts, bursts, strict=True)
+        if p is not None and (a["symbol"], a["ts_ms"]) in seen
+    ]
+    print(
+        "  "
+        + dist(
+            "burst escalations, the tipping message's arrival at the bare client -> the "
+            "daemon's decision (its stream, its loop)",
+            deciding,
+        )
+    )
     for k, part in enumerate(PARTS):
         ms = [((t if k == 2 else p[k + 1]) - p[k]) * 1000 for t, p in parts if p is not None]
         print(f"  burst escalations from the decision, {dist(part, ms)}")

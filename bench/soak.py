@@ -37,6 +37,7 @@ import asyncio
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -94,13 +95,18 @@ async def run_watch(args: argparse.Namespace, tmp: Path, soak: Soak) -> bool:
         async with aiohttp.ClientSession() as http:
             best = min([await read_clock(http, base) for _ in range(5)], key=lambda c: c.rtt_s)
             clock = SimTime(best.wall, best.sim_ms, args.speed)
+            exe = [str(EXE)]
+            if args.memtrace is not None:
+                trace = Path(__file__).with_name("_memtrace.py")
+                exe = [sys.executable, str(trace), str(args.memtrace),
+                       str(args.memtrace_every), "--"]  # fmt: skip
             cmd = [
-                str(EXE), "watch", "--all", "--endpoint", base, "--db", str(soak.db),
+                *exe, "watch", "--all", "--endpoint", base, "--db", str(soak.db),
                 "--config", str(cfg), "--min-history", args.min_history, "--retain", args.retain,
                 "--log-level", "info", "--settle", f"{soak.settle_s:g}s",
                 "--limit-scale", str(args.speed),
             ]  # fmt: skip
-            print(f"simulator {base} ({' '.join(faults)})\n$ oiradar {' '.join(cmd[1:])}")
+            print(f"simulator {base} ({' '.join(faults)})\n$ {' '.join(cmd)}")
             with soak.watch_log.open("wb") as err:
                 watch = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
             if not await follow(args, soak, watch, clock):
@@ -222,6 +228,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--keep", type=Path, help="keep the stores, logs and samples.csv in this folder"
     )
+    ap.add_argument(
+        "--memtrace",
+        type=Path,
+        help="run the daemon under bench/_memtrace.py, its memory split (RSS, SQLite, Python "
+        "objects) written to this JSON-lines file every --memtrace-every wall s",
+    )
+    ap.add_argument("--memtrace-every", type=float, default=120.0, help="(default 120)")
     args = ap.parse_args(argv)
     if min(args.hours, args.speed, args.symbols) <= 0 or not 0 <= args.fault_rate < 1:
         ap.error("--hours, --speed and --symbols must be positive, --fault-rate in [0, 1)")

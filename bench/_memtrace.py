@@ -1,0 +1,79 @@
+"""`oiradar` in this process with its memory sampled: where a soak's RSS growth lives.
+
+    python bench/_memtrace.py OUT.jsonl SECONDS [--tracemalloc] -- watch --all ...
+
+Every SECONDS (wall) one JSON line goes to OUT.jsonl: the process RSS, what SQLite's own
+allocator holds (`sqlite3_memory_used`, its page caches), the Python allocator's live blocks,
+and the 25 commonest object types by count (a `gc` census). With `--tracemalloc` the 25
+source lines holding the most Python memory too (tracemalloc slows the daemon: a census
+alone does not). RSS minus SQLite minus Python's blocks is what libc keeps (fragmentation,
+freed heap not given back). `bench/soak.py --memtrace OUT.jsonl` runs the daemon this way.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import ctypes.util
+import gc
+import json
+import sys
+import threading
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+from oiradar.cli import main
+from oiradar.services.watch.state import rss_bytes
+
+
+def _sqlite_used() -> int | None:
+    name = ctypes.util.find_library("sqlite3")
+    if name is None:
+        return None
+    lib = ctypes.CDLL(name)
+    lib.sqlite3_memory_used.restype = ctypes.c_int64
+    return int(lib.sqlite3_memory_used())
+
+
+def _sample(started: float, traced: bool) -> dict[str, Any]:
+    counts = collections.Counter(type(o).__name__ for o in gc.get_objects())
+    line: dict[str, Any] = {
+        "wall_s": round(time.monotonic() - started, 1),
+        "rss": rss_bytes(),
+        "sqlite": _sqlite_used(),
+        "py_blocks": sys.getallocatedblocks(),
+        "objects": dict(counts.most_common(25)),
+    }
+    if traced:
+        snap = tracemalloc.take_snapshot()
+        line["traced"] = tracemalloc.get_traced_memory()[0]
+        line["top"] = [
+            [str(s.traceback[0]), s.size, s.count] for s in snap.statistics("lineno")[:25]
+        ]
+    return line
+
+
+def _sampler(out: Path, every_s: float, traced: bool) -> None:
+    started = time.monotonic()
+    with out.open("a") as f:
+        while True:
+            f.write(json.dumps(_sample(started, traced)) + "\n")
+            f.flush()
+            time.sleep(every_s)
+
+
+def run(argv: list[str]) -> int:
+    split = argv.index("--")
+    own, rest = argv[:split], argv[split + 1 :]
+    out, every_s, traced = Path(own[0]), float(own[1]), "--tracemalloc" in own
+    if traced:
+        tracemalloc.start(1)
+    threading.Thread(target=_sampler, args=(out, every_s, traced), daemon=True).start()
+    sys.argv = ["oiradar", *rest]
+    return main()
+
+
+if __name__ == "__main__":
+    sys.exit(run(sys.argv[1:]))

@@ -3,8 +3,9 @@
     python bench/_memtrace.py OUT.jsonl SECONDS [--tracemalloc] -- watch --all ...
 
 Every SECONDS (wall) one JSON line goes to OUT.jsonl: the process RSS, what SQLite's own
-allocator holds (`sqlite3_memory_used`, its page caches), the Python allocator's live blocks,
-and the 25 commonest object types by count (a `gc` census). With `--tracemalloc` the 25
+allocator holds (`sqlite3_memory_used`, its page caches), glibc's heap (`mallinfo2`: in use,
+free but kept in its arenas), the Python allocator's live blocks, and the 25 commonest
+object types by count (a `gc` census). With `--tracemalloc` the 25
 source lines holding the most Python memory too (tracemalloc slows the daemon: a census
 alone does not). RSS minus SQLite minus Python's blocks is what libc keeps (fragmentation,
 freed heap not given back). `bench/soak.py --memtrace OUT.jsonl` runs the daemon this way.
@@ -37,6 +38,29 @@ def _sqlite_used() -> int | None:
     return int(lib.sqlite3_memory_used())
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost",
+    )]  # fmt: skip
+
+
+def _malloc() -> dict[str, int] | None:
+    """glibc's heap over all arenas: in use (`uordblks` + mmapped `hblkhd`), free but kept
+    (`fordblks`), and the arenas' size (`arena`); None off glibc (< 2.33)."""
+    name = ctypes.util.find_library("c")
+    try:
+        fn = ctypes.CDLL(name).mallinfo2 if name else None
+    except AttributeError:
+        return None
+    if fn is None:
+        return None
+    fn.restype = _MallInfo2
+    m = fn()
+    return {"arena": m.arena, "in_use": m.uordblks + m.hblkhd, "free_kept": m.fordblks,
+            "mmapped": m.hblkhd}  # fmt: skip
+
+
 def _sample(started: float, traced: bool) -> dict[str, Any]:
     counts = collections.Counter(type(o).__name__ for o in gc.get_objects())
     line: dict[str, Any] = {
@@ -44,6 +68,7 @@ def _sample(started: float, traced: bool) -> dict[str, Any]:
         "rss": rss_bytes(),
         "sqlite": _sqlite_used(),
         "py_blocks": sys.getallocatedblocks(),
+        "malloc": _malloc(),
         "objects": dict(counts.most_common(25)),
     }
     if traced:

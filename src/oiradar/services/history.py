@@ -64,6 +64,11 @@ def _stored_ms(first_ms: int, last_open_ms: int, bar_ms: int, now_ms: int, days:
     return min(last_open_ms + bar_ms, now_ms) - max(first_ms, now_ms - days * DAY_MS)
 
 
+def _young(stored_ms: int) -> Track | None:
+    """The record of a symbol holding under a day (the hours it holds); None from a day."""
+    return Track(1, 0, None, None, max(0, stored_ms)) if stored_ms < MIN_HISTORY_MS else None
+
+
 def track_records(
     store: Store,
     venue: str,
@@ -182,8 +187,7 @@ class TrackBook:
         if first is None:
             return None
         bar = interval_ms(self.interval)
-        stored = _stored_ms(first, now_ms - now_ms % bar - bar, bar, now_ms, self.days)
-        return Track(1, 0, None, None, max(0, stored)) if stored < MIN_HISTORY_MS else None
+        return _young(_stored_ms(first, now_ms - now_ms % bar - bar, bar, now_ms, self.days))
 
     def read(
         self, store: Store, venue: str, symbol: str, regime: Regime, now_ms: int
@@ -194,8 +198,8 @@ class TrackBook:
         if got is not None and regime in got:
             return got[regime]
         stored = self._stored(store, venue, symbol, now_ms)
-        if stored is not None and stored < MIN_HISTORY_MS:  # the hours, from one span query
-            return Track(1, 0, None, None, max(0, stored))
+        if stored is not None and (young := _young(stored)) is not None:  # one span query
+            return young
         fresh = self._study(store, venue, symbol, now_ms)
         return None if fresh is None else fresh.get(regime)
 

@@ -137,8 +137,8 @@ class BarClose(ABC):
         venue's REST behind its stream, a market gone quiet). The close is tried again after
         a backoff or at the next bar's close, whichever comes first, not at once: it was
         tried again at once, thousands of times a bar, each a round of REST calls."""
-        behind = sorted(s for s, st in self.states.items() if st.last_ts == last)
         if times == 1:
+            behind = sorted(s for s, st in self.states.items() if st.last_ts == last)
             log.warning("venue=%s event=bar_stalled bar=%s symbols=%d first=%s", self.venue,
                         iso(last + self.bar_ms), len(behind), ",".join(behind[:5]))  # fmt: skip
         deadline = time.monotonic() + min(STALL_MAX_S, STALL_BASE_S * 2 ** (times - 1))

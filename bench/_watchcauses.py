@@ -65,6 +65,46 @@ def published_alerts(watch_log: Path) -> Published:
     return out
 
 
+def loop_stalls(watch_log: Path) -> list[tuple[float, float]]:
+    """(from, to: wall s) of each stall of the daemon's event loop (`event=loop_lag`, info:
+    a timer woken 100 ms or more late)."""
+    out = []
+    text = watch_log.read_text(errors="replace") if watch_log.exists() else ""
+    for line in text.splitlines():
+        if "event=loop_lag" not in line:
+            continue
+        kv = dict(p.split("=", 1) for p in line.split() if "=" in p)
+        end = float(kv["at_wall"])
+        out.append((end - float(kv["lag_ms"]) / 1000, end))
+    return out
+
+
+def report_slowest(
+    slow: list[tuple[float, float, tuple[float, float, float] | None]],
+    stalls: list[tuple[float, float]],
+    closes: list[float],
+) -> None:
+    """The slowest escalations, each split (arrival -> decision, record, store, sink), with
+    the loop stalls that overlapped its wait and how long after a close step began."""
+    worst = sorted(slow, key=lambda x: x[1] - x[0], reverse=True)[:8]
+    for arrived, at_sink, parts in worst:
+        split = "no alert line"
+        if parts is not None:
+            made, read, stored = parts
+            split = (
+                f"decision {(made - arrived) * 1000:.0f}, record {(read - made) * 1000:.0f}, "
+                f"store {(stored - read) * 1000:.0f}, sink {(at_sink - stored) * 1000:.0f} ms"
+            )
+        over = [(a, b) for a, b in stalls if a < at_sink and b > arrived]
+        stalled = sum(min(b, at_sink) - max(a, arrived) for a, b in over) * 1000
+        before = [c for c in closes if c <= arrived]
+        since = f"{arrived - max(before):.1f} s after a close step began" if before else ""
+        print(
+            f"    {(at_sink - arrived) * 1000:.0f} ms: {split}; loop stalled {stalled:.0f} ms "
+            f"of it ({len(over)} stalls); {since}"
+        )
+
+
 def report_causes(
     run: Run, steps: Steps, bar_alerts: list[tuple[float, dict[str, Any]]], sent: Published
 ) -> None:

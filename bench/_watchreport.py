@@ -9,7 +9,16 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from _watchcauses import PARTS, bar_steps, dist, pct, published_alerts, report_causes
+from _watchcauses import (
+    PARTS,
+    bar_steps,
+    dist,
+    loop_stalls,
+    pct,
+    published_alerts,
+    report_causes,
+    report_slowest,
+)
 from _watchkit import BAR_MS, WARM_CLOSES, Run
 from oiradar.units import interval_ms, parse_time
 
@@ -279,6 +288,16 @@ def report_latency(args: argparse.Namespace, run: Run, watch_log: Path) -> tuple
     for k, part in enumerate(PARTS):
         ms = [((t if k == 2 else p[k + 1]) - p[k]) * 1000 for t, p in parts if p is not None]
         print(f"  burst escalations from the decision, {dist(part, ms)}")
+    stalls = loop_stalls(watch_log)
+    lags = [(b - a) * 1000 for a, b in stalls]
+    print(f"  {dist('event-loop stalls of 100 ms or more (event=loop_lag)', lags)}")
+    timed = [
+        (seen[(a["symbol"], a["ts_ms"])], t, sent.get((a["kind"], a["symbol"], a["ts_ms"])))
+        for t, a in bursts
+        if (a["symbol"], a["ts_ms"]) in seen
+    ]
+    print("  the slowest burst escalations:")
+    report_slowest(timed, stalls, sorted(v[0] for v in steps.values()))
     run.bar_ms = bar_ms
     return left, len(bursts)
 

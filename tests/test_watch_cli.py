@@ -87,6 +87,8 @@ def test_watch_runs_reports_status_and_stops_cleanly_on_sigterm(tmp_path: Path) 
             assert scraped[("oiradar_store_rows_written_total", ())] > 0
             assert scraped[("oiradar_process_resident_memory_bytes", ())] > 10e6
             assert ("oiradar_store_pending_rows", ()) in scraped
+            assert 0 <= scraped[("oiradar_loop_lag_seconds", ())] < 5
+            assert ("oiradar_loop_stalls_total", ()) in scraped
             assert scraped[("oiradar_store_write_seconds_total", ())] > 0
             assert ("oiradar_store_last_write_seconds", ()) in scraped
             # Binance polls OI over REST; the simulator's limits are kept, so no 429.

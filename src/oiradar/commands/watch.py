@@ -300,6 +300,11 @@ def status(
         f"batches, {store.get('pending', 0)} pending; alerts: {alerts.get('sent', 0)} sent, "
         f"delivered {alerts.get('delivered') or {}}, failed {alerts.get('failed') or {}}"
     )
+    if loop := data.get("loop"):
+        typer.echo(
+            f"event loop: worst lag {loop.get('lag_ms', 0)} ms over the last 10 s, "
+            f"{loop.get('stalls', 0)} stalls of 100 ms or more since the start"
+        )
     for w in data.get("workers", []):  # collectors and deciders on this store
         lead = " leading" if w.get("leading") else ""
         state = "stale" if w.get("stale") else "live"

@@ -30,6 +30,7 @@ from oiradar.services.history import TrackBook
 from oiradar.services.retention import PruneRequest, keep_bounded
 from oiradar.services.watch.decide import Decider, Phase
 from oiradar.services.watch.ingest import Ingest
+from oiradar.services.watch.lag import LoopLag
 from oiradar.services.watch.state import engine_settings, rss_bytes
 from oiradar.services.watch.venue import VenueWatch
 from oiradar.services.watch.workers import Role
@@ -100,6 +101,7 @@ class Watch:
         self._publishing: dict[str, asyncio.Task[None]] = {}  # the newest alert per symbol
         self.tracks = TrackBook(req.params)  # precomputed: alerts never run the study
         self._alert_log = Batches(self.ingest.write, self._record_alerts)
+        self.loop_lag = LoopLag()
         self.venues: list[VenueWatch] = []
         self.started_wall = time.time()
         self.state = "starting"
@@ -251,6 +253,7 @@ class Watch:
         """Until `stop` is set; then flush and return."""
         await self._resume()  # before the first publish replaces the episodes stored
         status_task = asyncio.create_task(self._status_loop())
+        lag_task = asyncio.create_task(self.loop_lag.watch())
         ingest_task = asyncio.create_task(self.ingest.run())
         self.dispatcher.start()
         tasks: list[asyncio.Task[None]] = []
@@ -283,7 +286,7 @@ class Watch:
             log.info("event=stopped flushed_rows=%d", rows)
             await self._drain_alerts()
             await self.dispatcher.close(timeout_s=5.0)
-            await cancel_and_wait([status_task])
+            await cancel_and_wait([status_task, lag_task])
             self.state = "stopped"
             await self.publish()
             await self.ingest.close()
@@ -316,6 +319,7 @@ class Watch:
             "pid": os.getpid(),
             "host": socket.gethostname(),  # a pid means something on this host only
             "rss_bytes": rss_bytes(),
+            "loop": self.loop_lag.status(),
             "engine": engine_settings(p),
             "started": iso(int(self.started_wall * 1000)),
             "updated": iso(int(time.time() * 1000)),

@@ -147,6 +147,7 @@ class DecideOnly(Watch):
             asyncio.create_task(self._lease_loop()),
             asyncio.create_task(self._tracks_loop()),
             asyncio.create_task(keep_trimmed()),
+            asyncio.create_task(self.loop_lag.watch()),
         ]
         self.state = "running"
         version = -1

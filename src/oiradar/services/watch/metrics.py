@@ -37,6 +37,7 @@ class _StatusCollector(Collector):
         yield from _venues(st.get("venues") or [], self.now_ms)
         yield from _store(st.get("store") or {})
         yield from _alerts(st.get("alerts") or {})
+        yield from _loop(st.get("loop") or {})
         if isinstance(st.get("rss_bytes"), int):
             rss = GaugeMetricFamily("oiradar_process_resident_memory_bytes", "watch RSS")
             rss.add_metric([], float(st["rss_bytes"]))
@@ -114,6 +115,18 @@ def _alerts(alerts: dict[str, Any]) -> Iterator[Metric]:
         for sink, n in (alerts.get(key) or {}).items():
             per_sink.add_metric([str(sink)], float(n))
         yield per_sink
+
+
+def _loop(loop: dict[str, Any]) -> Iterator[Metric]:
+    if not loop:  # a status published before the loop's lag was measured
+        return
+    lag = GaugeMetricFamily(
+        "oiradar_loop_lag_seconds", "the event loop's worst lag over the last 10 s"
+    )
+    lag.add_metric([], float(loop.get("lag_ms") or 0) / 1000)
+    stalls = CounterMetricFamily("oiradar_loop_stalls", "event-loop stalls of 100 ms or more")
+    stalls.add_metric([], float(loop.get("stalls") or 0))
+    yield from (lag, stalls)
 
 
 def exposition(status: dict[str, Any] | None, now_ms: int) -> bytes:

@@ -15,6 +15,7 @@ from oiradar.venues.limiter import SAFETY
 from oiradar.venues.stream import StreamStats, VenueStream
 
 MIN_POLL_S = 1.0  # venues refresh OI about once a second: polling faster buys nothing
+RATE_MIN_S = 1.0  # the shortest span a status line's message rate is taken over
 POLL_SHARE = 0.5  # of the budget left after the bar-close work; the rest absorbs backfills
 
 
@@ -47,19 +48,25 @@ class VenueStatus:
     filled: dict[str, int] = field(default_factory=dict)  # cause -> bars whose candle REST filled
     last_filled: list[str] = field(default_factory=list)  # "SYMBOL@bar open (cause)", newest last
     rate_mark: tuple[float, int] = field(default_factory=lambda: (time.monotonic(), 0))
+    rate: float = 0.0  # messages a second between the last two marks
 
     def line(
         self, client: VenueClient, stream: VenueStream, symbols: int, feed: LiquidationFeed
     ) -> dict[str, Any]:
-        """The venue's line in `oiradar status` (the message rate since the last line)."""
+        """The venue's line in `oiradar status`. The message rate is over at least
+        RATE_MIN_S since the previous mark: every alert stores the status with it, and a
+        rate over the few milliseconds between two alerts of a bar close read 0 or
+        thousands."""
         st = stream.stats
         limiter = getattr(client, "limiter", None)
         usage = limiter.usage() if limiter is not None else {}
         http = getattr(getattr(client, "http", None), "stats", None)  # REST clients have one
         mono, seen = self.rate_mark
         now = time.monotonic()
-        rate = (st.messages - seen) / (now - mono) if now > mono else 0.0
-        self.rate_mark = (now, st.messages)
+        if now - mono >= RATE_MIN_S:
+            self.rate = (st.messages - seen) / (now - mono)
+            self.rate_mark = (now, st.messages)
+        rate = self.rate
         return {
             "venue": client.name,
             "stream": st.state.value,

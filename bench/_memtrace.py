@@ -4,7 +4,9 @@
 
 Every SECONDS (wall) one JSON line goes to OUT.jsonl: the process RSS, what SQLite's own
 allocator holds (`sqlite3_memory_used`, its page caches), glibc's heap (`mallinfo2`: in use,
-free but kept in its arenas), the Python allocator's live blocks, and the 25 commonest
+free but kept in its arenas), resident MB per kind of mapping (glibc's heap and thread
+arenas, jemalloc's extents, other anonymous memory, files, lazily freed pages), the Python
+allocator's live blocks, and the 25 commonest
 object types by count (a `gc` census). With `--tracemalloc` the 25
 source lines holding the most Python memory too (tracemalloc slows the daemon: a census
 alone does not). RSS minus SQLite minus Python's blocks is what libc keeps (fragmentation,
@@ -61,6 +63,44 @@ def _malloc() -> dict[str, int] | None:
             "mmapped": m.hblkhd}  # fmt: skip
 
 
+ARENA_ALIGN = 64 << 20  # glibc's per-thread arenas are heaps at 64 MiB-aligned addresses
+EXTENT_ALIGN = 2 << 20  # jemalloc's extents (polars' allocator) at 2 MiB-aligned ones
+
+
+def _mappings() -> dict[str, float] | None:
+    """Resident MB by kind of mapping (/proc/self/smaps): glibc's main heap (`[heap]`), its
+    thread arenas, large 2 MiB-aligned anonymous extents (jemalloc: polars allocates there,
+    invisible to mallinfo2), other anonymous memory (Python's own arenas, numpy's large
+    arrays, thread stacks), files (the libraries' code), and what is freed lazily
+    (MADV_FREE: counted in RSS until the kernel wants it back)."""
+    try:
+        text = Path("/proc/self/smaps").read_text()
+    except OSError:
+        return None
+    kb = dict.fromkeys(("heap", "thread_arenas", "extents", "other_anon", "files", "lazy"), 0)
+    kind = "other_anon"
+    for line in text.splitlines():
+        head = line.split(maxsplit=6)
+        if "-" in head[0] and not head[0].endswith(":"):
+            lo, hi = (int(x, 16) for x in head[0].split("-"))
+            name = head[5] if len(head) > 5 else ""
+            if name == "[heap]":
+                kind = "heap"
+            elif name and not name.startswith("["):
+                kind = "files"
+            elif lo % ARENA_ALIGN == 0:
+                kind = "thread_arenas"
+            elif lo % EXTENT_ALIGN == 0 and hi - lo >= EXTENT_ALIGN:
+                kind = "extents"
+            else:
+                kind = "other_anon"
+        elif head[0] == "Rss:":
+            kb[kind] += int(head[1])
+        elif head[0] == "LazyFree:":
+            kb["lazy"] += int(head[1])
+    return {k: round(v / 1024, 1) for k, v in kb.items()}
+
+
 def _sample(started: float, traced: bool) -> dict[str, Any]:
     counts = collections.Counter(type(o).__name__ for o in gc.get_objects())
     line: dict[str, Any] = {
@@ -69,6 +109,7 @@ def _sample(started: float, traced: bool) -> dict[str, Any]:
         "sqlite": _sqlite_used(),
         "py_blocks": sys.getallocatedblocks(),
         "malloc": _malloc(),
+        "maps_mb": _mappings(),
         "objects": dict(counts.most_common(25)),
     }
     if traced:

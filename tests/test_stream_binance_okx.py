@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from typing import Any
@@ -161,7 +162,10 @@ def test_okx_oi_funding_and_control_messages() -> None:
     assert okx_wire.parse_message(ack, {}) == [] and okx_wire.message_ms(ack) is None
     assert okx_wire.message_ms(OKX_LIQ) == 1692266434010
     msgs = okx_ws.subscribe_messages([f"X{i}-USDT-SWAP" for i in range(150)], batch=100)
-    assert len(msgs) == 4 and '"liquidation-orders"' in msgs[0]  # 1 + 300 args
+    assert len(msgs) == 3 and not any("liquidation-orders" in m for m in msgs)  # 300 args
+    assert json.loads(okx_ws.LIQUIDATIONS)["args"] == [
+        {"channel": "liquidation-orders", "instType": "SWAP"}  # on a connection of its own
+    ]
 
 
 def test_okx_error_event_is_the_last_error_and_a_warning(caplog: pytest.LogCaptureFixture) -> None:
@@ -220,7 +224,8 @@ async def test_binance_liquidations_equal_the_sampled_truth() -> None:
         marks = snaps(got)
         assert all(m.mark_price and m.funding_rate is not None and m.next_funding_ms for m in marks)
         assert all(m.oi_base is None for m in marks)
-        assert stream.stats.records == len(got) and stream.stats.connects == 1
+        # Mark prices on one connection, liquidations on their own.
+        assert stream.stats.records == len(got) and stream.stats.connects == 2
         assert stream.stats.last_message_ms == t0 + 10 * MINUTE
 
 
@@ -266,7 +271,10 @@ async def test_reconnects_after_drops_and_keeps_delivering(venue: str) -> None:
         async with streaming(stream) as got:
             t = sim.ctx.now_ms()
             deadline = time.monotonic() + 6
-            while not (stream.stats.connects >= 3 and max(seen_at, default=0) >= 2):
+            # Two connections (the liquidations on their own): two reconnects, data after.
+            while not (
+                stream.stats.connects >= 4 and max(seen_at, default=0) >= 3 and stream.stats.gaps
+            ):
                 assert time.monotonic() < deadline, stream.stats
                 t += 1_000
                 sim.ctx.clock.set(t)
@@ -290,7 +298,7 @@ async def test_duplicates_are_dropped_and_reordering_is_harmless(venue: str) -> 
                 await asyncio.sleep(0.05)
             await until(lambda: len(liqs(got)) > 0 and stream.stats.duplicates > 0)
         assert len(got) == len(set(got))  # no record twice
-        assert stream.stats.connects == 1 and stream.stats.duplicates >= stream.stats.messages // 3
+        assert stream.stats.connects == 2 and stream.stats.duplicates >= stream.stats.messages // 3
 
 
 async def test_okx_keeps_an_idle_connection_alive_with_text_pings() -> None:
@@ -299,12 +307,12 @@ async def test_okx_keeps_an_idle_connection_alive_with_text_pings() -> None:
         async with streaming(stream) as got:
             await until(lambda: bool(snaps(got)))
             await asyncio.sleep(0.9)  # three idle windows with a frozen clock: only pongs
-            assert stream.stats.connects == 1 and stream.stats.state is State.LIVE
+            assert stream.stats.connects == 2 and stream.stats.state is State.LIVE
 
 
 async def test_binance_reconnects_a_silent_connection() -> None:
     async with running(venues=("binance",)) as (sim, http):
         stream = fast(BinanceStream, sim, http, ping_s=0.05)  # frozen clock: no pushes at all
         async with streaming(stream):
-            await until(lambda: stream.stats.connects >= 2)
+            await until(lambda: stream.stats.disconnects >= 1)
         assert "nothing received" in (stream.stats.last_error or "")

@@ -84,14 +84,20 @@ def test_bybit_liquidation_side_is_the_position() -> None:
 
 def test_bybit_split_respects_the_args_cap() -> None:
     symbols = [f"SYM{i:04d}USDT" for i in range(2000)]
-    groups = bybit_ws.split_symbols(symbols)
-    assert [s for g in groups for s in g] == symbols and len(groups) > 1
-    for group in groups:
-        assert sum(len(t) for s in group for t in bybit_ws.topics(s)) <= bybit_ws.ARGS_CAP
-    msgs = [json.loads(m) for m in bybit_ws.subscribe_messages(groups[0], iter(range(1, 99)))]
-    assert msgs[0]["op"] == "subscribe" and msgs[0]["req_id"] == "1"
-    assert msgs[0]["args"][:2] == ["tickers.SYM0000USDT", "allLiquidation.SYM0000USDT"]
-    assert sum(len(m["args"]) for m in msgs) == 2 * len(groups[0])
+    for feed in (False, True):  # the tickers' connections, the liquidations' own
+        groups = bybit_ws.split_symbols(symbols, feed=feed)
+        assert [s for g in groups for s in g] == symbols and len(groups) > 1
+        for group in groups:
+            size = sum(len(t) for s in group for t in bybit_ws.topics(s, feed=feed))
+            assert size <= bybit_ws.ARGS_CAP
+        msgs = [
+            json.loads(m)
+            for m in bybit_ws.subscribe_messages(groups[0], iter(range(1, 99)), feed=feed)
+        ]
+        assert msgs[0]["op"] == "subscribe" and msgs[0]["req_id"] == "1"
+        first = "allLiquidation.SYM0000USDT" if feed else "tickers.SYM0000USDT"
+        assert msgs[0]["args"][0] == first
+        assert sum(len(m["args"]) for m in msgs) == len(groups[0])
 
 
 def test_bitget_ticker() -> None:
@@ -206,7 +212,8 @@ async def test_bybit_stream_snapshots_deltas_and_every_liquidation() -> None:
         for snap in (s for s in run.snaps() if s.ts_ms == t1):
             check_bybit_oi(sim, snap, t1)
         stats = run.stream.stats
-        assert stats.connects == 1 and stats.duplicates == 0 and stats.records == len(run.got)
+        # The tickers on one connection, the liquidations on their own.
+        assert stats.connects == 2 and stats.duplicates == 0 and stats.records == len(run.got)
         assert stats.last_message_ms == t1
         await run.stop()
 
@@ -237,7 +244,7 @@ async def test_stream_reconnects_after_drops(venue: str) -> None:
         cls = BybitStream if venue == "bybit" else BitgetStream
         run = Run(cls(sim.url, session=http, reconnect_base_s=0.02, reconnect_max_s=0.1))
         n = len(sim.ctx.market.symbols)
-        first = 2 if venue == "bitget" else 1  # Bitget's liquidations have a socket of their own
+        first = 2  # each venue's liquidations have a connection of their own
         await until(lambda: run.stream.stats.connects >= first + 1)
         before = len(run.snaps())
         # the clock is frozen: only a resubscribe brings fresh snapshots
@@ -256,13 +263,13 @@ async def test_stream_log_lines_are_key_value(caplog: pytest.LogCaptureFixture) 
     caplog.set_level(logging.INFO, logger="oiradar.venues")
     async with running(venues=("bybit",), ws_drop_s=0.3) as (sim, http):
         run = Run(BybitStream(sim.url, session=http, reconnect_base_s=0.02, reconnect_max_s=0.1))
-        await until(lambda: run.stream.stats.connects >= 2)
+        await until(lambda: run.stream.stats.connects >= 3)  # two connections, a reconnect
         await run.stop()
     lines = [r.getMessage() for r in caplog.records if r.name.startswith("oiradar.venues")]
     reconnects = [x for x in lines if "event=stream_reconnect" in x]
     assert reconnects, lines
     assert re.match(
-        r"^venue=bybit event=stream_reconnect connection=0 attempt=\d+ error=", reconnects[0]
+        r"^venue=bybit event=stream_reconnect connection=\d+ attempt=\d+ error=", reconnects[0]
     )
     assert all(re.match(r"^venue=\w+ event=\w+( \w+=)?", x) for x in lines), lines
 
@@ -293,7 +300,8 @@ async def test_a_refused_subscription_is_the_last_error_and_a_warning(
         run = Run(cls(sim.url, session=http), ["NOPEUSDT"])
         await until(lambda: run.stream.stats.last_error is not None)
         await run.stop()
-    assert run.stream.stats.last_error == error
+    # Bybit refuses the ticker and the liquidation subscription, on their two connections.
+    assert run.stream.stats.last_error in (error, error.replace("tickers.", "allLiquidation."))
     assert line in [r.getMessage() for r in caplog.records if r.name.startswith("oiradar.venues")]
 
 
@@ -320,10 +328,8 @@ async def test_stream_drops_duplicates(venue: str) -> None:
 async def test_stream_splits_symbols_over_connections_and_pings(
     venue: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if venue == "bybit":  # about two symbols' topics per connection
-        monkeypatch.setattr(
-            bybit_ws, "ARGS_BUDGET", 2 * len("tickers.BTCUSDTallLiquidation.BTCUSDT")
-        )
+    if venue == "bybit":  # about two symbols' tickers (or liquidations) per connection
+        monkeypatch.setattr(bybit_ws, "ARGS_BUDGET", 2 * len("allLiquidation.BTCUSDT"))
     else:
         monkeypatch.setattr(bitget_ws, "CHANNELS_PER_CONN", 2)
     async with running(venues=(venue,)) as (sim, http):
@@ -336,7 +342,9 @@ async def test_stream_splits_symbols_over_connections_and_pings(
             if venue == "bybit"
             else bitget_ws.split_symbols(names, 2)
         )
-        conns = len(groups) + (venue == "bitget")  # Bitget: one more for liquidations
+        # Liquidations on connections of their own: Bitget one, Bybit as many as the budget.
+        feeds = bybit_ws.split_symbols(names, bybit_ws.ARGS_BUDGET, feed=True)
+        conns = len(groups) + (1 if venue == "bitget" else len(feeds))
         assert len(groups) >= 3
         await until(lambda: run.stream.stats.connects == conns)
         await until(lambda: run.stream.stats.state is State.LIVE)

@@ -33,6 +33,11 @@ from oiradar.venues.endpoints import endpoints
 StreamRecord = Liquidation | MarketSnapshot | Candle
 Handler = Callable[[StreamRecord], Awaitable[None] | None]
 log = logging.getLogger(__name__)
+# A connection whose frames are buffered reads them without ever suspending (aiohttp hands
+# a buffered frame back at once): a ticker connection's backlog at a bar close held the loop
+# for its whole length, and the liquidation connection's frames, already in, waited for it.
+# After this long a connection lets the others (and the timers) run before its next frame.
+FAIR_TURN_S = 0.005
 
 
 class State(StrEnum):
@@ -325,6 +330,8 @@ class WsStream(VenueStream):
     ) -> bool:
         window_s, windows = self.silence()
         got_any, quiet = False, 0  # quiet: windows in a row with nothing received
+        loop = asyncio.get_running_loop()
+        turn_ends = loop.time() + FAIR_TURN_S
         while True:
             try:
                 msg = await ws.receive(timeout=window_s)
@@ -348,6 +355,9 @@ class WsStream(VenueStream):
                 return got_any
             if msg.type is aiohttp.WSMsgType.TEXT:
                 got_any = await self._handle(str(msg.data), conn, wanted, on_record) or got_any
+            if loop.time() >= turn_ends:  # the other connections' turn (see FAIR_TURN_S)
+                await asyncio.sleep(0)
+                turn_ends = loop.time() + FAIR_TURN_S
 
     async def _handle(
         self, text: str, conn: Connection, wanted: frozenset[str] | None, on_record: Handler

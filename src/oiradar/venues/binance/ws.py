@@ -1,9 +1,12 @@
 """Binance USD-M market streams (exchange-apis.md §1.4): liquidations, mark price/funding and,
 when asked (`want_candles`), closed klines.
 
-One combined connection `/market/stream?streams=!forceOrder@arr/!markPrice@arr@1s` carries
-every symbol; `symbols` filters on our side. Klines are `<symbol>@kline_<interval>` streams on
-the same `/market` path (a connection holds at most 1024 streams, so 1000 symbols' klines per
+`/market/stream?streams=!markPrice@arr@1s` carries every symbol's mark price and funding;
+`symbols` filters on our side. Liquidations come on a connection of their own,
+`/market/stream?streams=!forceOrder@arr` (the last): on the mark price's connection an order
+waited behind the all-market push and hundreds of kline updates in the same TCP stream,
+and a squeeze call with it. Klines are `<symbol>@kline_<interval>` streams on the mark
+price's `/market` path (a connection holds at most 1024 streams, so 1000 symbols' klines per
 connection), added by `SUBSCRIBE` messages of 200 streams each, paced 0.25 s apart (the
 venue closes a connection that sends more than 10 messages a second). A kline pushes every
 250 ms; `k.x` true marks the closing update (developers.binance.com, USD-M "Kline/Candlestick
@@ -15,8 +18,8 @@ liquidated position is SHORT; notional = filled qty `z` x average price `ap` (re
 `wire`). The server pings every 3 min (aiohttp answers) and cuts a connection at 24 h; any
 drop reconnects with backoff.
 
-The connection loop is `oiradar.venues.stream.WsStream`, shared by every venue: one
-connection, idle keepalive (no text pings), every message deduplicated by raw text.
+The connection loop is `oiradar.venues.stream.WsStream`, shared by every venue: idle
+keepalive (no text pings), every message deduplicated by raw text.
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ from oiradar.units import interval_name
 from oiradar.venues.binance.wire import KLINE_INTERVALS, VENUE, message_ms, parse_message
 from oiradar.venues.stream import Connection, StreamRecord, WsStream
 
-STREAMS = ("!forceOrder@arr", "!markPrice@arr@1s")
-KLINES_PER_CONN = 1000  # of the 1024 streams a connection may hold, beside STREAMS
+MARK_PRICE, FORCE_ORDERS = "!markPrice@arr@1s", "!forceOrder@arr"
+KLINES_PER_CONN = 1000  # of the 1024 streams a connection may hold, beside MARK_PRICE
 KLINES_PER_REQUEST = 200
 RUNNING_KLINE = '"x":false'  # a kline update that does not close its bar
 
@@ -49,7 +52,8 @@ def subscribe_messages(symbols: Sequence[str], interval: str, first_id: int = 1)
 
 
 class BinanceStream(WsStream):
-    """All USD-M perpetuals on one combined connection; `symbols` filters client-side."""
+    """All USD-M perpetuals' mark prices (with the klines) on one connection per 1,000
+    symbols, their liquidations on one more (the last); `symbols` filters client-side."""
 
     name = VENUE
     liquidations = LiquidationFeed.SAMPLED
@@ -62,18 +66,32 @@ class BinanceStream(WsStream):
         self.candle_ms = interval_ms
         return True
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._feed = -1  # index of the liquidation connection
+
     async def plan(
         self, session: aiohttp.ClientSession, symbols: Sequence[str] | None
     ) -> list[Sequence[str] | None]:
+        groups: list[Sequence[str] | None]
         if symbols is None or self.candle_ms is None:
-            return [None if symbols is None else list(symbols)]
-        return [symbols[i : i + KLINES_PER_CONN] for i in range(0, len(symbols), KLINES_PER_CONN)]
+            groups = [None if symbols is None else list(symbols)]
+        else:
+            step = KLINES_PER_CONN
+            groups = [symbols[i : i + step] for i in range(0, len(symbols), step)]
+        self._feed = len(groups)
+        return [*groups, None]
 
     def url(self) -> str:
-        return f"{self.base_url}/market/stream?streams={'/'.join(STREAMS)}"
+        return f"{self.base_url}/market/stream?streams={MARK_PRICE}"
+
+    def url_for(self, conn: Connection) -> str:
+        if conn.index == self._feed:
+            return f"{self.base_url}/market/stream?streams={FORCE_ORDERS}"
+        return self.url()
 
     def subscribe_messages(self, conn: Connection) -> list[str]:
-        if self.candle_ms is None or not conn.items:
+        if self.candle_ms is None or not conn.items or conn.index == self._feed:
             return []
         return subscribe_messages(conn.items, interval_name(self.candle_ms))
 

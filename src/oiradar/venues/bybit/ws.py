@@ -9,8 +9,9 @@
 - `allLiquidation.<SYM>` is complete and batched: `data` is a list; `S` is the side of the
   liquidated POSITION (`Buy` = a long was liquidated, the opposite of Binance's order side);
   `v` is in coin, `p` is the bankruptcy price.
-- There is no all-symbol topic: two topics per symbol; one connection's args may total at most
-  21 000 characters, so symbols are split over several connections (each its own task).
+- There is no all-symbol topic: a topic per symbol and channel; one connection's args may
+  total at most 21 000 characters, so symbols are split over several connections (each its
+  own task), the tickers (and klines) on some, the liquidations on others of their own.
 - `kline.<interval>.<SYM>` (when `want_candles` asked): pushed every 1-60 s; `confirm` true
   marks the closed candle (docs `websocket/public/kline.mdx`). Running pushes are dropped
   before decoding (`"confirm":false` and no `"confirm":true` in the text).
@@ -55,20 +56,27 @@ RUNNING, CLOSED = '"confirm":false', '"confirm":true'
 # -- connections -----------------------------------------------------------------------------
 
 
-def topics(symbol: str, kline: str | None = None) -> list[str]:
-    """The topics streamed per symbol (with `kline.<interval>` when candles are wanted)."""
-    out = [f"tickers.{symbol}", f"allLiquidation.{symbol}"]
+def topics(symbol: str, kline: str | None = None, *, feed: bool = False) -> list[str]:
+    """The topics streamed per symbol: its ticker (with `kline.<interval>` when candles are
+    wanted), or with `feed` its liquidations (which go on connections of their own)."""
+    if feed:
+        return [f"allLiquidation.{symbol}"]
+    out = [f"tickers.{symbol}"]
     return out if kline is None else [*out, f"kline.{kline}.{symbol}"]
 
 
 def split_symbols(
-    symbols: Sequence[str], budget: int = ARGS_BUDGET, kline: str | None = None
+    symbols: Sequence[str],
+    budget: int = ARGS_BUDGET,
+    kline: str | None = None,
+    *,
+    feed: bool = False,
 ) -> list[list[str]]:
     """Symbols packed in order into groups whose topics total at most `budget` characters."""
     groups: list[list[str]] = []
     size = budget + 1  # forces a first group
     for sym in symbols:
-        need = sum(len(t) for t in topics(sym, kline))
+        need = sum(len(t) for t in topics(sym, kline, feed=feed))
         if size + need > budget:
             groups.append([])
             size = 0
@@ -78,10 +86,10 @@ def split_symbols(
 
 
 def subscribe_messages(
-    symbols: Sequence[str], req_ids: Iterable[int], kline: str | None = None
+    symbols: Sequence[str], req_ids: Iterable[int], kline: str | None = None, *, feed: bool = False
 ) -> list[str]:
     """Subscribe requests covering every topic of `symbols`, `ARGS_PER_REQUEST` args each."""
-    args = [t for s in symbols for t in topics(s, kline)]
+    args = [t for s in symbols for t in topics(s, kline, feed=feed)]
     chunks = [args[i : i + ARGS_PER_REQUEST] for i in range(0, len(args), ARGS_PER_REQUEST)]
     return [
         json.dumps({"req_id": str(rid), "op": "subscribe", "args": chunk}, separators=(",", ":"))
@@ -93,7 +101,9 @@ def subscribe_messages(
 
 
 class BybitStream(WsStream):
-    """Bybit linear tickers + allLiquidation over as many connections as the args cap needs.
+    """Bybit linear tickers (and klines) over as many connections as the args cap needs, and
+    allLiquidation over as many more (the last ones): on a ticker's connection a liquidation
+    waited behind every ticker update of its symbols in the same TCP stream.
 
     Dedupe: a ticker message is state of its connection (the snapshot after a resubscribe may
     repeat the last one byte for byte and must not be dropped), so it is keyed per connection;
@@ -114,6 +124,7 @@ class BybitStream(WsStream):
             "kline": parse_kline_push,
         }
         self._kline: str | None = None
+        self._feed = -1  # index of the first liquidation connection
 
     def want_candles(self, interval_ms: int) -> bool:
         self._kline = KLINE_INTERVALS.get(interval_ms)
@@ -129,17 +140,22 @@ class BybitStream(WsStream):
                 symbols = [i.symbol for i in await client.instruments()]
             finally:
                 await client.close()
-        return list(split_symbols(symbols, ARGS_BUDGET, self._kline))
+        groups: list[Sequence[str] | None] = list(split_symbols(symbols, ARGS_BUDGET, self._kline))
+        self._feed = len(groups)
+        return [*groups, *split_symbols(symbols, ARGS_BUDGET, feed=True)]
 
     def url(self) -> str:
         return self.base_url + PATH
 
     def on_connect(self, conn: Connection) -> None:
+        if conn.index >= self._feed:
+            return
         for sym in conn.items or ():  # a fresh snapshot follows the resubscribe
             self._tickers.pop(sym, None)
 
     def subscribe_messages(self, conn: Connection) -> list[str]:
-        return subscribe_messages(conn.items or (), self._req_ids, self._kline)
+        feed = conn.index >= self._feed
+        return subscribe_messages(conn.items or (), self._req_ids, self._kline, feed=feed)
 
     def decode(self, text: str) -> Any:
         running = RUNNING in text and CLOSED not in text  # a kline push of a running bar only

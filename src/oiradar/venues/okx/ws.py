@@ -1,8 +1,10 @@
 """OKX v5 public WebSocket (exchange-apis.md §3.5): liquidations, open interest, funding.
 
-One connection to `/ws/v5/public` subscribes `liquidation-orders` (instType SWAP: every swap
-in one subscription, *sampled* to one order per contract per second) and `open-interest` and
-`funding-rate` per instId, in batches well under the 64 KB subscribe limit. `side` is the
+One connection to `/ws/v5/public` subscribes `open-interest` and `funding-rate` per instId,
+in batches well under the 64 KB subscribe limit, and another one (the last) `liquidation-orders`
+(instType SWAP: every swap in one subscription, *sampled* to one order per contract per
+second): on the first, an order waited behind every OI and funding push in the same TCP
+stream. `side` is the
 *order* side (buy closes a short => SHORT liquidated); `posSide` counts only when it is
 `long`/`short` (hedge mode), never `net` (read in `wire`). `sz` is contracts: base = sz x
 ctVal, with ctVal read once from the REST instruments list. The text `ping` goes out whenever
@@ -43,9 +45,15 @@ RUNNING_CANDLE = '"0"]]}'  # the end of a candle push whose only row is still fo
 log = logging.getLogger(__name__)
 
 
+LIQUIDATIONS = json.dumps(
+    {"op": "subscribe", "args": [{"channel": "liquidation-orders", "instType": "SWAP"}]},
+    separators=(",", ":"),
+)
+
+
 def subscribe_messages(inst_ids: Sequence[str], batch: int = BATCH) -> list[str]:
-    """`liquidation-orders` first, then open-interest and funding-rate per instId, batched."""
-    args: list[dict[str, str]] = [{"channel": "liquidation-orders", "instType": "SWAP"}]
+    """open-interest and funding-rate per instId, batched."""
+    args: list[dict[str, str]] = []
     for inst_id in inst_ids:
         args.append({"channel": "open-interest", "instId": inst_id})
         args.append({"channel": "funding-rate", "instId": inst_id})
@@ -65,7 +73,9 @@ def candle_messages(inst_ids: Sequence[str], bar: str, batch: int = BATCH) -> li
 
 
 class OkxStream(WsStream):
-    """Every live USDT swap (or `symbols`) on one `/ws/v5/public` connection."""
+    """Every live USDT swap (or `symbols`): OI and funding on one `/ws/v5/public`
+    connection, candles on one `/ws/v5/business` connection, liquidations on one more
+    public connection (the last)."""
 
     name = VENUE
     liquidations = LiquidationFeed.SAMPLED
@@ -75,6 +85,7 @@ class OkxStream(WsStream):
         super().__init__(*args, **kwargs)
         self.ct_val: dict[str, float] = {}  # instId -> ctVal
         self.inst_ids: dict[str, str] = {}  # canonical symbol -> instId
+        self._feed = -1  # index of the liquidation connection
 
     async def prepare(self, session: aiohttp.ClientSession) -> None:
         client = OkxClient(self.endpoint, env=self.env, session=session)
@@ -93,15 +104,20 @@ class OkxStream(WsStream):
         self, session: aiohttp.ClientSession, symbols: Sequence[str] | None
     ) -> list[Sequence[str] | None]:
         items = None if symbols is None else list(symbols)
-        return [items] if self.candle_ms is None else [items, items]
+        groups = [items] if self.candle_ms is None else [items, items]
+        self._feed = len(groups)
+        return [*groups, None]
 
     def url(self) -> str:
         return f"{self.base_url}/ws/v5/public"
 
     def url_for(self, conn: Connection) -> str:
-        return f"{self.base_url}/ws/v5/business" if conn.index == BUSINESS else self.url()
+        business = conn.index == BUSINESS and conn.index != self._feed
+        return f"{self.base_url}/ws/v5/business" if business else self.url()
 
     def subscribe_messages(self, conn: Connection) -> list[str]:
+        if conn.index == self._feed:
+            return [LIQUIDATIONS]
         symbols = conn.items
         wanted = list(self.inst_ids) if symbols is None else list(dict.fromkeys(symbols))
         unknown = [s for s in wanted if s not in self.inst_ids]

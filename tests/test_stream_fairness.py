@@ -12,9 +12,11 @@ from typing import Any, cast
 import aiohttp
 import pytest
 
-from oiradar.records import LiquidationFeed
+from oiradar.records import Instrument, LiquidationFeed
 from oiradar.venues.binance.ws import FORCE_ORDERS, BinanceStream
 from oiradar.venues.bybit.ws import BybitStream
+from oiradar.venues.gate.wire import Listing
+from oiradar.venues.gate.ws import GateStream
 from oiradar.venues.okx.ws import OkxStream
 from oiradar.venues.stream import Connection, StreamRecord, WsStream
 
@@ -95,7 +97,7 @@ async def test_a_connection_with_a_backlog_lets_the_liquidations_in() -> None:
     assert at < BACKLOG // 2, f"the liquidation was handled after {at} ticker frames"
 
 
-@pytest.mark.parametrize("cls", [BinanceStream, BybitStream, OkxStream])
+@pytest.mark.parametrize("cls", [BinanceStream, BybitStream, OkxStream, GateStream])
 async def test_the_liquidation_feed_has_connections_of_its_own(cls: type[WsStream]) -> None:
     """No connection carries liquidations beside anything else (on a shared one, an order
     waited behind every ticker update queued before it in the same TCP stream)."""
@@ -103,6 +105,8 @@ async def test_the_liquidation_feed_has_connections_of_its_own(cls: type[WsStrea
     assert stream.want_candles(300_000)
     if isinstance(stream, OkxStream):
         stream.inst_ids = {f"S{i}USDT": f"S{i}-USDT-SWAP" for i in range(600)}
+    if isinstance(stream, GateStream):
+        stream._listings = {f"S{i}_USDT": _gate_listing(f"S{i}USDT") for i in range(600)}
     symbols = [f"S{i}USDT" for i in range(600)]
     async with aiohttp.ClientSession() as session:
         groups = await stream.plan(session, symbols)
@@ -110,7 +114,7 @@ async def test_the_liquidation_feed_has_connections_of_its_own(cls: type[WsStrea
     for k, items in enumerate(groups):
         conn = Connection(k, items)
         url, msgs = stream.url_for(conn), stream.subscribe_messages(conn)
-        liq = [t for t in [url, *msgs] if "forceOrder" in t or "iquidation" in t]
+        liq = [t for t in [url, *msgs] if "forceOrder" in t or "iquidat" in t]
         other = [t for t in msgs if t not in liq]
         if url.endswith("markPrice@arr@1s"):
             other.append("mark price")
@@ -119,3 +123,8 @@ async def test_the_liquidation_feed_has_connections_of_its_own(cls: type[WsStrea
     assert not any(liq and other for liq, other in carries), carries
     if isinstance(stream, BinanceStream):
         assert stream.url_for(Connection(len(groups) - 1, None)).endswith(FORCE_ORDERS)
+
+
+def _gate_listing(symbol: str) -> Listing:
+    contract = symbol.replace("USDT", "_USDT")
+    return Listing(Instrument("gate", symbol, contract, symbol[:-4], "USDT", 1.0), None)

@@ -3,7 +3,9 @@ every liquidation and real-time OI, normalized to `Liquidation` / `MarketSnapsho
 
 - `futures.public_liquidates` with payload `["!all"]`: every contract in one subscription,
   **complete** since 2026-08-20 (all of a contract's orders in each 1 s aggregation period,
-  see `wire`). A row's `size` is the forced ORDER in contracts: a sell closed a LONG.
+  see `wire`). A row's `size` is the forced ORDER in contracts: a sell closed a LONG. It
+  goes on a connection of its own (the last): beside the tickers, an order waited behind
+  every ticker frame queued before it in the same TCP stream.
 - `futures.tickers` per contract (payload = contract list, 100 per frame as a measured
   client does; no per-connection topic cap is documented): `total_size` is OI in contracts,
   x `quanto_multiplier` (read once over REST) = base units.
@@ -21,7 +23,7 @@ every liquidation and real-time OI, normalized to `Liquidation` / `MarketSnapsho
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -46,23 +48,27 @@ LIQUIDATIONS, TICKERS = "futures.public_liquidates", "futures.tickers"
 CANDLES = "futures.candlesticks"
 
 
+def _frame(channel: str, payload: list[str], time_s: int) -> str:
+    body = {"time": time_s, "channel": channel, "event": "subscribe", "payload": payload}
+    return json.dumps(body, separators=(",", ":"))
+
+
+def liquidation_message(time_s: int) -> str:
+    """The all-contract liquidation subscription (on its own connection)."""
+    return _frame(LIQUIDATIONS, ["!all"], time_s)
+
+
 def subscribe_messages(contracts: list[str], time_s: int, candle: str | None = None) -> list[str]:
-    """The all-contract liquidation subscription, then tickers 100 contracts a frame, then
-    (with `candle`, an interval name) one candlesticks subscription per contract."""
-
-    def frame(channel: str, payload: list[str]) -> str:
-        body = {"time": time_s, "channel": channel, "event": "subscribe", "payload": payload}
-        return json.dumps(body, separators=(",", ":"))
-
+    """Tickers 100 contracts a frame, then (with `candle`, an interval name) one
+    candlesticks subscription per contract."""
     chunks = range(0, len(contracts), CONTRACTS_PER_FRAME)
-    candles = [] if candle is None else [frame(CANDLES, [candle, c]) for c in contracts]
-    return [frame(LIQUIDATIONS, ["!all"]),
-            *(frame(TICKERS, contracts[i : i + CONTRACTS_PER_FRAME]) for i in chunks),
+    candles = [] if candle is None else [_frame(CANDLES, [candle, c], time_s) for c in contracts]
+    return [*(_frame(TICKERS, contracts[i : i + CONTRACTS_PER_FRAME], time_s) for i in chunks),
             *candles]  # fmt: skip
 
 
 class GateStream(WsStream):
-    """All USDT perpetuals (or `symbols`) on one connection.
+    """All USDT perpetuals (or `symbols`) on one connection, their liquidations on another.
 
     Dedupe: tickers are state of their connection (keyed per connection), liquidation pushes
     are events (a repeat is a duplicate whichever connection brought it)."""
@@ -76,6 +82,7 @@ class GateStream(WsStream):
         self._listings: dict[str, Listing] = {}  # contract -> listing
         self._clock: Callable[[], int | None] = lambda: None
         self._candle: str | None = None
+        self._feed = -1  # index of the liquidation connection
         self._channels: dict[str, Callable[[Mapping[str, Any]], Iterable[StreamRecord]]] = {
             LIQUIDATIONS: self._liquidations,
             TICKERS: lambda msg: stream_tickers(msg, self._listings),
@@ -95,10 +102,18 @@ class GateStream(WsStream):
             await client.close()
         self._clock = client.http.clock.now_ms
 
+    async def plan(
+        self, session: aiohttp.ClientSession, symbols: Sequence[str] | None
+    ) -> list[Sequence[str] | None]:
+        self._feed = 1
+        return [None if symbols is None else list(symbols), None]
+
     def url(self) -> str:
         return self.base_url + PATH
 
     def subscribe_messages(self, conn: Connection) -> list[str]:
+        if conn.index == self._feed:
+            return [liquidation_message((self._clock() or 0) // 1000)]
         wanted = None if conn.items is None else set(conn.items)
         contracts = [c for c, x in self._listings.items()
                      if wanted is None or x.instrument.symbol in wanted]  # fmt: skip

@@ -20,7 +20,7 @@ from oiradar.venues.dydx import ws as dydx_ws
 from oiradar.venues.dydx.wire import iso_ms
 from oiradar.venues.hyperliquid import HyperliquidClient, HyperliquidStream
 from oiradar.venues.hyperliquid import wire as hl_wire
-from oiradar.venues.stream import State
+from oiradar.venues.stream import State, WsStream
 from tests.simkit import MINUTE, running
 from tests.streamkit import (
     Key,
@@ -130,6 +130,13 @@ async def test_hyperliquid_candles_close_as_rest_serves_them_through_reordering(
 # -- dYdX against the simulator ----------------------------------------------------------------
 
 
+async def trades_primed(stream: WsStream, sim: SimServer) -> None:
+    """Every market's first `v4_trades` replay seen: the orders before it only prime the
+    dedupe, so a test moving the clock earlier would count them lost."""
+    assert isinstance(stream, DydxStream)
+    await until(lambda: len(stream._primed) == len(markets(sim.ctx)))
+
+
 def dydx_truth(sim: SimServer, t0: int, t1: int) -> dict[Key, float]:
     out = {}
     for m in markets(sim.ctx).values():
@@ -145,6 +152,7 @@ async def test_dydx_every_liquidation_and_merged_market_state() -> None:
         stream = fast(DydxStream, sim, http)
         assert stream.liquidations is LiquidationFeed.COMPLETE
         async with primed(stream, sim) as got:
+            await trades_primed(stream, sim)
             assert not liqs(got)  # the first replay of each market only primes
             t0 = sim.ctx.now_ms()
             truth = dydx_truth(sim, t0, t0 + 5 * MINUTE)
@@ -184,6 +192,7 @@ async def test_dydx_drops_lose_no_liquidation_thanks_to_the_replay() -> None:
         stream = fast(DydxStream, sim, http)
         async with streaming(stream) as got:
             await until(lambda: stream.stats.state is State.LIVE and bool(snaps(got)))
+            await trades_primed(stream, sim)
             t0 = t = sim.ctx.now_ms()
             while stream.stats.connects < 3:
                 t += 10_000

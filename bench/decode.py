@@ -26,7 +26,7 @@ import aiohttp
 
 from oiradar.sim.server import SimConfig, SimServer
 from oiradar.venues.registry import stream
-from oiradar.venues.stream import Connection, WsStream
+from oiradar.venues.wsstream import Connection, WsStream, connection
 
 KINDS: dict[str, Callable[[str], str]] = {
     "binance": lambda t: "markPrice@arr" if "markPriceUpdate" in t[:200] else "other",
@@ -48,8 +48,8 @@ async def capture(
     async with aiohttp.ClientSession() as http:
         await ws_stream.prepare(http)
         groups = await ws_stream.plan(http, symbols)
-        for k, items in enumerate(groups[:2]):
-            conn = Connection(k, items)
+        for k, group in enumerate(groups[:2]):
+            conn = connection(k, group)
             async with http.ws_connect(ws_stream.url_for(conn)) as ws:
                 for text in ws_stream.subscribe_messages(conn):
                     await ws.send_str(text)

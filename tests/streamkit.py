@@ -13,7 +13,8 @@ import aiohttp
 
 from oiradar.records import Candle, Liquidation, MarketSnapshot, Side
 from oiradar.sim.server import SimServer
-from oiradar.venues.stream import State, StreamRecord, WsStream
+from oiradar.venues.stream import State, StreamRecord
+from oiradar.venues.wsstream import WsStream
 
 
 def fast(cls: type[WsStream], sim: SimServer, http: aiohttp.ClientSession, **kw: Any) -> WsStream:

@@ -20,7 +20,7 @@ from oiradar.venues.gate.wire import Listing
 from oiradar.venues.gate.ws import GateStream
 from oiradar.venues.hyperliquid import HyperliquidStream
 from oiradar.venues.okx.ws import OkxStream
-from oiradar.venues.stream import Connection
+from oiradar.venues.wsstream import Connection
 
 BAR = 5 * MINUTE_MS
 # developers.binance.com, USD-M "Kline/Candlestick Streams" (1m example; `x` as documented)

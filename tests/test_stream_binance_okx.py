@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from oiradar.records import Liquidation, MarketSnapshot, Side
+from oiradar.records import Liquidation, LiquidationFeed, MarketSnapshot, Side
 from oiradar.sim.context import num, qty_decimals
 from oiradar.sim.market import liquidation_orders
 from oiradar.sim.server import SimServer
@@ -20,7 +20,8 @@ from oiradar.venues.binance import wire as binance_wire
 from oiradar.venues.okx import OkxStream
 from oiradar.venues.okx import wire as okx_wire
 from oiradar.venues.okx import ws as okx_ws
-from oiradar.venues.stream import LiquidationFeed, State, WsStream
+from oiradar.venues.stream import State
+from oiradar.venues.wsstream import WsStream
 from tests.simkit import running
 from tests.streamkit import fast, liqs, snaps, streaming, until
 

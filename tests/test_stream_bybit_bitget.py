@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from oiradar.records import Liquidation, MarketSnapshot, Side
+from oiradar.records import Liquidation, LiquidationFeed, MarketSnapshot, Side
 from oiradar.sim.context import num, price_decimals, qty_decimals
 from oiradar.sim.market import last_price, liquidation_orders, oi_at
 from oiradar.sim.server import SimServer
@@ -21,7 +21,8 @@ from oiradar.venues.bitget import ws as bitget_ws
 from oiradar.venues.bybit import BybitStream
 from oiradar.venues.bybit import wire as bybit_wire
 from oiradar.venues.bybit import ws as bybit_ws
-from oiradar.venues.stream import LiquidationFeed, State, StreamRecord, VenueStream, WsStream
+from oiradar.venues.stream import State, StreamRecord, VenueStream
+from oiradar.venues.wsstream import WsStream
 from tests.simkit import MINUTE, running
 
 BYBIT_TICKER = json.loads(

@@ -1,6 +1,6 @@
 """Liquidations are read the moment they arrive, whatever else the streams carry: each
 venue's liquidation feed has a connection of its own, and a connection with a backlog lets
-the others run (`stream.FAIR_TURN_S`)."""
+the others run (`wsstream.FAIR_TURN_S`)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ import pytest
 
 from oiradar.records import Instrument, LiquidationFeed
 from oiradar.venues.binance.ws import FORCE_ORDERS, BinanceStream
+from oiradar.venues.bitget.ws import BitgetStream
 from oiradar.venues.bybit.ws import BybitStream
 from oiradar.venues.gate.wire import Listing
 from oiradar.venues.gate.ws import GateStream
 from oiradar.venues.okx.ws import OkxStream
-from oiradar.venues.stream import Connection, StreamRecord, WsStream
+from oiradar.venues.stream import StreamRecord
+from oiradar.venues.wsstream import Connection, WsStream, connection
 
 BACKLOG = 500
 HANDLE_S = 0.0002  # what one ticker frame costs to handle (about what a busy loop sees)
@@ -97,7 +99,7 @@ async def test_a_connection_with_a_backlog_lets_the_liquidations_in() -> None:
     assert at < BACKLOG // 2, f"the liquidation was handled after {at} ticker frames"
 
 
-@pytest.mark.parametrize("cls", [BinanceStream, BybitStream, OkxStream, GateStream])
+@pytest.mark.parametrize("cls", [BinanceStream, BybitStream, OkxStream, GateStream, BitgetStream])
 async def test_the_liquidation_feed_has_connections_of_its_own(cls: type[WsStream]) -> None:
     """No connection carries liquidations beside anything else (on a shared one, an order
     waited behind every ticker update queued before it in the same TCP stream)."""
@@ -111,18 +113,19 @@ async def test_the_liquidation_feed_has_connections_of_its_own(cls: type[WsStrea
     async with aiohttp.ClientSession() as session:
         groups = await stream.plan(session, symbols)
     carries: list[tuple[bool, bool]] = []  # (liquidations, anything else) per connection
-    for k, items in enumerate(groups):
-        conn = Connection(k, items)
+    for k, group in enumerate(groups):
+        conn = connection(k, group)
         url, msgs = stream.url_for(conn), stream.subscribe_messages(conn)
         liq = [t for t in [url, *msgs] if "forceOrder" in t or "iquidat" in t]
         other = [t for t in msgs if t not in liq]
         if url.endswith("markPrice@arr@1s"):
             other.append("mark price")
         carries.append((bool(liq), bool(other)))
+        assert conn.feed == bool(liq), (k, url, msgs[:1])  # what the venue code reads
     assert any(liq for liq, _ in carries) and any(other for _, other in carries)
     assert not any(liq and other for liq, other in carries), carries
     if isinstance(stream, BinanceStream):
-        assert stream.url_for(Connection(len(groups) - 1, None)).endswith(FORCE_ORDERS)
+        assert stream.url_for(connection(len(groups) - 1, groups[-1])).endswith(FORCE_ORDERS)
 
 
 def _gate_listing(symbol: str) -> Listing:

@@ -20,7 +20,8 @@ from oiradar.venues.dydx import ws as dydx_ws
 from oiradar.venues.dydx.wire import iso_ms
 from oiradar.venues.hyperliquid import HyperliquidClient, HyperliquidStream
 from oiradar.venues.hyperliquid import wire as hl_wire
-from oiradar.venues.stream import State, WsStream
+from oiradar.venues.stream import State
+from oiradar.venues.wsstream import WsStream
 from tests.simkit import MINUTE, running
 from tests.streamkit import (
     Key,

@@ -18,7 +18,7 @@ liquidated position is SHORT; notional = filled qty `z` x average price `ap` (re
 `wire`). The server pings every 3 min (aiohttp answers) and cuts a connection at 24 h; any
 drop reconnects with backoff.
 
-The connection loop is `oiradar.venues.stream.WsStream`, shared by every venue: idle
+The connection loop is `oiradar.venues.wsstream.WsStream`, shared by every venue: idle
 keepalive (no text pings), every message deduplicated by raw text.
 """
 
@@ -33,7 +33,8 @@ import aiohttp
 from oiradar.records import LiquidationFeed
 from oiradar.units import interval_name
 from oiradar.venues.binance.wire import KLINE_INTERVALS, VENUE, message_ms, parse_message
-from oiradar.venues.stream import Connection, StreamRecord, WsStream
+from oiradar.venues.stream import StreamRecord
+from oiradar.venues.wsstream import Connection, FeedGroup, Group, WsStream
 
 MARK_PRICE, FORCE_ORDERS = "!markPrice@arr@1s", "!forceOrder@arr"
 KLINES_PER_CONN = 1000  # of the 1024 streams a connection may hold, beside MARK_PRICE
@@ -66,32 +67,27 @@ class BinanceStream(WsStream):
         self.candle_ms = interval_ms
         return True
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._feed = -1  # index of the liquidation connection
-
     async def plan(
         self, session: aiohttp.ClientSession, symbols: Sequence[str] | None
-    ) -> list[Sequence[str] | None]:
-        groups: list[Sequence[str] | None]
+    ) -> list[Group]:
+        groups: list[Group]
         if symbols is None or self.candle_ms is None:
             groups = [None if symbols is None else list(symbols)]
         else:
             step = KLINES_PER_CONN
             groups = [symbols[i : i + step] for i in range(0, len(symbols), step)]
-        self._feed = len(groups)
-        return [*groups, None]
+        return [*groups, FeedGroup()]
 
     def url(self) -> str:
         return f"{self.base_url}/market/stream?streams={MARK_PRICE}"
 
     def url_for(self, conn: Connection) -> str:
-        if conn.index == self._feed:
+        if conn.feed:
             return f"{self.base_url}/market/stream?streams={FORCE_ORDERS}"
         return self.url()
 
     def subscribe_messages(self, conn: Connection) -> list[str]:
-        if self.candle_ms is None or not conn.items or conn.index == self._feed:
+        if self.candle_ms is None or not conn.items or conn.feed:
             return []
         return subscribe_messages(conn.items, interval_name(self.candle_ms))
 

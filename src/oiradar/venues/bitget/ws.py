@@ -40,12 +40,8 @@ from oiradar.venues.bitget.wire import (
     parse_liquidations,
     parse_ticker,
 )
-from oiradar.venues.stream import (
-    Connection,
-    StreamRecord,
-    WsStream,
-    envelope_ms,
-)
+from oiradar.venues.stream import StreamRecord, envelope_ms
+from oiradar.venues.wsstream import Connection, FeedGroup, Group, WsStream
 
 PATH = "/v2/ws/public"
 UTA_PATH = "/v3/ws/public"
@@ -99,7 +95,6 @@ class BitgetStream(WsStream):
     def __init__(self, *args: Any, ping_s: float = 30.0, **kwargs: Any) -> None:
         super().__init__(*args, ping_s=ping_s, **kwargs)
         self._intervals: dict[str, float | None] = {}
-        self._uta = -1  # index of the liquidation connection
         self._candle: str | None = None
 
     def want_candles(self, interval_ms: int) -> bool:
@@ -109,7 +104,7 @@ class BitgetStream(WsStream):
 
     async def plan(
         self, session: aiohttp.ClientSession, symbols: Sequence[str] | None
-    ) -> list[Sequence[str] | None]:
+    ) -> list[Group]:
         if symbols is None:
             client = BitgetClient(self.endpoint, env=self.env, session=session)
             try:
@@ -119,20 +114,17 @@ class BitgetStream(WsStream):
             self._intervals = {i.symbol: i.funding_interval_h for i in instruments}
             symbols = [i.symbol for i in instruments]
         per_symbol = 1 if self._candle is None else 2
-        groups: list[Sequence[str] | None] = list(
-            split_symbols(symbols, CHANNELS_PER_CONN // per_symbol)
-        )
-        self._uta = len(groups)
-        return [*groups, None]
+        groups: list[Group] = list(split_symbols(symbols, CHANNELS_PER_CONN // per_symbol))
+        return [*groups, FeedGroup()]  # the UTA socket's all-symbol liquidation channel
 
     def url(self) -> str:
         return self.base_url + PATH
 
     def url_for(self, conn: Connection) -> str:
-        return self.base_url + (UTA_PATH if conn.index == self._uta else PATH)
+        return self.base_url + (UTA_PATH if conn.feed else PATH)
 
     def subscribe_messages(self, conn: Connection) -> list[str]:
-        if conn.index == self._uta:
+        if conn.feed:
             return [LIQUIDATIONS]
         return subscribe_messages(conn.items or (), ARGS_PER_REQUEST, self._candle)
 

@@ -38,12 +38,8 @@ from oiradar.venues.bybit.wire import (
     parse_liquidations,
     parse_ticker,
 )
-from oiradar.venues.stream import (
-    Connection,
-    StreamRecord,
-    WsStream,
-    envelope_ms,
-)
+from oiradar.venues.stream import StreamRecord, envelope_ms
+from oiradar.venues.wsstream import Connection, FeedGroup, Group, WsStream
 
 PATH = "/v5/public/linear"
 ARGS_CAP = 21_000  # characters of subscribed args per public connection (§2.5)
@@ -124,7 +120,6 @@ class BybitStream(WsStream):
             "kline": parse_kline_push,
         }
         self._kline: str | None = None
-        self._feed = -1  # index of the first liquidation connection
 
     def want_candles(self, interval_ms: int) -> bool:
         self._kline = KLINE_INTERVALS.get(interval_ms)
@@ -133,29 +128,28 @@ class BybitStream(WsStream):
 
     async def plan(
         self, session: aiohttp.ClientSession, symbols: Sequence[str] | None
-    ) -> list[Sequence[str] | None]:
+    ) -> list[Group]:
         if symbols is None:
             client = BybitClient(self.endpoint, env=self.env, session=session)
             try:
                 symbols = [i.symbol for i in await client.instruments()]
             finally:
                 await client.close()
-        groups: list[Sequence[str] | None] = list(split_symbols(symbols, ARGS_BUDGET, self._kline))
-        self._feed = len(groups)
-        return [*groups, *split_symbols(symbols, ARGS_BUDGET, feed=True)]
+        groups: list[Group] = list(split_symbols(symbols, ARGS_BUDGET, self._kline))
+        feeds = split_symbols(symbols, ARGS_BUDGET, feed=True)
+        return [*groups, *map(FeedGroup, feeds)]
 
     def url(self) -> str:
         return self.base_url + PATH
 
     def on_connect(self, conn: Connection) -> None:
-        if conn.index >= self._feed:
+        if conn.feed:
             return
         for sym in conn.items or ():  # a fresh snapshot follows the resubscribe
             self._tickers.pop(sym, None)
 
     def subscribe_messages(self, conn: Connection) -> list[str]:
-        feed = conn.index >= self._feed
-        return subscribe_messages(conn.items or (), self._req_ids, self._kline, feed=feed)
+        return subscribe_messages(conn.items or (), self._req_ids, self._kline, feed=conn.feed)
 
     def decode(self, text: str) -> Any:
         running = RUNNING in text and CLOSED not in text  # a kline push of a running bar only

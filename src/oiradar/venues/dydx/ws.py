@@ -30,7 +30,8 @@ from oiradar.venues.dedupe import Dedupe
 from oiradar.venues.dydx.rest import DydxClient
 from oiradar.venues.dydx.wire import VENUE, canonical, iso_ms, parse_liquidations, parse_market
 from oiradar.venues.http import ServerClock
-from oiradar.venues.stream import Connection, StreamRecord, WsStream
+from oiradar.venues.stream import StreamRecord
+from oiradar.venues.wsstream import Connection, Group, WsStream
 
 PATH = "/v4/ws"
 TRADES_PER_CONN = 30  # the indexer allows 32 v4_trades subscriptions per connection
@@ -61,7 +62,7 @@ class DydxStream(WsStream):
 
     async def plan(
         self, session: aiohttp.ClientSession, symbols: Sequence[str] | None
-    ) -> list[Sequence[str] | None]:
+    ) -> list[Group]:
         client = DydxClient(self.endpoint, env=self.env, session=session)
         try:
             listed = await client.instruments()

@@ -40,7 +40,8 @@ from oiradar.venues.gate.wire import (
     parse_liquidations,
     stream_tickers,
 )
-from oiradar.venues.stream import Connection, StreamRecord, WsStream
+from oiradar.venues.stream import StreamRecord
+from oiradar.venues.wsstream import Connection, FeedGroup, Group, WsStream
 
 PATH = "/v4/ws/usdt"
 CONTRACTS_PER_FRAME = 100
@@ -82,7 +83,6 @@ class GateStream(WsStream):
         self._listings: dict[str, Listing] = {}  # contract -> listing
         self._clock: Callable[[], int | None] = lambda: None
         self._candle: str | None = None
-        self._feed = -1  # index of the liquidation connection
         self._channels: dict[str, Callable[[Mapping[str, Any]], Iterable[StreamRecord]]] = {
             LIQUIDATIONS: self._liquidations,
             TICKERS: lambda msg: stream_tickers(msg, self._listings),
@@ -104,15 +104,14 @@ class GateStream(WsStream):
 
     async def plan(
         self, session: aiohttp.ClientSession, symbols: Sequence[str] | None
-    ) -> list[Sequence[str] | None]:
-        self._feed = 1
-        return [None if symbols is None else list(symbols), None]
+    ) -> list[Group]:
+        return [None if symbols is None else list(symbols), FeedGroup()]
 
     def url(self) -> str:
         return self.base_url + PATH
 
     def subscribe_messages(self, conn: Connection) -> list[str]:
-        if conn.index == self._feed:
+        if conn.feed:
             return [liquidation_message((self._clock() or 0) // 1000)]
         wanted = None if conn.items is None else set(conn.items)
         contracts = [c for c, x in self._listings.items()

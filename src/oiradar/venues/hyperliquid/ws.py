@@ -44,7 +44,8 @@ from oiradar.venues.hyperliquid.wire import (
     subscribe_message,
     trade_times,
 )
-from oiradar.venues.stream import Connection, StreamRecord, WsStream
+from oiradar.venues.stream import StreamRecord
+from oiradar.venues.wsstream import Connection, WsStream
 
 PATH = "/ws"
 SUBSCRIBE_GAP_S = 0.05  # 20 frames/s: 1,200 a minute, under the 2,000 client messages a minute

@@ -37,7 +37,8 @@ from oiradar.venues.okx.wire import (
     parse_candles,
     parse_message,
 )
-from oiradar.venues.stream import Connection, StreamRecord, WsStream
+from oiradar.venues.stream import StreamRecord
+from oiradar.venues.wsstream import Connection, FeedGroup, Group, WsStream
 
 BATCH = 200  # args per subscribe message: ~11 KB, far below the 64 KB cap
 BUSINESS = 1  # the connection index of `/ws/v5/business` (candles)
@@ -85,7 +86,6 @@ class OkxStream(WsStream):
         super().__init__(*args, **kwargs)
         self.ct_val: dict[str, float] = {}  # instId -> ctVal
         self.inst_ids: dict[str, str] = {}  # canonical symbol -> instId
-        self._feed = -1  # index of the liquidation connection
 
     async def prepare(self, session: aiohttp.ClientSession) -> None:
         client = OkxClient(self.endpoint, env=self.env, session=session)
@@ -102,21 +102,20 @@ class OkxStream(WsStream):
 
     async def plan(
         self, session: aiohttp.ClientSession, symbols: Sequence[str] | None
-    ) -> list[Sequence[str] | None]:
+    ) -> list[Group]:
         items = None if symbols is None else list(symbols)
-        groups = [items] if self.candle_ms is None else [items, items]
-        self._feed = len(groups)
-        return [*groups, None]
+        groups: list[Group] = [items] if self.candle_ms is None else [items, items]
+        return [*groups, FeedGroup()]
 
     def url(self) -> str:
         return f"{self.base_url}/ws/v5/public"
 
     def url_for(self, conn: Connection) -> str:
-        business = conn.index == BUSINESS and conn.index != self._feed
+        business = conn.index == BUSINESS and not conn.feed
         return f"{self.base_url}/ws/v5/business" if business else self.url()
 
     def subscribe_messages(self, conn: Connection) -> list[str]:
-        if conn.index == self._feed:
+        if conn.feed:
             return [LIQUIDATIONS]
         symbols = conn.items
         wanted = list(self.inst_ids) if symbols is None else list(dict.fromkeys(symbols))

@@ -231,6 +231,36 @@ def test_batches_take_what_arrived_while_the_last_ran(store: Store) -> None:
     assert seen == [[1], [2, 3, 4], [-1]]
 
 
+def test_batches_seal_each_batch_once_on_the_loop(store: Store) -> None:
+    """The daemon's alert log: what only a batch's newest item needs (the watch state) is
+    built once per batch, on the loop's thread, as the batch leaves."""
+    gate, sealed = threading.Event(), []
+
+    def seal(items: list[int]) -> list[int]:
+        sealed.append((list(items), threading.get_ident()))
+        return [*items[:-1], items[-1] + 100]
+
+    def fn(s: Store, items: list[int]) -> list[int]:
+        gate.wait(5)
+        return items
+
+    async def main() -> tuple[list[int], int]:
+        worker = AsyncStore(store)
+        batches = Batches(worker.run, fn, seal)
+        first = asyncio.create_task(batches(1))
+        await asyncio.sleep(0.05)
+        rest = [asyncio.create_task(batches(i)) for i in (2, 3, 4)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        got = await asyncio.gather(first, *rest)
+        worker.close()
+        return got, threading.get_ident()
+
+    got, loop_thread = asyncio.run(main())
+    assert got == [101, 2, 3, 104]
+    assert sealed == [([1], loop_thread), ([2, 3, 4], loop_thread)]
+
+
 # -- reading -------------------------------------------------------------------------------
 
 

@@ -50,14 +50,17 @@ class Batches(Generic[T, R]):
     worker trips, one transaction each, and the first items need not wait for the last.
     `await batches(item)` is that item's result. `run` puts a call on the worker: an
     `AsyncStore`'s `run`, or the daemon's writer (`Ingest.write`: its alert log, a batch
-    of a bar close's alerts in one transaction)."""
+    of a bar close's alerts in one transaction). `seal`, if given, runs on the loop over each
+    batch as it leaves for the worker (what only the batch's newest item needs is built once
+    per batch, not once per item)."""
 
     def __init__(
         self,
         run: Callable[[Callable[[Store], list[R]]], Awaitable[list[R]]],
         fn: Callable[[Store, list[T]], list[R]],
+        seal: Callable[[list[T]], list[T]] | None = None,
     ) -> None:
-        self._run_on, self._fn = run, fn
+        self._run_on, self._fn, self._seal = run, fn, seal
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
         self._drain: asyncio.Task[None] | None = None
 
@@ -76,6 +79,8 @@ class Batches(Generic[T, R]):
     async def _one(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         items = [item for item, _ in batch]
         try:
+            if self._seal is not None:
+                items = self._seal(items)
             results = await self._run_on(lambda s: self._fn(s, items))
         except asyncio.CancelledError:
             for _, future in [*batch, *self._queue]:

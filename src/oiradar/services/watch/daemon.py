@@ -43,6 +43,7 @@ from oiradar.venues.base import VenueClient
 from oiradar.venues.stream import VenueStream
 
 log = logging.getLogger(__name__)
+LoggedAlert = tuple[dict[str, Any], WatchState | None]  # as sent; the state: `_with_state`
 STATUS_EVERY_S = 2.0
 TRACKS_EVERY_S = 60.0  # how often due track records are looked for (wall time)
 
@@ -100,7 +101,7 @@ class Watch:
         self.decider = Decider(req.params, req.bar_ms, feeds, self._emit)
         self._publishing: dict[str, asyncio.Task[None]] = {}  # the newest alert per symbol
         self.tracks = TrackBook(req.params)  # precomputed: alerts never run the study
-        self._alert_log = Batches(self.ingest.write, self._record_alerts)
+        self._alert_log = Batches(self.ingest.write, self._record_alerts, self._with_state)
         self.loop_lag = LoopLag()
         self.venues: list[VenueWatch] = []
         self.started_wall = time.time()
@@ -158,7 +159,7 @@ class Watch:
         read = time.time()
         self.log.last = [*self.log.last[-19:], alert.to_dict()]
         try:
-            await self._alert_log((alert.to_dict(), self.watch_state()))
+            await self._alert_log((alert.to_dict(), None))
         except StoreError as exc:
             log.warning("event=alert_log_failed error=%s", exc)
         log.info(
@@ -172,14 +173,21 @@ class Watch:
             self.on_alert(alert)
         self.dispatcher.submit(alert)
 
+    def _with_state(self, alerts: list[LoggedAlert]) -> list[LoggedAlert]:
+        """The state as the batch leaves (it holds every episode of the batch), on its
+        newest alert: built once per batch, not per alert of a bar close's burst."""
+        return [*alerts[:-1], (alerts[-1][0], self.watch_state())]
+
     @staticmethod
-    def _record_alerts(store: Store, alerts: list[tuple[dict[str, Any], WatchState]]) -> list[None]:
+    def _record_alerts(store: Store, alerts: list[LoggedAlert]) -> list[None]:
         """The dashboard's alert feed, and the episodes `_resume` will not announce again (the
         newest state holds every one of them): the alerts of a bar close in one transaction,
         so that a burst escalation queues behind one write, not behind each of theirs."""
         for sent, _ in alerts:
             store.append_alert(sent)
-        store.put_watch_state(alerts[-1][1])
+        state = alerts[-1][1]
+        if state is not None:
+            store.put_watch_state(state)
         return [None] * len(alerts)
 
     def _driver(self, alert: Alert) -> str:

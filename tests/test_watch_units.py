@@ -15,10 +15,11 @@ from oiradar.errors import StoreError
 from oiradar.records import Candle, FundingSample, LiquidationFeed, OISample
 from oiradar.services.alerts import Alert
 from oiradar.services.watch.bars import BarBook, MinuteOI
+from oiradar.services.watch.close import missing_opens
 from oiradar.services.watch.decide import STALE_MS, Burst, Decider, Phase
 from oiradar.services.watch.ingest import Ingest
 from oiradar.services.watch.venue_status import MIN_POLL_S, poll_interval_s
-from oiradar.signals.live import Bar, bar_at
+from oiradar.signals.live import Bar, bar_at, grid_bars
 from oiradar.signals.params import EngineParams
 from oiradar.signals.reading import MarketReading
 from oiradar.signals.regimes import Regime
@@ -418,4 +419,20 @@ async def test_a_flush_goes_in_chunks_an_alert_between_them_and_a_failure_keeps_
         assert await ingest.flush_async() == 5
     await ingest.close()
     assert store.candle_at("bybit", "BTCUSDT", "5m", T0 + 4 * BAR) == replace(bars[4], close=14)
+    store.close()
+
+
+def test_bars_no_candle_came_for_are_the_missing_ones(tmp_path: Path) -> None:
+    """A close steps a symbol from the store once REST filled what it could; a bar the venue
+    never served (no close message, no REST row) is stepped past as unknown and counted
+    (`missing` in the status, `event=bar_missing`): these are the bars it names."""
+    store = open_store(tmp_path / "s.sqlite")
+    store.write_records([_candle(T0 + k * BAR) for k in (1, 2, 4, 5)])  # 0 and 3: no candle
+    grid = build_grid(store.read_series("binance", "BTCUSDT", "5m", T0, T0 + 5 * BAR))
+    bars = [b for b in grid_bars(grid) if b.ts_ms >= T0]
+    assert [b.ts_ms for b in bars] == [T0 + k * BAR for k in (1, 2, 3, 4, 5)]
+    assert missing_opens(bars, T0, BAR) == [T0, T0 + 3 * BAR]
+    assert missing_opens(bars, T0 + BAR, BAR) == [T0 + 3 * BAR]
+    assert missing_opens(bars[:2], T0 + BAR, BAR) == []
+    assert missing_opens([], T0, BAR) == []
     store.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -337,13 +338,22 @@ class BarClose(ABC):
     def _step_symbol(self, sym: str, grid: Grid, lo: int, upto: int) -> None:
         """Step the bars of `grid` (read up to `upto`) from the bar opening at `lo`."""
         state = self.states[sym]
-        for bar in grid_bars(grid):
-            if bar.ts_ms < lo:
-                continue
+        bars = [bar for bar in grid_bars(grid) if bar.ts_ms >= lo]
+        for bar in bars:
             result = step(state, bar)
             self.status.bars_stepped += 1
             self.decider.on_bar(self.venue, sym, result, self.funding.get(sym, (None, None)))
+        self._mark_missing(sym, missing_opens(bars, lo, self.bar_ms))
         self._stepped(sym)
+
+    def _mark_missing(self, sym: str, opens: list[int]) -> None:
+        """Bars stepped past with no candle (neither the stream nor REST had one: a venue's
+        own hole): unknown to the engine, as to `oiradar analyze`, and said so."""
+        if not opens:
+            return
+        self.status.missing += len(opens)
+        log.warning("venue=%s event=bar_missing symbol=%s bars=%d first=%s", self.venue, sym,
+                    len(opens), iso(opens[0]))  # fmt: skip
 
     def store_pending(self) -> None:
         """At a stop: the streamed candles not stepped yet, the newest OI, and the feed's
@@ -357,3 +367,12 @@ class BarClose(ABC):
         if self.feed is not LiquidationFeed.NONE:
             spans = self._feed_spans.spans(self.stream.stats)
             self.ingest.cover([(self.venue, s, a, b) for a, b in spans for s in self.symbols])
+
+
+def missing_opens(bars: Sequence[Bar], lo: int, bar_ms: int) -> list[int]:
+    """The opens from `lo` up to the last of `bars` that came without a candle: a row of the
+    store's grid with no close, or no row at all (before the grid's first)."""
+    if not bars:
+        return []
+    have = {b.ts_ms for b in bars if not math.isnan(b.close)}
+    return [t for t in range(lo, bars[-1].ts_ms, bar_ms) if t not in have]

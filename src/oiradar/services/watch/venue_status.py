@@ -47,6 +47,7 @@ class VenueStatus:
     streamed_bars: int = 0  # bars stepped from what the streams built (no REST, no store read)
     filled: dict[str, int] = field(default_factory=dict)  # cause -> bars whose candle REST filled
     last_filled: list[str] = field(default_factory=list)  # "SYMBOL@bar open (cause)", newest last
+    missing: int = 0  # bars stepped with no candle: neither the stream nor REST had one
     rate_mark: tuple[float, int] = field(default_factory=lambda: (time.monotonic(), 0))
     rate: float = 0.0  # messages a second between the last two marks
 
@@ -82,6 +83,7 @@ class VenueStatus:
             "streamed_bars": self.streamed_bars,
             "filled": dict(self.filled),
             "last_filled": self.last_filled[-10:],
+            "missing": self.missing,
             "symbols": symbols,
             "liquidations": feed.value,
             "oi": "stream" if stream.streams_oi else f"poll every {self.poll_s or 0:.1f} s",

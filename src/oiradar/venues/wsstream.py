@@ -61,6 +61,7 @@ class Connection:
 
 
 def connection(index: int, group: Group) -> Connection:
+    """The connection a plan's group makes (`WsStream.run`; tests and benches ask too)."""
     if isinstance(group, FeedGroup):
         return Connection(index, group.items, feed=True)
     return Connection(index, group)

@@ -13,14 +13,6 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from oiradar.sim.context import SimContext
 
-# A venue's streams are fanned out by machines of their own; the simulator's are tasks of one
-# event loop, and aiohttp's `send_str` returns without suspending while the socket buffer has
-# room, so a connection pushing 500 bar closes would hold every other connection's push (a
-# liquidation, say) until it is done. Every connection's sends therefore let the others run
-# once the process has been sending for this long without a pause.
-TURN_S = 0.005
-_turn = [0.0]  # perf_counter() when the current run of sends began
-
 
 class Sender:
     """Sends JSON to one client, applying the configured duplicate/reorder faults."""
@@ -47,15 +39,6 @@ class Sender:
             return
         await self.ws.send_str(text)
         self.ctx.limits.stats[self.venue].ws_messages += 1
-        await take_turns()
-
-
-async def take_turns() -> None:
-    """Yields to the loop's other tasks once `TURN_S` of sending has gone by (see TURN_S)."""
-    now = time.perf_counter()
-    if now - _turn[0] >= TURN_S:
-        await asyncio.sleep(0)
-        _turn[0] = time.perf_counter()
 
 
 async def drop_later(

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
@@ -22,8 +23,8 @@ WATCH = Path(__file__).with_name("watch.py")  # runs the probe with `--probe BAS
 class Probe:
     """A bare WebSocket client of the liquidation feeds the daemon reads (Binance
     `!forceOrder@arr`, Bybit `allLiquidation.*`, OKX `liquidation-orders`, Gate
-    `futures.public_liquidates` `!all`), doing nothing else. Bitget's and dYdX's are not
-    probed: an escalation one of their orders tips has no latency figure (counted apart).
+    `futures.public_liquidates` `!all`, Bitget's UTA `liquidation`, dYdX's `v4_trades` per
+    market), doing nothing else (Hyperliquid has no liquidation feed).
 
     It runs in a process of its own (`--probe`), so that neither its parsing nor this
     process's webhook receiver delays the other's clock readings. Where it saw an order
@@ -43,7 +44,7 @@ class Probe:
     async def run(self, http: aiohttp.ClientSession, bases: dict[str, str]) -> None:
         """Every probed venue among `bases` (venue -> its simulator's base URL)."""
         feeds = {"binance": self._binance, "bybit": self._bybit, "okx": self._okx,
-                 "gate": self._gate}  # fmt: skip
+                 "gate": self._gate, "bitget": self._bitget, "dydx": self._dydx}  # fmt: skip
         names = [v for v in feeds if v in bases]
         outcomes = await asyncio.gather(
             *(feeds[v](http, bases[v]) for v in names), return_exceptions=True
@@ -111,6 +112,48 @@ class Probe:
                     ts = row.get("time_ms", row.get("time"))
                     if float(row.get("size", 0)) > 0 and ts is not None:  # a short's forced buy
                         self._saw(str(row["contract"]).replace("_", ""), int(ts), arrived)
+
+    async def _bitget(self, http: aiohttp.ClientSession, base: str) -> None:
+        async with http.ws_connect(f"{base}/v3/ws/public") as ws:
+            arg = {"instType": "usdt-futures", "topic": "liquidation"}
+            await ws.send_json({"op": "subscribe", "args": [arg]})
+            pinger = asyncio.create_task(self._ping(ws, "ping"))
+            try:
+                async for msg in ws:
+                    arrived = time.time()
+                    if msg.type is not aiohttp.WSMsgType.TEXT or msg.data == "pong":
+                        continue
+                    for row in json.loads(msg.data).get("data") or []:
+                        if isinstance(row, dict) and str(row.get("side")).lower() == "sell":
+                            self._saw(str(row["symbol"]), int(row["ts"]), arrived)  # a short's
+            finally:
+                pinger.cancel()
+
+    async def _dydx(self, http: aiohttp.ClientSession, base: str) -> None:
+        """Every market's trade tape over connections of 30 (the indexer's cap is 32); a
+        short's liquidation is a LIQUIDATED fill whose taker bought."""
+        tickers = [s.removesuffix("USDT") + "-USD" for s in self.symbols]
+        await asyncio.gather(
+            *(self._dydx_conn(http, base, tickers[i : i + 30]) for i in range(0, len(tickers), 30))
+        )
+
+    async def _dydx_conn(self, http: aiohttp.ClientSession, base: str, tickers: list[str]) -> None:
+        async with http.ws_connect(f"{base}/v4/ws") as ws:
+            for t in tickers:
+                await ws.send_json({"type": "subscribe", "channel": "v4_trades", "id": t})
+                await asyncio.sleep(0.02)
+            async for msg in ws:
+                arrived = time.time()
+                if msg.type is not aiohttp.WSMsgType.TEXT or "LIQUIDATED" not in msg.data:
+                    continue
+                push = json.loads(msg.data)
+                if push.get("type") != "channel_data":  # the subscribe reply replays history
+                    continue
+                symbol = str(push["id"]).removesuffix("-USD").replace("-", "") + "USDT"
+                for row in (push.get("contents") or {}).get("trades") or []:
+                    if row.get("type") == "LIQUIDATED" and row.get("side") == "BUY":
+                        when = datetime.fromisoformat(str(row["createdAt"]).replace("Z", "+00:00"))
+                        self._saw(symbol, round(when.timestamp() * 1000), arrived)
 
     @staticmethod
     async def _ping(ws: aiohttp.ClientWebSocketResponse, text: str) -> None:

@@ -228,7 +228,7 @@ def report_latency(args: argparse.Namespace, run: Run, watch_log: Path) -> tuple
         "  "
         + dist(
             "the simulator's part, order time -> bare client, every short liquidation of "
-            f"Binance, Bybit, OKX and Gate (push batching every {PUSH_WALL_S * 1000:.0f} ms wall, "
+            f"the probed venues (push batching every {PUSH_WALL_S * 1000:.0f} ms wall, "
             "its loop running late)",
             sim_part,
         )

@@ -10,15 +10,17 @@ daemon reports `running` (its start-up backfill is timed separately), and report
 - CPU share of the watch and, separately, of the simulator: CPU seconds / wall seconds in %
   of one core, once running and over the whole run.
 - latency from a liquidation message leaving the simulator to the alert reaching the sink,
-  for the escalations a liquidation burst triggers (their `ts` is the venue time of the
-  order that tipped the squeeze rule, `ts_ms`). Target p99 < 250 ms. The simulator's clock is
-  linear (GET /_sim/clock), so an order's venue time maps to the wall time it happened; the
-  sim sends it at its next WebSocket push tick (every 0.1 s of wall time), so the figure is
-  an upper bound by up to 100 ms. A bare WebSocket client in this process (the Binance
-  forceOrder streams of a few symbols) measures the simulator's own part the same way.
+  for the escalations a liquidation burst triggers. A bare WebSocket client in a process of
+  its own (`_watchprobe.py`) reads every venue's liquidation feed as the daemon does (all but
+  Hyperliquid, which has none) and times each short liquidation's arrival: within loopback,
+  when its message left the simulator. An escalation's `ts` is the venue time of the order
+  that tipped the squeeze rule (`ts_ms`), which finds that arrival. Target p99 < 250 ms over
+  >= 100 escalations. Timed from the order's venue time instead (the simulator's clock is
+  linear, GET /_sim/clock), the figure adds the simulator's own part (it pushes every 0.1 s
+  of wall time, later when its loop runs late), reported apart.
   The simulator serves a squeeze-heavy market whose squeezes start as covering
-  (--regime-weights, --cascade-delay) so that a 10-minute run has enough escalations for a
-  p99.
+  (--regime-weights, --cascade-delay) so that a run has escalations enough for a p99
+  (about two a minute at 500 symbols x 4 venues).
 - bar close -> sink latency of the alerts a 5m bar close raises, separately (it includes
   the --settle wait), per venue and cause, after the two warm-up closes after the start
   (whose bars the streams saw only in part, so they go via REST) and for those apart.

@@ -54,15 +54,14 @@ class _Buffered:
 
     close_code = 1000
 
-    def __init__(self, frames: int, tag: str = "") -> None:
-        self.frames = self.left = frames
-        self.tag = tag  # frames of different connections differ (the dedupe drops repeats)
+    def __init__(self, frames: int) -> None:
+        self.left = frames
 
     async def receive(self, timeout: float | None = None) -> aiohttp.WSMessage:
         if not self.left:
             return aiohttp.WSMessage(aiohttp.WSMsgType.CLOSE, None, None)
         self.left -= 1
-        text = json.dumps({"c": "tickers", "n": f"{self.tag}{self.frames - self.left}"})
+        text = json.dumps({"c": "tickers", "n": BACKLOG - self.left})
         return aiohttp.WSMessage(aiohttp.WSMsgType.TEXT, text, None)
 
 
@@ -132,38 +131,3 @@ async def test_the_liquidation_feed_has_connections_of_its_own(cls: type[WsStrea
 def _gate_listing(symbol: str) -> Listing:
     contract = symbol.replace("USDT", "_USDT")
     return Listing(Instrument("gate", symbol, contract, symbol[:-4], "USDT", 1.0), None)
-
-
-class _Timed(_Order):
-    """Notes when the liquidation was handled."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.liq_at: float | None = None
-
-    def records(self, msg: Any, symbols: frozenset[str] | None) -> list[StreamRecord]:
-        if msg["c"] == "liq":
-            self.liq_at = time.perf_counter()
-        return super().records(msg, symbols)
-
-
-async def test_a_bar_close_on_many_connections_lets_the_liquidation_in_at_once() -> None:
-    """At a bar close every market-data connection has a backlog (Bitget alone has 23): 30
-    connections of 100 frames (600 ms of handling) and a liquidation arriving 20 ms in. It
-    waits for one turn of each busy connection at most: 155 ms at 5 ms turns (of the 250 ms
-    the whole path from the venue to the sink may take), 34-36 ms at 1 ms."""
-    stream = _Timed()
-    arrived = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    at: list[float] = []
-    loop.call_later(0.02, lambda: (at.append(time.perf_counter()), arrived.set()))
-    busy = [cast(aiohttp.ClientWebSocketResponse, _Buffered(100, f"{k}.")) for k in range(30)]
-    feed = cast(aiohttp.ClientWebSocketResponse, _Later(arrived))
-    await asyncio.gather(
-        stream._receive(feed, Connection(30, None, feed=True), None, lambda r: None),
-        *(stream._receive(ws, Connection(k, None), None, lambda r: None)
-          for k, ws in enumerate(busy)),
-    )  # fmt: skip
-    assert stream.liq_at is not None and len(stream.seen) == 30 * 100 + 1
-    waited_ms = (stream.liq_at - at[0]) * 1000
-    assert waited_ms < 60, f"the liquidation waited {waited_ms:.0f} ms"

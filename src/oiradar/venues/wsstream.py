@@ -34,10 +34,7 @@ log = logging.getLogger(__name__)
 # a buffered frame back at once): a ticker connection's backlog at a bar close held the loop
 # for its whole length, and the liquidation connection's frames, already in, waited for it.
 # After this long a connection lets the others (and the timers) run before its next frame.
-# At a bar close every market-data connection has a backlog at once (Bitget alone has 23),
-# and a liquidation waits for one turn of each: 1 ms, not 5, keeps that wait a few tens of
-# ms; a turn costs one pass of the loop (tens of microseconds) and only during backlogs.
-FAIR_TURN_S = 0.001
+FAIR_TURN_S = 0.005
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -79,8 +81,19 @@ class Probe:
                 pinger.cancel()
 
     async def _okx(self, http: aiohttp.ClientSession, base: str) -> None:
-        async with http.ws_connect(f"{base}/ws/v5/public") as ws:
-            arg = {"channel": "liquidation-orders", "instType": "SWAP"}
+        arg = {"channel": "liquidation-orders", "instType": "SWAP"}
+        async for arrived, row in self._rows(http, f"{base}/ws/v5/public", arg):
+            symbol = "".join(str(row.get("instId", "")).split("-")[:2])
+            for d in row.get("details") or []:
+                if d.get("side") == "buy":  # a short's forced buy
+                    self._saw(symbol, int(d["ts"]), arrived)
+
+    async def _rows(
+        self, http: aiohttp.ClientSession, url: str, arg: dict[str, str]
+    ) -> AsyncIterator[tuple[float, dict[str, Any]]]:
+        """OKX's and Bitget's way: one `subscribe` op, `ping` text every 5 s, pushes whose
+        `data` holds the rows; each row with its message's arrival."""
+        async with http.ws_connect(url) as ws:
             await ws.send_json({"op": "subscribe", "args": [arg]})
             pinger = asyncio.create_task(self._ping(ws, "ping"))
             try:
@@ -89,10 +102,8 @@ class Probe:
                     if msg.type is not aiohttp.WSMsgType.TEXT or msg.data == "pong":
                         continue
                     for row in json.loads(msg.data).get("data") or []:
-                        symbol = "".join(str(row.get("instId", "")).split("-")[:2])
-                        for d in row.get("details") or []:
-                            if d.get("side") == "buy":  # a short's forced buy
-                                self._saw(symbol, int(d["ts"]), arrived)
+                        if isinstance(row, dict):
+                            yield arrived, row
             finally:
                 pinger.cancel()
 
@@ -114,20 +125,10 @@ class Probe:
                         self._saw(str(row["contract"]).replace("_", ""), int(ts), arrived)
 
     async def _bitget(self, http: aiohttp.ClientSession, base: str) -> None:
-        async with http.ws_connect(f"{base}/v3/ws/public") as ws:
-            arg = {"instType": "usdt-futures", "topic": "liquidation"}
-            await ws.send_json({"op": "subscribe", "args": [arg]})
-            pinger = asyncio.create_task(self._ping(ws, "ping"))
-            try:
-                async for msg in ws:
-                    arrived = time.time()
-                    if msg.type is not aiohttp.WSMsgType.TEXT or msg.data == "pong":
-                        continue
-                    for row in json.loads(msg.data).get("data") or []:
-                        if isinstance(row, dict) and str(row.get("side")).lower() == "sell":
-                            self._saw(str(row["symbol"]), int(row["ts"]), arrived)  # a short's
-            finally:
-                pinger.cancel()
+        arg = {"instType": "usdt-futures", "topic": "liquidation"}
+        async for arrived, row in self._rows(http, f"{base}/v3/ws/public", arg):
+            if str(row.get("side")).lower() == "sell":  # a short position's
+                self._saw(str(row["symbol"]), int(row["ts"]), arrived)
 
     async def _dydx(self, http: aiohttp.ClientSession, base: str) -> None:
         """Every market's trade tape over connections of 30 (the indexer's cap is 32); a

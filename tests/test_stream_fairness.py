@@ -18,9 +18,10 @@ from oiradar.venues.bitget.ws import BitgetStream
 from oiradar.venues.bybit.ws import BybitStream
 from oiradar.venues.gate.wire import Listing
 from oiradar.venues.gate.ws import GateStream
+from oiradar.venues.lane import Lane
 from oiradar.venues.okx.ws import OkxStream
 from oiradar.venues.stream import StreamRecord
-from oiradar.venues.wsstream import Connection, WsStream, connection
+from oiradar.venues.wsstream import FAIR_TURN_S, Connection, WsStream, connection
 
 BACKLOG = 500
 HANDLE_S = 0.0002  # what one ticker frame costs to handle (about what a busy loop sees)
@@ -54,14 +55,14 @@ class _Buffered:
 
     close_code = 1000
 
-    def __init__(self, frames: int) -> None:
-        self.left = frames
+    def __init__(self, frames: int, tag: int = 0) -> None:
+        self.left, self.tag = frames, tag  # tag: frames of different connections differ
 
     async def receive(self, timeout: float | None = None) -> aiohttp.WSMessage:
         if not self.left:
             return aiohttp.WSMessage(aiohttp.WSMsgType.CLOSE, None, None)
         self.left -= 1
-        text = json.dumps({"c": "tickers", "n": BACKLOG - self.left})
+        text = json.dumps({"c": "tickers", "n": BACKLOG - self.left, "k": self.tag})
         return aiohttp.WSMessage(aiohttp.WSMsgType.TEXT, text, None)
 
 
@@ -99,6 +100,35 @@ async def test_a_connection_with_a_backlog_lets_the_liquidations_in() -> None:
     assert at < BACKLOG // 2, f"the liquidation was handled after {at} ticker frames"
 
 
+async def test_many_connections_with_a_backlog_take_one_turn_per_pass() -> None:
+    """At a bar close every market-data connection has a backlog at once: 30 of them with 100
+    frames each (600 ms of handling) and a liquidation arriving 20 ms in on the feed's own
+    connection. It is handled within a pass or two (one market-data turn each, `venues.lane`),
+    not after a turn of each of the 30 (up to 750 frames)."""
+    stream = _Order()
+    loop = asyncio.get_running_loop()
+    arrived, seen_then = asyncio.Event(), []
+
+    def arrive() -> None:
+        seen_then.append(len(stream.seen))
+        arrived.set()
+
+    loop.call_later(0.02, arrive)
+    feed = cast(aiohttp.ClientWebSocketResponse, _Later(arrived))
+    busy = [cast(aiohttp.ClientWebSocketResponse, _Buffered(100, k)) for k in range(30)]
+    await asyncio.gather(
+        stream._receive(feed, Connection(30, None, feed=True), None, lambda r: None),
+        *(
+            stream._receive(ws, Connection(k, None), None, lambda r: None)
+            for k, ws in enumerate(busy)
+        ),
+    )
+    assert len(stream.seen) == 30 * 100 + 1
+    behind = stream.seen.index("liq:1") - seen_then[0]
+    per_turn = round(FAIR_TURN_S / HANDLE_S)
+    assert behind <= 3 * (per_turn + 1), f"{behind} ticker frames were handled before it"
+
+
 @pytest.mark.parametrize("cls", [BinanceStream, BybitStream, OkxStream, GateStream, BitgetStream])
 async def test_the_liquidation_feed_has_connections_of_its_own(cls: type[WsStream]) -> None:
     """No connection carries liquidations beside anything else (on a shared one, an order
@@ -131,3 +161,23 @@ async def test_the_liquidation_feed_has_connections_of_its_own(cls: type[WsStrea
 def _gate_listing(symbol: str) -> Listing:
     contract = symbol.replace("USDT", "_USDT")
     return Listing(Instrument("gate", symbol, contract, symbol[:-4], "USDT", 1.0), None)
+
+
+async def test_the_lane_passes_on_when_a_waiter_is_cancelled() -> None:
+    """A connection cancelled while it waits for its turn (a stop, a reconnect) never keeps
+    the lane from the others, whether the lane had been handed to it or not."""
+    market = Lane(asyncio.get_running_loop())
+    order: list[str] = []
+
+    async def take(who: str) -> None:
+        await market.turn(who)
+        order.append(who)
+
+    waiters = {w: asyncio.create_task(take(w)) for w in "bcd"}
+    await market.turn("a")  # an idle lane: at once (b, c and d have not run yet)
+    await asyncio.sleep(0)  # they queue behind a; a's pass ends, handing the lane to b
+    waiters["c"].cancel()  # cancelled before its turn
+    waiters["b"].cancel()  # cancelled with the lane in hand, before it ran
+    await asyncio.wait_for(waiters["d"], 1.0)
+    assert order == ["d"]
+    assert all(waiters[w].cancelled() for w in "bc")

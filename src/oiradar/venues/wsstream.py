@@ -20,6 +20,7 @@ from oiradar.backoff import Backoff, retry_after_s
 from oiradar.lifecycle import cancel_and_wait
 from oiradar.venues.dedupe import Dedupe
 from oiradar.venues.endpoints import endpoints
+from oiradar.venues.lane import lane
 from oiradar.venues.stream import (
     Handler,
     State,
@@ -33,7 +34,9 @@ log = logging.getLogger(__name__)
 # A connection whose frames are buffered reads them without ever suspending (aiohttp hands
 # a buffered frame back at once): a ticker connection's backlog at a bar close held the loop
 # for its whole length, and the liquidation connection's frames, already in, waited for it.
-# After this long a connection lets the others (and the timers) run before its next frame.
+# After this long a connection lets the others (and the timers) run before its next frame:
+# a market-data connection queues for the next pass's turn (`venues.lane`), a liquidation
+# feed just lets the pass end.
 FAIR_TURN_S = 0.005
 
 
@@ -289,6 +292,7 @@ class WsStream(VenueStream):
         window_s, windows = self.silence()
         got_any, quiet = False, 0  # quiet: windows in a row with nothing received
         loop = asyncio.get_running_loop()
+        market = None if conn.feed else lane()  # the liquidation feed never queues there
         turn_ends = loop.time() + FAIR_TURN_S
         while True:
             try:
@@ -312,8 +316,11 @@ class WsStream(VenueStream):
                 )
                 return got_any
             if msg.type is aiohttp.WSMsgType.TEXT:
+                if market is not None and (not market.holds(conn) or loop.time() >= turn_ends):
+                    await market.turn(conn)  # one market-data turn per pass (`venues.lane`)
+                    turn_ends = loop.time() + FAIR_TURN_S
                 got_any = await self._handle(str(msg.data), conn, wanted, on_record) or got_any
-            if loop.time() >= turn_ends:  # the other connections' turn (see FAIR_TURN_S)
+            if market is None and loop.time() >= turn_ends:  # a feed's own backlog
                 await asyncio.sleep(0)
                 turn_ends = loop.time() + FAIR_TURN_S
 

@@ -78,6 +78,33 @@ async def test_a_request_in_flight_holds_its_units_until_the_reply() -> None:
     limiter.done(await asyncio.wait_for(waiter, 1.0))
 
 
+async def test_a_request_given_up_on_holds_its_units_a_period_longer() -> None:
+    """A request that timed out may still be counted once the venue gets to it (a loaded
+    venue's backlog): the first window's requests are given up on after a tenth of the
+    window and counted half a window later; the next ones fly. Freed at the give-up, both
+    windows' requests would fall in one venue window."""
+    limiter = Limiter("x", {"ip": Budget(LIMIT, PERIOD)}, safety=1.0)
+    counted: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def one(late: bool) -> None:
+        ticket = await limiter.acquire([("ip", "", 1)])
+        if late:  # given up on; the venue counts it later
+            await asyncio.sleep(0.1 * PERIOD)
+            loop.call_later(0.5 * PERIOD, lambda: counted.append(time.monotonic()))
+            limiter.done(ticket, answered=False)
+        else:
+            counted.append(time.monotonic())
+            limiter.done(ticket)
+
+    late = [asyncio.create_task(one(True)) for _ in range(LIMIT)]
+    await asyncio.sleep(0)
+    await asyncio.gather(*late, *(one(False) for _ in range(LIMIT)))
+    await asyncio.sleep(0.6 * PERIOD)
+    assert len(counted) == 2 * LIMIT
+    assert _busiest(sorted(counted), PERIOD) <= LIMIT
+
+
 def test_spent_budget_is_shared_through_the_cache_merged_and_forgotten_in_time(
     tmp_path: Path,
 ) -> None:

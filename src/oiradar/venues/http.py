@@ -215,6 +215,7 @@ class HttpClient:
         # then holds no slot, so the venue's other endpoints (their own budgets) keep moving.
         # A charged request waiting for a slot holds its units a little early: careful only.
         ticket = await self.limiter.acquire(charges)
+        answered = True
         try:
             async with self._sem:
                 await self._clear_to_send()
@@ -229,9 +230,11 @@ class HttpClient:
                 ) as r:
                     status, headers, raw = r.status, r.headers, await r.read()
         except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
+            # Sent but unanswered, it may be counted later: not so if it never connected.
+            answered = isinstance(exc, aiohttp.ClientConnectorError)
             raise VenueUnavailable(self.venue, f"{type(exc).__name__} on {path}") from None
         finally:
-            self.limiter.done(ticket)
+            self.limiter.done(ticket, answered)
         self.clock.observe(headers)
         if self._on_headers is not None:
             self._on_headers(headers)

@@ -36,6 +36,7 @@ class _Charge:
     cost: int
     done: float = math.inf  # when the reply arrived; until then the units stay charged
     shared: bool = False  # spent by another process (`seed`): not ours to report again
+    period_s: float = 0.0  # its window's period (an unanswered request is held one more)
 
 
 @dataclass(slots=True)
@@ -134,17 +135,19 @@ class Limiter:
             ticket: Ticket = []
             for bucket, key, cost in charges:
                 w = self._window(bucket, key)
-                ticket.append(charge := _Charge(cost))
+                ticket.append(charge := _Charge(cost, period_s=w.budget.period_s))
                 w.charges.append(charge)
                 w.used += cost
             self.requests += 1
             return ticket
 
-    def done(self, ticket: Ticket) -> None:
-        """The reply to a request has arrived: its units free one period from now."""
+    def done(self, ticket: Ticket, answered: bool = True) -> None:
+        """The reply to a request has arrived: its units free one period from now. A request
+        sent but never answered (a timeout, a dropped connection) may still be counted when
+        the venue gets to it, after we gave up: its units are held one period longer."""
         now = time.monotonic()
         for charge in ticket:
-            charge.done = now
+            charge.done = now if answered else now + charge.period_s
         self._replied.set()
 
     def usage(self) -> dict[str, tuple[int, int]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,9 @@ def report_rest(run: Run) -> None:
         _rest_since(run, run.sim_stats_warm, run.t_warm, " after the warm-up")
 
 
+_MARKET = re.compile(r"/[A-Z0-9]+-USD[A-Z]*$")
+
+
 def _rest_since(run: Run, stats: dict[str, Any], t_from: float, label: str) -> None:
     before = stats.get("venues", {})
     after = run.sim_stats.get("venues", {})
@@ -182,7 +186,11 @@ def _rest_since(run: Run, stats: dict[str, Any], t_from: float, label: str) -> N
     for name in sorted(after):
         old = before.get(name, {}).get("paths", {})
         new = after[name].get("paths", {})
-        delta = {p: n - old.get(p, 0) for p, n in new.items() if n - old.get(p, 0)}
+        delta: dict[str, int] = {}
+        for p, n in new.items():
+            if n - old.get(p, 0):
+                shape = _MARKET.sub("/{market}", p)  # dYdX's paths name the market
+                delta[shape] = delta.get(shape, 0) + n - old.get(p, 0)
         venue_total = sum(delta.values())
         venue_polled = sum(n for p, n in delta.items() if p in POLLED)
         total += venue_total

@@ -188,9 +188,9 @@ def _rest_since(run: Run, stats: dict[str, Any], t_from: float, label: str) -> N
         new = after[name].get("paths", {})
         delta: dict[str, int] = {}
         for p, n in new.items():
-            if n - old.get(p, 0):
+            if grew := n - old.get(p, 0):
                 shape = _MARKET.sub("/{market}", p)  # dYdX's paths name the market
-                delta[shape] = delta.get(shape, 0) + n - old.get(p, 0)
+                delta[shape] = delta.get(shape, 0) + grew
         venue_total = sum(delta.values())
         venue_polled = sum(n for p, n in delta.items() if p in POLLED)
         total += venue_total

@@ -15,6 +15,7 @@ from oiradar.clock import SimClock
 from oiradar.sim.faults import Faults
 from oiradar.sim.limits import Limits
 from oiradar.sim.market import Market, SymbolData
+from oiradar.sim.ticker import PushTicker
 
 # Each venue carries a constant share of the one underlying market's OI and liquidations. The
 # four majors' shares sum to one; the three newer venues come on top (kept apart so the
@@ -33,9 +34,15 @@ class SimContext:
     seed: int = 7
     history_lag_ms: dict[str, int] = field(default_factory=dict)  # venue -> OI history lag
     renamed_fields: dict[str, str] = field(default_factory=dict)  # REST drift: old -> new key
+    ticker: PushTicker = field(default_factory=PushTicker)
 
     def now_ms(self) -> int:
         return self.clock.now_ms()
+
+    async def push_now(self) -> int:
+        """Wait for the next push tick (shared by every WebSocket connection, as a venue's
+        broadcast reaches all subscribers at once) and return its simulated time."""
+        return await self.ticker.next(self.clock.now_ms)
 
     def history_now_ms(self, venue: str) -> int:
         """The newest time a venue's OI history has reached: `now` less its lag (a venue

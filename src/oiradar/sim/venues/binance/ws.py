@@ -27,7 +27,6 @@ from oiradar.sim.venues.binance.data import INTERVALS, VENUE, WEEK_OFFSET_MS, pr
 from oiradar.sim.ws import Sender, drop_later, run_until_closed, texts
 
 LIFETIME_MS = 24 * 3_600_000
-PUSH_WALL_S = 0.1
 MAX_INCOMING_PER_S = 10
 MAX_STREAMS = 1024
 
@@ -114,8 +113,7 @@ async def _command(conn: Conn, text: str) -> None:
 
 async def _pusher(conn: Conn, ws: web.WebSocketResponse) -> None:
     while not ws.closed:
-        await asyncio.sleep(PUSH_WALL_S)
-        now = conn.ctx.now_ms()
+        now = await conn.ctx.push_now()
         if now <= conn.last_ms:
             continue
         for stream in list(conn.streams):

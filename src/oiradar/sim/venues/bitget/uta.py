@@ -32,7 +32,7 @@ from oiradar.sim.venues.bitget.data import VENUE, listed
 from oiradar.sim.venues.bitget.ws import LIFETIME_MS, closed_for_silence, read
 from oiradar.sim.ws import Sender, drop_later, run_until_closed
 
-TICK_S, CATCHUP_MS = 0.1, 120_000
+CATCHUP_MS = 120_000
 INST_TYPES = ("usdt-futures", "coin-futures", "usdc-futures")
 
 
@@ -97,10 +97,11 @@ def sampled(ctx: SimContext, t0: int, t1: int) -> dict[int, list[dict[str, str]]
 
 
 async def _pusher(conn: _Conn, ws: web.WebSocketResponse) -> None:
+    now = conn.ctx.now_ms()  # the first edge at once (from the connect), then the shared ticks
     while not ws.closed:
         if await closed_for_silence(conn.last_ping, ws):
             return
-        edge = conn.ctx.now_ms() // 1000 * 1000
+        edge = now // 1000 * 1000
         usdt = {"instType": "usdt-futures", "topic": "liquidation"}
         if conn.edge is None:
             conn.edge = edge
@@ -109,7 +110,7 @@ async def _pusher(conn: _Conn, ws: web.WebSocketResponse) -> None:
             for second, rows in sorted(sampled(conn.ctx, t0, edge).items()):
                 await conn.sender.send({"data": rows, "arg": usdt, "action": "update",
                                         "ts": second})  # fmt: skip
-        await asyncio.sleep(TICK_S)
+        now = await conn.ctx.push_now()
 
 
 async def _reader(conn: _Conn, ws: web.WebSocketResponse) -> None:

@@ -48,7 +48,6 @@ MAX_WS_PER_IP = 100
 LIFETIME_MS = 24 * HOUR_MS
 IDLE_S = 120.0  # wall seconds without a "ping" before the server hangs up
 MAX_INCOMING_PER_S = 10
-PUSH_WALL_S = 0.1
 TICKER_MS, CANDLE_MS, SNAPSHOT_BARS = 300, 1000, 100
 _OPEN_WS = web.AppKey("bitget_open_ws", defaultdict)
 
@@ -166,10 +165,10 @@ async def closed_for_silence(last_ping: float, ws: web.WebSocketResponse) -> boo
 
 
 async def _pusher(conn: _Conn, ws: web.WebSocketResponse) -> None:
+    now = conn.ctx.now_ms()  # a fresh connection's first push at once, then the shared ticks
     while not ws.closed:
         if await closed_for_silence(conn.last_ping, ws):
             return
-        now = conn.ctx.now_ms()
         for key, arg in list(conn.subs.items()):
             if now < conn.due.get(key, 0):
                 continue
@@ -183,7 +182,7 @@ async def _pusher(conn: _Conn, ws: web.WebSocketResponse) -> None:
                 if not data and action == "update":
                     continue
             await conn.sender.send({"action": action, "arg": arg, "data": data, "ts": now})
-        await asyncio.sleep(PUSH_WALL_S)
+        now = await conn.ctx.push_now()
 
 
 def _ws_ticker(ctx: SimContext, sd: SymbolData, now: int) -> dict[str, Any]:

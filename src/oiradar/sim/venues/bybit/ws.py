@@ -185,13 +185,12 @@ PUSHERS = {"tickers": _push_ticker, "allLiquidation": _push_liquidations, "kline
 
 
 async def _push(conn: Conn) -> None:
-    """Every 100 ms simulated, but at most 10 ticks per wall second."""
+    """At each shared tick (100 ms of wall time: the doc's 100 ms at speed 1)."""
+    now = conn.ctx.now_ms()
     while not conn.ws.closed:
-        now = conn.ctx.now_ms()
         for name, topic in list(conn.topics.items()):
             await PUSHERS[topic.kind](conn, name, topic, now)
-        speed = conn.ctx.clock.speed
-        await asyncio.sleep(max(0.1, 0.1 / speed) if speed > 0 else 0.1)
+        now = await conn.ctx.push_now()
 
 
 async def _idle_cut(conn: Conn, idle_s: float) -> None:

@@ -33,7 +33,7 @@ from oiradar.sim.venues.dydx.data import VENUE, Market, height, iso, market_row,
 from oiradar.sim.venues.dydx.rest import API_LIMIT, trade_page
 from oiradar.sim.ws import Sender, drop_later, run_until_closed
 
-TICK_S, BLOCK_MS = 0.1, 1000
+BLOCK_MS = 1000
 MAX_TRADES_SUBS, SUBSCRIBES_PER_S = 32, 2
 CATCHUP_MS = 10 * 60_000
 HEARTBEAT_S = 30.0
@@ -150,9 +150,10 @@ async def _push_markets(conn: Conn, now: int) -> None:
 
 
 async def _pusher(conn: Conn) -> None:
+    now = conn.ctx.now_ms()  # the first block edge at once (from the connect)
     while not conn.ws.closed:
-        await _push_blocks(conn, conn.ctx.now_ms())
-        await asyncio.sleep(TICK_S)
+        await _push_blocks(conn, now)
+        now = await conn.ctx.push_now()
 
 
 async def handle_ws(request: web.Request) -> web.StreamResponse:

@@ -46,7 +46,6 @@ from oiradar.sim.venues.gate.data import (
 )
 from oiradar.sim.ws import Sender, drop_later, run_until_closed
 
-TICK_S = 0.1  # wall seconds between pushes
 TICKER_MS = 1000
 LIQ_BATCH = 20
 LIQ_CATCHUP_MS = 10 * 60_000
@@ -218,12 +217,12 @@ def _ws_rows(c: Contract, interval: str, b: Any) -> list[dict[str, Any]]:
 
 
 async def _pusher(conn: Conn, ws: web.WebSocketResponse) -> None:
+    now = conn.ctx.now_ms()
     while not ws.closed:
-        now = conn.ctx.now_ms()
         await _push_tickers(conn, now)
         await _push_liquidations(conn, now)
         await _push_candles(conn, now)
-        await asyncio.sleep(TICK_S)
+        now = await conn.ctx.push_now()
 
 
 async def _reader(conn: Conn, ws: web.WebSocketResponse) -> None:

@@ -54,7 +54,7 @@ from oiradar.sim.venues.hyperliquid.data import (
 )
 from oiradar.sim.ws import Sender, drop_later, run_until_closed
 
-TICK_S, PUSH_MS = 0.1, 1000
+PUSH_MS = 1000
 TRADES_CATCHUP_MS = 60_000
 IDLE_S = 60.0
 MAX_CONNECTIONS, MAX_SUBSCRIPTIONS, MAX_MESSAGES_PER_MIN = 10, 1000, 2000
@@ -153,11 +153,11 @@ async def _reader(conn: Conn) -> None:
 
 
 async def _pusher(conn: Conn, idle_s: float) -> None:
+    now = conn.ctx.now_ms()
     while not conn.ws.closed:
         if time.monotonic() - conn.heard_from_us > idle_s:
             await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"idle")
             return
-        now = conn.ctx.now_ms()
         await _push_trades(conn, now)
         if now >= conn.due:
             conn.due = now + PUSH_MS
@@ -170,7 +170,7 @@ async def _pusher(conn: Conn, idle_s: float) -> None:
             for key, coin in list(conn.candles.items()):
                 for row in _candle_pushes(conn, key, coin, now):
                     await conn.send({"channel": "candle", "data": row})
-        await asyncio.sleep(TICK_S)
+        now = await conn.ctx.push_now()
 
 
 def _candle_pushes(conn: Conn, key: tuple[str, str], coin: Coin, now: int) -> list[Any]:

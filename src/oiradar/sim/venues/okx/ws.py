@@ -50,7 +50,6 @@ from oiradar.sim.venues.okx.data import (
 )
 from oiradar.sim.ws import Sender, drop_later, run_until_closed
 
-TICK_S = 0.1  # wall seconds between emissions
 IDLE_S = 30.0
 LIQ_CATCHUP_MS = 120_000
 WS_CONNECT = Rule("ws-connect", 3, 1.0)
@@ -197,7 +196,7 @@ def _parse_op(text: str) -> tuple[str, list[dict[str, Any]]] | None:
 
 
 class Conn:
-    """One client connection: reads ops, pushes due data every TICK_S, closes when idle."""
+    """One client connection: reads ops, pushes due data at each shared tick, closes when idle."""
 
     def __init__(self, v: Okx, ws: web.WebSocketResponse, business: bool, idle_s: float) -> None:
         self.v, self.ws, self.business, self.idle_s = v, ws, business, idle_s
@@ -250,11 +249,10 @@ class Conn:
 
     async def push(self) -> None:
         while not self.ws.closed:
-            await asyncio.sleep(TICK_S)
+            now = await self.v.ctx.push_now()
             if time.monotonic() - self.last_sent > self.idle_s:
                 await self.ws.close(code=4004, message=b"No data received in 30s.")
                 return
-            now = self.v.ctx.now_ms()
             for sub in list(self.subs.values()):
                 await self.emit(sub, now)
 

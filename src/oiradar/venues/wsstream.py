@@ -9,17 +9,19 @@ import contextlib
 import json
 import logging
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import WSServerHandshakeError
 
 from oiradar.backoff import Backoff, retry_after_s
 from oiradar.lifecycle import cancel_and_wait
+from oiradar.venues.base import VenueClient
 from oiradar.venues.dedupe import Dedupe
 from oiradar.venues.endpoints import endpoints
+from oiradar.venues.http import RestClient
 from oiradar.venues.lane import lane
 from oiradar.venues.stream import (
     Handler,
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 # a market-data connection queues for the next pass's turn (`venues.lane`), a liquidation
 # feed just lets the pass end.
 FAIR_TURN_S = 0.005
+C = TypeVar("C", bound=RestClient)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +100,14 @@ class WsStream(VenueStream):
         *,
         env: Mapping[str, str] | None = None,
         session: aiohttp.ClientSession | None = None,
+        rest: VenueClient | None = None,
         reconnect_base_s: float = 0.5,
         reconnect_max_s: float = 30.0,
         ping_s: float = 20.0,
     ) -> None:
         self.endpoint, self.env = endpoint, env
         self.base_url = endpoints(self.name, endpoint, env).ws
-        self._session = session
+        self._session, self._rest = session, rest
         self.reconnect_base_s, self.reconnect_max_s, self.ping_s = (
             reconnect_base_s,
             reconnect_max_s,
@@ -129,6 +133,20 @@ class WsStream(VenueStream):
 
     async def prepare(self, session: aiohttp.ClientSession) -> None:
         """Before the first connection (and again, with backoff, while it fails)."""
+
+    @contextlib.asynccontextmanager
+    async def rest(self, session: aiohttp.ClientSession, cls: type[C]) -> AsyncIterator[C]:
+        """The venue's REST client for `plan`/`prepare`: the one handed in (`rest=`, the
+        daemon's: its limiter holds the venue's whole budget, so a start-up request is paced
+        with the backfill running beside it), else one of its own for the call."""
+        if isinstance(self._rest, cls):
+            yield self._rest
+            return
+        made = cls(self.endpoint, env=self.env, session=session)
+        try:
+            yield made
+        finally:
+            await made.close()
 
     @abstractmethod
     def url(self) -> str: ...

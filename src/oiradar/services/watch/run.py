@@ -61,7 +61,11 @@ async def run(
             daemon = DecideOnly(req, store, sinks, gate, dispatcher_kw=retry)
         else:
             kind = Collector if req.role is Role.COLLECT else Watch
-            streams = [stream(v, req.endpoint) for v in req.venues]
+            # each stream's start-up REST (its listing) goes through the venue's client: one
+            # limiter per venue, also while the start-up backfill spends its budget
+            streams = [
+                stream(v, req.endpoint, rest=c) for v, c in zip(req.venues, clients, strict=True)
+            ]
             daemon = kind(req, store, clients, streams, sinks, gate, dispatcher_kw=retry)
         if beside is None:
             await daemon.run(until)

@@ -106,11 +106,8 @@ class BitgetStream(WsStream):
         self, session: aiohttp.ClientSession, symbols: Sequence[str] | None
     ) -> list[Group]:
         if symbols is None:
-            client = BitgetClient(self.endpoint, env=self.env, session=session)
-            try:
+            async with self.rest(session, BitgetClient) as client:
                 instruments = await client.instruments()
-            finally:
-                await client.close()
             self._intervals = {i.symbol: i.funding_interval_h for i in instruments}
             symbols = [i.symbol for i in instruments]
         per_symbol = 1 if self._candle is None else 2

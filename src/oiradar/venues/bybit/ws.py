@@ -130,11 +130,8 @@ class BybitStream(WsStream):
         self, session: aiohttp.ClientSession, symbols: Sequence[str] | None
     ) -> list[Group]:
         if symbols is None:
-            client = BybitClient(self.endpoint, env=self.env, session=session)
-            try:
+            async with self.rest(session, BybitClient) as client:
                 symbols = [i.symbol for i in await client.instruments()]
-            finally:
-                await client.close()
         groups: list[Group] = list(split_symbols(symbols, ARGS_BUDGET, self._kline))
         feeds = split_symbols(symbols, ARGS_BUDGET, feed=True)
         return [*groups, *map(FeedGroup, feeds)]

@@ -63,11 +63,8 @@ class DydxStream(WsStream):
     async def plan(
         self, session: aiohttp.ClientSession, symbols: Sequence[str] | None
     ) -> list[Group]:
-        client = DydxClient(self.endpoint, env=self.env, session=session)
-        try:
+        async with self.rest(session, DydxClient) as client:
             listed = await client.instruments()
-        finally:
-            await client.close()
         if (now := client.http.clock.now_ms()) is not None:
             self._clock.observe_ms(now)
         self._tickers = {i.symbol: i.venue_symbol for i in listed}

@@ -95,11 +95,8 @@ class GateStream(WsStream):
         return self._candle is not None
 
     async def prepare(self, session: aiohttp.ClientSession) -> None:
-        client = GateClient(self.endpoint, env=self.env, session=session)
-        try:
+        async with self.rest(session, GateClient) as client:
             self._listings = await client.listings()
-        finally:
-            await client.close()
         self._clock = client.http.clock.now_ms
 
     async def plan(

@@ -79,11 +79,8 @@ class HyperliquidStream(WsStream):
         return self.candle_ms is not None and symbol in self._candle_symbols
 
     async def prepare(self, session: aiohttp.ClientSession) -> None:
-        client = HyperliquidClient(self.endpoint, env=self.env, session=session)
-        try:
+        async with self.rest(session, HyperliquidClient) as client:
             self._coins = coins_of(list((await client.markets()).values()))
-        finally:
-            await client.close()
         seed = client.http.clock.now_ms()
         if seed is not None:
             self.clock.observe_ms(seed)

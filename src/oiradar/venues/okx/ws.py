@@ -88,11 +88,8 @@ class OkxStream(WsStream):
         self.inst_ids: dict[str, str] = {}  # canonical symbol -> instId
 
     async def prepare(self, session: aiohttp.ClientSession) -> None:
-        client = OkxClient(self.endpoint, env=self.env, session=session)
-        try:
+        async with self.rest(session, OkxClient) as client:
             listed = await client.instruments()
-        finally:
-            await client.close()
         self.ct_val = {i.venue_symbol: i.contract_size for i in listed}
         self.inst_ids = {i.symbol: i.venue_symbol for i in listed}
 

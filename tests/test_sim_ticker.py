@@ -47,7 +47,7 @@ async def test_subscribers_get_a_liquidation_in_the_same_push() -> None:
             got: list[tuple[float, list[Any]]] = []
             for step in (1, 2):  # the first computes the market's minute, the second times
                 sim.ctx.clock.set(t0 + step * 10_000)
-                got = await asyncio.gather(_first(a, 2.0), _first(b, 2.0))
+                got = list(await asyncio.gather(_first(a, 2.0), _first(b, 2.0)))
     (at_a, got_a), (at_b, got_b) = got
     assert got_a and got_a == got_b
     assert abs(at_a - at_b) < 0.04, (at_a, at_b)  # ~50-90 ms with a timer each

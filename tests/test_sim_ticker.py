@@ -63,3 +63,17 @@ async def test_a_cancelled_waiter_leaves_the_tick_to_the_others() -> None:
     assert got[0] == got[1]  # one tick, one `now`, for all its waiters
     assert gone.cancelled()
     assert await ticker.next(lambda: next(now)) > got[0]  # the next tick is a new one
+
+
+async def test_liquidation_pushers_take_a_tick_before_the_rest() -> None:
+    # A candle pusher waiting first still goes after a liquidation pusher: at a close its
+    # 500 candles would otherwise hold one client's copy of an order behind another's.
+    ticker, order = PushTicker(0.02), list[str]()
+
+    async def pusher(name: str, liquidations: bool) -> int:
+        now = await ticker.next(lambda: 7, first=liquidations)
+        order.append(name)
+        return now
+
+    got = await asyncio.gather(pusher("candles", False), pusher("liquidations", True))
+    assert order == ["liquidations", "candles"] and list(got) == [7, 7]

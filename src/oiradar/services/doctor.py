@@ -112,13 +112,14 @@ async def check_venue(c: VenueClient, endpoint: str | None, clock: Clock) -> Ven
         report.history_lag_ms = now - max(o.ts_ms for o in oi)
     day = now - 24 * HOUR_MS
     await _probe(report, c, "funding_history", lambda: c.funding_history(symbol, day, now))
-    report.checks.append(await _stream_check(c.name, endpoint, symbol))
+    report.checks.append(await _stream_check(c, endpoint, symbol))
     return report
 
 
-async def _stream_check(venue: str, endpoint: str | None, symbol: str) -> Check:
-    """The venue's WebSocket feed until its first record (or `STREAM_WAIT_S`)."""
-    feed = make_stream(venue, endpoint)
+async def _stream_check(c: VenueClient, endpoint: str | None, symbol: str) -> Check:
+    """The venue's WebSocket feed until its first record (or `STREAM_WAIT_S`); its start-up
+    requests share the client's limiter with the checks before it."""
+    feed = make_stream(c.name, endpoint, rest=c)
     first = asyncio.Event()
     kinds: set[str] = set()
 

@@ -39,10 +39,11 @@ class SimContext:
     def now_ms(self) -> int:
         return self.clock.now_ms()
 
-    async def push_now(self) -> int:
+    async def push_now(self, *, liquidations: bool = False) -> int:
         """Wait for the next push tick (shared by every WebSocket connection, as a venue's
-        broadcast reaches all subscribers at once) and return its simulated time."""
-        return await self.ticker.next(self.clock.now_ms)
+        broadcast reaches all subscribers at once) and return its simulated time;
+        `liquidations`: the connection carries a liquidation feed, which pushes first."""
+        return await self.ticker.next(self.clock.now_ms, first=liquidations)
 
     def history_now_ms(self, venue: str) -> int:
         """The newest time a venue's OI history has reached: `now` less its lag (a venue

@@ -113,7 +113,7 @@ async def _command(conn: Conn, text: str) -> None:
 
 async def _pusher(conn: Conn, ws: web.WebSocketResponse) -> None:
     while not ws.closed:
-        now = await conn.ctx.push_now()
+        now = await conn.ctx.push_now(liquidations=any("forceOrder" in s for s in conn.streams))
         if now <= conn.last_ms:
             continue
         for stream in list(conn.streams):

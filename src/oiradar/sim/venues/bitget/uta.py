@@ -110,7 +110,7 @@ async def _pusher(conn: _Conn, ws: web.WebSocketResponse) -> None:
             for second, rows in sorted(sampled(conn.ctx, t0, edge).items()):
                 await conn.sender.send({"data": rows, "arg": usdt, "action": "update",
                                         "ts": second})  # fmt: skip
-        now = await conn.ctx.push_now()
+        now = await conn.ctx.push_now(liquidations=True)
 
 
 async def _reader(conn: _Conn, ws: web.WebSocketResponse) -> None:

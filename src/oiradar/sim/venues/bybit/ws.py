@@ -190,7 +190,8 @@ async def _push(conn: Conn) -> None:
     while not conn.ws.closed:
         for name, topic in list(conn.topics.items()):
             await PUSHERS[topic.kind](conn, name, topic, now)
-        now = await conn.ctx.push_now()
+        liqs = any(t.kind == "allLiquidation" for t in conn.topics.values())
+        now = await conn.ctx.push_now(liquidations=liqs)
 
 
 async def _idle_cut(conn: Conn, idle_s: float) -> None:

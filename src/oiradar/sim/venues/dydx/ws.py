@@ -153,7 +153,7 @@ async def _pusher(conn: Conn) -> None:
     now = conn.ctx.now_ms()  # the first block edge at once (from the connect)
     while not conn.ws.closed:
         await _push_blocks(conn, now)
-        now = await conn.ctx.push_now()
+        now = await conn.ctx.push_now(liquidations=bool(conn.trades))  # LIQUIDATED fills
 
 
 async def handle_ws(request: web.Request) -> web.StreamResponse:

@@ -222,7 +222,7 @@ async def _pusher(conn: Conn, ws: web.WebSocketResponse) -> None:
         await _push_tickers(conn, now)
         await _push_liquidations(conn, now)
         await _push_candles(conn, now)
-        now = await conn.ctx.push_now()
+        now = await conn.ctx.push_now(liquidations=conn.liq_all or bool(conn.liq_names))
 
 
 async def _reader(conn: Conn, ws: web.WebSocketResponse) -> None:

@@ -249,7 +249,8 @@ class Conn:
 
     async def push(self) -> None:
         while not self.ws.closed:
-            now = await self.v.ctx.push_now()
+            liqs = any(s.arg.get("channel") == "liquidation-orders" for s in self.subs.values())
+            now = await self.v.ctx.push_now(liquidations=liqs)
             if time.monotonic() - self.last_sent > self.idle_s:
                 await self.ws.close(code=4004, message=b"No data received in 30s.")
                 return

@@ -29,3 +29,11 @@ async def test_start_up_requests_spend_the_handed_in_clients_budget(venue: str) 
         assert client.limiter.requests == stats.requests  # none by a client of its own
         await client.snapshot(None)  # still open: the stream does not close what it got
         await client.close()
+
+
+def test_another_venues_client_is_refused_at_construction() -> None:
+    """A client of the wrong venue would leave the stream's requests unpaced by the venue's
+    budget: a wiring bug, refused when the stream is made (not retried as a venue fault)."""
+    wrong = registry.client("okx", "http://127.0.0.1:9")
+    with pytest.raises(ValueError, match="the gate stream was handed the okx client"):
+        registry.stream("gate", "http://127.0.0.1:9", rest=wrong)

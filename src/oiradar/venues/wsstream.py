@@ -105,6 +105,8 @@ class WsStream(VenueStream):
         reconnect_max_s: float = 30.0,
         ping_s: float = 20.0,
     ) -> None:
+        if rest is not None and rest.name != self.name:  # its limiter would not pace us
+            raise ValueError(f"the {self.name} stream was handed the {rest.name} client")
         self.endpoint, self.env = endpoint, env
         self.base_url = endpoints(self.name, endpoint, env).ws
         self._session, self._rest = session, rest
@@ -138,8 +140,11 @@ class WsStream(VenueStream):
     async def rest(self, session: aiohttp.ClientSession, cls: type[C]) -> AsyncIterator[C]:
         """The venue's REST client for `plan`/`prepare`: the one handed in (`rest=`, the
         daemon's: its limiter holds the venue's whole budget, so a start-up request is paced
-        with the backfill running beside it), else one of its own for the call."""
-        if isinstance(self._rest, cls):
+        with the backfill running beside it, checked to be the venue's at construction),
+        else one of its own for the call."""
+        if self._rest is not None:
+            if not isinstance(self._rest, cls):
+                raise TypeError(f"{type(self._rest).__name__} is not a {cls.__name__}")
             yield self._rest
             return
         made = cls(self.endpoint, env=self.env, session=session)

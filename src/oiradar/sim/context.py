@@ -6,6 +6,7 @@ import asyncio
 import email.utils
 import json
 import math
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,25 @@ class SimContext:
         broadcast reaches all subscribers at once) and return its simulated time;
         `liquidations`: the connection carries a liquidation feed, which pushes first."""
         return await self.ticker.next(self.clock.now_ms, first=liquidations)
+
+    async def pushes(
+        self,
+        ws: web.WebSocketResponse,
+        liquidations: Callable[[], bool] = lambda: False,
+        *,
+        at_once: bool = True,
+    ) -> AsyncIterator[int]:
+        """The simulated time of each of one connection's pushes while `ws` is open: the
+        first at once (`at_once`: a venue that pushes from the connect), then at each shared
+        tick (`push_now`), first among them while `liquidations()` says the connection
+        carries a liquidation feed (asked before each wait: subscriptions change)."""
+        if at_once and not ws.closed:
+            yield self.now_ms()
+        while not ws.closed:
+            now = await self.push_now(liquidations=liquidations())
+            if ws.closed:
+                return
+            yield now
 
     def history_now_ms(self, venue: str) -> int:
         """The newest time a venue's OI history has reached: `now` less its lag (a venue

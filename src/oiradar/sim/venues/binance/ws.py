@@ -112,8 +112,10 @@ async def _command(conn: Conn, text: str) -> None:
 
 
 async def _pusher(conn: Conn, ws: web.WebSocketResponse) -> None:
-    while not ws.closed:
-        now = await conn.ctx.push_now(liquidations=any("forceOrder" in s for s in conn.streams))
+    def liqs() -> bool:
+        return any("forceOrder" in s for s in conn.streams)
+
+    async for now in conn.ctx.pushes(ws, liqs, at_once=False):  # each tick, none at once
         if now <= conn.last_ms:
             continue
         for stream in list(conn.streams):

@@ -97,8 +97,7 @@ def sampled(ctx: SimContext, t0: int, t1: int) -> dict[int, list[dict[str, str]]
 
 
 async def _pusher(conn: _Conn, ws: web.WebSocketResponse) -> None:
-    now = conn.ctx.now_ms()  # the first edge at once (from the connect), then the shared ticks
-    while not ws.closed:
+    async for now in conn.ctx.pushes(ws, lambda: True):  # the first edge at once
         if await closed_for_silence(conn.last_ping, ws):
             return
         edge = now // 1000 * 1000
@@ -110,7 +109,6 @@ async def _pusher(conn: _Conn, ws: web.WebSocketResponse) -> None:
             for second, rows in sorted(sampled(conn.ctx, t0, edge).items()):
                 await conn.sender.send({"data": rows, "arg": usdt, "action": "update",
                                         "ts": second})  # fmt: skip
-        now = await conn.ctx.push_now(liquidations=True)
 
 
 async def _reader(conn: _Conn, ws: web.WebSocketResponse) -> None:

@@ -165,8 +165,7 @@ async def closed_for_silence(last_ping: float, ws: web.WebSocketResponse) -> boo
 
 
 async def _pusher(conn: _Conn, ws: web.WebSocketResponse) -> None:
-    now = conn.ctx.now_ms()  # a fresh connection's first push at once, then the shared ticks
-    while not ws.closed:
+    async for now in conn.ctx.pushes(ws):  # a fresh connection's first push at once
         if await closed_for_silence(conn.last_ping, ws):
             return
         for key, arg in list(conn.subs.items()):
@@ -182,7 +181,6 @@ async def _pusher(conn: _Conn, ws: web.WebSocketResponse) -> None:
                 if not data and action == "update":
                     continue
             await conn.sender.send({"action": action, "arg": arg, "data": data, "ts": now})
-        now = await conn.ctx.push_now()
 
 
 def _ws_ticker(ctx: SimContext, sd: SymbolData, now: int) -> dict[str, Any]:

@@ -186,12 +186,13 @@ PUSHERS = {"tickers": _push_ticker, "allLiquidation": _push_liquidations, "kline
 
 async def _push(conn: Conn) -> None:
     """At each shared tick (100 ms of wall time: the doc's 100 ms at speed 1)."""
-    now = conn.ctx.now_ms()
-    while not conn.ws.closed:
+
+    def liqs() -> bool:
+        return any(t.kind == "allLiquidation" for t in conn.topics.values())
+
+    async for now in conn.ctx.pushes(conn.ws, liqs):
         for name, topic in list(conn.topics.items()):
             await PUSHERS[topic.kind](conn, name, topic, now)
-        liqs = any(t.kind == "allLiquidation" for t in conn.topics.values())
-        now = await conn.ctx.push_now(liquidations=liqs)
 
 
 async def _idle_cut(conn: Conn, idle_s: float) -> None:

@@ -150,10 +150,9 @@ async def _push_markets(conn: Conn, now: int) -> None:
 
 
 async def _pusher(conn: Conn) -> None:
-    now = conn.ctx.now_ms()  # the first block edge at once (from the connect)
-    while not conn.ws.closed:
+    # the first block edge at once (from the connect); trades carry the LIQUIDATED fills
+    async for now in conn.ctx.pushes(conn.ws, lambda: bool(conn.trades)):
         await _push_blocks(conn, now)
-        now = await conn.ctx.push_now(liquidations=bool(conn.trades))  # LIQUIDATED fills
 
 
 async def handle_ws(request: web.Request) -> web.StreamResponse:

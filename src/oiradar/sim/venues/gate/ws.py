@@ -217,12 +217,10 @@ def _ws_rows(c: Contract, interval: str, b: Any) -> list[dict[str, Any]]:
 
 
 async def _pusher(conn: Conn, ws: web.WebSocketResponse) -> None:
-    now = conn.ctx.now_ms()
-    while not ws.closed:
+    async for now in conn.ctx.pushes(ws, lambda: conn.liq_all or bool(conn.liq_names)):
         await _push_tickers(conn, now)
         await _push_liquidations(conn, now)
         await _push_candles(conn, now)
-        now = await conn.ctx.push_now(liquidations=conn.liq_all or bool(conn.liq_names))
 
 
 async def _reader(conn: Conn, ws: web.WebSocketResponse) -> None:

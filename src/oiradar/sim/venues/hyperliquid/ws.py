@@ -153,8 +153,7 @@ async def _reader(conn: Conn) -> None:
 
 
 async def _pusher(conn: Conn, idle_s: float) -> None:
-    now = conn.ctx.now_ms()
-    while not conn.ws.closed:
+    async for now in conn.ctx.pushes(conn.ws):
         if time.monotonic() - conn.heard_from_us > idle_s:
             await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"idle")
             return
@@ -170,7 +169,6 @@ async def _pusher(conn: Conn, idle_s: float) -> None:
             for key, coin in list(conn.candles.items()):
                 for row in _candle_pushes(conn, key, coin, now):
                     await conn.send({"channel": "candle", "data": row})
-        now = await conn.ctx.push_now()
 
 
 def _candle_pushes(conn: Conn, key: tuple[str, str], coin: Coin, now: int) -> list[Any]:

@@ -248,9 +248,10 @@ class Conn:
             await self.send({"arg": sub.arg, "data": data})
 
     async def push(self) -> None:
-        while not self.ws.closed:
-            liqs = any(s.arg.get("channel") == "liquidation-orders" for s in self.subs.values())
-            now = await self.v.ctx.push_now(liquidations=liqs)
+        def liqs() -> bool:
+            return any(s.arg.get("channel") == "liquidation-orders" for s in self.subs.values())
+
+        async for now in self.v.ctx.pushes(self.ws, liqs, at_once=False):
             if time.monotonic() - self.last_sent > self.idle_s:
                 await self.ws.close(code=4004, message=b"No data received in 30s.")
                 return

@@ -37,7 +37,6 @@ import asyncio
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -50,6 +49,8 @@ from _watchkit import (
     Receiver,
     SimTime,
     Usage,
+    add_memtrace_args,
+    daemon_exe,
     published,
     read_clock,
     shut,
@@ -95,13 +96,8 @@ async def run_watch(args: argparse.Namespace, tmp: Path, soak: Soak) -> bool:
         async with aiohttp.ClientSession() as http:
             best = min([await read_clock(http, base) for _ in range(5)], key=lambda c: c.rtt_s)
             clock = SimTime(best.wall, best.sim_ms, args.speed)
-            exe = [str(EXE)]
-            if args.memtrace is not None:
-                trace = Path(__file__).with_name("_memtrace.py")
-                exe = [sys.executable, str(trace), str(args.memtrace),
-                       str(args.memtrace_every), "--"]  # fmt: skip
             cmd = [
-                *exe, "watch", "--all", "--endpoint", base, "--db", str(soak.db),
+                *daemon_exe(args), "watch", "--all", "--endpoint", base, "--db", str(soak.db),
                 "--config", str(cfg), "--min-history", args.min_history, "--retain", args.retain,
                 "--log-level", "info", "--settle", f"{soak.settle_s:g}s",
                 "--limit-scale", str(args.speed),
@@ -228,13 +224,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--keep", type=Path, help="keep the stores, logs and samples.csv in this folder"
     )
-    ap.add_argument(
-        "--memtrace",
-        type=Path,
-        help="run the daemon under bench/_memtrace.py, its memory split (RSS, SQLite, Python "
-        "objects) written to this JSON-lines file every --memtrace-every wall s",
-    )
-    ap.add_argument("--memtrace-every", type=float, default=120.0, help="(default 120)")
+    add_memtrace_args(ap)
     args = ap.parse_args(argv)
     if min(args.hours, args.speed, args.symbols) <= 0 or not 0 <= args.fault_rate < 1:
         ap.error("--hours, --speed and --symbols must be positive, --fault-rate in [0, 1)")

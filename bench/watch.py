@@ -65,7 +65,6 @@ from pathlib import Path
 import aiohttp
 
 from _watchkit import (
-    EXE,
     WARM_CLOSES,
     Receiver,
     Run,
@@ -73,6 +72,8 @@ from _watchkit import (
     SimTime,
     Usage,
     Usages,
+    add_memtrace_args,
+    daemon_exe,
     published,
     read_clock,
     reap,
@@ -143,7 +144,7 @@ async def measure(
                 flush=True,
             )
             cmd = [
-                str(EXE), "watch", "--all", "--venues", ",".join(venues), "--db", str(db),
+                *daemon_exe(args), "watch", "--all", "--venues", ",".join(venues), "--db", str(db),
                 "--config", str(cfg), "--min-history", args.min_history,
                 "--log-level", args.log_level, "--settle", f"{settle_s:g}s",
                 "--limit-scale", str(args.speed),
@@ -333,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         "--log", type=Path, help="keep the daemon's stderr here (default: printed summary only)"
     )
     ap.add_argument("--probe", nargs=2, metavar=("BASE", "OUT"), help=argparse.SUPPRESS)
+    add_memtrace_args(ap)
     args = ap.parse_args(argv)
     if args.probe:
         return probe_main(args.probe[0], Path(args.probe[1]))

@@ -149,8 +149,9 @@ async def measure(
                 "--log-level", args.log_level, "--settle", f"{settle_s:g}s",
                 "--limit-scale", str(args.speed),
             ]  # fmt: skip
-            shown = [redacted(a) if a == str(db) and "://" in a else a for a in cmd[1:]]
-            print(f"$ oiradar {' '.join(shown)}  (each venue's OIRADAR_<VENUE>_REST/_WS set)",
+            shown = [Path(cmd[0]).name]  # oiradar, or python3 with --memtrace
+            shown += [redacted(a) if a == str(db) and "://" in a else a for a in cmd[1:]]
+            print(f"$ {' '.join(shown)}  (each venue's OIRADAR_<VENUE>_REST/_WS set)",
                   flush=True)  # fmt: skip  # no password of a --db URL
             t_start = time.time()
             env = {k: v for k, v in os.environ.items() if k != "OIRADAR_ENDPOINT"}

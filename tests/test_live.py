@@ -237,3 +237,24 @@ def test_row_medians_are_each_rings_median() -> None:
         got = row_medians(rings, min_periods)
         want = [r.median(min_periods) for r in rings]
         assert all(exactly(float(a), b) for a, b in zip(got, want, strict=True))
+
+
+def test_baselines_read_single_precision_in_batch_and_live_alike() -> None:
+    """A week of baseline values per series is kept at single precision (the daemon's
+    largest memory), and batch rounds the same way: the median of values that differ only
+    beyond float32's digits is the same number in the ring, the batch row and one bar's."""
+    from oiradar.signals.windows import median_known, trailing_median
+
+    p = EngineParams()
+    state = new_state(p, BAR)
+    hist = [state.short_w_hist, state.volume_hist, *state.abs_oi_hist, *state.abs_px_hist]
+    assert {r.buf.dtype for r in hist} == {np.dtype(np.float32)}
+    assert state.close.buf.dtype == np.float64  # the windows the rules read stay exact
+    x = 1.0 + np.array([1, 2, 3, 4]) * 2.0**-40  # equal once rounded to float32
+    ring = Ring(8, dtype=np.float32)
+    for v in x:
+        ring.push(float(v))
+    batch = trailing_median(np.append(x, 0.0), 8, 1)[-1]
+    assert ring.median(1) == batch == median_known(x, 1) == 1.0
+    assert row_medians([ring, ring], 1).tolist() == [1.0, 1.0]
+    assert float(np.median(x)) != 1.0  # at double precision it would not be

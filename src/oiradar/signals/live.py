@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,7 +29,13 @@ from oiradar.signals.horizons import (
 from oiradar.signals.params import EngineParams, Evidence
 from oiradar.signals.reading import MarketReading
 from oiradar.signals.regimes import COVERING, Regime
-from oiradar.signals.windows import Grid, median_known, pct_change, rolling_sum
+from oiradar.signals.windows import (
+    BASELINE_DTYPE,
+    Grid,
+    median_known,
+    pct_change,
+    rolling_sum,
+)
 from oiradar.units import funding_8h
 
 FloatArray = NDArray[np.float64]
@@ -57,12 +64,14 @@ class Ring:
 
     __slots__ = ("buf", "pos", "size")
 
-    def __init__(self, size: int, tail: FloatArray | None = None) -> None:
+    def __init__(
+        self, size: int, tail: FloatArray | None = None, dtype: type[np.floating[Any]] = np.float64
+    ) -> None:
         self.size = max(1, size)
-        self.buf = np.full(self.size, np.nan)
+        self.buf: NDArray[np.floating[Any]] = np.full(self.size, np.nan, dtype=dtype)
         self.pos = 0  # the next write goes here (it holds the oldest value)
         if tail is not None and len(tail):
-            part = np.asarray(tail[-self.size :], dtype=np.float64)
+            part = np.asarray(tail[-self.size :], dtype=dtype)
             self.buf[self.size - len(part) :] = part
 
     def push(self, x: float) -> None:
@@ -75,7 +84,7 @@ class Ring:
             return NAN
         return float(self.buf[(self.pos - 1 - k) % self.size])
 
-    def last(self, k: int) -> FloatArray:
+    def last(self, k: int) -> NDArray[np.floating[Any]]:
         """The newest `k` values (any order); NaN where the ring holds fewer."""
         if k >= self.size:
             return self.buf
@@ -89,7 +98,8 @@ class Ring:
 
     def median(self, min_periods: int) -> float:
         """Median of the known values if there are at least `min_periods` (as
-        `trailing_median`, whose window is this ring before the current bar is pushed)."""
+        `trailing_median`, whose window is this ring before the current bar is pushed; a
+        ring that only feeds medians holds `BASELINE_DTYPE` values, as that reads them)."""
         return median_known(self.buf, min_periods)
 
 
@@ -140,9 +150,9 @@ def seed(grid: Grid, params: EngineParams) -> LiveState:
     def abs_hist(i: int) -> list[Ring]:
         # Fixed thresholds never read these: one slot instead of a week of bars (memory).
         if not rules.adapts(params):
-            return [Ring(1) for _ in hz.bars]
+            return [Ring(1, dtype=BASELINE_DTYPE) for _ in hz.bars]
         x = grid.oi if i == 0 else grid.close
-        return [Ring(lb.adaptive, np.abs(pct_change(x, w))) for w in hz.bars]
+        return [Ring(lb.adaptive, np.abs(pct_change(x, w)), BASELINE_DTYPE) for w in hz.bars]
 
     return LiveState(
         params=params,
@@ -158,8 +168,8 @@ def seed(grid: Grid, params: EngineParams) -> LiveState:
         valid=Ring(hz.longest + 1, valid),
         liq_long=Ring(wl, grid.liq_long_usd),
         liq_short=Ring(wl, grid.liq_short_usd),
-        short_w_hist=Ring(lb.context, short_w),
-        volume_hist=Ring(lb.context, grid.volume),
+        short_w_hist=Ring(lb.context, short_w, BASELINE_DTYPE),
+        volume_hist=Ring(lb.context, grid.volume, BASELINE_DTYPE),
         abs_oi_hist=abs_hist(0),
         abs_px_hist=abs_hist(1),
     )

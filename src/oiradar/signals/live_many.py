@@ -32,6 +32,7 @@ from oiradar.signals.live import (
 )
 from oiradar.signals.reading import MarketReading
 from oiradar.signals.regimes import Regime
+from oiradar.signals.windows import baseline
 
 
 def step_many(states: Sequence[LiveState], bars: Sequence[Bar]) -> list[MarketReading]:
@@ -72,8 +73,8 @@ def row_medians(rings: Sequence[Ring], min_periods: int) -> FloatArray:
     ok = (count >= min_periods) & (count > 0)
     rows = np.nonzero(ok)[0]
     c = count[rows]
-    hi = s[rows, c // 2]
-    lo = s[rows, np.maximum(c - 1, 0) // 2]
+    hi = baseline(s[rows, c // 2])  # the mean of two in float64, as `np.median` over them
+    lo = baseline(s[rows, np.maximum(c - 1, 0) // 2])
     out[rows] = np.where(c % 2 == 1, hi, (lo + hi) / 2.0)
     return out
 

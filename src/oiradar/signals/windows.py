@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -215,10 +216,24 @@ def rolling_sum(x: FloatArray, bars: int) -> FloatArray:
     return out
 
 
-def median_known(values: FloatArray, min_periods: int) -> float:
+# Trailing medians (the volume and short-liquidation baselines, the adaptive bands) take
+# their values at single precision. Their windows are a week of bars: at 5 minutes two or
+# more rings of 2,016 values per series that a daemon keeps for every series it watches
+# (3,500 at 500 symbols x 7 venues: ~113 MB at double precision, the largest part of its
+# memory). A baseline needs 7 significant digits, not 16, and batch and live round alike
+# (`baseline`), so they still agree exactly.
+BASELINE_DTYPE = np.float32
+
+
+def baseline(x: NDArray[np.floating[Any]]) -> FloatArray:
+    """`x` as a trailing median reads it: rounded to `BASELINE_DTYPE`, in float64."""
+    return np.asarray(x, dtype=BASELINE_DTYPE).astype(np.float64)
+
+
+def median_known(values: NDArray[np.floating[Any]], min_periods: int) -> float:
     """Median of the known values if there are at least `min_periods`, else NaN: one bar's
     `trailing_median` (given the window before it)."""
-    known = values[~np.isnan(values)]
+    known = baseline(values[~np.isnan(values)])
     return float(np.median(known)) if len(known) >= min_periods else float("nan")
 
 
@@ -237,6 +252,6 @@ def trailing_median(x: FloatArray, bars: int, min_periods: int) -> FloatArray:
         return np.empty(0)
     import polars as pl  # ~0.1 s to import: only where a median is asked (not every scan)
 
-    s = pl.Series(x, dtype=pl.Float64).fill_nan(None)
+    s = pl.Series(baseline(x), dtype=pl.Float64).fill_nan(None)
     med = s.rolling_median(window_size=bars, min_samples=min_periods).shift(1)
     return med.fill_null(np.nan).to_numpy().astype(np.float64)

@@ -10,11 +10,13 @@ allocator's live blocks, and the 25 commonest
 object types by count (a `gc` census). With `--tracemalloc` the 25
 source lines holding the most Python memory too (tracemalloc slows the daemon: a census
 alone does not). RSS minus SQLite minus Python's blocks is what libc keeps (fragmentation,
-freed heap not given back). `bench/soak.py --memtrace OUT.jsonl` runs the daemon this way.
+freed heap not given back). `bench/soak.py` and `bench/watch.py --memtrace OUT.jsonl` run the
+daemon this way (`add_memtrace_args`, `daemon_exe`).
 """
 
 from __future__ import annotations
 
+import argparse
 import collections
 import ctypes
 import ctypes.util
@@ -29,6 +31,34 @@ from typing import Any
 
 from oiradar.cli import main
 from oiradar.services.watch.state import rss_bytes
+
+
+def add_memtrace_args(ap: argparse.ArgumentParser) -> None:
+    """--memtrace/--memtrace-every: where a run's RSS lives (`daemon_exe`)."""
+    ap.add_argument(
+        "--memtrace",
+        type=Path,
+        help="run the daemon under bench/_memtrace.py, its memory split (RSS, SQLite, Python "
+        "objects) written to this JSON-lines file every --memtrace-every wall s",
+    )
+    ap.add_argument("--memtrace-every", type=float, default=120.0, help="(default 120)")
+    ap.add_argument(
+        "--memtrace-lines",
+        action="store_true",
+        help="with --memtrace: also the source lines holding the most Python memory "
+        "(tracemalloc: slows the daemon, so its latencies mean nothing)",
+    )
+
+
+def daemon_exe(args: argparse.Namespace) -> list[str]:
+    """The argv that starts `oiradar`: under this tracer with --memtrace."""
+    if args.memtrace is None:
+        from _watchkit import EXE  # not at import: this module runs inside the daemon
+
+        return [str(EXE)]
+    trace = Path(__file__)
+    lines = ["--tracemalloc"] if args.memtrace_lines else []
+    return [sys.executable, str(trace), str(args.memtrace), str(args.memtrace_every), *lines, "--"]
 
 
 def _sqlite_used() -> int | None:

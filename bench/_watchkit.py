@@ -3,7 +3,6 @@ sink's other end, the simulator's linear clock, and the figures one run collects
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import subprocess
@@ -28,32 +27,6 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # -- processes ------------------------------------------------------------------------------
-
-
-def add_memtrace_args(ap: argparse.ArgumentParser) -> None:
-    """--memtrace/--memtrace-every: where a run's RSS lives (`daemon_exe`)."""
-    ap.add_argument(
-        "--memtrace",
-        type=Path,
-        help="run the daemon under bench/_memtrace.py, its memory split (RSS, SQLite, Python "
-        "objects) written to this JSON-lines file every --memtrace-every wall s",
-    )
-    ap.add_argument("--memtrace-every", type=float, default=120.0, help="(default 120)")
-    ap.add_argument(
-        "--memtrace-lines",
-        action="store_true",
-        help="with --memtrace: also the source lines holding the most Python memory "
-        "(tracemalloc: slows the daemon, so its latencies mean nothing)",
-    )
-
-
-def daemon_exe(args: argparse.Namespace) -> list[str]:
-    """The argv that starts `oiradar`: under bench/_memtrace.py with --memtrace."""
-    if args.memtrace is None:
-        return [str(EXE)]
-    trace = Path(__file__).with_name("_memtrace.py")
-    lines = ["--tracemalloc"] if args.memtrace_lines else []
-    return [sys.executable, str(trace), str(args.memtrace), str(args.memtrace_every), *lines, "--"]
 
 
 def mem_kb(pid: int) -> tuple[int, int]:

@@ -43,14 +43,13 @@ from pathlib import Path
 
 import aiohttp
 
+from _memtrace import add_memtrace_args, daemon_exe
 from _soakcheck import Sample, Soak, report
 from _watchkit import (
     EXE,
     Receiver,
     SimTime,
     Usage,
-    add_memtrace_args,
-    daemon_exe,
     published,
     read_clock,
     shut,

@@ -64,6 +64,7 @@ from pathlib import Path
 
 import aiohttp
 
+from _memtrace import add_memtrace_args, daemon_exe
 from _watchkit import (
     WARM_CLOSES,
     Receiver,
@@ -72,8 +73,6 @@ from _watchkit import (
     SimTime,
     Usage,
     Usages,
-    add_memtrace_args,
-    daemon_exe,
     published,
     read_clock,
     reap,

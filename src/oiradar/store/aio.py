@@ -65,11 +65,16 @@ class Batches(Generic[T, R]):
         self._drain: asyncio.Task[None] | None = None
 
     async def __call__(self, item: T) -> R:
+        return await self.submit(item)
+
+    def submit(self, item: T) -> asyncio.Future[R]:
+        """Queue `item` now, behind every item submitted before it (the worker takes them in
+        this order); the future is its result."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
         if self._drain is None or self._drain.done():
             self._drain = asyncio.create_task(self._run())
-        return await future
+        return future
 
     async def _run(self) -> None:
         while self._queue:

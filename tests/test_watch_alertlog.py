@@ -25,6 +25,25 @@ from oiradar.store import WatchState, open_store
 TS = 1_780_000_200_000
 
 
+async def emit_while_the_writer_is_busy(daemon: Watch, alerts: list[Alert]) -> float:
+    """Emit `alerts` while the writer is busy (as with a chunk of a bar close's flush in
+    flight), give their records 0.3 s to be read and their writes to queue, free the writer
+    and publish them all; returns the wall time the writer was freed."""
+    daemon.dispatcher.start()
+    release = threading.Event()
+    busy = asyncio.ensure_future(daemon.ingest.write(lambda _: release.wait(5)))
+    for alert in alerts:
+        daemon._emit(alert)
+    await asyncio.sleep(0.3)
+    released = time.time()
+    release.set()
+    await busy
+    await daemon._drain_alerts()
+    await daemon.dispatcher.close()
+    await daemon.ingest.close()
+    return released
+
+
 def test_alerts_made_while_the_writer_is_busy_are_logged_in_one_write(tmp_path: Path) -> None:
     with open_store(tmp_path / "w.sqlite") as store:
         states: list[WatchState] = []
@@ -43,21 +62,8 @@ def test_alerts_made_while_the_writer_is_busy_are_logged_in_one_write(tmp_path: 
 
         daemon = Watch(req, store, [], [], [], Gate(cooldown_s=0), on_alert=sent)
 
-        async def main() -> None:
-            daemon.dispatcher.start()
-            release = threading.Event()
-            # The writer busy, as with a chunk of a bar close's flush in flight.
-            busy = asyncio.ensure_future(daemon.ingest.write(lambda _: release.wait(5)))
-            for k in range(20):
-                daemon._emit(replace(sample_alert(TS), symbol=f"S{k}USDT"))
-            await asyncio.sleep(0.3)  # their records read; the first log write queued
-            release.set()
-            await busy
-            await daemon._drain_alerts()
-            await daemon.dispatcher.close()
-            await daemon.ingest.close()
-
-        asyncio.run(main())
+        alerts = [replace(sample_alert(TS), symbol=f"S{k}USDT") for k in range(20)]
+        asyncio.run(emit_while_the_writer_is_busy(daemon, alerts))
         logged: list[Any] = [a.alert["symbol"] for a in store.alerts()]
     assert sorted(logged) == sorted(f"S{k}USDT" for k in range(20))
     assert len(states) <= 2, len(states)  # was one write (and one state) per alert
@@ -81,25 +87,9 @@ def test_an_escalation_right_after_its_new_is_queued_at_once_and_goes_out_after_
             sent.append((alert.kind.value, alert.kind.value in stored))
 
         daemon = Watch(req, store, [], [], [], Gate(cooldown_s=0), on_alert=on_alert)
-        released = 0.0
-
-        async def main() -> None:
-            nonlocal released
-            daemon.dispatcher.start()
-            release = threading.Event()
-            busy = asyncio.ensure_future(daemon.ingest.write(lambda _: release.wait(5)))
-            new = replace(sample_alert(TS), kind=AlertKind.NEW)
-            daemon._emit(new)
-            daemon._emit(replace(new, kind=AlertKind.ESCALATION, ts_ms=TS + 1_000))
-            await asyncio.sleep(0.3)  # both records read, both writes queued behind `busy`
-            released = time.time()
-            release.set()
-            await busy
-            await daemon._drain_alerts()
-            await daemon.dispatcher.close()
-            await daemon.ingest.close()
-
-        asyncio.run(main())
+        new = replace(sample_alert(TS), kind=AlertKind.NEW)
+        escalation = replace(new, kind=AlertKind.ESCALATION, ts_ms=TS + 1_000)
+        released = asyncio.run(emit_while_the_writer_is_busy(daemon, [new, escalation]))
         logged = [a.alert["kind"] for a in store.alerts()]
     assert logged == ["new", "escalation"]
     assert sent == [("new", True), ("escalation", True)]  # in order, each stored first

@@ -161,9 +161,9 @@ class Watch:
         """Its record, the alert log and the episode stored, then the sinks. The symbol's
         alert before it is written ahead of it (the log's queue is in order) and sent ahead
         of it; the two writes share a transaction when they can. An escalation made right
-        after its episode's NEW waited for the NEW's write to end before queueing its own:
-        two writes in a row behind a bar close's flushes (p99 ~120 ms more in
-        bench/watch.py). The log line carries the wall times of each step (decided, record
+        after its episode's NEW used to wait for the NEW's whole publication (its write and
+        its dispatch) before queueing its own write: up to 119 ms of a burst escalation in
+        bench/watch.py. The log line carries the wall times of each step (decided, record
         read, stored) for `bench/watch.py`."""
         try:
             venue = self._driver(alert)
